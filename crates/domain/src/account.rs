@@ -1,0 +1,77 @@
+//! Identities held on the device.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::did::Did;
+
+/// Encrypted key material. Its `Debug` and `Display` never show the content.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps stored ciphertext.
+    pub fn new(ciphertext: String) -> Self {
+        Secret(ciphertext)
+    }
+
+    /// The stored (encrypted, base64) text. Call only where it is meant to leave.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// One identity (`accounts` row). Secret material is held as [`Secret`], so neither
+/// `Debug` nor logging can print it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Surrogate key.
+    pub id: i32,
+    /// When the identity was created: ISO-8601 text as the app stores it.
+    pub date_created: String,
+    /// HD derivation path, when the identity came from a seed.
+    pub derivation_path: Option<String>,
+    /// The identity.
+    pub did: Did,
+    /// Encrypted identity (private key) material.
+    pub identity_encr_base64: Option<Secret>,
+    /// Encrypted seed phrase.
+    pub mnemonic_encr_base64: Option<Secret>,
+    /// Passkey credential id, for passkey identities.
+    pub passkey_cred_id_hex: Option<String>,
+    /// Public key, hex (a COSE key for passkey identities).
+    pub public_key_hex: String,
+}
+
+/// The fields of a new account; `id` is assigned by the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// The identity.
+    pub did: Did,
+    /// Creation time, ISO-8601.
+    pub date_created: String,
+    /// HD derivation path.
+    pub derivation_path: Option<String>,
+    /// Encrypted identity material.
+    pub identity_encr_base64: Option<Secret>,
+    /// Encrypted seed phrase.
+    pub mnemonic_encr_base64: Option<Secret>,
+    /// Passkey credential id.
+    pub passkey_cred_id_hex: Option<String>,
+    /// Public key, hex.
+    pub public_key_hex: String,
+}
+
+/// Formats a time the way the app writes `dateCreated`: `2024-03-01T12:00:00.000Z`.
+pub fn format_date_created(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

@@ -1,0 +1,109 @@
+//! What a migration did.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::did::Did;
+
+/// Something a migration did that a person should know about. Nothing reported here
+/// was lost: each names where the value is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MigrationWarning {
+    /// A second (or later) account row with an existing DID was moved to
+    /// `accounts_quarantine`, every column intact.
+    QuarantinedAccount {
+        /// The moved row's id (kept in the quarantine table).
+        account_id: i32,
+        /// Its DID.
+        did: String,
+        /// The id of the account row that keeps the DID.
+        kept_account_id: i32,
+        /// Whether the key material differs from the kept row.
+        reason: String,
+    },
+    /// The active identity pointer named no account: it became NULL and the value
+    /// was kept in `active_did_quarantine`.
+    ClearedPointer {
+        /// The value that named no account.
+        value: String,
+        /// Where it came from.
+        reason: String,
+    },
+    /// A legacy column missing from an older file was added (NULL/default for every row).
+    AddedLegacyColumn {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+    },
+    /// The app's own `active_identity` table was adopted into idstore's.
+    AdoptedAppActiveIdentity {
+        /// Its pointer.
+        value: Option<String>,
+        /// Whether the pointer named an account and so became the active identity.
+        used: bool,
+    },
+    /// A `settings.activeDid` value that cannot be derived from the pointer was kept
+    /// in `settings_active_did_archive` before the column was dropped.
+    ArchivedActiveDid {
+        /// The settings row.
+        settings_id: i32,
+        /// Its value.
+        value: String,
+    },
+}
+
+impl fmt::Display for MigrationWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MigrationWarning::QuarantinedAccount { account_id, did, kept_account_id, reason } => write!(
+                f,
+                "account row {account_id} ({did}) moved to accounts_quarantine: {reason} (row {kept_account_id})"
+            ),
+            MigrationWarning::ClearedPointer { value, reason } => write!(
+                f,
+                "active identity {value:?} cleared ({reason}); the value is kept in active_did_quarantine"
+            ),
+            MigrationWarning::AddedLegacyColumn { table, column } => {
+                write!(f, "added missing legacy column {table}.{column}")
+            }
+            MigrationWarning::AdoptedAppActiveIdentity { value, used: true } => write!(
+                f,
+                "adopted the app's active_identity table; its pointer {} is the active identity",
+                value.as_deref().unwrap_or("NULL")
+            ),
+            MigrationWarning::AdoptedAppActiveIdentity { value, used: false } => write!(
+                f,
+                "adopted the app's active_identity table; its pointer {} names no account and was not used",
+                value.as_deref().unwrap_or("NULL")
+            ),
+            MigrationWarning::ArchivedActiveDid { settings_id, value } => write!(
+                f,
+                "settings row {settings_id}: activeDid {value:?} kept in settings_active_did_archive"
+            ),
+        }
+    }
+}
+
+/// The outcome of a migration run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct MigrationReport {
+    /// Versions applied by this run, oldest first.
+    pub applied: Vec<String>,
+    /// What a person should know; each names where moved data is kept.
+    pub warnings: Vec<MigrationWarning>,
+    /// Validation failures (non-empty only in a report attached to a failed run,
+    /// which was rolled back).
+    pub errors: Vec<String>,
+    /// Number of values moved or copied into new tables (pointer, quarantined and
+    /// archived values).
+    pub values_migrated: u64,
+    /// The active identity after the run.
+    pub active_did: Option<Did>,
+    /// True when the file was made by the legacy app and adopted by this run.
+    pub adopted_legacy: bool,
+    /// True when everything was rolled back on purpose (`--dry-run`).
+    pub dry_run: bool,
+}

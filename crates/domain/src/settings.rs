@@ -1,0 +1,340 @@
+//! Settings: the master row, per-identity override rows, and the merge rule.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::did::{Did, DidError};
+
+/// Longest text accepted for one setting, in bytes (the app's values are short URLs,
+/// names, JWT ids and small JSON; anything this big is a mistake).
+pub const MAX_SETTING_LEN: usize = 64 * 1024;
+
+/// One saved map area of the feed filter (an element of `searchBoxes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchBox {
+    /// The name the user gave it.
+    pub name: String,
+    /// Its bounds.
+    pub bbox: BoundingBox,
+}
+
+/// Geographic bounds of a [`SearchBox`], in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoundingBox {
+    /// Eastern longitude.
+    pub east_long: f64,
+    /// Northern latitude.
+    pub max_lat: f64,
+    /// Southern latitude.
+    pub min_lat: f64,
+    /// Western longitude.
+    pub west_long: f64,
+}
+
+/// A partial update of one field: leave it, set it, or clear it to NULL.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Change<T> {
+    /// Leave the field as it is.
+    #[default]
+    Keep,
+    /// Store this value.
+    Set(T),
+    /// Store NULL (for an override row: fall through to the master value).
+    Clear,
+}
+
+impl<T> Change<T> {
+    /// True when this change leaves the field alone.
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Change::Keep)
+    }
+
+    /// Applies the change to a stored optional value.
+    pub fn apply_to(&self, value: &mut Option<T>)
+    where
+        T: Clone,
+    {
+        match self {
+            Change::Keep => {}
+            Change::Set(v) => *value = Some(v.clone()),
+            Change::Clear => *value = None,
+        }
+    }
+}
+
+/// Why a setting or its value was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// No setting has this name.
+    #[error("unknown setting `{name}`; valid settings are: {}", SettingsField::names().join(", "))]
+    UnknownField {
+        /// The name given.
+        name: String,
+    },
+    /// The value does not parse as the setting's type.
+    #[error("`{field}` takes {expected}; got {got:?}")]
+    InvalidValue {
+        /// The setting.
+        field: SettingsField,
+        /// What it takes.
+        expected: &'static str,
+        /// What was given (shortened when long).
+        got: String,
+    },
+    /// The value is longer than [`MAX_SETTING_LEN`].
+    #[error("`{field}` is at most {max} bytes; got {len}")]
+    TooLong {
+        /// The setting.
+        field: SettingsField,
+        /// Length given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `searchBoxes` as stored is not the JSON the app writes.
+    #[error("stored searchBoxes is not a JSON list of search boxes: {0}")]
+    StoredSearchBoxes(String),
+    /// A DID in a change (the active identity) is not valid.
+    #[error(transparent)]
+    Did(#[from] DidError),
+}
+
+/// A type a setting can hold, with how it is written on a command line.
+pub trait SettingValue: Sized + Clone {
+    /// What the value looks like, for error messages.
+    const EXPECTED: &'static str;
+    /// Parses the command-line form.
+    fn parse_value(s: &str) -> Option<Self>;
+    /// The value as JSON, as the app would show it.
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl SettingValue for String {
+    const EXPECTED: &'static str = "text";
+    fn parse_value(s: &str) -> Option<Self> {
+        Some(s.to_owned())
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(self.clone())
+    }
+}
+
+impl SettingValue for bool {
+    const EXPECTED: &'static str = "a boolean (true/false, 1/0)";
+    fn parse_value(s: &str) -> Option<Self> {
+        match s {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        }
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Bool(*self)
+    }
+}
+
+impl SettingValue for i32 {
+    const EXPECTED: &'static str = "a 32-bit integer";
+    fn parse_value(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::from(*self)
+    }
+}
+
+impl SettingValue for Vec<SearchBox> {
+    const EXPECTED: &'static str =
+        r#"a JSON list of {"name": text, "bbox": {"eastLong", "maxLat", "minLat", "westLong": numbers}}"#;
+    fn parse_value(s: &str) -> Option<Self> {
+        serde_json::from_str(s).ok()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Parses the JSON text stored in `settings.searchBoxes`.
+pub fn parse_search_boxes(json: &str) -> Result<Vec<SearchBox>, SettingsError> {
+    serde_json::from_str(json).map_err(|e| SettingsError::StoredSearchBoxes(e.to_string()))
+}
+
+/// The JSON text stored in `settings.searchBoxes` for `boxes`.
+pub fn search_boxes_json(boxes: &[SearchBox]) -> String {
+    serde_json::to_string(boxes).expect("search boxes always serialize")
+}
+
+macro_rules! settings_fields {
+    ($( $field:ident, $variant:ident, $name:literal, $ty:ty; )*) => {
+        /// Every legacy setting but `activeDid` (which lives in `active_identity`), typed.
+        /// Every field is optional: in an override row `None` falls through to the master
+        /// row's value; in the master row it means "not set".
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct Settings {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        /// A partial update of [`Settings`]: each field can be kept, set or cleared.
+        /// `id` and `accountDid` are not fields, so a change cannot move a row.
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct SettingsChange {
+            $(
+                #[doc = concat!("Change of `", $name, "`.")]
+                pub $field: Change<$ty>,
+            )*
+            /// Change of the active identity; stored in `active_identity`, not in settings.
+            pub active_did: Change<Did>,
+        }
+
+        /// The name of one setting, as the legacy app spells it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum SettingsField {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+        }
+
+        impl SettingsField {
+            /// Every setting, in the legacy column order.
+            pub const ALL: &'static [SettingsField] = &[$(SettingsField::$variant,)*];
+
+            /// The legacy (column) name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(SettingsField::$variant => $name,)*
+                }
+            }
+
+            /// What a value of this setting looks like.
+            pub fn expected(self) -> &'static str {
+                match self {
+                    $(SettingsField::$variant => <$ty as SettingValue>::EXPECTED,)*
+                }
+            }
+
+            /// Every legacy name, in column order.
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|f| f.name()).collect()
+            }
+        }
+
+        impl FromStr for SettingsField {
+            type Err = SettingsError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok(SettingsField::$variant),)*
+                    _ => Err(SettingsError::UnknownField { name: s.to_owned() }),
+                }
+            }
+        }
+
+        impl Settings {
+            /// The override-merge rule: each field of `over` that is set wins over `self`
+            /// (the master row); unset fields fall through to the master value.
+            pub fn merged_with(&self, over: &Settings) -> Settings {
+                Settings {
+                    $($field: over.$field.clone().or_else(|| self.$field.clone()),)*
+                }
+            }
+
+            /// Applies the settings part of `change` (the active identity is not a setting).
+            pub fn apply(&mut self, change: &SettingsChange) {
+                $(change.$field.apply_to(&mut self.$field);)*
+            }
+
+            /// The value of `field` as JSON (`null` when unset).
+            pub fn get_json(&self, field: SettingsField) -> serde_json::Value {
+                match field {
+                    $(SettingsField::$variant => self.$field.as_ref()
+                        .map_or(serde_json::Value::Null, SettingValue::to_json),)*
+                }
+            }
+        }
+
+        impl SettingsChange {
+            /// Sets `field` from its command-line text form, checking type and size.
+            pub fn set_from_str(&mut self, field: SettingsField, value: &str) -> Result<(), SettingsError> {
+                if value.len() > MAX_SETTING_LEN {
+                    return Err(SettingsError::TooLong { field, len: value.len(), max: MAX_SETTING_LEN });
+                }
+                match field {
+                    $(SettingsField::$variant => {
+                        self.$field = Change::Set(<$ty as SettingValue>::parse_value(value).ok_or_else(|| {
+                            SettingsError::InvalidValue { field, expected: field.expected(), got: shorten(value) }
+                        })?);
+                    })*
+                }
+                Ok(())
+            }
+
+            /// Clears `field` (stores NULL).
+            pub fn clear(&mut self, field: SettingsField) {
+                match field {
+                    $(SettingsField::$variant => self.$field = Change::Clear,)*
+                }
+            }
+
+            /// True when the change touches no setting and not the active identity.
+            pub fn is_empty(&self) -> bool {
+                $(self.$field.is_keep() &&)* self.active_did.is_keep()
+            }
+        }
+    };
+}
+
+settings_fields! {
+    api_server, ApiServer, "apiServer", String;
+    filter_feed_by_nearby, FilterFeedByNearby, "filterFeedByNearby", bool;
+    filter_feed_by_visible, FilterFeedByVisible, "filterFeedByVisible", bool;
+    finished_onboarding, FinishedOnboarding, "finishedOnboarding", bool;
+    first_name, FirstName, "firstName", String;
+    hide_register_prompt_on_new_contact, HideRegisterPromptOnNewContact, "hideRegisterPromptOnNewContact", bool;
+    is_registered, IsRegistered, "isRegistered", bool;
+    last_name, LastName, "lastName", String;
+    last_acked_offer_to_user_jwt_id, LastAckedOfferToUserJwtId, "lastAckedOfferToUserJwtId", String;
+    last_acked_offer_to_user_projects_jwt_id, LastAckedOfferToUserProjectsJwtId, "lastAckedOfferToUserProjectsJwtId", String;
+    last_notified_claim_id, LastNotifiedClaimId, "lastNotifiedClaimId", String;
+    last_viewed_claim_id, LastViewedClaimId, "lastViewedClaimId", String;
+    notifying_new_activity_time, NotifyingNewActivityTime, "notifyingNewActivityTime", String;
+    notifying_reminder_message, NotifyingReminderMessage, "notifyingReminderMessage", String;
+    notifying_reminder_time, NotifyingReminderTime, "notifyingReminderTime", String;
+    partner_api_server, PartnerApiServer, "partnerApiServer", String;
+    passkey_expiration_minutes, PasskeyExpirationMinutes, "passkeyExpirationMinutes", i32;
+    profile_image_url, ProfileImageUrl, "profileImageUrl", String;
+    search_boxes, SearchBoxes, "searchBoxes", Vec<SearchBox>;
+    show_contact_gives_inline, ShowContactGivesInline, "showContactGivesInline", bool;
+    show_general_advanced, ShowGeneralAdvanced, "showGeneralAdvanced", bool;
+    show_shortcut_bvc, ShowShortcutBvc, "showShortcutBvc", bool;
+    vapid, Vapid, "vapid", String;
+    warn_if_prod_server, WarnIfProdServer, "warnIfProdServer", bool;
+    warn_if_test_server, WarnIfTestServer, "warnIfTestServer", bool;
+    web_push_server, WebPushServer, "webPushServer", String;
+    has_backed_up_seed, HasBackedUpSeed, "hasBackedUpSeed", bool;
+}
+
+/// The override-merge rule as a free function: `master` overlaid with `over`.
+pub fn merge(master: &Settings, over: &Settings) -> Settings {
+    master.merged_with(over)
+}
+
+impl fmt::Display for SettingsField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn shorten(s: &str) -> String {
+    const KEEP: usize = 60;
+    match s.char_indices().nth(KEEP) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
