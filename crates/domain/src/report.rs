@@ -4,8 +4,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::did::Did;
-
 /// Something a migration did that a person should know about. Nothing reported here
 /// was lost: each names where the value is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,8 +98,8 @@ pub struct MigrationReport {
     /// Number of values moved or copied into new tables (pointer, quarantined and
     /// archived values).
     pub values_migrated: u64,
-    /// The active identity after the run.
-    pub active_did: Option<Did>,
+    /// The active identity after the run, as stored.
+    pub active_did: Option<String>,
     /// True when the file was made by the legacy app and adopted by this run.
     pub adopted_legacy: bool,
     /// True when everything was rolled back on purpose (`--dry-run`).

@@ -1,1 +1,15 @@
-//! x
+//! idstore's data layer: the one way to open a database, the embedded migrations
+//! and the runner that applies, validates and rolls them back, and every read and
+//! write of identities, settings and the active identity.
+
+pub mod connection;
+pub mod error;
+pub mod migrations;
+mod sql;
+
+pub use connection::{BUSY_TIMEOUT, OpenOptions, configure, open};
+pub use error::{MigrateError, OpenError};
+pub use migrations::{
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS, MigrateOptions, MigrationStatus, RollbackOptions, RollbackReport,
+    RollbackTarget, known_versions, migrate, rollback, status,
+};

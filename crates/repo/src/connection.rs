@@ -1,0 +1,187 @@
+//! The one way to open an idstore database.
+
+use std::fs::{self, OpenOptions as FsOpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+use crate::error::OpenError;
+
+/// How long a connection waits for another writer before reporting `database is locked`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// How to open a database. [`open`] is `OpenOptions::new().open(path)`.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    create: bool,
+    read_only: bool,
+    busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenOptions {
+    /// Read-write, creating the file (owner-only permissions) when it is missing.
+    pub fn new() -> Self {
+        OpenOptions { create: true, read_only: false, busy_timeout: BUSY_TIMEOUT }
+    }
+
+    /// Whether a missing file may be created (default: yes).
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Open read-only: nothing, not even the journal mode, is written (default: no).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How long to wait for a lock held by another connection (default [`BUSY_TIMEOUT`]).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens `path` and configures the connection (see [`configure`]).
+    ///
+    /// Refuses, without writing anything, a directory, an empty file and a file
+    /// that does not start with the SQLite header.
+    pub fn open(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
+        self.prepare_file(path)?;
+        let mode = if self.read_only { "ro" } else { "rw" };
+        let uri = format!("file:{}?mode={mode}", percent_encode_path(path));
+        let mut conn = SqliteConnection::establish(&uri).map_err(|source| {
+            OpenError::Connection { path: path.to_owned(), source }
+        })?;
+        configure(&mut conn, self.busy_timeout, self.read_only)
+            .map_err(|source| OpenError::Configure { path: path.to_owned(), source })?;
+        Ok(conn)
+    }
+
+    /// Checks the path and creates a missing file (owner-only permissions).
+    fn prepare_file(&self, path: &Path) -> Result<(), OpenError> {
+        let io_err = |source: io::Error| OpenError::Io { path: path.to_owned(), source };
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Err(OpenError::IsDirectory { path: path.to_owned() }),
+            Ok(_) => {
+                check_header(path)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.create || self.read_only {
+                    return Err(OpenError::NotFound { path: path.to_owned() });
+                }
+                let parent = parent_dir(path);
+                if !parent.is_dir() {
+                    return Err(OpenError::MissingParent { path: path.to_owned(), parent });
+                }
+                create_private(path).map_err(io_err)
+            }
+            Err(e) => Err(io_err(e)),
+        }
+    }
+}
+
+/// Opens (creating if missing) a read-write database at `path`; see [`OpenOptions`].
+pub fn open(path: &Path) -> Result<SqliteConnection, OpenError> {
+    OpenOptions::new().open(path)
+}
+
+/// Sets the pragmas every idstore connection runs with: `busy_timeout` first (so the
+/// rest wait for locks), `foreign_keys = ON`, and for a writable connection WAL and
+/// `synchronous = NORMAL`. Pooled connections are configured by this same function.
+pub fn configure(
+    conn: &mut SqliteConnection,
+    busy_timeout: Duration,
+    read_only: bool,
+) -> QueryResult<()> {
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {};", busy_timeout.as_millis()))?;
+    conn.batch_execute("PRAGMA foreign_keys = ON;")?;
+    if read_only {
+        // Reading the schema here surfaces a damaged file now rather than mid-command.
+        conn.batch_execute("SELECT count(*) FROM sqlite_master;")?;
+    } else {
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+        conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
+    }
+    Ok(())
+}
+
+fn check_header(path: &Path) -> Result<(), OpenError> {
+    let mut header = [0u8; 16];
+    let mut file =
+        fs::File::open(path).map_err(|source| OpenError::Io { path: path.to_owned(), source })?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(OpenError::Io { path: path.to_owned(), source }),
+        }
+    }
+    match read {
+        0 => Err(OpenError::Empty { path: path.to_owned() }),
+        16 if &header == SQLITE_HEADER => Ok(()),
+        _ => Err(OpenError::NotSqlite { path: path.to_owned() }),
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    FsOpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path) -> io::Result<()> {
+    FsOpenOptions::new().write(true).create_new(true).open(path).map(drop)
+}
+
+/// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file
+/// name (with `?`, `#`, `%` or non-UTF-8 bytes) opens exactly that file.
+fn percent_encode_path(path: &Path) -> String {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().replace('\\', "/").into_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_encoding_escapes_reserved_bytes() {
+        assert_eq!(percent_encode_path(Path::new("/a b/c?d#e%f.db")), "/a%20b/c%3Fd%23e%25f.db");
+    }
+}

@@ -1,0 +1,121 @@
+//! Errors of opening and migrating a database.
+
+use std::io;
+use std::path::PathBuf;
+
+use idstore_domain::MigrationReport;
+
+/// Why a database could not be opened. Nothing is written to the path in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path names a directory.
+    #[error("{} is a directory; pass the path of a database file", path.display())]
+    IsDirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file does not exist and creating it was not allowed.
+    #[error("no database at {}; check the path, or run `idstore migrate` to create one", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The folder that should hold a new database does not exist.
+    #[error("cannot create {}: the folder {} does not exist; create it first", path.display(), parent.display())]
+    MissingParent {
+        /// The path.
+        path: PathBuf,
+        /// Its missing folder.
+        parent: PathBuf,
+    },
+    /// The file exists but is empty: not a database, and not created by idstore.
+    #[error("{} is an empty file, not an SQLite database; remove it or pass another path", path.display())]
+    Empty {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file does not start with the SQLite header.
+    #[error("{} is not an SQLite database (it does not start with \"SQLite format 3\"); it was left untouched", path.display())]
+    NotSqlite {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading or creating the file failed.
+    #[error("could not access {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// SQLite refused the file.
+    #[error("could not open database at {}: {source}", path.display())]
+    Connection {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: diesel::ConnectionError,
+    },
+    /// Setting the connection pragmas failed (a damaged or locked file, say).
+    #[error("could not configure database at {}: {source}", path.display())]
+    Configure {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: diesel::result::Error,
+    },
+}
+
+/// Why a migration, rollback or status read failed. On every error the transaction
+/// was rolled back: the database is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database records migrations this build does not have.
+    #[error(
+        "the database has migrations this build of idstore does not know ({}): it was written by a newer idstore; upgrade idstore before touching it",
+        versions.join(", ")
+    )]
+    UnknownVersions {
+        /// The unknown versions.
+        versions: Vec<String>,
+    },
+    /// A requested target version does not exist.
+    #[error("no migration has version {version}; known versions: {}", known.join(", "))]
+    UnknownTarget {
+        /// The requested version.
+        version: String,
+        /// Every known version.
+        known: Vec<String>,
+    },
+    /// A legacy file whose tables do not have the shape idstore can adopt losslessly.
+    #[error("this file does not have the legacy shape idstore can adopt without loss: {}", problems.join("; "))]
+    LegacyShape {
+        /// What is wrong.
+        problems: Vec<String>,
+    },
+    /// The app's own active_identity table can only be adopted by a run that creates
+    /// idstore's.
+    #[error("the file holds the app's own active_identity table; migrate at least to version {needed} to adopt it")]
+    TargetTooLowForAdoption {
+        /// The version that creates idstore's active_identity.
+        needed: String,
+    },
+    /// Rolling back would revert the baseline, which drops the user's tables.
+    #[error("rolling back the baseline drops the accounts and settings tables; pass include_baseline (`--include-baseline`) to really do that")]
+    BaselineNeedsFlag,
+    /// The migrated data failed validation; everything was rolled back.
+    #[error("validation failed, everything was rolled back: {}", report.errors.join("; "))]
+    ValidationFailed {
+        /// The report of the rolled-back run, with its `errors`.
+        report: Box<MigrationReport>,
+    },
+    /// A migration's SQL failed.
+    #[error("migration failed, everything was rolled back: {0}")]
+    Migration(String),
+    /// A database error.
+    #[error(transparent)]
+    Diesel(#[from] diesel::result::Error),
+}
