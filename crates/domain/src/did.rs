@@ -88,7 +88,10 @@ fn validate(s: &str) -> Result<(), DidError> {
         return Err(DidError::Empty);
     }
     if s.len() > MAX_DID_LEN {
-        return Err(DidError::TooLong { len: s.len(), max: MAX_DID_LEN });
+        return Err(DidError::TooLong {
+            len: s.len(),
+            max: MAX_DID_LEN,
+        });
     }
     if let Some((at, c)) = s.char_indices().find(|(_, c)| c.is_control()) {
         return Err(DidError::ControlCharacter { at, code: c as u32 });
@@ -99,7 +102,9 @@ fn validate(s: &str) -> Result<(), DidError> {
     let rest = s.strip_prefix("did:").ok_or(DidError::Syntax)?;
     let (method, id) = rest.split_once(':').ok_or(DidError::Syntax)?;
     if method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         || id.is_empty()
     {
         return Err(DidError::Syntax);
@@ -142,7 +147,9 @@ fn generic_method_id(id: &str) -> bool {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let ok = bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                let ok = bytes
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
                 if !ok {
                     return false;
                 }

@@ -56,7 +56,12 @@ pub enum MigrationWarning {
 impl fmt::Display for MigrationWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MigrationWarning::QuarantinedAccount { account_id, did, kept_account_id, reason } => write!(
+            MigrationWarning::QuarantinedAccount {
+                account_id,
+                did,
+                kept_account_id,
+                reason,
+            } => write!(
                 f,
                 "account row {account_id} ({did}) moved to accounts_quarantine: {reason} (row {kept_account_id})"
             ),

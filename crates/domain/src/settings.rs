@@ -147,8 +147,7 @@ impl SettingValue for i32 {
 }
 
 impl SettingValue for Vec<SearchBox> {
-    const EXPECTED: &'static str =
-        r#"a JSON list of {"name": text, "bbox": {"eastLong", "maxLat", "minLat", "westLong": numbers}}"#;
+    const EXPECTED: &'static str = r#"a JSON list of {"name": text, "bbox": {"eastLong", "maxLat", "minLat", "westLong": numbers}}"#;
     fn parse_value(s: &str) -> Option<Self> {
         serde_json::from_str(s).ok()
     }

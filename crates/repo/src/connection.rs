@@ -32,7 +32,11 @@ impl Default for OpenOptions {
 impl OpenOptions {
     /// Read-write, creating the file (owner-only permissions) when it is missing.
     pub fn new() -> Self {
-        OpenOptions { create: true, read_only: false, busy_timeout: BUSY_TIMEOUT }
+        OpenOptions {
+            create: true,
+            read_only: false,
+            busy_timeout: BUSY_TIMEOUT,
+        }
     }
 
     /// Whether a missing file may be created (default: yes).
@@ -61,29 +65,43 @@ impl OpenOptions {
         self.prepare_file(path)?;
         let mode = if self.read_only { "ro" } else { "rw" };
         let uri = format!("file:{}?mode={mode}", percent_encode_path(path));
-        let mut conn = SqliteConnection::establish(&uri).map_err(|source| {
-            OpenError::Connection { path: path.to_owned(), source }
+        let mut conn =
+            SqliteConnection::establish(&uri).map_err(|source| OpenError::Connection {
+                path: path.to_owned(),
+                source,
+            })?;
+        configure(&mut conn, self.busy_timeout, self.read_only).map_err(|source| {
+            OpenError::Configure {
+                path: path.to_owned(),
+                source,
+            }
         })?;
-        configure(&mut conn, self.busy_timeout, self.read_only)
-            .map_err(|source| OpenError::Configure { path: path.to_owned(), source })?;
         Ok(conn)
     }
 
     /// Checks the path and creates a missing file (owner-only permissions).
     fn prepare_file(&self, path: &Path) -> Result<(), OpenError> {
-        let io_err = |source: io::Error| OpenError::Io { path: path.to_owned(), source };
+        let io_err = |source: io::Error| OpenError::Io {
+            path: path.to_owned(),
+            source,
+        };
         match fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => Err(OpenError::IsDirectory { path: path.to_owned() }),
-            Ok(_) => {
-                check_header(path)
-            }
+            Ok(meta) if meta.is_dir() => Err(OpenError::IsDirectory {
+                path: path.to_owned(),
+            }),
+            Ok(_) => check_header(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if !self.create || self.read_only {
-                    return Err(OpenError::NotFound { path: path.to_owned() });
+                    return Err(OpenError::NotFound {
+                        path: path.to_owned(),
+                    });
                 }
                 let parent = parent_dir(path);
                 if !parent.is_dir() {
-                    return Err(OpenError::MissingParent { path: path.to_owned(), parent });
+                    return Err(OpenError::MissingParent {
+                        path: path.to_owned(),
+                        parent,
+                    });
                 }
                 create_private(path).map_err(io_err)
             }
@@ -105,7 +123,10 @@ pub fn configure(
     busy_timeout: Duration,
     read_only: bool,
 ) -> QueryResult<()> {
-    conn.batch_execute(&format!("PRAGMA busy_timeout = {};", busy_timeout.as_millis()))?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {};",
+        busy_timeout.as_millis()
+    ))?;
     conn.batch_execute("PRAGMA foreign_keys = ON;")?;
     if read_only {
         // Reading the schema here surfaces a damaged file now rather than mid-command.
@@ -119,21 +140,32 @@ pub fn configure(
 
 fn check_header(path: &Path) -> Result<(), OpenError> {
     let mut header = [0u8; 16];
-    let mut file =
-        fs::File::open(path).map_err(|source| OpenError::Io { path: path.to_owned(), source })?;
+    let mut file = fs::File::open(path).map_err(|source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut read = 0;
     while read < header.len() {
         match file.read(&mut header[read..]) {
             Ok(0) => break,
             Ok(n) => read += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(OpenError::Io { path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(OpenError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         }
     }
     match read {
-        0 => Err(OpenError::Empty { path: path.to_owned() }),
+        0 => Err(OpenError::Empty {
+            path: path.to_owned(),
+        }),
         16 if &header == SQLITE_HEADER => Ok(()),
-        _ => Err(OpenError::NotSqlite { path: path.to_owned() }),
+        _ => Err(OpenError::NotSqlite {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -147,12 +179,21 @@ fn parent_dir(path: &Path) -> PathBuf {
 #[cfg(unix)]
 fn create_private(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    FsOpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
+    FsOpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 #[cfg(not(unix))]
 fn create_private(path: &Path) -> io::Result<()> {
-    FsOpenOptions::new().write(true).create_new(true).open(path).map(drop)
+    FsOpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(drop)
 }
 
 /// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file
@@ -182,6 +223,9 @@ mod tests {
 
     #[test]
     fn uri_encoding_escapes_reserved_bytes() {
-        assert_eq!(percent_encode_path(Path::new("/a b/c?d#e%f.db")), "/a%20b/c%3Fd%23e%25f.db");
+        assert_eq!(
+            percent_encode_path(Path::new("/a b/c?d#e%f.db")),
+            "/a%20b/c%3Fd%23e%25f.db"
+        );
     }
 }

@@ -98,13 +98,17 @@ pub enum MigrateError {
     },
     /// The app's own active_identity table can only be adopted by a run that creates
     /// idstore's.
-    #[error("the file holds the app's own active_identity table; migrate at least to version {needed} to adopt it")]
+    #[error(
+        "the file holds the app's own active_identity table; migrate at least to version {needed} to adopt it"
+    )]
     TargetTooLowForAdoption {
         /// The version that creates idstore's active_identity.
         needed: String,
     },
     /// Rolling back would revert the baseline, which drops the user's tables.
-    #[error("rolling back the baseline drops the accounts and settings tables; pass include_baseline (`--include-baseline`) to really do that")]
+    #[error(
+        "rolling back the baseline drops the accounts and settings tables; pass include_baseline (`--include-baseline`) to really do that"
+    )]
     BaselineNeedsFlag,
     /// The migrated data failed validation; everything was rolled back.
     #[error("validation failed, everything was rolled back: {}", report.errors.join("; "))]

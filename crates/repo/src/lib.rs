@@ -10,6 +10,7 @@ mod sql;
 pub use connection::{BUSY_TIMEOUT, OpenOptions, configure, open};
 pub use error::{MigrateError, OpenError};
 pub use migrations::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS, MigrateOptions, MigrationStatus, RollbackOptions, RollbackReport,
-    RollbackTarget, known_versions, migrate, rollback, status,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS,
+    MigrateOptions, MigrationStatus, RollbackOptions, RollbackReport, RollbackTarget,
+    known_versions, migrate, rollback, status,
 };

@@ -76,7 +76,10 @@ const LATE_LEGACY_COLUMN: &str = "hasBackedUpSeed";
 
 /// Every version this build knows, oldest first.
 pub fn known_versions() -> Vec<String> {
-    embedded().iter().map(|m| m.name().version().to_string()).collect()
+    embedded()
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect()
 }
 
 fn embedded() -> Vec<Box<dyn Migration<Sqlite>>> {
@@ -117,18 +120,41 @@ impl MigrationStatus {
 pub fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, MigrateError> {
     let applied_all = applied_versions(conn)?;
     let known = known_versions();
-    let unknown: Vec<String> =
-        applied_all.iter().filter(|v| !known.contains(v)).cloned().collect();
-    let applied: Vec<String> = known.iter().filter(|v| applied_all.contains(v)).cloned().collect();
-    let pending: Vec<String> = known.iter().filter(|v| !applied_all.contains(v)).cloned().collect();
+    let unknown: Vec<String> = applied_all
+        .iter()
+        .filter(|v| !known.contains(v))
+        .cloned()
+        .collect();
+    let applied: Vec<String> = known
+        .iter()
+        .filter(|v| applied_all.contains(v))
+        .cloned()
+        .collect();
+    let pending: Vec<String> = known
+        .iter()
+        .filter(|v| !applied_all.contains(v))
+        .cloned()
+        .collect();
     let has_bookkeeping = sql::table_exists(conn, BOOKKEEPING_TABLE)?;
     let has_accounts = sql::table_exists(conn, "accounts")?;
     let legacy = !has_bookkeeping && (has_accounts || sql::table_exists(conn, "settings")?);
     let app_active_identity = !applied.iter().any(|v| v == ACTIVE_IDENTITY_VERSION)
         && sql::table_exists(conn, "active_identity")?;
     let active_did = stored_active_did(conn)?;
-    let accounts = if has_accounts { sql::count_rows(conn, "accounts")? } else { 0 };
-    Ok(MigrationStatus { applied, pending, unknown, legacy, app_active_identity, active_did, accounts })
+    let accounts = if has_accounts {
+        sql::count_rows(conn, "accounts")?
+    } else {
+        0
+    };
+    Ok(MigrationStatus {
+        applied,
+        pending,
+        unknown,
+        legacy,
+        app_active_identity,
+        active_did,
+        accounts,
+    })
 }
 
 fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
@@ -140,8 +166,10 @@ fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
     if !sql::table_exists(conn, BOOKKEEPING_TABLE)? {
         return Ok(Vec::new());
     }
-    let rows = diesel::sql_query(format!("SELECT version FROM {BOOKKEEPING_TABLE} ORDER BY version"))
-        .load::<Version>(conn)?;
+    let rows = diesel::sql_query(format!(
+        "SELECT version FROM {BOOKKEEPING_TABLE} ORDER BY version"
+    ))
+    .load::<Version>(conn)?;
     Ok(rows.into_iter().map(|r| r.version).collect())
 }
 
@@ -149,10 +177,18 @@ fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
 /// it exists, else the master row's `settings.activeDid`. `''` reads as none.
 fn stored_active_did(conn: &mut SqliteConnection) -> QueryResult<Option<String>> {
     let raw = if sql::table_exists(conn, "active_identity")?
-        && sql::columns(conn, "active_identity")?.iter().any(|c| c == "activeDid")
+        && sql::columns(conn, "active_identity")?
+            .iter()
+            .any(|c| c == "activeDid")
     {
-        optional_text(conn, "SELECT activeDid AS value FROM active_identity WHERE id = 1")?
-    } else if sql::columns(conn, "settings")?.iter().any(|c| c == "activeDid") {
+        optional_text(
+            conn,
+            "SELECT activeDid AS value FROM active_identity WHERE id = 1",
+        )?
+    } else if sql::columns(conn, "settings")?
+        .iter()
+        .any(|c| c == "activeDid")
+    {
         optional_text(conn, "SELECT activeDid AS value FROM settings WHERE id = 1")?
     } else {
         None
@@ -168,7 +204,10 @@ struct OptionalText {
 
 /// First row's `value` of a query, NULL and "no row" both reading as `None`.
 fn optional_text(conn: &mut SqliteConnection, query: &str) -> QueryResult<Option<String>> {
-    Ok(diesel::sql_query(query).get_result::<OptionalText>(conn).optional()?.and_then(|r| r.value))
+    Ok(diesel::sql_query(query)
+        .get_result::<OptionalText>(conn)
+        .optional()?
+        .and_then(|r| r.value))
 }
 
 fn account_exists(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
@@ -265,7 +304,10 @@ fn check_target(version: &str, known: &[String]) -> Result<(), MigrateError> {
     if known.iter().any(|v| v == version) {
         Ok(())
     } else {
-        Err(MigrateError::UnknownTarget { version: version.to_owned(), known: known.to_vec() })
+        Err(MigrateError::UnknownTarget {
+            version: version.to_owned(),
+            known: known.to_vec(),
+        })
     }
 }
 
@@ -275,7 +317,9 @@ fn run_pending(
 ) -> Result<MigrationReport, MigrateError> {
     let before = status(conn)?;
     if !before.unknown.is_empty() {
-        return Err(MigrateError::UnknownVersions { versions: before.unknown });
+        return Err(MigrateError::UnknownVersions {
+            versions: before.unknown,
+        });
     }
     let to_apply: Vec<String> = before
         .pending
@@ -283,7 +327,10 @@ fn run_pending(
         .filter(|v| options.to.is_none_or(|to| v.as_str() <= to))
         .cloned()
         .collect();
-    let mut report = MigrationReport { adopted_legacy: before.legacy, ..Default::default() };
+    let mut report = MigrationReport {
+        adopted_legacy: before.legacy,
+        ..Default::default()
+    };
     if to_apply.is_empty() {
         report.active_did = before.active_did;
         return Ok(report);
@@ -307,15 +354,16 @@ fn run_pending(
     };
 
     // Pre-flight: what the old data says the result must be.
-    let predicted_active = predict_active_did(conn, &before, app_pointer.as_ref())?;
-    let accounts_before = if sql::table_exists(conn, "accounts")? {
-        sql::count_rows(conn, "accounts")?
+    let predicted_active = if creates_active_identity {
+        predict_active_did(conn, app_pointer.as_ref())?
     } else {
-        0
+        before.active_did.clone()
     };
+    let accounts_before = account_rows(conn)?;
 
     let migrations = embedded();
-    conn.applied_migrations().map_err(|e| MigrateError::Migration(e.to_string()))?;
+    conn.applied_migrations()
+        .map_err(|e| MigrateError::Migration(e.to_string()))?;
     for version in &to_apply {
         let migration = migrations
             .iter()
@@ -347,25 +395,20 @@ fn run_pending(
             report.active_did, predicted_active
         ));
     }
-    let accounts_after = sql::count_rows(conn, "accounts")?
-        + if sql::table_exists(conn, "accounts_quarantine")? {
-            sql::count_rows(conn, "accounts_quarantine")?
-        } else {
-            0
-        };
+    let accounts_after = account_rows(conn)?;
     if accounts_after != accounts_before {
         errors.push(format!(
             "{accounts_before} account rows before, {accounts_after} kept or quarantined after"
         ));
     }
-    if let Some(check) = options.extra_check {
-        if let Err(e) = check(conn) {
-            errors.push(e);
-        }
+    if let Some(Err(e)) = options.extra_check.map(|check| check(conn)) {
+        errors.push(e);
     }
     if !errors.is_empty() {
         report.errors = errors;
-        return Err(MigrateError::ValidationFailed { report: Box::new(report) });
+        return Err(MigrateError::ValidationFailed {
+            report: Box::new(report),
+        });
     }
     Ok(report)
 }
@@ -374,9 +417,10 @@ fn run_pending(
 /// to: unknown columns would be lost by quarantine or by the cleanup's rollback.
 fn check_legacy_shape(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
     let mut problems = Vec::new();
-    for (table, expected) in
-        [("accounts", LEGACY_ACCOUNTS_COLUMNS), ("settings", LEGACY_SETTINGS_COLUMNS)]
-    {
+    for (table, expected) in [
+        ("accounts", LEGACY_ACCOUNTS_COLUMNS),
+        ("settings", LEGACY_SETTINGS_COLUMNS),
+    ] {
         let present = sql::columns(conn, table)?;
         if present.is_empty() {
             continue; // the baseline creates it
@@ -398,9 +442,16 @@ fn check_legacy_shape(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
             .copied()
             .filter(|c| *c != LATE_LEGACY_COLUMN || present.iter().any(|p| p == c))
             .collect();
-        if present.iter().map(String::as_str).ne(wanted.iter().copied()) {
-            let missing: Vec<&str> =
-                wanted.iter().copied().filter(|c| !present.iter().any(|p| p == c)).collect();
+        if present
+            .iter()
+            .map(String::as_str)
+            .ne(wanted.iter().copied())
+        {
+            let missing: Vec<&str> = wanted
+                .iter()
+                .copied()
+                .filter(|c| !present.iter().any(|p| p == c))
+                .collect();
             if missing.is_empty() {
                 problems.push(format!("{table} has its columns in an unexpected order"));
             } else {
@@ -409,11 +460,17 @@ fn check_legacy_shape(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
         }
     }
     if sql::table_exists(conn, "active_identity")?
-        && !sql::columns(conn, "active_identity")?.iter().any(|c| c == "activeDid")
+        && !sql::columns(conn, "active_identity")?
+            .iter()
+            .any(|c| c == "activeDid")
     {
         problems.push("the app's active_identity table has no activeDid column".to_owned());
     }
-    if problems.is_empty() { Ok(()) } else { Err(MigrateError::LegacyShape { problems }) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateError::LegacyShape { problems })
+    }
 }
 
 fn add_missing_legacy_columns(
@@ -443,32 +500,48 @@ fn take_app_active_identity(conn: &mut SqliteConnection) -> QueryResult<AppPoint
         #[diesel(sql_type = Nullable<Text>)]
         last_updated: Option<String>,
     }
-    let has_last_updated =
-        sql::columns(conn, "active_identity")?.iter().any(|c| c == "lastUpdated");
+    let has_last_updated = sql::columns(conn, "active_identity")?
+        .iter()
+        .any(|c| c == "lastUpdated");
     let query = if has_last_updated {
         "SELECT activeDid AS active_did, CAST(lastUpdated AS TEXT) AS last_updated FROM active_identity ORDER BY id LIMIT 1"
     } else {
         "SELECT activeDid AS active_did, NULL AS last_updated FROM active_identity ORDER BY id LIMIT 1"
     };
-    let row = diesel::sql_query(query).get_result::<Row>(conn).optional()?;
+    let row = diesel::sql_query(query)
+        .get_result::<Row>(conn)
+        .optional()?;
     diesel::sql_query("DROP TABLE active_identity").execute(conn)?;
     Ok(match row {
         Some(r) => AppPointer {
             active_did: r.active_did.filter(|s| !s.is_empty()),
             last_updated: r.last_updated,
         },
-        None => AppPointer { active_did: None, last_updated: None },
+        None => AppPointer {
+            active_did: None,
+            last_updated: None,
+        },
     })
 }
 
+/// Account rows, kept or quarantined: a migration may move them, never lose them.
+fn account_rows(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    let mut n = 0;
+    for table in ["accounts", "accounts_quarantine"] {
+        if sql::table_exists(conn, table)? {
+            n += sql::count_rows(conn, table)?;
+        }
+    }
+    Ok(n)
+}
+
+/// The active identity the old data implies, before the active-identity migration
+/// runs: the app's pointer when it names an account, else the master row's value
+/// when it names one, else none.
 fn predict_active_did(
     conn: &mut SqliteConnection,
-    before: &MigrationStatus,
     app: Option<&AppPointer>,
 ) -> QueryResult<Option<String>> {
-    if before.applied.iter().any(|v| v == ACTIVE_IDENTITY_VERSION) {
-        return Ok(before.active_did.clone());
-    }
     if !sql::table_exists(conn, "accounts")? {
         return Ok(None);
     }
@@ -478,7 +551,9 @@ fn predict_active_did(
     } else {
         None
     };
-    for candidate in [app.and_then(|a| a.active_did.clone()), settings_value].into_iter().flatten()
+    for candidate in [app.and_then(|a| a.active_did.clone()), settings_value]
+        .into_iter()
+        .flatten()
     {
         if !candidate.is_empty() && account_exists(conn, &candidate)? {
             return Ok(Some(candidate));
@@ -495,7 +570,10 @@ fn apply_app_pointer(
     let Some(did) = app.active_did else {
         report
             .warnings
-            .push(MigrationWarning::AdoptedAppActiveIdentity { value: None, used: false });
+            .push(MigrationWarning::AdoptedAppActiveIdentity {
+                value: None,
+                used: false,
+            });
         return Ok(());
     };
     if account_exists(conn, &did)? {
@@ -508,16 +586,24 @@ fn apply_app_pointer(
         .execute(conn)?;
         report
             .warnings
-            .push(MigrationWarning::AdoptedAppActiveIdentity { value: Some(did), used: true });
+            .push(MigrationWarning::AdoptedAppActiveIdentity {
+                value: Some(did),
+                used: true,
+            });
     } else {
         let reason = "the app's active_identity.activeDid names no account";
         diesel::insert_into(active_did_quarantine::table)
-            .values((active_did_quarantine::activeDid.eq(&did), active_did_quarantine::reason.eq(reason)))
+            .values((
+                active_did_quarantine::activeDid.eq(&did),
+                active_did_quarantine::reason.eq(reason),
+            ))
             .execute(conn)?;
-        report.warnings.push(MigrationWarning::AdoptedAppActiveIdentity {
-            value: Some(did.clone()),
-            used: false,
-        });
+        report
+            .warnings
+            .push(MigrationWarning::AdoptedAppActiveIdentity {
+                value: Some(did.clone()),
+                used: false,
+            });
     }
     Ok(())
 }
@@ -535,22 +621,39 @@ fn report_quarantine(conn: &mut SqliteConnection, report: &mut MigrationReport) 
         .order(accounts_quarantine::id)
         .load(conn)?;
     let cleared: Vec<(String, String)> = active_did_quarantine::table
-        .select((active_did_quarantine::activeDid, active_did_quarantine::reason))
+        .select((
+            active_did_quarantine::activeDid,
+            active_did_quarantine::reason,
+        ))
         .order(active_did_quarantine::id)
         .load(conn)?;
     report.values_migrated += (moved.len() + cleared.len()) as u64;
-    report.warnings.extend(moved.into_iter().map(|(account_id, did, kept_account_id, reason)| {
-        MigrationWarning::QuarantinedAccount { account_id, did, kept_account_id, reason }
-    }));
     report.warnings.extend(
-        cleared.into_iter().map(|(value, reason)| MigrationWarning::ClearedPointer { value, reason }),
+        moved
+            .into_iter()
+            .map(|(account_id, did, kept_account_id, reason)| {
+                MigrationWarning::QuarantinedAccount {
+                    account_id,
+                    did,
+                    kept_account_id,
+                    reason,
+                }
+            }),
+    );
+    report.warnings.extend(
+        cleared
+            .into_iter()
+            .map(|(value, reason)| MigrationWarning::ClearedPointer { value, reason }),
     );
     Ok(())
 }
 
 fn report_archive(conn: &mut SqliteConnection, report: &mut MigrationReport) -> QueryResult<()> {
     let archived: Vec<(i32, String)> = settings_active_did_archive::table
-        .select((settings_active_did_archive::settingsId, settings_active_did_archive::activeDid))
+        .select((
+            settings_active_did_archive::settingsId,
+            settings_active_did_archive::activeDid,
+        ))
         .order(settings_active_did_archive::settingsId)
         .load(conn)?;
     report.values_migrated += archived.len() as u64;
@@ -626,16 +729,20 @@ fn revert(
 ) -> Result<RollbackReport, MigrateError> {
     let before = status(conn)?;
     if !before.unknown.is_empty() {
-        return Err(MigrateError::UnknownVersions { versions: before.unknown });
+        return Err(MigrateError::UnknownVersions {
+            versions: before.unknown,
+        });
     }
     let newest_first: Vec<String> = before.applied.iter().rev().cloned().collect();
     let to_revert: Vec<String> = match &options.target {
-        RollbackTarget::Baseline => {
-            newest_first.into_iter().filter(|v| v != BASELINE_VERSION).collect()
-        }
-        RollbackTarget::Version(target) => {
-            newest_first.into_iter().filter(|v| v.as_str() > target.as_str()).collect()
-        }
+        RollbackTarget::Baseline => newest_first
+            .into_iter()
+            .filter(|v| v != BASELINE_VERSION)
+            .collect(),
+        RollbackTarget::Version(target) => newest_first
+            .into_iter()
+            .filter(|v| v.as_str() > target.as_str())
+            .collect(),
         RollbackTarget::Steps(n) => newest_first.into_iter().take(*n).collect(),
         RollbackTarget::Everything => newest_first,
     };
@@ -649,7 +756,11 @@ fn revert(
             .iter()
             .find(|m| m.name().version().to_string() == *version)
             .expect("applied versions were checked against the embedded list");
-        let foreign = if version == CLEANUP_VERSION { foreign_settings_objects(conn)? } else { vec![] };
+        let foreign = if version == CLEANUP_VERSION {
+            foreign_settings_objects(conn)?
+        } else {
+            vec![]
+        };
         conn.revert_migration(migration.as_ref())
             .map_err(|e| MigrateError::Migration(format!("reverting {}: {e}", migration.name())))?;
         for sql in foreign {
@@ -661,7 +772,10 @@ fn revert(
     errors.extend(sql::foreign_key_violations(conn)?);
     if !errors.is_empty() {
         return Err(MigrateError::ValidationFailed {
-            report: Box::new(MigrationReport { errors, ..Default::default() }),
+            report: Box::new(MigrationReport {
+                errors,
+                ..Default::default()
+            }),
         });
     }
     report.active_did = stored_active_did(conn)?;

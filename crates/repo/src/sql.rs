@@ -39,7 +39,11 @@ pub(crate) fn integrity_problems(conn: &mut SqliteConnection) -> QueryResult<Vec
         integrity_check: String,
     }
     let lines = diesel::sql_query("PRAGMA integrity_check").load::<Line>(conn)?;
-    Ok(lines.into_iter().map(|l| l.integrity_check).filter(|l| l != "ok").collect())
+    Ok(lines
+        .into_iter()
+        .map(|l| l.integrity_check)
+        .filter(|l| l != "ok")
+        .collect())
 }
 
 /// `PRAGMA foreign_key_check`: one line per row whose foreign key names no parent.

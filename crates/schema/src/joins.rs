@@ -9,9 +9,8 @@ use crate::schema::{accounts, active_identity};
 /// the account it names. Yields no row when no identity is active.
 #[auto_type(no_type_alias)]
 pub fn active_identity_with_account() -> _ {
-    active_identity::table.inner_join(
-        accounts::table.on(active_identity::activeDid.eq(accounts::did.nullable())),
-    )
+    active_identity::table
+        .inner_join(accounts::table.on(active_identity::activeDid.eq(accounts::did.nullable())))
 }
 
 /// `active_identity ⟕ accounts`: the pointer row and, when it names one, its account.
@@ -19,7 +18,6 @@ pub fn active_identity_with_account() -> _ {
 /// off) shows up as a row with no account.
 #[auto_type(no_type_alias)]
 pub fn active_identity_left_join_account() -> _ {
-    active_identity::table.left_join(
-        accounts::table.on(active_identity::activeDid.eq(accounts::did.nullable())),
-    )
+    active_identity::table
+        .left_join(accounts::table.on(active_identity::activeDid.eq(accounts::did.nullable())))
 }

@@ -1,0 +1,195 @@
+//! Helpers shared by the repo crate's integration tests: legacy files as the app
+//! writes them, raw connections, and a row-by-row dump of every table.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+
+pub const DID_A: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
+pub const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
+pub const DID_C: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+pub const ORPHAN: &str = "did:ethr:0x00000000000000000000000000000000DeadBeef";
+
+/// The legacy app's schema (its 001_initial and later additive migrations), with
+/// `hasBackedUpSeed` left to the caller because older files lack it.
+pub const LEGACY_DDL: &str = r#"
+CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT);
+INSERT INTO migrations VALUES ('001_initial', '2024-01-01'), ('002_contacts', '2024-02-01');
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dateCreated TEXT NOT NULL,
+    derivationPath TEXT,
+    did TEXT NOT NULL,
+    identityEncrBase64 TEXT,
+    mnemonicEncrBase64 TEXT,
+    passkeyCredIdHex TEXT,
+    publicKeyHex TEXT NOT NULL
+);
+CREATE INDEX idx_accounts_did ON accounts(did);
+CREATE TABLE settings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    accountDid TEXT, activeDid TEXT, apiServer TEXT, filterFeedByNearby BOOLEAN,
+    filterFeedByVisible BOOLEAN, finishedOnboarding BOOLEAN, firstName TEXT,
+    hideRegisterPromptOnNewContact BOOLEAN, isRegistered BOOLEAN, lastName TEXT,
+    lastAckedOfferToUserJwtId TEXT, lastAckedOfferToUserProjectsJwtId TEXT,
+    lastNotifiedClaimId TEXT, lastViewedClaimId TEXT, notifyingNewActivityTime TEXT,
+    notifyingReminderMessage TEXT, notifyingReminderTime TEXT, partnerApiServer TEXT,
+    passkeyExpirationMinutes INTEGER, profileImageUrl TEXT, searchBoxes TEXT,
+    showContactGivesInline BOOLEAN, showGeneralAdvanced BOOLEAN, showShortcutBvc BOOLEAN,
+    vapid TEXT, warnIfProdServer BOOLEAN, warnIfTestServer BOOLEAN, webPushServer TEXT
+);
+CREATE INDEX idx_settings_accountDid ON settings(accountDid);
+CREATE TABLE contacts (did TEXT PRIMARY KEY, name TEXT, contactMethods TEXT, notes TEXT,
+    publicKeyBase64 TEXT, seesMe BOOLEAN, registered BOOLEAN, iViewContent BOOLEAN);
+CREATE TABLE secret (id INTEGER PRIMARY KEY, secretBase64 TEXT NOT NULL);
+CREATE TABLE logs (date TEXT PRIMARY KEY, message TEXT NOT NULL);
+CREATE TABLE temp (id TEXT PRIMARY KEY, blobB64 TEXT);
+INSERT INTO contacts VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann',
+    '[{"label":"e","type":"EMAIL","value":"a@b.c"}]', 'note ''quoted''', 'AAEC', 1, 0, 1);
+INSERT INTO secret VALUES (1, 'c2VjcmV0IGtleSBtYXRlcmlhbA==');
+INSERT INTO logs VALUES ('2024-03-01T12:00:00.000Z', 'app started');
+INSERT INTO temp VALUES ('x', 'YmxvYg==');
+"#;
+
+/// A plain connection, as the legacy app or a tool would have it: no pragmas set.
+pub fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::establish(path.to_str().expect("utf-8 temp path")).expect("open raw")
+}
+
+/// Runs a batch of SQL.
+pub fn exec(conn: &mut SqliteConnection, sql: &str) {
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{e}\n in: {sql}"));
+}
+
+/// A legacy file at `dir/name` with the app's tables (and `hasBackedUpSeed` when
+/// asked), its unrelated tables holding one row each, then `data` run on it.
+pub fn legacy_file(dir: &Path, name: &str, has_backed_up_seed: bool, data: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut conn = raw(&path);
+    // The app ran without foreign key enforcement; fixtures may hold what it allowed.
+    exec(&mut conn, "PRAGMA foreign_keys = OFF;");
+    exec(&mut conn, LEGACY_DDL);
+    if has_backed_up_seed {
+        exec(
+            &mut conn,
+            "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE;",
+        );
+    }
+    exec(&mut conn, data);
+    path
+}
+
+/// SQL inserting an account with distinct key material derived from `tag`.
+pub fn account_sql(id: i64, did: &str, tag: &str) -> String {
+    format!(
+        "INSERT INTO accounts (id, dateCreated, derivationPath, did, identityEncrBase64, \
+         mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex) VALUES ({id}, \
+         '2024-03-0{}T12:00:00.000Z', 'm/84737769''/0''/0''/{id}''', '{did}', 'aWQt{tag}', \
+         'bW5l{tag}', NULL, '02{tag}');",
+        id % 9 + 1
+    )
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Value {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
+}
+
+/// Columns whose values are clocks, not data: left out of dumps.
+const VOLATILE: &[&str] = &["quarantinedAt", "archivedAt", "lastUpdated", "run_on"];
+
+/// Every table's rows (each row every non-clock column, typed with `quote()`),
+/// sorted, keyed by table name. The migrations bookkeeping table is left out.
+pub fn dump(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<String>> {
+    let tables = diesel::sql_query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> '__diesel_schema_migrations' ORDER BY name",
+    )
+    .load::<Name>(conn)
+    .unwrap();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let cols: Vec<String> = columns(conn, &t.name)
+            .into_iter()
+            .filter(|c| !VOLATILE.contains(&c.as_str()))
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect();
+        let q = format!(
+            "SELECT json_array({}) AS value FROM \"{}\"",
+            cols.join(", "),
+            t.name
+        );
+        let mut rows: Vec<String> = diesel::sql_query(q)
+            .load::<Value>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.value.unwrap())
+            .collect();
+        rows.sort();
+        out.insert(t.name, rows);
+    }
+    out
+}
+
+/// Column names of a table, in order.
+pub fn columns(conn: &mut SqliteConnection, table: &str) -> Vec<String> {
+    diesel::sql_query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+        .bind::<Text, _>(table)
+        .load::<Name>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+/// One text value (NULL and "no row" read as None).
+pub fn text(conn: &mut SqliteConnection, sql: &str) -> Option<String> {
+    diesel::sql_query(sql)
+        .get_result::<Value>(conn)
+        .optional()
+        .unwrap()
+        .and_then(|v| v.value)
+}
+
+/// Every row's `value` column, as text.
+pub fn rows(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
+    diesel::sql_query(sql)
+        .load::<Value>(conn)
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| v.value)
+        .collect()
+}
+
+/// Names of every table, index and trigger, with their SQL, sorted.
+pub fn schema_objects(conn: &mut SqliteConnection) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Obj {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    diesel::sql_query(
+        "SELECT type || ' ' || name || ' ON ' || tbl_name AS value FROM sqlite_master ORDER BY 1",
+    )
+    .load::<Obj>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|o| o.value)
+    .collect()
+}
+
+/// The file's bytes (the connection to it must be closed).
+pub fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}

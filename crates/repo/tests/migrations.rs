@@ -1,0 +1,862 @@
+//! The migration chain against real temp-file databases: each step and the whole
+//! chain up → down → up, every legacy case, foreign keys on and off, adoption,
+//! injected validation failure, and the refusals.
+
+mod common;
+
+use common::*;
+use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
+use idstore_domain::MigrationWarning;
+use idstore_repo::{
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, MIGRATIONS, MigrateError,
+    MigrateOptions, OpenError, RollbackOptions, RollbackTarget, migrate, open, rollback, status,
+};
+use tempfile::TempDir;
+
+fn to(version: &str) -> MigrateOptions<'_> {
+    MigrateOptions {
+        to: Some(version),
+        ..Default::default()
+    }
+}
+
+fn all() -> MigrateOptions<'static> {
+    MigrateOptions::default()
+}
+
+fn back_to_baseline() -> RollbackOptions {
+    RollbackOptions::default()
+}
+
+/// Every legacy case in one file: a valid pointer to an account that has a duplicate
+/// with different key material, an exact duplicate, override rows (one with a stray
+/// activeDid), and extra NULL-accountDid rows.
+fn rich_legacy(dir: &TempDir, master_active: &str) -> std::path::PathBuf {
+    let data = format!(
+        "{}{}{}{}
+         INSERT INTO accounts (id, dateCreated, derivationPath, did, identityEncrBase64, mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex)
+           SELECT 6, dateCreated, derivationPath, did, identityEncrBase64, mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex FROM accounts WHERE id = 2;
+         INSERT INTO settings (id, accountDid, activeDid, apiServer, firstName, searchBoxes, isRegistered, passkeyExpirationMinutes)
+           VALUES (1, NULL, {master_active}, 'https://api.endorser.ch', 'Master', '[{{\"name\":\"home\",\"bbox\":{{\"eastLong\":1.5,\"maxLat\":2,\"minLat\":1,\"westLong\":0.5}}}}]', 1, 15);
+         INSERT INTO settings (id, accountDid, activeDid, firstName, isRegistered) VALUES (2, '{DID_A}', NULL, 'Override A', 0);
+         INSERT INTO settings (id, accountDid, activeDid, lastName) VALUES (3, '{DID_B}', '{DID_B}', 'B''s');
+         INSERT INTO settings (id, accountDid, apiServer) VALUES (4, NULL, 'https://stray.example');
+         INSERT INTO settings (id, accountDid, activeDid) VALUES (7, NULL, '');
+         DELETE FROM settings WHERE id = 7;
+         INSERT INTO settings (id, accountDid, activeDid) VALUES (5, NULL, '');",
+        account_sql(1, DID_A, "a1"),
+        account_sql(2, DID_B, "b1"),
+        account_sql(3, DID_A, "a2-different"),
+        account_sql(4, DID_C, "c1"),
+    );
+    legacy_file(dir.path(), "legacy.sqlite", true, &data)
+}
+
+fn open_err(path: &std::path::Path) -> OpenError {
+    match open(path) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => e,
+    }
+}
+
+fn active_of(conn: &mut SqliteConnection) -> Option<String> {
+    text(
+        conn,
+        "SELECT activeDid AS value FROM active_identity WHERE id = 1",
+    )
+}
+
+#[test]
+fn new_database_is_created_private_configured_and_fully_migrated() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("new.sqlite");
+    let mut conn = open(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a new database is owner-only");
+    }
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT CAST(foreign_keys AS TEXT) AS value FROM pragma_foreign_keys"
+        ),
+        Some("1".into())
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT journal_mode AS value FROM pragma_journal_mode"
+        ),
+        Some("wal".into())
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT CAST(synchronous AS TEXT) AS value FROM pragma_synchronous"
+        ),
+        Some("1".into())
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT CAST(timeout AS TEXT) AS value FROM pragma_busy_timeout"
+        ),
+        Some("5000".into())
+    );
+
+    let report = migrate(&mut conn, all()).unwrap();
+    assert_eq!(
+        report.applied,
+        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+    );
+    assert!(!report.adopted_legacy);
+    assert_eq!(report.active_did, None);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let st = status(&mut conn).unwrap();
+    assert!(st.pending.is_empty() && st.unknown.is_empty() && !st.legacy);
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT apiServer AS value FROM settings WHERE id = 1"
+        ),
+        Some("https://api.endorser.ch".into())
+    );
+    assert!(!columns(&mut conn, "settings").contains(&"activeDid".to_string()));
+
+    let again = migrate(&mut conn, all()).unwrap();
+    assert!(again.applied.is_empty(), "a second run has nothing to do");
+}
+
+#[test]
+fn each_migration_is_reversed_exactly_by_its_down() {
+    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION] {
+        let dir = TempDir::new().unwrap();
+        let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
+        let mut conn = open(&path).unwrap();
+        migrate(&mut conn, to(BASELINE_VERSION)).unwrap();
+        let at_baseline = dump(&mut conn);
+        let objects_at_baseline = schema_objects(&mut conn);
+        let settings_cols = columns(&mut conn, "settings");
+
+        // Up to the step, then back down one migration at a time.
+        migrate(&mut conn, to(step)).unwrap();
+        assert_ne!(dump(&mut conn), at_baseline, "{step} changed something");
+        let steps = if step == CLEANUP_VERSION { 2 } else { 1 };
+        let back = rollback(
+            &mut conn,
+            &RollbackOptions {
+                target: RollbackTarget::Steps(steps),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(back.reverted.len(), steps);
+        assert_eq!(
+            dump(&mut conn),
+            at_baseline,
+            "{step}: up then down restores every row"
+        );
+        assert_eq!(
+            schema_objects(&mut conn),
+            objects_at_baseline,
+            "{step}: same tables, indexes, triggers"
+        );
+        assert_eq!(
+            columns(&mut conn, "settings"),
+            settings_cols,
+            "{step}: settings column order"
+        );
+    }
+}
+
+#[test]
+fn cleanup_down_alone_restores_the_transition_state() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, "''");
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, to(ACTIVE_IDENTITY_VERSION)).unwrap();
+    let at_v2 = dump(&mut conn);
+    let objects = schema_objects(&mut conn);
+    migrate(&mut conn, all()).unwrap();
+    rollback(
+        &mut conn,
+        &RollbackOptions {
+            target: RollbackTarget::Version(ACTIVE_IDENTITY_VERSION.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(dump(&mut conn), at_v2);
+    assert_eq!(schema_objects(&mut conn), objects);
+}
+
+#[test]
+fn whole_chain_up_down_up_is_row_for_row_identical() {
+    for master_active in [
+        format!("'{DID_A}'"),
+        "''".to_string(),
+        "NULL".to_string(),
+        format!("'{ORPHAN}'"),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let path = rich_legacy(&dir, &master_active);
+        let original = {
+            let mut c = raw(&path);
+            dump(&mut c)
+        };
+        let mut conn = open(&path).unwrap();
+        let first = migrate(&mut conn, all()).unwrap();
+        assert!(first.adopted_legacy);
+        let up1 = dump(&mut conn);
+        let back = rollback(&mut conn, &back_to_baseline()).unwrap();
+        assert_eq!(
+            back.reverted,
+            vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
+        );
+        assert_eq!(
+            dump(&mut conn),
+            original,
+            "{master_active}: down restores the legacy content byte for byte"
+        );
+        let second = migrate(&mut conn, all()).unwrap();
+        assert_eq!(
+            second.applied,
+            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+        );
+        assert_eq!(
+            dump(&mut conn),
+            up1,
+            "{master_active}: up again gives the same rows"
+        );
+        assert_eq!(first.active_did, second.active_did);
+    }
+}
+
+#[test]
+fn duplicate_accounts_are_quarantined_with_every_column_and_reported() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    let before: Vec<String> = {
+        let mut c = raw(&path);
+        dump(&mut c)["accounts"].clone()
+    };
+    let mut conn = open(&path).unwrap();
+    let report = migrate(&mut conn, all()).unwrap();
+
+    let moved: Vec<_> = report
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            MigrationWarning::QuarantinedAccount {
+                account_id,
+                did,
+                kept_account_id,
+                reason,
+            } => Some((*account_id, did.clone(), *kept_account_id, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved.len(), 2);
+    assert_eq!((moved[0].0, moved[0].1.as_str(), moved[0].2), (3, DID_A, 1));
+    assert!(
+        moved[0].3.contains("different key material"),
+        "{}",
+        moved[0].3
+    );
+    assert_eq!((moved[1].0, moved[1].1.as_str(), moved[1].2), (6, DID_B, 2));
+    assert!(moved[1].3.contains("same key material"), "{}", moved[1].3);
+
+    // Kept plus quarantined rows are exactly the original rows, every column.
+    let cols = "json_array(quote(id), quote(dateCreated), quote(derivationPath), quote(did), \
+                quote(identityEncrBase64), quote(mnemonicEncrBase64), quote(passkeyCredIdHex), \
+                quote(publicKeyHex))";
+    let mut together = rows(
+        &mut conn,
+        &format!(
+            "SELECT {cols} AS value FROM accounts UNION ALL SELECT {cols} FROM accounts_quarantine"
+        ),
+    );
+    together.sort();
+    assert_eq!(together, before);
+    let err = diesel::sql_query(account_sql(99, DID_A, "x"))
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+}
+
+#[test]
+fn pointer_cases_are_seeded_as_specified() {
+    let cases: [(String, Option<&str>, bool); 4] = [
+        (format!("'{DID_B}'"), Some(DID_B), false),
+        ("''".into(), None, false),
+        ("NULL".into(), None, false),
+        (format!("'{ORPHAN}'"), None, true),
+    ];
+    for (value, expected, quarantined) in cases {
+        let dir = TempDir::new().unwrap();
+        let path = rich_legacy(&dir, &value);
+        let mut conn = open(&path).unwrap();
+        let report = migrate(&mut conn, all()).unwrap();
+        assert_eq!(report.active_did.as_deref(), expected, "{value}");
+        assert_eq!(active_of(&mut conn).as_deref(), expected, "{value}");
+        let cleared = report
+            .warnings
+            .iter()
+            .any(|w| matches!(w, MigrationWarning::ClearedPointer { value: v, .. } if v == ORPHAN));
+        assert_eq!(cleared, quarantined, "{value}: {:?}", report.warnings);
+        let kept = text(
+            &mut conn,
+            "SELECT activeDid AS value FROM active_did_quarantine",
+        );
+        assert_eq!(kept.as_deref(), quarantined.then_some(ORPHAN), "{value}");
+        assert_ne!(
+            text(
+                &mut conn,
+                "SELECT coalesce(activeDid, 'null') AS value FROM active_identity"
+            ),
+            Some(String::new()),
+            "'' is never stored"
+        );
+    }
+}
+
+#[test]
+fn missing_master_row_is_seeded_and_reported_as_no_active_identity() {
+    let dir = TempDir::new().unwrap();
+    let data = format!(
+        "{} INSERT INTO settings (id, accountDid, firstName) VALUES (2, '{DID_A}', 'A');",
+        account_sql(1, DID_A, "a")
+    );
+    let path = legacy_file(dir.path(), "nomaster.sqlite", false, &data);
+    let mut conn = open(&path).unwrap();
+    let report = migrate(&mut conn, all()).unwrap();
+    assert_eq!(report.active_did, None);
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT apiServer AS value FROM settings WHERE id = 1"
+        ),
+        Some("https://api.endorser.ch".into())
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT firstName AS value FROM settings WHERE id = 2"
+        ),
+        Some("A".into())
+    );
+    assert!(
+        report
+            .warnings
+            .contains(&MigrationWarning::AddedLegacyColumn {
+                table: "settings".into(),
+                column: "hasBackedUpSeed".into()
+            })
+    );
+}
+
+#[test]
+fn foreign_keys_on_or_off_give_the_same_result() {
+    let mut results = Vec::new();
+    for fk in ["ON", "OFF"] {
+        let dir = TempDir::new().unwrap();
+        let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
+        // As the diesel CLI runs them: no idstore runner, just the harness.
+        let mut conn = raw(&path);
+        exec(&mut conn, &format!("PRAGMA foreign_keys = {fk};"));
+        conn.run_pending_migrations(MIGRATIONS).unwrap();
+        let up = dump(&mut conn);
+        conn.revert_migration(&*MIGRATIONS_LIST()[2]).unwrap();
+        conn.revert_migration(&*MIGRATIONS_LIST()[1]).unwrap();
+        let down = dump(&mut conn);
+        results.push((up, down));
+    }
+    assert_eq!(results[0].0, results[1].0, "up");
+    assert_eq!(results[0].1, results[1].1, "down");
+}
+
+#[allow(non_snake_case)]
+fn MIGRATIONS_LIST() -> Vec<Box<dyn diesel::migration::Migration<diesel::sqlite::Sqlite>>> {
+    let mut list =
+        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+            .unwrap();
+    list.sort_by_key(|m| m.name().version().to_string());
+    list
+}
+
+#[test]
+fn adopting_a_legacy_file_leaves_other_tables_untouched() {
+    let dir = TempDir::new().unwrap();
+    let data = format!(
+        "{} INSERT INTO settings (id, activeDid, apiServer) VALUES (1, '{DID_A}', 'https://api.endorser.ch');",
+        account_sql(1, DID_A, "a")
+    );
+    let path = legacy_file(dir.path(), "app.sqlite", false, &data);
+    let original = {
+        let mut c = raw(&path);
+        dump(&mut c)
+    };
+    let mut conn = open(&path).unwrap();
+    let st = status(&mut conn).unwrap();
+    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 3);
+    assert_eq!(st.active_did.as_deref(), Some(DID_A));
+
+    let report = migrate(&mut conn, all()).unwrap();
+    assert!(report.adopted_legacy);
+    assert_eq!(
+        report.applied,
+        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+    );
+    assert_eq!(report.active_did.as_deref(), Some(DID_A));
+    assert_eq!(report.values_migrated, 1);
+    let after = dump(&mut conn);
+    for table in ["contacts", "secret", "logs", "temp", "migrations"] {
+        assert_eq!(after[table], original[table], "{table} untouched");
+    }
+    let st = status(&mut conn).unwrap();
+    assert!(!st.legacy && st.pending.is_empty());
+}
+
+/// The app's own active_identity, as it shipped it: first `ON DELETE SET NULL`,
+/// later rebuilt with `ON DELETE RESTRICT`, with accounts.did made unique.
+fn app_active_identity_file(
+    dir: &TempDir,
+    on_delete: &str,
+    app_pointer: &str,
+    settings_pointer: &str,
+) -> std::path::PathBuf {
+    let data = format!(
+        "{}{}
+         CREATE UNIQUE INDEX idx_accounts_did_app_unique ON accounts(did);
+         INSERT INTO settings (id, activeDid, apiServer) VALUES (1, {settings_pointer}, 'https://api.endorser.ch');
+         CREATE TABLE active_identity (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             activeDid TEXT,
+             lastUpdated TEXT NOT NULL DEFAULT (datetime('now')),
+             FOREIGN KEY (activeDid) REFERENCES accounts(did) ON DELETE {on_delete});
+         CREATE INDEX idx_active_identity_activeDid ON active_identity(activeDid);
+         INSERT INTO active_identity (id, activeDid, lastUpdated) VALUES (1, {app_pointer}, '2025-06-01 10:00:00');",
+        account_sql(1, DID_A, "a"),
+        account_sql(2, DID_B, "b"),
+    );
+    legacy_file(dir.path(), "app-ai.sqlite", true, &data)
+}
+
+#[test]
+fn adopting_the_apps_own_active_identity_keeps_its_pointer_and_gives_idstores_schema() {
+    let fresh_objects = {
+        let dir = TempDir::new().unwrap();
+        let mut c = open(&dir.path().join("fresh.sqlite")).unwrap();
+        migrate(&mut c, all()).unwrap();
+        (
+            text(
+                &mut c,
+                "SELECT sql AS value FROM sqlite_master WHERE name = 'active_identity'",
+            ),
+            columns(&mut c, "active_identity"),
+        )
+    };
+    for on_delete in ["SET NULL", "RESTRICT"] {
+        for settings_pointer in ["NULL".to_string(), format!("'{DID_A}'")] {
+            let dir = TempDir::new().unwrap();
+            let path =
+                app_active_identity_file(&dir, on_delete, &format!("'{DID_B}'"), &settings_pointer);
+            let mut conn = open(&path).unwrap();
+            let st = status(&mut conn).unwrap();
+            assert!(st.legacy && st.app_active_identity);
+            let report = migrate(&mut conn, all()).unwrap();
+            assert_eq!(
+                report.active_did.as_deref(),
+                Some(DID_B),
+                "{on_delete}/{settings_pointer}: the app's pointer wins"
+            );
+            assert!(
+                report
+                    .warnings
+                    .contains(&MigrationWarning::AdoptedAppActiveIdentity {
+                        value: Some(DID_B.into()),
+                        used: true
+                    })
+            );
+            assert_eq!(
+                text(
+                    &mut conn,
+                    "SELECT lastUpdated AS value FROM active_identity"
+                ),
+                Some("2025-06-01 10:00:00".into()),
+                "its lastUpdated is kept"
+            );
+            let got = (
+                text(
+                    &mut conn,
+                    "SELECT sql AS value FROM sqlite_master WHERE name = 'active_identity'",
+                ),
+                columns(&mut conn, "active_identity"),
+            );
+            assert_eq!(got, fresh_objects, "exactly idstore's active_identity");
+            let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_B}'"))
+                .execute(&mut conn)
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("FOREIGN KEY"),
+                "RESTRICT now: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_app_pointer_naming_no_account_is_quarantined_and_settings_decide() {
+    let dir = TempDir::new().unwrap();
+    let path = app_active_identity_file(
+        &dir,
+        "SET NULL",
+        &format!("'{ORPHAN}'"),
+        &format!("'{DID_A}'"),
+    );
+    // Foreign keys were off in the app when the orphan was written.
+    let mut conn = open(&path).unwrap();
+    let report = migrate(&mut conn, all()).unwrap();
+    assert_eq!(report.active_did.as_deref(), Some(DID_A));
+    assert!(
+        report
+            .warnings
+            .contains(&MigrationWarning::AdoptedAppActiveIdentity {
+                value: Some(ORPHAN.into()),
+                used: false
+            })
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT activeDid AS value FROM active_did_quarantine"
+        ),
+        Some(ORPHAN.into())
+    );
+}
+
+#[test]
+fn adopting_the_apps_active_identity_needs_a_target_that_creates_ours() {
+    let dir = TempDir::new().unwrap();
+    let path = app_active_identity_file(&dir, "RESTRICT", &format!("'{DID_B}'"), "NULL");
+    let before = bytes(&path);
+    let mut conn = open(&path).unwrap();
+    let err = migrate(&mut conn, to(BASELINE_VERSION)).unwrap_err();
+    assert!(
+        matches!(err, MigrateError::TargetTooLowForAdoption { .. }),
+        "{err}"
+    );
+    drop(conn);
+    assert_eq!(dump(&mut raw(&path)), {
+        let copy = dir.path().join("copy.sqlite");
+        std::fs::write(&copy, &before).unwrap();
+        dump(&mut raw(&copy))
+    });
+}
+
+#[test]
+fn an_injected_validation_failure_rolls_everything_back() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
+    let original = dump(&mut raw(&path));
+    let mut conn = open(&path).unwrap();
+    let fail = |_: &mut SqliteConnection| Err("injected failure".to_string());
+    let err = migrate(
+        &mut conn,
+        MigrateOptions {
+            extra_check: Some(&fail),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    match &err {
+        MigrateError::ValidationFailed { report } => {
+            assert_eq!(report.errors, vec!["injected failure".to_string()]);
+            assert_eq!(
+                report.applied.len(),
+                3,
+                "the report says what was attempted"
+            );
+        }
+        other => panic!("expected a validation failure, got {other}"),
+    }
+    assert_eq!(dump(&mut conn), original, "nothing changed");
+    let st = status(&mut conn).unwrap();
+    assert!(
+        st.legacy && st.applied.is_empty(),
+        "still a legacy file, no bookkeeping"
+    );
+}
+
+#[test]
+fn a_dry_run_reports_everything_and_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    let original = dump(&mut raw(&path));
+    let mut conn = open(&path).unwrap();
+    let dry = migrate(
+        &mut conn,
+        MigrateOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(dry.dry_run);
+    assert_eq!(dump(&mut conn), original);
+    let real = migrate(&mut conn, all()).unwrap();
+    assert_eq!(
+        (dry.applied, dry.warnings, dry.active_did),
+        (real.applied, real.warnings, real.active_did)
+    );
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_untouched() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, b"these are my notes, not a database\n").unwrap();
+    let err = open_err(&path);
+    assert!(matches!(err, OpenError::NotSqlite { .. }), "{err}");
+    assert!(err.to_string().contains("not an SQLite database"));
+    assert_eq!(bytes(&path), b"these are my notes, not a database\n");
+    assert!(!dir.path().join("notes.txt-wal").exists());
+
+    let empty = dir.path().join("empty.sqlite");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(open_err(&empty), OpenError::Empty { .. }));
+    assert_eq!(bytes(&empty), b"");
+
+    assert!(matches!(
+        open_err(dir.path()),
+        OpenError::IsDirectory { .. }
+    ));
+    let nested = dir.path().join("missing/dir/db.sqlite");
+    assert!(matches!(open_err(&nested), OpenError::MissingParent { .. }));
+    assert!(!dir.path().join("missing").exists());
+}
+
+#[test]
+fn a_database_from_a_newer_idstore_is_refused_untouched() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("newer.sqlite");
+    {
+        let mut conn = open(&path).unwrap();
+        migrate(&mut conn, all()).unwrap();
+        exec(
+            &mut conn,
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000000');",
+        );
+    }
+    let before = bytes(&path);
+    let mut conn = open(&path).unwrap();
+    let st = status(&mut conn).unwrap();
+    assert_eq!(st.unknown, vec!["29990101000000".to_string()]);
+    let err = migrate(&mut conn, all()).unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::UnknownVersions { versions } if versions == &["29990101000000"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer idstore"));
+    let err = rollback(&mut conn, &back_to_baseline()).unwrap_err();
+    assert!(matches!(err, MigrateError::UnknownVersions { .. }));
+    drop(conn);
+    assert_eq!(bytes(&path), before);
+}
+
+#[test]
+fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_data() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, "NULL");
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    let everything = RollbackOptions {
+        target: RollbackTarget::Everything,
+        ..Default::default()
+    };
+    assert!(matches!(
+        rollback(&mut conn, &everything).unwrap_err(),
+        MigrateError::BaselineNeedsFlag
+    ));
+    let migrated = dump(&mut conn);
+    let with_flag = RollbackOptions {
+        include_baseline: true,
+        ..everything
+    };
+    let err = rollback(&mut conn, &with_flag).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refusing_to_drop_accounts_and_settings_that_hold_user_data"),
+        "{err}"
+    );
+    assert_eq!(
+        dump(&mut conn),
+        migrated,
+        "the refused revert changed nothing"
+    );
+
+    // A database holding nothing but the seeded master row can be reverted entirely.
+    let empty = dir.path().join("empty.sqlite");
+    let mut conn = open(&empty).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    let report = rollback(&mut conn, &with_flag).unwrap();
+    assert_eq!(
+        report.reverted,
+        vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION, BASELINE_VERSION]
+    );
+    assert!(!dump(&mut conn).contains_key("accounts"));
+}
+
+#[test]
+fn during_the_transition_legacy_writes_and_the_pointer_stay_in_step() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, to(ACTIVE_IDENTITY_VERSION)).unwrap();
+    let master =
+        |c: &mut SqliteConnection| text(c, "SELECT activeDid AS value FROM settings WHERE id = 1");
+    let stamp =
+        |c: &mut SqliteConnection| text(c, "SELECT lastUpdated AS value FROM active_identity");
+    exec(
+        &mut conn,
+        "UPDATE active_identity SET lastUpdated = '2000-01-01 00:00:00.000'",
+    );
+
+    // An older app build switches identity through settings.
+    exec(
+        &mut conn,
+        &format!("UPDATE settings SET activeDid = '{DID_B}' WHERE id = 1"),
+    );
+    assert_eq!(active_of(&mut conn).as_deref(), Some(DID_B));
+    assert_ne!(
+        stamp(&mut conn).as_deref(),
+        Some("2000-01-01 00:00:00.000"),
+        "lastUpdated follows"
+    );
+
+    // A legacy write naming no account leaves the pointer, is kept, and is undone.
+    exec(
+        &mut conn,
+        &format!("UPDATE settings SET activeDid = '{ORPHAN}' WHERE id = 1"),
+    );
+    assert_eq!(active_of(&mut conn).as_deref(), Some(DID_B));
+    assert_eq!(master(&mut conn).as_deref(), Some(DID_B));
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT activeDid AS value FROM active_did_quarantine"
+        ),
+        Some(ORPHAN.into())
+    );
+
+    // Clearing through settings clears the pointer.
+    exec(&mut conn, "UPDATE settings SET activeDid = '' WHERE id = 1");
+    assert_eq!(active_of(&mut conn), None);
+
+    // The new API's writes reach the legacy column.
+    exec(
+        &mut conn,
+        &format!("UPDATE active_identity SET activeDid = '{DID_C}' WHERE id = 1"),
+    );
+    assert_eq!(master(&mut conn).as_deref(), Some(DID_C));
+    // A healed (re-inserted) pointer row does too.
+    exec(
+        &mut conn,
+        &format!(
+            "DELETE FROM active_identity; INSERT INTO active_identity (id, activeDid) VALUES (1, '{DID_A}');"
+        ),
+    );
+    assert_eq!(master(&mut conn).as_deref(), Some(DID_A));
+    // Override rows never move the pointer.
+    exec(
+        &mut conn,
+        &format!("UPDATE settings SET activeDid = '{DID_B}' WHERE id = 2"),
+    );
+    assert_eq!(active_of(&mut conn).as_deref(), Some(DID_A));
+}
+
+#[test]
+fn the_foreign_key_restricts_deleting_the_active_account() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_C}'"));
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_C}'"))
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_B}'"))
+        .execute(&mut conn)
+        .unwrap();
+    let err = diesel::sql_query("INSERT INTO active_identity (id, activeDid) VALUES (2, NULL)")
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("CHECK") || err.to_string().contains("UNIQUE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rollback_keeps_indexes_other_programs_put_on_settings() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, "NULL");
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    exec(
+        &mut conn,
+        "CREATE INDEX app_settings_first_name ON settings(firstName);",
+    );
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT name AS value FROM sqlite_master WHERE name = 'app_settings_first_name'"
+        ),
+        Some("app_settings_first_name".into())
+    );
+}
+
+#[test]
+fn a_legacy_file_with_unknown_columns_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let path = legacy_file(
+        dir.path(),
+        "odd.sqlite",
+        true,
+        "ALTER TABLE accounts ADD COLUMN nickname TEXT;",
+    );
+    let original = dump(&mut raw(&path));
+    let mut conn = open(&path).unwrap();
+    let err = migrate(&mut conn, all()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("accounts has columns idstore does not know (nickname)"),
+        "{err}"
+    );
+    assert_eq!(dump(&mut conn), original);
+}
+
+#[test]
+fn status_reads_without_writing() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    let before = bytes(&path);
+    let mut conn = idstore_repo::OpenOptions::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    let st = status(&mut conn).unwrap();
+    assert!(st.legacy);
+    assert_eq!(st.accounts, 5);
+    assert_eq!(st.active_did.as_deref(), Some(DID_A));
+    assert!(
+        migrate(&mut conn, all()).is_err(),
+        "a read-only connection cannot migrate"
+    );
+    drop(conn);
+    assert_eq!(bytes(&path), before);
+}
