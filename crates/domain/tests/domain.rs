@@ -1,0 +1,304 @@
+//! The domain rules: DID validation, the override-merge rule, typed setting changes,
+//! secret redaction and the migration report's shape.
+
+use idstore_domain::settings::{MAX_SETTING_LEN, merge, parse_search_boxes, search_boxes_json};
+use idstore_domain::{
+    Account, BoundingBox, Change, Did, DidError, MigrationWarning, SearchBox, Secret, Settings,
+    SettingsChange, SettingsError, SettingsField, did::MAX_DID_LEN,
+};
+
+const ETHR: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
+const PEER: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+
+#[test]
+fn accepts_the_formats_the_app_stores() {
+    assert_eq!(ETHR.len(), 51);
+    for ok in [ETHR, PEER, "did:web:example.com", "did:key:z6Mk%20x:y"] {
+        let did = Did::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(did.as_str(), ok, "kept exactly as stored, case included");
+    }
+    assert_eq!(Did::parse(ETHR).unwrap().method(), "ethr");
+    assert_ne!(
+        Did::parse(ETHR).unwrap(),
+        Did::parse(&ETHR.to_lowercase()).unwrap(),
+        "case-sensitive"
+    );
+}
+
+#[test]
+fn rejects_bad_dids_saying_why() {
+    let long = format!("did:web:{}", "a".repeat(MAX_DID_LEN));
+    let cases: Vec<(&str, DidError)> = vec![
+        ("", DidError::Empty),
+        (" did:web:x", DidError::Whitespace { at: 0 }),
+        ("did:web:a b", DidError::Whitespace { at: 9 }),
+        (
+            "did:web:a\u{0}",
+            DidError::ControlCharacter { at: 9, code: 0 },
+        ),
+        (
+            "did:web:a\n",
+            DidError::ControlCharacter { at: 9, code: 10 },
+        ),
+        (
+            "did:none:HIDDEN",
+            DidError::Placeholder("did:none:HIDDEN".into()),
+        ),
+        (
+            &long,
+            DidError::TooLong {
+                len: long.len(),
+                max: MAX_DID_LEN,
+            },
+        ),
+        ("ethr:0x12", DidError::Syntax),
+        ("did:ethr", DidError::Syntax),
+        ("did:ETHR:0x1", DidError::Syntax),
+        ("did:web:x';DROP/**/TABLE/**/accounts;--", DidError::Syntax),
+        ("did:ethr:0x123", DidError::EthrAddress),
+        (
+            "did:ethr:0xZZcdEf0123456789aBcDeF0123456789AbCdEf01",
+            DidError::EthrAddress,
+        ),
+        ("did:peer:0z", DidError::PeerIdentifier),
+        ("did:peer:0z0OIl", DidError::PeerIdentifier),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(Did::parse(input), Err(expected.clone()), "{input:?}");
+        assert!(!expected.to_string().is_empty());
+    }
+}
+
+#[test]
+fn did_serde_validates() {
+    let did: Did = serde_json::from_str(&format!("\"{ETHR}\"")).unwrap();
+    assert_eq!(serde_json::to_string(&did).unwrap(), format!("\"{ETHR}\""));
+    assert!(serde_json::from_str::<Did>("\"did:none:HIDDEN\"").is_err());
+}
+
+fn sample(first: Option<&str>, registered: Option<bool>, minutes: Option<i32>) -> Settings {
+    Settings {
+        first_name: first.map(str::to_owned),
+        is_registered: registered,
+        passkey_expiration_minutes: minutes,
+        api_server: Some("https://api.endorser.ch".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn merge_lets_set_overrides_win_and_null_fall_through() {
+    let master = sample(Some("Master"), Some(false), Some(15));
+    let over = Settings {
+        first_name: Some("Override".into()),
+        is_registered: None,
+        ..Default::default()
+    };
+    let merged = merge(&master, &over);
+    assert_eq!(
+        merged.first_name.as_deref(),
+        Some("Override"),
+        "a set override wins"
+    );
+    assert_eq!(merged.is_registered, Some(false), "NULL falls through");
+    assert_eq!(merged.passkey_expiration_minutes, Some(15));
+    assert_eq!(
+        merged.api_server.as_deref(),
+        Some("https://api.endorser.ch")
+    );
+    // `false` is a value, not "unset": it must win over a master `true`.
+    let over = Settings {
+        is_registered: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(
+        merge(&sample(None, Some(true), None), &over).is_registered,
+        Some(false)
+    );
+}
+
+#[test]
+fn merge_holds_field_by_field_for_every_field() {
+    // Master sets every field; an override setting exactly one field changes only it.
+    let mut all_set = SettingsChange::default();
+    let mut other = SettingsChange::default();
+    for &field in SettingsField::ALL {
+        let (a, b) = match field.expected() {
+            e if e.starts_with("a boolean") => ("true", "false"),
+            e if e.starts_with("a 32-bit") => ("1", "2"),
+            e if e.starts_with("a JSON") => (
+                "[]",
+                r#"[{"name":"n","bbox":{"eastLong":1,"maxLat":2,"minLat":0,"westLong":-1}}]"#,
+            ),
+            _ => ("master", "override"),
+        };
+        all_set.set_from_str(field, a).unwrap();
+        other.set_from_str(field, b).unwrap();
+    }
+    let mut master = Settings::default();
+    master.apply(&all_set);
+    let mut full_override = Settings::default();
+    full_override.apply(&other);
+    for &field in SettingsField::ALL {
+        let mut one = SettingsChange::default();
+        one.set_from_str(
+            field,
+            &full_override
+                .get_json(field)
+                .to_string()
+                .trim_matches('"')
+                .replace("\\\"", "\""),
+        )
+        .unwrap_or_else(|e| panic!("{field}: {e}"));
+        let mut over = Settings::default();
+        over.apply(&one);
+        let merged = merge(&master, &over);
+        for &g in SettingsField::ALL {
+            let want = if g == field {
+                full_override.get_json(g)
+            } else {
+                master.get_json(g)
+            };
+            assert_eq!(merged.get_json(g), want, "override of {field}, field {g}");
+        }
+    }
+    assert_eq!(
+        merge(&master, &Settings::default()),
+        master,
+        "an empty override changes nothing"
+    );
+}
+
+#[test]
+fn changes_are_typed_and_bounded() {
+    let mut change = SettingsChange::default();
+    assert!(change.is_empty());
+    change
+        .set_from_str(SettingsField::IsRegistered, "1")
+        .unwrap();
+    change
+        .set_from_str(SettingsField::PasskeyExpirationMinutes, "-5")
+        .unwrap();
+    change.clear(SettingsField::FirstName);
+    assert_eq!(change.is_registered, Change::Set(true));
+    assert_eq!(change.passkey_expiration_minutes, Change::Set(-5));
+    assert_eq!(change.first_name, Change::Clear);
+    assert!(!change.is_empty());
+
+    let err = change
+        .set_from_str(SettingsField::IsRegistered, "yes")
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SettingsError::InvalidValue {
+            field: SettingsField::IsRegistered,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("a boolean"), "{err}");
+    assert!(
+        change
+            .set_from_str(SettingsField::PasskeyExpirationMinutes, "99999999999")
+            .is_err()
+    );
+    assert!(
+        change
+            .set_from_str(SettingsField::SearchBoxes, "[{\"name\":1}]")
+            .is_err()
+    );
+    let huge = "x".repeat(MAX_SETTING_LEN + 1);
+    assert!(matches!(
+        change.set_from_str(SettingsField::FirstName, &huge),
+        Err(SettingsError::TooLong { len, .. }) if len == MAX_SETTING_LEN + 1
+    ));
+    assert_eq!(
+        change.is_registered,
+        Change::Set(true),
+        "a refused value leaves the change as it was"
+    );
+
+    let err = "activeDid".parse::<SettingsField>().unwrap_err();
+    assert!(
+        err.to_string().contains("valid settings are: apiServer"),
+        "{err}"
+    );
+    assert_eq!(
+        "hasBackedUpSeed".parse::<SettingsField>().unwrap(),
+        SettingsField::HasBackedUpSeed
+    );
+    assert_eq!(SettingsField::ALL.len(), 27);
+
+    let mut s = sample(Some("A"), Some(false), None);
+    s.apply(&change);
+    assert_eq!(
+        (s.first_name, s.is_registered, s.passkey_expiration_minutes),
+        (None, Some(true), Some(-5))
+    );
+}
+
+#[test]
+fn search_boxes_round_trip_as_the_app_writes_them() {
+    let json =
+        r#"[{"name":"home","bbox":{"eastLong":1.5,"maxLat":2.0,"minLat":1.0,"westLong":0.5}}]"#;
+    let boxes = parse_search_boxes(json).unwrap();
+    assert_eq!(
+        boxes,
+        vec![SearchBox {
+            name: "home".into(),
+            bbox: BoundingBox {
+                east_long: 1.5,
+                max_lat: 2.0,
+                min_lat: 1.0,
+                west_long: 0.5
+            }
+        }]
+    );
+    assert_eq!(
+        parse_search_boxes(&search_boxes_json(&boxes)).unwrap(),
+        boxes
+    );
+    assert!(matches!(
+        parse_search_boxes("{not json"),
+        Err(SettingsError::StoredSearchBoxes(_))
+    ));
+}
+
+#[test]
+fn account_debug_never_shows_secret_material() {
+    let account = Account {
+        id: 1,
+        date_created: "2024-03-01T12:00:00.000Z".into(),
+        derivation_path: Some("m/0".into()),
+        did: Did::parse(ETHR).unwrap(),
+        identity_encr_base64: Some(Secret::new("SUPER-SECRET-IDENTITY".into())),
+        mnemonic_encr_base64: Some(Secret::new("SUPER-SECRET-MNEMONIC".into())),
+        passkey_cred_id_hex: None,
+        public_key_hex: "02ab".into(),
+    };
+    let shown = format!("{account:?} {account:#?}");
+    assert!(!shown.contains("SUPER-SECRET"), "{shown}");
+    assert!(shown.contains("<redacted>") && shown.contains(ETHR));
+    assert_eq!(
+        account.identity_encr_base64.as_ref().unwrap().expose(),
+        "SUPER-SECRET-IDENTITY"
+    );
+}
+
+#[test]
+fn report_warnings_serialize_with_a_kind_and_read_well() {
+    let w = MigrationWarning::QuarantinedAccount {
+        account_id: 3,
+        did: ETHR.into(),
+        kept_account_id: 1,
+        reason: "duplicate did, different key material from the kept account".into(),
+    };
+    let json = serde_json::to_value(&w).unwrap();
+    assert_eq!(json["kind"], "quarantined_account");
+    assert_eq!(json["account_id"], 3);
+    assert!(w.to_string().contains("accounts_quarantine"));
+    let cleared = MigrationWarning::ClearedPointer {
+        value: "x".into(),
+        reason: "r".into(),
+    };
+    assert!(cleared.to_string().contains("active_did_quarantine"));
+}
