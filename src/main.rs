@@ -1,1 +1,20 @@
-fn main() {}
+//! `idstore`: adopt, migrate, inspect and roll back the SQLite file that holds a
+//! user's identities, settings and active identity.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", commands::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

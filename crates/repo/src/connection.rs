@@ -138,6 +138,31 @@ pub fn configure(
     Ok(())
 }
 
+/// Writes a consistent copy of the open database to `dest` (which must not exist),
+/// with owner-only permissions, using `VACUUM INTO`: safe while other connections
+/// write, and a valid database on its own (no `-wal` file needed).
+pub fn backup_to(conn: &mut SqliteConnection, dest: &Path) -> Result<(), OpenError> {
+    create_private(dest).map_err(|source| OpenError::Io {
+        path: dest.to_owned(),
+        source,
+    })?;
+    let target = dest.to_str().ok_or_else(|| OpenError::Io {
+        path: dest.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "backup path is not UTF-8"),
+    })?;
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(target)
+        .execute(conn)
+        .map(drop)
+        .map_err(|source| {
+            let _ = fs::remove_file(dest);
+            OpenError::Backup {
+                path: dest.to_owned(),
+                source,
+            }
+        })
+}
+
 fn check_header(path: &Path) -> Result<(), OpenError> {
     let mut header = [0u8; 16];
     let mut file = fs::File::open(path).map_err(|source| OpenError::Io {

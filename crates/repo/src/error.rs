@@ -67,6 +67,15 @@ pub enum OpenError {
         #[source]
         source: diesel::result::Error,
     },
+    /// Writing a backup copy failed; the database itself was not changed.
+    #[error("could not write a backup to {}: {source}; the database was not changed", path.display())]
+    Backup {
+        /// The backup path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: diesel::result::Error,
+    },
 }
 
 /// Why a migration, rollback or status read failed. On every error the transaction

@@ -7,7 +7,10 @@ pub mod error;
 pub mod migrations;
 mod sql;
 
-pub use connection::{BUSY_TIMEOUT, OpenOptions, configure, open};
+/// The connection type every function here takes.
+pub use diesel::SqliteConnection;
+
+pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use error::{MigrateError, OpenError};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS,

@@ -1,0 +1,313 @@
+//! The `idstore` binary from the outside, as an operator runs it, on temp files.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use predicates::str::contains;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const DID_A: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
+const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
+
+fn idstore(db: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("idstore").unwrap();
+    cmd.arg("--db").arg(db).env_remove("IDSTORE_DB");
+    cmd
+}
+
+fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "one JSON document on stdout: {e}: {}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+/// A small file as the legacy app writes it: two identities (one duplicated), the
+/// master row pointing at the second, plus a table idstore must never touch.
+fn legacy(dir: &TempDir) -> PathBuf {
+    let path = dir.path().join("legacy.sqlite");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    conn.batch_execute(&format!(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE accounts (id INTEGER PRIMARY KEY AUTOINCREMENT, dateCreated TEXT NOT NULL,
+           derivationPath TEXT, did TEXT NOT NULL, identityEncrBase64 TEXT, mnemonicEncrBase64 TEXT,
+           passkeyCredIdHex TEXT, publicKeyHex TEXT NOT NULL);
+         CREATE INDEX idx_accounts_did ON accounts(did);
+         CREATE TABLE settings (id INTEGER PRIMARY KEY AUTOINCREMENT, accountDid TEXT, activeDid TEXT,
+           apiServer TEXT, filterFeedByNearby BOOLEAN, filterFeedByVisible BOOLEAN,
+           finishedOnboarding BOOLEAN, firstName TEXT, hideRegisterPromptOnNewContact BOOLEAN,
+           isRegistered BOOLEAN, lastName TEXT, lastAckedOfferToUserJwtId TEXT,
+           lastAckedOfferToUserProjectsJwtId TEXT, lastNotifiedClaimId TEXT, lastViewedClaimId TEXT,
+           notifyingNewActivityTime TEXT, notifyingReminderMessage TEXT, notifyingReminderTime TEXT,
+           partnerApiServer TEXT, passkeyExpirationMinutes INTEGER, profileImageUrl TEXT,
+           searchBoxes TEXT, showContactGivesInline BOOLEAN, showGeneralAdvanced BOOLEAN,
+           showShortcutBvc BOOLEAN, vapid TEXT, warnIfProdServer BOOLEAN, warnIfTestServer BOOLEAN,
+           webPushServer TEXT);
+         CREATE TABLE contacts (did TEXT PRIMARY KEY, name TEXT);
+         INSERT INTO contacts VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann');
+         INSERT INTO accounts (dateCreated, did, identityEncrBase64, publicKeyHex) VALUES
+           ('2024-03-01T12:00:00.000Z', '{DID_A}', 'a1', '02a1'),
+           ('2024-03-02T12:00:00.000Z', '{DID_B}', 'b1', '02b1'),
+           ('2024-03-03T12:00:00.000Z', '{DID_A}', 'a2', '02a2');
+         INSERT INTO settings (id, activeDid, apiServer, firstName) VALUES (1, '{DID_B}', 'https://api.endorser.ch', 'Me');"
+    ))
+    .unwrap();
+    path
+}
+
+#[test]
+fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(&dir);
+    let before = std::fs::read(&db).unwrap();
+
+    let status = json_of(idstore(&db).arg("status"));
+    assert_eq!(status["legacy"], true);
+    assert_eq!(status["pending"].as_array().unwrap().len(), 3);
+    assert_eq!(status["active_did"], DID_B);
+    assert_eq!(status["accounts"], 3);
+    assert_eq!(std::fs::read(&db).unwrap(), before, "status writes nothing");
+
+    let report = json_of(idstore(&db).arg("migrate"));
+    assert_eq!(report["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(report["active_did"], DID_B);
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(report["errors"], serde_json::json!([]));
+    assert_eq!(
+        report["data_migrated"], 2,
+        "the pointer and one quarantined account"
+    );
+    let kinds: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["added_legacy_column", "quarantined_account"]);
+
+    let backup = PathBuf::from(report["backup"].as_str().unwrap());
+    assert_eq!(
+        backup.parent(),
+        db.parent(),
+        "the backup sits next to the file"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let old = json_of(idstore(&backup).arg("status"));
+    assert_eq!(old["legacy"], true, "the backup holds the file as it was");
+    assert_eq!(old["accounts"], 3);
+
+    let now = json_of(idstore(&db).arg("status"));
+    assert_eq!(
+        (
+            now["legacy"].clone(),
+            now["pending"].clone(),
+            now["accounts"].clone()
+        ),
+        (Value::Bool(false), serde_json::json!([]), 2.into())
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing_and_says_so() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(&dir);
+    let report = json_of(idstore(&db).args(["migrate", "--dry-run"]));
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["backup"], Value::Null);
+    assert_eq!(report["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(json_of(idstore(&db).arg("status"))["legacy"], true);
+    idstore(&db)
+        .args(["migrate", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("dry run"));
+}
+
+#[test]
+fn rollback_stops_above_the_baseline_and_refuses_to_drop_user_data() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(&dir);
+    idstore(&db)
+        .args(["migrate", "--no-backup", "-q"])
+        .assert()
+        .success()
+        .stdout("");
+    let back = json_of(idstore(&db).args(["rollback", "--no-backup"]));
+    assert_eq!(
+        back["reverted"],
+        serde_json::json!(["20261125000002", "20261125000001"])
+    );
+    assert_eq!(back["active_did"], DID_B, "settings.activeDid is back");
+    let st = json_of(idstore(&db).arg("status"));
+    assert_eq!(st["applied"], serde_json::json!(["00000000000000"]));
+    assert_eq!(
+        st["accounts"], 3,
+        "the quarantined duplicate is back in accounts"
+    );
+
+    let before = std::fs::read(&db).unwrap();
+    let out = idstore(&db)
+        .args(["rollback", "--steps", "1"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("--include-baseline"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    let out = idstore(&db)
+        .args(["rollback", "--include-baseline"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("refusing_to_drop_accounts_and_settings_that_hold_user_data")
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "refusals change nothing and write no backup"
+    );
+    let backups = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".backup-")
+        })
+        .count();
+    assert_eq!(backups, 0);
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_the_file_alone() {
+    let dir = TempDir::new().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a database").unwrap();
+    for cmd in ["migrate", "status", "rollback"] {
+        let out = idstore(&notes)
+            .arg(cmd)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && err.contains("not an SQLite database"),
+            "{cmd}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a database");
+
+    let missing = dir.path().join("nope.sqlite");
+    let out = idstore(&missing)
+        .arg("status")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("idstore migrate"));
+    assert!(!missing.exists(), "status does not create an explicit --db");
+
+    idstore(dir.path())
+        .arg("migrate")
+        .assert()
+        .code(1)
+        .stderr(contains("is a directory"));
+    idstore(&missing)
+        .args(["migrate", "--to", "123"])
+        .assert()
+        .code(1)
+        .stderr(contains("no migration has version 123"));
+    idstore(&missing).arg("frobnicate").assert().code(2);
+    idstore(&missing)
+        .args(["rollback", "--to", "1", "--steps", "2"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn with_no_arguments_it_uses_a_default_database_in_the_data_folder() {
+    let home = TempDir::new().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("idstore").unwrap();
+        cmd.env_remove("IDSTORE_DB")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .args(args);
+        cmd
+    };
+    let st = json_of(&mut run(&["status"]));
+    let path = PathBuf::from(st["database"].as_str().unwrap());
+    assert_eq!(path, home.path().join("data/idstore/idstore.sqlite"));
+    assert!(path.exists());
+    assert_eq!(st["pending"].as_array().unwrap().len(), 3);
+    run(&["migrate"])
+        .assert()
+        .success()
+        .stdout(contains("applied 20261125000002"));
+    assert_eq!(
+        json_of(&mut run(&["status"]))["pending"],
+        serde_json::json!([])
+    );
+    // IDSTORE_DB overrides the default.
+    let other = home.path().join("other.sqlite");
+    run(&["migrate", "-q"])
+        .env("IDSTORE_DB", &other)
+        .assert()
+        .success();
+    assert!(other.exists());
+}
+
+#[test]
+fn a_database_from_a_newer_idstore_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("new.sqlite");
+    idstore(&db).args(["migrate", "-q"]).assert().success();
+    {
+        let mut conn = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+        conn.batch_execute(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000000');",
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    idstore(&db)
+        .arg("migrate")
+        .assert()
+        .code(1)
+        .stderr(contains("newer idstore"));
+    idstore(&db)
+        .arg("rollback")
+        .assert()
+        .code(1)
+        .stderr(contains("newer idstore"));
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
