@@ -3,13 +3,13 @@
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::did::Did;
 
-/// Encrypted key material. Its `Debug` and `Display` never show the content.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// Encrypted key material. Its `Debug` never shows the content, and it has no
+/// `Display` or `Serialize`, so it cannot reach a log or a JSON document by accident.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -50,6 +50,37 @@ pub struct Account {
     pub passkey_cred_id_hex: Option<String>,
     /// Public key, hex (a COSE key for passkey identities).
     pub public_key_hex: String,
+}
+
+/// An identity without its secret material: what listings return. Get the secrets,
+/// when they are really needed, with a separate call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountInfo {
+    /// Surrogate key.
+    pub id: i32,
+    /// When the identity was created: ISO-8601 text as the app stores it.
+    pub date_created: String,
+    /// HD derivation path, when the identity came from a seed.
+    pub derivation_path: Option<String>,
+    /// The identity.
+    pub did: Did,
+    /// Passkey credential id, for passkey identities.
+    pub passkey_cred_id_hex: Option<String>,
+    /// Public key, hex (a COSE key for passkey identities).
+    pub public_key_hex: String,
+}
+
+impl From<Account> for AccountInfo {
+    fn from(a: Account) -> Self {
+        AccountInfo {
+            id: a.id,
+            date_created: a.date_created,
+            derivation_path: a.derivation_path,
+            did: a.did,
+            passkey_cred_id_hex: a.passkey_cred_id_hex,
+            public_key_hex: a.public_key_hex,
+        }
+    }
 }
 
 /// The fields of a new account; `id` is assigned by the database.

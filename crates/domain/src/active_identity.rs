@@ -10,6 +10,7 @@ use crate::did::Did;
 pub struct ActiveIdentity {
     /// The active DID; `None` when no identity is selected.
     pub active_did: Option<Did>,
-    /// When the pointer last changed (UTC).
-    pub last_updated: NaiveDateTime,
+    /// When the pointer last changed (UTC); `None` when the pointer row is missing
+    /// (`check` reports that, and the next write heals it).
+    pub last_updated: Option<NaiveDateTime>,
 }

@@ -8,7 +8,7 @@ pub mod did;
 pub mod report;
 pub mod settings;
 
-pub use account::{Account, NewAccount, Secret};
+pub use account::{Account, AccountInfo, NewAccount, Secret};
 pub use active_identity::ActiveIdentity;
 pub use did::{Did, DidError};
 pub use report::{MigrationReport, MigrationWarning};

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::did::{Did, DidError};
 
+/// The API server the app seeds the master row with.
+pub const DEFAULT_API_SERVER: &str = "https://api.endorser.ch";
+
 /// Longest text accepted for one setting, in bytes (the app's values are short URLs,
 /// names, JWT ids and small JSON; anything this big is a mistake).
 pub const MAX_SETTING_LEN: usize = 64 * 1024;
@@ -110,6 +113,10 @@ pub trait SettingValue: Sized + Clone {
     fn parse_value(s: &str) -> Option<Self>;
     /// The value as JSON, as the app would show it.
     fn to_json(&self) -> serde_json::Value;
+    /// Bytes the value takes when stored (checked against [`MAX_SETTING_LEN`]).
+    fn stored_len(&self) -> usize {
+        0
+    }
 }
 
 impl SettingValue for String {
@@ -119,6 +126,9 @@ impl SettingValue for String {
     }
     fn to_json(&self) -> serde_json::Value {
         serde_json::Value::String(self.clone())
+    }
+    fn stored_len(&self) -> usize {
+        self.len()
     }
 }
 
@@ -153,6 +163,9 @@ impl SettingValue for Vec<SearchBox> {
     }
     fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+    fn stored_len(&self) -> usize {
+        search_boxes_json(self).len()
     }
 }
 
@@ -279,6 +292,19 @@ macro_rules! settings_fields {
                 match field {
                     $(SettingsField::$variant => self.$field = Change::Clear,)*
                 }
+            }
+
+            /// Checks every value to be set against [`MAX_SETTING_LEN`].
+            pub fn validate(&self) -> Result<(), SettingsError> {
+                $(
+                    if let Change::Set(v) = &self.$field {
+                        let len = SettingValue::stored_len(v);
+                        if len > MAX_SETTING_LEN {
+                            return Err(SettingsError::TooLong { field: SettingsField::$variant, len, max: MAX_SETTING_LEN });
+                        }
+                    }
+                )*
+                Ok(())
             }
 
             /// True when the change touches no setting and not the active identity.

@@ -132,3 +132,61 @@ pub enum MigrateError {
     #[error(transparent)]
     Diesel(#[from] diesel::result::Error),
 }
+
+/// Why a repository read or write failed. Writes run in one immediate transaction,
+/// so on any error nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The database is not at the latest migration.
+    #[error("the database needs migrating (pending: {}); run `idstore migrate` first", pending.join(", "))]
+    NeedsMigration {
+        /// Versions not yet applied.
+        pending: Vec<String>,
+    },
+    /// No account has this DID.
+    #[error("no account has DID {did}; `idstore account list` shows the known ones")]
+    UnknownAccount {
+        /// The DID asked for.
+        did: idstore_domain::Did,
+    },
+    /// An account with this DID already exists.
+    #[error("an account with DID {did} already exists")]
+    AccountExists {
+        /// The DID.
+        did: idstore_domain::Did,
+    },
+    /// Deleting this account would leave no identity at all.
+    #[error("{did} is the last account; deleting it leaves no identity: allow it explicitly (`--allow-last`)")]
+    LastAccount {
+        /// The DID.
+        did: idstore_domain::Did,
+    },
+    /// A new account's fields are not acceptable.
+    #[error("invalid account: {0}")]
+    InvalidAccount(String),
+    /// The active identity is not a per-account setting.
+    #[error("the active identity is not a per-account setting; change it with save_settings or set_active_did")]
+    ActiveDidInAccountSettings,
+    /// A value stored in the database is not valid (a foreign writer put it there).
+    #[error("stored {what} {value:?} is invalid ({reason}); `idstore check` lists such problems")]
+    StoredValue {
+        /// Which value.
+        what: &'static str,
+        /// The value (shortened).
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A setting or its value was refused.
+    #[error(transparent)]
+    Settings(#[from] idstore_domain::SettingsError),
+    /// Opening the database failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Reading the migration state failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    /// A database error (`database is locked` past the busy timeout, a full disk …).
+    #[error("database error: {0}")]
+    Diesel(#[from] diesel::result::Error),
+}

@@ -2,16 +2,23 @@
 //! and the runner that applies, validates and rolls them back, and every read and
 //! write of identities, settings and the active identity.
 
+pub mod accounts;
 pub mod connection;
 pub mod error;
+pub mod health;
 pub mod migrations;
+mod rows;
 mod sql;
+pub mod store;
 
 /// The connection type every function here takes.
 pub use diesel::SqliteConnection;
 
 pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
-pub use error::{MigrateError, OpenError};
+pub use accounts::AccountRemoval;
+pub use error::{MigrateError, OpenError, RepoError};
+pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
+pub use store::{AccountSettings, Database, DefaultAccountSettings, Store, ensure_migrated};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS,
     MigrateOptions, MigrationStatus, RollbackOptions, RollbackReport, RollbackTarget,

@@ -1,0 +1,197 @@
+//! Accounts: add, list, look up, and delete without leaving the pointer dangling.
+
+use chrono::DateTime;
+use diesel::prelude::*;
+use idstore_domain::{Account, AccountInfo, Did, NewAccount, Secret};
+use idstore_schema::{accounts, active_identity, settings};
+use serde::Serialize;
+
+use crate::error::RepoError;
+use crate::store::{Store, account_exists, parse_stored_did, require_account, write_pointer};
+
+/// Longest public key accepted, in hex digits (a COSE key is a few hundred).
+const MAX_PUBLIC_KEY_HEX: usize = 4096;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite))]
+struct InfoRow {
+    id: i32,
+    #[diesel(column_name = dateCreated)]
+    date_created: String,
+    #[diesel(column_name = derivationPath)]
+    derivation_path: Option<String>,
+    did: String,
+    #[diesel(column_name = passkeyCredIdHex)]
+    passkey_cred_id_hex: Option<String>,
+    #[diesel(column_name = publicKeyHex)]
+    public_key_hex: String,
+}
+
+impl InfoRow {
+    fn into_info(self) -> Result<AccountInfo, RepoError> {
+        Ok(AccountInfo {
+            id: self.id,
+            date_created: self.date_created,
+            derivation_path: self.derivation_path,
+            did: parse_stored_did("account DID", Some(self.did))?.expect("a value was given"),
+            passkey_cred_id_hex: self.passkey_cred_id_hex,
+            public_key_hex: self.public_key_hex,
+        })
+    }
+}
+
+/// What [`Store::delete_account`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountRemoval {
+    /// The deleted identity.
+    pub removed: Did,
+    /// The active identity afterwards.
+    pub active_did: Option<Did>,
+    /// Whether the deleted identity was the active one (the pointer moved).
+    pub was_active: bool,
+    /// How many override settings rows of the identity were deleted with it.
+    pub settings_rows_removed: usize,
+}
+
+fn check_new_account(new: &NewAccount) -> Result<(), RepoError> {
+    let key = &new.public_key_hex;
+    if key.is_empty() {
+        return Err(RepoError::InvalidAccount("a public key is required".into()));
+    }
+    if key.len() > MAX_PUBLIC_KEY_HEX || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RepoError::InvalidAccount(format!(
+            "the public key must be at most {MAX_PUBLIC_KEY_HEX} hex digits"
+        )));
+    }
+    if DateTime::parse_from_rfc3339(&new.date_created).is_err() {
+        return Err(RepoError::InvalidAccount(format!(
+            "dateCreated {:?} is not an RFC 3339 time such as 2024-03-01T12:00:00.000Z",
+            new.date_created.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+impl Store<'_> {
+    /// Adds an identity. Its DID must be new; a public key (hex) and an RFC 3339
+    /// `dateCreated` are required.
+    pub fn add_account(&mut self, new: &NewAccount) -> Result<AccountInfo, RepoError> {
+        check_new_account(new)?;
+        self.conn.immediate_transaction(|conn| {
+            if account_exists(conn, new.did.as_str())? {
+                return Err(RepoError::AccountExists { did: new.did.clone() });
+            }
+            let id = diesel::insert_into(accounts::table)
+                .values((
+                    accounts::dateCreated.eq(&new.date_created),
+                    accounts::derivationPath.eq(&new.derivation_path),
+                    accounts::did.eq(new.did.as_str()),
+                    accounts::identityEncrBase64.eq(new.identity_encr_base64.as_ref().map(Secret::expose)),
+                    accounts::mnemonicEncrBase64.eq(new.mnemonic_encr_base64.as_ref().map(Secret::expose)),
+                    accounts::passkeyCredIdHex.eq(&new.passkey_cred_id_hex),
+                    accounts::publicKeyHex.eq(&new.public_key_hex),
+                ))
+                .returning(accounts::id)
+                .get_result::<i32>(conn)?;
+            Ok(AccountInfo {
+                id,
+                date_created: new.date_created.clone(),
+                derivation_path: new.derivation_path.clone(),
+                did: new.did.clone(),
+                passkey_cred_id_hex: new.passkey_cred_id_hex.clone(),
+                public_key_hex: new.public_key_hex.clone(),
+            })
+        })
+    }
+
+    /// Every identity, oldest first (by `dateCreated`, then DID), without secret material.
+    pub fn accounts(&mut self) -> Result<Vec<AccountInfo>, RepoError> {
+        accounts::table
+            .order((accounts::dateCreated, accounts::did))
+            .select(InfoRow::as_select())
+            .load(self.conn)?
+            .into_iter()
+            .map(InfoRow::into_info)
+            .collect()
+    }
+
+    /// One identity, without secret material.
+    pub fn account(&mut self, did: &Did) -> Result<AccountInfo, RepoError> {
+        accounts::table
+            .filter(accounts::did.eq(did.as_str()))
+            .select(InfoRow::as_select())
+            .first(self.conn)
+            .optional()?
+            .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?
+            .into_info()
+    }
+
+    /// One identity with its encrypted key material (a separate call on purpose).
+    pub fn account_with_secrets(&mut self, did: &Did) -> Result<Account, RepoError> {
+        type Row = (i32, String, Option<String>, Option<String>, Option<String>, Option<String>, String);
+        let row: Row = accounts::table
+            .filter(accounts::did.eq(did.as_str()))
+            .select((
+                accounts::id,
+                accounts::dateCreated,
+                accounts::derivationPath,
+                accounts::identityEncrBase64,
+                accounts::mnemonicEncrBase64,
+                accounts::passkeyCredIdHex,
+                accounts::publicKeyHex,
+            ))
+            .first(self.conn)
+            .optional()?
+            .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?;
+        let (id, date_created, derivation_path, identity, mnemonic, passkey, public_key_hex) = row;
+        Ok(Account {
+            id,
+            date_created,
+            derivation_path,
+            did: did.clone(),
+            identity_encr_base64: identity.map(Secret::new),
+            mnemonic_encr_base64: mnemonic.map(Secret::new),
+            passkey_cred_id_hex: passkey,
+            public_key_hex,
+        })
+    }
+
+    /// Deletes an identity and its override settings rows. When it is the active one,
+    /// the pointer moves to the next identity by (`dateCreated`, DID) in the same
+    /// transaction. Deleting the last identity is refused unless `allow_last`, which
+    /// leaves no active identity.
+    pub fn delete_account(&mut self, did: &Did, allow_last: bool) -> Result<AccountRemoval, RepoError> {
+        self.conn.immediate_transaction(|conn| {
+            require_account(conn, did)?;
+            let others: Option<String> = accounts::table
+                .filter(accounts::did.ne(did.as_str()))
+                .order((accounts::dateCreated, accounts::did))
+                .select(accounts::did)
+                .first(conn)
+                .optional()?;
+            if others.is_none() && !allow_last {
+                return Err(RepoError::LastAccount { did: did.clone() });
+            }
+            let active: Option<String> = active_identity::table
+                .find(1)
+                .select(active_identity::activeDid)
+                .first::<Option<String>>(conn)
+                .optional()?
+                .flatten();
+            let was_active = active.as_deref() == Some(did.as_str());
+            let active_did = if was_active {
+                let next = parse_stored_did("account DID", others)?;
+                write_pointer(conn, next.as_ref())?;
+                next
+            } else {
+                parse_stored_did("active identity", active)?
+            };
+            let settings_rows_removed = diesel::delete(
+                settings::table.filter(settings::accountDid.eq(did.as_str()).and(settings::id.ne(1))),
+            )
+            .execute(conn)?;
+            diesel::delete(accounts::table.filter(accounts::did.eq(did.as_str()))).execute(conn)?;
+            Ok(AccountRemoval { removed: did.clone(), active_did, was_active, settings_rows_removed })
+        })
+    }
+}

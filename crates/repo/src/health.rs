@@ -1,0 +1,200 @@
+//! `check` and `repair`: every problem a file can have, and the fixes that lose nothing.
+
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use idstore_domain::Did;
+use idstore_schema::{accounts, accounts_quarantine, active_did_quarantine, active_identity, settings};
+use serde::Serialize;
+
+use crate::error::RepoError;
+use crate::sql;
+use crate::store::{Store, clear_dangling_pointer, dangling_pointer, read_master};
+
+/// The kinds of problem [`Store::check`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// `PRAGMA integrity_check` found damage.
+    Integrity,
+    /// `PRAGMA foreign_key_check` found a row whose parent is missing.
+    ForeignKey,
+    /// The active identity names no account.
+    DanglingPointer,
+    /// The single `active_identity` row is missing.
+    MissingPointerRow,
+    /// The master settings row (`id = 1`) is missing.
+    MissingMasterRow,
+    /// Several accounts share a DID.
+    DuplicateDid,
+    /// An account's DID is not a valid DID.
+    InvalidDid,
+    /// An override settings row names no account.
+    OrphanOverride,
+    /// A settings row other than the master has no `accountDid`.
+    ExtraNullAccountRow,
+    /// An account row moved aside by the migration, waiting for a decision.
+    QuarantinedAccount,
+    /// A pointer value moved aside, waiting for a decision.
+    QuarantinedPointer,
+}
+
+impl ProblemKind {
+    /// Whether [`Store::repair`] fixes this kind.
+    pub fn repairable(self) -> bool {
+        matches!(self, ProblemKind::DanglingPointer | ProblemKind::MissingPointerRow | ProblemKind::MissingMasterRow)
+    }
+}
+
+/// One problem, with what a person needs to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// Where and what.
+    pub detail: String,
+}
+
+/// The result of [`Store::check`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct HealthReport {
+    /// Every problem found; empty when the file is healthy.
+    pub problems: Vec<Problem>,
+}
+
+impl HealthReport {
+    /// True when no problem was found.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The result of [`Store::repair`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RepairReport {
+    /// What was fixed, and how.
+    pub fixed: Vec<Problem>,
+    /// What is left for a person to decide (nothing here can be fixed without losing data).
+    pub left: Vec<Problem>,
+}
+
+fn problem(kind: ProblemKind, detail: String) -> Problem {
+    Problem { kind, detail }
+}
+
+impl Store<'_> {
+    /// Lists every problem in the file, each with a kind and a detail.
+    pub fn check(&mut self) -> Result<HealthReport, RepoError> {
+        self.conn.transaction(|conn| find_problems(conn).map(|problems| HealthReport { problems }))
+    }
+
+    /// Fixes what can be fixed without losing data, in one transaction: a missing
+    /// pointer row or master row is re-created; a dangling pointer is re-pointed to the
+    /// first account by (`dateCreated`, DID), or cleared, its old value kept in
+    /// `active_did_quarantine`. Reports what it fixed and what it left.
+    pub fn repair(&mut self) -> Result<RepairReport, RepoError> {
+        self.conn.immediate_transaction(|conn| {
+            let mut fixed = Vec::new();
+            if read_master(conn)?.is_none() {
+                diesel::insert_into(settings::table)
+                    .values((
+                        settings::id.eq(1),
+                        settings::apiServer.eq(idstore_domain::settings::DEFAULT_API_SERVER),
+                    ))
+                    .execute(conn)?;
+                fixed.push(problem(ProblemKind::MissingMasterRow, "re-created the master settings row with the default API server".into()));
+            }
+            let first: Option<String> = accounts::table
+                .order((accounts::dateCreated, accounts::did))
+                .select(accounts::did)
+                .first(conn)
+                .optional()?;
+            let first = first.and_then(|d| Did::try_from(d).ok());
+            let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
+            if pointer_rows == 0 {
+                diesel::insert_into(active_identity::table)
+                    .values((active_identity::id.eq(1), active_identity::activeDid.eq(None::<String>)))
+                    .execute(conn)?;
+                fixed.push(problem(ProblemKind::MissingPointerRow, "re-created the active_identity row (no active identity)".into()));
+            }
+            if let Some(old) = clear_dangling_pointer(conn, first.as_ref())? {
+                let now = first.as_ref().map_or("cleared it".to_owned(), |d| format!("re-pointed it to {d}"));
+                fixed.push(problem(
+                    ProblemKind::DanglingPointer,
+                    format!("active identity {old:?} named no account: {now}; the old value is kept in active_did_quarantine"),
+                ));
+            }
+            let left = find_problems(conn)?;
+            Ok(RepairReport { fixed, left })
+        })
+    }
+}
+
+fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError> {
+    let mut out = Vec::new();
+    out.extend(sql::integrity_problems(conn)?.into_iter().map(|d| problem(ProblemKind::Integrity, d)));
+    // A dangling pointer is reported once, as such, not also as a foreign key row.
+    out.extend(
+        sql::foreign_key_violations(conn)?
+            .into_iter()
+            .filter(|d| !d.starts_with("active_identity "))
+            .map(|d| problem(ProblemKind::ForeignKey, d)),
+    );
+    if let Some(value) = dangling_pointer(conn)? {
+        out.push(problem(ProblemKind::DanglingPointer, format!("active_identity.activeDid {value:?} names no account")));
+    }
+    let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
+    if pointer_rows == 0 {
+        out.push(problem(ProblemKind::MissingPointerRow, "active_identity has no row".into()));
+    }
+    if read_master(conn)?.is_none() {
+        out.push(problem(ProblemKind::MissingMasterRow, "settings has no master row (id = 1)".into()));
+    }
+    let dups: Vec<(String, i64)> = accounts::table
+        .group_by(accounts::did)
+        .having(count_star().gt(1))
+        .select((accounts::did, count_star()))
+        .load(conn)?;
+    out.extend(dups.into_iter().map(|(did, n)| problem(ProblemKind::DuplicateDid, format!("{n} accounts have DID {did}"))));
+    let all: Vec<(i32, String)> = accounts::table.select((accounts::id, accounts::did)).order(accounts::id).load(conn)?;
+    for (id, did) in all {
+        if let Err(e) = Did::parse(&did) {
+            out.push(problem(ProblemKind::InvalidDid, format!("account {id} has DID {:?}: {e}", did.chars().take(80).collect::<String>())));
+        }
+    }
+    let orphans: Vec<(i32, Option<String>)> = settings::table
+        .filter(settings::id.ne(1))
+        .filter(settings::accountDid.is_not_null())
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            accounts::table.filter(accounts::did.nullable().eq(settings::accountDid)),
+        )))
+        .select((settings::id, settings::accountDid))
+        .order(settings::id)
+        .load(conn)?;
+    out.extend(orphans.into_iter().map(|(id, did)| {
+        problem(ProblemKind::OrphanOverride, format!("settings row {id} overrides {} which is no account", did.unwrap_or_default()))
+    }));
+    let extra: Vec<i32> = settings::table
+        .filter(settings::id.ne(1))
+        .filter(settings::accountDid.is_null())
+        .select(settings::id)
+        .order(settings::id)
+        .load(conn)?;
+    out.extend(extra.into_iter().map(|id| {
+        problem(ProblemKind::ExtraNullAccountRow, format!("settings row {id} has no accountDid and is not the master row"))
+    }));
+    let moved: Vec<(i32, String, String)> = accounts_quarantine::table
+        .select((accounts_quarantine::id, accounts_quarantine::did, accounts_quarantine::reason))
+        .order(accounts_quarantine::id)
+        .load(conn)?;
+    out.extend(moved.into_iter().map(|(id, did, reason)| {
+        problem(ProblemKind::QuarantinedAccount, format!("accounts_quarantine row {id} ({did}): {reason}"))
+    }));
+    let pointers: Vec<(i32, String, String)> = active_did_quarantine::table
+        .select((active_did_quarantine::id, active_did_quarantine::activeDid, active_did_quarantine::reason))
+        .order(active_did_quarantine::id)
+        .load(conn)?;
+    out.extend(pointers.into_iter().map(|(id, value, reason)| {
+        problem(ProblemKind::QuarantinedPointer, format!("active_did_quarantine row {id} ({value:?}): {reason}"))
+    }));
+    Ok(out)
+}

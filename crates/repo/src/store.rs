@@ -1,0 +1,396 @@
+//! The typed repository: settings, the active identity and accounts, so no caller
+//! writes SQL and no caller can corrupt the active identity.
+//!
+//! Every write runs in one `BEGIN IMMEDIATE` transaction (validation and change
+//! together, so nothing is half-applied and no concurrent writer slips in between);
+//! the busy timeout set by [`crate::configure`] absorbs ordinary contention.
+
+use std::path::Path;
+
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+use idstore_domain::settings::DEFAULT_API_SERVER;
+use idstore_domain::{ActiveIdentity, Did, Settings, SettingsChange};
+use idstore_schema::{accounts, active_did_quarantine, active_identity, settings};
+use serde::Serialize;
+
+use crate::connection::OpenOptions;
+use crate::error::RepoError;
+use crate::rows::{SettingsChangeset, SettingsRow};
+
+mod alias {
+    //! `settings` a second time, for the override row in the same statement.
+    use idstore_schema::settings;
+    diesel::alias!(settings as overrides: Overrides);
+}
+use alias::overrides;
+
+diesel::define_sql_function! {
+    /// SQL `coalesce` of two nullable texts.
+    fn coalesce(x: Nullable<Text>, y: Nullable<Text>) -> Nullable<Text>;
+}
+
+/// An owned connection to a migrated database: `Database::open(path)?.store()`.
+pub struct Database {
+    conn: SqliteConnection,
+}
+
+impl Database {
+    /// Opens an existing database (it is never created here) and refuses one that
+    /// still needs migrating.
+    pub fn open(path: &Path) -> Result<Self, RepoError> {
+        Self::from_connection(OpenOptions::new().create(false).open(path)?)
+    }
+
+    /// Wraps a configured connection, refusing a database that needs migrating.
+    pub fn from_connection(mut conn: SqliteConnection) -> Result<Self, RepoError> {
+        ensure_migrated(&mut conn)?;
+        Ok(Database { conn })
+    }
+
+    /// The repository over this connection.
+    pub fn store(&mut self) -> Store<'_> {
+        Store { conn: &mut self.conn }
+    }
+
+    /// The underlying connection.
+    pub fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+/// Refuses a database that is not at the latest migration (or is from a newer idstore).
+pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), RepoError> {
+    let st = crate::migrations::status(conn)?;
+    if !st.unknown.is_empty() {
+        return Err(crate::MigrateError::UnknownVersions { versions: st.unknown }.into());
+    }
+    if st.needs_migration() {
+        return Err(RepoError::NeedsMigration { pending: st.pending });
+    }
+    Ok(())
+}
+
+/// The repository API over a borrowed connection (a plain one or a pooled one).
+/// The database must be migrated; [`Database::open`] checks that.
+pub struct Store<'c> {
+    pub(crate) conn: &'c mut SqliteConnection,
+}
+
+/// Settings as one identity sees them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountSettings {
+    /// The master row overlaid with the identity's override row.
+    pub settings: Settings,
+    /// The active identity.
+    pub active_did: Option<Did>,
+    /// The identity whose override row was looked for (the one asked for, else the
+    /// active one); `None` when neither.
+    pub account_did: Option<Did>,
+    /// Whether an override row for that identity exists.
+    pub has_override: bool,
+}
+
+/// The master settings with the validated active identity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefaultAccountSettings {
+    /// The master row's settings.
+    pub settings: Settings,
+    /// The active identity, checked to name an account.
+    pub active_did: Option<Did>,
+    /// A pointer that named no account (possible only when another writer had foreign
+    /// keys off): it was cleared in the same transaction and kept in
+    /// `active_did_quarantine`.
+    pub cleared_dangling_pointer: Option<String>,
+}
+
+impl<'c> Store<'c> {
+    /// The repository over `conn`, which must be migrated (see [`ensure_migrated`]).
+    pub fn new(conn: &'c mut SqliteConnection) -> Self {
+        Store { conn }
+    }
+
+    /// The master settings merged with the override row of `did`, or of the active
+    /// identity when `did` is `None`, plus the active DID: one SQL statement.
+    ///
+    /// With no master row (a damaged file), the master values are the defaults
+    /// (all unset) and the pointer and override are read separately.
+    pub fn account_settings(&mut self, did: Option<&Did>) -> Result<AccountSettings, RepoError> {
+        let target = did.map(Did::as_str);
+        let row: Option<(SettingsRow, Option<SettingsRow>, Option<String>)> = settings::table
+            .left_join(active_identity::table.on(active_identity::id.eq(1)))
+            .left_join(
+                overrides.on(overrides
+                    .field(settings::accountDid)
+                    .eq(coalesce(target, active_identity::activeDid.nullable()))
+                    .and(overrides.field(settings::id).ne(1))),
+            )
+            .filter(settings::id.eq(1))
+            .order(overrides.field(settings::id))
+            .select((
+                SettingsRow::as_select(),
+                overrides.fields(settings::all_columns).nullable(),
+                active_identity::activeDid.nullable(),
+            ))
+            .first(self.conn)
+            .optional()?;
+        let (master, over, active) = match row {
+            Some((master, over, active)) => (Some(master), over, active),
+            None => {
+                let active = self.stored_pointer()?.flatten();
+                let over = match did.map(Did::as_str).or(active.as_deref()) {
+                    Some(d) => read_override(self.conn, d)?,
+                    None => None,
+                };
+                (None, over, active)
+            }
+        };
+        let active_did = parse_stored_did("active identity", active)?;
+        let account_did = did.cloned().or_else(|| active_did.clone());
+        let master = master.map(SettingsRow::into_settings).transpose()?.unwrap_or_default();
+        let has_override = over.is_some();
+        let settings = match over {
+            Some(o) => master.merged_with(&o.into_settings()?),
+            None => master,
+        };
+        Ok(AccountSettings { settings, active_did, account_did, has_override })
+    }
+
+    /// The active identity pointer and when it last changed. A missing pointer row
+    /// reads as no active identity with no `last_updated`.
+    pub fn active_identity(&mut self) -> Result<ActiveIdentity, RepoError> {
+        let row: Option<(Option<String>, chrono::NaiveDateTime)> = active_identity::table
+            .find(1)
+            .select((active_identity::activeDid, active_identity::lastUpdated))
+            .first(self.conn)
+            .optional()?;
+        Ok(match row {
+            Some((did, at)) => ActiveIdentity {
+                active_did: parse_stored_did("active identity", did)?,
+                last_updated: Some(at),
+            },
+            None => ActiveIdentity { active_did: None, last_updated: None },
+        })
+    }
+
+    /// The master settings row alone; all unset when the row is missing.
+    pub fn master_settings(&mut self) -> Result<Settings, RepoError> {
+        Ok(read_master(self.conn)?.map(SettingsRow::into_settings).transpose()?.unwrap_or_default())
+    }
+
+    /// An identity's override row alone (`None` when it has none).
+    pub fn override_settings(&mut self, did: &Did) -> Result<Option<Settings>, RepoError> {
+        Ok(read_override(self.conn, did.as_str())?.map(SettingsRow::into_settings).transpose()?)
+    }
+
+    /// The master settings and the active identity, validated: a pointer naming no
+    /// account is cleared in the same transaction, kept in `active_did_quarantine`
+    /// and reported in the result.
+    pub fn settings_for_default_account(&mut self) -> Result<DefaultAccountSettings, RepoError> {
+        // The write lock is taken only when there is something to clear.
+        let cleared = if dangling_pointer(self.conn)?.is_some() {
+            self.conn.immediate_transaction(|conn| clear_dangling_pointer(conn, None))?
+        } else {
+            None
+        };
+        self.conn.transaction(|conn| {
+            let settings =
+                read_master(conn)?.map(SettingsRow::into_settings).transpose()?.unwrap_or_default();
+            let active = active_identity::table
+                .find(1)
+                .select(active_identity::activeDid)
+                .first::<Option<String>>(conn)
+                .optional()?
+                .flatten();
+            Ok(DefaultAccountSettings {
+                settings,
+                active_did: parse_stored_did("active identity", active)?,
+                cleared_dangling_pointer: cleared,
+            })
+        })
+    }
+
+    /// `fallback` overlaid with the master row, then with `account`'s override row
+    /// (when given): each set value wins over the one below it.
+    pub fn merged_settings(
+        &mut self,
+        account: Option<&Did>,
+        fallback: Settings,
+    ) -> Result<Settings, RepoError> {
+        let mut merged = fallback.merged_with(&self.master_settings()?);
+        if let Some(did) = account {
+            if let Some(over) = self.override_settings(did)? {
+                merged = merged.merged_with(&over);
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Switches the active identity (`None` clears it). An unknown DID is a typed error
+    /// and changes nothing. The single row is upserted, so a file whose pointer row went
+    /// missing heals instead of ignoring the write.
+    pub fn set_active_did(&mut self, did: Option<&Did>) -> Result<(), RepoError> {
+        self.conn.immediate_transaction(|conn| write_pointer(conn, did))
+    }
+
+    /// Saves typed changes to the master row (created if missing); a change of the
+    /// active identity inside it goes to `active_identity` in the same transaction.
+    pub fn save_settings(&mut self, change: &SettingsChange) -> Result<(), RepoError> {
+        change.validate()?;
+        let columns = SettingsChangeset::from_change(change);
+        self.conn.immediate_transaction(|conn| {
+            match &change.active_did {
+                idstore_domain::Change::Keep => {}
+                idstore_domain::Change::Set(did) => write_pointer(conn, Some(did))?,
+                idstore_domain::Change::Clear => write_pointer(conn, None)?,
+            }
+            if !columns.is_noop() {
+                ensure_master_row(conn)?;
+                diesel::update(settings::table.find(1)).set(&columns).execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Saves typed changes to `did`'s override row, creating it if missing. The DID must
+    /// name an account; the active identity cannot be changed here.
+    pub fn save_account_settings(
+        &mut self,
+        did: &Did,
+        change: &SettingsChange,
+    ) -> Result<(), RepoError> {
+        if !change.active_did.is_keep() {
+            return Err(RepoError::ActiveDidInAccountSettings);
+        }
+        change.validate()?;
+        let columns = SettingsChangeset::from_change(change);
+        self.conn.immediate_transaction(|conn| {
+            require_account(conn, did)?;
+            let id = match override_id(conn, did.as_str())? {
+                Some(id) => id,
+                None => diesel::insert_into(settings::table)
+                    .values(settings::accountDid.eq(did.as_str()))
+                    .returning(settings::id)
+                    .get_result::<i32>(conn)?,
+            };
+            if !columns.is_noop() {
+                diesel::update(settings::table.find(id)).set(&columns).execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The stored pointer row: `None` when the row is missing, `Some(None)` when no
+    /// identity is active.
+    fn stored_pointer(&mut self) -> QueryResult<Option<Option<String>>> {
+        active_identity::table
+            .find(1)
+            .select(active_identity::activeDid)
+            .first::<Option<String>>(self.conn)
+            .optional()
+    }
+}
+
+pub(crate) fn read_master(conn: &mut SqliteConnection) -> QueryResult<Option<SettingsRow>> {
+    settings::table.find(1).select(SettingsRow::as_select()).first(conn).optional()
+}
+
+fn override_id(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<i32>> {
+    settings::table
+        .filter(settings::accountDid.eq(did).and(settings::id.ne(1)))
+        .order(settings::id)
+        .select(settings::id)
+        .first(conn)
+        .optional()
+}
+
+fn read_override(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<SettingsRow>> {
+    settings::table
+        .filter(settings::accountDid.eq(did).and(settings::id.ne(1)))
+        .order(settings::id)
+        .select(SettingsRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> {
+    diesel::insert_or_ignore_into(settings::table)
+        .values((settings::id.eq(1), settings::apiServer.eq(DEFAULT_API_SERVER)))
+        .execute(conn)
+        .map(drop)
+}
+
+pub(crate) fn account_exists(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
+    diesel::select(exists(accounts::table.filter(accounts::did.eq(did)))).get_result(conn)
+}
+
+pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<(), RepoError> {
+    if account_exists(conn, did.as_str())? {
+        Ok(())
+    } else {
+        Err(RepoError::UnknownAccount { did: did.clone() })
+    }
+}
+
+/// Upserts the pointer row; the DID (when given) must name an account.
+pub(crate) fn write_pointer(conn: &mut SqliteConnection, did: Option<&Did>) -> Result<(), RepoError> {
+    if let Some(did) = did {
+        require_account(conn, did)?;
+    }
+    let value = did.map(Did::as_str);
+    diesel::insert_into(active_identity::table)
+        .values((active_identity::id.eq(1), active_identity::activeDid.eq(value)))
+        .on_conflict(active_identity::id)
+        .do_update()
+        .set(active_identity::activeDid.eq(value))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The pointer's value when it names no account.
+pub(crate) fn dangling_pointer(conn: &mut SqliteConnection) -> QueryResult<Option<String>> {
+    Ok(idstore_schema::joins::active_identity_left_join_account()
+        .filter(active_identity::id.eq(1))
+        .filter(active_identity::activeDid.is_not_null())
+        .filter(accounts::id.nullable().is_null())
+        .select(active_identity::activeDid)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// When the pointer names no account: keeps its value in `active_did_quarantine`,
+/// then points at `replacement` (or clears it). Returns the value it moved.
+pub(crate) fn clear_dangling_pointer(
+    conn: &mut SqliteConnection,
+    replacement: Option<&Did>,
+) -> Result<Option<String>, RepoError> {
+    let dangling = dangling_pointer(conn)?;
+    if let Some(value) = &dangling {
+        diesel::insert_into(active_did_quarantine::table)
+            .values((
+                active_did_quarantine::activeDid.eq(value),
+                active_did_quarantine::reason.eq("active_identity named no account; cleared"),
+            ))
+            .execute(conn)?;
+        write_pointer(conn, replacement)?;
+    }
+    Ok(dangling)
+}
+
+/// Parses a DID read from the database, naming it in the error when it is invalid.
+pub(crate) fn parse_stored_did(
+    what: &'static str,
+    value: Option<String>,
+) -> Result<Option<Did>, RepoError> {
+    value
+        .map(|v| {
+            Did::try_from(v.clone()).map_err(|e| RepoError::StoredValue {
+                what,
+                value: v.chars().take(80).collect(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
