@@ -79,15 +79,19 @@ impl Store<'_> {
         check_new_account(new)?;
         self.conn.immediate_transaction(|conn| {
             if account_exists(conn, new.did.as_str())? {
-                return Err(RepoError::AccountExists { did: new.did.clone() });
+                return Err(RepoError::AccountExists {
+                    did: new.did.clone(),
+                });
             }
             let id = diesel::insert_into(accounts::table)
                 .values((
                     accounts::dateCreated.eq(&new.date_created),
                     accounts::derivationPath.eq(&new.derivation_path),
                     accounts::did.eq(new.did.as_str()),
-                    accounts::identityEncrBase64.eq(new.identity_encr_base64.as_ref().map(Secret::expose)),
-                    accounts::mnemonicEncrBase64.eq(new.mnemonic_encr_base64.as_ref().map(Secret::expose)),
+                    accounts::identityEncrBase64
+                        .eq(new.identity_encr_base64.as_ref().map(Secret::expose)),
+                    accounts::mnemonicEncrBase64
+                        .eq(new.mnemonic_encr_base64.as_ref().map(Secret::expose)),
                     accounts::passkeyCredIdHex.eq(&new.passkey_cred_id_hex),
                     accounts::publicKeyHex.eq(&new.public_key_hex),
                 ))
@@ -128,7 +132,15 @@ impl Store<'_> {
 
     /// One identity with its encrypted key material (a separate call on purpose).
     pub fn account_with_secrets(&mut self, did: &Did) -> Result<Account, RepoError> {
-        type Row = (i32, String, Option<String>, Option<String>, Option<String>, Option<String>, String);
+        type Row = (
+            i32,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
         let row: Row = accounts::table
             .filter(accounts::did.eq(did.as_str()))
             .select((
@@ -160,7 +172,11 @@ impl Store<'_> {
     /// the pointer moves to the next identity by (`dateCreated`, DID) in the same
     /// transaction. Deleting the last identity is refused unless `allow_last`, which
     /// leaves no active identity.
-    pub fn delete_account(&mut self, did: &Did, allow_last: bool) -> Result<AccountRemoval, RepoError> {
+    pub fn delete_account(
+        &mut self,
+        did: &Did,
+        allow_last: bool,
+    ) -> Result<AccountRemoval, RepoError> {
         self.conn.immediate_transaction(|conn| {
             require_account(conn, did)?;
             let others: Option<String> = accounts::table
@@ -187,11 +203,20 @@ impl Store<'_> {
                 parse_stored_did("active identity", active)?
             };
             let settings_rows_removed = diesel::delete(
-                settings::table.filter(settings::accountDid.eq(did.as_str()).and(settings::id.ne(1))),
+                settings::table.filter(
+                    settings::accountDid
+                        .eq(did.as_str())
+                        .and(settings::id.ne(1)),
+                ),
             )
             .execute(conn)?;
             diesel::delete(accounts::table.filter(accounts::did.eq(did.as_str()))).execute(conn)?;
-            Ok(AccountRemoval { removed: did.clone(), active_did, was_active, settings_rows_removed })
+            Ok(AccountRemoval {
+                removed: did.clone(),
+                active_did,
+                was_active,
+                settings_rows_removed,
+            })
         })
     }
 }

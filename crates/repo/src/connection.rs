@@ -63,8 +63,7 @@ impl OpenOptions {
     /// that does not start with the SQLite header.
     pub fn open(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
         self.prepare_file(path)?;
-        let mode = if self.read_only { "ro" } else { "rw" };
-        let uri = format!("file:{}?mode={mode}", percent_encode_path(path));
+        let uri = sqlite_uri(path, self.read_only);
         let mut conn =
             SqliteConnection::establish(&uri).map_err(|source| OpenError::Connection {
                 path: path.to_owned(),
@@ -161,6 +160,12 @@ pub fn backup_to(conn: &mut SqliteConnection, dest: &Path) -> Result<(), OpenErr
                 source,
             }
         })
+}
+
+/// The `file:` URI that opens exactly `path`, read-write (never creating) or read-only.
+pub(crate) fn sqlite_uri(path: &Path, read_only: bool) -> String {
+    let mode = if read_only { "ro" } else { "rw" };
+    format!("file:{}?mode={mode}", percent_encode_path(path))
 }
 
 fn check_header(path: &Path) -> Result<(), OpenError> {

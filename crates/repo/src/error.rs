@@ -156,7 +156,9 @@ pub enum RepoError {
         did: idstore_domain::Did,
     },
     /// Deleting this account would leave no identity at all.
-    #[error("{did} is the last account; deleting it leaves no identity: allow it explicitly (`--allow-last`)")]
+    #[error(
+        "{did} is the last account; deleting it leaves no identity: allow it explicitly (`--allow-last`)"
+    )]
     LastAccount {
         /// The DID.
         did: idstore_domain::Did,
@@ -165,7 +167,9 @@ pub enum RepoError {
     #[error("invalid account: {0}")]
     InvalidAccount(String),
     /// The active identity is not a per-account setting.
-    #[error("the active identity is not a per-account setting; change it with save_settings or set_active_did")]
+    #[error(
+        "the active identity is not a per-account setting; change it with save_settings or set_active_did"
+    )]
     ActiveDidInAccountSettings,
     /// A value stored in the database is not valid (a foreign writer put it there).
     #[error("stored {what} {value:?} is invalid ({reason}); `idstore check` lists such problems")]
@@ -177,6 +181,9 @@ pub enum RepoError {
         /// Why it is invalid.
         reason: String,
     },
+    /// A repair could not fix a problem it should fix; it was rolled back.
+    #[error("repair rolled back: a fixable problem remained ({0})")]
+    RepairIncomplete(String),
     /// A setting or its value was refused.
     #[error(transparent)]
     Settings(#[from] idstore_domain::SettingsError),
@@ -186,6 +193,9 @@ pub enum RepoError {
     /// Reading the migration state failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// The connection pool could not be built.
+    #[error("could not build the connection pool: {0}")]
+    Pool(String),
     /// A database error (`database is locked` past the busy timeout, a full disk …).
     #[error("database error: {0}")]
     Diesel(#[from] diesel::result::Error),

@@ -1,9 +1,12 @@
 //! `check` and `repair`: every problem a file can have, and the fixes that lose nothing.
 
+use diesel::connection::SimpleConnection;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_schema::{accounts, accounts_quarantine, active_did_quarantine, active_identity, settings};
+use idstore_schema::{
+    accounts, accounts_quarantine, active_did_quarantine, active_identity, settings,
+};
 use serde::Serialize;
 
 use crate::error::RepoError;
@@ -11,7 +14,7 @@ use crate::sql;
 use crate::store::{Store, clear_dangling_pointer, dangling_pointer, read_master};
 
 /// The kinds of problem [`Store::check`] finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// `PRAGMA integrity_check` found damage.
@@ -26,6 +29,9 @@ pub enum ProblemKind {
     MissingMasterRow,
     /// Several accounts share a DID.
     DuplicateDid,
+    /// No UNIQUE index covers `accounts.did`: the foreign key from `active_identity`
+    /// cannot work ("foreign key mismatch") and duplicates can creep in.
+    MissingDidIndex,
     /// An account's DID is not a valid DID.
     InvalidDid,
     /// An override settings row names no account.
@@ -41,7 +47,14 @@ pub enum ProblemKind {
 impl ProblemKind {
     /// Whether [`Store::repair`] fixes this kind.
     pub fn repairable(self) -> bool {
-        matches!(self, ProblemKind::DanglingPointer | ProblemKind::MissingPointerRow | ProblemKind::MissingMasterRow)
+        matches!(
+            self,
+            ProblemKind::DanglingPointer
+                | ProblemKind::MissingPointerRow
+                | ProblemKind::MissingMasterRow
+                | ProblemKind::DuplicateDid
+                | ProblemKind::MissingDidIndex
+        )
     }
 }
 
@@ -84,81 +97,194 @@ fn problem(kind: ProblemKind, detail: String) -> Problem {
 impl Store<'_> {
     /// Lists every problem in the file, each with a kind and a detail.
     pub fn check(&mut self) -> Result<HealthReport, RepoError> {
-        self.conn.transaction(|conn| find_problems(conn).map(|problems| HealthReport { problems }))
+        self.conn
+            .transaction(|conn| find_problems(conn).map(|problems| HealthReport { problems }))
     }
 
     /// Fixes what can be fixed without losing data, in one transaction: a missing
     /// pointer row or master row is re-created; a dangling pointer is re-pointed to the
     /// first account by (`dateCreated`, DID), or cleared, its old value kept in
     /// `active_did_quarantine`. Reports what it fixed and what it left.
+    ///
+    /// Foreign key enforcement is suspended for the repair's transaction only (without
+    /// a UNIQUE index on `accounts.did`, SQLite refuses every change to `accounts` with
+    /// "foreign key mismatch"); `foreign_key_check` must be clean before it commits.
     pub fn repair(&mut self) -> Result<RepairReport, RepoError> {
-        self.conn.immediate_transaction(|conn| {
-            let mut fixed = Vec::new();
-            if read_master(conn)?.is_none() {
-                diesel::insert_into(settings::table)
-                    .values((
-                        settings::id.eq(1),
-                        settings::apiServer.eq(idstore_domain::settings::DEFAULT_API_SERVER),
-                    ))
-                    .execute(conn)?;
-                fixed.push(problem(ProblemKind::MissingMasterRow, "re-created the master settings row with the default API server".into()));
-            }
-            let first: Option<String> = accounts::table
-                .order((accounts::dateCreated, accounts::did))
-                .select(accounts::did)
-                .first(conn)
-                .optional()?;
-            let first = first.and_then(|d| Did::try_from(d).ok());
-            let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
-            if pointer_rows == 0 {
-                diesel::insert_into(active_identity::table)
-                    .values((active_identity::id.eq(1), active_identity::activeDid.eq(None::<String>)))
-                    .execute(conn)?;
-                fixed.push(problem(ProblemKind::MissingPointerRow, "re-created the active_identity row (no active identity)".into()));
-            }
-            if let Some(old) = clear_dangling_pointer(conn, first.as_ref())? {
-                let now = first.as_ref().map_or("cleared it".to_owned(), |d| format!("re-pointed it to {d}"));
-                fixed.push(problem(
-                    ProblemKind::DanglingPointer,
-                    format!("active identity {old:?} named no account: {now}; the old value is kept in active_did_quarantine"),
-                ));
-            }
-            let left = find_problems(conn)?;
-            Ok(RepairReport { fixed, left })
-        })
+        self.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
+        let result = self.conn.immediate_transaction(repair_in_transaction);
+        self.conn.batch_execute("PRAGMA foreign_keys = ON;")?;
+        result
     }
+}
+
+fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, RepoError> {
+    let mut fixed = Vec::new();
+    if read_master(conn)?.is_none() {
+        diesel::insert_into(settings::table)
+            .values((
+                settings::id.eq(1),
+                settings::apiServer.eq(idstore_domain::settings::DEFAULT_API_SERVER),
+            ))
+            .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingMasterRow,
+            "re-created the master settings row with the default API server".into(),
+        ));
+    }
+    let moved = quarantine_duplicates(conn)?;
+    if moved > 0 {
+        fixed.push(problem(ProblemKind::DuplicateDid, format!("moved {moved} duplicate account rows (all but the lowest id of each DID) to accounts_quarantine")));
+    }
+    if !has_unique_did_index(conn)? {
+        diesel::sql_query("CREATE UNIQUE INDEX idx_accounts_did_unique ON accounts(did)")
+            .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingDidIndex,
+            "re-created the UNIQUE index idx_accounts_did_unique".into(),
+        ));
+    }
+    let first = first_valid_account(conn)?;
+    let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
+    if pointer_rows == 0 {
+        diesel::insert_into(active_identity::table)
+            .values((
+                active_identity::id.eq(1),
+                active_identity::activeDid.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingPointerRow,
+            "re-created the active_identity row (no active identity)".into(),
+        ));
+    }
+    if let Some(old) = clear_dangling_pointer(conn, first.as_ref())? {
+        let now = first
+            .as_ref()
+            .map_or("cleared it".to_owned(), |d| format!("re-pointed it to {d}"));
+        fixed.push(problem(
+            ProblemKind::DanglingPointer,
+            format!("active identity {old:?} named no account: {now}; the old value is kept in active_did_quarantine"),
+        ));
+    }
+    let left = find_problems(conn)?;
+    if let Some(p) = left.iter().find(|p| p.kind.repairable()) {
+        // Nothing may be committed half-repaired.
+        return Err(RepoError::RepairIncomplete(p.detail.clone()));
+    }
+    Ok(RepairReport { fixed, left })
+}
+
+/// The first account by (`dateCreated`, DID) whose DID is valid.
+fn first_valid_account(conn: &mut SqliteConnection) -> QueryResult<Option<Did>> {
+    let dids: Vec<String> = accounts::table
+        .order((accounts::dateCreated, accounts::did))
+        .select(accounts::did)
+        .load(conn)?;
+    Ok(dids.into_iter().find_map(|d| Did::try_from(d).ok()))
+}
+
+/// Whether a UNIQUE index covers exactly `accounts(did)`.
+fn has_unique_did_index(conn: &mut SqliteConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pragma_index_list('accounts') AS il
+          WHERE il.\"unique\" = 1
+            AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'did'",
+    )
+    .get_result::<N>(conn)
+    .map(|r| r.n > 0)
+}
+
+/// Moves every account row beyond the first (lowest id) of its DID, every column
+/// intact, to `accounts_quarantine`, as the migration does. Returns how many.
+fn quarantine_duplicates(conn: &mut SqliteConnection) -> QueryResult<usize> {
+    let moved = diesel::sql_query(
+        "INSERT INTO accounts_quarantine (id, dateCreated, derivationPath, did, identityEncrBase64,
+                                          mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex,
+                                          keptAccountId, reason)
+         SELECT dup.id, dup.dateCreated, dup.derivationPath, dup.did, dup.identityEncrBase64,
+                dup.mnemonicEncrBase64, dup.passkeyCredIdHex, dup.publicKeyHex,
+                (SELECT min(id) FROM accounts WHERE did = dup.did), 'duplicate did found by repair'
+           FROM accounts AS dup
+          WHERE dup.id > (SELECT min(id) FROM accounts WHERE did = dup.did)",
+    )
+    .execute(conn)?;
+    if moved > 0 {
+        diesel::sql_query("DELETE FROM accounts WHERE id IN (SELECT id FROM accounts_quarantine)")
+            .execute(conn)?;
+    }
+    Ok(moved)
 }
 
 fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError> {
     let mut out = Vec::new();
-    out.extend(sql::integrity_problems(conn)?.into_iter().map(|d| problem(ProblemKind::Integrity, d)));
-    // A dangling pointer is reported once, as such, not also as a foreign key row.
     out.extend(
-        sql::foreign_key_violations(conn)?
+        sql::integrity_problems(conn)?
             .into_iter()
-            .filter(|d| !d.starts_with("active_identity "))
-            .map(|d| problem(ProblemKind::ForeignKey, d)),
+            .map(|d| problem(ProblemKind::Integrity, d)),
     );
+    if has_unique_did_index(conn)? {
+        // A dangling pointer is reported once, as such, not also as a foreign key row.
+        out.extend(
+            sql::foreign_key_violations(conn)?
+                .into_iter()
+                .filter(|d| !d.starts_with("active_identity "))
+                .map(|d| problem(ProblemKind::ForeignKey, d)),
+        );
+    } else {
+        // foreign_key_check itself fails ("foreign key mismatch") without the index.
+        out.push(problem(
+            ProblemKind::MissingDidIndex,
+            "no UNIQUE index on accounts(did): the active_identity foreign key cannot be checked or enforced".into(),
+        ));
+    }
     if let Some(value) = dangling_pointer(conn)? {
-        out.push(problem(ProblemKind::DanglingPointer, format!("active_identity.activeDid {value:?} names no account")));
+        out.push(problem(
+            ProblemKind::DanglingPointer,
+            format!("active_identity.activeDid {value:?} names no account"),
+        ));
     }
     let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
     if pointer_rows == 0 {
-        out.push(problem(ProblemKind::MissingPointerRow, "active_identity has no row".into()));
+        out.push(problem(
+            ProblemKind::MissingPointerRow,
+            "active_identity has no row".into(),
+        ));
     }
     if read_master(conn)?.is_none() {
-        out.push(problem(ProblemKind::MissingMasterRow, "settings has no master row (id = 1)".into()));
+        out.push(problem(
+            ProblemKind::MissingMasterRow,
+            "settings has no master row (id = 1)".into(),
+        ));
     }
     let dups: Vec<(String, i64)> = accounts::table
         .group_by(accounts::did)
         .having(count_star().gt(1))
         .select((accounts::did, count_star()))
         .load(conn)?;
-    out.extend(dups.into_iter().map(|(did, n)| problem(ProblemKind::DuplicateDid, format!("{n} accounts have DID {did}"))));
-    let all: Vec<(i32, String)> = accounts::table.select((accounts::id, accounts::did)).order(accounts::id).load(conn)?;
+    out.extend(dups.into_iter().map(|(did, n)| {
+        problem(
+            ProblemKind::DuplicateDid,
+            format!("{n} accounts have DID {did}"),
+        )
+    }));
+    let all: Vec<(i32, String)> = accounts::table
+        .select((accounts::id, accounts::did))
+        .order(accounts::id)
+        .load(conn)?;
     for (id, did) in all {
         if let Err(e) = Did::parse(&did) {
-            out.push(problem(ProblemKind::InvalidDid, format!("account {id} has DID {:?}: {e}", did.chars().take(80).collect::<String>())));
+            out.push(problem(
+                ProblemKind::InvalidDid,
+                format!(
+                    "account {id} has DID {:?}: {e}",
+                    did.chars().take(80).collect::<String>()
+                ),
+            ));
         }
     }
     let orphans: Vec<(i32, Option<String>)> = settings::table
@@ -171,7 +297,13 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         .order(settings::id)
         .load(conn)?;
     out.extend(orphans.into_iter().map(|(id, did)| {
-        problem(ProblemKind::OrphanOverride, format!("settings row {id} overrides {} which is no account", did.unwrap_or_default()))
+        problem(
+            ProblemKind::OrphanOverride,
+            format!(
+                "settings row {id} overrides {} which is no account",
+                did.unwrap_or_default()
+            ),
+        )
     }));
     let extra: Vec<i32> = settings::table
         .filter(settings::id.ne(1))
@@ -180,21 +312,38 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         .order(settings::id)
         .load(conn)?;
     out.extend(extra.into_iter().map(|id| {
-        problem(ProblemKind::ExtraNullAccountRow, format!("settings row {id} has no accountDid and is not the master row"))
+        problem(
+            ProblemKind::ExtraNullAccountRow,
+            format!("settings row {id} has no accountDid and is not the master row"),
+        )
     }));
     let moved: Vec<(i32, String, String)> = accounts_quarantine::table
-        .select((accounts_quarantine::id, accounts_quarantine::did, accounts_quarantine::reason))
+        .select((
+            accounts_quarantine::id,
+            accounts_quarantine::did,
+            accounts_quarantine::reason,
+        ))
         .order(accounts_quarantine::id)
         .load(conn)?;
     out.extend(moved.into_iter().map(|(id, did, reason)| {
-        problem(ProblemKind::QuarantinedAccount, format!("accounts_quarantine row {id} ({did}): {reason}"))
+        problem(
+            ProblemKind::QuarantinedAccount,
+            format!("accounts_quarantine row {id} ({did}): {reason}"),
+        )
     }));
     let pointers: Vec<(i32, String, String)> = active_did_quarantine::table
-        .select((active_did_quarantine::id, active_did_quarantine::activeDid, active_did_quarantine::reason))
+        .select((
+            active_did_quarantine::id,
+            active_did_quarantine::activeDid,
+            active_did_quarantine::reason,
+        ))
         .order(active_did_quarantine::id)
         .load(conn)?;
     out.extend(pointers.into_iter().map(|(id, value, reason)| {
-        problem(ProblemKind::QuarantinedPointer, format!("active_did_quarantine row {id} ({value:?}): {reason}"))
+        problem(
+            ProblemKind::QuarantinedPointer,
+            format!("active_did_quarantine row {id} ({value:?}): {reason}"),
+        )
     }));
     Ok(out)
 }

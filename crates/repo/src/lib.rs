@@ -7,6 +7,8 @@ pub mod connection;
 pub mod error;
 pub mod health;
 pub mod migrations;
+#[cfg(feature = "pool")]
+pub mod pool;
 mod rows;
 mod sql;
 pub mod store;
@@ -14,13 +16,13 @@ pub mod store;
 /// The connection type every function here takes.
 pub use diesel::SqliteConnection;
 
-pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use accounts::AccountRemoval;
+pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use error::{MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
-pub use store::{AccountSettings, Database, DefaultAccountSettings, Store, ensure_migrated};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS,
     MigrateOptions, MigrationStatus, RollbackOptions, RollbackReport, RollbackTarget,
     known_versions, migrate, rollback, status,
 };
+pub use store::{AccountSettings, Database, DefaultAccountSettings, Store, ensure_migrated};

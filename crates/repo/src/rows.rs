@@ -95,7 +95,11 @@ impl SettingsRow {
             partner_api_server: self.partner_api_server,
             passkey_expiration_minutes: self.passkey_expiration_minutes,
             profile_image_url: self.profile_image_url,
-            search_boxes: self.search_boxes.as_deref().map(parse_search_boxes).transpose()?,
+            search_boxes: self
+                .search_boxes
+                .as_deref()
+                .map(parse_search_boxes)
+                .transpose()?,
             show_contact_gives_inline: self.show_contact_gives_inline,
             show_general_advanced: self.show_general_advanced,
             show_shortcut_bvc: self.show_shortcut_bvc,
@@ -186,11 +190,20 @@ impl SettingsChangeset {
             filter_feed_by_visible: change(&c.filter_feed_by_visible, Clone::clone),
             finished_onboarding: change(&c.finished_onboarding, Clone::clone),
             first_name: change(&c.first_name, Clone::clone),
-            hide_register_prompt_on_new_contact: change(&c.hide_register_prompt_on_new_contact, Clone::clone),
+            hide_register_prompt_on_new_contact: change(
+                &c.hide_register_prompt_on_new_contact,
+                Clone::clone,
+            ),
             is_registered: change(&c.is_registered, Clone::clone),
             last_name: change(&c.last_name, Clone::clone),
-            last_acked_offer_to_user_jwt_id: change(&c.last_acked_offer_to_user_jwt_id, Clone::clone),
-            last_acked_offer_to_user_projects_jwt_id: change(&c.last_acked_offer_to_user_projects_jwt_id, Clone::clone),
+            last_acked_offer_to_user_jwt_id: change(
+                &c.last_acked_offer_to_user_jwt_id,
+                Clone::clone,
+            ),
+            last_acked_offer_to_user_projects_jwt_id: change(
+                &c.last_acked_offer_to_user_projects_jwt_id,
+                Clone::clone,
+            ),
             last_notified_claim_id: change(&c.last_notified_claim_id, Clone::clone),
             last_viewed_claim_id: change(&c.last_viewed_claim_id, Clone::clone),
             notifying_new_activity_time: change(&c.notifying_new_activity_time, Clone::clone),
@@ -213,6 +226,32 @@ impl SettingsChangeset {
 
     /// True when no column changes (Diesel refuses an empty `SET`).
     pub fn is_noop(&self) -> bool {
-        self.api_server.is_none() && self.filter_feed_by_nearby.is_none() && self.filter_feed_by_visible.is_none() && self.finished_onboarding.is_none() && self.first_name.is_none() && self.hide_register_prompt_on_new_contact.is_none() && self.is_registered.is_none() && self.last_name.is_none() && self.last_acked_offer_to_user_jwt_id.is_none() && self.last_acked_offer_to_user_projects_jwt_id.is_none() && self.last_notified_claim_id.is_none() && self.last_viewed_claim_id.is_none() && self.notifying_new_activity_time.is_none() && self.notifying_reminder_message.is_none() && self.notifying_reminder_time.is_none() && self.partner_api_server.is_none() && self.passkey_expiration_minutes.is_none() && self.profile_image_url.is_none() && self.search_boxes.is_none() && self.show_contact_gives_inline.is_none() && self.show_general_advanced.is_none() && self.show_shortcut_bvc.is_none() && self.vapid.is_none() && self.warn_if_prod_server.is_none() && self.warn_if_test_server.is_none() && self.web_push_server.is_none() && self.has_backed_up_seed.is_none()
+        self.api_server.is_none()
+            && self.filter_feed_by_nearby.is_none()
+            && self.filter_feed_by_visible.is_none()
+            && self.finished_onboarding.is_none()
+            && self.first_name.is_none()
+            && self.hide_register_prompt_on_new_contact.is_none()
+            && self.is_registered.is_none()
+            && self.last_name.is_none()
+            && self.last_acked_offer_to_user_jwt_id.is_none()
+            && self.last_acked_offer_to_user_projects_jwt_id.is_none()
+            && self.last_notified_claim_id.is_none()
+            && self.last_viewed_claim_id.is_none()
+            && self.notifying_new_activity_time.is_none()
+            && self.notifying_reminder_message.is_none()
+            && self.notifying_reminder_time.is_none()
+            && self.partner_api_server.is_none()
+            && self.passkey_expiration_minutes.is_none()
+            && self.profile_image_url.is_none()
+            && self.search_boxes.is_none()
+            && self.show_contact_gives_inline.is_none()
+            && self.show_general_advanced.is_none()
+            && self.show_shortcut_bvc.is_none()
+            && self.vapid.is_none()
+            && self.warn_if_prod_server.is_none()
+            && self.warn_if_test_server.is_none()
+            && self.web_push_server.is_none()
+            && self.has_backed_up_seed.is_none()
     }
 }

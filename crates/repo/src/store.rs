@@ -51,7 +51,9 @@ impl Database {
 
     /// The repository over this connection.
     pub fn store(&mut self) -> Store<'_> {
-        Store { conn: &mut self.conn }
+        Store {
+            conn: &mut self.conn,
+        }
     }
 
     /// The underlying connection.
@@ -64,10 +66,15 @@ impl Database {
 pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), RepoError> {
     let st = crate::migrations::status(conn)?;
     if !st.unknown.is_empty() {
-        return Err(crate::MigrateError::UnknownVersions { versions: st.unknown }.into());
+        return Err(crate::MigrateError::UnknownVersions {
+            versions: st.unknown,
+        }
+        .into());
     }
     if st.needs_migration() {
-        return Err(RepoError::NeedsMigration { pending: st.pending });
+        return Err(RepoError::NeedsMigration {
+            pending: st.pending,
+        });
     }
     Ok(())
 }
@@ -111,6 +118,11 @@ impl<'c> Store<'c> {
         Store { conn }
     }
 
+    /// The underlying connection.
+    pub fn connection(&mut self) -> &mut SqliteConnection {
+        self.conn
+    }
+
     /// The master settings merged with the override row of `did`, or of the active
     /// identity when `did` is `None`, plus the active DID: one SQL statement.
     ///
@@ -148,13 +160,21 @@ impl<'c> Store<'c> {
         };
         let active_did = parse_stored_did("active identity", active)?;
         let account_did = did.cloned().or_else(|| active_did.clone());
-        let master = master.map(SettingsRow::into_settings).transpose()?.unwrap_or_default();
+        let master = master
+            .map(SettingsRow::into_settings)
+            .transpose()?
+            .unwrap_or_default();
         let has_override = over.is_some();
         let settings = match over {
             Some(o) => master.merged_with(&o.into_settings()?),
             None => master,
         };
-        Ok(AccountSettings { settings, active_did, account_did, has_override })
+        Ok(AccountSettings {
+            settings,
+            active_did,
+            account_did,
+            has_override,
+        })
     }
 
     /// The active identity pointer and when it last changed. A missing pointer row
@@ -170,18 +190,26 @@ impl<'c> Store<'c> {
                 active_did: parse_stored_did("active identity", did)?,
                 last_updated: Some(at),
             },
-            None => ActiveIdentity { active_did: None, last_updated: None },
+            None => ActiveIdentity {
+                active_did: None,
+                last_updated: None,
+            },
         })
     }
 
     /// The master settings row alone; all unset when the row is missing.
     pub fn master_settings(&mut self) -> Result<Settings, RepoError> {
-        Ok(read_master(self.conn)?.map(SettingsRow::into_settings).transpose()?.unwrap_or_default())
+        Ok(read_master(self.conn)?
+            .map(SettingsRow::into_settings)
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// An identity's override row alone (`None` when it has none).
     pub fn override_settings(&mut self, did: &Did) -> Result<Option<Settings>, RepoError> {
-        Ok(read_override(self.conn, did.as_str())?.map(SettingsRow::into_settings).transpose()?)
+        Ok(read_override(self.conn, did.as_str())?
+            .map(SettingsRow::into_settings)
+            .transpose()?)
     }
 
     /// The master settings and the active identity, validated: a pointer naming no
@@ -190,13 +218,16 @@ impl<'c> Store<'c> {
     pub fn settings_for_default_account(&mut self) -> Result<DefaultAccountSettings, RepoError> {
         // The write lock is taken only when there is something to clear.
         let cleared = if dangling_pointer(self.conn)?.is_some() {
-            self.conn.immediate_transaction(|conn| clear_dangling_pointer(conn, None))?
+            self.conn
+                .immediate_transaction(|conn| clear_dangling_pointer(conn, None))?
         } else {
             None
         };
         self.conn.transaction(|conn| {
-            let settings =
-                read_master(conn)?.map(SettingsRow::into_settings).transpose()?.unwrap_or_default();
+            let settings = read_master(conn)?
+                .map(SettingsRow::into_settings)
+                .transpose()?
+                .unwrap_or_default();
             let active = active_identity::table
                 .find(1)
                 .select(active_identity::activeDid)
@@ -218,20 +249,20 @@ impl<'c> Store<'c> {
         account: Option<&Did>,
         fallback: Settings,
     ) -> Result<Settings, RepoError> {
-        let mut merged = fallback.merged_with(&self.master_settings()?);
-        if let Some(did) = account {
-            if let Some(over) = self.override_settings(did)? {
-                merged = merged.merged_with(&over);
-            }
-        }
-        Ok(merged)
+        let merged = fallback.merged_with(&self.master_settings()?);
+        let over = match account {
+            Some(did) => self.override_settings(did)?.unwrap_or_default(),
+            None => Settings::default(),
+        };
+        Ok(merged.merged_with(&over))
     }
 
     /// Switches the active identity (`None` clears it). An unknown DID is a typed error
     /// and changes nothing. The single row is upserted, so a file whose pointer row went
     /// missing heals instead of ignoring the write.
     pub fn set_active_did(&mut self, did: Option<&Did>) -> Result<(), RepoError> {
-        self.conn.immediate_transaction(|conn| write_pointer(conn, did))
+        self.conn
+            .immediate_transaction(|conn| write_pointer(conn, did))
     }
 
     /// Saves typed changes to the master row (created if missing); a change of the
@@ -247,7 +278,9 @@ impl<'c> Store<'c> {
             }
             if !columns.is_noop() {
                 ensure_master_row(conn)?;
-                diesel::update(settings::table.find(1)).set(&columns).execute(conn)?;
+                diesel::update(settings::table.find(1))
+                    .set(&columns)
+                    .execute(conn)?;
             }
             Ok(())
         })
@@ -275,7 +308,9 @@ impl<'c> Store<'c> {
                     .get_result::<i32>(conn)?,
             };
             if !columns.is_noop() {
-                diesel::update(settings::table.find(id)).set(&columns).execute(conn)?;
+                diesel::update(settings::table.find(id))
+                    .set(&columns)
+                    .execute(conn)?;
             }
             Ok(())
         })
@@ -293,7 +328,11 @@ impl<'c> Store<'c> {
 }
 
 pub(crate) fn read_master(conn: &mut SqliteConnection) -> QueryResult<Option<SettingsRow>> {
-    settings::table.find(1).select(SettingsRow::as_select()).first(conn).optional()
+    settings::table
+        .find(1)
+        .select(SettingsRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 fn override_id(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<i32>> {
@@ -316,7 +355,10 @@ fn read_override(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<S
 
 fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> {
     diesel::insert_or_ignore_into(settings::table)
-        .values((settings::id.eq(1), settings::apiServer.eq(DEFAULT_API_SERVER)))
+        .values((
+            settings::id.eq(1),
+            settings::apiServer.eq(DEFAULT_API_SERVER),
+        ))
         .execute(conn)
         .map(drop)
 }
@@ -334,13 +376,19 @@ pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<
 }
 
 /// Upserts the pointer row; the DID (when given) must name an account.
-pub(crate) fn write_pointer(conn: &mut SqliteConnection, did: Option<&Did>) -> Result<(), RepoError> {
+pub(crate) fn write_pointer(
+    conn: &mut SqliteConnection,
+    did: Option<&Did>,
+) -> Result<(), RepoError> {
     if let Some(did) = did {
         require_account(conn, did)?;
     }
     let value = did.map(Did::as_str);
     diesel::insert_into(active_identity::table)
-        .values((active_identity::id.eq(1), active_identity::activeDid.eq(value)))
+        .values((
+            active_identity::id.eq(1),
+            active_identity::activeDid.eq(value),
+        ))
         .on_conflict(active_identity::id)
         .do_update()
         .set(active_identity::activeDid.eq(value))

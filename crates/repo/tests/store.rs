@@ -1,0 +1,873 @@
+//! The repository API against real temp-file databases: reads, writes, accounts,
+//! health, and concurrent writers in threads and processes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use diesel::connection::InstrumentationEvent;
+use diesel::prelude::*;
+use idstore_domain::{Change, Did, NewAccount, Secret, Settings, SettingsChange, SettingsField};
+use idstore_repo::{Database, MigrateOptions, ProblemKind, RepoError, Store, migrate, open};
+use tempfile::TempDir;
+
+fn did(s: &str) -> Did {
+    Did::parse(s).unwrap()
+}
+
+fn new_account(d: &str, date: &str) -> NewAccount {
+    NewAccount {
+        did: did(d),
+        date_created: date.into(),
+        derivation_path: Some("m/0".into()),
+        identity_encr_base64: Some(Secret::new(format!("IDENTITY-SECRET-{d}"))),
+        mnemonic_encr_base64: Some(Secret::new(format!("MNEMONIC-SECRET-{d}"))),
+        passkey_cred_id_hex: None,
+        public_key_hex: "02abcdef".into(),
+    }
+}
+
+/// A migrated database with accounts A, B, C created on consecutive days.
+fn db_with_accounts(dir: &TempDir) -> PathBuf {
+    let path = dir.path().join("store.sqlite");
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, MigrateOptions::default()).unwrap();
+    let mut store = Store::new(&mut conn);
+    store
+        .add_account(&new_account(DID_A, "2024-03-01T12:00:00.000Z"))
+        .unwrap();
+    store
+        .add_account(&new_account(DID_B, "2024-03-02T12:00:00.000Z"))
+        .unwrap();
+    store
+        .add_account(&new_account(DID_C, "2024-03-03T12:00:00.000Z"))
+        .unwrap();
+    path
+}
+
+fn set(change: &mut SettingsChange, field: SettingsField, value: &str) {
+    change.set_from_str(field, value).unwrap();
+}
+
+fn pointer(conn: &mut SqliteConnection) -> Option<String> {
+    text(
+        conn,
+        "SELECT activeDid AS value FROM active_identity WHERE id = 1",
+    )
+}
+
+#[test]
+fn account_settings_merges_overrides_and_null_falls_through() {
+    let dir = TempDir::new().unwrap();
+    let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
+    let mut store = db.store();
+    let mut master = SettingsChange::default();
+    set(&mut master, SettingsField::FirstName, "Master");
+    set(&mut master, SettingsField::IsRegistered, "false");
+    set(&mut master, SettingsField::PasskeyExpirationMinutes, "15");
+    store.save_settings(&master).unwrap();
+    let mut over = SettingsChange::default();
+    set(&mut over, SettingsField::FirstName, "Alice");
+    set(&mut over, SettingsField::IsRegistered, "true");
+    store.save_account_settings(&did(DID_A), &over).unwrap();
+    // NULL in the override: falls through to the master value.
+    let mut clear = SettingsChange::default();
+    clear.clear(SettingsField::IsRegistered);
+    store.save_account_settings(&did(DID_A), &clear).unwrap();
+
+    let none_active = store.account_settings(None).unwrap();
+    assert_eq!(none_active.active_did, None);
+    assert_eq!(none_active.settings.first_name.as_deref(), Some("Master"));
+    assert!(!none_active.has_override);
+
+    store.set_active_did(Some(&did(DID_A))).unwrap();
+    let a = store.account_settings(None).unwrap();
+    assert_eq!(a.active_did, Some(did(DID_A)));
+    assert_eq!(a.account_did, Some(did(DID_A)));
+    assert!(a.has_override);
+    assert_eq!(
+        a.settings.first_name.as_deref(),
+        Some("Alice"),
+        "a set override wins"
+    );
+    assert_eq!(
+        a.settings.is_registered,
+        Some(false),
+        "NULL falls through to master"
+    );
+    assert_eq!(a.settings.passkey_expiration_minutes, Some(15));
+    assert_eq!(
+        a.settings.api_server.as_deref(),
+        Some("https://api.endorser.ch")
+    );
+
+    let b = store.account_settings(Some(&did(DID_B))).unwrap();
+    assert_eq!(b.account_did, Some(did(DID_B)));
+    assert_eq!(b.active_did, Some(did(DID_A)));
+    assert_eq!(
+        b.settings.first_name.as_deref(),
+        Some("Master"),
+        "B has no override row"
+    );
+}
+
+#[test]
+fn account_settings_is_one_statement() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    Store::new(&mut conn)
+        .set_active_did(Some(&did(DID_A)))
+        .unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let seen = queries.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let mut store = Store::new(&mut conn);
+    store.account_settings(None).unwrap();
+    assert_eq!(queries.swap(0, Ordering::SeqCst), 1);
+    store.account_settings(Some(&did(DID_B))).unwrap();
+    assert_eq!(queries.swap(0, Ordering::SeqCst), 1);
+    // The counter really counts: the plan's sequence of reads is three statements.
+    store.master_settings().unwrap();
+    store.active_identity().unwrap();
+    store.override_settings(&did(DID_A)).unwrap();
+    assert_eq!(queries.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn switching_to_an_unknown_or_malformed_did_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    let mut store = Store::new(&mut conn);
+    store.set_active_did(Some(&did(DID_B))).unwrap();
+    let before = store.active_identity().unwrap();
+    assert!(before.last_updated.is_some());
+    let err = store.set_active_did(Some(&did(ORPHAN))).unwrap_err();
+    assert!(
+        matches!(&err, RepoError::UnknownAccount { did } if did.as_str() == ORPHAN),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no account has DID"));
+    for bad in [
+        "",
+        "did:none:HIDDEN",
+        "did:ethr:0x12",
+        "did:ethr:0xAbC'; DELETE FROM accounts;--",
+    ] {
+        assert!(Did::parse(bad).is_err(), "{bad:?} cannot even be passed in");
+    }
+    assert_eq!(
+        store.active_identity().unwrap(),
+        before,
+        "pointer and lastUpdated unchanged"
+    );
+    let mut change = SettingsChange::default();
+    set(&mut change, SettingsField::FirstName, "should not be saved");
+    change.active_did = Change::Set(did(ORPHAN));
+    assert!(matches!(
+        store.save_settings(&change),
+        Err(RepoError::UnknownAccount { .. })
+    ));
+    assert_eq!(
+        store.master_settings().unwrap().first_name,
+        None,
+        "nothing half-applied"
+    );
+    assert_eq!(store.active_identity().unwrap(), before);
+}
+
+#[test]
+fn set_active_did_updates_last_updated_clears_and_heals_a_missing_row() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    exec(
+        &mut conn,
+        "UPDATE active_identity SET lastUpdated = '2000-01-01 00:00:00'",
+    );
+    let mut store = Store::new(&mut conn);
+    store.set_active_did(Some(&did(DID_C))).unwrap();
+    let now = store.active_identity().unwrap();
+    assert_eq!(now.active_did, Some(did(DID_C)));
+    assert!(now.last_updated.unwrap().and_utc().timestamp() > 1_700_000_000);
+    store.set_active_did(None).unwrap();
+    assert_eq!(store.active_identity().unwrap().active_did, None);
+    assert_eq!(
+        pointer(store.connection()),
+        None,
+        "cleared to NULL, never ''"
+    );
+
+    exec(&mut conn, "DELETE FROM active_identity");
+    let mut store = Store::new(&mut conn);
+    assert_eq!(store.active_identity().unwrap().last_updated, None);
+    assert!(
+        store
+            .check()
+            .unwrap()
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::MissingPointerRow)
+    );
+    store.set_active_did(Some(&did(DID_A))).unwrap();
+    assert_eq!(
+        store.active_identity().unwrap().active_did,
+        Some(did(DID_A)),
+        "the upsert healed the row"
+    );
+    assert!(store.check().unwrap().ok());
+}
+
+#[test]
+fn save_settings_is_typed_creates_a_missing_master_row_and_moves_the_pointer() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    exec(&mut conn, "DELETE FROM settings WHERE id = 1");
+    let mut store = Store::new(&mut conn);
+    assert_eq!(
+        store.master_settings().unwrap(),
+        Settings::default(),
+        "missing master row reads as defaults"
+    );
+    let mut change = SettingsChange::default();
+    set(
+        &mut change,
+        SettingsField::FirstName,
+        "Robert'); DROP TABLE settings;--",
+    );
+    set(
+        &mut change,
+        SettingsField::SearchBoxes,
+        r#"[{"name":"home","bbox":{"eastLong":1,"maxLat":2,"minLat":0,"westLong":-1}}]"#,
+    );
+    change.active_did = Change::Set(did(DID_B));
+    store.save_settings(&change).unwrap();
+    let master = store.master_settings().unwrap();
+    assert_eq!(
+        master.first_name.as_deref(),
+        Some("Robert'); DROP TABLE settings;--"),
+        "stored as data"
+    );
+    assert_eq!(
+        master.api_server.as_deref(),
+        Some("https://api.endorser.ch"),
+        "re-created as seeded"
+    );
+    assert_eq!(master.search_boxes.as_ref().map(Vec::len), Some(1));
+    assert_eq!(
+        store.active_identity().unwrap().active_did,
+        Some(did(DID_B))
+    );
+    let json = text(
+        store.connection(),
+        "SELECT searchBoxes AS value FROM settings WHERE id = 1",
+    )
+    .unwrap();
+    assert!(
+        json.starts_with(r#"[{"name":"home","bbox":{"eastLong""#),
+        "{json}"
+    );
+
+    let mut clear = SettingsChange::default();
+    clear.clear(SettingsField::FirstName);
+    clear.active_did = Change::Clear;
+    store.save_settings(&clear).unwrap();
+    assert_eq!(store.master_settings().unwrap().first_name, None);
+    assert_eq!(store.active_identity().unwrap().active_did, None);
+}
+
+#[test]
+fn oversized_values_are_refused_and_nothing_is_written() {
+    let dir = TempDir::new().unwrap();
+    let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
+    let mut store = db.store();
+    let mut change = SettingsChange::default();
+    set(&mut change, SettingsField::LastName, "kept?");
+    change.first_name = Change::Set("x".repeat(1 << 20));
+    let err = store.save_settings(&change).unwrap_err();
+    assert!(err.to_string().contains("firstName"), "{err}");
+    assert_eq!(store.master_settings().unwrap().last_name, None);
+    assert!(store.save_account_settings(&did(DID_A), &change).is_err());
+    assert_eq!(store.override_settings(&did(DID_A)).unwrap(), None);
+}
+
+#[test]
+fn save_account_settings_creates_the_override_row_and_refuses_what_does_not_belong() {
+    let dir = TempDir::new().unwrap();
+    let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
+    let mut store = db.store();
+    let mut change = SettingsChange::default();
+    set(&mut change, SettingsField::ShowGeneralAdvanced, "1");
+    store.save_account_settings(&did(DID_C), &change).unwrap();
+    store.save_account_settings(&did(DID_C), &change).unwrap();
+    let rows = text(
+        db.connection(),
+        &format!(
+            "SELECT CAST(count(*) AS TEXT) AS value FROM settings WHERE accountDid = '{DID_C}'"
+        ),
+    );
+    assert_eq!(rows.as_deref(), Some("1"), "one override row, reused");
+    let mut store = db.store();
+    assert_eq!(
+        store
+            .override_settings(&did(DID_C))
+            .unwrap()
+            .unwrap()
+            .show_general_advanced,
+        Some(true)
+    );
+    assert!(matches!(
+        store.save_account_settings(&did(ORPHAN), &change),
+        Err(RepoError::UnknownAccount { .. })
+    ));
+    let mut with_pointer = change.clone();
+    with_pointer.active_did = Change::Set(did(DID_A));
+    assert!(matches!(
+        store.save_account_settings(&did(DID_C), &with_pointer),
+        Err(RepoError::ActiveDidInAccountSettings)
+    ));
+    assert_eq!(store.active_identity().unwrap().active_did, None);
+}
+
+#[test]
+fn merged_settings_layers_fallback_master_and_override() {
+    let dir = TempDir::new().unwrap();
+    let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
+    let mut store = db.store();
+    let mut m = SettingsChange::default();
+    set(&mut m, SettingsField::FirstName, "Master");
+    store.save_settings(&m).unwrap();
+    let mut o = SettingsChange::default();
+    set(&mut o, SettingsField::LastName, "Override");
+    store.save_account_settings(&did(DID_A), &o).unwrap();
+    let fallback = Settings {
+        first_name: Some("Fallback".into()),
+        vapid: Some("fallback-vapid".into()),
+        ..Default::default()
+    };
+    let merged = store
+        .merged_settings(Some(&did(DID_A)), fallback.clone())
+        .unwrap();
+    assert_eq!(merged.first_name.as_deref(), Some("Master"));
+    assert_eq!(merged.last_name.as_deref(), Some("Override"));
+    assert_eq!(merged.vapid.as_deref(), Some("fallback-vapid"));
+    let master_only = store.merged_settings(None, fallback).unwrap();
+    assert_eq!(master_only.last_name, None);
+}
+
+#[test]
+fn accounts_are_validated_listed_without_secrets_and_secrets_need_their_own_call() {
+    let dir = TempDir::new().unwrap();
+    let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
+    let mut store = db.store();
+    assert!(matches!(
+        store.add_account(&new_account(DID_A, "2024-05-01T00:00:00Z")),
+        Err(RepoError::AccountExists { .. })
+    ));
+    let mut bad = new_account(ORPHAN, "2024-05-01T00:00:00Z");
+    bad.public_key_hex = String::new();
+    assert!(matches!(
+        store.add_account(&bad),
+        Err(RepoError::InvalidAccount(_))
+    ));
+    bad.public_key_hex = "not hex".into();
+    assert!(matches!(
+        store.add_account(&bad),
+        Err(RepoError::InvalidAccount(_))
+    ));
+    bad.public_key_hex = "02ab".into();
+    bad.date_created = "yesterday".into();
+    let err = store.add_account(&bad).unwrap_err();
+    assert!(err.to_string().contains("RFC 3339"), "{err}");
+    assert!(
+        matches!(
+            store.account(&did(ORPHAN)),
+            Err(RepoError::UnknownAccount { .. })
+        ),
+        "nothing was added"
+    );
+
+    let list = store.accounts().unwrap();
+    let dids: Vec<&str> = list.iter().map(|a| a.did.as_str()).collect();
+    assert_eq!(dids, [DID_A, DID_B, DID_C]);
+    let shown = format!("{list:?} {}", serde_json::to_string(&list).unwrap());
+    assert!(!shown.contains("SECRET"), "{shown}");
+    let full = store.account_with_secrets(&did(DID_B)).unwrap();
+    assert!(!format!("{full:?}").contains("SECRET"));
+    assert_eq!(
+        full.identity_encr_base64.unwrap().expose(),
+        format!("IDENTITY-SECRET-{DID_B}")
+    );
+}
+
+#[test]
+fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
+    let dir = TempDir::new().unwrap();
+    let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
+    let mut store = db.store();
+    store.set_active_did(Some(&did(DID_A))).unwrap();
+    let mut o = SettingsChange::default();
+    set(&mut o, SettingsField::FirstName, "A's");
+    store.save_account_settings(&did(DID_A), &o).unwrap();
+
+    // A non-active account: the pointer stays.
+    let r = store.delete_account(&did(DID_B), false).unwrap();
+    assert_eq!(
+        (r.was_active, r.active_did.clone()),
+        (false, Some(did(DID_A)))
+    );
+    // The active account: the pointer moves to the next by (dateCreated, did).
+    let r = store.delete_account(&did(DID_A), false).unwrap();
+    assert_eq!(
+        (r.was_active, r.active_did.clone(), r.settings_rows_removed),
+        (true, Some(did(DID_C)), 1)
+    );
+    assert_eq!(
+        store.active_identity().unwrap().active_did,
+        Some(did(DID_C))
+    );
+    // The last account: refused unless allowed.
+    let err = store.delete_account(&did(DID_C), false).unwrap_err();
+    assert!(matches!(err, RepoError::LastAccount { .. }), "{err}");
+    assert_eq!(store.accounts().unwrap().len(), 1);
+    let r = store.delete_account(&did(DID_C), true).unwrap();
+    assert_eq!(r.active_did, None);
+    assert!(store.accounts().unwrap().is_empty());
+    assert!(store.check().unwrap().ok(), "{:?}", store.check().unwrap());
+    assert!(matches!(
+        store.delete_account(&did(DID_C), true),
+        Err(RepoError::UnknownAccount { .. })
+    ));
+}
+
+#[test]
+fn the_foreign_key_blocks_a_raw_delete_of_the_active_account() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    Store::new(&mut conn)
+        .set_active_did(Some(&did(DID_B)))
+        .unwrap();
+    let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_B}'"))
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("FOREIGN KEY constraint failed"),
+        "{err}"
+    );
+    assert_eq!(Store::new(&mut conn).accounts().unwrap().len(), 3);
+}
+
+#[test]
+fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
+    let dir = TempDir::new().unwrap();
+    // A legacy file with a duplicate and an orphan pointer gives quarantined rows.
+    let data = format!(
+        "{}{}{} INSERT INTO settings (id, activeDid) VALUES (1, '{ORPHAN}');",
+        account_sql(1, DID_A, "a"),
+        account_sql(2, DID_B, "b"),
+        account_sql(3, DID_A, "a2")
+    );
+    let path = legacy_file(dir.path(), "sick.sqlite", true, &data);
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, MigrateOptions::default()).unwrap();
+    Store::new(&mut conn)
+        .set_active_did(Some(&did(DID_B)))
+        .unwrap();
+    // What another writer with foreign keys off could leave behind.
+    exec(&mut conn, &format!(
+        "PRAGMA foreign_keys = OFF;
+         DELETE FROM accounts WHERE did = '{DID_B}';
+         DROP INDEX idx_accounts_did_unique;
+         INSERT INTO accounts (dateCreated, did, publicKeyHex) VALUES ('2024-01-01T00:00:00Z', '{DID_A}', '02'), ('2024-01-02T00:00:00Z', 'not a did', '03');
+         INSERT INTO settings (id, accountDid, firstName) VALUES (20, '{ORPHAN}', 'orphan override'), (21, NULL, 'stray');
+         DELETE FROM settings WHERE id = 1;
+         PRAGMA foreign_keys = ON;"
+    ));
+    let before = dump(&mut conn);
+    let mut store = Store::new(&mut conn);
+    let report = store.check().unwrap();
+    let kinds: std::collections::BTreeSet<_> = report
+        .problems
+        .iter()
+        .map(|p| format!("{:?}", p.kind))
+        .collect();
+    for kind in [
+        "DanglingPointer",
+        "MissingMasterRow",
+        "DuplicateDid",
+        "MissingDidIndex",
+        "InvalidDid",
+        "OrphanOverride",
+        "ExtraNullAccountRow",
+        "QuarantinedAccount",
+        "QuarantinedPointer",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "{kind} not found in {:#?}",
+            report.problems
+        );
+    }
+    assert!(report.problems.iter().all(|p| !p.detail.is_empty()));
+
+    let repair = store.repair().unwrap();
+    let fixed: Vec<ProblemKind> = repair.fixed.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        fixed,
+        [
+            ProblemKind::MissingMasterRow,
+            ProblemKind::DuplicateDid,
+            ProblemKind::MissingDidIndex,
+            ProblemKind::DanglingPointer
+        ]
+    );
+    assert!(
+        repair.fixed[3].detail.contains(DID_B) && repair.fixed[3].detail.contains(DID_A),
+        "{}",
+        repair.fixed[3].detail
+    );
+    assert!(
+        repair.left.iter().all(|p| !p.kind.repairable()),
+        "{:#?}",
+        repair.left
+    );
+    let left: std::collections::BTreeSet<_> = repair.left.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        left,
+        [
+            ProblemKind::InvalidDid,
+            ProblemKind::OrphanOverride,
+            ProblemKind::ExtraNullAccountRow,
+            ProblemKind::QuarantinedAccount,
+            ProblemKind::QuarantinedPointer
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        store.active_identity().unwrap().active_did,
+        Some(did(DID_A)),
+        "first account by (dateCreated, did)"
+    );
+    let kept = rows(
+        store.connection(),
+        "SELECT activeDid AS value FROM active_did_quarantine ORDER BY id",
+    );
+    assert_eq!(kept, [ORPHAN, DID_B], "the dangling value is kept");
+    // Nothing lost: every row that was there is still there (an account row perhaps
+    // moved to the quarantine, with every column).
+    let after = dump(store.connection());
+    let cols = "json_array(quote(id), quote(dateCreated), quote(derivationPath), quote(did), \
+                quote(identityEncrBase64), quote(mnemonicEncrBase64), quote(passkeyCredIdHex), \
+                quote(publicKeyHex))";
+    let accounts_now = rows(
+        store.connection(),
+        &format!(
+            "SELECT {cols} AS value FROM accounts UNION ALL SELECT {cols} FROM accounts_quarantine"
+        ),
+    );
+    for (table, rows_before) in &before {
+        for row in rows_before {
+            match table.as_str() {
+                "active_identity" => {}
+                "accounts" => assert!(accounts_now.contains(row), "accounts lost {row}"),
+                _ => assert!(after[table].contains(row), "{table} lost {row}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn repair_clears_a_dangling_pointer_when_no_account_is_left() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    Store::new(&mut conn)
+        .set_active_did(Some(&did(DID_A)))
+        .unwrap();
+    exec(
+        &mut conn,
+        "PRAGMA foreign_keys = OFF; DELETE FROM accounts; PRAGMA foreign_keys = ON;",
+    );
+    let mut store = Store::new(&mut conn);
+    let r = store.repair().unwrap();
+    assert!(r.fixed[0].detail.contains("cleared it"), "{:?}", r.fixed);
+    assert_eq!(store.active_identity().unwrap().active_did, None);
+    assert!(
+        store
+            .check()
+            .unwrap()
+            .problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::QuarantinedPointer)
+    );
+}
+
+#[test]
+fn settings_for_default_account_clears_a_dangling_pointer_and_says_so() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    let mut store = Store::new(&mut conn);
+    store.set_active_did(Some(&did(DID_C))).unwrap();
+    let fine = store.settings_for_default_account().unwrap();
+    assert_eq!(
+        (fine.active_did, fine.cleared_dangling_pointer),
+        (Some(did(DID_C)), None)
+    );
+    exec(
+        &mut conn,
+        &format!(
+            "PRAGMA foreign_keys = OFF; DELETE FROM accounts WHERE did = '{DID_C}'; PRAGMA foreign_keys = ON;"
+        ),
+    );
+    let mut store = Store::new(&mut conn);
+    let r = store.settings_for_default_account().unwrap();
+    assert_eq!(r.active_did, None);
+    assert_eq!(r.cleared_dangling_pointer.as_deref(), Some(DID_C));
+    assert_eq!(
+        r.settings.api_server.as_deref(),
+        Some("https://api.endorser.ch")
+    );
+    assert_eq!(
+        text(
+            store.connection(),
+            "SELECT activeDid AS value FROM active_did_quarantine"
+        ),
+        Some(DID_C.into())
+    );
+    assert!(
+        store
+            .check()
+            .unwrap()
+            .problems
+            .iter()
+            .all(|p| p.kind != ProblemKind::DanglingPointer)
+    );
+}
+
+#[test]
+fn a_database_that_needs_migrating_is_refused_by_the_repository() {
+    let dir = TempDir::new().unwrap();
+    let path = legacy_file(dir.path(), "legacy.sqlite", true, "");
+    let err = match Database::open(&path) {
+        Ok(_) => panic!("opened"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err, RepoError::NeedsMigration { pending } if pending.len() == 3),
+        "{err}"
+    );
+    assert!(err.to_string().contains("idstore migrate"));
+}
+
+/// One writer's loop: switch identities and save its own override row `n` times;
+/// returns the last value it saved (every save was acknowledged, or this panics).
+fn writer_loop(path: &Path, id: usize, n: usize) -> String {
+    let mut conn = open(path).unwrap();
+    let mut store = Store::new(&mut conn);
+    let dids = [did(DID_A), did(DID_B), did(DID_C)];
+    let mine = &dids[id % 3];
+    let mut last = String::new();
+    for i in 0..n {
+        store
+            .set_active_did(Some(&dids[(id + i) % 3]))
+            .unwrap_or_else(|e| panic!("writer {id}: {e}"));
+        last = format!("w{id}-{i}");
+        let mut change = SettingsChange::default();
+        // Each writer owns one field of its identity's override row.
+        let field = [
+            SettingsField::LastViewedClaimId,
+            SettingsField::LastNotifiedClaimId,
+            SettingsField::Vapid,
+            SettingsField::ProfileImageUrl,
+        ][id / 3 % 4];
+        change.set_from_str(field, &last).unwrap();
+        store
+            .save_account_settings(mine, &change)
+            .unwrap_or_else(|e| panic!("writer {id}: {e}"));
+        let mut master = SettingsChange::default();
+        set(&mut master, SettingsField::FirstName, &last);
+        store
+            .save_settings(&master)
+            .unwrap_or_else(|e| panic!("writer {id}: {e}"));
+    }
+    last
+}
+
+fn stored_value(path: &Path, id: usize) -> Option<String> {
+    let mut conn = open(path).unwrap();
+    let over = Store::new(&mut conn)
+        .override_settings(&did([DID_A, DID_B, DID_C][id % 3]))
+        .unwrap()?;
+    match id / 3 % 4 {
+        0 => over.last_viewed_claim_id,
+        1 => over.last_notified_claim_id,
+        2 => over.vapid,
+        _ => over.profile_image_url,
+    }
+}
+
+#[test]
+fn several_threads_writing_at_once_lose_nothing_and_see_no_lock_errors() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let writers = 6;
+    let handles: Vec<_> = (0..writers)
+        .map(|id| {
+            let path = path.clone();
+            std::thread::spawn(move || writer_loop(&path, id, 40))
+        })
+        .collect();
+    let lasts: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().expect("no writer failed"))
+        .collect();
+    for (id, last) in lasts.iter().enumerate() {
+        assert_eq!(
+            stored_value(&path, id).as_deref(),
+            Some(last.as_str()),
+            "writer {id}'s last save is there"
+        );
+    }
+    let mut conn = open(&path).unwrap();
+    let mut store = Store::new(&mut conn);
+    assert!(store.check().unwrap().ok());
+    let first_name = store.master_settings().unwrap().first_name.unwrap();
+    assert!(
+        lasts.contains(&first_name),
+        "the master row holds some writer's last save: {first_name}"
+    );
+}
+
+const WORKER_ENV: &str = "IDSTORE_TEST_WORKER";
+
+/// Run normally, checks one writer alone; run as a child process by the test below
+/// (with `IDSTORE_TEST_WORKER=path,id,n`), it is that process's writer.
+#[test]
+fn a_writer_process_acknowledges_every_save() {
+    if let Ok(spec) = std::env::var(WORKER_ENV) {
+        let parts: Vec<&str> = spec.split(',').collect();
+        let last = writer_loop(
+            Path::new(parts[0]),
+            parts[1].parse().unwrap(),
+            parts[2].parse().unwrap(),
+        );
+        println!("LAST {last}");
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let last = writer_loop(&path, 4, 10);
+    assert_eq!(last, "w4-9");
+    assert_eq!(stored_value(&path, 4).as_deref(), Some("w4-9"));
+}
+
+#[test]
+fn several_processes_writing_at_once_lose_nothing_and_see_no_lock_errors() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|id| {
+            std::process::Command::new(&exe)
+                .args([
+                    "a_writer_process_acknowledges_every_save",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(WORKER_ENV, format!("{},{id},40", path.display()))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Threads in this process write at the same time as the children.
+    let threads: Vec<_> = (3..5)
+        .map(|id| {
+            let path = path.clone();
+            std::thread::spawn(move || writer_loop(&path, id, 40))
+        })
+        .collect();
+    let mut lasts = Vec::new();
+    for (id, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "process {id} failed: {}\n{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The harness may print its "test … ..." prefix on the same line.
+        let last = stdout
+            .lines()
+            .find_map(|l| l.split_once("LAST ").map(|(_, v)| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("process {id} reported nothing: {stdout}"));
+        lasts.push(last);
+    }
+    lasts.extend(
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("no thread failed")),
+    );
+    for (id, last) in lasts.iter().enumerate() {
+        assert_eq!(
+            stored_value(&path, id).as_deref(),
+            Some(last.as_str()),
+            "writer {id}"
+        );
+    }
+    let mut conn = open(&path).unwrap();
+    assert!(Store::new(&mut conn).check().unwrap().ok());
+}
+
+#[cfg(feature = "pool")]
+#[test]
+fn pooled_connections_are_configured_like_single_ones() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let pool = idstore_repo::pool::pool(&path, 4).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                let fk = text(
+                    &mut conn,
+                    "SELECT CAST(foreign_keys AS TEXT) AS value FROM pragma_foreign_keys",
+                );
+                let mode = text(
+                    &mut conn,
+                    "SELECT journal_mode AS value FROM pragma_journal_mode",
+                );
+                let mut store = Store::new(&mut conn);
+                store
+                    .set_active_did(Some(&did([DID_A, DID_B][i % 2])))
+                    .unwrap();
+                (fk, mode)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), (Some("1".into()), Some("wal".into())));
+    }
+    let legacy = legacy_file(dir.path(), "legacy.sqlite", true, "");
+    assert!(matches!(
+        idstore_repo::pool::pool(&legacy, 2),
+        Err(RepoError::NeedsMigration { .. })
+    ));
+}
