@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use idstore_domain::{Did, SettingsChange, SettingsField};
 
-/// Adopt, migrate, inspect and roll back an idstore database.
+/// Adopt, migrate, inspect and manage an idstore database without writing SQL.
 #[derive(Debug, Parser)]
 #[command(name = "idstore", version, about, long_about = None)]
 pub struct Cli {
@@ -24,6 +25,16 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// How long to wait for another program's lock on the database, in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "IDSTORE_BUSY_TIMEOUT_MS",
+        value_name = "MS",
+        default_value_t = 5000
+    )]
+    pub busy_timeout: u64,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +49,21 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Show applied and pending migrations, the active identity and counts.
     Status,
+    /// List every problem in the database; exits 1 when there is any.
+    Check,
+    /// Fix what can be fixed without losing data, and list what is left.
+    Repair,
+    /// Add, list and remove identities.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Show, switch or clear the active identity.
+    Active(ActiveArgs),
+    /// Show and change settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Write sample databases to try idstore on.
+    #[command(subcommand)]
+    Demo(DemoCommand),
 }
 
 /// `idstore migrate`.
@@ -73,4 +99,110 @@ pub struct RollbackArgs {
     /// Do not write a backup copy next to the database first.
     #[arg(long)]
     pub no_backup: bool,
+}
+
+/// `idstore account …`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add an identity.
+    Add {
+        /// Its DID (did:ethr:0x… or did:peer:0z…).
+        did: Did,
+        /// Its public key, hex.
+        #[arg(long, value_name = "HEX")]
+        public_key: String,
+        /// Its HD derivation path.
+        #[arg(long, value_name = "P")]
+        derivation_path: Option<String>,
+        /// When it was created (RFC 3339) [default: now]
+        #[arg(long, value_name = "RFC3339")]
+        date: Option<String>,
+    },
+    /// List identities (never their secret material).
+    List,
+    /// Remove an identity; if it is active, the next one becomes active.
+    Remove {
+        /// Its DID.
+        did: Did,
+        /// Allow removing the last identity (which leaves none active).
+        #[arg(long)]
+        allow_last: bool,
+    },
+}
+
+/// `idstore active [set DID | clear]`.
+#[derive(Debug, Args)]
+pub struct ActiveArgs {
+    /// Without a subcommand: show the active identity.
+    #[command(subcommand)]
+    pub action: Option<ActiveCommand>,
+}
+
+/// Changes of the active identity.
+#[derive(Debug, Subcommand)]
+pub enum ActiveCommand {
+    /// Make an identity the active one.
+    Set {
+        /// Its DID.
+        did: Did,
+    },
+    /// Leave no identity active.
+    Clear,
+}
+
+/// `idstore settings …`.
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Show the master settings, an identity's override row, or merged settings.
+    Show {
+        /// The identity whose override row to show (or merge, with --merged).
+        #[arg(long, value_name = "DID")]
+        account: Option<Did>,
+        /// Merge the override row (of --account, else of the active identity) over the master.
+        #[arg(long)]
+        merged: bool,
+    },
+    /// Set settings: FIELD=VALUE … (on the master row, or an identity's override row).
+    Set {
+        /// FIELD=VALUE pairs, with the legacy field names.
+        #[arg(required = true, value_name = "FIELD=VALUE", value_parser = parse_assignment)]
+        assignments: Vec<(SettingsField, String)>,
+        /// Change this identity's override row instead of the master row.
+        #[arg(long, value_name = "DID")]
+        account: Option<Did>,
+    },
+    /// Clear settings to NULL (for an override row: fall back to the master value).
+    Unset {
+        /// Field names.
+        #[arg(required = true, value_name = "FIELD")]
+        fields: Vec<SettingsField>,
+        /// Change this identity's override row instead of the master row.
+        #[arg(long, value_name = "DID")]
+        account: Option<Did>,
+    },
+}
+
+/// `idstore demo …`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Write a small database as the legacy app would, with a few identities.
+    Legacy {
+        /// Where to write it (must not exist).
+        path: PathBuf,
+    },
+}
+
+/// `FIELD=VALUE`, with the value checked against the field's type.
+fn parse_assignment(s: &str) -> Result<(SettingsField, String), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| {
+        format!(
+            "expected FIELD=VALUE; valid fields are: {}",
+            SettingsField::names().join(", ")
+        )
+    })?;
+    let field: SettingsField = name.parse().map_err(|e| format!("{e}"))?;
+    SettingsChange::default()
+        .set_from_str(field, value)
+        .map_err(|e| e.to_string())?;
+    Ok((field, value.to_owned()))
 }

@@ -88,7 +88,17 @@ impl OpenOptions {
             Ok(meta) if meta.is_dir() => Err(OpenError::IsDirectory {
                 path: path.to_owned(),
             }),
-            Ok(_) => check_header(path),
+            Ok(meta) => {
+                check_header(path)?;
+                // Checked here, not left to SQLite: it would silently open read-only
+                // (and root would not be stopped by the mode bits at all).
+                if !self.read_only && meta.permissions().readonly() {
+                    return Err(OpenError::ReadOnly {
+                        path: path.to_owned(),
+                    });
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if !self.create || self.read_only {
                     return Err(OpenError::NotFound {
@@ -207,7 +217,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 #[cfg(unix)]
-fn create_private(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     FsOpenOptions::new()
         .write(true)
@@ -218,7 +228,7 @@ fn create_private(path: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private(path: &Path) -> io::Result<()> {
     FsOpenOptions::new()
         .write(true)
         .create_new(true)

@@ -40,6 +40,18 @@ pub enum OpenError {
         /// The path.
         path: PathBuf,
     },
+    /// The path exists and the command only creates new files.
+    #[error("{} already exists; pass a path that does not", path.display())]
+    Exists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is read-only and the command writes.
+    #[error("{} is read-only; make it writable (chmod u+w) or work on a copy", path.display())]
+    ReadOnly {
+        /// The path.
+        path: PathBuf,
+    },
     /// Reading or creating the file failed.
     #[error("could not access {}: {source}", path.display())]
     Io {

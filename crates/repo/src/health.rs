@@ -32,6 +32,9 @@ pub enum ProblemKind {
     /// No UNIQUE index covers `accounts.did`: the foreign key from `active_identity`
     /// cannot work ("foreign key mismatch") and duplicates can creep in.
     MissingDidIndex,
+    /// The database is not at the latest migration (only `check` on such a file says
+    /// this; every other problem listed with it is what `migrate` will handle).
+    NeedsMigration,
     /// An account's DID is not a valid DID.
     InvalidDid,
     /// An override settings row names no account.
@@ -220,6 +223,82 @@ fn quarantine_duplicates(conn: &mut SqliteConnection) -> QueryResult<usize> {
     Ok(moved)
 }
 
+/// Duplicate and invalid DIDs among the accounts (the same on a legacy file).
+fn account_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<Problem>> {
+    let mut out = Vec::new();
+    let dups: Vec<(String, i64)> = accounts::table
+        .group_by(accounts::did)
+        .having(count_star().gt(1))
+        .select((accounts::did, count_star()))
+        .load(conn)?;
+    out.extend(dups.into_iter().map(|(did, n)| {
+        problem(
+            ProblemKind::DuplicateDid,
+            format!("{n} accounts have DID {did}"),
+        )
+    }));
+    let all: Vec<(i32, String)> = accounts::table
+        .select((accounts::id, accounts::did))
+        .order(accounts::id)
+        .load(conn)?;
+    for (id, did) in all {
+        if let Err(e) = Did::parse(&did) {
+            out.push(problem(
+                ProblemKind::InvalidDid,
+                format!(
+                    "account {id} has DID {:?}: {e}",
+                    did.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The health of any database: a migrated one gets [`Store::check`]; one that still
+/// needs migrating gets `integrity_check`, a [`ProblemKind::NeedsMigration`] problem,
+/// and what `migrate` will have to quarantine (duplicate DIDs, a pointer naming no
+/// account). Reads only.
+pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoError> {
+    let st = crate::migrations::status(conn)?;
+    if !st.unknown.is_empty() {
+        return Err(crate::MigrateError::UnknownVersions {
+            versions: st.unknown,
+        }
+        .into());
+    }
+    if !st.needs_migration() {
+        return Store::new(conn).check();
+    }
+    let mut problems: Vec<Problem> = sql::integrity_problems(conn)?
+        .into_iter()
+        .map(|d| problem(ProblemKind::Integrity, d))
+        .collect();
+    problems.push(problem(
+        ProblemKind::NeedsMigration,
+        format!(
+            "pending migrations {}; run `idstore migrate`",
+            st.pending.join(", ")
+        ),
+    ));
+    if sql::table_exists(conn, "accounts")? {
+        problems.extend(account_problems(conn)?);
+        let dangling = match &st.active_did {
+            Some(did) if !crate::store::account_exists(conn, did)? => Some(did),
+            _ => None,
+        };
+        if let Some(did) = dangling {
+            problems.push(problem(
+                ProblemKind::DanglingPointer,
+                format!(
+                    "the active identity {did:?} names no account; migrate will clear it and keep it in active_did_quarantine"
+                ),
+            ));
+        }
+    }
+    Ok(HealthReport { problems })
+}
+
 fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError> {
     let mut out = Vec::new();
     out.extend(
@@ -261,32 +340,7 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
             "settings has no master row (id = 1)".into(),
         ));
     }
-    let dups: Vec<(String, i64)> = accounts::table
-        .group_by(accounts::did)
-        .having(count_star().gt(1))
-        .select((accounts::did, count_star()))
-        .load(conn)?;
-    out.extend(dups.into_iter().map(|(did, n)| {
-        problem(
-            ProblemKind::DuplicateDid,
-            format!("{n} accounts have DID {did}"),
-        )
-    }));
-    let all: Vec<(i32, String)> = accounts::table
-        .select((accounts::id, accounts::did))
-        .order(accounts::id)
-        .load(conn)?;
-    for (id, did) in all {
-        if let Err(e) = Did::parse(&did) {
-            out.push(problem(
-                ProblemKind::InvalidDid,
-                format!(
-                    "account {id} has DID {:?}: {e}",
-                    did.chars().take(80).collect::<String>()
-                ),
-            ));
-        }
-    }
+    out.extend(account_problems(conn)?);
     let orphans: Vec<(i32, Option<String>)> = settings::table
         .filter(settings::id.ne(1))
         .filter(settings::accountDid.is_not_null())

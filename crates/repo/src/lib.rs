@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod connection;
 pub mod error;
 pub mod health;
+pub mod legacy;
 pub mod migrations;
 #[cfg(feature = "pool")]
 pub mod pool;
@@ -19,10 +20,10 @@ pub use diesel::SqliteConnection;
 pub use accounts::AccountRemoval;
 pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use error::{MigrateError, OpenError, RepoError};
-pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
+pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS,
-    MigrateOptions, MigrationStatus, RollbackOptions, RollbackReport, RollbackTarget,
-    known_versions, migrate, rollback, status,
+    MigrateOptions, MigrationStatus, Progress, RollbackOptions, RollbackReport, RollbackTarget,
+    known_versions, migrate, rollback, rollback_plan, status,
 };
 pub use store::{AccountSettings, Database, DefaultAccountSettings, Store, ensure_migrated};

@@ -226,6 +226,9 @@ fn account_exists(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
 /// message fails the run and rolls everything back.
 pub type ExtraCheck<'a> = &'a dyn Fn(&mut SqliteConnection) -> Result<(), String>;
 
+/// Told the version about to run, its position (from 1) and the number of steps.
+pub type Progress<'a> = &'a dyn Fn(&str, usize, usize);
+
 /// Options of [`migrate`].
 #[derive(Default, Clone, Copy)]
 pub struct MigrateOptions<'a> {
@@ -235,6 +238,8 @@ pub struct MigrateOptions<'a> {
     pub dry_run: bool,
     /// A caller's own validation, run after idstore's.
     pub extra_check: Option<ExtraCheck<'a>>,
+    /// Called before each step, and with the step `"validate"` before validation.
+    pub progress: Option<Progress<'a>>,
 }
 
 impl std::fmt::Debug for MigrateOptions<'_> {
@@ -243,6 +248,7 @@ impl std::fmt::Debug for MigrateOptions<'_> {
             .field("to", &self.to)
             .field("dry_run", &self.dry_run)
             .field("extra_check", &self.extra_check.is_some())
+            .field("progress", &self.progress.is_some())
             .finish()
     }
 }
@@ -364,7 +370,11 @@ fn run_pending(
     let migrations = embedded();
     conn.applied_migrations()
         .map_err(|e| MigrateError::Migration(e.to_string()))?;
-    for version in &to_apply {
+    let steps = to_apply.len() + 1;
+    for (i, version) in to_apply.iter().enumerate() {
+        if let Some(progress) = options.progress {
+            progress(version, i + 1, steps);
+        }
         let migration = migrations
             .iter()
             .find(|m| m.name().version().to_string() == *version)
@@ -386,6 +396,9 @@ fn run_pending(
     report.active_did = stored_active_did(conn)?;
     report.values_migrated += u64::from(creates_active_identity && report.active_did.is_some());
 
+    if let Some(progress) = options.progress {
+        progress("validate", steps, steps);
+    }
     let mut errors = Vec::new();
     errors.extend(sql::integrity_problems(conn)?);
     errors.extend(sql::foreign_key_violations(conn)?);
@@ -710,9 +723,6 @@ pub fn rollback(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, MigrateError> {
-    if let RollbackTarget::Version(v) = &options.target {
-        check_target(v, &known_versions())?;
-    }
     finish(conn.immediate_transaction(|conn| {
         let mut report = revert(conn, options)?;
         if options.dry_run {
@@ -723,10 +733,16 @@ pub fn rollback(
     }))
 }
 
-fn revert(
+/// The versions [`rollback`] would revert, newest first, after its refusals (a newer
+/// idstore's database, the baseline without `include_baseline`). Reads only; the
+/// baseline's own guard against dropping user data is checked only by running it.
+pub fn rollback_plan(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
-) -> Result<RollbackReport, MigrateError> {
+) -> Result<Vec<String>, MigrateError> {
+    if let RollbackTarget::Version(v) = &options.target {
+        check_target(v, &known_versions())?;
+    }
     let before = status(conn)?;
     if !before.unknown.is_empty() {
         return Err(MigrateError::UnknownVersions {
@@ -749,6 +765,14 @@ fn revert(
     if to_revert.iter().any(|v| v == BASELINE_VERSION) && !options.include_baseline {
         return Err(MigrateError::BaselineNeedsFlag);
     }
+    Ok(to_revert)
+}
+
+fn revert(
+    conn: &mut SqliteConnection,
+    options: &RollbackOptions,
+) -> Result<RollbackReport, MigrateError> {
+    let to_revert = rollback_plan(conn, options)?;
     let migrations = embedded();
     let mut report = RollbackReport::default();
     for version in &to_revert {

@@ -1,0 +1,309 @@
+//! `migrate`, `rollback` and `status`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use idstore_domain::MigrationReport;
+use idstore_repo::{
+    MigrateError, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget,
+    SqliteConnection,
+};
+use serde_json::json;
+
+use super::Ctx;
+use crate::cli::{MigrateArgs, RollbackArgs};
+
+/// Writes `<file>.backup-<UTC time>.sqlite` beside the database, owner-only.
+fn backup(conn: &mut SqliteConnection, db: &Path) -> Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
+    let mut name = db.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".backup-{stamp}.sqlite"));
+    let dest = db.with_file_name(name);
+    idstore_repo::backup_to(conn, &dest)?;
+    Ok(dest)
+}
+
+fn has_user_tables(st: &MigrationStatus) -> bool {
+    st.legacy || !st.applied.is_empty() || st.app_active_identity
+}
+
+/// Progress on stderr while a long migration runs, only when stderr is a terminal:
+/// a line per step, and the elapsed time every few seconds within a step.
+struct Progress {
+    step: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(enabled: bool) -> Option<Progress> {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let step = Arc::new(Mutex::new(String::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (step.clone(), stop.clone());
+        let started = Instant::now();
+        let ticker = std::thread::spawn(move || {
+            let mut last = Instant::now();
+            while !st.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= Duration::from_secs(3) {
+                    last = Instant::now();
+                    let current = s.lock().map(|g| g.clone()).unwrap_or_default();
+                    eprintln!("  … {current} ({}s elapsed)", started.elapsed().as_secs());
+                }
+            }
+        });
+        Some(Progress {
+            step,
+            stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    fn report(&self, version: &str, at: usize, of: usize) {
+        let line = if version == "validate" {
+            format!("[{at}/{of}] validating")
+        } else {
+            format!("[{at}/{of}] applying {version}")
+        };
+        eprintln!("{line}");
+        if let Ok(mut g) = self.step.lock() {
+            *g = line;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
+    let out = ctx.out;
+    let mut conn = ctx.open_creating()?;
+    let before = idstore_repo::status(&mut conn)?;
+    let pending_here = before
+        .pending
+        .iter()
+        .any(|v| args.to.as_deref().is_none_or(|to| v.as_str() <= to));
+    let wants_backup = !args.no_backup && !args.dry_run && has_user_tables(&before);
+    let backup_path = if wants_backup && pending_here {
+        Some(backup(&mut conn, &ctx.db.path)?)
+    } else {
+        None
+    };
+    let progress = Progress::start(!out.quiet && !out.json && pending_here);
+    let report_step = |v: &str, at: usize, of: usize| {
+        if let Some(p) = &progress {
+            p.report(v, at, of);
+        }
+    };
+    let options = MigrateOptions {
+        to: args.to.as_deref(),
+        dry_run: args.dry_run,
+        progress: Some(&report_step),
+        ..Default::default()
+    };
+    let result = idstore_repo::migrate(&mut conn, options);
+    drop(progress);
+    let report = match result {
+        Ok(r) => r,
+        Err(MigrateError::ValidationFailed { report }) => {
+            if out.json {
+                println!("{}", migrate_json(&report, backup_path.as_deref()));
+            }
+            return Err(anyhow!(
+                "validation failed, nothing was changed: {}",
+                report.errors.join("; ")
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    out.emit(migrate_json(&report, backup_path.as_deref()), || {
+        let mut lines = Vec::new();
+        if let Some(b) = &backup_path {
+            lines.push(format!("backup: {}", b.display()));
+        }
+        if report.adopted_legacy && !report.applied.is_empty() {
+            lines.push("adopted a legacy database".to_owned());
+        }
+        if report.applied.is_empty() {
+            lines.push("nothing to migrate: the database is up to date".to_owned());
+        }
+        lines.extend(report.applied.iter().map(|v| format!("applied {v}")));
+        lines.extend(report.warnings.iter().map(|w| format!("warning: {w}")));
+        if out.verbose || !report.applied.is_empty() {
+            lines.push(format!(
+                "active identity: {}",
+                report.active_did.as_deref().unwrap_or("none")
+            ));
+        }
+        if report.dry_run {
+            lines.push("dry run: everything was rolled back".to_owned());
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+fn migrate_json(report: &MigrationReport, backup: Option<&Path>) -> serde_json::Value {
+    json!({
+        "applied": report.applied,
+        "backup": backup.map(|p| p.display().to_string()),
+        "active_did": report.active_did,
+        "warnings": report.warnings,
+        "errors": report.errors,
+        "data_migrated": report.values_migrated,
+        "dry_run": report.dry_run,
+        "adopted_legacy": report.adopted_legacy,
+    })
+}
+
+pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
+    let target = match (&args.to, args.steps) {
+        (Some(v), _) => RollbackTarget::Version(v.clone()),
+        (None, Some(n)) => RollbackTarget::Steps(n),
+        (None, None) if args.include_baseline => RollbackTarget::Everything,
+        (None, None) => RollbackTarget::Baseline,
+    };
+    let options = RollbackOptions {
+        target,
+        include_baseline: args.include_baseline,
+        dry_run: args.dry_run,
+    };
+    // Plan on a read-only connection first: a refused rollback writes nothing, not
+    // even a backup or the switch to WAL.
+    let plan = {
+        let mut ro = ctx.open_read_only()?;
+        idstore_repo::rollback_plan(&mut ro, &options)?
+    };
+    if plan.is_empty() {
+        let mut ro = ctx.open_read_only()?;
+        let st = idstore_repo::status(&mut ro)?;
+        return emit_rollback(ctx, &[], None, st.active_did, args.dry_run);
+    }
+    let mut conn = ctx.options().create(false).open(&ctx.db.path)?;
+    if plan.iter().any(|v| v == idstore_repo::BASELINE_VERSION) && !args.dry_run {
+        // The baseline's down.sql refuses while user data exists: find out before
+        // writing a backup.
+        idstore_repo::rollback(
+            &mut conn,
+            &RollbackOptions {
+                dry_run: true,
+                ..options.clone()
+            },
+        )?;
+    }
+    let backup_path = if !args.no_backup && !args.dry_run {
+        Some(backup(&mut conn, &ctx.db.path)?)
+    } else {
+        None
+    };
+    let report = idstore_repo::rollback(&mut conn, &options)?;
+    emit_rollback(
+        ctx,
+        &report.reverted,
+        backup_path,
+        report.active_did,
+        report.dry_run,
+    )
+}
+
+fn emit_rollback(
+    ctx: &Ctx,
+    reverted: &[String],
+    backup: Option<PathBuf>,
+    active_did: Option<String>,
+    dry_run: bool,
+) -> Result<()> {
+    let doc = json!({
+        "reverted": reverted,
+        "backup": backup.as_ref().map(|p| p.display().to_string()),
+        "active_did": active_did,
+        "dry_run": dry_run,
+    });
+    ctx.out.emit(doc, || {
+        let mut lines = Vec::new();
+        if let Some(b) = &backup {
+            lines.push(format!("backup: {}", b.display()));
+        }
+        if reverted.is_empty() {
+            lines.push("nothing to roll back".to_owned());
+        }
+        lines.extend(reverted.iter().map(|v| format!("reverted {v}")));
+        lines.push(format!(
+            "active identity: {}",
+            active_did.as_deref().unwrap_or("none")
+        ));
+        if dry_run {
+            lines.push("dry run: everything was rolled back".to_owned());
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+pub(super) fn status(ctx: &Ctx) -> Result<()> {
+    // The default database is created on first use so `idstore status` works on a
+    // fresh machine; an explicit --db is only read.
+    let mut conn = if ctx.db.default {
+        ctx.open_creating()?
+    } else {
+        ctx.open_read_only()?
+    };
+    let st = idstore_repo::status(&mut conn)?;
+    let doc = json!({
+        "database": ctx.db.path.display().to_string(),
+        "applied": st.applied,
+        "pending": st.pending,
+        "unknown": st.unknown,
+        "legacy": st.legacy,
+        "active_did": st.active_did,
+        "accounts": st.accounts,
+    });
+    ctx.out.emit(doc, || {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut lines = vec![
+            format!("database: {}", ctx.db.path.display()),
+            format!(
+                "legacy:   {}",
+                if st.legacy {
+                    "yes (run `idstore migrate` to adopt it)"
+                } else {
+                    "no"
+                }
+            ),
+            format!("applied:  {}", list(&st.applied)),
+            format!("pending:  {}", list(&st.pending)),
+        ];
+        if !st.unknown.is_empty() {
+            lines.push(format!(
+                "unknown:  {} (written by a newer idstore)",
+                list(&st.unknown)
+            ));
+        }
+        lines.push(format!(
+            "active:   {}",
+            st.active_did.as_deref().unwrap_or("none")
+        ));
+        lines.push(format!("accounts: {}", st.accounts));
+        lines.join("\n")
+    });
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! What each subcommand does, and how it reports.
+
+mod manage;
+mod migrate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use idstore_repo::{OpenOptions, SqliteConnection, ensure_migrated};
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command. `Ok(false)` means it ran but found problems (exit 1).
+pub fn run(cli: &Cli) -> Result<bool> {
+    let ctx = Ctx {
+        out: Output {
+            json: cli.json,
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+        },
+        db: resolve_db(cli.db.as_deref())?,
+        busy_timeout: Duration::from_millis(cli.busy_timeout),
+    };
+    match &cli.command {
+        Command::Migrate(args) => migrate::migrate(&ctx, args).map(|()| true),
+        Command::Rollback(args) => migrate::rollback(&ctx, args).map(|()| true),
+        Command::Status => migrate::status(&ctx).map(|()| true),
+        Command::Check => manage::check(&ctx),
+        Command::Repair => manage::repair(&ctx).map(|()| true),
+        Command::Account(cmd) => manage::account(&ctx, cmd).map(|()| true),
+        Command::Active(args) => manage::active(&ctx, args).map(|()| true),
+        Command::Settings(cmd) => manage::settings(&ctx, cmd).map(|()| true),
+        Command::Demo(cmd) => manage::demo(&ctx, cmd).map(|()| true),
+    }
+}
+
+/// The error and its causes on one line, with what to do about a lock.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    let mut line = parts.join(": ").replace('\n', " ");
+    if line.contains("database is locked") {
+        line.push_str(
+            " (another program kept it locked past the busy timeout; close it, or retry with a longer --busy-timeout)",
+        );
+    }
+    line
+}
+
+/// What every command needs: where the database is and how to report.
+pub(crate) struct Ctx {
+    pub out: Output,
+    pub db: Db,
+    pub busy_timeout: Duration,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Output {
+    /// Prints `doc` when `--json`, else `text()` unless `--quiet`.
+    pub fn emit(self, doc: serde_json::Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{doc}");
+        } else if !self.quiet {
+            let t = text();
+            if !t.is_empty() {
+                println!("{t}");
+            }
+        }
+    }
+}
+
+/// The database path, and whether it is the default one (created with its folder by
+/// the commands that create).
+pub(crate) struct Db {
+    pub path: PathBuf,
+    pub default: bool,
+}
+
+fn resolve_db(given: Option<&Path>) -> Result<Db> {
+    if let Some(path) = given {
+        return Ok(Db {
+            path: path.to_owned(),
+            default: false,
+        });
+    }
+    let data = dirs::data_dir()
+        .ok_or_else(|| anyhow!("no data folder is known for this platform; pass --db PATH"))?;
+    Ok(Db {
+        path: data.join("idstore").join("idstore.sqlite"),
+        default: true,
+    })
+}
+
+impl Ctx {
+    fn options(&self) -> OpenOptions {
+        OpenOptions::new().busy_timeout(self.busy_timeout)
+    }
+
+    /// Opens for `migrate`: creates the file (and, for the default path, its folder).
+    fn open_creating(&self) -> Result<SqliteConnection> {
+        if let Some(folder) = self.db.path.parent().filter(|_| self.db.default) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("could not create {}", folder.display()))?;
+        }
+        Ok(self.options().open(&self.db.path)?)
+    }
+
+    /// Opens read-only, never creating: nothing is written to the file.
+    fn open_read_only(&self) -> Result<SqliteConnection> {
+        Ok(self.options().read_only(true).open(&self.db.path)?)
+    }
+
+    /// Opens a database that must already be migrated. The check runs on a read-only
+    /// connection first, so a refused command leaves the file byte for byte as it was
+    /// (a read-write connection would switch a legacy file to WAL).
+    fn open_migrated(&self, write: bool) -> Result<SqliteConnection> {
+        let mut conn = self.open_read_only()?;
+        ensure_migrated(&mut conn)?;
+        if !write {
+            return Ok(conn);
+        }
+        drop(conn);
+        Ok(self.options().create(false).open(&self.db.path)?)
+    }
+}
