@@ -1,76 +1,21 @@
 //! The `idstore` binary from the outside, as an operator runs it, on temp files.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use assert_cmd::Command;
+use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
 
-const DID_A: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
-const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
-
-fn idstore(db: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("idstore").unwrap();
-    cmd.arg("--db").arg(db).env_remove("IDSTORE_DB");
-    cmd
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd
-        .arg("--json")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    serde_json::from_slice(&out).unwrap_or_else(|e| {
-        panic!(
-            "one JSON document on stdout: {e}: {}",
-            String::from_utf8_lossy(&out)
-        )
-    })
-}
-
-/// A small file as the legacy app writes it: two identities (one duplicated), the
-/// master row pointing at the second, plus a table idstore must never touch.
-fn legacy(dir: &TempDir) -> PathBuf {
-    let path = dir.path().join("legacy.sqlite");
-    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-    conn.batch_execute(&format!(
-        "PRAGMA foreign_keys = OFF;
-         CREATE TABLE accounts (id INTEGER PRIMARY KEY AUTOINCREMENT, dateCreated TEXT NOT NULL,
-           derivationPath TEXT, did TEXT NOT NULL, identityEncrBase64 TEXT, mnemonicEncrBase64 TEXT,
-           passkeyCredIdHex TEXT, publicKeyHex TEXT NOT NULL);
-         CREATE INDEX idx_accounts_did ON accounts(did);
-         CREATE TABLE settings (id INTEGER PRIMARY KEY AUTOINCREMENT, accountDid TEXT, activeDid TEXT,
-           apiServer TEXT, filterFeedByNearby BOOLEAN, filterFeedByVisible BOOLEAN,
-           finishedOnboarding BOOLEAN, firstName TEXT, hideRegisterPromptOnNewContact BOOLEAN,
-           isRegistered BOOLEAN, lastName TEXT, lastAckedOfferToUserJwtId TEXT,
-           lastAckedOfferToUserProjectsJwtId TEXT, lastNotifiedClaimId TEXT, lastViewedClaimId TEXT,
-           notifyingNewActivityTime TEXT, notifyingReminderMessage TEXT, notifyingReminderTime TEXT,
-           partnerApiServer TEXT, passkeyExpirationMinutes INTEGER, profileImageUrl TEXT,
-           searchBoxes TEXT, showContactGivesInline BOOLEAN, showGeneralAdvanced BOOLEAN,
-           showShortcutBvc BOOLEAN, vapid TEXT, warnIfProdServer BOOLEAN, warnIfTestServer BOOLEAN,
-           webPushServer TEXT);
-         CREATE TABLE contacts (did TEXT PRIMARY KEY, name TEXT);
-         INSERT INTO contacts VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann');
-         INSERT INTO accounts (dateCreated, did, identityEncrBase64, publicKeyHex) VALUES
-           ('2024-03-01T12:00:00.000Z', '{DID_A}', 'a1', '02a1'),
-           ('2024-03-02T12:00:00.000Z', '{DID_B}', 'b1', '02b1'),
-           ('2024-03-03T12:00:00.000Z', '{DID_A}', 'a2', '02a2');
-         INSERT INTO settings (id, activeDid, apiServer, firstName) VALUES (1, '{DID_B}', 'https://api.endorser.ch', 'Me');"
-    ))
-    .unwrap();
-    path
-}
-
 #[test]
 fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
     let dir = TempDir::new().unwrap();
-    let db = legacy(&dir);
+    let db = legacy(dir.path(), "legacy.sqlite");
     let before = std::fs::read(&db).unwrap();
 
     let status = json_of(idstore(&db).arg("status"));
@@ -129,7 +74,7 @@ fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
 #[test]
 fn dry_run_changes_nothing_and_says_so() {
     let dir = TempDir::new().unwrap();
-    let db = legacy(&dir);
+    let db = legacy(dir.path(), "legacy.sqlite");
     let report = json_of(idstore(&db).args(["migrate", "--dry-run"]));
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["backup"], Value::Null);
@@ -145,7 +90,7 @@ fn dry_run_changes_nothing_and_says_so() {
 #[test]
 fn rollback_stops_above_the_baseline_and_refuses_to_drop_user_data() {
     let dir = TempDir::new().unwrap();
-    let db = legacy(&dir);
+    let db = legacy(dir.path(), "legacy.sqlite");
     idstore(&db)
         .args(["migrate", "--no-backup", "-q"])
         .assert()

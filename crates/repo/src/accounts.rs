@@ -7,7 +7,7 @@ use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
 use crate::error::RepoError;
-use crate::store::{Store, account_exists, parse_stored_did, require_account, write_pointer};
+use crate::store::{Store, account_exists, parse_stored_did, write_pointer};
 
 /// Longest public key accepted, in hex digits (a COSE key is a few hundred).
 const MAX_PUBLIC_KEY_HEX: usize = 4096;
@@ -169,8 +169,8 @@ impl Store<'_> {
     }
 
     /// Deletes an identity and its override settings rows. When it is the active one,
-    /// the pointer moves to the next identity by (`dateCreated`, DID) in the same
-    /// transaction. Deleting the last identity is refused unless `allow_last`, which
+    /// the pointer moves, in the same transaction, to the next identity by
+    /// (`dateCreated`, DID) after it, or to the first when it was the last. Deleting the last identity is refused unless `allow_last`, which
     /// leaves no active identity.
     pub fn delete_account(
         &mut self,
@@ -178,13 +178,32 @@ impl Store<'_> {
         allow_last: bool,
     ) -> Result<AccountRemoval, RepoError> {
         self.conn.immediate_transaction(|conn| {
-            require_account(conn, did)?;
-            let others: Option<String> = accounts::table
-                .filter(accounts::did.ne(did.as_str()))
+            let created: String = accounts::table
+                .filter(accounts::did.eq(did.as_str()))
+                .select(accounts::dateCreated)
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?;
+            // The next identity by (dateCreated, did) after this one, wrapping round.
+            let after: Option<String> = accounts::table
+                .filter(
+                    accounts::dateCreated.gt(&created).or(accounts::dateCreated
+                        .eq(&created)
+                        .and(accounts::did.gt(did.as_str()))),
+                )
                 .order((accounts::dateCreated, accounts::did))
                 .select(accounts::did)
                 .first(conn)
                 .optional()?;
+            let others = match after {
+                Some(next) => Some(next),
+                None => accounts::table
+                    .filter(accounts::did.ne(did.as_str()))
+                    .order((accounts::dateCreated, accounts::did))
+                    .select(accounts::did)
+                    .first(conn)
+                    .optional()?,
+            };
             if others.is_none() && !allow_last {
                 return Err(RepoError::LastAccount { did: did.clone() });
             }

@@ -1,6 +1,32 @@
 //! idstore's data layer: the one way to open a database, the embedded migrations
 //! and the runner that applies, validates and rolls them back, and every read and
 //! write of identities, settings and the active identity.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("app.sqlite");
+//! # let mut conn = idstore_repo::open(&path)?;
+//! # idstore_repo::migrate(&mut conn, Default::default())?;
+//! # idstore_repo::Store::new(&mut conn).add_account(&idstore_domain::NewAccount {
+//! #     did: "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01".parse()?,
+//! #     date_created: "2024-03-01T12:00:00.000Z".into(), derivation_path: None,
+//! #     identity_encr_base64: None, mnemonic_encr_base64: None, passkey_cred_id_hex: None,
+//! #     public_key_hex: "02ab".into() })?;
+//! use idstore_domain::{Did, SettingsChange, SettingsField};
+//! use idstore_repo::Database;
+//!
+//! let mut db = Database::open(&path)?; // refuses a file that needs migrating
+//! let mut store = db.store();
+//! let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
+//! store.set_active_did(Some(&alice))?; // an unknown DID: typed error, nothing changed
+//! let mut change = SettingsChange::default();
+//! change.set_from_str(SettingsField::FirstName, "Ada")?;
+//! store.save_account_settings(&alice, &change)?;
+//! let view = store.account_settings(None)?; // master ⊕ the active identity's override
+//! assert_eq!(view.settings.first_name.as_deref(), Some("Ada"));
+//! # Ok(()) }
+//! ```
 
 pub mod accounts;
 pub mod connection;

@@ -425,7 +425,25 @@ fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
         (r.was_active, r.active_did.clone()),
         (false, Some(did(DID_A)))
     );
-    // The active account: the pointer moves to the next by (dateCreated, did).
+    // The active account: the pointer moves to the next by (dateCreated, did)…
+    store
+        .add_account(&new_account(ORPHAN, "2024-03-05T12:00:00.000Z"))
+        .unwrap();
+    store.set_active_did(Some(&did(DID_C))).unwrap();
+    let r = store.delete_account(&did(DID_C), false).unwrap();
+    assert_eq!(
+        (r.was_active, r.active_did.clone()),
+        (true, Some(did(ORPHAN)))
+    );
+    // …or, from the last one, wraps round to the first.
+    let r = store.delete_account(&did(ORPHAN), false).unwrap();
+    assert_eq!(
+        (r.was_active, r.active_did.clone()),
+        (true, Some(did(DID_A)))
+    );
+    store
+        .add_account(&new_account(DID_C, "2024-03-03T12:00:00.000Z"))
+        .unwrap();
     let r = store.delete_account(&did(DID_A), false).unwrap();
     assert_eq!(
         (r.was_active, r.active_did.clone(), r.settings_rows_removed),

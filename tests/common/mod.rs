@@ -1,0 +1,113 @@
+//! Helpers for the end-to-end tests: run the binary on temp files, read its JSON,
+//! and make legacy files as the app writes them.
+#![allow(dead_code, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use serde_json::Value;
+
+pub const DID_A: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
+pub const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
+pub const DID_C: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+pub const UNKNOWN: &str = "did:ethr:0x00000000000000000000000000000000DeadBeef";
+
+/// `idstore --db DB` with no IDSTORE_DB from the environment.
+pub fn idstore(db: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("idstore").unwrap();
+    cmd.arg("--db")
+        .arg(db)
+        .env_remove("IDSTORE_DB")
+        .env_remove("IDSTORE_BUSY_TIMEOUT_MS");
+    cmd
+}
+
+/// Runs with `--json`, expects success and exactly one JSON document on stdout.
+pub fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "one JSON document on stdout: {e}: {}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+/// Runs, expects `code`, an `error: …` line on stderr, and returns stderr.
+pub fn fails(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.assert().code(code).get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.starts_with("error: "),
+        "stderr starts with error: {err}"
+    );
+    err
+}
+
+/// The main file and its WAL, if any: what "the file is unchanged" compares.
+pub fn snapshot(db: &Path) -> (Vec<u8>, Option<Vec<u8>>) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    (
+        std::fs::read(db).unwrap(),
+        std::fs::read(PathBuf::from(wal)).ok(),
+    )
+}
+
+/// A small legacy file: accounts A, B and a second A with other key material, the
+/// master row pointing at B, and a contacts row idstore must never touch.
+pub fn legacy(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    conn.batch_execute("PRAGMA foreign_keys = OFF;").unwrap();
+    conn.batch_execute(idstore_repo::legacy::LEGACY_APP_SCHEMA)
+        .unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO contacts (did, name) VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann');
+         INSERT INTO accounts (dateCreated, did, identityEncrBase64, publicKeyHex) VALUES
+           ('2024-03-01T12:00:00.000Z', '{DID_A}', 'a1', '02a1'),
+           ('2024-03-02T12:00:00.000Z', '{DID_B}', 'b1', '02b1'),
+           ('2024-03-03T12:00:00.000Z', '{DID_A}', 'a2', '02a2');
+         INSERT INTO settings (id, activeDid, apiServer, firstName) VALUES (1, '{DID_B}', 'https://api.endorser.ch', 'Me');"
+    ))
+    .unwrap();
+    path
+}
+
+/// A migrated database holding accounts A, B, C (added through the command), B active.
+pub fn migrated(dir: &Path) -> PathBuf {
+    let db = dir.join("app.sqlite");
+    idstore(&db).args(["migrate", "-q"]).assert().success();
+    for (did, date) in [
+        (DID_A, "2024-03-01T12:00:00Z"),
+        (DID_B, "2024-03-02T12:00:00Z"),
+        (DID_C, "2024-03-03T12:00:00Z"),
+    ] {
+        idstore(&db)
+            .args([
+                "account",
+                "add",
+                did,
+                "--public-key",
+                "02ab",
+                "--date",
+                date,
+                "-q",
+            ])
+            .assert()
+            .success();
+    }
+    idstore(&db)
+        .args(["active", "set", DID_B, "-q"])
+        .assert()
+        .success();
+    db
+}

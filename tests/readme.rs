@@ -1,0 +1,89 @@
+//! Runs every `idstore` and `cp` line of the README's shell blocks, in order, in a
+//! fresh folder, as a user following it would. (The `cargo` and `diesel` lines are
+//! run by CI itself: see `.ci/run`.)
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin;
+use tempfile::TempDir;
+
+fn readme_shell_lines() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let mut lines = Vec::new();
+    let mut in_sh = false;
+    for line in readme.lines() {
+        let t = line.trim();
+        if t.starts_with("```") {
+            in_sh = t == "```sh";
+            continue;
+        }
+        if in_sh && (t.starts_with("idstore ") || t.starts_with("cp ")) {
+            lines.push(t.to_owned());
+        }
+    }
+    lines
+}
+
+#[test]
+fn every_idstore_command_in_the_readme_works_as_described() {
+    let lines = readme_shell_lines();
+    assert!(
+        lines.len() >= 15,
+        "the README's quick start was found: {lines:?}"
+    );
+    let work = TempDir::new().unwrap();
+    let app_db = common::legacy(work.path(), "the-apps-file.sqlite");
+    let original = std::fs::read(&app_db).unwrap();
+    let bin_dir = cargo_bin("idstore").parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for line in &lines {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env("HOME", work.path())
+            .env("XDG_DATA_HOME", work.path().join("data"))
+            .env("APP_DB", &app_db)
+            .env_remove("IDSTORE_DB")
+            .output()
+            .unwrap();
+        // The README says which lines exit 1 (a `check` that finds something).
+        let expected = if line.contains("# exits 1") { 1 } else { 0 };
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "{line}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The walk-through ends where it says: the demo rolled back, the copy migrated.
+    let status = |db: &str| {
+        let out = Command::new(cargo_bin("idstore"))
+            .args(["--db", db, "--json", "status"])
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        status("demo.sqlite")["applied"],
+        serde_json::json!(["00000000000000"])
+    );
+    assert_eq!(status("copy.sqlite")["pending"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read(&app_db).unwrap(),
+        original,
+        "the app's own file was only copied"
+    );
+}
