@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use idstore_domain::MigrationReport;
 use idstore_repo::{
-    MigrateError, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget,
+    Integrity, MigrateError, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget,
     SqliteConnection,
 };
 use serde_json::json;
@@ -112,6 +112,11 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         to: args.to.as_deref(),
         dry_run: args.dry_run,
         progress: Some(&report_step),
+        integrity: if args.quick_check {
+            Integrity::Quick
+        } else {
+            Integrity::Full
+        },
         ..Default::default()
     };
     let result = idstore_repo::migrate(&mut conn, options);

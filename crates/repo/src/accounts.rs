@@ -1,6 +1,7 @@
 //! Accounts: add, list, look up, and delete without leaving the pointer dangling.
 
 use chrono::DateTime;
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use idstore_domain::{Account, AccountInfo, Did, NewAccount, Secret};
 use idstore_schema::{accounts, active_identity, settings};
@@ -124,7 +125,7 @@ impl Store<'_> {
         accounts::table
             .filter(accounts::did.eq(did.as_str()))
             .select(InfoRow::as_select())
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?
             .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?
             .into_info()
@@ -152,7 +153,7 @@ impl Store<'_> {
                 accounts::passkeyCredIdHex,
                 accounts::publicKeyHex,
             ))
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?
             .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?;
         let (id, date_created, derivation_path, identity, mnemonic, passkey, public_key_hex) = row;
@@ -181,7 +182,7 @@ impl Store<'_> {
             let created: String = accounts::table
                 .filter(accounts::did.eq(did.as_str()))
                 .select(accounts::dateCreated)
-                .first(conn)
+                .get_result(conn)
                 .optional()?
                 .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?;
             // The next identity by (dateCreated, did) after this one, wrapping round.
@@ -193,16 +194,18 @@ impl Store<'_> {
                 )
                 .order((accounts::dateCreated, accounts::did))
                 .select(accounts::did)
-                .first(conn)
-                .optional()?;
+                .load_iter::<_, DefaultLoadingMode>(conn)?
+                .next()
+                .transpose()?;
             let others = match after {
                 Some(next) => Some(next),
                 None => accounts::table
                     .filter(accounts::did.ne(did.as_str()))
                     .order((accounts::dateCreated, accounts::did))
                     .select(accounts::did)
-                    .first(conn)
-                    .optional()?,
+                    .load_iter::<_, DefaultLoadingMode>(conn)?
+                    .next()
+                    .transpose()?,
             };
             if others.is_none() && !allow_last {
                 return Err(RepoError::LastAccount { did: did.clone() });
@@ -210,7 +213,7 @@ impl Store<'_> {
             let active: Option<String> = active_identity::table
                 .find(1)
                 .select(active_identity::activeDid)
-                .first::<Option<String>>(conn)
+                .get_result::<Option<String>>(conn)
                 .optional()?
                 .flatten();
             let was_active = active.as_deref() == Some(did.as_str());

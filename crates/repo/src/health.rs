@@ -147,7 +147,9 @@ fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Re
         ));
     }
     let first = first_valid_account(conn)?;
-    let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
+    let pointer_rows: i64 = active_identity::table
+        .select(count_star())
+        .get_result(conn)?;
     if pointer_rows == 0 {
         diesel::insert_into(active_identity::table)
             .values((
@@ -327,7 +329,9 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
             format!("active_identity.activeDid {value:?} names no account"),
         ));
     }
-    let pointer_rows: i64 = active_identity::table.select(count_star()).first(conn)?;
+    let pointer_rows: i64 = active_identity::table
+        .select(count_star())
+        .get_result(conn)?;
     if pointer_rows == 0 {
         out.push(problem(
             ProblemKind::MissingPointerRow,

@@ -48,7 +48,7 @@ pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use error::{MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, MIGRATIONS,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
     MigrateOptions, MigrationStatus, Progress, RollbackOptions, RollbackReport, RollbackTarget,
     known_versions, migrate, rollback, rollback_plan, status,
 };

@@ -31,19 +31,43 @@ pub(crate) fn columns(conn: &mut SqliteConnection, table: &str) -> QueryResult<V
         .map(|rows| rows.into_iter().map(|r| r.name).collect())
 }
 
+#[derive(QueryableByName)]
+struct CheckLine {
+    #[diesel(sql_type = Text)]
+    line: String,
+}
+
+fn problems(lines: Vec<CheckLine>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|l| l.line)
+        .filter(|l| l != "ok")
+        .collect()
+}
+
 /// `PRAGMA integrity_check`: the problems found (empty when the file is sound).
 pub(crate) fn integrity_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
-    #[derive(QueryableByName)]
-    struct Line {
-        #[diesel(sql_type = Text)]
-        integrity_check: String,
-    }
-    let lines = diesel::sql_query("PRAGMA integrity_check").load::<Line>(conn)?;
-    Ok(lines
-        .into_iter()
-        .map(|l| l.integrity_check)
-        .filter(|l| l != "ok")
-        .collect())
+    diesel::sql_query("SELECT integrity_check AS line FROM pragma_integrity_check")
+        .load(conn)
+        .map(problems)
+}
+
+/// `PRAGMA integrity_check(table)`: the same, for one table and its indexes.
+pub(crate) fn table_integrity_problems(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> QueryResult<Vec<String>> {
+    diesel::sql_query("SELECT integrity_check AS line FROM pragma_integrity_check(?)")
+        .bind::<Text, _>(table)
+        .load(conn)
+        .map(problems)
+}
+
+/// `PRAGMA quick_check`: integrity_check without comparing indexes to their tables.
+pub(crate) fn quick_check_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+    diesel::sql_query("SELECT quick_check AS line FROM pragma_quick_check")
+        .load(conn)
+        .map(problems)
 }
 
 /// `PRAGMA foreign_key_check`: one line per row whose foreign key names no parent.
@@ -73,3 +97,55 @@ pub(crate) fn count_rows(conn: &mut SqliteConnection, table: &'static str) -> Qu
         .get_result::<Count>(conn)
         .map(|c| c.n)
 }
+
+/// `UPDATE <table> SET <changes> WHERE id = <id>`, which Diesel may keep prepared.
+///
+/// Diesel marks its own `UPDATE` statements unsafe to cache, so every call re-parses
+/// and re-plans them; on the hot write paths that alone costs more than the rest of
+/// the transaction (see BENCHMARKS.md). This statement is cached by its SQL text.
+pub(crate) struct UpdateById<C> {
+    table: &'static str,
+    changes: C,
+    id: i32,
+}
+
+impl<C> UpdateById<C> {
+    /// Updates the row `id` of `table` with `changes` (an `AsChangeset` value).
+    pub(crate) fn new<T>(table: &'static str, changes: T, id: i32) -> Self
+    where
+        T: AsChangeset<Changeset = C>,
+    {
+        UpdateById {
+            table,
+            changes: changes.as_changeset(),
+            id,
+        }
+    }
+}
+
+impl<C> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for UpdateById<C>
+where
+    C: diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        out.push_identifier(self.table)?;
+        out.push_sql(" SET ");
+        self.changes.walk_ast(out.reborrow())?;
+        out.push_sql(" WHERE ");
+        out.push_identifier("id")?;
+        out.push_sql(" = ");
+        out.push_bind_param::<diesel::sql_types::Integer, _>(&self.id)?;
+        Ok(())
+    }
+}
+
+impl<C> diesel::query_builder::QueryId for UpdateById<C> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C> RunQueryDsl<SqliteConnection> for UpdateById<C> {}

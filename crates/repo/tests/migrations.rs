@@ -592,6 +592,33 @@ fn an_injected_validation_failure_rolls_everything_back() {
 }
 
 #[test]
+fn the_quick_structure_check_validates_too() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    let mut conn = open(&path).unwrap();
+    let options = MigrateOptions {
+        integrity: idstore_repo::Integrity::Quick,
+        ..Default::default()
+    };
+    let report = migrate(&mut conn, options).unwrap();
+    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.active_did.as_deref(), Some(DID_A));
+    // The other validations still run: an injected failure still rolls back.
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    let before = dump(&mut conn);
+    let fail = |_: &mut SqliteConnection| Err("injected".to_string());
+    let options = MigrateOptions {
+        extra_check: Some(&fail),
+        ..options
+    };
+    assert!(matches!(
+        migrate(&mut conn, options),
+        Err(MigrateError::ValidationFailed { .. })
+    ));
+    assert_eq!(dump(&mut conn), before);
+}
+
+#[test]
 fn a_dry_run_reports_everything_and_changes_nothing() {
     let dir = TempDir::new().unwrap();
     let path = rich_legacy(&dir, &format!("'{DID_A}'"));
