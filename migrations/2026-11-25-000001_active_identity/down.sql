@@ -12,10 +12,17 @@ DROP INDEX idx_active_identity_activeDid;
 DROP TABLE active_identity;
 
 DROP INDEX idx_accounts_did_unique;
+-- Any INSERT into an AUTOINCREMENT table writes its sqlite_sequence row, even one
+-- that inserts nothing: keep the counter exactly as it was.
+CREATE TEMP TABLE idstore_accounts_sequence AS
+SELECT seq FROM sqlite_sequence WHERE name = 'accounts';
 INSERT INTO accounts (id, dateCreated, derivationPath, did, identityEncrBase64,
                       mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex)
 SELECT id, dateCreated, derivationPath, did, identityEncrBase64,
        mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex
 FROM accounts_quarantine
 ORDER BY id;
+DELETE FROM sqlite_sequence WHERE name = 'accounts';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'accounts', seq FROM temp.idstore_accounts_sequence;
+DROP TABLE temp.idstore_accounts_sequence;
 DROP TABLE accounts_quarantine;

@@ -179,7 +179,7 @@ pub(crate) fn sqlite_uri(path: &Path, read_only: bool) -> String {
 }
 
 fn check_header(path: &Path) -> Result<(), OpenError> {
-    let mut header = [0u8; 16];
+    let mut header = [0u8; 100];
     let mut file = fs::File::open(path).map_err(|source| OpenError::Io {
         path: path.to_owned(),
         source,
@@ -198,15 +198,45 @@ fn check_header(path: &Path) -> Result<(), OpenError> {
             }
         }
     }
-    match read {
-        0 => Err(OpenError::Empty {
+    if read == 0 {
+        return Err(OpenError::Empty {
             path: path.to_owned(),
-        }),
-        16 if &header == SQLITE_HEADER => Ok(()),
-        _ => Err(OpenError::NotSqlite {
-            path: path.to_owned(),
-        }),
+        });
     }
+    if read < 16 || &header[..16] != SQLITE_HEADER {
+        return Err(OpenError::NotSqlite {
+            path: path.to_owned(),
+        });
+    }
+    if read == header.len() && is_truncated(path, &header) {
+        return Err(OpenError::Truncated {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the file is shorter than the page count its header vouches for. SQLite
+/// trusts that count only while the "version-valid-for" field matches the change
+/// counter, and a `-wal` file may hold pages not yet in the main file, so the check
+/// is skipped then.
+fn is_truncated(path: &Path, header: &[u8; 100]) -> bool {
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    let (change_counter, pages, valid_for) = (be32(24), u64::from(be32(28)), be32(92));
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if change_counter != valid_for || pages == 0 || Path::new(&wal).exists() {
+        return false;
+    }
+    fs::metadata(path)
+        .map(|m| m.len() < pages * page_size)
+        .unwrap_or(false)
 }
 
 fn parent_dir(path: &Path) -> PathBuf {

@@ -52,6 +52,13 @@ pub enum OpenError {
         /// The path.
         path: PathBuf,
     },
+    /// The file is shorter than its own header says: it was cut off (a failed copy,
+    /// a full disk).
+    #[error("{} is damaged: it is shorter than its header says (truncated?); restore it from a backup", path.display())]
+    Truncated {
+        /// The path.
+        path: PathBuf,
+    },
     /// Reading or creating the file failed.
     #[error("could not access {}: {source}", path.display())]
     Io {

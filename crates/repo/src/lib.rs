@@ -37,6 +37,7 @@ pub mod migrations;
 #[cfg(feature = "pool")]
 pub mod pool;
 mod rows;
+pub mod snapshot;
 mod sql;
 pub mod store;
 
@@ -50,6 +51,6 @@ pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_databas
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
     MigrateOptions, MigrationStatus, Progress, RollbackOptions, RollbackReport, RollbackTarget,
-    known_versions, migrate, rollback, rollback_plan, status,
+    check_target, known_versions, migrate, migrate_preflight, rollback, rollback_plan, status,
 };
 pub use store::{AccountSettings, Database, DefaultAccountSettings, Store, ensure_migrated};

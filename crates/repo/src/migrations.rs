@@ -311,7 +311,7 @@ pub fn migrate(
     options: MigrateOptions<'_>,
 ) -> Result<MigrationReport, MigrateError> {
     if let Some(to) = options.to {
-        check_target(to, &known_versions())?;
+        check_target(to)?;
     }
     finish(conn.immediate_transaction(|conn| {
         let mut report = run_pending(conn, options)?;
@@ -323,13 +323,47 @@ pub fn migrate(
     }))
 }
 
-fn check_target(version: &str, known: &[String]) -> Result<(), MigrateError> {
+/// The refusals [`migrate`] makes before writing anything (an unknown target, a
+/// newer idstore's database, a legacy file of the wrong shape, the app's own
+/// `active_identity` with a target too low to adopt it), on a connection that may be
+/// read-only. Run it first to refuse a file without even switching it to WAL.
+pub fn migrate_preflight(
+    conn: &mut SqliteConnection,
+    options: MigrateOptions<'_>,
+) -> Result<(), MigrateError> {
+    if let Some(to) = options.to {
+        check_target(to)?;
+    }
+    let st = status(conn)?;
+    if !st.unknown.is_empty() {
+        return Err(MigrateError::UnknownVersions {
+            versions: st.unknown,
+        });
+    }
+    if st.legacy {
+        check_legacy_shape(conn)?;
+    }
+    let creates_active_identity = st
+        .pending
+        .iter()
+        .any(|v| v == ACTIVE_IDENTITY_VERSION && options.to.is_none_or(|to| v.as_str() <= to));
+    if st.app_active_identity && !creates_active_identity {
+        return Err(MigrateError::TargetTooLowForAdoption {
+            needed: ACTIVE_IDENTITY_VERSION.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a version this build does not have.
+pub fn check_target(version: &str) -> Result<(), MigrateError> {
+    let known = known_versions();
     if known.iter().any(|v| v == version) {
         Ok(())
     } else {
         Err(MigrateError::UnknownTarget {
             version: version.to_owned(),
-            known: known.to_vec(),
+            known,
         })
     }
 }
@@ -764,7 +798,7 @@ pub fn rollback_plan(
     options: &RollbackOptions,
 ) -> Result<Vec<String>, MigrateError> {
     if let RollbackTarget::Version(v) = &options.target {
-        check_target(v, &known_versions())?;
+        check_target(v)?;
     }
     let before = status(conn)?;
     if !before.unknown.is_empty() {

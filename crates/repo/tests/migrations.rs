@@ -324,6 +324,30 @@ fn pointer_cases_are_seeded_as_specified() {
 }
 
 #[test]
+fn a_file_without_accounts_round_trips_its_autoincrement_counters() {
+    // Found by the property test: an INSERT … SELECT of no rows still writes the
+    // table's sqlite_sequence row, so the rollback must restore the counter itself.
+    let dir = TempDir::new().unwrap();
+    let path = legacy_file(
+        dir.path(),
+        "empty.sqlite",
+        true,
+        "INSERT INTO settings (id, apiServer) VALUES (1, 'x');",
+    );
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, to(BASELINE_VERSION)).unwrap();
+    let before = dump(&mut conn);
+    assert!(
+        !before["sqlite_sequence"]
+            .iter()
+            .any(|r| r.contains("'accounts'"))
+    );
+    migrate(&mut conn, all()).unwrap();
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(dump(&mut conn), before);
+}
+
+#[test]
 fn missing_master_row_is_seeded_and_reported_as_no_active_identity() {
     let dir = TempDir::new().unwrap();
     let data = format!(

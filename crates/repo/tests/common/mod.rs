@@ -107,39 +107,12 @@ struct Value {
     value: Option<String>,
 }
 
-/// Columns whose values are clocks, not data: left out of dumps.
-const VOLATILE: &[&str] = &["quarantinedAt", "archivedAt", "lastUpdated", "run_on"];
-
-/// Every table's rows (each row every non-clock column, typed with `quote()`),
-/// sorted, keyed by table name. The migrations bookkeeping table is left out.
+/// Every table's rows but the migrations bookkeeping, clock columns left out.
 pub fn dump(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<String>> {
-    let tables = diesel::sql_query(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> '__diesel_schema_migrations' ORDER BY name",
-    )
-    .load::<Name>(conn)
-    .unwrap();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let cols: Vec<String> = columns(conn, &t.name)
-            .into_iter()
-            .filter(|c| !VOLATILE.contains(&c.as_str()))
-            .map(|c| format!("quote(\"{c}\")"))
-            .collect();
-        let q = format!(
-            "SELECT json_array({}) AS value FROM \"{}\"",
-            cols.join(", "),
-            t.name
-        );
-        let mut rows: Vec<String> = diesel::sql_query(q)
-            .load::<Value>(conn)
-            .unwrap()
-            .into_iter()
-            .map(|v| v.value.unwrap())
-            .collect();
-        rows.sort();
-        out.insert(t.name, rows);
-    }
-    out
+    let mut rows =
+        idstore_repo::snapshot::table_rows(conn, idstore_repo::snapshot::CLOCK_COLUMNS).unwrap();
+    rows.remove("__diesel_schema_migrations");
+    rows
 }
 
 /// Column names of a table, in order.
