@@ -6,6 +6,40 @@ use idstore_domain::settings::{parse_search_boxes, search_boxes_json};
 use idstore_domain::{Change, Settings, SettingsChange, SettingsError};
 use idstore_schema::settings;
 
+/// Every `settings` column, in the generated schema's order (the order of
+/// [`SettingsRow`]'s fields).
+pub(crate) const SETTINGS_COLUMNS: [&str; 29] = [
+    "id",
+    "accountDid",
+    "apiServer",
+    "filterFeedByNearby",
+    "filterFeedByVisible",
+    "finishedOnboarding",
+    "firstName",
+    "hideRegisterPromptOnNewContact",
+    "isRegistered",
+    "lastName",
+    "lastAckedOfferToUserJwtId",
+    "lastAckedOfferToUserProjectsJwtId",
+    "lastNotifiedClaimId",
+    "lastViewedClaimId",
+    "notifyingNewActivityTime",
+    "notifyingReminderMessage",
+    "notifyingReminderTime",
+    "partnerApiServer",
+    "passkeyExpirationMinutes",
+    "profileImageUrl",
+    "searchBoxes",
+    "showContactGivesInline",
+    "showGeneralAdvanced",
+    "showShortcutBvc",
+    "vapid",
+    "warnIfProdServer",
+    "warnIfTestServer",
+    "webPushServer",
+    "hasBackedUpSeed",
+];
+
 /// A `settings` row as stored.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = settings, check_for_backend(diesel::sqlite::Sqlite))]
@@ -253,5 +287,21 @@ impl SettingsChangeset {
             && self.warn_if_test_server.is_none()
             && self.web_push_server.is_none()
             && self.has_backed_up_seed.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_columns_follow_the_migrated_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::open(&dir.path().join("t.sqlite")).unwrap();
+        crate::migrate(&mut conn, crate::MigrateOptions::default()).unwrap();
+        assert_eq!(
+            crate::sql::columns(&mut conn, "settings").unwrap(),
+            SETTINGS_COLUMNS
+        );
     }
 }
