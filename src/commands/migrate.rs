@@ -90,6 +90,18 @@ impl Drop for Progress {
 
 pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     let out = ctx.out;
+    let preflight = MigrateOptions {
+        to: args.to.as_deref(),
+        ..Default::default()
+    };
+    if let Some(to) = preflight.to {
+        // Before anything is opened or created.
+        idstore_repo::check_target(to)?;
+    }
+    if ctx.db.path.exists() {
+        // Refusals first, on a read-only connection: a refused file stays byte for byte.
+        idstore_repo::migrate_preflight(&mut ctx.open_read_only()?, preflight)?;
+    }
     let mut conn = ctx.open_creating()?;
     let before = idstore_repo::status(&mut conn)?;
     let pending_here = before
