@@ -38,40 +38,13 @@ const LEGACY_ACCOUNTS_COLUMNS: &[&str] = &[
     "publicKeyHex",
 ];
 
-/// The columns of the legacy `settings` table, in order. The last was appended by a
-/// later app migration, so older files lack it.
-const LEGACY_SETTINGS_COLUMNS: &[&str] = &[
-    "id",
-    "accountDid",
-    "activeDid",
-    "apiServer",
-    "filterFeedByNearby",
-    "filterFeedByVisible",
-    "finishedOnboarding",
-    "firstName",
-    "hideRegisterPromptOnNewContact",
-    "isRegistered",
-    "lastName",
-    "lastAckedOfferToUserJwtId",
-    "lastAckedOfferToUserProjectsJwtId",
-    "lastNotifiedClaimId",
-    "lastViewedClaimId",
-    "notifyingNewActivityTime",
-    "notifyingReminderMessage",
-    "notifyingReminderTime",
-    "partnerApiServer",
-    "passkeyExpirationMinutes",
-    "profileImageUrl",
-    "searchBoxes",
-    "showContactGivesInline",
-    "showGeneralAdvanced",
-    "showShortcutBvc",
-    "vapid",
-    "warnIfProdServer",
-    "warnIfTestServer",
-    "webPushServer",
-    "hasBackedUpSeed",
-];
+/// The columns of the legacy `settings` table, in order: idstore's, with `activeDid`
+/// third. The last was appended by a later app migration, so older files lack it.
+fn legacy_settings_columns() -> Vec<&'static str> {
+    let mut columns = crate::rows::SETTINGS_COLUMNS.to_vec();
+    columns.insert(2, "activeDid");
+    columns
+}
 const LATE_LEGACY_COLUMN: &str = "hasBackedUpSeed";
 
 /// Every version this build knows, oldest first.
@@ -487,9 +460,10 @@ fn run_pending(
 /// to: unknown columns would be lost by quarantine or by the cleanup's rollback.
 fn check_legacy_shape(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
     let mut problems = Vec::new();
+    let settings_columns = legacy_settings_columns();
     for (table, expected) in [
         ("accounts", LEGACY_ACCOUNTS_COLUMNS),
-        ("settings", LEGACY_SETTINGS_COLUMNS),
+        ("settings", settings_columns.as_slice()),
     ] {
         let present = sql::columns(conn, table)?;
         if present.is_empty() {

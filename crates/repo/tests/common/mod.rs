@@ -14,40 +14,10 @@ pub const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
 pub const DID_C: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
 pub const ORPHAN: &str = "did:ethr:0x00000000000000000000000000000000DeadBeef";
 
-/// The legacy app's schema (its 001_initial and later additive migrations), with
-/// `hasBackedUpSeed` left to the caller because older files lack it.
-pub const LEGACY_DDL: &str = r#"
-CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT);
+/// One row in each table idstore must never touch (the app's schema itself is
+/// [`idstore_repo::legacy::LEGACY_APP_SCHEMA`]).
+pub const UNRELATED_ROWS: &str = r#"
 INSERT INTO migrations VALUES ('001_initial', '2024-01-01'), ('002_contacts', '2024-02-01');
-CREATE TABLE accounts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    dateCreated TEXT NOT NULL,
-    derivationPath TEXT,
-    did TEXT NOT NULL,
-    identityEncrBase64 TEXT,
-    mnemonicEncrBase64 TEXT,
-    passkeyCredIdHex TEXT,
-    publicKeyHex TEXT NOT NULL
-);
-CREATE INDEX idx_accounts_did ON accounts(did);
-CREATE TABLE settings (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    accountDid TEXT, activeDid TEXT, apiServer TEXT, filterFeedByNearby BOOLEAN,
-    filterFeedByVisible BOOLEAN, finishedOnboarding BOOLEAN, firstName TEXT,
-    hideRegisterPromptOnNewContact BOOLEAN, isRegistered BOOLEAN, lastName TEXT,
-    lastAckedOfferToUserJwtId TEXT, lastAckedOfferToUserProjectsJwtId TEXT,
-    lastNotifiedClaimId TEXT, lastViewedClaimId TEXT, notifyingNewActivityTime TEXT,
-    notifyingReminderMessage TEXT, notifyingReminderTime TEXT, partnerApiServer TEXT,
-    passkeyExpirationMinutes INTEGER, profileImageUrl TEXT, searchBoxes TEXT,
-    showContactGivesInline BOOLEAN, showGeneralAdvanced BOOLEAN, showShortcutBvc BOOLEAN,
-    vapid TEXT, warnIfProdServer BOOLEAN, warnIfTestServer BOOLEAN, webPushServer TEXT
-);
-CREATE INDEX idx_settings_accountDid ON settings(accountDid);
-CREATE TABLE contacts (did TEXT PRIMARY KEY, name TEXT, contactMethods TEXT, notes TEXT,
-    publicKeyBase64 TEXT, seesMe BOOLEAN, registered BOOLEAN, iViewContent BOOLEAN);
-CREATE TABLE secret (id INTEGER PRIMARY KEY, secretBase64 TEXT NOT NULL);
-CREATE TABLE logs (date TEXT PRIMARY KEY, message TEXT NOT NULL);
-CREATE TABLE temp (id TEXT PRIMARY KEY, blobB64 TEXT);
 INSERT INTO contacts VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann',
     '[{"label":"e","type":"EMAIL","value":"a@b.c"}]', 'note ''quoted''', 'AAEC', 1, 0, 1);
 INSERT INTO secret VALUES (1, 'c2VjcmV0IGtleSBtYXRlcmlhbA==');
@@ -73,7 +43,8 @@ pub fn legacy_file(dir: &Path, name: &str, has_backed_up_seed: bool, data: &str)
     let mut conn = raw(&path);
     // The app ran without foreign key enforcement; fixtures may hold what it allowed.
     exec(&mut conn, "PRAGMA foreign_keys = OFF;");
-    exec(&mut conn, LEGACY_DDL);
+    exec(&mut conn, idstore_repo::legacy::LEGACY_APP_SCHEMA);
+    exec(&mut conn, UNRELATED_ROWS);
     if has_backed_up_seed {
         exec(
             &mut conn,
