@@ -302,3 +302,38 @@ fn report_warnings_serialize_with_a_kind_and_read_well() {
     };
     assert!(cleared.to_string().contains("active_did_quarantine"));
 }
+
+#[test]
+fn coordinates_survive_storage_bit_for_bit() {
+    // Found by fuzzing settings_value: without serde_json's exact float parsing, a
+    // stored coordinate read back as a neighbouring float.
+    let json = r#"[{"name":"far","bbox":{"eastLong":5,"maxLat":-1,"minLat":18,"westLong":2.2222222222222223e+92}}]"#;
+    let boxes = parse_search_boxes(json).unwrap();
+    assert_eq!(
+        boxes[0].bbox.west_long.to_bits(),
+        2.2222222222222223e+92f64.to_bits()
+    );
+    assert_eq!(
+        parse_search_boxes(&search_boxes_json(&boxes)).unwrap(),
+        boxes
+    );
+    for x in [
+        0.1f64,
+        -179.999_999_999_999_97,
+        1e-300,
+        f64::MAX,
+        40.123_456_789_012_345,
+    ] {
+        let b = vec![SearchBox {
+            name: "x".into(),
+            bbox: BoundingBox {
+                east_long: x,
+                max_lat: x,
+                min_lat: x,
+                west_long: x,
+            },
+        }];
+        let back = parse_search_boxes(&search_boxes_json(&b)).unwrap();
+        assert_eq!(back[0].bbox.east_long.to_bits(), x.to_bits(), "{x}");
+    }
+}
