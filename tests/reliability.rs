@@ -8,7 +8,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
@@ -271,7 +270,9 @@ fn a_writer_loop_keeps_the_file_consistent() {
     assert!(store.check().unwrap().ok());
 }
 
-fn spawn_writer(db: &Path) -> (Child, mpsc::Receiver<u64>) {
+/// Starts a writer child; the handle yields the last `ACK n` it printed, read to the
+/// end of its output (after the kill, so no acknowledgement still in the pipe is missed).
+fn spawn_writer(db: &Path) -> (Child, std::thread::JoinHandle<Option<u64>>) {
     let mut child = StdCommand::new(std::env::current_exe().unwrap())
         .args([
             "a_writer_loop_keeps_the_file_consistent",
@@ -285,23 +286,18 @@ fn spawn_writer(db: &Path) -> (Child, mpsc::Receiver<u64>) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let acks = BufReader::new(out)
+    let last_ack = std::thread::spawn(move || {
+        BufReader::new(out)
             .lines()
             .map_while(Result::ok)
             .filter_map(|line| {
                 line.split_once("ACK ")
                     .and_then(|(_, n)| n.trim().parse().ok())
-            });
-        for n in acks {
-            if tx.send(n).is_err() {
-                break;
-            }
-        }
+            })
+            .last()
     });
-    (child, rx)
+    (child, last_ack)
 }
 
 /// Kills a writer at random points: no torn state, the pointer always names an
@@ -314,7 +310,7 @@ fn killing_a_writer_at_random_points_leaves_no_torn_state() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut acked_total = 0;
     for k in 0..n {
-        let (mut child, acks) = spawn_writer(&db);
+        let (mut child, last_ack) = spawn_writer(&db);
         // Let it start and write for a random 30–230 ms.
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -322,7 +318,7 @@ fn killing_a_writer_at_random_points_leaves_no_torn_state() {
         std::thread::sleep(Duration::from_millis(30 + seed % 200));
         child.kill().ok();
         child.wait().unwrap();
-        let last = acks.try_iter().last();
+        let last = last_ack.join().unwrap();
         acked_total += last.unwrap_or(0);
         integrity_ok(&db);
         let mut conn = open(&db).unwrap();
