@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::error::RepoError;
 use crate::sql;
-use crate::store::{Store, clear_dangling_pointer, dangling_pointer, read_master};
+use crate::store::{
+    Store, clear_dangling_pointer, dangling_pointer, ensure_master_row, read_master,
+};
 
 /// The kinds of problem [`Store::check`] finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -123,12 +125,7 @@ impl Store<'_> {
 fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, RepoError> {
     let mut fixed = Vec::new();
     if read_master(conn)?.is_none() {
-        diesel::insert_into(settings::table)
-            .values((
-                settings::id.eq(1),
-                settings::apiServer.eq(idstore_domain::settings::DEFAULT_API_SERVER),
-            ))
-            .execute(conn)?;
+        ensure_master_row(conn)?;
         fixed.push(problem(
             ProblemKind::MissingMasterRow,
             "re-created the master settings row with the default API server".into(),

@@ -5,7 +5,7 @@
 
 use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use idstore_domain::{MigrationReport, MigrationWarning};
@@ -13,6 +13,7 @@ use idstore_schema::{accounts_quarantine, active_did_quarantine, settings_active
 
 use crate::error::MigrateError;
 use crate::sql;
+use crate::store::account_exists;
 
 /// Every migration, embedded at compile time (`build.rs` reruns when they change).
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -181,18 +182,6 @@ fn optional_text(conn: &mut SqliteConnection, query: &str) -> QueryResult<Option
         .get_result::<OptionalText>(conn)
         .optional()?
         .and_then(|r| r.value))
-}
-
-fn account_exists(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    diesel::sql_query("SELECT count(*) AS n FROM accounts WHERE did = ?")
-        .bind::<Text, _>(did)
-        .get_result::<Count>(conn)
-        .map(|c| c.n > 0)
 }
 
 /// An additional check run on the migrated data inside the transaction; an `Err`

@@ -400,7 +400,8 @@ fn read_override(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<S
         .transpose()
 }
 
-fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> {
+/// Re-creates the master settings row (as the baseline seeds it) when it is missing.
+pub(crate) fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> {
     diesel::insert_or_ignore_into(settings::table)
         .values((
             settings::id.eq(1),
