@@ -138,6 +138,16 @@ pub enum MigrateError {
         "rolling back the baseline drops the accounts and settings tables; pass include_baseline (`--include-baseline`) to really do that"
     )]
     BaselineNeedsFlag,
+    /// Rolling back would drop restore decisions that a later `migrate` would undo
+    /// (it keeps the lowest id of each DID again).
+    #[error(
+        "rolling back drops the record of restore decisions ({}) that a later migrate would undo, keeping the replaced accounts instead; discard the replaced accounts first, or pass forget_decisions (`--forget-decisions`) to roll back anyway",
+        items.join(", ")
+    )]
+    DecisionsWouldBeUndone {
+        /// The restored items (`account:4`).
+        items: Vec<String>,
+    },
     /// The migrated data failed validation; everything was rolled back.
     #[error("validation failed, everything was rolled back: {}", report.errors.join("; "))]
     ValidationFailed {
@@ -203,6 +213,9 @@ pub enum RepoError {
     /// A repair could not fix a problem it should fix; it was rolled back.
     #[error("repair rolled back: a fixable problem remained ({0})")]
     RepairIncomplete(String),
+    /// A quarantine decision was refused.
+    #[error(transparent)]
+    Quarantine(#[from] crate::quarantine::QuarantineError),
     /// A setting or its value was refused.
     #[error(transparent)]
     Settings(#[from] idstore_domain::SettingsError),

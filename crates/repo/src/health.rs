@@ -4,12 +4,11 @@ use diesel::connection::SimpleConnection;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_schema::{
-    accounts, accounts_quarantine, active_did_quarantine, active_identity, settings,
-};
+use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
 use crate::error::RepoError;
+use crate::quarantine::{QuarantineKind, QuarantineRef};
 use crate::sql;
 use crate::store::{
     Store, clear_dangling_pointer, dangling_pointer, ensure_master_row, read_master,
@@ -43,7 +42,8 @@ pub enum ProblemKind {
     OrphanOverride,
     /// A settings row other than the master has no `accountDid`.
     ExtraNullAccountRow,
-    /// An account row moved aside by the migration, waiting for a decision.
+    /// An account row moved aside by the migration, waiting for a decision
+    /// ([`Store::restore_quarantined`] or [`Store::discard_quarantined`]).
     QuarantinedAccount,
     /// A pointer value moved aside, waiting for a decision.
     QuarantinedPointer,
@@ -70,6 +70,18 @@ pub struct Problem {
     pub kind: ProblemKind,
     /// Where and what.
     pub detail: String,
+    /// For a quarantined item waiting for a decision: which one (`account:4`), to
+    /// pass to [`Store::restore_quarantined`] or [`Store::discard_quarantined`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<QuarantineRef>,
+}
+
+impl Problem {
+    /// True for a quarantined item waiting for a person's decision (not something
+    /// [`Store::repair`] could ever fix).
+    pub fn is_decision(&self) -> bool {
+        self.item.is_some()
+    }
 }
 
 /// The result of [`Store::check`].
@@ -96,7 +108,11 @@ pub struct RepairReport {
 }
 
 fn problem(kind: ProblemKind, detail: String) -> Problem {
-    Problem { kind, detail }
+    Problem {
+        kind,
+        detail,
+        item: None,
+    }
 }
 
 impl Store<'_> {
@@ -372,33 +388,28 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
             format!("settings row {id} has no accountDid and is not the master row"),
         )
     }));
-    let moved: Vec<(i32, String, String)> = accounts_quarantine::table
-        .select((
-            accounts_quarantine::id,
-            accounts_quarantine::did,
-            accounts_quarantine::reason,
-        ))
-        .order(accounts_quarantine::id)
-        .load(conn)?;
-    out.extend(moved.into_iter().map(|(id, did, reason)| {
-        problem(
-            ProblemKind::QuarantinedAccount,
-            format!("accounts_quarantine row {id} ({did}): {reason}"),
-        )
-    }));
-    let pointers: Vec<(i32, String, String)> = active_did_quarantine::table
-        .select((
-            active_did_quarantine::id,
-            active_did_quarantine::activeDid,
-            active_did_quarantine::reason,
-        ))
-        .order(active_did_quarantine::id)
-        .load(conn)?;
-    out.extend(pointers.into_iter().map(|(id, value, reason)| {
-        problem(
-            ProblemKind::QuarantinedPointer,
-            format!("active_did_quarantine row {id} ({value:?}): {reason}"),
-        )
-    }));
+    // Quarantined items wait for a person's decision (`quarantine restore/discard`);
+    // an account a restore decision replaced and kept aside no longer waits.
+    for item in Store::new(conn).quarantine()? {
+        if !item.waiting {
+            continue;
+        }
+        let kind = match item.item.kind {
+            QuarantineKind::Account => ProblemKind::QuarantinedAccount,
+            QuarantineKind::Pointer => ProblemKind::QuarantinedPointer,
+        };
+        let mut detail = format!("{} ({}): {}", item.item, item.value, item.reason);
+        if !item.differs_from_kept.is_empty() {
+            detail.push_str(&format!(
+                "; differs from the kept account in {}",
+                item.differs_from_kept.join(", ")
+            ));
+        }
+        out.push(Problem {
+            kind,
+            detail,
+            item: Some(item.item),
+        });
+    }
     Ok(out)
 }

@@ -36,6 +36,7 @@ pub mod legacy;
 pub mod migrations;
 #[cfg(feature = "pool")]
 pub mod pool;
+pub mod quarantine;
 mod rows;
 pub mod snapshot;
 mod sql;
@@ -49,8 +50,13 @@ pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use error::{MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
-    MigrateOptions, MigrationStatus, Progress, RollbackOptions, RollbackReport, RollbackTarget,
-    check_target, known_versions, migrate, migrate_preflight, rollback, rollback_plan, status,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, DECISIONS_VERSION, ExtraCheck,
+    Integrity, MIGRATIONS, MigrateOptions, MigrationStatus, Progress, RollbackOptions,
+    RollbackReport, RollbackTarget, check_target, known_versions, migrate, migrate_preflight,
+    rollback, rollback_plan, status,
+};
+pub use quarantine::{
+    Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,
+    QuarantinedAccount, QuarantinedDetail, QuarantinedItem, QuarantinedPointer,
 };
 pub use store::{AccountSettings, Database, DefaultAccountSettings, Store, ensure_migrated};

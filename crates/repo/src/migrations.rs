@@ -24,6 +24,8 @@ pub const BASELINE_VERSION: &str = "00000000000000";
 pub const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
 /// Drops `settings.activeDid` and the transition triggers.
 pub const CLEANUP_VERSION: &str = "20261125000002";
+/// Creates `quarantine_decisions`, the log of what was decided about quarantined items.
+pub const DECISIONS_VERSION: &str = "20261125000003";
 
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 
@@ -722,6 +724,9 @@ pub struct RollbackOptions {
     pub include_baseline: bool,
     /// Do everything, validate, report, then roll back.
     pub dry_run: bool,
+    /// Roll back even when that drops the record of restore decisions a later
+    /// `migrate` would undo (see [`MigrateError::DecisionsWouldBeUndone`]).
+    pub forget_decisions: bool,
 }
 
 /// What a rollback did.
@@ -733,6 +738,9 @@ pub struct RollbackReport {
     pub active_did: Option<String>,
     /// True when everything was rolled back on purpose.
     pub dry_run: bool,
+    /// Restore decisions whose record was dropped on request (`forget_decisions`):
+    /// a later `migrate` keeps the lowest id of their DID again.
+    pub forgotten_decisions: Vec<crate::QuarantineRef>,
 }
 
 /// Runs down migrations, newest first, in one immediate transaction, then checks
@@ -785,6 +793,14 @@ pub fn rollback_plan(
     if to_revert.iter().any(|v| v == BASELINE_VERSION) && !options.include_baseline {
         return Err(MigrateError::BaselineNeedsFlag);
     }
+    if to_revert.iter().any(|v| v == DECISIONS_VERSION) && !options.forget_decisions {
+        let undone = crate::quarantine::restores_a_migrate_would_undo(conn)?;
+        if !undone.is_empty() {
+            return Err(MigrateError::DecisionsWouldBeUndone {
+                items: undone.iter().map(|(_, item)| item.to_string()).collect(),
+            });
+        }
+    }
     Ok(to_revert)
 }
 
@@ -805,6 +821,15 @@ fn revert(
         } else {
             vec![]
         };
+        if version == DECISIONS_VERSION {
+            // Only reached with forget_decisions (rollback_plan refuses otherwise):
+            // the down.sql's own guard would refuse while these log rows exist.
+            for (decision, item) in crate::quarantine::restores_a_migrate_would_undo(conn)? {
+                diesel::delete(idstore_schema::quarantine_decisions::table.find(decision))
+                    .execute(conn)?;
+                report.forgotten_decisions.push(item);
+            }
+        }
         conn.revert_migration(migration.as_ref())
             .map_err(|e| MigrateError::Migration(format!("reverting {}: {e}", migration.name())))?;
         for sql in foreign {

@@ -9,8 +9,9 @@ use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use idstore_domain::MigrationWarning;
 use idstore_repo::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, MIGRATIONS, MigrateError,
-    MigrateOptions, OpenError, RollbackOptions, RollbackTarget, migrate, open, rollback, status,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, DECISIONS_VERSION, MIGRATIONS,
+    MigrateError, MigrateOptions, OpenError, RollbackOptions, RollbackTarget, migrate, open,
+    rollback, status,
 };
 use tempfile::TempDir;
 
@@ -110,7 +111,12 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     let report = migrate(&mut conn, all()).unwrap();
     assert_eq!(
         report.applied,
-        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+        vec![
+            BASELINE_VERSION,
+            ACTIVE_IDENTITY_VERSION,
+            CLEANUP_VERSION,
+            DECISIONS_VERSION
+        ]
     );
     assert!(!report.adopted_legacy);
     assert_eq!(report.active_did, None);
@@ -132,7 +138,7 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
 
 #[test]
 fn each_migration_is_reversed_exactly_by_its_down() {
-    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION] {
+    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION, DECISIONS_VERSION] {
         let dir = TempDir::new().unwrap();
         let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
         let mut conn = open(&path).unwrap();
@@ -144,7 +150,11 @@ fn each_migration_is_reversed_exactly_by_its_down() {
         // Up to the step, then back down one migration at a time.
         migrate(&mut conn, to(step)).unwrap();
         assert_ne!(dump(&mut conn), at_baseline, "{step} changed something");
-        let steps = if step == CLEANUP_VERSION { 2 } else { 1 };
+        let steps = match step {
+            CLEANUP_VERSION => 2,
+            DECISIONS_VERSION => 3,
+            _ => 1,
+        };
         let back = rollback(
             &mut conn,
             &RollbackOptions {
@@ -214,7 +224,7 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let back = rollback(&mut conn, &back_to_baseline()).unwrap();
         assert_eq!(
             back.reverted,
-            vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
+            vec![DECISIONS_VERSION, CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
         );
         assert_eq!(
             dump(&mut conn),
@@ -224,7 +234,7 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let second = migrate(&mut conn, all()).unwrap();
         assert_eq!(
             second.applied,
-            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION, DECISIONS_VERSION]
         );
         assert_eq!(
             dump(&mut conn),
@@ -425,14 +435,19 @@ fn adopting_a_legacy_file_leaves_other_tables_untouched() {
     };
     let mut conn = open(&path).unwrap();
     let st = status(&mut conn).unwrap();
-    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 3);
+    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 4);
     assert_eq!(st.active_did.as_deref(), Some(DID_A));
 
     let report = migrate(&mut conn, all()).unwrap();
     assert!(report.adopted_legacy);
     assert_eq!(
         report.applied,
-        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+        vec![
+            BASELINE_VERSION,
+            ACTIVE_IDENTITY_VERSION,
+            CLEANUP_VERSION,
+            DECISIONS_VERSION
+        ]
     );
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     assert_eq!(report.values_migrated, 1);
@@ -601,7 +616,7 @@ fn an_injected_validation_failure_rolls_everything_back() {
             assert_eq!(report.errors, vec!["injected failure".to_string()]);
             assert_eq!(
                 report.applied.len(),
-                3,
+                4,
                 "the report says what was attempted"
             );
         }
@@ -625,7 +640,7 @@ fn the_quick_structure_check_validates_too() {
         ..Default::default()
     };
     let report = migrate(&mut conn, options).unwrap();
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), 4);
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     // The other validations still run: an injected failure still rolls back.
     rollback(&mut conn, &back_to_baseline()).unwrap();
@@ -756,7 +771,12 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
     let report = rollback(&mut conn, &with_flag).unwrap();
     assert_eq!(
         report.reverted,
-        vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION, BASELINE_VERSION]
+        vec![
+            DECISIONS_VERSION,
+            CLEANUP_VERSION,
+            ACTIVE_IDENTITY_VERSION,
+            BASELINE_VERSION
+        ]
     );
     assert!(!dump(&mut conn).contains_key("accounts"));
 }

@@ -47,6 +47,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    quarantine_decisions (id) {
+        id -> Integer,
+        decidedAt -> Timestamp,
+        decision -> Text,
+        itemKind -> Text,
+        itemId -> Integer,
+        subject -> Text,
+        keptAsideId -> Nullable<Integer>,
+        previousActiveDid -> Nullable<Text>,
+        exportPath -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     settings (id) {
         id -> Integer,
         accountDid -> Nullable<Text>,
@@ -94,6 +108,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts_quarantine,
     active_did_quarantine,
     active_identity,
+    quarantine_decisions,
     settings,
     settings_active_did_archive,
 );

@@ -1,0 +1,356 @@
+//! The decisions: restore and discard, each in one immediate transaction with its
+//! log row, and the owner-only export file a discard writes first.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+use idstore_domain::{Did, Secret};
+use idstore_schema::{
+    accounts, accounts_quarantine, active_did_quarantine, active_identity, quarantine_decisions,
+};
+
+use super::read::{account_summaries, decisions, detail, pointer_summaries};
+use super::{
+    Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,
+    QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
+};
+use crate::error::RepoError;
+use crate::store::{Store, write_pointer};
+
+/// The whole row as an export file holds it: every column, secrets included.
+fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let at = |t: &NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    let (item, table, row) = match detail {
+        QuarantinedDetail::Account { row, summary } => (
+            summary.item,
+            "accounts_quarantine",
+            serde_json::json!({
+                "id": row.id,
+                "dateCreated": row.date_created,
+                "derivationPath": row.derivation_path,
+                "did": row.did,
+                "identityEncrBase64": row.identity_encr_base64.as_ref().map(Secret::expose),
+                "mnemonicEncrBase64": row.mnemonic_encr_base64.as_ref().map(Secret::expose),
+                "passkeyCredIdHex": row.passkey_cred_id_hex,
+                "publicKeyHex": row.public_key_hex,
+                "keptAccountId": row.kept_account_id,
+                "reason": row.reason,
+                "quarantinedAt": at(&row.quarantined_at),
+            }),
+        ),
+        QuarantinedDetail::Pointer { row, summary } => (
+            summary.item,
+            "active_did_quarantine",
+            serde_json::json!({
+                "id": row.id,
+                "activeDid": row.active_did,
+                "reason": row.reason,
+                "quarantinedAt": at(&row.quarantined_at),
+            }),
+        ),
+    };
+    serde_json::json!({
+        "idstore_quarantine_export": 1,
+        "item": item.to_string(),
+        "exported_at": now,
+        "table": table,
+        "row": row,
+    })
+}
+
+/// Writes `bytes` to `path`, which must not exist, owner-only and fsynced, folder
+/// included. The content goes to a temporary file beside it first and is then
+/// hard-linked into place, which fails rather than overwrite: a killed process never
+/// leaves a half-written file at `path`.
+fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), QuarantineError> {
+    let export_err = |source: io::Error| QuarantineError::Export {
+        path: path.to_owned(),
+        source,
+    };
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().ok_or_else(|| {
+        export_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the export path names no file",
+        ))
+    })?);
+    tmp_name.push(format!(".partial-{}", std::process::id()));
+    let tmp = folder.join(tmp_name);
+    let written = (|| {
+        let mut file = private_new(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(QuarantineError::ExportExists {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) => return Err(export_err(e)),
+    }
+    sync_folder(&folder).map_err(export_err)
+}
+
+#[cfg(unix)]
+fn private_new(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_new(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn sync_folder(folder: &Path) -> io::Result<()> {
+    std::fs::File::open(folder)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_folder(_folder: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// A new log row; returns its id.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &mut SqliteConnection,
+    decision: DecisionKind,
+    item: QuarantineRef,
+    value: &str,
+    kept_aside: Option<i32>,
+    previous_active_did: Option<&str>,
+    export_path: Option<&Path>,
+) -> Result<Decision, RepoError> {
+    let export = export_path.map(|p| p.to_string_lossy().into_owned());
+    let id = diesel::insert_into(quarantine_decisions::table)
+        .values((
+            quarantine_decisions::decision.eq(decision.as_str()),
+            quarantine_decisions::itemKind.eq(item.kind.as_str()),
+            quarantine_decisions::itemId.eq(item.id),
+            quarantine_decisions::subject.eq(value),
+            quarantine_decisions::keptAsideId.eq(kept_aside),
+            quarantine_decisions::previousActiveDid.eq(previous_active_did),
+            quarantine_decisions::exportPath.eq(&export),
+        ))
+        .returning(quarantine_decisions::id)
+        .get_result::<i32>(conn)?;
+    Ok(decisions(conn, Some(id))?
+        .pop()
+        .expect("the row was just inserted"))
+}
+
+/// Swaps a quarantined account in: row `q` becomes the account for its DID with its
+/// own id; the account holding the DID (if any) moves to the quarantine in its place.
+/// The accounts row is updated in place (its DID unchanged), so the pointer and the
+/// override settings rows naming the DID stay valid throughout.
+fn restore_account(
+    conn: &mut SqliteConnection,
+    q: &QuarantinedAccount,
+) -> QueryResult<Option<i32>> {
+    let kept: Option<i32> = accounts::table
+        .filter(accounts::did.eq(&q.did))
+        .select(accounts::id)
+        .get_result(conn)
+        .optional()?;
+    diesel::delete(accounts_quarantine::table.find(q.id)).execute(conn)?;
+    let fields = (
+        accounts::id.eq(q.id),
+        accounts::dateCreated.eq(&q.date_created),
+        accounts::derivationPath.eq(&q.derivation_path),
+        accounts::did.eq(&q.did),
+        accounts::identityEncrBase64.eq(q.identity_encr_base64.as_ref().map(Secret::expose)),
+        accounts::mnemonicEncrBase64.eq(q.mnemonic_encr_base64.as_ref().map(Secret::expose)),
+        accounts::passkeyCredIdHex.eq(&q.passkey_cred_id_hex),
+        accounts::publicKeyHex.eq(&q.public_key_hex),
+    );
+    match kept {
+        Some(kept_id) => {
+            diesel::sql_query(
+                "INSERT INTO accounts_quarantine (id, dateCreated, derivationPath, did,
+                        identityEncrBase64, mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex,
+                        keptAccountId, reason)
+                 SELECT id, dateCreated, derivationPath, did, identityEncrBase64,
+                        mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex, ?2,
+                        'replaced by quarantined account ' || ?2 || ' on a restore decision'
+                   FROM accounts WHERE id = ?1",
+            )
+            .bind::<Integer, _>(kept_id)
+            .bind::<Integer, _>(q.id)
+            .execute(conn)?;
+            diesel::update(accounts::table.find(kept_id))
+                .set(fields)
+                .execute(conn)?;
+            // Other rows kept aside for this DID now stand beside the restored account.
+            diesel::update(
+                accounts_quarantine::table
+                    .filter(accounts_quarantine::keptAccountId.eq(kept_id))
+                    .filter(accounts_quarantine::id.ne(kept_id)),
+            )
+            .set(accounts_quarantine::keptAccountId.eq(q.id))
+            .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(accounts::table)
+                .values(fields)
+                .execute(conn)?;
+        }
+    }
+    Ok(kept)
+}
+
+impl Store<'_> {
+    /// Every quarantined item, accounts first, by id. Lists no secret value: an
+    /// account's comparison with the kept account names the differing fields only.
+    pub fn quarantine(&mut self) -> Result<Vec<QuarantinedItem>, RepoError> {
+        self.conn.transaction(|conn| {
+            let mut items = account_summaries(conn, None)?;
+            items.extend(pointer_summaries(conn, None)?.into_iter().map(|(_, i)| i));
+            Ok(items)
+        })
+    }
+
+    /// One quarantined item, whole (key material as [`Secret`]).
+    pub fn quarantined(&mut self, item: QuarantineRef) -> Result<QuarantinedDetail, RepoError> {
+        self.conn.transaction(|conn| detail(conn, item))
+    }
+
+    /// Every recorded decision, oldest first.
+    pub fn quarantine_decisions(&mut self) -> Result<Vec<Decision>, RepoError> {
+        Ok(decisions(self.conn, None)?)
+    }
+
+    /// Restores an item, in one transaction with its log row.
+    ///
+    /// - An account becomes the account for its DID, with its own id; the account it
+    ///   replaces moves to the quarantine in its place (recorded as kept aside, so it
+    ///   no longer waits for a decision). No row is lost and the pointer stays valid.
+    /// - A pointer value becomes the active identity; refused unless it names an
+    ///   account.
+    pub fn restore_quarantined(&mut self, item: QuarantineRef) -> Result<Decision, RepoError> {
+        self.conn
+            .immediate_transaction(|conn| match detail(conn, item)? {
+                QuarantinedDetail::Account { row, .. } => {
+                    let kept = restore_account(conn, &row)?;
+                    record(
+                        conn,
+                        DecisionKind::Restore,
+                        item,
+                        &row.did,
+                        kept,
+                        None,
+                        None,
+                    )
+                }
+                QuarantinedDetail::Pointer { row, summary } => {
+                    let shortened = || row.active_did.chars().take(80).collect::<String>();
+                    if !summary.names_account {
+                        return Err(QuarantineError::PointerNamesNoAccount {
+                            item,
+                            value: shortened(),
+                        }
+                        .into());
+                    }
+                    let did = Did::parse(&row.active_did).map_err(|e| {
+                        QuarantineError::InvalidPointer {
+                            item,
+                            value: shortened(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let previous: Option<String> = active_identity::table
+                        .find(1)
+                        .select(active_identity::activeDid)
+                        .get_result::<Option<String>>(conn)
+                        .optional()?
+                        .flatten();
+                    write_pointer(conn, Some(&did))?;
+                    diesel::delete(active_did_quarantine::table.find(row.id)).execute(conn)?;
+                    record(
+                        conn,
+                        DecisionKind::Restore,
+                        item,
+                        &row.active_did,
+                        None,
+                        previous.as_deref(),
+                        None,
+                    )
+                }
+            })
+    }
+
+    /// Deletes an item after exporting it, or on an explicit [`Discard::Forget`], in
+    /// one transaction with its log row. An export is written and fsynced before the
+    /// row is deleted, and removed again if the deletion does not commit.
+    pub fn discard_quarantined(
+        &mut self,
+        item: QuarantineRef,
+        how: Discard<'_>,
+    ) -> Result<Decision, RepoError> {
+        if let Discard::Export(path) = how
+            && std::fs::symlink_metadata(path).is_ok()
+        {
+            return Err(QuarantineError::ExportExists {
+                path: path.to_owned(),
+            }
+            .into());
+        }
+        let mut exported: Option<&Path> = None;
+        let result = self.conn.immediate_transaction(|conn| {
+            let found = detail(conn, item)?;
+            let value = found.summary().value.clone();
+            let decision = match how {
+                Discard::Export(path) => {
+                    let doc = export_document(&found);
+                    let mut bytes = serde_json::to_vec_pretty(&doc).expect("JSON values serialize");
+                    bytes.push(b'\n');
+                    write_new_private_file(path, &bytes)?;
+                    exported = Some(path);
+                    DecisionKind::DiscardExport
+                }
+                Discard::Forget { force } => {
+                    if item.kind == QuarantineKind::Account && !force {
+                        return Err(QuarantineError::ForgetNeedsForce { item }.into());
+                    }
+                    DecisionKind::DiscardForget
+                }
+            };
+            match item.kind {
+                QuarantineKind::Account => {
+                    diesel::delete(accounts_quarantine::table.find(item.id)).execute(conn)?
+                }
+                QuarantineKind::Pointer => {
+                    diesel::delete(active_did_quarantine::table.find(item.id)).execute(conn)?
+                }
+            };
+            record(conn, decision, item, &value, None, None, exported)
+        });
+        if result.is_err()
+            && let Some(path) = exported
+        {
+            // The row is still there: the export would be a stray copy of key material.
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+}

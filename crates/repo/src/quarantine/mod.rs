@@ -1,0 +1,329 @@
+//! Quarantine decisions: every value idstore kept aside (an account row whose DID
+//! repeated another, a pointer value that named no account) can be listed, looked
+//! at, restored, or discarded after an export or on an explicit choice. Each decision
+//! runs in one immediate transaction and is recorded in `quarantine_decisions`.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("demo.sqlite");
+//! # idstore_repo::legacy::write_legacy_demo(&path)?;
+//! # idstore_repo::migrate(&mut idstore_repo::open(&path)?, Default::default())?;
+//! use idstore_repo::{Database, QuarantineRef};
+//!
+//! let mut db = Database::open(&path)?;
+//! let mut store = db.store();
+//! let waiting: Vec<_> = store.quarantine()?.into_iter().filter(|i| i.waiting).collect();
+//! assert_eq!(waiting[0].item.to_string(), "account:4");
+//! // Keep the quarantined identity material instead: the account it replaces is
+//! // kept aside in its place, and the pointer stays valid.
+//! let decision = store.restore_quarantined("account:4".parse::<QuarantineRef>()?)?;
+//! assert_eq!(decision.kept_aside.map(|r| r.to_string()).as_deref(), Some("account:1"));
+//! assert!(store.check()?.ok());
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::NaiveDateTime;
+use idstore_domain::Secret;
+use serde::Serialize;
+
+mod decide;
+mod read;
+
+pub(crate) use read::restores_a_migrate_would_undo;
+
+/// Which quarantine an item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineKind {
+    /// An account row in `accounts_quarantine`.
+    Account,
+    /// A pointer value in `active_did_quarantine`.
+    Pointer,
+}
+
+impl QuarantineKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            QuarantineKind::Account => "account",
+            QuarantineKind::Pointer => "pointer",
+        }
+    }
+}
+
+/// One quarantined item: its kind and row id, written `account:4` or `pointer:1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QuarantineRef {
+    /// Which quarantine.
+    pub kind: QuarantineKind,
+    /// The row id there (for an account, its own account id).
+    pub id: i32,
+}
+
+impl fmt::Display for QuarantineRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+impl Serialize for QuarantineRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why a `KIND:ID` text is not a [`QuarantineRef`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{text:?} is not a quarantined item: write KIND:ID, KIND being account or pointer (account:4, pointer:1)"
+)]
+pub struct ParseQuarantineRefError {
+    /// The text given (shortened).
+    pub text: String,
+}
+
+impl FromStr for QuarantineRef {
+    type Err = ParseQuarantineRefError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseQuarantineRefError {
+            text: s.chars().take(40).collect(),
+        };
+        let (kind, id) = s.split_once(':').ok_or_else(bad)?;
+        let kind = match kind {
+            "account" => QuarantineKind::Account,
+            "pointer" => QuarantineKind::Pointer,
+            _ => return Err(bad()),
+        };
+        let id = id.parse::<i32>().map_err(|_| bad())?;
+        Ok(QuarantineRef { kind, id })
+    }
+}
+
+/// The account columns a quarantined row is compared on (never their values).
+pub const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
+    "dateCreated",
+    "derivationPath",
+    "identityEncrBase64",
+    "mnemonicEncrBase64",
+    "passkeyCredIdHex",
+    "publicKeyHex",
+];
+
+/// One quarantined item as [`Store::quarantine`] lists it: never any secret value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedItem {
+    /// Which item (`account:4`).
+    pub item: QuarantineRef,
+    /// The account's DID, or the pointer value.
+    pub value: String,
+    /// Why it was kept aside.
+    pub reason: String,
+    /// When it was kept aside (UTC).
+    pub quarantined_at: NaiveDateTime,
+    /// True while it waits for a decision; false for an account a restore decision
+    /// replaced and kept aside (it stays restorable and discardable).
+    pub waiting: bool,
+    /// For an account: the account now holding its DID, when there is one.
+    pub kept_account_id: Option<i32>,
+    /// For an account: the fields (names only, from [`COMPARED_ACCOUNT_FIELDS`]) whose
+    /// values differ from the kept account's. Empty when they are all the same.
+    pub differs_from_kept: Vec<&'static str>,
+    /// For a pointer: whether the value now names an account (it can be restored).
+    pub names_account: bool,
+}
+
+/// A quarantined account row, whole. Key material is held as [`Secret`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedAccount {
+    /// Its own account id.
+    pub id: i32,
+    /// As in `accounts`.
+    pub date_created: String,
+    /// As in `accounts`.
+    pub derivation_path: Option<String>,
+    /// As stored (it may not be a valid DID).
+    pub did: String,
+    /// Encrypted identity material.
+    pub identity_encr_base64: Option<Secret>,
+    /// Encrypted seed phrase.
+    pub mnemonic_encr_base64: Option<Secret>,
+    /// As in `accounts`.
+    pub passkey_cred_id_hex: Option<String>,
+    /// As in `accounts`.
+    pub public_key_hex: String,
+    /// The account that held the DID when it was kept aside.
+    pub kept_account_id: i32,
+    /// Why it was kept aside.
+    pub reason: String,
+    /// When it was kept aside (UTC).
+    pub quarantined_at: NaiveDateTime,
+}
+
+/// A quarantined pointer value, whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedPointer {
+    /// Its row id.
+    pub id: i32,
+    /// The value.
+    pub active_did: String,
+    /// Why it was kept aside.
+    pub reason: String,
+    /// When it was kept aside (UTC).
+    pub quarantined_at: NaiveDateTime,
+}
+
+/// One item whole, as [`Store::quarantined`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuarantinedDetail {
+    /// An account row, with how it compares to the kept account.
+    Account {
+        /// The row.
+        row: QuarantinedAccount,
+        /// Its summary (waiting, differing fields).
+        summary: QuarantinedItem,
+    },
+    /// A pointer value.
+    Pointer {
+        /// The row.
+        row: QuarantinedPointer,
+        /// Its summary.
+        summary: QuarantinedItem,
+    },
+}
+
+impl QuarantinedDetail {
+    /// The summary, as [`Store::quarantine`] lists it.
+    pub fn summary(&self) -> &QuarantinedItem {
+        match self {
+            QuarantinedDetail::Account { summary, .. }
+            | QuarantinedDetail::Pointer { summary, .. } => summary,
+        }
+    }
+}
+
+/// How [`Store::discard_quarantined`] lets go of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard<'a> {
+    /// First write the whole row, secrets included, as JSON to this new owner-only
+    /// file (never overwriting one) and fsync it; only then delete the row.
+    Export(&'a Path),
+    /// Delete without an export. Refused for an account unless `force`: its key
+    /// material would be gone for good.
+    Forget {
+        /// Allow forgetting an account row.
+        force: bool,
+    },
+}
+
+/// What was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// The item became the account for its DID (or the active identity).
+    Restore,
+    /// The item was exported to a file, then deleted.
+    DiscardExport,
+    /// The item was deleted without an export.
+    DiscardForget,
+}
+
+impl DecisionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Restore => "restore",
+            DecisionKind::DiscardExport => "discard_export",
+            DecisionKind::DiscardForget => "discard_forget",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            DecisionKind::Restore,
+            DecisionKind::DiscardExport,
+            DecisionKind::DiscardForget,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One recorded decision (a `quarantine_decisions` row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Its id in the log.
+    pub id: i32,
+    /// When (UTC).
+    pub decided_at: NaiveDateTime,
+    /// What was decided.
+    pub decision: DecisionKind,
+    /// About which item.
+    pub item: QuarantineRef,
+    /// The item's DID or pointer value.
+    pub value: String,
+    /// A restored account: the account it replaced, now kept aside in its place.
+    pub kept_aside: Option<QuarantineRef>,
+    /// A restored pointer: the active identity it replaced.
+    pub previous_active_did: Option<String>,
+    /// An exported item: the file written.
+    pub export_path: Option<PathBuf>,
+}
+
+/// Why a quarantine decision was refused. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    /// No such item is quarantined.
+    #[error("{item} is not in the quarantine (it may have been decided already)")]
+    NotFound {
+        /// The item asked for.
+        item: QuarantineRef,
+    },
+    /// A pointer value can become the active identity only when it names an account.
+    #[error(
+        "{item} cannot be restored: its value {value:?} names no account; add that account first, or discard the value"
+    )]
+    PointerNamesNoAccount {
+        /// The item.
+        item: QuarantineRef,
+        /// Its value (shortened).
+        value: String,
+    },
+    /// The stored value is not a valid DID, so it cannot become the active identity.
+    #[error("{item} cannot be restored: {value:?} is not a valid DID ({reason})")]
+    InvalidPointer {
+        /// The item.
+        item: QuarantineRef,
+        /// Its value (shortened).
+        value: String,
+        /// Why it is not a DID.
+        reason: String,
+    },
+    /// Forgetting an account deletes key material with no copy.
+    #[error(
+        "{item} holds key material: forgetting it deletes that for good; export it instead, or force it"
+    )]
+    ForgetNeedsForce {
+        /// The item.
+        item: QuarantineRef,
+    },
+    /// The export file exists; it is never overwritten.
+    #[error("{} already exists; exports never overwrite a file: pass a new path", path.display())]
+    ExportExists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The export could not be written; the item was not deleted.
+    #[error("could not write the export to {}; the item was not deleted", path.display())]
+    Export {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}

@@ -1,0 +1,337 @@
+//! The reads behind the quarantine: summaries (compared inside SQLite, so no key
+//! material is loaded to list them), whole rows, and the decision log.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use idstore_domain::Secret;
+use idstore_schema::{accounts_quarantine, active_did_quarantine, quarantine_decisions};
+
+use super::{
+    COMPARED_ACCOUNT_FIELDS, Decision, DecisionKind, QuarantineError, QuarantineKind,
+    QuarantineRef, QuarantinedAccount, QuarantinedDetail, QuarantinedItem, QuarantinedPointer,
+};
+use crate::error::RepoError;
+use crate::store::account_exists;
+
+#[derive(QueryableByName)]
+struct AccountSummaryRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Text)]
+    did: String,
+    #[diesel(sql_type = Text)]
+    reason: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    quarantined_at: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Integer>)]
+    kept_id: Option<i32>,
+    #[diesel(sql_type = Bool)]
+    waiting: bool,
+    #[diesel(sql_type = Nullable<Bool>)]
+    d0: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    d1: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    d2: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    d3: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    d4: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    d5: Option<bool>,
+}
+
+impl AccountSummaryRow {
+    fn into_item(self) -> QuarantinedItem {
+        let flags = [self.d0, self.d1, self.d2, self.d3, self.d4, self.d5];
+        QuarantinedItem {
+            item: QuarantineRef {
+                kind: QuarantineKind::Account,
+                id: self.id,
+            },
+            value: self.did,
+            reason: self.reason,
+            quarantined_at: self.quarantined_at,
+            waiting: self.waiting,
+            kept_account_id: self.kept_id,
+            differs_from_kept: COMPARED_ACCOUNT_FIELDS
+                .iter()
+                .zip(flags)
+                .filter(|(_, differs)| *differs == Some(true))
+                .map(|(name, _)| *name)
+                .collect(),
+            names_account: false,
+        }
+    }
+}
+
+/// The summary query of quarantined accounts: every comparison runs inside SQLite, so
+/// no key material is read into memory to list them.
+pub(super) fn account_summaries(
+    conn: &mut SqliteConnection,
+    only: Option<i32>,
+) -> QueryResult<Vec<QuarantinedItem>> {
+    let differs: Vec<String> = COMPARED_ACCOUNT_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!("CASE WHEN a.id IS NULL THEN NULL ELSE q.\"{c}\" IS NOT a.\"{c}\" END AS d{i}")
+        })
+        .collect();
+    let sql = format!(
+        "SELECT q.id AS id, q.did AS did, q.reason AS reason, q.quarantinedAt AS quarantined_at,
+                a.id AS kept_id, NOT ({kept_aside}) AS waiting, {differs}
+           FROM accounts_quarantine AS q
+           LEFT JOIN accounts AS a ON a.did = q.did
+          WHERE ?1 IS NULL OR q.id = ?1
+          ORDER BY q.id",
+        kept_aside = KEPT_ASIDE_BY_DECISION,
+        differs = differs.join(", ")
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Nullable<Integer>, _>(only)
+        .load::<AccountSummaryRow>(conn)?
+        .into_iter()
+        .map(AccountSummaryRow::into_item)
+        .collect())
+}
+
+/// True for the quarantined account `q` that a restore decision replaced and kept
+/// aside: it is no longer waiting for a decision.
+pub(super) const KEPT_ASIDE_BY_DECISION: &str = "EXISTS (SELECT 1 FROM quarantine_decisions AS d
+         WHERE d.decision = 'restore' AND d.itemKind = 'account' AND d.keptAsideId = q.id)";
+
+pub(super) fn pointer_summaries(
+    conn: &mut SqliteConnection,
+    only: Option<i32>,
+) -> QueryResult<Vec<(QuarantinedPointer, QuarantinedItem)>> {
+    let mut query = active_did_quarantine::table
+        .order(active_did_quarantine::id)
+        .into_boxed();
+    if let Some(id) = only {
+        query = query.filter(active_did_quarantine::id.eq(id));
+    }
+    let rows: Vec<(i32, String, String, NaiveDateTime)> = query
+        .select((
+            active_did_quarantine::id,
+            active_did_quarantine::activeDid,
+            active_did_quarantine::reason,
+            active_did_quarantine::quarantinedAt,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, active_did, reason, quarantined_at)| {
+            let names_account = account_exists(conn, &active_did)?;
+            let item = QuarantinedItem {
+                item: QuarantineRef {
+                    kind: QuarantineKind::Pointer,
+                    id,
+                },
+                value: active_did.clone(),
+                reason: reason.clone(),
+                quarantined_at,
+                waiting: true,
+                kept_account_id: None,
+                differs_from_kept: Vec::new(),
+                names_account,
+            };
+            Ok((
+                QuarantinedPointer {
+                    id,
+                    active_did,
+                    reason,
+                    quarantined_at,
+                },
+                item,
+            ))
+        })
+        .collect()
+}
+
+type AccountRow = (
+    i32,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i32,
+    String,
+    NaiveDateTime,
+);
+
+fn quarantined_account_row(
+    conn: &mut SqliteConnection,
+    id: i32,
+) -> QueryResult<Option<QuarantinedAccount>> {
+    let row: Option<AccountRow> = accounts_quarantine::table
+        .find(id)
+        .select((
+            accounts_quarantine::id,
+            accounts_quarantine::dateCreated,
+            accounts_quarantine::derivationPath,
+            accounts_quarantine::did,
+            accounts_quarantine::identityEncrBase64,
+            accounts_quarantine::mnemonicEncrBase64,
+            accounts_quarantine::passkeyCredIdHex,
+            accounts_quarantine::publicKeyHex,
+            accounts_quarantine::keptAccountId,
+            accounts_quarantine::reason,
+            accounts_quarantine::quarantinedAt,
+        ))
+        .get_result(conn)
+        .optional()?;
+    Ok(row.map(
+        |(
+            id,
+            date_created,
+            derivation_path,
+            did,
+            identity,
+            mnemonic,
+            passkey,
+            public_key_hex,
+            kept,
+            reason,
+            at,
+        )| {
+            QuarantinedAccount {
+                id,
+                date_created,
+                derivation_path,
+                did,
+                identity_encr_base64: identity.map(Secret::new),
+                mnemonic_encr_base64: mnemonic.map(Secret::new),
+                passkey_cred_id_hex: passkey,
+                public_key_hex,
+                kept_account_id: kept,
+                reason,
+                quarantined_at: at,
+            }
+        },
+    ))
+}
+
+pub(super) fn detail(
+    conn: &mut SqliteConnection,
+    item: QuarantineRef,
+) -> Result<QuarantinedDetail, RepoError> {
+    let not_found = || RepoError::from(QuarantineError::NotFound { item });
+    match item.kind {
+        QuarantineKind::Account => {
+            let row = quarantined_account_row(conn, item.id)?.ok_or_else(not_found)?;
+            let summary = account_summaries(conn, Some(item.id))?
+                .pop()
+                .ok_or_else(not_found)?;
+            Ok(QuarantinedDetail::Account { row, summary })
+        }
+        QuarantineKind::Pointer => {
+            let (row, summary) = pointer_summaries(conn, Some(item.id))?
+                .pop()
+                .ok_or_else(not_found)?;
+            Ok(QuarantinedDetail::Pointer { row, summary })
+        }
+    }
+}
+
+type DecisionRow = (
+    i32,
+    NaiveDateTime,
+    String,
+    String,
+    i32,
+    String,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(super) fn decisions(
+    conn: &mut SqliteConnection,
+    only: Option<i32>,
+) -> QueryResult<Vec<Decision>> {
+    let mut query = quarantine_decisions::table
+        .order(quarantine_decisions::id)
+        .into_boxed();
+    if let Some(id) = only {
+        query = query.filter(quarantine_decisions::id.eq(id));
+    }
+    let rows: Vec<DecisionRow> = query
+        .select((
+            quarantine_decisions::id,
+            quarantine_decisions::decidedAt,
+            quarantine_decisions::decision,
+            quarantine_decisions::itemKind,
+            quarantine_decisions::itemId,
+            quarantine_decisions::subject,
+            quarantine_decisions::keptAsideId,
+            quarantine_decisions::previousActiveDid,
+            quarantine_decisions::exportPath,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(
+            |(id, decided_at, decision, kind, item_id, value, kept, previous, export)| {
+                // The CHECK constraints allow nothing else; a foreign writer's row is skipped.
+                let decision = DecisionKind::parse(&decision)?;
+                let kind = match kind.as_str() {
+                    "account" => QuarantineKind::Account,
+                    "pointer" => QuarantineKind::Pointer,
+                    _ => return None,
+                };
+                Some(Decision {
+                    id,
+                    decided_at,
+                    decision,
+                    item: QuarantineRef { kind, id: item_id },
+                    value,
+                    kept_aside: kept.map(|id| QuarantineRef {
+                        kind: QuarantineKind::Account,
+                        id,
+                    }),
+                    previous_active_did: previous,
+                    export_path: export.map(PathBuf::from),
+                })
+            },
+        )
+        .collect())
+}
+
+/// Restore decisions whose replaced account still waits in `accounts_quarantine`:
+/// reverting the active-identity migration puts both rows back, and a later
+/// `migrate` would keep the lowest id again. Returns (decision id, restored item).
+pub(crate) fn restores_a_migrate_would_undo(
+    conn: &mut SqliteConnection,
+) -> QueryResult<Vec<(i32, QuarantineRef)>> {
+    let rows: Vec<(i32, i32)> = quarantine_decisions::table
+        .filter(quarantine_decisions::decision.eq(DecisionKind::Restore.as_str()))
+        .filter(quarantine_decisions::itemKind.eq(QuarantineKind::Account.as_str()))
+        .filter(diesel::dsl::exists(
+            accounts_quarantine::table.filter(
+                accounts_quarantine::id
+                    .nullable()
+                    .eq(quarantine_decisions::keptAsideId),
+            ),
+        ))
+        .order(quarantine_decisions::id)
+        .select((quarantine_decisions::id, quarantine_decisions::itemId))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(decision, id)| {
+            (
+                decision,
+                QuarantineRef {
+                    kind: QuarantineKind::Account,
+                    id,
+                },
+            )
+        })
+        .collect())
+}
