@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use idstore_domain::{Did, SettingsChange, SettingsField};
+use idstore_repo::QuarantineRef;
 
 /// Adopt, migrate, inspect and manage an idstore database without writing SQL.
 #[derive(Debug, Parser)]
@@ -61,6 +62,9 @@ pub enum Command {
     /// Show and change settings.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Look at quarantined items and decide on each: restore it, or discard it.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Write sample databases to try idstore on.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -104,6 +108,58 @@ pub struct RollbackArgs {
     /// Do not write a backup copy next to the database first.
     #[arg(long)]
     pub no_backup: bool,
+    /// Roll back even though that drops the record of restore decisions (a later
+    /// migrate would keep the replaced accounts again).
+    #[arg(long)]
+    pub forget_decisions: bool,
+}
+
+/// `idstore quarantine …`: items are written KIND:ID (`account:4`, `pointer:1`).
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Every quarantined item: kind, id, DID or value, reason, date, and for an
+    /// account which fields differ from the kept one (never their values).
+    List,
+    /// One item whole; key material is redacted unless --reveal-secrets is given on a terminal.
+    Show {
+        /// The item, KIND:ID.
+        item: QuarantineRef,
+        /// Print key material too (only when stdout is a terminal).
+        #[arg(long)]
+        reveal_secrets: bool,
+    },
+    /// Make an account the one for its DID (the replaced account is kept aside in
+    /// its place), or a pointer value the active identity (it must name an account).
+    Restore {
+        /// The item, KIND:ID.
+        item: QuarantineRef,
+        /// Do not write a backup copy next to the database first.
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Delete an item: after writing it, secrets included, to a new owner-only file
+    /// (--export), or without a copy (--forget; an account also needs --force).
+    Discard {
+        /// The item, KIND:ID.
+        item: QuarantineRef,
+        /// Write the whole row as JSON to this new file first (never overwritten).
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "forget",
+            conflicts_with = "forget"
+        )]
+        export: Option<PathBuf>,
+        /// Delete without an export.
+        #[arg(long)]
+        forget: bool,
+        /// With --forget on an account: really delete its key material without a copy.
+        #[arg(long, requires = "forget")]
+        force: bool,
+        /// Do not write a backup copy next to the database first.
+        #[arg(long)]
+        no_backup: bool,
+    },
 }
 
 /// `idstore account …`.

@@ -451,6 +451,6 @@ fn on_a_terminal_migrate_shows_its_steps_on_stderr() {
         .expect("script (util-linux) runs");
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{shown}");
-    assert!(shown.contains("[1/4] applying 00000000000000"), "{shown}");
-    assert!(shown.contains("[4/4] validating"), "{shown}");
+    assert!(shown.contains("[1/5] applying 00000000000000"), "{shown}");
+    assert!(shown.contains("[5/5] validating"), "{shown}");
 }

@@ -213,6 +213,97 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
     }
 }
 
+/// Kills `quarantine restore` (with its backup) and `quarantine discard --export` at
+/// points spread over a whole run: each time the file is sound and either entirely
+/// before or entirely after the decision, and an export file, when there is one, is
+/// complete. A decision never lands half made.
+#[test]
+fn killing_a_quarantine_decision_at_any_point_leaves_before_or_after() {
+    let dir = TempDir::new().unwrap();
+    let rows = if long_mode() { 100_000 } else { 20_000 };
+    let template = big_legacy(dir.path(), rows);
+    let work = dir.path().join("work.sqlite");
+    copy_fresh(&template, &work);
+    timed(&work, &["migrate", "--no-backup"]);
+    let migrated_file = dir.path().join("migrated.sqlite");
+    copy_fresh(&work, &migrated_file);
+    let before = rows_of(&work);
+    let item = {
+        let mut conn = open(&work).unwrap();
+        let items = Store::new(&mut conn).quarantine().unwrap();
+        items[0].item.to_string()
+    };
+    let export = dir.path().join("export.json");
+    let n = trials(30, 200);
+    for what in ["restore", "discard"] {
+        let args: Vec<String> = match what {
+            "restore" => vec!["quarantine".into(), "restore".into(), item.clone()],
+            _ => vec![
+                "quarantine".into(),
+                "discard".into(),
+                item.clone(),
+                "--export".into(),
+                export.display().to_string(),
+                "--no-backup".into(),
+            ],
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let clean = |dir: &Path| {
+            let _ = std::fs::remove_file(&export);
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.to_string_lossy().contains(".backup-") {
+                    std::fs::remove_file(p).unwrap();
+                }
+            }
+        };
+        copy_fresh(&migrated_file, &work);
+        clean(dir.path());
+        let span = timed(&work, &args);
+        let after = rows_of(&work);
+        assert_ne!(after, before, "{what} changed something");
+        let (mut killed_running, mut old, mut new) = (0, 0, 0);
+        for k in 0..n {
+            copy_fresh(&migrated_file, &work);
+            clean(dir.path());
+            let delay = span.mul_f64(1.2 * k as f64 / n as f64);
+            if kill_after(&work, &args, delay) {
+                killed_running += 1;
+            }
+            integrity_ok(&work);
+            let now = rows_of(&work);
+            if now == before {
+                old += 1;
+            } else {
+                assert_eq!(
+                    now, after,
+                    "{what} trial {k} (killed at {delay:?}): neither before nor after"
+                );
+                new += 1;
+                if what == "discard" {
+                    assert!(
+                        export.exists(),
+                        "{what} trial {k}: discarded without its export"
+                    );
+                }
+            }
+            if export.exists() {
+                let doc: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&export).unwrap())
+                        .unwrap_or_else(|e| panic!("{what} trial {k}: a torn export: {e}"));
+                assert_eq!(doc["item"], item.as_str());
+            }
+        }
+        assert!(
+            killed_running >= n / 3,
+            "{what}: enough kills must land while it runs ({killed_running}/{n})"
+        );
+        eprintln!(
+            "figures: quarantine {what} on {rows} settings rows ({span:?} a run): {n} trials, {killed_running} killed mid-run, {old} found before, {new} found after, 0 torn"
+        );
+    }
+}
+
 const WORKER_ENV: &str = "IDSTORE_RELIABILITY_WORKER";
 
 /// One writer: switches identities and saves settings in a loop, printing `ACK n`

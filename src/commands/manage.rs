@@ -3,24 +3,50 @@
 use anyhow::{Result, anyhow};
 use idstore_domain::account::format_date_created;
 use idstore_domain::{Did, NewAccount, Settings, SettingsChange, SettingsField};
-use idstore_repo::{HealthReport, Store, check_database};
+use idstore_repo::{HealthReport, Problem, Store, check_database};
 use serde_json::{Value, json};
 
 use super::Ctx;
+use super::quarantine::resolve_hint;
 use crate::cli::{AccountCommand, ActiveArgs, ActiveCommand, DemoCommand, SettingsCommand};
 
-/// `check`: works on any database, migrated or not; `Ok(false)` when problems exist.
+/// `check`: works on any database, migrated or not; `Ok(false)` when problems exist
+/// or decisions wait.
 pub(super) fn check(ctx: &Ctx) -> Result<bool> {
     let mut conn = ctx.open_read_only()?;
     let report = check_database(&mut conn)?;
     emit_health(ctx, &report);
     if !report.ok() && !ctx.out.json {
-        eprintln!(
-            "error: {} problem(s) found; `idstore repair` fixes those that can be fixed without losing data",
-            report.problems.len()
-        );
+        let decisions = report.problems.iter().filter(|p| p.is_decision()).count();
+        let problems = report.problems.len() - decisions;
+        let mut parts = Vec::new();
+        if problems > 0 {
+            parts.push(format!(
+                "{problems} problem(s) found; `idstore repair` fixes those that can be fixed without losing data"
+            ));
+        }
+        if decisions > 0 {
+            parts.push(format!(
+                "{decisions} quarantined item(s) wait for a decision; `idstore quarantine list` shows them"
+            ));
+        }
+        eprintln!("error: {}", parts.join("; "));
     }
     Ok(report.ok())
+}
+
+/// One problem as `check` and `repair` print it: a decision waiting names the
+/// commands that resolve it.
+fn problem_line(prefix: &str, p: &Problem) -> String {
+    match p.item {
+        Some(item) => format!(
+            "{prefix}decision waiting ({}): {}\n  resolve: {}",
+            serde_kind(&p.kind),
+            p.detail,
+            resolve_hint(item)
+        ),
+        None => format!("{prefix}{}: {}", serde_kind(&p.kind), p.detail),
+    }
 }
 
 fn emit_health(ctx: &Ctx, report: &HealthReport) {
@@ -33,7 +59,7 @@ fn emit_health(ctx: &Ctx, report: &HealthReport) {
             let lines: Vec<String> = report
                 .problems
                 .iter()
-                .map(|p| format!("{}: {}", serde_kind(&p.kind), p.detail))
+                .map(|p| problem_line("", p))
                 .collect();
             lines.join("\n")
         },
@@ -58,15 +84,15 @@ pub(super) fn repair(ctx: &Ctx) -> Result<()> {
                 .iter()
                 .map(|p| format!("fixed {}: {}", serde_kind(&p.kind), p.detail))
                 .collect();
+            let decisions = report.left.iter().filter(|p| p.is_decision()).count();
             if report.fixed.is_empty() {
-                lines.push("nothing to fix".to_owned());
+                lines.push(if decisions > 0 {
+                    format!("nothing repair can fix; {decisions} quarantined item(s) wait for your decision:")
+                } else {
+                    "nothing to fix".to_owned()
+                });
             }
-            lines.extend(
-                report
-                    .left
-                    .iter()
-                    .map(|p| format!("left {}: {}", serde_kind(&p.kind), p.detail)),
-            );
+            lines.extend(report.left.iter().map(|p| problem_line("left ", p)));
             lines.join("\n")
         },
     );

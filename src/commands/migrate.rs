@@ -10,22 +10,11 @@ use anyhow::{Result, anyhow};
 use idstore_domain::MigrationReport;
 use idstore_repo::{
     Integrity, MigrateError, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget,
-    SqliteConnection,
 };
 use serde_json::json;
 
-use super::Ctx;
+use super::{Ctx, backup};
 use crate::cli::{MigrateArgs, RollbackArgs};
-
-/// Writes `<file>.backup-<UTC time>.sqlite` beside the database, owner-only.
-fn backup(conn: &mut SqliteConnection, db: &Path) -> Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
-    let mut name = db.file_name().unwrap_or_default().to_owned();
-    name.push(format!(".backup-{stamp}.sqlite"));
-    let dest = db.with_file_name(name);
-    idstore_repo::backup_to(conn, &dest)?;
-    Ok(dest)
-}
 
 fn has_user_tables(st: &MigrationStatus) -> bool {
     st.legacy || !st.applied.is_empty() || st.app_active_identity
@@ -197,6 +186,7 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
         target,
         include_baseline: args.include_baseline,
         dry_run: args.dry_run,
+        forget_decisions: args.forget_decisions,
     };
     // Plan on a read-only connection first: a refused rollback writes nothing, not
     // even a backup or the switch to WAL.
@@ -227,6 +217,17 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
         None
     };
     let report = idstore_repo::rollback(&mut conn, &options)?;
+    if !report.forgotten_decisions.is_empty() && !ctx.out.quiet && !ctx.out.json {
+        let items: Vec<String> = report
+            .forgotten_decisions
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        eprintln!(
+            "warning: the record of restore decisions ({}) was dropped as asked: a later migrate keeps the replaced accounts again",
+            items.join(", ")
+        );
+    }
     emit_rollback(
         ctx,
         &report.reverted,

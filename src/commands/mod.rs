@@ -2,6 +2,7 @@
 
 mod manage;
 mod migrate;
+mod quarantine;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub fn run(cli: &Cli) -> Result<bool> {
         Command::Account(cmd) => manage::account(&ctx, cmd).map(|()| true),
         Command::Active(args) => manage::active(&ctx, args).map(|()| true),
         Command::Settings(cmd) => manage::settings(&ctx, cmd).map(|()| true),
+        Command::Quarantine(cmd) => quarantine::quarantine(&ctx, cmd).map(|()| true),
         Command::Demo(cmd) => manage::demo(&ctx, cmd).map(|()| true),
     }
 }
@@ -101,6 +103,16 @@ fn resolve_db(given: Option<&Path>) -> Result<Db> {
         path: data.join("idstore").join("idstore.sqlite"),
         default: true,
     })
+}
+
+/// Writes `<file>.backup-<UTC time>.sqlite` beside the database, owner-only.
+fn backup(conn: &mut SqliteConnection, db: &Path) -> Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
+    let mut name = db.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".backup-{stamp}.sqlite"));
+    let dest = db.with_file_name(name);
+    idstore_repo::backup_to(conn, &dest)?;
+    Ok(dest)
 }
 
 impl Ctx {

@@ -6,9 +6,15 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
-/// Columns that hold clocks (when a row was quarantined, archived or updated, when a
+/// Columns that hold clocks (when a row was quarantined, archived, updated or decided, when a
 /// migration ran) rather than user data: [`table_rows`] callers usually skip them.
-pub const CLOCK_COLUMNS: &[&str] = &["quarantinedAt", "archivedAt", "lastUpdated", "run_on"];
+pub const CLOCK_COLUMNS: &[&str] = &[
+    "quarantinedAt",
+    "archivedAt",
+    "lastUpdated",
+    "run_on",
+    "decidedAt",
+];
 
 #[derive(QueryableByName)]
 struct Name {

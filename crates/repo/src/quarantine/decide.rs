@@ -240,6 +240,23 @@ impl Store<'_> {
         Ok(decisions(self.conn, None)?)
     }
 
+    /// The refusals of [`Store::restore_quarantined`], read only: call it first to
+    /// refuse before writing anything else (a backup, say).
+    pub fn check_restore(&mut self, item: QuarantineRef) -> Result<(), RepoError> {
+        self.conn
+            .transaction(|conn| restorable(conn, item).map(drop))
+    }
+
+    /// The refusals of [`Store::discard_quarantined`], read only.
+    pub fn check_discard(
+        &mut self,
+        item: QuarantineRef,
+        how: Discard<'_>,
+    ) -> Result<(), RepoError> {
+        self.conn
+            .transaction(|conn| discardable(conn, item, how).map(drop))
+    }
+
     /// Restores an item, in one transaction with its log row.
     ///
     /// - An account becomes the account for its DID, with its own id; the account it
@@ -249,8 +266,8 @@ impl Store<'_> {
     ///   account.
     pub fn restore_quarantined(&mut self, item: QuarantineRef) -> Result<Decision, RepoError> {
         self.conn
-            .immediate_transaction(|conn| match detail(conn, item)? {
-                QuarantinedDetail::Account { row, .. } => {
+            .immediate_transaction(|conn| match restorable(conn, item)? {
+                Restorable::Account(row) => {
                     let kept = restore_account(conn, &row)?;
                     record(
                         conn,
@@ -262,22 +279,7 @@ impl Store<'_> {
                         None,
                     )
                 }
-                QuarantinedDetail::Pointer { row, summary } => {
-                    let shortened = || row.active_did.chars().take(80).collect::<String>();
-                    if !summary.names_account {
-                        return Err(QuarantineError::PointerNamesNoAccount {
-                            item,
-                            value: shortened(),
-                        }
-                        .into());
-                    }
-                    let did = Did::parse(&row.active_did).map_err(|e| {
-                        QuarantineError::InvalidPointer {
-                            item,
-                            value: shortened(),
-                            reason: e.to_string(),
-                        }
-                    })?;
+                Restorable::Pointer { id, value, did } => {
                     let previous: Option<String> = active_identity::table
                         .find(1)
                         .select(active_identity::activeDid)
@@ -285,12 +287,12 @@ impl Store<'_> {
                         .optional()?
                         .flatten();
                     write_pointer(conn, Some(&did))?;
-                    diesel::delete(active_did_quarantine::table.find(row.id)).execute(conn)?;
+                    diesel::delete(active_did_quarantine::table.find(id)).execute(conn)?;
                     record(
                         conn,
                         DecisionKind::Restore,
                         item,
-                        &row.active_did,
+                        &value,
                         None,
                         previous.as_deref(),
                         None,
@@ -307,17 +309,9 @@ impl Store<'_> {
         item: QuarantineRef,
         how: Discard<'_>,
     ) -> Result<Decision, RepoError> {
-        if let Discard::Export(path) = how
-            && std::fs::symlink_metadata(path).is_ok()
-        {
-            return Err(QuarantineError::ExportExists {
-                path: path.to_owned(),
-            }
-            .into());
-        }
         let mut exported: Option<&Path> = None;
         let result = self.conn.immediate_transaction(|conn| {
-            let found = detail(conn, item)?;
+            let found = discardable(conn, item, how)?;
             let value = found.summary().value.clone();
             let decision = match how {
                 Discard::Export(path) => {
@@ -328,12 +322,7 @@ impl Store<'_> {
                     exported = Some(path);
                     DecisionKind::DiscardExport
                 }
-                Discard::Forget { force } => {
-                    if item.kind == QuarantineKind::Account && !force {
-                        return Err(QuarantineError::ForgetNeedsForce { item }.into());
-                    }
-                    DecisionKind::DiscardForget
-                }
+                Discard::Forget { .. } => DecisionKind::DiscardForget,
             };
             match item.kind {
                 QuarantineKind::Account => {
@@ -353,4 +342,58 @@ impl Store<'_> {
         }
         result
     }
+}
+
+/// What a restore will put in place, once its refusals passed.
+enum Restorable {
+    Account(QuarantinedAccount),
+    Pointer { id: i32, value: String, did: Did },
+}
+
+/// Every refusal of a restore, in one place.
+fn restorable(conn: &mut SqliteConnection, item: QuarantineRef) -> Result<Restorable, RepoError> {
+    match detail(conn, item)? {
+        QuarantinedDetail::Account { row, .. } => Ok(Restorable::Account(row)),
+        QuarantinedDetail::Pointer { row, summary } => {
+            let shortened = || row.active_did.chars().take(80).collect::<String>();
+            if !summary.names_account {
+                return Err(QuarantineError::PointerNamesNoAccount {
+                    item,
+                    value: shortened(),
+                }
+                .into());
+            }
+            let did = Did::parse(&row.active_did).map_err(|e| QuarantineError::InvalidPointer {
+                item,
+                value: shortened(),
+                reason: e.to_string(),
+            })?;
+            Ok(Restorable::Pointer {
+                id: row.id,
+                value: row.active_did,
+                did,
+            })
+        }
+    }
+}
+
+/// Every refusal of a discard, in one place; returns the item whole.
+fn discardable(
+    conn: &mut SqliteConnection,
+    item: QuarantineRef,
+    how: Discard<'_>,
+) -> Result<QuarantinedDetail, RepoError> {
+    match how {
+        Discard::Export(path) if std::fs::symlink_metadata(path).is_ok() => {
+            return Err(QuarantineError::ExportExists {
+                path: path.to_owned(),
+            }
+            .into());
+        }
+        Discard::Forget { force: false } if item.kind == QuarantineKind::Account => {
+            return Err(QuarantineError::ForgetNeedsForce { item }.into());
+        }
+        _ => {}
+    }
+    detail(conn, item)
 }

@@ -115,7 +115,7 @@ pub const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
     "publicKeyHex",
 ];
 
-/// One quarantined item as [`Store::quarantine`] lists it: never any secret value.
+/// One quarantined item as [`Store::quarantine`](crate::Store::quarantine) lists it: never any secret value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantinedItem {
     /// Which item (`account:4`).
@@ -178,7 +178,7 @@ pub struct QuarantinedPointer {
     pub quarantined_at: NaiveDateTime,
 }
 
-/// One item whole, as [`Store::quarantined`] returns it.
+/// One item whole, as [`Store::quarantined`](crate::Store::quarantined) returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuarantinedDetail {
     /// An account row, with how it compares to the kept account.
@@ -198,7 +198,7 @@ pub enum QuarantinedDetail {
 }
 
 impl QuarantinedDetail {
-    /// The summary, as [`Store::quarantine`] lists it.
+    /// The summary, as [`Store::quarantine`](crate::Store::quarantine) lists it.
     pub fn summary(&self) -> &QuarantinedItem {
         match self {
             QuarantinedDetail::Account { summary, .. }
@@ -207,7 +207,7 @@ impl QuarantinedDetail {
     }
 }
 
-/// How [`Store::discard_quarantined`] lets go of an item.
+/// How [`Store::discard_quarantined`](crate::Store::discard_quarantined) lets go of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Discard<'a> {
     /// First write the whole row, secrets included, as JSON to this new owner-only
@@ -305,7 +305,7 @@ pub enum QuarantineError {
     },
     /// Forgetting an account deletes key material with no copy.
     #[error(
-        "{item} holds key material: forgetting it deletes that for good; export it instead, or force it"
+        "{item} holds key material: forgetting it deletes that for good; export it instead, or force it (`--force`)"
     )]
     ForgetNeedsForce {
         /// The item.
