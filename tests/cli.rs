@@ -20,7 +20,7 @@ fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
 
     let status = json_of(idstore(&db).arg("status"));
     assert_eq!(status["legacy"], true);
-    assert_eq!(status["pending"].as_array().unwrap().len(), 4);
+    assert_eq!(status["pending"].as_array().unwrap().len(), 3);
     assert_eq!(status["active_did"], DID_B);
     assert_eq!(status["accounts"], 3);
     assert!(
@@ -29,7 +29,7 @@ fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
     );
 
     let report = json_of(idstore(&db).arg("migrate"));
-    assert_eq!(report["applied"].as_array().unwrap().len(), 4);
+    assert_eq!(report["applied"].as_array().unwrap().len(), 3);
     assert_eq!(report["active_did"], DID_B);
     assert_eq!(report["dry_run"], false);
     assert_eq!(report["errors"], serde_json::json!([]));
@@ -81,7 +81,7 @@ fn dry_run_changes_nothing_and_says_so() {
     let report = json_of(idstore(&db).args(["migrate", "--dry-run"]));
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["backup"], Value::Null);
-    assert_eq!(report["applied"].as_array().unwrap().len(), 4);
+    assert_eq!(report["applied"].as_array().unwrap().len(), 3);
     assert_eq!(json_of(idstore(&db).arg("status"))["legacy"], true);
     idstore(&db)
         .args(["migrate", "--dry-run"])
@@ -102,7 +102,7 @@ fn rollback_stops_above_the_baseline_and_refuses_to_drop_user_data() {
     let back = json_of(idstore(&db).args(["rollback", "--no-backup"]));
     assert_eq!(
         back["reverted"],
-        serde_json::json!(["20261125000003", "20261125000002", "20261125000001"])
+        serde_json::json!(["20261125000002", "20261125000001"])
     );
     assert_eq!(back["active_did"], DID_B, "settings.activeDid is back");
     let st = json_of(idstore(&db).arg("status"));
@@ -216,11 +216,11 @@ fn with_no_arguments_it_uses_a_default_database_in_the_data_folder() {
     let path = PathBuf::from(st["database"].as_str().unwrap());
     assert_eq!(path, home.path().join("data/idstore/idstore.sqlite"));
     assert!(path.exists());
-    assert_eq!(st["pending"].as_array().unwrap().len(), 4);
+    assert_eq!(st["pending"].as_array().unwrap().len(), 3);
     run(&["migrate"])
         .assert()
         .success()
-        .stdout(contains("applied 20261125000003"));
+        .stdout(contains("applied 20261125000002"));
     assert_eq!(
         json_of(&mut run(&["status"]))["pending"],
         serde_json::json!([])

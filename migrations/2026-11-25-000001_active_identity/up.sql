@@ -84,7 +84,42 @@ BEGIN
      WHERE id = NEW.id;
 END;
 
--- 5. Transition triggers (removed by the cleanup migration): while older app builds
+-- 5. The guard, for every writer: SQLite enforces the foreign key above only on
+--    connections that turn foreign keys on, and the app's web build, the sqlite3
+--    shell and most tools never do. These triggers refuse the same writes with or
+--    without the pragma, so the pointer can never name a missing account.
+CREATE TRIGGER active_identity_guard_insert
+BEFORE INSERT ON active_identity
+FOR EACH ROW WHEN NEW.activeDid IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM accounts WHERE did = NEW.activeDid)
+BEGIN
+    SELECT RAISE(ABORT, 'active_identity.activeDid must name an account (accounts.did): add the account first, or store NULL for none');
+END;
+
+CREATE TRIGGER active_identity_guard_update
+BEFORE UPDATE OF activeDid ON active_identity
+FOR EACH ROW WHEN NEW.activeDid IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM accounts WHERE did = NEW.activeDid)
+BEGIN
+    SELECT RAISE(ABORT, 'active_identity.activeDid must name an account (accounts.did): add the account first, or store NULL for none');
+END;
+
+CREATE TRIGGER accounts_guard_active_delete
+BEFORE DELETE ON accounts
+FOR EACH ROW WHEN EXISTS (SELECT 1 FROM active_identity WHERE activeDid = OLD.did)
+BEGIN
+    SELECT RAISE(ABORT, 'the active identity''s account cannot be deleted: switch active_identity to another account (or NULL) first');
+END;
+
+CREATE TRIGGER accounts_guard_active_did_update
+BEFORE UPDATE OF did ON accounts
+FOR EACH ROW WHEN NEW.did IS NOT OLD.did
+              AND EXISTS (SELECT 1 FROM active_identity WHERE activeDid = OLD.did)
+BEGIN
+    SELECT RAISE(ABORT, 'the active identity''s account cannot change its did: switch active_identity to another account (or NULL) first');
+END;
+
+-- 6. Transition triggers (removed by the cleanup migration): while older app builds
 --    still read and write settings.activeDid, keep it and active_identity in step.
 CREATE TRIGGER active_identity_sync_to_settings_on_insert
 AFTER INSERT ON active_identity
@@ -152,3 +187,24 @@ BEGIN
        AND NEW.activeDid <> ''
        AND NOT EXISTS (SELECT 1 FROM accounts WHERE did = NEW.activeDid);
 END;
+
+-- 7. Quarantine decisions: a log of what a person decided about each value kept aside
+--    above (an account row in accounts_quarantine, a pointer value in
+--    active_did_quarantine). Rows are only ever appended; no secret is written here.
+CREATE TABLE quarantine_decisions (
+    id INTEGER NOT NULL PRIMARY KEY,
+    decidedAt TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    -- restore: the item became the account for its DID (or the active identity);
+    -- discard_export / discard_forget: the item was deleted, with or without an export.
+    decision TEXT NOT NULL CHECK (decision IN ('restore', 'discard_export', 'discard_forget')),
+    itemKind TEXT NOT NULL CHECK (itemKind IN ('account', 'pointer')),
+    itemId INTEGER NOT NULL,
+    -- The item's DID (an account) or value (a pointer).
+    subject TEXT NOT NULL,
+    -- A restored account: the id of the account it replaced, now in accounts_quarantine.
+    keptAsideId INTEGER,
+    -- A restored pointer: the active identity it replaced.
+    previousActiveDid TEXT,
+    -- discard_export: where the row was written.
+    exportPath TEXT
+);

@@ -111,3 +111,33 @@ pub fn migrated(dir: &Path) -> PathBuf {
         .success();
     db
 }
+
+/// Runs `sql` with foreign keys off on `db` the way a file damaged before idstore's
+/// pointer guard existed was written: the guard's triggers are set aside for it and
+/// then put back.
+pub fn unguarded(db: &Path, sql: &str) {
+    #[derive(QueryableByName)]
+    struct Def {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+    let mut conn = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    let defs = diesel::sql_query(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_guard\\_%' ESCAPE '\\'",
+    )
+    .load::<Def>(&mut conn)
+    .unwrap();
+    for d in &defs {
+        conn.batch_execute(&format!("DROP TRIGGER {};", d.name))
+            .unwrap();
+    }
+    conn.batch_execute(&format!(
+        "PRAGMA foreign_keys = OFF; {sql} PRAGMA foreign_keys = ON;"
+    ))
+    .unwrap();
+    for d in &defs {
+        conn.batch_execute(&d.sql).unwrap();
+    }
+}

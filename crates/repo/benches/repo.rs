@@ -362,7 +362,7 @@ fn legacy_template(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
-const UP: [(&str, &str); 4] = [
+const UP: [(&str, &str); 3] = [
     (
         "00000000000000",
         include_str!("../../../migrations/00000000000000_legacy_baseline/up.sql"),
@@ -374,10 +374,6 @@ const UP: [(&str, &str); 4] = [
     (
         "20261125000002",
         include_str!("../../../migrations/2026-11-25-000002_drop_settings_active_did/up.sql"),
-    ),
-    (
-        "20261125000003",
-        include_str!("../../../migrations/2026-11-25-000003_quarantine_decisions/up.sql"),
     ),
 ];
 

@@ -42,6 +42,11 @@ pub enum ProblemKind {
     OrphanOverride,
     /// A settings row other than the master has no `accountDid`.
     ExtraNullAccountRow,
+    /// A trigger of the pointer guard is missing (see [`crate::guard`]): a writer with
+    /// foreign keys off could leave the active identity naming no account.
+    MissingPointerGuard,
+    /// The `quarantine_decisions` log is missing, so no decision can be recorded.
+    MissingDecisionLog,
     /// An account row moved aside by the migration, waiting for a decision
     /// ([`Store::restore_quarantined`] or [`Store::discard_quarantined`]).
     QuarantinedAccount,
@@ -59,6 +64,8 @@ impl ProblemKind {
                 | ProblemKind::MissingMasterRow
                 | ProblemKind::DuplicateDid
                 | ProblemKind::MissingDidIndex
+                | ProblemKind::MissingPointerGuard
+                | ProblemKind::MissingDecisionLog
         )
     }
 }
@@ -184,12 +191,44 @@ fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Re
             format!("active identity {old:?} named no account: {now}; the old value is kept in active_did_quarantine"),
         ));
     }
+    // Last, once the pointer is valid: the guard only checks later writes.
+    let missing = missing_guards(conn)?;
+    if !missing.is_empty() {
+        for name in &missing {
+            diesel::sql_query(crate::guard::create_sql(name)).execute(conn)?;
+        }
+        fixed.push(problem(
+            ProblemKind::MissingPointerGuard,
+            format!(
+                "re-created the pointer guard triggers {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+        diesel::sql_query(crate::guard::create_decision_log_sql()).execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingDecisionLog,
+            "re-created the quarantine_decisions log (empty)".into(),
+        ));
+    }
     let left = find_problems(conn)?;
     if let Some(p) = left.iter().find(|p| p.kind.repairable()) {
         // Nothing may be committed half-repaired.
         return Err(RepoError::RepairIncomplete(p.detail.clone()));
     }
     Ok(RepairReport { fixed, left })
+}
+
+/// The pointer guard's triggers that the file lacks.
+fn missing_guards(conn: &mut SqliteConnection) -> QueryResult<Vec<&'static str>> {
+    let mut missing = Vec::new();
+    for name in crate::guard::GUARD_TRIGGERS {
+        if !sql::object_exists(conn, "trigger", name)? {
+            missing.push(name);
+        }
+    }
+    Ok(missing)
 }
 
 /// The first account by (`dateCreated`, DID) whose DID is valid.
@@ -340,6 +379,23 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         out.push(problem(
             ProblemKind::DanglingPointer,
             format!("active_identity.activeDid {value:?} names no account"),
+        ));
+    }
+    let missing = missing_guards(conn)?;
+    if !missing.is_empty() {
+        out.push(problem(
+            ProblemKind::MissingPointerGuard,
+            format!(
+                "the pointer guard triggers {} are missing: a writer with foreign keys off could leave the active identity naming no account",
+                missing.join(", ")
+            ),
+        ));
+    }
+    if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+        out.push(problem(
+            ProblemKind::MissingDecisionLog,
+            "the quarantine_decisions log is missing: no quarantine decision can be recorded"
+                .into(),
         ));
     }
     let pointer_rows: i64 = active_identity::table

@@ -31,6 +31,7 @@
 pub mod accounts;
 pub mod connection;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod legacy;
 pub mod migrations;
@@ -50,10 +51,9 @@ pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
 pub use error::{MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, DECISIONS_VERSION, ExtraCheck,
-    Integrity, MIGRATIONS, MigrateOptions, MigrationStatus, Progress, RollbackOptions,
-    RollbackReport, RollbackTarget, check_target, known_versions, migrate, migrate_preflight,
-    rollback, rollback_plan, status,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
+    MigrateOptions, MigrationStatus, Progress, RollbackOptions, RollbackReport, RollbackTarget,
+    check_target, known_versions, migrate, migrate_preflight, rollback, rollback_plan, status,
 };
 pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,

@@ -24,8 +24,6 @@ pub const BASELINE_VERSION: &str = "00000000000000";
 pub const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
 /// Drops `settings.activeDid` and the transition triggers.
 pub const CLEANUP_VERSION: &str = "20261125000002";
-/// Creates `quarantine_decisions`, the log of what was decided about quarantined items.
-pub const DECISIONS_VERSION: &str = "20261125000003";
 
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 
@@ -793,7 +791,7 @@ pub fn rollback_plan(
     if to_revert.iter().any(|v| v == BASELINE_VERSION) && !options.include_baseline {
         return Err(MigrateError::BaselineNeedsFlag);
     }
-    if to_revert.iter().any(|v| v == DECISIONS_VERSION) && !options.forget_decisions {
+    if to_revert.iter().any(|v| v == ACTIVE_IDENTITY_VERSION) && !options.forget_decisions {
         let undone = crate::quarantine::restores_a_migrate_would_undo(conn)?;
         if !undone.is_empty() {
             return Err(MigrateError::DecisionsWouldBeUndone {
@@ -821,7 +819,7 @@ fn revert(
         } else {
             vec![]
         };
-        if version == DECISIONS_VERSION {
+        if version == ACTIVE_IDENTITY_VERSION {
             // Only reached with forget_decisions (rollback_plan refuses otherwise):
             // the down.sql's own guard would refuse while these log rows exist.
             for (decision, item) in crate::quarantine::restores_a_migrate_would_undo(conn)? {

@@ -17,8 +17,19 @@ struct Count {
 
 /// Whether a table exists in the main schema.
 pub(crate) fn table_exists(conn: &mut SqliteConnection, table: &str) -> QueryResult<bool> {
-    diesel::sql_query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?")
-        .bind::<Text, _>(table)
+    object_exists(conn, "table", table)
+}
+
+/// Whether an object of this type (`table`, `index`, `trigger`) and name exists in
+/// the main schema.
+pub(crate) fn object_exists(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    name: &str,
+) -> QueryResult<bool> {
+    diesel::sql_query("SELECT count(*) AS n FROM sqlite_master WHERE type = ? AND name = ?")
+        .bind::<Text, _>(kind)
+        .bind::<Text, _>(name)
         .get_result::<Count>(conn)
         .map(|c| c.n > 0)
 }

@@ -5,12 +5,13 @@
 mod common;
 
 use common::*;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use idstore_domain::MigrationWarning;
 use idstore_repo::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, DECISIONS_VERSION, MIGRATIONS,
-    MigrateError, MigrateOptions, OpenError, RollbackOptions, RollbackTarget, migrate, open,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, MIGRATIONS, MigrateError,
+    MigrateOptions, OpenError, ProblemKind, RollbackOptions, RollbackTarget, Store, migrate, open,
     rollback, status,
 };
 use tempfile::TempDir;
@@ -111,12 +112,7 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     let report = migrate(&mut conn, all()).unwrap();
     assert_eq!(
         report.applied,
-        vec![
-            BASELINE_VERSION,
-            ACTIVE_IDENTITY_VERSION,
-            CLEANUP_VERSION,
-            DECISIONS_VERSION
-        ]
+        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
     );
     assert!(!report.adopted_legacy);
     assert_eq!(report.active_did, None);
@@ -138,7 +134,7 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
 
 #[test]
 fn each_migration_is_reversed_exactly_by_its_down() {
-    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION, DECISIONS_VERSION] {
+    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION] {
         let dir = TempDir::new().unwrap();
         let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
         let mut conn = open(&path).unwrap();
@@ -150,11 +146,7 @@ fn each_migration_is_reversed_exactly_by_its_down() {
         // Up to the step, then back down one migration at a time.
         migrate(&mut conn, to(step)).unwrap();
         assert_ne!(dump(&mut conn), at_baseline, "{step} changed something");
-        let steps = match step {
-            CLEANUP_VERSION => 2,
-            DECISIONS_VERSION => 3,
-            _ => 1,
-        };
+        let steps = if step == CLEANUP_VERSION { 2 } else { 1 };
         let back = rollback(
             &mut conn,
             &RollbackOptions {
@@ -224,7 +216,7 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let back = rollback(&mut conn, &back_to_baseline()).unwrap();
         assert_eq!(
             back.reverted,
-            vec![DECISIONS_VERSION, CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
+            vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
         );
         assert_eq!(
             dump(&mut conn),
@@ -234,7 +226,7 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let second = migrate(&mut conn, all()).unwrap();
         assert_eq!(
             second.applied,
-            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION, DECISIONS_VERSION]
+            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
         );
         assert_eq!(
             dump(&mut conn),
@@ -435,19 +427,14 @@ fn adopting_a_legacy_file_leaves_other_tables_untouched() {
     };
     let mut conn = open(&path).unwrap();
     let st = status(&mut conn).unwrap();
-    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 4);
+    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 3);
     assert_eq!(st.active_did.as_deref(), Some(DID_A));
 
     let report = migrate(&mut conn, all()).unwrap();
     assert!(report.adopted_legacy);
     assert_eq!(
         report.applied,
-        vec![
-            BASELINE_VERSION,
-            ACTIVE_IDENTITY_VERSION,
-            CLEANUP_VERSION,
-            DECISIONS_VERSION
-        ]
+        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
     );
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     assert_eq!(report.values_migrated, 1);
@@ -540,8 +527,8 @@ fn adopting_the_apps_own_active_identity_keeps_its_pointer_and_gives_idstores_sc
                 .execute(&mut conn)
                 .unwrap_err();
             assert!(
-                err.to_string().contains("FOREIGN KEY"),
-                "RESTRICT now: {err}"
+                err.to_string().contains("cannot be deleted"),
+                "guarded now: {err}"
             );
         }
     }
@@ -616,7 +603,7 @@ fn an_injected_validation_failure_rolls_everything_back() {
             assert_eq!(report.errors, vec!["injected failure".to_string()]);
             assert_eq!(
                 report.applied.len(),
-                4,
+                3,
                 "the report says what was attempted"
             );
         }
@@ -640,7 +627,7 @@ fn the_quick_structure_check_validates_too() {
         ..Default::default()
     };
     let report = migrate(&mut conn, options).unwrap();
-    assert_eq!(report.applied.len(), 4);
+    assert_eq!(report.applied.len(), 3);
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     // The other validations still run: an injected failure still rolls back.
     rollback(&mut conn, &back_to_baseline()).unwrap();
@@ -771,12 +758,7 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
     let report = rollback(&mut conn, &with_flag).unwrap();
     assert_eq!(
         report.reverted,
-        vec![
-            DECISIONS_VERSION,
-            CLEANUP_VERSION,
-            ACTIVE_IDENTITY_VERSION,
-            BASELINE_VERSION
-        ]
+        vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION, BASELINE_VERSION]
     );
     assert!(!dump(&mut conn).contains_key("accounts"));
 }
@@ -858,7 +840,7 @@ fn the_foreign_key_restricts_deleting_the_active_account() {
     let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_C}'"))
         .execute(&mut conn)
         .unwrap_err();
-    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    assert!(err.to_string().contains("cannot be deleted"), "{err}");
     diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_B}'"))
         .execute(&mut conn)
         .unwrap();
@@ -930,4 +912,151 @@ fn status_reads_without_writing() {
     );
     drop(conn);
     assert_eq!(bytes(&path), before);
+}
+
+/// The writes a foreign program could make to the pointer, each with what the guard
+/// must answer (an error naming the rule), from `DID_A` active with `DID_B` another account.
+fn hostile_pointer_writes() -> Vec<(String, &'static str)> {
+    vec![
+        (
+            format!("DELETE FROM accounts WHERE did = '{DID_A}'"),
+            "cannot be deleted",
+        ),
+        (
+            format!("UPDATE accounts SET did = '{ORPHAN}' WHERE did = '{DID_A}'"),
+            "cannot change its did",
+        ),
+        (
+            format!("UPDATE active_identity SET activeDid = '{ORPHAN}' WHERE id = 1"),
+            "must name an account",
+        ),
+        // The new app build's own statement.
+        (
+            format!(
+                "UPDATE active_identity SET activeDid = '{ORPHAN}', lastUpdated = datetime('now') WHERE id = 1"
+            ),
+            "must name an account",
+        ),
+        (
+            format!(
+                "INSERT OR REPLACE INTO active_identity (id, activeDid) VALUES (1, '{ORPHAN}')"
+            ),
+            "must name an account",
+        ),
+        (
+            format!(
+                "DELETE FROM active_identity; INSERT INTO active_identity (id, activeDid) VALUES (1, '{ORPHAN}')"
+            ),
+            "must name an account",
+        ),
+    ]
+}
+
+/// Every state the migrations leave a file in, reached by idstore or by the diesel
+/// CLI's own harness: no writer, foreign keys on or off, leaves the pointer naming
+/// no account. Each hostile write is refused with the guard's message and changes
+/// nothing; an old build's legacy write of an unknown DID is absorbed.
+#[test]
+fn the_pointer_guard_holds_for_every_writer_with_foreign_keys_on_or_off() {
+    let mut cases = 0;
+    for stop in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION] {
+        for by_diesel in [false, true] {
+            for fk in ["OFF", "ON"] {
+                let dir = TempDir::new().unwrap();
+                let path = if by_diesel {
+                    let path = dir.path().join("diesel.sqlite");
+                    let mut conn = raw(&path);
+                    let steps = if stop == ACTIVE_IDENTITY_VERSION {
+                        2
+                    } else {
+                        3
+                    };
+                    for _ in 0..steps {
+                        conn.run_next_migration(MIGRATIONS).unwrap();
+                    }
+                    exec(
+                        &mut conn,
+                        &format!(
+                            "{}{}",
+                            account_sql(1, DID_A, "a"),
+                            account_sql(2, DID_B, "b")
+                        ),
+                    );
+                    exec(
+                        &mut conn,
+                        &format!("UPDATE active_identity SET activeDid = '{DID_A}' WHERE id = 1"),
+                    );
+                    path
+                } else {
+                    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+                    migrate(&mut open(&path).unwrap(), to(stop)).unwrap();
+                    path
+                };
+                for (sql, says) in hostile_pointer_writes() {
+                    let mut conn = raw(&path);
+                    exec(&mut conn, &format!("PRAGMA foreign_keys = {fk};"));
+                    let before = dump(&mut conn);
+                    let err = conn
+                        .batch_execute(&format!("BEGIN; {sql}; COMMIT;"))
+                        .expect_err(&sql);
+                    let _ = conn.batch_execute("ROLLBACK;");
+                    assert!(
+                        err.to_string().contains(says),
+                        "{stop} diesel={by_diesel} fk={fk}: {sql}: {err}"
+                    );
+                    assert_eq!(dump(&mut conn), before, "{sql} changed something");
+                    cases += 1;
+                }
+                let mut conn = raw(&path);
+                exec(&mut conn, &format!("PRAGMA foreign_keys = {fk};"));
+                // Deleting another account, and moving the pointer first, still work.
+                exec(
+                    &mut conn,
+                    &format!("DELETE FROM accounts WHERE did = '{DID_B}'"),
+                );
+                exec(
+                    &mut conn,
+                    &format!(
+                        "UPDATE active_identity SET activeDid = NULL WHERE id = 1; DELETE FROM accounts WHERE did = '{DID_A}';"
+                    ),
+                );
+                assert_eq!(active_of(&mut conn), None);
+                if stop == ACTIVE_IDENTITY_VERSION {
+                    // An old build writing settings.activeDid: an unknown DID is kept aside.
+                    exec(
+                        &mut conn,
+                        &account_sql(7, DID_C, "c").replace("INSERT INTO", "INSERT OR IGNORE INTO"),
+                    );
+                    exec(
+                        &mut conn,
+                        &format!("UPDATE settings SET activeDid = '{DID_C}' WHERE id = 1"),
+                    );
+                    exec(
+                        &mut conn,
+                        &format!("UPDATE settings SET activeDid = '{ORPHAN}' WHERE id = 1"),
+                    );
+                    assert_eq!(active_of(&mut conn).as_deref(), Some(DID_C));
+                    assert_eq!(
+                        text(
+                            &mut conn,
+                            "SELECT activeDid AS value FROM settings WHERE id = 1"
+                        )
+                        .as_deref(),
+                        Some(DID_C)
+                    );
+                }
+                let mut conn = open(&path).unwrap();
+                let report = Store::new(&mut conn).check().unwrap();
+                assert!(
+                    !report.problems.iter().any(|p| matches!(
+                        p.kind,
+                        ProblemKind::DanglingPointer | ProblemKind::ForeignKey
+                    )),
+                    "{stop} diesel={by_diesel} fk={fk}: {:?}",
+                    report.problems
+                );
+            }
+        }
+    }
+    eprintln!("figures: pointer guard: {cases} hostile writes refused, 0 dangling");
 }

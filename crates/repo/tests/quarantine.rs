@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use idstore_domain::Did;
 use idstore_repo::{
-    DECISIONS_VERSION, DecisionKind, Discard, MIGRATIONS, MigrateError, ProblemKind,
+    ACTIVE_IDENTITY_VERSION, DecisionKind, Discard, MIGRATIONS, MigrateError, ProblemKind,
     QuarantineError, QuarantineKind, QuarantineRef, QuarantinedDetail, RepoError, RollbackOptions,
     Store, migrate, open, rollback,
 };
@@ -423,7 +423,17 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     );
     assert_eq!(dump(&mut conn), before, "refused before writing");
 
-    // The down.sql refuses on its own, as it does under the diesel CLI.
+    // The down.sql refuses on its own, as it does under the diesel CLI (the cleanup
+    // above it reverts, as it restores only settings.activeDid).
+    rollback(
+        &mut conn,
+        &RollbackOptions {
+            target: idstore_repo::RollbackTarget::Steps(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let before = dump(&mut conn);
     let down = MigrationHarness::revert_last_migration(&mut conn, MIGRATIONS);
     assert!(down.is_err(), "the down migration's guard refused");
     assert!(
@@ -453,7 +463,7 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
         .discard_quarantined(item("account:3"), Discard::Forget { force: true })
         .unwrap();
     let back = rollback(&mut conn, &RollbackOptions::default()).unwrap();
-    assert!(back.reverted.contains(&DECISIONS_VERSION.to_owned()));
+    assert!(back.reverted.contains(&ACTIVE_IDENTITY_VERSION.to_owned()));
     assert!(back.forgotten_decisions.is_empty());
     assert_eq!(
         rows(&mut conn, "SELECT id AS value FROM accounts ORDER BY id"),
@@ -462,4 +472,64 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     // And the chain goes up again with nothing waiting.
     migrate(&mut conn, Default::default()).unwrap();
     assert!(Store::new(&mut conn).check().unwrap().ok());
+}
+
+#[test]
+fn a_file_from_before_the_guard_and_the_log_is_reported_and_repaired() {
+    let dir = TempDir::new().unwrap();
+    let path = migrated(&dir, false, &format!("'{DID_A}'"));
+    let mut conn = open(&path).unwrap();
+    // What an idstore from before the pointer guard and the decision log left.
+    exec(
+        &mut conn,
+        "DROP TABLE quarantine_decisions;
+         DROP TRIGGER active_identity_guard_insert; DROP TRIGGER active_identity_guard_update;
+         DROP TRIGGER accounts_guard_active_delete; DROP TRIGGER accounts_guard_active_did_update;",
+    );
+    let mut store = Store::new(&mut conn);
+    let kinds: Vec<ProblemKind> = store
+        .check()
+        .unwrap()
+        .problems
+        .iter()
+        .map(|p| p.kind)
+        .collect();
+    assert!(
+        kinds.contains(&ProblemKind::MissingPointerGuard),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&ProblemKind::MissingDecisionLog),
+        "{kinds:?}"
+    );
+    assert!(
+        store.quarantine().unwrap()[0].waiting,
+        "listing still works"
+    );
+    let err = store.restore_quarantined(item("account:3")).unwrap_err();
+    assert!(
+        matches!(err, RepoError::Quarantine(QuarantineError::NoDecisionLog)),
+        "{err}"
+    );
+    let fixed: Vec<ProblemKind> = store
+        .repair()
+        .unwrap()
+        .fixed
+        .iter()
+        .map(|p| p.kind)
+        .collect();
+    assert_eq!(
+        fixed,
+        [
+            ProblemKind::MissingPointerGuard,
+            ProblemKind::MissingDecisionLog
+        ]
+    );
+    store.restore_quarantined(item("account:3")).unwrap();
+    assert!(store.check().unwrap().ok());
+    // The re-created guard is the migration's own: it refuses as it does there.
+    let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_A}'"))
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot be deleted"), "{err}");
 }

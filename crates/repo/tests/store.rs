@@ -478,10 +478,7 @@ fn the_foreign_key_blocks_a_raw_delete_of_the_active_account() {
     let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_B}'"))
         .execute(&mut conn)
         .unwrap_err();
-    assert!(
-        err.to_string().contains("FOREIGN KEY constraint failed"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("cannot be deleted"), "{err}");
     assert_eq!(Store::new(&mut conn).accounts().unwrap().len(), 3);
 }
 
@@ -502,15 +499,15 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
         .set_active_did(Some(&did(DID_B)))
         .unwrap();
     // What another writer with foreign keys off could leave behind.
-    exec(&mut conn, &format!(
-        "PRAGMA foreign_keys = OFF;
-         DELETE FROM accounts WHERE did = '{DID_B}';
+    unguarded(&mut conn, &format!(
+        "DELETE FROM accounts WHERE did = '{DID_B}';
          DROP INDEX idx_accounts_did_unique;
          INSERT INTO accounts (dateCreated, did, publicKeyHex) VALUES ('2024-01-01T00:00:00Z', '{DID_A}', '02'), ('2024-01-02T00:00:00Z', 'not a did', '03');
          INSERT INTO settings (id, accountDid, firstName) VALUES (20, '{ORPHAN}', 'orphan override'), (21, NULL, 'stray');
-         DELETE FROM settings WHERE id = 1;
-         PRAGMA foreign_keys = ON;"
+         DELETE FROM settings WHERE id = 1;"
     ));
+    // And a tool that dropped part of the guard.
+    exec(&mut conn, "DROP TRIGGER accounts_guard_active_delete;");
     let before = dump(&mut conn);
     let mut store = Store::new(&mut conn);
     let report = store.check().unwrap();
@@ -528,6 +525,7 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
         "OrphanOverride",
         "ExtraNullAccountRow",
         "QuarantinedAccount",
+        "MissingPointerGuard",
         "QuarantinedPointer",
     ] {
         assert!(
@@ -546,8 +544,16 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
             ProblemKind::MissingMasterRow,
             ProblemKind::DuplicateDid,
             ProblemKind::MissingDidIndex,
-            ProblemKind::DanglingPointer
+            ProblemKind::DanglingPointer,
+            ProblemKind::MissingPointerGuard
         ]
+    );
+    assert!(
+        repair.fixed[4]
+            .detail
+            .contains("accounts_guard_active_delete"),
+        "{}",
+        repair.fixed[4].detail
     );
     assert!(
         repair.fixed[3].detail.contains(DID_B) && repair.fixed[3].detail.contains(DID_A),
@@ -613,10 +619,7 @@ fn repair_clears_a_dangling_pointer_when_no_account_is_left() {
     Store::new(&mut conn)
         .set_active_did(Some(&did(DID_A)))
         .unwrap();
-    exec(
-        &mut conn,
-        "PRAGMA foreign_keys = OFF; DELETE FROM accounts; PRAGMA foreign_keys = ON;",
-    );
+    unguarded(&mut conn, "DELETE FROM accounts;");
     let mut store = Store::new(&mut conn);
     let r = store.repair().unwrap();
     assert!(r.fixed[0].detail.contains("cleared it"), "{:?}", r.fixed);
@@ -643,11 +646,9 @@ fn settings_for_default_account_clears_a_dangling_pointer_and_says_so() {
         (fine.active_did, fine.cleared_dangling_pointer),
         (Some(did(DID_C)), None)
     );
-    exec(
+    unguarded(
         &mut conn,
-        &format!(
-            "PRAGMA foreign_keys = OFF; DELETE FROM accounts WHERE did = '{DID_C}'; PRAGMA foreign_keys = ON;"
-        ),
+        &format!("DELETE FROM accounts WHERE did = '{DID_C}';"),
     );
     let mut store = Store::new(&mut conn);
     let r = store.settings_for_default_account().unwrap();

@@ -12,7 +12,7 @@ use idstore_schema::{
     accounts, accounts_quarantine, active_did_quarantine, active_identity, quarantine_decisions,
 };
 
-use super::read::{account_summaries, decisions, detail, pointer_summaries};
+use super::read::{account_summaries, decisions, detail, pointer_summaries, require_log};
 use super::{
     Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,
     QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
@@ -352,6 +352,7 @@ enum Restorable {
 
 /// Every refusal of a restore, in one place.
 fn restorable(conn: &mut SqliteConnection, item: QuarantineRef) -> Result<Restorable, RepoError> {
+    require_log(conn)?;
     match detail(conn, item)? {
         QuarantinedDetail::Account { row, .. } => Ok(Restorable::Account(row)),
         QuarantinedDetail::Pointer { row, summary } => {
@@ -383,6 +384,7 @@ fn discardable(
     item: QuarantineRef,
     how: Discard<'_>,
 ) -> Result<QuarantinedDetail, RepoError> {
+    require_log(conn)?;
     match how {
         Discard::Export(path) if std::fs::symlink_metadata(path).is_ok() => {
             return Err(QuarantineError::ExportExists {

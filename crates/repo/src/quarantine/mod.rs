@@ -303,6 +303,12 @@ pub enum QuarantineError {
         /// Why it is not a DID.
         reason: String,
     },
+    /// The file has no `quarantine_decisions` log to record a decision in (it was
+    /// migrated by an idstore from before the log existed).
+    #[error(
+        "this file has no quarantine_decisions log to record the decision in; repair re-creates it (`idstore repair`)"
+    )]
+    NoDecisionLog,
     /// Forgetting an account deletes key material with no copy.
     #[error(
         "{item} holds key material: forgetting it deletes that for good; export it instead, or force it (`--force`)"

@@ -88,7 +88,12 @@ pub(super) fn account_summaries(
            LEFT JOIN accounts AS a ON a.did = q.did
           WHERE ?1 IS NULL OR q.id = ?1
           ORDER BY q.id",
-        kept_aside = KEPT_ASIDE_BY_DECISION,
+        // A file without the log (see `repair`) has no decisions yet: everything waits.
+        kept_aside = if crate::sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+            KEPT_ASIDE_BY_DECISION
+        } else {
+            "0"
+        },
         differs = differs.join(", ")
     );
     Ok(diesel::sql_query(sql)
@@ -215,6 +220,15 @@ fn quarantined_account_row(
             }
         },
     ))
+}
+
+/// Refuses a decision on a file whose decision log is missing.
+pub(super) fn require_log(conn: &mut SqliteConnection) -> Result<(), RepoError> {
+    if crate::sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+        Ok(())
+    } else {
+        Err(QuarantineError::NoDecisionLog.into())
+    }
 }
 
 pub(super) fn detail(

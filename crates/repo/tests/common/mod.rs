@@ -137,3 +137,26 @@ pub fn schema_objects(conn: &mut SqliteConnection) -> Vec<String> {
 pub fn bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
+
+/// Runs `sql` with foreign keys off the way a file damaged before idstore's pointer
+/// guard existed was written (the guard's triggers are set aside for it, then put
+/// back), to test how idstore copes with damage it can no longer be dealt.
+pub fn unguarded(conn: &mut SqliteConnection, sql: &str) {
+    let names = rows(
+        conn,
+        "SELECT name AS value FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_guard\\_%' ESCAPE '\\' ORDER BY name",
+    );
+    let defs = rows(
+        conn,
+        "SELECT sql AS value FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_guard\\_%' ESCAPE '\\' ORDER BY name",
+    );
+    for name in &names {
+        exec(conn, &format!("DROP TRIGGER {name};"));
+    }
+    exec(conn, "PRAGMA foreign_keys = OFF;");
+    exec(conn, sql);
+    exec(conn, "PRAGMA foreign_keys = ON;");
+    for def in &defs {
+        exec(conn, def);
+    }
+}
