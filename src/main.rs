@@ -11,10 +11,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match commands::run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(true) if !commands::stdout_failed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {}", commands::one_line(&e));
+            commands::print_error(&commands::one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -259,3 +259,69 @@ fn a_database_from_a_newer_idstore_is_refused() {
         .stderr(contains("newer idstore"));
     assert!(std::fs::read(&db).unwrap() == before, "the file changed");
 }
+
+/// Runs `idstore --db DB ARGS` with a stdout whose reader is gone before the first write.
+fn with_closed_stdout(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("idstore"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("IDSTORE_DB")
+        .stdout(writer)
+        .output()
+        .unwrap()
+}
+
+/// Every command whose reader went away (`idstore … | head -1`) ends quietly: its own
+/// exit status, no panic, no backtrace, nothing on stderr; with `--json` too.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated(dir.path());
+    let demo = dir.path().join("demo.sqlite");
+    let commands: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["status"], 0),
+        (vec!["check"], 0),
+        (vec!["migrate"], 0),
+        (vec!["account", "list"], 0),
+        (vec!["active"], 0),
+        (vec!["settings", "show", "--merged"], 0),
+        (vec!["settings", "set", "firstName=Ada"], 0),
+        (vec!["quarantine", "list"], 0),
+        (vec!["repair"], 0),
+        (vec!["rollback", "--dry-run"], 0),
+    ];
+    let mut runs = 0;
+    for (args, code) in &commands {
+        for json in [false, true] {
+            let mut args = args.clone();
+            if json {
+                args.push("--json");
+            }
+            let out = with_closed_stdout(&db, &args);
+            assert_eq!(out.status.code(), Some(*code), "{args:?} json={json}");
+            assert!(
+                out.stderr.is_empty(),
+                "{args:?} json={json}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            runs += 1;
+        }
+    }
+    // A check that finds problems keeps its exit status 1.
+    idstore(&demo)
+        .args(["demo", "legacy"])
+        .arg(&demo)
+        .assert()
+        .success();
+    let out = with_closed_stdout(&demo, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(runs >= 20);
+}

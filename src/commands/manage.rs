@@ -30,7 +30,7 @@ pub(super) fn check(ctx: &Ctx) -> Result<bool> {
                 "{decisions} quarantined item(s) wait for a decision; `idstore quarantine list` shows them"
             ));
         }
-        eprintln!("error: {}", parts.join("; "));
+        super::print_error(&parts.join("; "));
     }
     Ok(report.ok())
 }

@@ -44,7 +44,10 @@ impl Progress {
                 if last.elapsed() >= Duration::from_secs(3) {
                     last = Instant::now();
                     let current = s.lock().map(|g| g.clone()).unwrap_or_default();
-                    eprintln!("  … {current} ({}s elapsed)", started.elapsed().as_secs());
+                    super::print_note(&format!(
+                        "  … {current} ({}s elapsed)",
+                        started.elapsed().as_secs()
+                    ));
                 }
             }
         });
@@ -61,7 +64,7 @@ impl Progress {
         } else {
             format!("[{at}/{of}] applying {version}")
         };
-        eprintln!("{line}");
+        super::print_note(&line);
         if let Ok(mut g) = self.step.lock() {
             *g = line;
         }
@@ -126,7 +129,7 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         Ok(r) => r,
         Err(MigrateError::ValidationFailed { report }) => {
             if out.json {
-                println!("{}", migrate_json(&report, backup_path.as_deref()));
+                super::print_line(&migrate_json(&report, backup_path.as_deref()).to_string());
             }
             return Err(anyhow!(
                 "validation failed, nothing was changed: {}",
@@ -223,10 +226,10 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
             .iter()
             .map(ToString::to_string)
             .collect();
-        eprintln!(
+        super::print_note(&format!(
             "warning: the record of restore decisions ({}) was dropped as asked: a later migrate keeps the replaced accounts again",
             items.join(", ")
-        );
+        ));
     }
     emit_rollback(
         ctx,

@@ -4,7 +4,9 @@ mod manage;
 mod migrate;
 mod quarantine;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -73,14 +75,45 @@ impl Output {
     /// Prints `doc` when `--json`, else `text()` unless `--quiet`.
     pub fn emit(self, doc: serde_json::Value, text: impl FnOnce() -> String) {
         if self.json {
-            println!("{doc}");
+            print_line(&doc.to_string());
         } else if !self.quiet {
             let t = text();
             if !t.is_empty() {
-                println!("{t}");
+                print_line(&t);
             }
         }
     }
+}
+
+/// Set when writing to stdout failed for a reason other than a reader that went away.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout. A reader that went away (`idstore … | head -1`) ends the
+/// output quietly, as `ls` and ripgrep do: no panic, no error line, and the command's
+/// own exit status. Any other write error is reported once and makes the exit status 1.
+pub(crate) fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+        && !STDOUT_FAILED.swap(true, Ordering::Relaxed)
+    {
+        print_error(&format!("could not write the output: {e}"));
+    }
+}
+
+/// Whether a write to stdout failed (other than a closed pipe).
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(Ordering::Relaxed)
+}
+
+/// Writes `error: …` to stderr, ignoring a stderr that is gone (nothing is left to tell).
+pub fn print_error(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "error: {message}");
+}
+
+/// Writes a line to stderr, ignoring a stderr that is gone.
+pub(crate) fn print_note(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// The database path, and whether it is the default one (created with its folder by

@@ -212,7 +212,7 @@ fn decide(
     if !no_backup {
         let path = backup(&mut conn, &ctx.db.path)?;
         if ctx.out.verbose && !ctx.out.json {
-            eprintln!("backup: {}", path.display());
+            super::print_note(&format!("backup: {}", path.display()));
         }
     }
     Ok(run(&mut Store::new(&mut conn))?)
