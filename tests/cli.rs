@@ -325,3 +325,67 @@ fn a_closed_stdout_ends_every_command_quietly() {
     );
     assert!(runs >= 20);
 }
+
+/// A file stopped at the transition step (`migrate --to 20261125000001`) is served by
+/// every command, and `status` says where it is and what the next step removes.
+#[test]
+fn every_command_serves_a_file_paused_at_the_transition_step() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "paused.sqlite");
+    idstore(&db)
+        .args(["migrate", "--to", "20261125000001", "-q", "--no-backup"])
+        .assert()
+        .success();
+    let st = json_of(idstore(&db).arg("status"));
+    assert_eq!(st["paused_at"], "20261125000001");
+    assert_eq!(st["servable"], true);
+    assert_eq!(st["next_step"]["version"], "20261125000002");
+    assert!(
+        st["next_step"]["does"]
+            .as_str()
+            .unwrap()
+            .contains("removes settings.activeDid"),
+        "{st}"
+    );
+    idstore(&db)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(contains("paused at 20261125000001"));
+    for args in [
+        &["active"][..],
+        &["active", "set", DID_A],
+        &["account", "list"],
+        &["account", "add", DID_C, "--public-key", "02cd"],
+        &["settings", "set", "firstName=Ada"],
+        &["settings", "set", "lastName=L", "--account", DID_A],
+        &["settings", "show", "--merged"],
+        &["settings", "unset", "lastName", "--account", DID_A],
+        &["account", "remove", DID_A],
+        &["quarantine", "list"],
+        &["repair"],
+    ] {
+        idstore(&db).args(args).assert().success();
+    }
+    // The old column followed every switch.
+    let active = json_of(idstore(&db).arg("active"));
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        v: Option<String>,
+    }
+    let legacy: V = diesel::sql_query("SELECT activeDid AS v FROM settings WHERE id = 1")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        Some(legacy.v.unwrap()),
+        active["active_did"].as_str().map(str::to_owned)
+    );
+    // The duplicate A was quarantined; check waits for that decision only.
+    let out = idstore(&db).args(["check", "--json"]).assert().code(1);
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    for p in report["problems"].as_array().unwrap() {
+        assert!(p["item"].is_string(), "only decisions wait: {report}");
+    }
+}

@@ -448,3 +448,48 @@ fn on_a_terminal_migrate_shows_its_steps_on_stderr() {
     assert!(shown.contains("[1/4] applying 00000000000000"), "{shown}");
     assert!(shown.contains("[4/4] validating"), "{shown}");
 }
+
+/// Switching a rollback-journal file to WAL needs an exclusive lock, for which SQLite
+/// does not wait on its own: idstore retries until its busy timeout, so a program
+/// that holds a write lock for a moment no longer makes `migrate` fail at once.
+#[test]
+fn the_busy_timeout_covers_the_switch_to_wal() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "legacy.sqlite");
+    let mut holder = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    holder
+        .batch_execute("BEGIN IMMEDIATE; UPDATE settings SET firstName = 'held' WHERE id = 1;")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        holder.batch_execute("COMMIT;").unwrap();
+    });
+    idstore(&db)
+        .args(["--busy-timeout", "20000", "migrate", "-q", "--no-backup"])
+        .assert()
+        .success();
+    release.join().unwrap();
+    let st = json_of(idstore(&db).arg("status"));
+    assert_eq!(st["pending"], serde_json::json!([]));
+    let merged = json_of(idstore(&db).args(["settings", "show"]));
+    assert_eq!(
+        merged["firstName"], "held",
+        "the other program's write is kept"
+    );
+
+    // A lock held past the timeout still fails, saying what to do.
+    let db2 = legacy(dir.path(), "legacy2.sqlite");
+    let mut holder = SqliteConnection::establish(db2.to_str().unwrap()).unwrap();
+    holder
+        .batch_execute("BEGIN IMMEDIATE; UPDATE settings SET firstName = 'x' WHERE id = 1;")
+        .unwrap();
+    let err = fails(
+        idstore(&db2).args(["--busy-timeout", "300", "migrate", "--no-backup"]),
+        1,
+    );
+    assert!(
+        err.contains("database is locked") && err.contains("--busy-timeout"),
+        "{err}"
+    );
+    holder.batch_execute("ROLLBACK;").unwrap();
+}

@@ -79,6 +79,7 @@ fn every_idstore_command_in_the_readme_works_as_described() {
     };
     assert_eq!(status("demo.sqlite")["pending"], serde_json::json!([]));
     assert_eq!(status("copy.sqlite")["pending"], serde_json::json!([]));
+    assert_eq!(status("phased.sqlite")["paused_at"], "20261125000001");
     assert_eq!(
         std::fs::read(&app_db).unwrap(),
         original,

@@ -283,12 +283,19 @@ pub(super) fn status(ctx: &Ctx) -> Result<()> {
         ctx.open_read_only()?
     };
     let st = idstore_repo::status(&mut conn)?;
+    let next = st
+        .pending
+        .first()
+        .map(|v| json!({ "version": v, "does": idstore_repo::step_summary(v) }));
     let doc = json!({
         "database": ctx.db.path.display().to_string(),
         "applied": st.applied,
         "pending": st.pending,
         "unknown": st.unknown,
         "legacy": st.legacy,
+        "paused_at": st.paused_at(),
+        "servable": st.servable(),
+        "next_step": next,
         "active_did": st.active_did,
         "accounts": st.accounts,
     });
@@ -317,6 +324,17 @@ pub(super) fn status(ctx: &Ctx) -> Result<()> {
             lines.push(format!(
                 "unknown:  {} (written by a newer idstore)",
                 list(&st.unknown)
+            ));
+        }
+        if let Some(at) = st.paused_at() {
+            lines.push(format!(
+                "step:     paused at {at}, the transition step: idstore serves the file, and settings.activeDid is kept in step for older app builds"
+            ));
+        }
+        if let Some(v) = st.pending.first() {
+            lines.push(format!(
+                "next:     {v} {}",
+                idstore_repo::step_summary(v)
             ));
         }
         lines.push(format!(

@@ -141,10 +141,39 @@ pub fn configure(
         // Reading the schema here surfaces a damaged file now rather than mid-command.
         conn.batch_execute("SELECT count(*) FROM sqlite_master;")?;
     } else {
-        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+        retry_while_locked(busy_timeout, || {
+            conn.batch_execute("PRAGMA journal_mode = WAL;")
+        })?;
         conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
     }
     Ok(())
+}
+
+/// Whether SQLite answered `SQLITE_BUSY` (diesel carries only its message).
+pub(crate) fn is_locked(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
+}
+
+/// Runs `step` again while SQLite answers `database is locked`, until `timeout` has
+/// passed. For the steps SQLite does not hand to the busy handler: switching a
+/// rollback-journal file to WAL needs an exclusive lock, and SQLite returns
+/// `SQLITE_BUSY` at once rather than risk a deadlock. A failed try holds no lock, so
+/// the other program can finish between tries.
+pub(crate) fn retry_while_locked<T>(
+    timeout: Duration,
+    mut step: impl FnMut() -> QueryResult<T>,
+) -> QueryResult<T> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match step() {
+            Err(e) if is_locked(&e) && started.elapsed() < timeout => {
+                std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Writes a consistent copy of the open database to `dest` (which must not exist),

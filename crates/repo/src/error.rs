@@ -166,7 +166,7 @@ pub enum MigrateError {
 /// so on any error nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    /// The database is not at the latest migration.
+    /// The database is below the latest migration and not stopped at a pause point.
     #[error("the database needs migrating (pending: {}); run `idstore migrate` first", pending.join(", "))]
     NeedsMigration {
         /// Versions not yet applied.

@@ -47,6 +47,9 @@ pub enum ProblemKind {
     MissingPointerGuard,
     /// The `quarantine_decisions` log is missing, so no decision can be recorded.
     MissingDecisionLog,
+    /// At the transition step: the master row's legacy `settings.activeDid` and
+    /// `active_identity` disagree (the transition triggers keep them in step).
+    LegacyPointerOutOfStep,
     /// An account row moved aside by the migration, waiting for a decision
     /// ([`Store::restore_quarantined`] or [`Store::discard_quarantined`]).
     QuarantinedAccount,
@@ -66,6 +69,7 @@ impl ProblemKind {
                 | ProblemKind::MissingDidIndex
                 | ProblemKind::MissingPointerGuard
                 | ProblemKind::MissingDecisionLog
+                | ProblemKind::LegacyPointerOutOfStep
         )
     }
 }
@@ -205,6 +209,17 @@ fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Re
             ),
         ));
     }
+    if let Some((legacy, pointer)) = legacy_pointer_out_of_step(conn)? {
+        // The transition trigger on settings then finds the pointer already in place.
+        diesel::sql_query(
+            "UPDATE settings SET activeDid = (SELECT activeDid FROM active_identity WHERE id = 1) WHERE id = 1",
+        )
+        .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::LegacyPointerOutOfStep,
+            format!("settings.activeDid was {legacy:?}; set it to the active identity {pointer:?}"),
+        ));
+    }
     if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
         diesel::sql_query(crate::guard::create_decision_log_sql()).execute(conn)?;
         fixed.push(problem(
@@ -218,6 +233,34 @@ fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Re
         return Err(RepoError::RepairIncomplete(p.detail.clone()));
     }
     Ok(RepairReport { fixed, left })
+}
+
+/// At the transition step (the legacy column still there), the master row's
+/// `settings.activeDid` and the pointer when they disagree (`''` and NULL agree).
+fn legacy_pointer_out_of_step(
+    conn: &mut SqliteConnection,
+) -> QueryResult<Option<(Option<String>, Option<String>)>> {
+    #[derive(QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        legacy: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        pointer: Option<String>,
+    }
+    if !sql::columns(conn, "settings")?
+        .iter()
+        .any(|c| c == "activeDid")
+    {
+        return Ok(None);
+    }
+    let pair = diesel::sql_query(
+        "SELECT s.activeDid AS legacy, p.activeDid AS pointer
+           FROM settings AS s LEFT JOIN active_identity AS p ON p.id = 1
+          WHERE s.id = 1 AND nullif(s.activeDid, '') IS NOT p.activeDid",
+    )
+    .get_result::<Pair>(conn)
+    .optional()?;
+    Ok(pair.map(|p| (p.legacy, p.pointer)))
 }
 
 /// The pointer guard's triggers that the file lacks.
@@ -309,8 +352,8 @@ fn account_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<Problem>> {
     Ok(out)
 }
 
-/// The health of any database: a migrated one gets [`Store::check`]; one that still
-/// needs migrating gets `integrity_check`, a [`ProblemKind::NeedsMigration`] problem,
+/// The health of any database: a migrated one (or one stopped at a pause point) gets
+/// [`Store::check`]; one that still needs migrating gets `integrity_check`, a [`ProblemKind::NeedsMigration`] problem,
 /// and what `migrate` will have to quarantine (duplicate DIDs, a pointer naming no
 /// account). Reads only.
 pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoError> {
@@ -321,7 +364,7 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
         }
         .into());
     }
-    if !st.needs_migration() {
+    if st.servable() {
         return Store::new(conn).check();
     }
     let mut problems: Vec<Problem> = sql::integrity_problems(conn)?
@@ -388,6 +431,14 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
             format!(
                 "the pointer guard triggers {} are missing: a writer with foreign keys off could leave the active identity naming no account",
                 missing.join(", ")
+            ),
+        ));
+    }
+    if let Some((legacy, pointer)) = legacy_pointer_out_of_step(conn)? {
+        out.push(problem(
+            ProblemKind::LegacyPointerOutOfStep,
+            format!(
+                "settings.activeDid is {legacy:?} but the active identity is {pointer:?}: older app builds see another identity"
             ),
         ));
     }

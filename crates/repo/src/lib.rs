@@ -52,8 +52,9 @@ pub use error::{MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
-    MigrateOptions, MigrationStatus, Progress, RollbackOptions, RollbackReport, RollbackTarget,
-    check_target, known_versions, migrate, migrate_preflight, rollback, rollback_plan, status,
+    MigrateOptions, MigrationStatus, PAUSE_POINTS, Progress, RollbackOptions, RollbackReport,
+    RollbackTarget, check_target, known_versions, migrate, migrate_preflight, rollback,
+    rollback_plan, status, step_summary,
 };
 pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,

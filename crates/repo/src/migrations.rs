@@ -82,10 +82,47 @@ pub struct MigrationStatus {
     pub accounts: i64,
 }
 
+/// Steps a file may be left at while a phased rollout is under way: the repository
+/// API and every command serve a file stopped at one of these as well as a fully
+/// migrated one. At the transition step, older app builds still write
+/// `settings.activeDid`, and the transition triggers keep it and `active_identity`
+/// in step both ways.
+pub const PAUSE_POINTS: &[&str] = &[ACTIVE_IDENTITY_VERSION];
+
+/// What a step does, as `status` tells an operator about the next one.
+pub fn step_summary(version: &str) -> &'static str {
+    match version {
+        BASELINE_VERSION => "creates the legacy accounts and settings tables if missing",
+        ACTIVE_IDENTITY_VERSION => {
+            "moves the active identity to active_identity (duplicates quarantined, the pointer guarded) and keeps settings.activeDid in step for older app builds"
+        }
+        CLEANUP_VERSION => {
+            "removes settings.activeDid and the transition triggers: app builds that still write settings.activeDid stop seeing the active identity"
+        }
+        _ => "",
+    }
+}
+
 impl MigrationStatus {
     /// True when `migrate` has work to do.
     pub fn needs_migration(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// The pause point the file is stopped at, when it is at one with steps still
+    /// pending (see [`PAUSE_POINTS`]).
+    pub fn paused_at(&self) -> Option<&str> {
+        let last = self.applied.last()?;
+        (self.unknown.is_empty()
+            && !self.pending.is_empty()
+            && PAUSE_POINTS.contains(&last.as_str()))
+        .then_some(last.as_str())
+    }
+
+    /// True when the repository API can serve the file: fully migrated, or stopped at
+    /// a pause point, and written by no newer idstore.
+    pub fn servable(&self) -> bool {
+        self.unknown.is_empty() && (self.pending.is_empty() || self.paused_at().is_some())
     }
 }
 

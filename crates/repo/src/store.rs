@@ -115,7 +115,9 @@ impl Database {
     }
 }
 
-/// Refuses a database that is not at the latest migration (or is from a newer idstore).
+/// Refuses a database the repository cannot serve: one from a newer idstore, or one
+/// below the latest migration that is not stopped at a pause point
+/// ([`crate::migrations::PAUSE_POINTS`]; a legacy file not adopted yet, say).
 pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), RepoError> {
     let st = crate::migrations::status(conn)?;
     if !st.unknown.is_empty() {
@@ -124,7 +126,7 @@ pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), RepoError> {
         }
         .into());
     }
-    if st.needs_migration() {
+    if !st.servable() {
         return Err(RepoError::NeedsMigration {
             pending: st.pending,
         });
@@ -401,7 +403,21 @@ fn read_override(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<S
 }
 
 /// Re-creates the master settings row (as the baseline seeds it) when it is missing.
+/// At the transition step the row also carries the legacy `activeDid` column: it is
+/// seeded with the current pointer, so the transition trigger keeps the pointer.
 pub(crate) fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> {
+    if crate::sql::columns(conn, "settings")?
+        .iter()
+        .any(|c| c == "activeDid")
+    {
+        return diesel::sql_query(
+            "INSERT OR IGNORE INTO settings (id, apiServer, activeDid)
+             VALUES (1, ?, (SELECT activeDid FROM active_identity WHERE id = 1))",
+        )
+        .bind::<Text, _>(DEFAULT_API_SERVER)
+        .execute(conn)
+        .map(drop);
+    }
     diesel::insert_or_ignore_into(settings::table)
         .values((
             settings::id.eq(1),
