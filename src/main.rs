@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Ok(true) if !commands::stdout_failed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
+            let e = commands::explain_storage(e, &args);
             commands::print_error(&commands::one_line(&e));
             ExitCode::FAILURE
         }

@@ -90,16 +90,25 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         // Before anything is opened or created.
         idstore_repo::check_target(to)?;
     }
+    let pending_in = |st: &MigrationStatus| {
+        st.pending
+            .iter()
+            .any(|v| args.to.as_deref().is_none_or(|to| v.as_str() <= to))
+    };
     if ctx.db.path.exists() {
-        // Refusals first, on a read-only connection: a refused file stays byte for byte.
-        idstore_repo::migrate_preflight(&mut ctx.open_read_only()?, preflight)?;
+        // Refusals first, on a read-only connection: a refused file stays byte for
+        // byte (not even switched to WAL). Room for the backup and the run is one of them.
+        let mut ro = ctx.open_read_only()?;
+        idstore_repo::migrate_preflight(&mut ro, preflight)?;
+        let st = idstore_repo::status(&mut ro)?;
+        if pending_in(&st) {
+            let backup = !args.no_backup && !args.dry_run && has_user_tables(&st);
+            idstore_repo::fault::ensure_space(&mut ro, "migrate", backup)?;
+        }
     }
     let mut conn = ctx.open_creating()?;
     let before = idstore_repo::status(&mut conn)?;
-    let pending_here = before
-        .pending
-        .iter()
-        .any(|v| args.to.as_deref().is_none_or(|to| v.as_str() <= to));
+    let pending_here = pending_in(&before);
     let wants_backup = !args.no_backup && !args.dry_run && has_user_tables(&before);
     let backup_path = if wants_backup && pending_here {
         Some(backup(&mut conn, &ctx.db.path)?)
@@ -202,6 +211,11 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
         let st = idstore_repo::status(&mut ro)?;
         return emit_rollback(ctx, &[], None, st.active_did, args.dry_run);
     }
+    idstore_repo::fault::ensure_space(
+        &mut ctx.open_read_only()?,
+        "rollback",
+        !args.no_backup && !args.dry_run,
+    )?;
     let mut conn = ctx.options().create(false).open(&ctx.db.path)?;
     if plan.iter().any(|v| v == idstore_repo::BASELINE_VERSION) && !args.dry_run {
         // The baseline's down.sql refuses while user data exists: find out before

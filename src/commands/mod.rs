@@ -39,6 +39,42 @@ pub fn run(cli: &Cli) -> Result<bool> {
     }
 }
 
+/// An error that came from a full disk or an I/O error without being reported as one
+/// (a read that hit the fault, say) is reported as a storage fault of the database:
+/// where, how much is free, that nothing was changed, and what to do.
+pub fn explain_storage(e: anyhow::Error, cli: &Cli) -> anyhow::Error {
+    if e.chain().any(|c| {
+        c.downcast_ref::<idstore_repo::fault::StorageFault>()
+            .is_some()
+    }) {
+        return e;
+    }
+    let explained = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<idstore_repo::OpenError>(),
+            Some(
+                idstore_repo::OpenError::Wal { .. } | idstore_repo::OpenError::BackupNoRoom { .. }
+            )
+        ) || matches!(
+            c.downcast_ref::<idstore_repo::MigrateError>(),
+            Some(idstore_repo::MigrateError::NotEnoughSpace { .. })
+        )
+    });
+    if explained {
+        return e;
+    }
+    let Ok(db) = resolve_db(cli.db.as_deref()) else {
+        return e;
+    };
+    let fault = e
+        .chain()
+        .find_map(|c| idstore_repo::fault::fault_from_message(&db.path, &c.to_string()));
+    match fault {
+        Some(f) => anyhow::Error::new(f),
+        None => e,
+    }
+}
+
 /// The error and its causes on one line, with what to do about a lock.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();

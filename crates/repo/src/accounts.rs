@@ -78,7 +78,7 @@ impl Store<'_> {
     /// `dateCreated` are required.
     pub fn add_account(&mut self, new: &NewAccount) -> Result<AccountInfo, RepoError> {
         check_new_account(new)?;
-        self.conn.immediate_transaction(|conn| {
+        crate::txn::immediate(self.conn, |conn| {
             if account_exists(conn, new.did.as_str())? {
                 return Err(RepoError::AccountExists {
                     did: new.did.clone(),
@@ -178,7 +178,7 @@ impl Store<'_> {
         did: &Did,
         allow_last: bool,
     ) -> Result<AccountRemoval, RepoError> {
-        self.conn.immediate_transaction(|conn| {
+        crate::txn::immediate(self.conn, |conn| {
             let created: String = accounts::table
                 .filter(accounts::did.eq(did.as_str()))
                 .select(accounts::dateCreated)

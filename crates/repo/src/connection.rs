@@ -70,9 +70,17 @@ impl OpenOptions {
                 source,
             })?;
         configure(&mut conn, self.busy_timeout, self.read_only).map_err(|source| {
-            OpenError::Configure {
-                path: path.to_owned(),
-                source,
+            if crate::fault::fault_kind(&source).is_some() {
+                OpenError::Wal {
+                    path: path.to_owned(),
+                    free: crate::fault::free_space(crate::fault::folder_of(path)),
+                    source,
+                }
+            } else {
+                OpenError::Configure {
+                    path: path.to_owned(),
+                    source,
+                }
             }
         })?;
         Ok(conn)
@@ -179,26 +187,60 @@ pub(crate) fn retry_while_locked<T>(
 /// Writes a consistent copy of the open database to `dest` (which must not exist),
 /// with owner-only permissions, using `VACUUM INTO`: safe while other connections
 /// write, and a valid database on its own (no `-wal` file needed).
+///
+/// Refuses before creating anything when the disk holding `dest` has less free space
+/// than the copy needs. On any failure nothing is left behind: no partial copy and no
+/// journal of one.
 pub fn backup_to(conn: &mut SqliteConnection, dest: &Path) -> Result<(), OpenError> {
-    create_private(dest).map_err(|source| OpenError::Io {
-        path: dest.to_owned(),
-        source,
-    })?;
     let target = dest.to_str().ok_or_else(|| OpenError::Io {
         path: dest.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "backup path is not UTF-8"),
+    })?;
+    let needed = crate::fault::database_bytes(conn).map_err(|source| OpenError::Backup {
+        path: dest.to_owned(),
+        source,
+    })?;
+    let folder = crate::fault::folder_of(dest);
+    if let Some(free) = crate::fault::free_space(folder)
+        && free < needed
+    {
+        return Err(OpenError::BackupNoRoom {
+            path: dest.to_owned(),
+            needed,
+            free: Some(free),
+        });
+    }
+    create_private(dest).map_err(|source| OpenError::Io {
+        path: dest.to_owned(),
+        source,
     })?;
     diesel::sql_query("VACUUM INTO ?")
         .bind::<diesel::sql_types::Text, _>(target)
         .execute(conn)
         .map(drop)
         .map_err(|source| {
-            let _ = fs::remove_file(dest);
-            OpenError::Backup {
-                path: dest.to_owned(),
-                source,
+            remove_copy(dest);
+            match crate::fault::fault_kind(&source) {
+                Some(crate::fault::StorageFaultKind::DiskFull) => OpenError::BackupNoRoom {
+                    path: dest.to_owned(),
+                    needed,
+                    free: crate::fault::free_space(folder),
+                },
+                _ => OpenError::Backup {
+                    path: dest.to_owned(),
+                    source,
+                },
             }
         })
+}
+
+/// Removes a copy that was not completed, with whatever journal SQLite kept for it.
+fn remove_copy(dest: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut name = dest.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(name));
+    }
 }
 
 /// The `file:` URI that opens exactly `path`, read-write (never creating) or read-only.

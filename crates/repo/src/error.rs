@@ -86,6 +86,42 @@ pub enum OpenError {
         #[source]
         source: diesel::result::Error,
     },
+    /// The disk holding the backup has too little room for it; nothing was written.
+    #[error(
+        "no room for the backup {}: it needs about {}{}; nothing was written and the database was not changed; free some space there, or pass --no-backup to go without one",
+        path.display(),
+        crate::fault::human(*needed),
+        free.map(|f| format!(", {} is free", crate::fault::human(f))).unwrap_or_default()
+    )]
+    BackupNoRoom {
+        /// The backup path.
+        path: PathBuf,
+        /// Bytes the copy needs (about the database's size).
+        needed: u64,
+        /// Bytes free, when known.
+        free: Option<u64>,
+    },
+    /// The write-ahead log beside the file could not be created (a full disk, an I/O
+    /// error); the file was not changed.
+    #[error(
+        "could not switch {} to write-ahead logging, which writes {}-wal beside it{}; the file was not changed; free some space in that folder (or check the storage device) and retry",
+        path.display(),
+        path.display(),
+        free.map(|f| if f < 1 << 20 {
+            format!(": the disk is full ({} free there)", crate::fault::human(f))
+        } else {
+            format!(" ({} free there)", crate::fault::human(f))
+        }).unwrap_or_default()
+    )]
+    Wal {
+        /// The database.
+        path: PathBuf,
+        /// Bytes free in its folder, when known.
+        free: Option<u64>,
+        /// SQLite's error.
+        #[source]
+        source: diesel::result::Error,
+    },
     /// Writing a backup copy failed; the database itself was not changed.
     #[error("could not write a backup to {}: {source}; the database was not changed", path.display())]
     Backup {
@@ -157,6 +193,40 @@ pub enum MigrateError {
     /// A migration's SQL failed.
     #[error("migration failed, everything was rolled back: {0}")]
     Migration(String),
+    /// One step's SQL failed; everything was rolled back.
+    #[error("migration {version} failed, everything was rolled back")]
+    Step {
+        /// The step.
+        version: String,
+        /// SQLite's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+    /// The storage refused a write (a full disk, an I/O error); everything was
+    /// rolled back.
+    #[error(transparent)]
+    Storage(crate::fault::StorageFault),
+    /// Not enough free space for the run, found before writing anything.
+    #[error(
+        "not enough free space beside {}: {operation} needs about {} there ({}write-ahead log and rebuilt tables), and {} is free; nothing was changed; free some space there and retry{}",
+        path.display(),
+        crate::fault::human(*needed),
+        if without_backup.is_some() { "backup, " } else { "" },
+        crate::fault::human(*free),
+        without_backup.map(|n| format!(" (without a backup, --no-backup, it needs about {})", crate::fault::human(n))).unwrap_or_default()
+    )]
+    NotEnoughSpace {
+        /// What was about to run (`migrate`, `rollback`).
+        operation: &'static str,
+        /// The database.
+        path: std::path::PathBuf,
+        /// Bytes needed (estimated).
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+        /// Bytes needed without the backup, when a backup was counted in.
+        without_backup: Option<u64>,
+    },
     /// A database error.
     #[error(transparent)]
     Diesel(#[from] diesel::result::Error),
@@ -225,6 +295,9 @@ pub enum RepoError {
     /// Reading the migration state failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// The storage refused a write (a full disk, an I/O error); nothing was changed.
+    #[error(transparent)]
+    Storage(crate::fault::StorageFault),
     /// The connection pool could not be built.
     #[error("could not build the connection pool: {0}")]
     Pool(String),

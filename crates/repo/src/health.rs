@@ -129,8 +129,9 @@ fn problem(kind: ProblemKind, detail: String) -> Problem {
 impl Store<'_> {
     /// Lists every problem in the file, each with a kind and a detail.
     pub fn check(&mut self) -> Result<HealthReport, RepoError> {
-        self.conn
-            .transaction(|conn| find_problems(conn).map(|problems| HealthReport { problems }))
+        crate::txn::read(self.conn, |conn| {
+            find_problems(conn).map(|problems| HealthReport { problems })
+        })
     }
 
     /// Fixes what can be fixed without losing data, in one transaction: a missing
@@ -143,9 +144,12 @@ impl Store<'_> {
     /// "foreign key mismatch"); `foreign_key_check` must be clean before it commits.
     pub fn repair(&mut self) -> Result<RepairReport, RepoError> {
         self.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
-        let result = self.conn.immediate_transaction(repair_in_transaction);
-        self.conn.batch_execute("PRAGMA foreign_keys = ON;")?;
-        result
+        let result = crate::txn::immediate(self.conn, repair_in_transaction);
+        // Turned back on whatever happened; the repair's own error comes first.
+        let restored = self.conn.batch_execute("PRAGMA foreign_keys = ON;");
+        let report = result?;
+        restored?;
+        Ok(report)
     }
 }
 

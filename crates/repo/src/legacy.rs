@@ -90,9 +90,9 @@ pub fn write_legacy_demo(path: &Path) -> Result<(), RepoError> {
         }
     })?;
     conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
-    conn.immediate_transaction(|c| {
+    crate::txn::immediate(&mut conn, |c| -> Result<(), RepoError> {
         c.batch_execute(LEGACY_APP_SCHEMA)?;
-        c.batch_execute(DEMO_DATA)
+        Ok(c.batch_execute(DEMO_DATA)?)
     })?;
     Ok(())
 }

@@ -31,6 +31,7 @@
 pub mod accounts;
 pub mod connection;
 pub mod error;
+pub mod fault;
 pub mod guard;
 pub mod health;
 pub mod legacy;
@@ -42,6 +43,7 @@ mod rows;
 pub mod snapshot;
 mod sql;
 pub mod store;
+mod txn;
 
 /// The connection type every function here takes.
 pub use diesel::SqliteConnection;

@@ -281,6 +281,15 @@ impl<T> From<diesel::result::Error> for Abort<T> {
     }
 }
 
+impl<T> crate::txn::CarriesFault for Abort<T> {
+    fn with_fault(self, conn: &mut SqliteConnection) -> Self {
+        match self {
+            Abort::Error(e) => Abort::Error(e.with_fault(conn)),
+            done => done,
+        }
+    }
+}
+
 impl<T> From<MigrateError> for Abort<T> {
     fn from(e: MigrateError) -> Self {
         Abort::Error(e)
@@ -312,14 +321,37 @@ pub fn migrate(
     if let Some(to) = options.to {
         check_target(to)?;
     }
-    finish(conn.immediate_transaction(|conn| {
+    let st = status(conn)?;
+    if st
+        .pending
+        .iter()
+        .any(|v| options.to.is_none_or(|to| v.as_str() <= to))
+    {
+        crate::fault::ensure_space(conn, "migrate", false)?;
+    }
+    let result = finish(crate::txn::immediate(conn, |conn| {
         let mut report = run_pending(conn, options)?;
         if options.dry_run {
             report.dry_run = true;
             return Err(Abort::DryRun(report));
         }
         Ok(report)
-    }))
+    }));
+    with_space_needed(conn, result)
+}
+
+/// A full disk met mid-run is reported with the space the run needs.
+fn with_space_needed<T>(
+    conn: &mut SqliteConnection,
+    result: Result<T, MigrateError>,
+) -> Result<T, MigrateError> {
+    result.map_err(|e| match e {
+        MigrateError::Storage(mut fault) if fault.needed_bytes.is_none() => {
+            fault.needed_bytes = crate::fault::space_needed(conn, false).ok();
+            MigrateError::Storage(fault)
+        }
+        other => other,
+    })
 }
 
 /// The refusals [`migrate`] makes before writing anything (an unknown target, a
@@ -429,8 +461,7 @@ fn run_pending(
             .iter()
             .find(|m| m.name().version().to_string() == *version)
             .expect("pending versions come from the embedded list");
-        conn.run_migration(migration.as_ref())
-            .map_err(|e| MigrateError::Migration(format!("{}: {e}", migration.name())))?;
+        apply_step(conn, migration.as_ref(), version)?;
         report.applied.push(version.clone());
     }
 
@@ -735,6 +766,68 @@ fn report_archive(conn: &mut SqliteConnection, report: &mut MigrationReport) -> 
     Ok(())
 }
 
+/// Runs one step's up.sql and records it, inside the run's own transaction. (Not
+/// diesel's `run_migration`: it wraps each step in a savepoint, and when SQLite has
+/// already rolled everything back after a full disk, rolling back to that savepoint
+/// fails and diesel reports that failure instead of the full disk.)
+fn apply_step(
+    conn: &mut SqliteConnection,
+    migration: &dyn Migration<Sqlite>,
+    version: &str,
+) -> Result<(), MigrateError> {
+    migration.run(conn).map_err(|e| step_error(version, e))?;
+    diesel::sql_query(format!(
+        "INSERT INTO {BOOKKEEPING_TABLE} (version) VALUES (?)"
+    ))
+    .bind::<Text, _>(version)
+    .execute(conn)
+    .map_err(|source| MigrateError::Step {
+        version: version.to_owned(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Runs one step's down.sql and forgets it, inside the run's own transaction.
+fn revert_step(
+    conn: &mut SqliteConnection,
+    migration: &dyn Migration<Sqlite>,
+    version: &str,
+) -> Result<(), MigrateError> {
+    migration.revert(conn).map_err(|e| step_error(version, e))?;
+    diesel::sql_query(format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"))
+        .bind::<Text, _>(version)
+        .execute(conn)
+        .map_err(|source| MigrateError::Step {
+            version: version.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// A step's failure as SQLite's own error, so a full disk is reported as such.
+/// diesel_migrations wraps SQL errors in a type it does not export; its message ends
+/// with SQLite's (`Failed to run <name> with: <message>`), which is kept.
+fn step_error(version: &str, e: Box<dyn std::error::Error + Send + Sync>) -> MigrateError {
+    let source = match e.downcast::<diesel::result::Error>() {
+        Ok(source) => *source,
+        Err(e) => {
+            let text = e.to_string();
+            let message = text
+                .rsplit_once(" with: ")
+                .map_or(text.as_str(), |(_, m)| m);
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new(message.to_owned()),
+            )
+        }
+    };
+    MigrateError::Step {
+        version: version.to_owned(),
+        source,
+    }
+}
+
 /// How far [`rollback`] goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RollbackTarget {
@@ -786,14 +879,18 @@ pub fn rollback(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, MigrateError> {
-    finish(conn.immediate_transaction(|conn| {
+    if !rollback_plan(conn, options)?.is_empty() {
+        crate::fault::ensure_space(conn, "rollback", false)?;
+    }
+    let result = finish(crate::txn::immediate(conn, |conn| {
         let mut report = revert(conn, options)?;
         if options.dry_run {
             report.dry_run = true;
             return Err(Abort::DryRun(report));
         }
         Ok(report)
-    }))
+    }));
+    with_space_needed(conn, result)
 }
 
 /// The versions [`rollback`] would revert, newest first, after its refusals (a newer
@@ -865,8 +962,7 @@ fn revert(
                 report.forgotten_decisions.push(item);
             }
         }
-        conn.revert_migration(migration.as_ref())
-            .map_err(|e| MigrateError::Migration(format!("reverting {}: {e}", migration.name())))?;
+        revert_step(conn, migration.as_ref(), version)?;
         for sql in foreign {
             diesel::sql_query(sql).execute(conn)?;
         }

@@ -262,12 +262,11 @@ impl<'c> Store<'c> {
     pub fn settings_for_default_account(&mut self) -> Result<DefaultAccountSettings, RepoError> {
         // The write lock is taken only when there is something to clear.
         let cleared = if dangling_pointer(self.conn)?.is_some() {
-            self.conn
-                .immediate_transaction(|conn| clear_dangling_pointer(conn, None))?
+            crate::txn::immediate(self.conn, |conn| clear_dangling_pointer(conn, None))?
         } else {
             None
         };
-        self.conn.transaction(|conn| {
+        crate::txn::read(self.conn, |conn| {
             let settings = read_master(conn)?
                 .map(SettingsRow::into_settings)
                 .transpose()?
@@ -305,8 +304,7 @@ impl<'c> Store<'c> {
     /// and changes nothing. The single row is upserted, so a file whose pointer row went
     /// missing heals instead of ignoring the write.
     pub fn set_active_did(&mut self, did: Option<&Did>) -> Result<(), RepoError> {
-        self.conn
-            .immediate_transaction(|conn| write_pointer(conn, did))
+        crate::txn::immediate(self.conn, |conn| write_pointer(conn, did))
     }
 
     /// Saves typed changes to the master row (created if missing); a change of the
@@ -314,7 +312,7 @@ impl<'c> Store<'c> {
     pub fn save_settings(&mut self, change: &SettingsChange) -> Result<(), RepoError> {
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);
-        self.conn.immediate_transaction(|conn| {
+        crate::txn::immediate(self.conn, |conn| {
             match &change.active_did {
                 idstore_domain::Change::Keep => {}
                 idstore_domain::Change::Set(did) => write_pointer(conn, Some(did))?,
@@ -343,7 +341,7 @@ impl<'c> Store<'c> {
         }
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);
-        self.conn.immediate_transaction(|conn| {
+        crate::txn::immediate(self.conn, |conn| {
             require_account(conn, did)?;
             let id = match override_id(conn, did.as_str())? {
                 Some(id) => id,

@@ -740,10 +740,14 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
         ..everything
     };
     let err = rollback(&mut conn, &with_flag).unwrap_err();
+    let chain: Vec<String> =
+        std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
     assert!(
-        err.to_string()
-            .contains("refusing_to_drop_accounts_and_settings_that_hold_user_data"),
-        "{err}"
+        chain[0].contains(BASELINE_VERSION)
+            && chain[1].contains("refusing_to_drop_accounts_and_settings_that_hold_user_data"),
+        "{chain:?}"
     );
     assert_eq!(
         dump(&mut conn),

@@ -223,7 +223,7 @@ impl Store<'_> {
     /// Every quarantined item, accounts first, by id. Lists no secret value: an
     /// account's comparison with the kept account names the differing fields only.
     pub fn quarantine(&mut self) -> Result<Vec<QuarantinedItem>, RepoError> {
-        self.conn.transaction(|conn| {
+        crate::txn::read(self.conn, |conn| {
             let mut items = account_summaries(conn, None)?;
             items.extend(pointer_summaries(conn, None)?.into_iter().map(|(_, i)| i));
             Ok(items)
@@ -232,7 +232,7 @@ impl Store<'_> {
 
     /// One quarantined item, whole (key material as [`Secret`]).
     pub fn quarantined(&mut self, item: QuarantineRef) -> Result<QuarantinedDetail, RepoError> {
-        self.conn.transaction(|conn| detail(conn, item))
+        crate::txn::read(self.conn, |conn| detail(conn, item))
     }
 
     /// Every recorded decision, oldest first.
@@ -243,8 +243,7 @@ impl Store<'_> {
     /// The refusals of [`Store::restore_quarantined`], read only: call it first to
     /// refuse before writing anything else (a backup, say).
     pub fn check_restore(&mut self, item: QuarantineRef) -> Result<(), RepoError> {
-        self.conn
-            .transaction(|conn| restorable(conn, item).map(drop))
+        crate::txn::read(self.conn, |conn| restorable(conn, item).map(drop))
     }
 
     /// The refusals of [`Store::discard_quarantined`], read only.
@@ -253,8 +252,7 @@ impl Store<'_> {
         item: QuarantineRef,
         how: Discard<'_>,
     ) -> Result<(), RepoError> {
-        self.conn
-            .transaction(|conn| discardable(conn, item, how).map(drop))
+        crate::txn::read(self.conn, |conn| discardable(conn, item, how).map(drop))
     }
 
     /// Restores an item, in one transaction with its log row.
@@ -265,40 +263,39 @@ impl Store<'_> {
     /// - A pointer value becomes the active identity; refused unless it names an
     ///   account.
     pub fn restore_quarantined(&mut self, item: QuarantineRef) -> Result<Decision, RepoError> {
-        self.conn
-            .immediate_transaction(|conn| match restorable(conn, item)? {
-                Restorable::Account(row) => {
-                    let kept = restore_account(conn, &row)?;
-                    record(
-                        conn,
-                        DecisionKind::Restore,
-                        item,
-                        &row.did,
-                        kept,
-                        None,
-                        None,
-                    )
-                }
-                Restorable::Pointer { id, value, did } => {
-                    let previous: Option<String> = active_identity::table
-                        .find(1)
-                        .select(active_identity::activeDid)
-                        .get_result::<Option<String>>(conn)
-                        .optional()?
-                        .flatten();
-                    write_pointer(conn, Some(&did))?;
-                    diesel::delete(active_did_quarantine::table.find(id)).execute(conn)?;
-                    record(
-                        conn,
-                        DecisionKind::Restore,
-                        item,
-                        &value,
-                        None,
-                        previous.as_deref(),
-                        None,
-                    )
-                }
-            })
+        crate::txn::immediate(self.conn, |conn| match restorable(conn, item)? {
+            Restorable::Account(row) => {
+                let kept = restore_account(conn, &row)?;
+                record(
+                    conn,
+                    DecisionKind::Restore,
+                    item,
+                    &row.did,
+                    kept,
+                    None,
+                    None,
+                )
+            }
+            Restorable::Pointer { id, value, did } => {
+                let previous: Option<String> = active_identity::table
+                    .find(1)
+                    .select(active_identity::activeDid)
+                    .get_result::<Option<String>>(conn)
+                    .optional()?
+                    .flatten();
+                write_pointer(conn, Some(&did))?;
+                diesel::delete(active_did_quarantine::table.find(id)).execute(conn)?;
+                record(
+                    conn,
+                    DecisionKind::Restore,
+                    item,
+                    &value,
+                    None,
+                    previous.as_deref(),
+                    None,
+                )
+            }
+        })
     }
 
     /// Deletes an item after exporting it, or on an explicit [`Discard::Forget`], in
@@ -310,7 +307,7 @@ impl Store<'_> {
         how: Discard<'_>,
     ) -> Result<Decision, RepoError> {
         let mut exported: Option<&Path> = None;
-        let result = self.conn.immediate_transaction(|conn| {
+        let result = crate::txn::immediate(self.conn, |conn| {
             let found = discardable(conn, item, how)?;
             let value = found.summary().value.clone();
             let decision = match how {

@@ -1,0 +1,406 @@
+//! Storage faults injected into real runs: a full disk (`ENOSPC`) or an I/O error
+//! (`EIO`) at every fsync and at write points spread evenly over the whole run of
+//! each command (strace's syscall fault injection; `IDSTORE_LONG=1` covers every
+//! write). After each fault the file is sound and either as it was or fully changed,
+//! the error names the real cause (never a rollback's "outside of a transaction"),
+//! and nothing half-written is left beside it. A small filesystem shows a full disk
+//! refused up front, with the space needed and free.
+//!
+//! These tests need Debian's `strace` (CI installs it) and, for the small
+//! filesystem, `unshare` and `mount` from util-linux.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::cargo::cargo_bin;
+use common::*;
+use idstore_repo::snapshot::{CLOCK_COLUMNS, table_rows};
+use tempfile::TempDir;
+
+fn long_mode() -> bool {
+    std::env::var_os("IDSTORE_LONG").is_some()
+}
+
+type Rows = BTreeMap<String, Vec<String>>;
+
+/// Every table's rows, after SQLite recovered whatever the killed or failed run left
+/// (a read-write open does that), with `integrity_check` asserted `ok`.
+fn sound_rows(path: &Path) -> Rows {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    let mut conn = idstore_repo::open(path).unwrap();
+    let lines = diesel::sql_query("PRAGMA integrity_check")
+        .load::<Line>(&mut conn)
+        .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].integrity_check, "ok", "{}", path.display());
+    let mut rows = table_rows(&mut conn, CLOCK_COLUMNS).unwrap();
+    rows.remove("__diesel_schema_migrations");
+    rows
+}
+
+fn fresh_copy(from: &Path, dir: &Path) -> PathBuf {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let to = dir.join("db.sqlite");
+    std::fs::copy(from, &to).unwrap();
+    to
+}
+
+/// `strace` runs `idstore --db DB ARGS`, tracing `syscalls`, with `inject` (or
+/// nothing) and writing its trace to `log` (or nowhere).
+fn traced(
+    db: &Path,
+    args: &[&str],
+    syscalls: &str,
+    inject: Option<&str>,
+    log: Option<&Path>,
+) -> std::process::Output {
+    let mut cmd = StdCommand::new("strace");
+    cmd.args(["-f", "-qq", "-e", &format!("trace={syscalls}")]);
+    if let Some(spec) = inject {
+        cmd.args(["-e", &format!("inject={spec}")]);
+    }
+    cmd.arg("-o")
+        .arg(log.unwrap_or(Path::new("/dev/null")))
+        .arg(cargo_bin("idstore"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("IDSTORE_DB");
+    cmd.output()
+        .expect("strace runs (Debian's strace package; CI installs it)")
+}
+
+/// How many times the run calls each of `pwrite64`, `fsync` and `fdatasync`.
+fn count_calls(start: &Path, work: &Path, args: &[&str]) -> (usize, usize, usize) {
+    let db = fresh_copy(start, work);
+    let log = work.parent().unwrap().join("calls.log");
+    let out = traced(&db, args, "pwrite64,fsync,fdatasync", None, Some(&log));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let count = |name: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!("{name}(")))
+            .count()
+    };
+    (count("pwrite64"), count("fsync"), count("fdatasync"))
+}
+
+/// Up to `n` points from 1 to `total`, evenly spread, the last included.
+fn spread(total: usize, n: usize) -> Vec<usize> {
+    if total <= n {
+        return (1..=total).collect();
+    }
+    let mut points: Vec<usize> = (0..n).map(|i| 1 + i * (total - 1) / (n - 1)).collect();
+    points.dedup();
+    points
+}
+
+struct Case<'a> {
+    what: &'a str,
+    start: &'a Path,
+    args: &'a [&'a str],
+}
+
+/// Injects every fault into `case`'s run and checks each outcome; returns the figures line.
+fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
+    let work = root.join(case.what);
+    std::fs::create_dir_all(&work).unwrap();
+    let before = sound_rows(&fresh_copy(case.start, &work));
+    let after = {
+        let db = fresh_copy(case.start, &work);
+        let out = StdCommand::new(cargo_bin("idstore"))
+            .arg("--db")
+            .arg(&db)
+            .args(case.args)
+            .env_remove("IDSTORE_DB")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            case.what,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sound_rows(&db)
+    };
+    assert_ne!(before, after, "{} changes something", case.what);
+    let (writes, fsyncs, fdatasyncs) = count_calls(case.start, &work, case.args);
+    assert!(
+        writes > 0 && fsyncs + fdatasyncs > 0,
+        "{}: {writes} writes, {fsyncs} fsyncs",
+        case.what
+    );
+
+    let write_points = if long_mode() { writes } else { 50 };
+    let mut faults: Vec<(String, &str)> = Vec::new();
+    for n in spread(writes, write_points) {
+        faults.push((format!("pwrite64:error=ENOSPC:when={n}+"), "full"));
+    }
+    for n in spread(writes, if long_mode() { writes } else { 10 }) {
+        faults.push((format!("pwrite64:error=EIO:when={n}"), "I/O error"));
+    }
+    for (call, total) in [("fsync", fsyncs), ("fdatasync", fdatasyncs)] {
+        for n in 1..=total {
+            faults.push((format!("{call}:error=EIO:when={n}"), "I/O error"));
+        }
+    }
+    let (mut failed, mut old, mut new) = (0, 0, 0);
+    for (spec, cause) in &faults {
+        let db = fresh_copy(case.start, &work);
+        let syscall = spec.split(':').next().unwrap();
+        let out = traced(&db, case.args, syscall, Some(spec), None);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "{} {spec}: exit {code:?} (a panic or a signal): {stderr}",
+            case.what
+        );
+        if code == Some(1) {
+            failed += 1;
+            assert!(
+                stderr.starts_with("error: "),
+                "{} {spec}: {stderr}",
+                case.what
+            );
+            assert!(
+                !stderr.contains("outside of a transaction")
+                    && !stderr.contains("no transaction is active"),
+                "{} {spec}: a rollback's error hid the cause: {stderr}",
+                case.what
+            );
+            // SQLite reports some writes that ran out of room as I/O errors (growing
+            // the -shm file); the small-filesystem test shows those named "full".
+            let named = stderr.contains(cause)
+                || (*cause == "full"
+                    && (stderr.contains("no room") || stderr.contains("I/O error")));
+            assert!(
+                named,
+                "{} {spec}: the cause ({cause}) is not named: {stderr}",
+                case.what
+            );
+            assert!(
+                stderr.contains("not changed")
+                    || stderr.contains("rolled back")
+                    || stderr.contains("nothing was"),
+                "{} {spec}: does not say the file is as it was: {stderr}",
+                case.what
+            );
+        }
+        // A failure leaves the file as it was; a success leaves it fully changed.
+        let now = sound_rows(&db);
+        if code == Some(1) {
+            assert_eq!(
+                now, before,
+                "{} {spec}: failed, yet changed: {stderr}",
+                case.what
+            );
+            old += 1;
+        } else {
+            assert_eq!(
+                now, after,
+                "{} {spec}: succeeded, yet not fully changed",
+                case.what
+            );
+            new += 1;
+        }
+        // Nothing half-written beside it: a backup that is there is whole.
+        for entry in std::fs::read_dir(&work).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.contains(".backup-") {
+                assert!(
+                    name.ends_with(".sqlite"),
+                    "{} {spec}: a backup's journal was left: {name}",
+                    case.what
+                );
+                assert_eq!(
+                    sound_rows(&path),
+                    before,
+                    "{} {spec}: a partial backup",
+                    case.what
+                );
+            } else {
+                assert!(
+                    [
+                        "db.sqlite",
+                        "db.sqlite-wal",
+                        "db.sqlite-shm",
+                        "db.sqlite-journal"
+                    ]
+                    .contains(&name.as_str()),
+                    "{} {spec}: left behind {name}",
+                    case.what
+                );
+            }
+        }
+    }
+    format!(
+        "figures: faults in {}: {writes} writes, {fsyncs} fsync + {fdatasyncs} fdatasync calls; {} faults injected, {failed} runs failed with the cause named, {old} files found as before, {new} fully changed, 0 torn, 0 half-written files",
+        case.what,
+        faults.len()
+    )
+}
+
+#[test]
+fn faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new() {
+    let dir = TempDir::new().unwrap();
+    let legacy = legacy_with_rows(dir.path(), 2_000);
+    let migrated = dir.path().join("migrated.sqlite");
+    std::fs::copy(&legacy, &migrated).unwrap();
+    idstore(&migrated)
+        .args(["migrate", "--no-backup", "-q"])
+        .assert()
+        .success();
+    let damaged = dir.path().join("damaged.sqlite");
+    std::fs::copy(&migrated, &damaged).unwrap();
+    unguarded(
+        &damaged,
+        &format!("DELETE FROM accounts WHERE did = '{DID_B}';"),
+    );
+    let root = dir.path().join("runs");
+    let cases = [
+        Case {
+            what: "migrate with its backup",
+            start: &legacy,
+            args: &["migrate"],
+        },
+        Case {
+            what: "rollback with its backup",
+            start: &migrated,
+            args: &["rollback"],
+        },
+        Case {
+            what: "repair",
+            start: &damaged,
+            args: &["repair"],
+        },
+        Case {
+            what: "active set (an API write)",
+            start: &migrated,
+            args: &["active", "set", DID_A],
+        },
+        Case {
+            what: "settings set (an API write)",
+            start: &migrated,
+            args: &["settings", "set", "firstName=Fault", "--account", DID_A],
+        },
+    ];
+    for case in &cases {
+        eprintln!("{}", inject_everywhere(case, &root));
+    }
+}
+
+/// A legacy file like [`legacy`]'s with `rows` override rows more, so runs write
+/// enough pages to spread faults over.
+fn legacy_with_rows(dir: &Path, rows: usize) -> PathBuf {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let path = legacy(dir, "faults-legacy.sqlite");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    conn.batch_execute(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO settings (accountDid, firstName, searchBoxes)
+         SELECT CASE WHEN i % 2 = 0 THEN '{DID_A}' ELSE '{DID_B}' END, 'row ' || i, '[]' FROM n;"
+    ))
+    .unwrap();
+    path
+}
+
+/// Runs `script` with `sh` in a private mount namespace where a tmpfs of `size`
+/// bytes is mounted on `mnt`, and returns what it printed (its files vanish with it).
+fn on_small_fs(mnt: &Path, size: u64, script: &str) -> String {
+    std::fs::create_dir_all(mnt).unwrap();
+    let out = StdCommand::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={size} tmpfs '{}' && cd '{}' && {script}",
+            mnt.display(),
+            mnt.display()
+        ))
+        .env_remove("IDSTORE_DB")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// On a small filesystem: `migrate` that would not fit is refused before anything is
+/// written, saying how much it needs, how much is free and where; and a disk too
+/// full for the write-ahead log is named as such. The file is byte for byte as it was.
+#[test]
+fn a_full_disk_is_refused_up_front_with_the_space_needed_and_free() {
+    let dir = TempDir::new().unwrap();
+    let legacy = legacy_with_rows(dir.path(), 20_000);
+    let size = std::fs::metadata(&legacy).unwrap().len();
+    let bin = cargo_bin("idstore");
+    let mnt = dir.path().join("small");
+
+    // Room for the file and half as much again: far less than a backup and the run.
+    let out = on_small_fs(
+        &mnt,
+        size + size / 2 + 64 * 1024,
+        &format!(
+            "cp '{src}' db.sqlite && '{bin}' --db db.sqlite migrate; echo \"exit $?\"; \
+             cmp db.sqlite '{src}' && echo SAME; ls -a",
+            src = legacy.display(),
+            bin = bin.display()
+        ),
+    );
+    assert!(out.contains("exit 1"), "{out}");
+    assert!(
+        out.contains("error: not enough free space beside "),
+        "{out}"
+    );
+    assert!(out.contains("migrate needs about"), "{out}");
+    assert!(out.contains("is free"), "{out}");
+    assert!(out.contains("--no-backup"), "{out}");
+    assert!(
+        out.contains("SAME"),
+        "the file is byte for byte as it was: {out}"
+    );
+    assert!(!out.contains(".backup-") && !out.contains("-wal"), "{out}");
+
+    // Filled to the brim: even the write-ahead log cannot be created.
+    let migrated = dir.path().join("migrated.sqlite");
+    std::fs::copy(&legacy, &migrated).unwrap();
+    idstore(&migrated)
+        .args(["migrate", "-q", "--no-backup"])
+        .assert()
+        .success();
+    let out = on_small_fs(
+        &mnt,
+        std::fs::metadata(&migrated).unwrap().len() + 256 * 1024,
+        &format!(
+            "cp '{src}' db.sqlite && (dd if=/dev/zero of=fill bs=4k 2>/dev/null; true) && \
+             '{bin}' --db db.sqlite active set {DID_A}; echo \"exit $?\"; \
+             cmp db.sqlite '{src}' && echo SAME",
+            src = migrated.display(),
+            bin = bin.display()
+        ),
+    );
+    assert!(out.contains("exit 1"), "{out}");
+    assert!(
+        out.contains("error: could not switch") || out.contains("is full"),
+        "{out}"
+    );
+    assert!(out.contains("free some space"), "{out}");
+    assert!(out.contains("SAME"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
