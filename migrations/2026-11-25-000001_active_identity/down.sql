@@ -21,6 +21,17 @@ SELECT count(*) FROM quarantine_decisions AS d
 DROP TABLE temp.idstore_decisions_revert_guard;
 DROP TABLE quarantine_decisions;
 
+-- The app's objects idstore adopted can only be put back by `idstore rollback` (SQL
+-- alone cannot run the DDL kept for them): refused here while there are any.
+CREATE TEMP TABLE idstore_adopted_revert_guard (
+    adopted INTEGER NOT NULL,
+    CONSTRAINT refusing_to_drop_the_apps_adopted_objects_use_idstore_rollback CHECK (adopted = 0)
+);
+INSERT INTO idstore_adopted_revert_guard (adopted)
+SELECT count(*) FROM idstore_original_schema WHERE reason = 'adopted';
+DROP TABLE temp.idstore_adopted_revert_guard;
+DROP TABLE idstore_original_schema;
+
 DROP TRIGGER settings_active_did_sync_on_insert;
 DROP TRIGGER settings_active_did_sync_on_update;
 DROP TRIGGER active_identity_sync_to_settings_on_update;

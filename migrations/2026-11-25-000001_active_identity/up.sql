@@ -208,3 +208,20 @@ CREATE TABLE quarantine_decisions (
     -- discard_export: where the row was written.
     exportPath TEXT
 );
+
+-- 8. Schema text idstore must put back exactly on rollback: objects of the app's that
+--    idstore adopted (its own active_identity with its row, an equivalent index under
+--    a name idstore uses) and the DDL of tables a later step rebuilds, as
+--    sqlite_master had them. `idstore rollback` recreates them from here.
+CREATE TABLE idstore_original_schema (
+    id INTEGER NOT NULL PRIMARY KEY,
+    -- 'adopted': replaced by idstore's own at adoption; 'rebuilt': a table (with its
+    -- indexes and triggers) the cleanup's rollback rebuilds.
+    reason TEXT NOT NULL CHECK (reason IN ('adopted', 'rebuilt')),
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    tbl_name TEXT NOT NULL,
+    sql TEXT,
+    -- An adopted table's rows, as INSERT statements.
+    rowsSql TEXT
+);

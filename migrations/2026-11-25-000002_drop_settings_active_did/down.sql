@@ -143,3 +143,5 @@ BEGIN
        AND NEW.activeDid <> ''
        AND NOT EXISTS (SELECT 1 FROM accounts WHERE did = NEW.activeDid);
 END;
+
+DELETE FROM idstore_original_schema WHERE reason = 'rebuilt';

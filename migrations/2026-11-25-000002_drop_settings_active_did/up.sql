@@ -7,6 +7,13 @@ DROP TRIGGER settings_active_did_sync_on_update;
 DROP TRIGGER active_identity_sync_to_settings_on_update;
 DROP TRIGGER active_identity_sync_to_settings_on_insert;
 
+-- The table's own DDL and that of its indexes and triggers, so `idstore rollback` can
+-- rebuild it with the text the file had (the SQL rollback below uses idstore's).
+INSERT INTO idstore_original_schema (reason, type, name, tbl_name, sql)
+SELECT 'rebuilt', type, name, tbl_name, sql FROM sqlite_master
+ WHERE tbl_name = 'settings' AND sql IS NOT NULL
+ ORDER BY type = 'table' DESC, name;
+
 CREATE TABLE settings_active_did_archive (
     settingsId INTEGER NOT NULL PRIMARY KEY,
     activeDid TEXT NOT NULL,

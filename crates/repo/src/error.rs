@@ -169,6 +169,19 @@ pub enum MigrateError {
         /// The version that creates idstore's active_identity.
         needed: String,
     },
+    /// The file has an object under a name idstore's migrations create, and it is not
+    /// equivalent to idstore's; nothing was written.
+    #[error(
+        "the file already has a {kind} named {name} and {why}; idstore would create its own under that name: rename or drop the file's {kind} first (nothing was changed)"
+    )]
+    NameCollision {
+        /// `table`, `index` or `trigger`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// How it differs.
+        why: String,
+    },
     /// Rolling back would revert the baseline, which drops the user's tables.
     #[error(
         "rolling back the baseline drops the accounts and settings tables; pass include_baseline (`--include-baseline`) to really do that"

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod accounts;
+mod adopt;
 pub mod connection;
 pub mod error;
 pub mod fault;

@@ -383,6 +383,13 @@ pub fn migrate_preflight(
             needed: ACTIVE_IDENTITY_VERSION.to_owned(),
         });
     }
+    let steps: Vec<String> = st
+        .pending
+        .iter()
+        .filter(|v| options.to.is_none_or(|to| v.as_str() <= to))
+        .cloned()
+        .collect();
+    crate::adopt::collisions(conn, &steps, st.app_active_identity)?;
     Ok(())
 }
 
@@ -430,12 +437,22 @@ fn run_pending(
         check_legacy_shape(conn)?;
         add_missing_legacy_columns(conn, &mut report)?;
     }
+    let collisions = crate::adopt::collisions(conn, &to_apply, before.app_active_identity)?;
+    let mut adopted: Vec<crate::adopt::Kept> = collisions
+        .iter()
+        .map(|o| crate::adopt::Kept {
+            object: o.clone(),
+            rows_sql: None,
+        })
+        .collect();
+    crate::adopt::set_aside(conn, &collisions)?;
     let app_pointer = if before.app_active_identity {
         if !creates_active_identity {
             return Err(MigrateError::TargetTooLowForAdoption {
                 needed: ACTIVE_IDENTITY_VERSION.to_owned(),
             });
         }
+        adopted.extend(crate::adopt::keep_table(conn, "active_identity")?);
         Some(take_app_active_identity(conn)?)
     } else {
         None
@@ -465,6 +482,10 @@ fn run_pending(
         report.applied.push(version.clone());
     }
 
+    if !adopted.is_empty() {
+        // The step that created idstore_original_schema has run.
+        crate::adopt::record_adopted(conn, &adopted)?;
+    }
     if let Some(app) = app_pointer {
         apply_app_pointer(conn, app, &mut report)?;
     }
@@ -953,6 +974,20 @@ fn revert(
         } else {
             vec![]
         };
+        // Objects to put back with the text the file had, read before the step's
+        // down.sql drops the table that keeps them.
+        let rebuilt = if version == CLEANUP_VERSION {
+            crate::adopt::recorded(conn, "rebuilt")?
+        } else {
+            vec![]
+        };
+        let adopted = if version == ACTIVE_IDENTITY_VERSION {
+            let kept = crate::adopt::recorded(conn, "adopted")?;
+            crate::adopt::forget_adopted(conn)?;
+            kept
+        } else {
+            vec![]
+        };
         if version == ACTIVE_IDENTITY_VERSION {
             // Only reached with forget_decisions (rollback_plan refuses otherwise):
             // the down.sql's own guard would refuse while these log rows exist.
@@ -966,6 +1001,8 @@ fn revert(
         for sql in foreign {
             diesel::sql_query(sql).execute(conn)?;
         }
+        crate::adopt::restore_rebuilt_settings(conn, &rebuilt)?;
+        crate::adopt::restore_adopted(conn, &adopted)?;
         report.reverted.push(version.clone());
     }
     let mut errors = sql::integrity_problems(conn)?;

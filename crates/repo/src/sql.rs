@@ -104,9 +104,17 @@ pub(crate) fn foreign_key_violations(conn: &mut SqliteConnection) -> QueryResult
 
 /// `count(*)` of a table known to exist.
 pub(crate) fn count_rows(conn: &mut SqliteConnection, table: &'static str) -> QueryResult<i64> {
-    diesel::sql_query(format!("SELECT count(*) AS n FROM \"{table}\""))
-        .get_result::<Count>(conn)
-        .map(|c| c.n)
+    count_rows_of(conn, table)
+}
+
+/// Rows in a table named at run time (quoted as an identifier).
+pub(crate) fn count_rows_of(conn: &mut SqliteConnection, table: &str) -> QueryResult<i64> {
+    diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM \"{}\"",
+        table.replace('"', "\"\"")
+    ))
+    .get_result::<Count>(conn)
+    .map(|c| c.n)
 }
 
 /// `UPDATE <table> SET <changes> WHERE id = <id>`, which Diesel may keep prepared.

@@ -141,6 +141,7 @@ fn each_migration_is_reversed_exactly_by_its_down() {
         migrate(&mut conn, to(BASELINE_VERSION)).unwrap();
         let at_baseline = dump(&mut conn);
         let objects_at_baseline = schema_objects(&mut conn);
+        let whole_at_baseline = whole_dump(&mut conn);
         let settings_cols = columns(&mut conn, "settings");
 
         // Up to the step, then back down one migration at a time.
@@ -165,6 +166,11 @@ fn each_migration_is_reversed_exactly_by_its_down() {
             schema_objects(&mut conn),
             objects_at_baseline,
             "{step}: same tables, indexes, triggers"
+        );
+        assert_eq!(
+            whole_dump(&mut conn),
+            whole_at_baseline,
+            "{step}: the same schema text, object by object"
         );
         assert_eq!(
             columns(&mut conn, "settings"),
@@ -205,9 +211,9 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
     ] {
         let dir = TempDir::new().unwrap();
         let path = rich_legacy(&dir, &master_active);
-        let original = {
+        let (original, original_whole) = {
             let mut c = raw(&path);
-            dump(&mut c)
+            (dump(&mut c), whole_dump(&mut c))
         };
         let mut conn = open(&path).unwrap();
         let first = migrate(&mut conn, all()).unwrap();
@@ -222,6 +228,11 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
             dump(&mut conn),
             original,
             "{master_active}: down restores the legacy content byte for byte"
+        );
+        assert_eq!(
+            whole_dump(&mut conn),
+            original_whole,
+            "{master_active}: and the file's own schema text"
         );
         let second = migrate(&mut conn, all()).unwrap();
         assert_eq!(
@@ -1063,4 +1074,184 @@ fn the_pointer_guard_holds_for_every_writer_with_foreign_keys_on_or_off() {
         }
     }
     eprintln!("figures: pointer guard: {cases} hostile writes refused, 0 dangling");
+}
+
+/// Up and all the way back gives the file's own schema text: the `settings` table as
+/// the app wrote it (no `NOT NULL` on its key, the column it appended last), not
+/// idstore's DDL, every index and trigger, and every row.
+#[test]
+fn rollback_restores_the_files_own_schema_text_not_only_its_rows() {
+    for master_active in [
+        format!("'{DID_A}'"),
+        format!("'{ORPHAN}'"),
+        "NULL".to_string(),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let path = rich_legacy(&dir, &master_active);
+        exec(
+            &mut raw(&path),
+            "CREATE INDEX app_settings_first_name ON settings(firstName);
+             CREATE TRIGGER app_settings_touch AFTER UPDATE OF firstName ON settings
+             BEGIN UPDATE settings SET lastName = lastName WHERE id = NEW.id; END;",
+        );
+        let original = whole_dump(&mut raw(&path));
+        assert!(
+            original
+                .0
+                .iter()
+                .any(|s| s.contains("CREATE TABLE settings (")),
+            "the app's own text: {:?}",
+            original.0
+        );
+        let mut conn = open(&path).unwrap();
+        migrate(&mut conn, all()).unwrap();
+        rollback(&mut conn, &back_to_baseline()).unwrap();
+        assert_eq!(
+            whole_dump(&mut conn),
+            original,
+            "{master_active}: the file's own schema text and rows"
+        );
+        // And up again gives the same migrated file.
+        migrate(&mut conn, all()).unwrap();
+        assert!(
+            !whole_dump(&mut conn)
+                .0
+                .iter()
+                .any(|s| s.contains("idstore_settings_rebuild")),
+        );
+    }
+}
+
+/// An app build that made `did` unique under idstore's index name: adopted, and put
+/// back on rollback with the app's own text.
+#[test]
+fn an_equivalent_object_under_idstores_name_is_adopted_and_given_back() {
+    let dir = TempDir::new().unwrap();
+    let data = format!(
+        "{}{}
+         CREATE UNIQUE INDEX idx_accounts_did_unique ON accounts (did);
+         INSERT INTO settings (id, activeDid, apiServer) VALUES (1, '{DID_B}', 'https://api.endorser.ch');",
+        account_sql(1, DID_A, "a"),
+        account_sql(2, DID_B, "b"),
+    );
+    let path = legacy_file(dir.path(), "unique.sqlite", true, &data);
+    let original = whole_dump(&mut raw(&path));
+    let mut conn = open(&path).unwrap();
+    let report = migrate(&mut conn, all()).unwrap();
+    assert_eq!(report.active_did.as_deref(), Some(DID_B));
+    assert!(Store::new(&mut conn).check().unwrap().ok());
+    // The diesel CLI cannot run the app's DDL back: its revert of the step refuses,
+    // changing nothing.
+    rollback(
+        &mut conn,
+        &RollbackOptions {
+            target: RollbackTarget::Steps(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let before = dump(&mut conn);
+    let err = conn.revert_last_migration(MIGRATIONS).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refusing_to_drop_the_apps_adopted_objects_use_idstore_rollback"),
+        "{err}"
+    );
+    assert_eq!(dump(&mut conn), before);
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(
+        whole_dump(&mut conn),
+        original,
+        "the app's index, with its text"
+    );
+}
+
+/// An object under a name idstore creates that is not equivalent is refused before
+/// anything is written, and named.
+#[test]
+fn a_different_object_under_idstores_name_is_refused_and_named() {
+    for (sql, name) in [
+        (
+            "CREATE INDEX idx_accounts_did_unique ON accounts(did);",
+            "index named idx_accounts_did_unique",
+        ),
+        (
+            "CREATE UNIQUE INDEX idx_accounts_did_unique ON accounts(did, publicKeyHex);",
+            "index named idx_accounts_did_unique",
+        ),
+        (
+            "CREATE TABLE accounts_quarantine (x TEXT);",
+            "table named accounts_quarantine",
+        ),
+        (
+            "CREATE TRIGGER accounts_guard_active_delete AFTER INSERT ON accounts BEGIN SELECT 1; END;",
+            "trigger named accounts_guard_active_delete",
+        ),
+        (
+            "CREATE VIEW quarantine_decisions AS SELECT 1;",
+            "view named quarantine_decisions",
+        ),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let data = format!("{}{sql}", account_sql(1, DID_A, "a"));
+        let path = legacy_file(dir.path(), "collide.sqlite", true, &data);
+        let bytes_before = bytes(&path);
+        let mut conn = open(&path).unwrap();
+        let before = dump(&mut conn);
+        let err = idstore_repo::migrate_preflight(&mut conn, all()).unwrap_err();
+        assert!(
+            matches!(&err, MigrateError::NameCollision { .. }) && err.to_string().contains(name),
+            "{sql}: {err}"
+        );
+        let err = migrate(&mut conn, all()).unwrap_err();
+        assert!(err.to_string().contains(name), "{sql}: {err}");
+        assert_eq!(dump(&mut conn), before, "{sql}: nothing written");
+        drop(conn);
+        let _ = bytes_before;
+    }
+}
+
+/// Adopting the app's own `active_identity` and rolling back puts it back: its DDL,
+/// its index, and its row, naming the identity active at rollback time.
+#[test]
+fn rollback_gives_the_apps_own_active_identity_back() {
+    let dir = TempDir::new().unwrap();
+    let path = app_active_identity_file(
+        &dir,
+        "RESTRICT",
+        &format!("'{DID_B}'"),
+        &format!("'{DID_B}'"),
+    );
+    let original = whole_dump(&mut raw(&path));
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(whole_dump(&mut conn), original, "exactly the app's file");
+
+    // When the identity changed meanwhile, the app's table names the new one.
+    migrate(&mut conn, all()).unwrap();
+    Store::new(&mut conn)
+        .set_active_did(Some(&idstore_domain::Did::parse(DID_A).unwrap()))
+        .unwrap();
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT activeDid AS value FROM active_identity WHERE id = 1"
+        )
+        .as_deref(),
+        Some(DID_A)
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT sql AS value FROM sqlite_master WHERE name = 'active_identity'"
+        ),
+        text(
+            &mut raw(&path),
+            "SELECT sql AS value FROM sqlite_master WHERE name = 'active_identity'"
+        ),
+    );
+    let (schema, _) = whole_dump(&mut conn);
+    assert_eq!(schema, original.0, "the app's schema text");
 }

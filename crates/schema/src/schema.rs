@@ -47,6 +47,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    idstore_original_schema (id) {
+        id -> Integer,
+        reason -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        name -> Text,
+        tbl_name -> Text,
+        sql -> Nullable<Text>,
+        rowsSql -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     quarantine_decisions (id) {
         id -> Integer,
         decidedAt -> Timestamp,
@@ -108,6 +121,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts_quarantine,
     active_did_quarantine,
     active_identity,
+    idstore_original_schema,
     quarantine_decisions,
     settings,
     settings_active_did_archive,

@@ -160,3 +160,20 @@ pub fn unguarded(conn: &mut SqliteConnection, sql: &str) {
         exec(conn, def);
     }
 }
+
+/// The whole file as `.dump` would give it, object order aside: every schema entry's
+/// text (type, name, table, SQL) sorted, then every table's rows, with idstore's
+/// migration bookkeeping left out.
+pub fn whole_dump(conn: &mut SqliteConnection) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+    let schema = rows(
+        conn,
+        "SELECT type || ' ' || name || ' ON ' || tbl_name || ': ' || coalesce(sql, '') AS value
+           FROM sqlite_master
+          WHERE tbl_name <> '__diesel_schema_migrations'
+          ORDER BY 1",
+    );
+    let mut data =
+        idstore_repo::snapshot::table_rows(conn, idstore_repo::snapshot::CLOCK_COLUMNS).unwrap();
+    data.remove("__diesel_schema_migrations");
+    (schema, data)
+}
