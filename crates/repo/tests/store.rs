@@ -890,3 +890,71 @@ fn pooled_connections_are_configured_like_single_ones() {
         Err(RepoError::NeedsMigration { .. })
     ));
 }
+
+const LOCK_PROBE_ENV: &str = "IDSTORE_TEST_LOCK_PROBE";
+
+/// As a child process (`IDSTORE_TEST_LOCK_PROBE=path`): tries, without waiting, to
+/// take the file out of WAL mode, which needs every other process's connections
+/// gone, and prints the journal mode it ends with. Run normally, does nothing.
+#[test]
+fn lock_probe_child() {
+    let Ok(path) = std::env::var(LOCK_PROBE_ENV) else {
+        return;
+    };
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    let mut conn = raw(Path::new(&path));
+    let mode = diesel::sql_query("PRAGMA journal_mode = DELETE")
+        .get_result::<Mode>(&mut conn)
+        .map_or_else(|e| format!("refused ({e})"), |m| m.journal_mode);
+    println!("MODE {mode}");
+}
+
+/// Opening a second connection in a process must not take away the first one's
+/// locks: closing any descriptor on a file drops every POSIX lock the process holds
+/// on it. Were they dropped, another process could switch the file out of WAL (or
+/// checkpoint and remove the log) under the live connection, losing its writes.
+#[test]
+fn a_second_connection_keeps_the_first_ones_locks() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut first = open(&path).unwrap();
+    Store::new(&mut first).accounts().unwrap();
+    let probe = || {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "lock_probe_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(LOCK_PROBE_ENV, &path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.split_once("MODE ").map(|(_, m)| m.trim().to_owned()))
+            .unwrap_or_else(|| format!("refused: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let before = probe();
+    eprintln!("probe with one connection: {before}");
+    assert_ne!(before, "delete", "the first connection holds its lock");
+    let _second = open(&path).unwrap();
+    let _third = idstore_repo::OpenOptions::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    let after = probe();
+    eprintln!("probe with three connections: {after}");
+    assert_ne!(
+        after, "delete",
+        "opening more connections must not drop the first one's lock"
+    );
+    Store::new(&mut first)
+        .set_active_did(Some(&did(DID_A)))
+        .unwrap();
+}
