@@ -97,6 +97,14 @@ pub enum SettingsError {
         /// The limit.
         max: usize,
     },
+    /// The value cannot be stored and read back as it is.
+    #[error("`{field}` cannot be stored: {reason}")]
+    Unstorable {
+        /// The setting.
+        field: SettingsField,
+        /// Why.
+        reason: String,
+    },
     /// `searchBoxes` as stored is not the JSON the app writes.
     #[error("stored searchBoxes is not a JSON list of search boxes: {0}")]
     StoredSearchBoxes(String),
@@ -116,6 +124,10 @@ pub trait SettingValue: Sized + Clone {
     /// Bytes the value takes when stored (checked against [`MAX_SETTING_LEN`]).
     fn stored_len(&self) -> usize {
         0
+    }
+    /// Why the value cannot be stored and read back as it is, if it cannot.
+    fn unstorable(&self) -> Option<String> {
+        None
     }
 }
 
@@ -166,6 +178,22 @@ impl SettingValue for Vec<SearchBox> {
     }
     fn stored_len(&self) -> usize {
         search_boxes_json(self).len()
+    }
+    fn unstorable(&self) -> Option<String> {
+        // JSON has no NaN or infinity: serde_json would store `null`, which no later
+        // read could parse back.
+        self.iter().find_map(|b| {
+            let c = b.bbox;
+            [c.east_long, c.max_lat, c.min_lat, c.west_long]
+                .iter()
+                .any(|v| !v.is_finite())
+                .then(|| {
+                    format!(
+                        "search box {:?} has a coordinate that is not a finite number",
+                        b.name
+                    )
+                })
+        })
     }
 }
 
@@ -301,6 +329,9 @@ macro_rules! settings_fields {
                         let len = SettingValue::stored_len(v);
                         if len > MAX_SETTING_LEN {
                             return Err(SettingsError::TooLong { field: SettingsField::$variant, len, max: MAX_SETTING_LEN });
+                        }
+                        if let Some(reason) = SettingValue::unstorable(v) {
+                            return Err(SettingsError::Unstorable { field: SettingsField::$variant, reason });
                         }
                     }
                 )*

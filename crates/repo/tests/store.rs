@@ -958,3 +958,74 @@ fn a_second_connection_keeps_the_first_ones_locks() {
         .set_active_did(Some(&did(DID_A)))
         .unwrap();
 }
+
+/// JSON has no NaN or infinity: such a coordinate would be stored as `null`, and
+/// every later read of the settings would fail. It is refused, and nothing changes.
+#[test]
+fn a_non_finite_search_box_coordinate_is_refused() {
+    use idstore_domain::settings::{BoundingBox, SearchBox};
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let change = SettingsChange {
+            search_boxes: idstore_domain::Change::Set(vec![SearchBox {
+                name: "home".into(),
+                bbox: BoundingBox {
+                    east_long: 1.0,
+                    max_lat: bad,
+                    min_lat: 0.0,
+                    west_long: 0.5,
+                },
+            }]),
+            ..Default::default()
+        };
+        let before = dump(&mut conn);
+        let mut store = Store::new(&mut conn);
+        let err = store.save_settings(&change).unwrap_err();
+        assert!(err.to_string().contains("not a finite number"), "{err}");
+        let err = store
+            .save_account_settings(&did(DID_A), &change)
+            .unwrap_err();
+        assert!(err.to_string().contains("searchBoxes"), "{err}");
+        store.account_settings(None).expect("settings still read");
+        assert_eq!(dump(&mut conn), before);
+    }
+}
+
+/// `repair` suspends foreign keys for its transaction and turns them back on even
+/// when it fails.
+#[test]
+fn repair_turns_foreign_keys_back_on_when_it_fails() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    unguarded(&mut conn, "DELETE FROM settings WHERE id = 1;");
+    // Writes fail on this connection, so the repair's re-created master row fails.
+    exec(&mut conn, "PRAGMA query_only = ON;");
+    assert!(Store::new(&mut conn).repair().is_err());
+    exec(&mut conn, "PRAGMA query_only = OFF;");
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT CAST(foreign_keys AS TEXT) AS value FROM pragma_foreign_keys"
+        )
+        .as_deref(),
+        Some("1")
+    );
+}
+
+/// A backup path that is not UTF-8 is refused before anything is created.
+#[cfg(unix)]
+#[test]
+fn a_backup_path_that_is_not_utf8_leaves_no_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    let dest = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"backup-\xff.sqlite"));
+    assert!(idstore_repo::backup_to(&mut conn, &dest).is_err());
+    assert!(!dest.exists(), "no file left behind");
+}
