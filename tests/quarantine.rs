@@ -212,23 +212,24 @@ fn discard_exports_to_a_new_owner_only_file_and_refusals_change_nothing() {
     assert_eq!(list["items"], serde_json::json!([]));
 }
 
-#[test]
-fn stray_pointers_are_restored_once_they_name_an_account_or_forgotten() {
-    let dir = TempDir::new().unwrap();
-    let db = legacy(dir.path(), "stray.sqlite");
-    {
-        use diesel::connection::SimpleConnection;
-        use diesel::prelude::*;
-        let mut conn = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
-        conn.batch_execute(&format!(
-            "UPDATE settings SET activeDid = '{UNKNOWN}' WHERE id = 1;"
-        ))
-        .unwrap();
-    }
+/// A legacy file whose pointer named no account, migrated: `pointer:1` holds it.
+fn stray_pointer(dir: &Path) -> PathBuf {
+    let db = legacy(dir, "stray.sqlite");
+    unguarded(
+        &db,
+        &format!("UPDATE settings SET activeDid = '{UNKNOWN}' WHERE id = 1;"),
+    );
     idstore(&db)
         .args(["migrate", "-q", "--no-backup"])
         .assert()
         .success();
+    db
+}
+
+#[test]
+fn stray_pointers_are_restored_once_they_name_an_account_or_forgotten() {
+    let dir = TempDir::new().unwrap();
+    let db = stray_pointer(dir.path());
     let err = fails(
         idstore(&db).args(["quarantine", "restore", "pointer:1", "--no-backup"]),
         1,
@@ -245,20 +246,7 @@ fn stray_pointers_are_restored_once_they_name_an_account_or_forgotten() {
 
     // Forgetting a pointer value needs no --force.
     let dir = TempDir::new().unwrap();
-    let db = legacy(dir.path(), "stray2.sqlite");
-    {
-        use diesel::connection::SimpleConnection;
-        use diesel::prelude::*;
-        let mut conn = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
-        conn.batch_execute(&format!(
-            "UPDATE settings SET activeDid = '{UNKNOWN}' WHERE id = 1;"
-        ))
-        .unwrap();
-    }
-    idstore(&db)
-        .args(["migrate", "-q", "--no-backup"])
-        .assert()
-        .success();
+    let db = stray_pointer(dir.path());
     idstore(&db)
         .args([
             "quarantine",

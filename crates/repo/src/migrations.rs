@@ -329,10 +329,27 @@ pub fn migrate(
     {
         crate::fault::ensure_space(conn, "migrate", false)?;
     }
+    atomically(
+        conn,
+        options.dry_run,
+        |conn| run_pending(conn, options),
+        |r| r.dry_run = true,
+    )
+}
+
+/// Runs `run` in one immediate transaction; a dry run is rolled back on purpose
+/// after `mark` notes it in the report. A full disk met mid-run is reported with
+/// the space the run needs.
+fn atomically<T>(
+    conn: &mut SqliteConnection,
+    dry_run: bool,
+    run: impl FnOnce(&mut SqliteConnection) -> Result<T, MigrateError>,
+    mark: impl FnOnce(&mut T),
+) -> Result<T, MigrateError> {
     let result = finish(crate::txn::immediate(conn, |conn| {
-        let mut report = run_pending(conn, options)?;
-        if options.dry_run {
-            report.dry_run = true;
+        let mut report = run(conn)?;
+        if dry_run {
+            mark(&mut report);
             return Err(Abort::DryRun(report));
         }
         Ok(report)
@@ -478,7 +495,7 @@ fn run_pending(
             .iter()
             .find(|m| m.name().version().to_string() == *version)
             .expect("pending versions come from the embedded list");
-        apply_step(conn, migration.as_ref(), version)?;
+        step(conn, migration.as_ref(), version, Direction::Up)?;
         report.applied.push(version.clone());
     }
 
@@ -787,36 +804,35 @@ fn report_archive(conn: &mut SqliteConnection, report: &mut MigrationReport) -> 
     Ok(())
 }
 
-/// Runs one step's up.sql and records it, inside the run's own transaction. (Not
-/// diesel's `run_migration`: it wraps each step in a savepoint, and when SQLite has
-/// already rolled everything back after a full disk, rolling back to that savepoint
-/// fails and diesel reports that failure instead of the full disk.)
-fn apply_step(
-    conn: &mut SqliteConnection,
-    migration: &dyn Migration<Sqlite>,
-    version: &str,
-) -> Result<(), MigrateError> {
-    migration.run(conn).map_err(|e| step_error(version, e))?;
-    diesel::sql_query(format!(
-        "INSERT INTO {BOOKKEEPING_TABLE} (version) VALUES (?)"
-    ))
-    .bind::<Text, _>(version)
-    .execute(conn)
-    .map_err(|source| MigrateError::Step {
-        version: version.to_owned(),
-        source,
-    })?;
-    Ok(())
+/// Which way a step runs.
+#[derive(Clone, Copy)]
+enum Direction {
+    Up,
+    Down,
 }
 
-/// Runs one step's down.sql and forgets it, inside the run's own transaction.
-fn revert_step(
+/// Runs one step's up.sql (recording it) or down.sql (forgetting it) inside the
+/// run's own transaction. (Not diesel's `run_migration`: it wraps each step in a
+/// savepoint, and when SQLite has already rolled everything back after a full disk,
+/// rolling back to that savepoint fails and diesel reports that failure instead.)
+fn step(
     conn: &mut SqliteConnection,
     migration: &dyn Migration<Sqlite>,
     version: &str,
+    direction: Direction,
 ) -> Result<(), MigrateError> {
-    migration.revert(conn).map_err(|e| step_error(version, e))?;
-    diesel::sql_query(format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"))
+    let (ran, bookkeeping) = match direction {
+        Direction::Up => (
+            migration.run(conn),
+            format!("INSERT INTO {BOOKKEEPING_TABLE} (version) VALUES (?)"),
+        ),
+        Direction::Down => (
+            migration.revert(conn),
+            format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"),
+        ),
+    };
+    ran.map_err(|e| step_error(version, e))?;
+    diesel::sql_query(bookkeeping)
         .bind::<Text, _>(version)
         .execute(conn)
         .map_err(|source| MigrateError::Step {
@@ -903,15 +919,12 @@ pub fn rollback(
     if !rollback_plan(conn, options)?.is_empty() {
         crate::fault::ensure_space(conn, "rollback", false)?;
     }
-    let result = finish(crate::txn::immediate(conn, |conn| {
-        let mut report = revert(conn, options)?;
-        if options.dry_run {
-            report.dry_run = true;
-            return Err(Abort::DryRun(report));
-        }
-        Ok(report)
-    }));
-    with_space_needed(conn, result)
+    atomically(
+        conn,
+        options.dry_run,
+        |conn| revert(conn, options),
+        |r| r.dry_run = true,
+    )
 }
 
 /// The versions [`rollback`] would revert, newest first, after its refusals (a newer
@@ -997,7 +1010,7 @@ fn revert(
                 report.forgotten_decisions.push(item);
             }
         }
-        revert_step(conn, migration.as_ref(), version)?;
+        step(conn, migration.as_ref(), version, Direction::Down)?;
         for sql in foreign {
             diesel::sql_query(sql).execute(conn)?;
         }

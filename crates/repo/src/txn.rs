@@ -20,39 +20,39 @@ pub(crate) trait CarriesFault: From<Error> {
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction (every write path: the write lock is
 /// taken up front, so the busy timeout covers it). On failure the first error is
 /// returned: `f`'s own, or the COMMIT's, never the rollback's.
-pub(crate) fn immediate<T, E>(
+pub(crate) fn immediate<T, E: CarriesFault>(
     conn: &mut SqliteConnection,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: CarriesFault,
-{
-    let mut first: Option<E> = None;
-    let result = conn.immediate_transaction(|c| {
-        f(c).map_err(|e| {
-            first = Some(e);
-            Error::RollbackTransaction
-        })
-    });
-    settle(result, first).map_err(|e| e.with_fault(conn))
+) -> Result<T, E> {
+    within(conn, true, f)
 }
 
 /// Runs `f` in a deferred transaction (consistent reads), with the same error rule
 /// as [`immediate`].
-pub(crate) fn read<T, E>(
+pub(crate) fn read<T, E: CarriesFault>(
     conn: &mut SqliteConnection,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: CarriesFault,
-{
+) -> Result<T, E> {
+    within(conn, false, f)
+}
+
+fn within<T, E: CarriesFault>(
+    conn: &mut SqliteConnection,
+    write: bool,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
+) -> Result<T, E> {
     let mut first: Option<E> = None;
-    let result = conn.transaction(|c| {
+    let body = |c: &mut SqliteConnection| {
         f(c).map_err(|e| {
             first = Some(e);
             Error::RollbackTransaction
         })
-    });
+    };
+    let result = if write {
+        conn.immediate_transaction(body)
+    } else {
+        conn.transaction(body)
+    };
     settle(result, first).map_err(|e| e.with_fault(conn))
 }
 
