@@ -379,6 +379,11 @@ fn a_database_locked_by_another_program_fails_after_the_busy_timeout() {
         err.contains("database is locked") && err.contains("--busy-timeout"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("database is locked").count(),
+        1,
+        "each cause is printed once: {err}"
+    );
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(200),
         "it waited for the lock first"

@@ -75,15 +75,10 @@ pub fn explain_storage(e: anyhow::Error, cli: &Cli) -> anyhow::Error {
     }
 }
 
-/// The error and its causes on one line, with what to do about a lock.
+/// The error and its causes on one line (each error prints only its own words; its
+/// cause comes next), with what to do about a lock.
 pub fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
+    let parts: Vec<String> = e.chain().map(|cause| cause.to_string()).collect();
     let mut line = parts.join(": ").replace('\n', " ");
     if line.contains("database is locked") {
         line.push_str(

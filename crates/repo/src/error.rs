@@ -60,7 +60,7 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// Reading or creating the file failed.
-    #[error("could not access {}: {source}", path.display())]
+    #[error("could not access {}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
@@ -69,7 +69,7 @@ pub enum OpenError {
         source: io::Error,
     },
     /// SQLite refused the file.
-    #[error("could not open database at {}: {source}", path.display())]
+    #[error("could not open database at {}", path.display())]
     Connection {
         /// The path.
         path: PathBuf,
@@ -78,7 +78,7 @@ pub enum OpenError {
         source: diesel::ConnectionError,
     },
     /// Setting the connection pragmas failed (a damaged or locked file, say).
-    #[error("could not configure database at {}: {source}", path.display())]
+    #[error("could not configure database at {}", path.display())]
     Configure {
         /// The path.
         path: PathBuf,
@@ -123,7 +123,7 @@ pub enum OpenError {
         source: diesel::result::Error,
     },
     /// Writing a backup copy failed; the database itself was not changed.
-    #[error("could not write a backup to {}: {source}; the database was not changed", path.display())]
+    #[error("could not write a backup to {} (the database was not changed)", path.display())]
     Backup {
         /// The backup path.
         path: PathBuf,
@@ -315,6 +315,6 @@ pub enum RepoError {
     #[error("could not build the connection pool: {0}")]
     Pool(String),
     /// A database error (`database is locked` past the busy timeout, a full disk …).
-    #[error("database error: {0}")]
+    #[error("database error")]
     Diesel(#[from] diesel::result::Error),
 }
