@@ -15,7 +15,15 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
             let e = commands::explain_storage(e, &args);
-            commands::print_error(&commands::one_line(&e));
+            let line = commands::one_line(&e);
+            commands::print_error(&line);
+            if args.json {
+                // Scripts tell a locked file from a missing one or a full disk by kind.
+                let doc = serde_json::json!({
+                    "error": { "kind": commands::error_kind(&e), "message": line }
+                });
+                commands::print_line(&doc.to_string());
+            }
             ExitCode::FAILURE
         }
     }

@@ -389,3 +389,61 @@ fn every_command_serves_a_file_paused_at_the_transition_step() {
         assert!(p["item"].is_string(), "only decisions wait: {report}");
     }
 }
+
+/// Under `--json` a failure prints one JSON document on stdout, `{"error": {"kind",
+/// "message"}}`, with a stable kind a script can tell apart (and the error line on
+/// stderr as always).
+#[test]
+fn failures_under_json_print_one_document_with_a_stable_kind() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated(dir.path());
+    let legacy = legacy(dir.path(), "legacy.sqlite");
+    let missing = dir.path().join("missing.sqlite");
+    let mut holder = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    let cases: Vec<(&std::path::Path, Vec<&str>, &str)> = vec![
+        (&db, vec!["active", "set", UNKNOWN], "unknown_account"),
+        (&missing, vec!["status"], "not_found"),
+        (&legacy, vec!["active"], "needs_migration"),
+        (
+            &db,
+            vec!["quarantine", "restore", "account:99"],
+            "not_quarantined",
+        ),
+        (
+            &db,
+            vec!["rollback", "--to", "20990101000000"],
+            "unknown_version",
+        ),
+        (
+            &db,
+            vec!["account", "add", DID_A, "--public-key", "02"],
+            "account_exists",
+        ),
+        (
+            &db,
+            vec!["active", "set", DID_B, "--busy-timeout", "100"],
+            "locked",
+        ),
+    ];
+    for (path, args, kind) in cases {
+        if kind == "locked" {
+            holder.batch_execute("BEGIN EXCLUSIVE;").unwrap();
+        }
+        let out = idstore(path).args(&args).arg("--json").output().unwrap();
+        if kind == "locked" {
+            holder.batch_execute("ROLLBACK;").unwrap();
+        }
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: one JSON document: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        assert_eq!(doc["error"]["kind"], kind, "{args:?}: {doc}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end(), format!("error: {message}"), "{args:?}");
+    }
+}

@@ -6,11 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use idstore_domain::MigrationReport;
-use idstore_repo::{
-    Integrity, MigrateError, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget,
-};
+use idstore_repo::{Integrity, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget};
 use serde_json::json;
 
 use super::{Ctx, backup};
@@ -134,19 +132,9 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     };
     let result = idstore_repo::migrate(&mut conn, options);
     drop(progress);
-    let report = match result {
-        Ok(r) => r,
-        Err(MigrateError::ValidationFailed { report }) => {
-            if out.json {
-                super::print_line(&migrate_json(&report, backup_path.as_deref()).to_string());
-            }
-            return Err(anyhow!(
-                "validation failed, nothing was changed: {}",
-                report.errors.join("; ")
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Under --json a failure's error document (kind validation_failed, say) is the
+    // one output.
+    let report = result?;
     out.emit(migrate_json(&report, backup_path.as_deref()), || {
         let mut lines = Vec::new();
         if let Some(b) = &backup_path {

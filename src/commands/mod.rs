@@ -75,6 +75,43 @@ pub fn explain_storage(e: anyhow::Error, cli: &Cli) -> anyhow::Error {
     }
 }
 
+/// The stable kind of an error, as `--json` reports it (`error.kind`): the first
+/// error in the chain that has one, `locked` for a lock held past the busy timeout,
+/// else `error`.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    use idstore_repo::{MigrateError, OpenError, QuarantineError, RepoError, fault::StorageFault};
+    for cause in e.chain() {
+        let kind = if let Some(x) = cause.downcast_ref::<RepoError>() {
+            x.kind()
+        } else if let Some(x) = cause.downcast_ref::<MigrateError>() {
+            x.kind()
+        } else if let Some(x) = cause.downcast_ref::<OpenError>() {
+            x.kind()
+        } else if let Some(x) = cause.downcast_ref::<QuarantineError>() {
+            x.kind()
+        } else if let Some(x) = cause.downcast_ref::<StorageFault>() {
+            x.kind_name()
+        } else if cause
+            .downcast_ref::<idstore_domain::SettingsError>()
+            .is_some()
+        {
+            "invalid_setting"
+        } else if cause.downcast_ref::<idstore_domain::DidError>().is_some() {
+            "invalid_did"
+        } else {
+            continue;
+        };
+        return kind;
+    }
+    if e.chain()
+        .any(|c| c.to_string().contains("database is locked"))
+    {
+        "locked"
+    } else {
+        "error"
+    }
+}
+
 /// The error and its causes on one line (each error prints only its own words; its
 /// cause comes next), with what to do about a lock.
 pub fn one_line(e: &anyhow::Error) -> String {

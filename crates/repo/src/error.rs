@@ -318,3 +318,83 @@ pub enum RepoError {
     #[error("database error")]
     Diesel(#[from] diesel::result::Error),
 }
+
+/// Whether a database error is SQLite's `database is locked` (another program held a
+/// lock past the busy timeout).
+fn locked(e: &diesel::result::Error) -> bool {
+    crate::connection::is_locked(e)
+}
+
+impl OpenError {
+    /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpenError::IsDirectory { .. } => "is_directory",
+            OpenError::NotFound { .. } => "not_found",
+            OpenError::MissingParent { .. } => "missing_folder",
+            OpenError::Empty { .. } | OpenError::NotSqlite { .. } => "not_a_database",
+            OpenError::Exists { .. } => "exists",
+            OpenError::ReadOnly { .. } => "read_only",
+            OpenError::Truncated { .. } => "damaged",
+            OpenError::Io { .. } => "io_error",
+            OpenError::Connection { .. } => "cannot_open",
+            OpenError::Configure { source, .. } if locked(source) => "locked",
+            OpenError::Configure { .. } => "cannot_open",
+            OpenError::BackupNoRoom { .. } => "disk_full",
+            OpenError::Wal { source, free, .. } => match (crate::fault::fault_kind(source), free) {
+                (Some(crate::fault::StorageFaultKind::DiskFull), _) => "disk_full",
+                (_, Some(f)) if *f < 1 << 20 => "disk_full",
+                _ => "io_error",
+            },
+            OpenError::Backup { source, .. } if locked(source) => "locked",
+            OpenError::Backup { .. } => "backup_failed",
+        }
+    }
+}
+
+impl MigrateError {
+    /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MigrateError::UnknownVersions { .. } => "newer_database",
+            MigrateError::UnknownTarget { .. } => "unknown_version",
+            MigrateError::LegacyShape { .. } => "legacy_shape",
+            MigrateError::TargetTooLowForAdoption { .. } => "target_too_low",
+            MigrateError::NameCollision { .. } => "name_collision",
+            MigrateError::BaselineNeedsFlag => "baseline_needs_flag",
+            MigrateError::DecisionsWouldBeUndone { .. } => "decisions_would_be_undone",
+            MigrateError::ValidationFailed { .. } => "validation_failed",
+            MigrateError::Storage(f) => f.kind_name(),
+            MigrateError::NotEnoughSpace { .. } => "disk_full",
+            MigrateError::Step { source, .. } | MigrateError::Diesel(source) if locked(source) => {
+                "locked"
+            }
+            MigrateError::Migration(_) | MigrateError::Step { .. } => "migration_failed",
+            MigrateError::Diesel(_) => "database_error",
+        }
+    }
+}
+
+impl RepoError {
+    /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RepoError::NeedsMigration { .. } => "needs_migration",
+            RepoError::UnknownAccount { .. } => "unknown_account",
+            RepoError::AccountExists { .. } => "account_exists",
+            RepoError::LastAccount { .. } => "last_account",
+            RepoError::InvalidAccount(_) => "invalid_account",
+            RepoError::ActiveDidInAccountSettings => "invalid_setting",
+            RepoError::StoredValue { .. } => "invalid_stored_value",
+            RepoError::RepairIncomplete(_) => "repair_incomplete",
+            RepoError::Quarantine(q) => q.kind(),
+            RepoError::Settings(_) => "invalid_setting",
+            RepoError::Open(o) => o.kind(),
+            RepoError::Migrate(m) => m.kind(),
+            RepoError::Storage(f) => f.kind_name(),
+            RepoError::Pool(_) => "pool",
+            RepoError::Diesel(source) if locked(source) => "locked",
+            RepoError::Diesel(_) => "database_error",
+        }
+    }
+}

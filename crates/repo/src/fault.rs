@@ -70,6 +70,16 @@ impl fmt::Display for StorageFault {
     }
 }
 
+impl StorageFault {
+    /// A stable name for the kind of error, for scripts: `disk_full` or `io_error`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            StorageFaultKind::DiskFull => "disk_full",
+            StorageFaultKind::Io => "io_error",
+        }
+    }
+}
+
 impl std::error::Error for StorageFault {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)

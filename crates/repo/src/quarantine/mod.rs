@@ -333,3 +333,18 @@ pub enum QuarantineError {
         source: io::Error,
     },
 }
+
+impl QuarantineError {
+    /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QuarantineError::NotFound { .. } => "not_quarantined",
+            QuarantineError::PointerNamesNoAccount { .. } => "unknown_account",
+            QuarantineError::InvalidPointer { .. } => "invalid_stored_value",
+            QuarantineError::NoDecisionLog => "needs_repair",
+            QuarantineError::ForgetNeedsForce { .. } => "needs_force",
+            QuarantineError::ExportExists { .. } => "exists",
+            QuarantineError::Export { .. } => "export_failed",
+        }
+    }
+}
