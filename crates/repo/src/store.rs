@@ -108,11 +108,6 @@ impl Database {
             conn: &mut self.conn,
         }
     }
-
-    /// The underlying connection.
-    pub fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
-    }
 }
 
 /// Refuses a database the repository cannot serve: one from a newer idstore, or one
@@ -173,9 +168,39 @@ impl<'c> Store<'c> {
         Store { conn }
     }
 
-    /// The underlying connection.
-    pub fn connection(&mut self) -> &mut SqliteConnection {
-        self.conn
+    /// Runs a read-only query of your own: `f` gets the connection inside a read
+    /// transaction with `PRAGMA query_only` on, so a write it attempts fails
+    /// (`attempt to write a readonly database`) instead of bypassing the store's
+    /// rules. Writes go through the store's methods.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("app.sqlite");
+    /// # idstore_repo::migrate(&mut idstore_repo::open(&path)?, Default::default())?;
+    /// use diesel::prelude::*;
+    /// use idstore_schema::settings;
+    ///
+    /// let mut db = idstore_repo::Database::open(&path)?;
+    /// let rows: i64 = db.store().read_only(|conn| settings::table.count().get_result(conn))?;
+    /// assert_eq!(rows, 1);
+    /// let refused = db.store().read_only(|conn| {
+    ///     diesel::delete(settings::table).execute(conn)
+    /// });
+    /// assert!(refused.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn read_only<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
+    ) -> Result<T, RepoError> {
+        use diesel::connection::SimpleConnection;
+        self.conn.batch_execute("PRAGMA query_only = ON;")?;
+        let result = crate::txn::read(self.conn, |conn| f(conn).map_err(RepoError::from));
+        let restored = self.conn.batch_execute("PRAGMA query_only = OFF;");
+        let value = result?;
+        restored?;
+        Ok(value)
     }
 
     /// The master settings merged with the override row of `did`, or of the active

@@ -201,7 +201,7 @@ fn set_active_did_updates_last_updated_clears_and_heals_a_missing_row() {
     store.set_active_did(None).unwrap();
     assert_eq!(store.active_identity().unwrap().active_did, None);
     assert_eq!(
-        pointer(store.connection()),
+        store.read_only(|c| Ok(pointer(c))).unwrap(),
         None,
         "cleared to NULL, never ''"
     );
@@ -267,11 +267,15 @@ fn save_settings_is_typed_creates_a_missing_master_row_and_moves_the_pointer() {
         store.active_identity().unwrap().active_did,
         Some(did(DID_B))
     );
-    let json = text(
-        store.connection(),
-        "SELECT searchBoxes AS value FROM settings WHERE id = 1",
-    )
-    .unwrap();
+    let json = store
+        .read_only(|c| {
+            Ok(text(
+                c,
+                "SELECT searchBoxes AS value FROM settings WHERE id = 1",
+            ))
+        })
+        .unwrap()
+        .unwrap();
     assert!(
         json.starts_with(r#"[{"name":"home","bbox":{"eastLong""#),
         "{json}"
@@ -309,12 +313,17 @@ fn save_account_settings_creates_the_override_row_and_refuses_what_does_not_belo
     set(&mut change, SettingsField::ShowGeneralAdvanced, "1");
     store.save_account_settings(&did(DID_C), &change).unwrap();
     store.save_account_settings(&did(DID_C), &change).unwrap();
-    let rows = text(
-        db.connection(),
-        &format!(
-            "SELECT CAST(count(*) AS TEXT) AS value FROM settings WHERE accountDid = '{DID_C}'"
-        ),
-    );
+    let rows = db
+        .store()
+        .read_only(|c| {
+            Ok(text(
+                c,
+                &format!(
+                    "SELECT CAST(count(*) AS TEXT) AS value FROM settings WHERE accountDid = '{DID_C}'"
+                ),
+            ))
+        })
+        .unwrap();
     assert_eq!(rows.as_deref(), Some("1"), "one override row, reused");
     let mut store = db.store();
     assert_eq!(
@@ -583,23 +592,31 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
         Some(did(DID_A)),
         "first account by (dateCreated, did)"
     );
-    let kept = rows(
-        store.connection(),
-        "SELECT activeDid AS value FROM active_did_quarantine ORDER BY id",
-    );
+    let kept = store
+        .read_only(|c| {
+            Ok(rows(
+                c,
+                "SELECT activeDid AS value FROM active_did_quarantine ORDER BY id",
+            ))
+        })
+        .unwrap();
     assert_eq!(kept, [ORPHAN, DID_B], "the dangling value is kept");
     // Nothing lost: every row that was there is still there (an account row perhaps
     // moved to the quarantine, with every column).
-    let after = dump(store.connection());
+    let after = store.read_only(|c| Ok(dump(c))).unwrap();
     let cols = "json_array(quote(id), quote(dateCreated), quote(derivationPath), quote(did), \
                 quote(identityEncrBase64), quote(mnemonicEncrBase64), quote(passkeyCredIdHex), \
                 quote(publicKeyHex))";
-    let accounts_now = rows(
-        store.connection(),
-        &format!(
-            "SELECT {cols} AS value FROM accounts UNION ALL SELECT {cols} FROM accounts_quarantine"
-        ),
-    );
+    let accounts_now = store
+        .read_only(|c| {
+            Ok(rows(
+                c,
+                &format!(
+                    "SELECT {cols} AS value FROM accounts UNION ALL SELECT {cols} FROM accounts_quarantine"
+                ),
+            ))
+        })
+        .unwrap();
     for (table, rows_before) in &before {
         for row in rows_before {
             match table.as_str() {
@@ -659,10 +676,12 @@ fn settings_for_default_account_clears_a_dangling_pointer_and_says_so() {
         Some("https://api.endorser.ch")
     );
     assert_eq!(
-        text(
-            store.connection(),
-            "SELECT activeDid AS value FROM active_did_quarantine"
-        ),
+        store
+            .read_only(|c| Ok(text(
+                c,
+                "SELECT activeDid AS value FROM active_did_quarantine"
+            )))
+            .unwrap(),
         Some(DID_C.into())
     );
     assert!(
