@@ -41,11 +41,11 @@ fn problem_line(prefix: &str, p: &Problem) -> String {
     match p.item {
         Some(item) => format!(
             "{prefix}decision waiting ({}): {}\n  resolve: {}",
-            serde_kind(&p.kind),
+            p.kind.as_str(),
             p.detail,
             resolve_hint(item)
         ),
-        None => format!("{prefix}{}: {}", serde_kind(&p.kind), p.detail),
+        None => format!("{prefix}{}: {}", p.kind.as_str(), p.detail),
     }
 }
 
@@ -66,13 +66,6 @@ fn emit_health(ctx: &Ctx, report: &HealthReport) {
     );
 }
 
-fn serde_kind<T: serde::Serialize>(kind: &T) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 pub(super) fn repair(ctx: &Ctx) -> Result<()> {
     let mut conn = ctx.open_migrated(true)?;
     let report = Store::new(&mut conn).repair()?;
@@ -82,7 +75,7 @@ pub(super) fn repair(ctx: &Ctx) -> Result<()> {
             let mut lines: Vec<String> = report
                 .fixed
                 .iter()
-                .map(|p| format!("fixed {}: {}", serde_kind(&p.kind), p.detail))
+                .map(|p| format!("fixed {}: {}", p.kind.as_str(), p.detail))
                 .collect();
             let decisions = report.left.iter().filter(|p| p.is_decision()).count();
             if report.fixed.is_empty() {

@@ -7,7 +7,7 @@ use idstore_domain::{Account, AccountInfo, Did, NewAccount, Secret};
 use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
-use crate::error::RepoError;
+use crate::error::{InvalidAccount, RepoError};
 use crate::store::{Store, account_exists, parse_stored_did, write_pointer};
 
 /// Longest public key accepted, in hex digits (a COSE key is a few hundred).
@@ -57,18 +57,17 @@ pub struct AccountRemoval {
 fn check_new_account(new: &NewAccount) -> Result<(), RepoError> {
     let key = &new.public_key_hex;
     if key.is_empty() {
-        return Err(RepoError::InvalidAccount("a public key is required".into()));
+        return Err(RepoError::InvalidAccount(InvalidAccount::MissingPublicKey));
     }
     if key.len() > MAX_PUBLIC_KEY_HEX || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(RepoError::InvalidAccount(format!(
-            "the public key must be at most {MAX_PUBLIC_KEY_HEX} hex digits"
-        )));
+        return Err(RepoError::InvalidAccount(InvalidAccount::PublicKeyNotHex {
+            max: MAX_PUBLIC_KEY_HEX,
+        }));
     }
     if DateTime::parse_from_rfc3339(&new.date_created).is_err() {
-        return Err(RepoError::InvalidAccount(format!(
-            "dateCreated {:?} is not an RFC 3339 time such as 2024-03-01T12:00:00.000Z",
-            new.date_created.chars().take(40).collect::<String>()
-        )));
+        return Err(RepoError::InvalidAccount(InvalidAccount::DateCreated {
+            given: new.date_created.chars().take(40).collect(),
+        }));
     }
     Ok(())
 }

@@ -245,6 +245,26 @@ pub enum MigrateError {
     Diesel(#[from] diesel::result::Error),
 }
 
+/// What is wrong with a new account's fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAccount {
+    /// No public key was given.
+    #[error("a public key is required")]
+    MissingPublicKey,
+    /// The public key is not hex, or too long.
+    #[error("the public key must be at most {max} hex digits")]
+    PublicKeyNotHex {
+        /// The most hex digits accepted.
+        max: usize,
+    },
+    /// `dateCreated` is not an RFC 3339 time.
+    #[error("dateCreated {given:?} is not an RFC 3339 time such as 2024-03-01T12:00:00.000Z")]
+    DateCreated {
+        /// What was given (shortened).
+        given: String,
+    },
+}
+
 /// Why a repository read or write failed. Writes run in one immediate transaction,
 /// so on any error nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -276,8 +296,8 @@ pub enum RepoError {
         did: idstore_domain::Did,
     },
     /// A new account's fields are not acceptable.
-    #[error("invalid account: {0}")]
-    InvalidAccount(String),
+    #[error("invalid account")]
+    InvalidAccount(#[source] InvalidAccount),
     /// The active identity is not a per-account setting.
     #[error(
         "the active identity is not a per-account setting; change it with save_settings or set_active_did"
@@ -294,8 +314,8 @@ pub enum RepoError {
         reason: String,
     },
     /// A repair could not fix a problem it should fix; it was rolled back.
-    #[error("repair rolled back: a fixable problem remained ({0})")]
-    RepairIncomplete(String),
+    #[error("repair rolled back: a fixable problem remained ({}: {})", .0.kind.as_str(), .0.detail)]
+    RepairIncomplete(Box<crate::health::Problem>),
     /// A quarantine decision was refused.
     #[error(transparent)]
     Quarantine(#[from] crate::quarantine::QuarantineError),
@@ -312,8 +332,9 @@ pub enum RepoError {
     #[error(transparent)]
     Storage(crate::fault::StorageFault),
     /// The connection pool could not be built.
-    #[error("could not build the connection pool: {0}")]
-    Pool(String),
+    #[cfg(feature = "pool")]
+    #[error("could not build the connection pool")]
+    Pool(#[source] diesel::r2d2::PoolError),
     /// A database error (`database is locked` past the busy timeout, a full disk …).
     #[error("database error")]
     Diesel(#[from] diesel::result::Error),
@@ -392,6 +413,7 @@ impl RepoError {
             RepoError::Open(o) => o.kind(),
             RepoError::Migrate(m) => m.kind(),
             RepoError::Storage(f) => f.kind_name(),
+            #[cfg(feature = "pool")]
             RepoError::Pool(_) => "pool",
             RepoError::Diesel(source) if locked(source) => "locked",
             RepoError::Diesel(_) => "database_error",

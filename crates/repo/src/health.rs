@@ -58,6 +58,28 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// The kind's name as `check` prints it (`dangling_pointer`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Integrity => "integrity",
+            ProblemKind::ForeignKey => "foreign_key",
+            ProblemKind::DanglingPointer => "dangling_pointer",
+            ProblemKind::MissingPointerRow => "missing_pointer_row",
+            ProblemKind::MissingMasterRow => "missing_master_row",
+            ProblemKind::DuplicateDid => "duplicate_did",
+            ProblemKind::MissingDidIndex => "missing_did_index",
+            ProblemKind::NeedsMigration => "needs_migration",
+            ProblemKind::InvalidDid => "invalid_did",
+            ProblemKind::OrphanOverride => "orphan_override",
+            ProblemKind::ExtraNullAccountRow => "extra_null_account_row",
+            ProblemKind::MissingPointerGuard => "missing_pointer_guard",
+            ProblemKind::MissingDecisionLog => "missing_decision_log",
+            ProblemKind::LegacyPointerOutOfStep => "legacy_pointer_out_of_step",
+            ProblemKind::QuarantinedAccount => "quarantined_account",
+            ProblemKind::QuarantinedPointer => "quarantined_pointer",
+        }
+    }
+
     /// Whether [`Store::repair`] fixes this kind.
     pub fn repairable(self) -> bool {
         matches!(
@@ -234,7 +256,7 @@ fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Re
     let left = find_problems(conn)?;
     if let Some(p) = left.iter().find(|p| p.kind.repairable()) {
         // Nothing may be committed half-repaired.
-        return Err(RepoError::RepairIncomplete(p.detail.clone()));
+        return Err(RepoError::RepairIncomplete(Box::new(p.clone())));
     }
     Ok(RepairReport { fixed, left })
 }
@@ -523,4 +545,33 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProblemKind;
+
+    #[test]
+    fn kind_names_are_what_serde_writes() {
+        for kind in [
+            ProblemKind::Integrity,
+            ProblemKind::ForeignKey,
+            ProblemKind::DanglingPointer,
+            ProblemKind::MissingPointerRow,
+            ProblemKind::MissingMasterRow,
+            ProblemKind::DuplicateDid,
+            ProblemKind::MissingDidIndex,
+            ProblemKind::NeedsMigration,
+            ProblemKind::InvalidDid,
+            ProblemKind::OrphanOverride,
+            ProblemKind::ExtraNullAccountRow,
+            ProblemKind::MissingPointerGuard,
+            ProblemKind::MissingDecisionLog,
+            ProblemKind::LegacyPointerOutOfStep,
+            ProblemKind::QuarantinedAccount,
+            ProblemKind::QuarantinedPointer,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 }

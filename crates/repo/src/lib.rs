@@ -51,7 +51,7 @@ pub use diesel::SqliteConnection;
 
 pub use accounts::AccountRemoval;
 pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
-pub use error::{MigrateError, OpenError, RepoError};
+pub use error::{InvalidAccount, MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,

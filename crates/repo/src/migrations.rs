@@ -223,7 +223,8 @@ fn optional_text(conn: &mut SqliteConnection, query: &str) -> QueryResult<Option
 
 /// An additional check run on the migrated data inside the transaction; an `Err`
 /// message fails the run and rolls everything back.
-pub type ExtraCheck<'a> = &'a dyn Fn(&mut SqliteConnection) -> Result<(), String>;
+pub type ExtraCheck<'a> =
+    &'a dyn Fn(&mut SqliteConnection) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Told the version about to run, its position (from 1) and the number of steps.
 pub type Progress<'a> = &'a dyn Fn(&str, usize, usize);
@@ -540,7 +541,7 @@ fn run_pending(
         ));
     }
     if let Some(Err(e)) = options.extra_check.map(|check| check(conn)) {
-        errors.push(e);
+        errors.push(e.to_string());
     }
     if !errors.is_empty() {
         report.errors = errors;

@@ -40,5 +40,5 @@ pub fn pool(path: &Path, max_size: u32) -> Result<Pool, RepoError> {
             busy_timeout: BUSY_TIMEOUT,
         }))
         .build(manager)
-        .map_err(|e| RepoError::Pool(e.to_string()))
+        .map_err(RepoError::Pool)
 }

@@ -600,7 +600,7 @@ fn an_injected_validation_failure_rolls_everything_back() {
     let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
     let original = dump(&mut raw(&path));
     let mut conn = open(&path).unwrap();
-    let fail = |_: &mut SqliteConnection| Err("injected failure".to_string());
+    let fail = |_: &mut SqliteConnection| Err("injected failure".into());
     let err = migrate(
         &mut conn,
         MigrateOptions {
@@ -643,7 +643,7 @@ fn the_quick_structure_check_validates_too() {
     // The other validations still run: an injected failure still rolls back.
     rollback(&mut conn, &back_to_baseline()).unwrap();
     let before = dump(&mut conn);
-    let fail = |_: &mut SqliteConnection| Err("injected".to_string());
+    let fail = |_: &mut SqliteConnection| Err("injected".into());
     let options = MigrateOptions {
         extra_check: Some(&fail),
         ..options

@@ -386,17 +386,24 @@ fn accounts_are_validated_listed_without_secrets_and_secrets_need_their_own_call
     bad.public_key_hex = String::new();
     assert!(matches!(
         store.add_account(&bad),
-        Err(RepoError::InvalidAccount(_))
+        Err(RepoError::InvalidAccount(
+            idstore_repo::InvalidAccount::MissingPublicKey
+        ))
     ));
     bad.public_key_hex = "not hex".into();
     assert!(matches!(
         store.add_account(&bad),
-        Err(RepoError::InvalidAccount(_))
+        Err(RepoError::InvalidAccount(
+            idstore_repo::InvalidAccount::PublicKeyNotHex { .. }
+        ))
     ));
     bad.public_key_hex = "02ab".into();
     bad.date_created = "yesterday".into();
     let err = store.add_account(&bad).unwrap_err();
-    assert!(err.to_string().contains("RFC 3339"), "{err}");
+    let RepoError::InvalidAccount(why) = &err else {
+        panic!("{err}")
+    };
+    assert!(why.to_string().contains("RFC 3339"), "{why}");
     assert!(
         matches!(
             store.account(&did(ORPHAN)),
