@@ -50,8 +50,13 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Show applied and pending migrations, the active identity and counts.
     Status,
-    /// List every problem in the database; exits 1 when there is any.
-    Check,
+    /// List the problems in the database (up to 10 of each kind, the rest counted);
+    /// exits 1 when there is any.
+    Check {
+        /// List every problem, one line each (one JSON object a line with --json).
+        #[arg(long)]
+        all: bool,
+    },
     /// Fix what can be fixed without losing data, and list what is left.
     Repair,
     /// Add, list and remove identities.

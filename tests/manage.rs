@@ -154,7 +154,7 @@ fn check_and_repair_report_in_json_and_check_exits_1_on_problems() {
     let db = migrated(dir.path());
     assert_eq!(
         json_of(idstore(&db).arg("check")),
-        json!({ "ok": true, "problems": [] })
+        json!({ "ok": true, "problems": [], "omitted": {} })
     );
     unguarded(&db, &format!("DELETE FROM accounts WHERE did = '{DID_B}';"));
     let out = idstore(&db)
@@ -497,4 +497,58 @@ fn the_busy_timeout_covers_the_switch_to_wal() {
         "{err}"
     );
     holder.batch_execute("ROLLBACK;").unwrap();
+}
+
+/// `check` prints up to ten problems of a kind and counts the rest; `--all` prints
+/// every one, a line each (a JSON object a line with `--json`).
+#[test]
+fn check_summarises_many_problems_and_all_lists_every_one() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated(dir.path());
+    unguarded(
+        &db,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO settings (accountDid, firstName) SELECT '{UNKNOWN}', 'o' || i FROM n;"
+        ),
+    );
+    let out = idstore(&db).arg("check").assert().code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("orphan_override:"))
+            .count(),
+        10
+    );
+    assert!(
+        text.contains("… and 490 more orphan_override problem(s)"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("500 problem(s) found"), "{err}");
+
+    let out = idstore(&db).args(["check", "--all"]).assert().code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("orphan_override:"))
+            .count(),
+        500
+    );
+
+    let out = idstore(&db)
+        .args(["check", "--all", "--json"])
+        .assert()
+        .code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 500);
+    assert!(docs.iter().all(|d| d["kind"] == "orphan_override"));
+
+    let out = idstore(&db).args(["check", "--json"]).assert().code(1);
+    let summary: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(summary["omitted"]["orphan_override"], 490);
 }

@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow};
 use idstore_domain::account::format_date_created;
 use idstore_domain::{Did, NewAccount, Settings, SettingsChange, SettingsField};
-use idstore_repo::{HealthReport, Problem, Store, check_database};
+use idstore_repo::{HealthReport, Problem, ProblemKind, Store, check_database};
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -12,13 +12,41 @@ use crate::cli::{AccountCommand, ActiveArgs, ActiveCommand, DemoCommand, Setting
 
 /// `check`: works on any database, migrated or not; `Ok(false)` when problems exist
 /// or decisions wait.
-pub(super) fn check(ctx: &Ctx) -> Result<bool> {
+/// `check`: works on any database, migrated or not; `Ok(false)` when problems exist
+/// or decisions wait. With `all`, every problem is streamed as it is found.
+pub(super) fn check(ctx: &Ctx, all: bool) -> Result<bool> {
     let mut conn = ctx.open_read_only()?;
-    let report = check_database(&mut conn)?;
-    emit_health(ctx, &report);
-    if !report.ok() && !ctx.out.json {
-        let decisions = report.problems.iter().filter(|p| p.is_decision()).count();
-        let problems = report.problems.len() - decisions;
+    let is_decision = |k: ProblemKind| {
+        matches!(
+            k,
+            ProblemKind::QuarantinedAccount | ProblemKind::QuarantinedPointer
+        )
+    };
+    // (problems, decisions waiting)
+    let (problems, decisions) = if all && idstore_repo::status(&mut conn)?.servable() {
+        // Streamed as found: only the two counts are kept, so memory stays flat.
+        let (mut problems, mut decisions) = (0u64, 0u64);
+        Store::new(&mut conn).check_each(|p| {
+            if ctx.out.json {
+                super::print_line(&serde_json::to_string(&p).unwrap_or_default());
+            } else if !ctx.out.quiet {
+                super::print_line(&problem_line("", &p));
+            }
+            if is_decision(p.kind) {
+                decisions += 1;
+            } else {
+                problems += 1;
+            }
+        })?;
+        (problems, decisions)
+    } else {
+        let report = check_database(&mut conn)?;
+        emit_health(ctx, &report);
+        let decisions = report.count(ProblemKind::QuarantinedAccount)
+            + report.count(ProblemKind::QuarantinedPointer);
+        (report.total() - decisions, decisions)
+    };
+    if problems + decisions > 0 && !ctx.out.json {
         let mut parts = Vec::new();
         if problems > 0 {
             parts.push(format!(
@@ -32,7 +60,7 @@ pub(super) fn check(ctx: &Ctx) -> Result<bool> {
         }
         super::print_error(&parts.join("; "));
     }
-    Ok(report.ok())
+    Ok(problems + decisions == 0)
 }
 
 /// One problem as `check` and `repair` print it: a decision waiting names the
@@ -51,16 +79,22 @@ fn problem_line(prefix: &str, p: &Problem) -> String {
 
 fn emit_health(ctx: &Ctx, report: &HealthReport) {
     ctx.out.emit(
-        json!({ "ok": report.ok(), "problems": report.problems }),
+        json!({ "ok": report.ok(), "problems": report.problems, "omitted": report.omitted }),
         || {
             if report.ok() {
                 return "ok: no problems found".to_owned();
             }
-            let lines: Vec<String> = report
+            let mut lines: Vec<String> = report
                 .problems
                 .iter()
                 .map(|p| problem_line("", p))
                 .collect();
+            lines.extend(report.omitted.iter().map(|(kind, n)| {
+                format!(
+                    "… and {n} more {} problem(s) (`idstore check --all` lists every one)",
+                    kind.as_str()
+                )
+            }));
             lines.join("\n")
         },
     );
@@ -70,7 +104,7 @@ pub(super) fn repair(ctx: &Ctx) -> Result<()> {
     let mut conn = ctx.open_migrated(true)?;
     let report = Store::new(&mut conn).repair()?;
     ctx.out.emit(
-        json!({ "fixed": report.fixed, "left": report.left }),
+        json!({ "fixed": report.fixed, "left": report.left, "left_omitted": report.left_omitted }),
         || {
             let mut lines: Vec<String> = report
                 .fixed
@@ -86,6 +120,12 @@ pub(super) fn repair(ctx: &Ctx) -> Result<()> {
                 });
             }
             lines.extend(report.left.iter().map(|p| problem_line("left ", p)));
+            lines.extend(report.left_omitted.iter().map(|(kind, n)| {
+                format!(
+                    "… and {n} more {} left (`idstore check --all` lists every one)",
+                    kind.as_str()
+                )
+            }));
             lines.join("\n")
         },
     );

@@ -29,7 +29,7 @@ pub fn run(cli: &Cli) -> Result<bool> {
         Command::Migrate(args) => migrate::migrate(&ctx, args).map(|()| true),
         Command::Rollback(args) => migrate::rollback(&ctx, args).map(|()| true),
         Command::Status => migrate::status(&ctx).map(|()| true),
-        Command::Check => manage::check(&ctx),
+        Command::Check { all } => manage::check(&ctx, *all),
         Command::Repair => manage::repair(&ctx).map(|()| true),
         Command::Account(cmd) => manage::account(&ctx, cmd).map(|()| true),
         Command::Active(args) => manage::active(&ctx, args).map(|()| true),

@@ -1,6 +1,6 @@
 //! `check` and `repair`: every problem a file can have, and the fixes that lose nothing.
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{DefaultLoadingMode, SimpleConnection};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use idstore_domain::Did;
@@ -120,14 +120,45 @@ impl Problem {
 /// The result of [`Store::check`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct HealthReport {
-    /// Every problem found; empty when the file is healthy.
+    /// The problems found, at most [`SAMPLE_PER_KIND`] of each kind (every one of
+    /// them with [`Store::check_each`]); empty when the file is healthy.
     pub problems: Vec<Problem>,
+    /// How many more of each kind were found than `problems` shows.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub omitted: std::collections::BTreeMap<ProblemKind, u64>,
 }
+
+/// How many problems of one kind a [`HealthReport`] shows; the rest are counted.
+/// A file with 360,000 override rows naming no account is reported in a few
+/// kilobytes, not in one formatted line per row.
+pub const SAMPLE_PER_KIND: usize = 10;
 
 impl HealthReport {
     /// True when no problem was found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Every problem found of this kind, shown or not.
+    pub fn count(&self, kind: ProblemKind) -> u64 {
+        self.problems.iter().filter(|p| p.kind == kind).count() as u64
+            + self.omitted.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Every problem found, shown or not.
+    pub fn total(&self) -> u64 {
+        self.problems.len() as u64 + self.omitted.values().sum::<u64>()
+    }
+
+    /// Adds a problem: shown while its kind has fewer than [`SAMPLE_PER_KIND`],
+    /// else counted.
+    pub(crate) fn add(&mut self, p: Problem) {
+        let shown = self.problems.iter().filter(|q| q.kind == p.kind).count();
+        if shown < SAMPLE_PER_KIND {
+            self.problems.push(p);
+        } else {
+            *self.omitted.entry(p.kind).or_insert(0) += 1;
+        }
     }
 }
 
@@ -136,6 +167,9 @@ impl HealthReport {
 pub struct RepairReport {
     /// What was fixed, and how.
     pub fixed: Vec<Problem>,
+    /// How many more of each kind are left than `left` shows.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub left_omitted: std::collections::BTreeMap<ProblemKind, u64>,
     /// What is left for a person to decide (nothing here can be fixed without losing data).
     pub left: Vec<Problem>,
 }
@@ -152,8 +186,16 @@ impl Store<'_> {
     /// Lists every problem in the file, each with a kind and a detail.
     pub fn check(&mut self) -> Result<HealthReport, RepoError> {
         crate::txn::read(self.conn, |conn| {
-            find_problems(conn).map(|problems| HealthReport { problems })
+            let mut report = HealthReport::default();
+            find_problems(conn, &mut |p| report.add(p))?;
+            Ok(report)
         })
+    }
+
+    /// Hands every problem to `visit`, one at a time, however many there are (what
+    /// `idstore check --all` prints): memory stays flat as the file grows.
+    pub fn check_each(&mut self, mut visit: impl FnMut(Problem)) -> Result<(), RepoError> {
+        crate::txn::read(self.conn, |conn| find_problems(conn, &mut visit))
     }
 
     /// Fixes what can be fixed without losing data, in one transaction: a missing
@@ -253,12 +295,17 @@ fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Re
             "re-created the quarantine_decisions log (empty)".into(),
         ));
     }
-    let left = find_problems(conn)?;
-    if let Some(p) = left.iter().find(|p| p.kind.repairable()) {
+    let mut left = HealthReport::default();
+    find_problems(conn, &mut |p| left.add(p))?;
+    if let Some(p) = left.problems.iter().find(|p| p.kind.repairable()) {
         // Nothing may be committed half-repaired.
         return Err(RepoError::RepairIncomplete(Box::new(p.clone())));
     }
-    Ok(RepairReport { fixed, left })
+    Ok(RepairReport {
+        fixed,
+        left: left.problems,
+        left_omitted: left.omitted,
+    })
 }
 
 /// At the transition step (the legacy column still there), the master row's
@@ -347,26 +394,26 @@ fn quarantine_duplicates(conn: &mut SqliteConnection) -> QueryResult<usize> {
 }
 
 /// Duplicate and invalid DIDs among the accounts (the same on a legacy file).
-fn account_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<Problem>> {
-    let mut out = Vec::new();
+fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) -> QueryResult<()> {
     let dups: Vec<(String, i64)> = accounts::table
         .group_by(accounts::did)
         .having(count_star().gt(1))
         .select((accounts::did, count_star()))
         .load(conn)?;
-    out.extend(dups.into_iter().map(|(did, n)| {
-        problem(
+    for (did, n) in dups {
+        emit(problem(
             ProblemKind::DuplicateDid,
             format!("{n} accounts have DID {did}"),
-        )
-    }));
-    let all: Vec<(i32, String)> = accounts::table
+        ));
+    }
+    let all = accounts::table
         .select((accounts::id, accounts::did))
         .order(accounts::id)
-        .load(conn)?;
-    for (id, did) in all {
+        .load_iter::<(i32, String), DefaultLoadingMode>(conn)?;
+    for row in all {
+        let (id, did) = row?;
         if let Err(e) = Did::parse(&did) {
-            out.push(problem(
+            emit(problem(
                 ProblemKind::InvalidDid,
                 format!(
                     "account {id} has DID {:?}: {e}",
@@ -375,7 +422,7 @@ fn account_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<Problem>> {
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The health of any database: a migrated one (or one stopped at a pause point) gets
@@ -393,11 +440,12 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
     if st.servable() {
         return Store::new(conn).check();
     }
-    let mut problems: Vec<Problem> = sql::integrity_problems(conn)?
-        .into_iter()
-        .map(|d| problem(ProblemKind::Integrity, d))
-        .collect();
-    problems.push(problem(
+    let mut report = HealthReport::default();
+    let mut emit = |p: Problem| report.add(p);
+    for d in sql::integrity_problems(conn)? {
+        emit(problem(ProblemKind::Integrity, d));
+    }
+    emit(problem(
         ProblemKind::NeedsMigration,
         format!(
             "pending migrations {}; run `idstore migrate`",
@@ -405,13 +453,13 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
         ),
     ));
     if sql::table_exists(conn, "accounts")? {
-        problems.extend(account_problems(conn)?);
+        account_problems(conn, &mut emit)?;
         let dangling = match &st.active_did {
             Some(did) if !crate::store::account_exists(conn, did)? => Some(did),
             _ => None,
         };
         if let Some(did) = dangling {
-            problems.push(problem(
+            emit(problem(
                 ProblemKind::DanglingPointer,
                 format!(
                     "the active identity {did:?} names no account; migrate will clear it and keep it in active_did_quarantine"
@@ -419,40 +467,41 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
             ));
         }
     }
-    Ok(HealthReport { problems })
+    Ok(report)
 }
 
-fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError> {
-    let mut out = Vec::new();
-    out.extend(
-        sql::integrity_problems(conn)?
-            .into_iter()
-            .map(|d| problem(ProblemKind::Integrity, d)),
-    );
+/// Every problem of a migrated file, handed to `emit` one at a time: nothing here
+/// holds more than one row of a large table at once.
+fn find_problems(
+    conn: &mut SqliteConnection,
+    emit: &mut dyn FnMut(Problem),
+) -> Result<(), RepoError> {
+    for d in sql::integrity_problems(conn)? {
+        emit(problem(ProblemKind::Integrity, d));
+    }
     if has_unique_did_index(conn)? {
         // A dangling pointer is reported once, as such, not also as a foreign key row.
-        out.extend(
-            sql::foreign_key_violations(conn)?
-                .into_iter()
-                .filter(|d| !d.starts_with("active_identity "))
-                .map(|d| problem(ProblemKind::ForeignKey, d)),
-        );
+        for v in sql::foreign_key_violations(conn)? {
+            if v.table != "active_identity" {
+                emit(problem(ProblemKind::ForeignKey, v.to_string()));
+            }
+        }
     } else {
         // foreign_key_check itself fails ("foreign key mismatch") without the index.
-        out.push(problem(
+        emit(problem(
             ProblemKind::MissingDidIndex,
             "no UNIQUE index on accounts(did): the active_identity foreign key cannot be checked or enforced".into(),
         ));
     }
     if let Some(value) = dangling_pointer(conn)? {
-        out.push(problem(
+        emit(problem(
             ProblemKind::DanglingPointer,
             format!("active_identity.activeDid {value:?} names no account"),
         ));
     }
     let missing = missing_guards(conn)?;
     if !missing.is_empty() {
-        out.push(problem(
+        emit(problem(
             ProblemKind::MissingPointerGuard,
             format!(
                 "the pointer guard triggers {} are missing: a writer with foreign keys off could leave the active identity naming no account",
@@ -461,7 +510,7 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         ));
     }
     if let Some((legacy, pointer)) = legacy_pointer_out_of_step(conn)? {
-        out.push(problem(
+        emit(problem(
             ProblemKind::LegacyPointerOutOfStep,
             format!(
                 "settings.activeDid is {legacy:?} but the active identity is {pointer:?}: older app builds see another identity"
@@ -469,7 +518,7 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         ));
     }
     if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
-        out.push(problem(
+        emit(problem(
             ProblemKind::MissingDecisionLog,
             "the quarantine_decisions log is missing: no quarantine decision can be recorded"
                 .into(),
@@ -479,19 +528,19 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         .select(count_star())
         .get_result(conn)?;
     if pointer_rows == 0 {
-        out.push(problem(
+        emit(problem(
             ProblemKind::MissingPointerRow,
             "active_identity has no row".into(),
         ));
     }
     if read_master(conn)?.is_none() {
-        out.push(problem(
+        emit(problem(
             ProblemKind::MissingMasterRow,
             "settings has no master row (id = 1)".into(),
         ));
     }
-    out.extend(account_problems(conn)?);
-    let orphans: Vec<(i32, Option<String>)> = settings::table
+    account_problems(conn, emit)?;
+    let orphans = settings::table
         .filter(settings::id.ne(1))
         .filter(settings::accountDid.is_not_null())
         .filter(diesel::dsl::not(diesel::dsl::exists(
@@ -499,28 +548,30 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
         )))
         .select((settings::id, settings::accountDid))
         .order(settings::id)
-        .load(conn)?;
-    out.extend(orphans.into_iter().map(|(id, did)| {
-        problem(
+        .load_iter::<(i32, Option<String>), DefaultLoadingMode>(conn)?;
+    for row in orphans {
+        let (id, did) = row?;
+        emit(problem(
             ProblemKind::OrphanOverride,
             format!(
                 "settings row {id} overrides {} which is no account",
                 did.unwrap_or_default()
             ),
-        )
-    }));
-    let extra: Vec<i32> = settings::table
+        ));
+    }
+    let extra = settings::table
         .filter(settings::id.ne(1))
         .filter(settings::accountDid.is_null())
         .select(settings::id)
         .order(settings::id)
-        .load(conn)?;
-    out.extend(extra.into_iter().map(|id| {
-        problem(
+        .load_iter::<i32, DefaultLoadingMode>(conn)?;
+    for row in extra {
+        let id = row?;
+        emit(problem(
             ProblemKind::ExtraNullAccountRow,
             format!("settings row {id} has no accountDid and is not the master row"),
-        )
-    }));
+        ));
+    }
     // Quarantined items wait for a person's decision (`quarantine restore/discard`);
     // an account a restore decision replaced and kept aside no longer waits.
     for item in Store::new(conn).quarantine()? {
@@ -538,13 +589,13 @@ fn find_problems(conn: &mut SqliteConnection) -> Result<Vec<Problem>, RepoError>
                 item.differs_from_kept.join(", ")
             ));
         }
-        out.push(Problem {
+        emit(Problem {
             kind,
             detail,
             item: Some(item.item),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

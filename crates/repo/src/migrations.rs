@@ -527,7 +527,11 @@ fn run_pending(
             errors.extend(sql::table_integrity_problems(conn, "accounts")?);
         }
     }
-    errors.extend(sql::foreign_key_violations(conn)?);
+    errors.extend(
+        sql::foreign_key_violations(conn)?
+            .iter()
+            .map(ToString::to_string),
+    );
     if report.active_did != predicted_active {
         errors.push(format!(
             "the active identity is {:?} but the old data predicted {:?}",
@@ -1020,7 +1024,11 @@ fn revert(
         report.reverted.push(version.clone());
     }
     let mut errors = sql::integrity_problems(conn)?;
-    errors.extend(sql::foreign_key_violations(conn)?);
+    errors.extend(
+        sql::foreign_key_violations(conn)?
+            .iter()
+            .map(ToString::to_string),
+    );
     if !errors.is_empty() {
         return Err(MigrateError::ValidationFailed {
             report: Box::new(MigrationReport {

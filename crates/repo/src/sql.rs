@@ -81,25 +81,36 @@ pub(crate) fn quick_check_problems(conn: &mut SqliteConnection) -> QueryResult<V
         .map(problems)
 }
 
-/// `PRAGMA foreign_key_check`: one line per row whose foreign key names no parent.
-pub(crate) fn foreign_key_violations(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
-    #[derive(QueryableByName)]
-    struct Violation {
-        #[diesel(sql_type = Text)]
-        table: String,
-        #[diesel(sql_type = Nullable<BigInt>)]
-        rowid: Option<i64>,
-        #[diesel(sql_type = Text)]
-        parent: String,
+/// One row `PRAGMA foreign_key_check` reports: its foreign key names no parent.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub(crate) struct FkViolation {
+    /// The child table.
+    #[diesel(sql_type = Text)]
+    pub table: String,
+    /// The child row (none for a WITHOUT ROWID table).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub rowid: Option<i64>,
+    /// The parent table it names.
+    #[diesel(sql_type = Text)]
+    pub parent: String,
+}
+
+impl std::fmt::Display for FkViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rowid {
+            Some(id) => write!(
+                f,
+                "{} row {id} references a missing {} row",
+                self.table, self.parent
+            ),
+            None => write!(f, "{} references a missing {} row", self.table, self.parent),
+        }
     }
-    let rows = diesel::sql_query("PRAGMA foreign_key_check").load::<Violation>(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|v| match v.rowid {
-            Some(id) => format!("{} row {id} references a missing {} row", v.table, v.parent),
-            None => format!("{} references a missing {} row", v.table, v.parent),
-        })
-        .collect())
+}
+
+/// `PRAGMA foreign_key_check`: every row whose foreign key names no parent.
+pub(crate) fn foreign_key_violations(conn: &mut SqliteConnection) -> QueryResult<Vec<FkViolation>> {
+    diesel::sql_query("PRAGMA foreign_key_check").load::<FkViolation>(conn)
 }
 
 /// `count(*)` of a table known to exist.

@@ -1055,3 +1055,44 @@ fn a_backup_path_that_is_not_utf8_leaves_no_file() {
     assert!(idstore_repo::backup_to(&mut conn, &dest).is_err());
     assert!(!dest.exists(), "no file left behind");
 }
+
+/// `check` on a file with many rows of one problem reports a bounded sample and a
+/// count; `check_each` hands over every one.
+#[test]
+fn check_reports_a_bounded_sample_of_each_kind_and_check_each_streams_them_all() {
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let mut conn = open(&path).unwrap();
+    exec(
+        &mut conn,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO settings (accountDid, firstName) SELECT '{ORPHAN}', 'o' || i FROM n;"
+        ),
+    );
+    let mut store = Store::new(&mut conn);
+    let report = store.check().unwrap();
+    assert!(!report.ok());
+    assert_eq!(report.count(ProblemKind::OrphanOverride), 1000);
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::OrphanOverride)
+            .count(),
+        idstore_repo::health::SAMPLE_PER_KIND
+    );
+    assert_eq!(report.omitted[&ProblemKind::OrphanOverride], 990);
+    assert_eq!(report.total(), 1000);
+    let mut seen = 0;
+    store
+        .check_each(|p| {
+            assert_eq!(p.kind, ProblemKind::OrphanOverride);
+            seen += 1;
+        })
+        .unwrap();
+    assert_eq!(seen, 1000);
+    let repaired = store.repair().unwrap();
+    assert_eq!(repaired.left.len(), idstore_repo::health::SAMPLE_PER_KIND);
+    assert_eq!(repaired.left_omitted[&ProblemKind::OrphanOverride], 990);
+}
