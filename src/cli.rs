@@ -73,6 +73,13 @@ pub enum Command {
     /// Write sample databases to try idstore on.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Print shell completions or the man page, generated from these definitions.
+    #[command(hide = true)]
+    Generate {
+        /// What to print.
+        #[arg(value_enum)]
+        what: Generated,
+    },
 }
 
 /// `idstore migrate`.
@@ -246,6 +253,21 @@ pub enum SettingsCommand {
         #[arg(long, value_name = "DID")]
         account: Option<Did>,
     },
+}
+
+/// What `idstore generate` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Generated {
+    /// The man page, roff (`idstore generate man > idstore.1`).
+    Man,
+    /// Bash completions.
+    CompleteBash,
+    /// Zsh completions.
+    CompleteZsh,
+    /// Fish completions.
+    CompleteFish,
+    /// PowerShell completions.
+    CompletePowershell,
 }
 
 /// `idstore demo …`.

@@ -447,3 +447,39 @@ fn failures_under_json_print_one_document_with_a_stable_kind() {
         assert_eq!(stderr.trim_end(), format!("error: {message}"), "{args:?}");
     }
 }
+
+/// The man page and shell completions come from the same clap definitions as the
+/// command, so every subcommand and global option is in them.
+#[test]
+fn the_man_page_and_completions_are_generated_from_the_command() {
+    let run = |what: &str| {
+        let out = Command::cargo_bin("idstore")
+            .unwrap()
+            .args(["generate", what])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    let man = run("man");
+    assert!(man.contains(".TH idstore 1"), "{man}");
+    for sub in [
+        "migrate",
+        "rollback",
+        "check",
+        "repair",
+        "quarantine",
+        "settings",
+    ] {
+        assert!(man.contains(sub), "man page lists {sub}");
+    }
+    let bash = run("complete-bash");
+    assert!(
+        bash.contains("--busy-timeout") && bash.contains("quarantine"),
+        "{bash}"
+    );
+    assert!(run("complete-zsh").starts_with("#compdef idstore"));
+    assert!(run("complete-fish").contains("complete -c idstore"));
+}

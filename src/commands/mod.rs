@@ -36,7 +36,31 @@ pub fn run(cli: &Cli) -> Result<bool> {
         Command::Settings(cmd) => manage::settings(&ctx, cmd).map(|()| true),
         Command::Quarantine(cmd) => quarantine::quarantine(&ctx, cmd).map(|()| true),
         Command::Demo(cmd) => manage::demo(&ctx, cmd).map(|()| true),
+        Command::Generate { what } => generate(*what).map(|()| true),
     }
+}
+
+/// Prints the man page or a shell's completions, from the clap definitions.
+fn generate(what: crate::cli::Generated) -> Result<()> {
+    use crate::cli::Generated;
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out: Vec<u8> = Vec::new();
+    let shell = match what {
+        Generated::Man => {
+            clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+            None
+        }
+        Generated::CompleteBash => Some(clap_complete::Shell::Bash),
+        Generated::CompleteZsh => Some(clap_complete::Shell::Zsh),
+        Generated::CompleteFish => Some(clap_complete::Shell::Fish),
+        Generated::CompletePowershell => Some(clap_complete::Shell::PowerShell),
+    };
+    if let Some(shell) = shell {
+        clap_complete::generate(shell, &mut cmd, "idstore", &mut out);
+    }
+    print_line(String::from_utf8_lossy(&out).trim_end());
+    Ok(())
 }
 
 /// An error that came from a full disk or an I/O error without being reported as one

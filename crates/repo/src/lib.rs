@@ -35,12 +35,16 @@ pub mod error;
 pub mod fault;
 pub mod guard;
 pub mod health;
+/// Fixtures (feature `fixtures`): the legacy app's schema and a demo file to try idstore on.
+#[cfg(feature = "fixtures")]
 pub mod legacy;
 pub mod migrations;
 #[cfg(feature = "pool")]
 pub mod pool;
 pub mod quarantine;
 mod rows;
+/// Fixtures (feature `fixtures`): every table's rows in a canonical form, for tests.
+#[cfg(feature = "fixtures")]
 pub mod snapshot;
 mod sql;
 pub mod store;
