@@ -10,6 +10,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if args.verbose {
+        // The library's own reports (steps, quarantined values, decisions, slow
+        // statements) to stderr; never key material.
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::INFO)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
     match commands::run(&args) {
         Ok(true) if !commands::stdout_failed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,

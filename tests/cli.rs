@@ -483,3 +483,37 @@ fn the_man_page_and_completions_are_generated_from_the_command() {
     assert!(run("complete-zsh").starts_with("#compdef idstore"));
     assert!(run("complete-fish").contains("complete -c idstore"));
 }
+
+/// `-v` shows the library's own reports (through `tracing`): each migration step,
+/// each quarantined value, each decision; never key material.
+#[test]
+fn verbose_shows_the_librarys_reports() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "verbose.sqlite");
+    let out = idstore(&db)
+        .args(["migrate", "-v", "--no-backup"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("migration step") && err.contains("20261125000002"),
+        "{err}"
+    );
+    assert!(
+        err.contains("account quarantined") && err.contains("account:3"),
+        "{err}"
+    );
+    let out = idstore(&db)
+        .args(["quarantine", "restore", "account:3", "-v", "--no-backup"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("quarantine decision"), "{err}");
+    // The demo's key material of account 3 ('a2') never shows.
+    assert!(!err.contains("a2'") && !err.contains("\"a2\""), "{err}");
+    let quiet = idstore(&db).arg("status").assert().success();
+    assert!(
+        quiet.get_output().stderr.is_empty(),
+        "no reports without -v"
+    );
+}

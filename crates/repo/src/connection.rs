@@ -142,6 +142,7 @@ pub fn configure(
     busy_timeout: Duration,
     read_only: bool,
 ) -> QueryResult<()> {
+    conn.set_instrumentation(SlowStatements::default());
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {};",
         busy_timeout.as_millis()
@@ -157,6 +158,37 @@ pub fn configure(
         conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
     }
     Ok(())
+}
+
+/// Statements slower than this are reported through `tracing` (at `warn`).
+pub const SLOW_STATEMENT: Duration = Duration::from_millis(250);
+
+/// Diesel's instrumentation hook: reports each statement slower than
+/// [`SLOW_STATEMENT`] with its SQL, never its bound values (they may be key material).
+#[derive(Default)]
+struct SlowStatements {
+    started: Vec<std::time::Instant>,
+}
+
+impl diesel::connection::Instrumentation for SlowStatements {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent;
+        match event {
+            InstrumentationEvent::StartQuery { .. } => self.started.push(std::time::Instant::now()),
+            InstrumentationEvent::FinishQuery { query, .. } => {
+                let Some(started) = self.started.pop() else {
+                    return;
+                };
+                let took = started.elapsed();
+                if took >= SLOW_STATEMENT {
+                    let text = query.to_string();
+                    let sql = text.split(" -- binds: ").next().unwrap_or_default();
+                    tracing::warn!(millis = took.as_millis() as u64, sql, "slow statement");
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Whether SQLite answered `SQLITE_BUSY` (diesel carries only its message).

@@ -772,6 +772,12 @@ fn report_quarantine(conn: &mut SqliteConnection, report: &mut MigrationReport) 
         .order(active_did_quarantine::id)
         .load(conn)?;
     report.values_migrated += (moved.len() + cleared.len()) as u64;
+    for (account_id, _, kept, reason) in &moved {
+        tracing::warn!(item = %format!("account:{account_id}"), kept_account_id = kept, reason = %reason, "account quarantined");
+    }
+    for (_, reason) in &cleared {
+        tracing::warn!(reason = %reason, "pointer value quarantined");
+    }
     report.warnings.extend(
         moved
             .into_iter()
@@ -836,6 +842,14 @@ fn step(
             format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"),
         ),
     };
+    tracing::info!(
+        version,
+        direction = match direction {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        },
+        "migration step"
+    );
     ran.map_err(|e| step_error(version, e))?;
     diesel::sql_query(bookkeeping)
         .bind::<Text, _>(version)

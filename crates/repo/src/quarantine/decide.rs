@@ -155,6 +155,7 @@ fn record(
         ))
         .returning(quarantine_decisions::id)
         .get_result::<i32>(conn)?;
+    tracing::info!(item = %item, decision = decision.as_str(), "quarantine decision");
     Ok(decisions(conn, Some(id))?
         .pop()
         .expect("the row was just inserted"))
