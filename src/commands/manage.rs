@@ -232,11 +232,7 @@ pub(super) fn active(ctx: &Ctx, args: &ActiveArgs) -> Result<()> {
 
 /// Settings as a JSON object with the legacy field names, every field present.
 fn settings_json(s: &Settings) -> Value {
-    let map: serde_json::Map<String, Value> = SettingsField::ALL
-        .iter()
-        .map(|f| (f.name().to_owned(), s.get_json(*f)))
-        .collect();
-    Value::Object(map)
+    serde_json::to_value(s).expect("settings serialize")
 }
 
 fn settings_text(s: &Settings) -> String {

@@ -162,17 +162,31 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `migrate --json` prints.
+#[derive(serde::Serialize)]
+struct MigrateOutput<'a> {
+    applied: &'a [String],
+    backup: Option<String>,
+    active_did: Option<&'a str>,
+    warnings: &'a [idstore_domain::MigrationWarning],
+    errors: &'a [String],
+    data_migrated: u64,
+    dry_run: bool,
+    adopted_legacy: bool,
+}
+
 fn migrate_json(report: &MigrationReport, backup: Option<&Path>) -> serde_json::Value {
-    json!({
-        "applied": report.applied,
-        "backup": backup.map(|p| p.display().to_string()),
-        "active_did": report.active_did,
-        "warnings": report.warnings,
-        "errors": report.errors,
-        "data_migrated": report.values_migrated,
-        "dry_run": report.dry_run,
-        "adopted_legacy": report.adopted_legacy,
+    serde_json::to_value(MigrateOutput {
+        applied: &report.applied,
+        backup: backup.map(|p| p.display().to_string()),
+        active_did: report.active_did.as_deref(),
+        warnings: &report.warnings,
+        errors: &report.errors,
+        data_migrated: report.values_migrated,
+        dry_run: report.dry_run,
+        adopted_legacy: report.adopted_legacy,
     })
+    .expect("the report serializes")
 }
 
 pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {

@@ -337,3 +337,20 @@ fn coordinates_survive_storage_bit_for_bit() {
         assert_eq!(back[0].bbox.east_long.to_bits(), x.to_bits(), "{x}");
     }
 }
+
+/// Settings serialize under the legacy field names, every field present: the JSON
+/// the command prints comes from this derive.
+#[test]
+fn settings_serialize_with_every_legacy_field_name() {
+    let json = serde_json::to_value(idstore_domain::Settings::default()).unwrap();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut names: Vec<&str> = idstore_domain::SettingsField::names();
+    names.sort_unstable();
+    assert_eq!(keys, names);
+}
