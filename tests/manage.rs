@@ -434,22 +434,10 @@ fn without_a_terminal_migrate_prints_no_progress() {
 #[cfg(unix)]
 #[test]
 fn on_a_terminal_migrate_shows_its_steps_on_stderr() {
-    // util-linux `script` gives the command a pseudo-terminal, as a person's shell would.
     let dir = TempDir::new().unwrap();
     let db = legacy(dir.path(), "legacy.sqlite");
-    let bin = assert_cmd::cargo::cargo_bin("idstore");
-    let cmd = format!(
-        "{} --db {} migrate --no-backup >/dev/null",
-        bin.display(),
-        db.display()
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env_remove("IDSTORE_DB")
-        .output()
-        .expect("script (util-linux) runs");
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{shown}");
+    let (ok, shown) = on_terminal(&db, "migrate --no-backup", ">/dev/null");
+    assert!(ok, "{shown}");
     assert!(shown.contains("[1/4] applying 00000000000000"), "{shown}");
     assert!(shown.contains("[4/4] validating"), "{shown}");
 }

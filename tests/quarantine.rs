@@ -134,19 +134,8 @@ fn secrets_never_reach_list_show_or_verbose_output() {
 fn reveal_secrets_shows_key_material_on_a_terminal() {
     let dir = TempDir::new().unwrap();
     let db = demo(dir.path());
-    let bin = assert_cmd::cargo::cargo_bin("idstore");
-    let cmd = format!(
-        "{} --db {} quarantine show account:4 --reveal-secrets",
-        bin.display(),
-        db.display()
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env_remove("IDSTORE_DB")
-        .output()
-        .expect("script (util-linux) runs");
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{shown}");
+    let (ok, shown) = on_terminal(&db, "quarantine show account:4 --reveal-secrets", "");
+    assert!(ok, "{shown}");
     assert!(shown.contains(DEMO_SECRETS[0]), "{shown}");
 }
 

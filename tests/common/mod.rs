@@ -141,3 +141,20 @@ pub fn unguarded(db: &Path, sql: &str) {
         conn.batch_execute(&d.sql).unwrap();
     }
 }
+
+/// Runs `idstore --db DB ARGS` (then `redirect`, a shell redirection or nothing) on a
+/// pseudo-terminal, as a person's shell would (util-linux `script`); returns whether
+/// it succeeded and what the terminal showed.
+pub fn on_terminal(db: &Path, args: &str, redirect: &str) -> (bool, String) {
+    let bin = assert_cmd::cargo::cargo_bin("idstore");
+    let cmd = format!("{} --db {} {args} {redirect}", bin.display(), db.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("IDSTORE_DB")
+        .output()
+        .expect("script (util-linux) runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

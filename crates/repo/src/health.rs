@@ -153,6 +153,11 @@ impl HealthReport {
     /// Adds a problem: shown while its kind has fewer than [`SAMPLE_PER_KIND`],
     /// else counted.
     pub(crate) fn add(&mut self, p: Problem) {
+        // Once a kind has been counted, its sample is full: no scan per problem.
+        if let Some(n) = self.omitted.get_mut(&p.kind) {
+            *n += 1;
+            return;
+        }
         let shown = self.problems.iter().filter(|q| q.kind == p.kind).count();
         if shown < SAMPLE_PER_KIND {
             self.problems.push(p);
