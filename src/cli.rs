@@ -94,11 +94,11 @@ pub struct MigrateArgs {
     /// Stop after this migration version.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
-    /// Validate with SQLite's quick_check instead of the full integrity_check (much
-    /// faster on very large files; indexes are not compared with their tables, but the
-    /// UNIQUE index the migration builds is).
+    /// Validate with SQLite's integrity_check of the whole file, not only of what the
+    /// run wrote (slower on large files: every index of every table is compared with
+    /// its table).
     #[arg(long)]
-    pub quick_check: bool,
+    pub full_check: bool,
 }
 
 /// `idstore rollback`.

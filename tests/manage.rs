@@ -424,7 +424,7 @@ fn without_a_terminal_migrate_prints_no_progress() {
     let dir = TempDir::new().unwrap();
     let db = legacy(dir.path(), "legacy.sqlite");
     idstore(&db)
-        .args(["migrate", "--quick-check"])
+        .args(["migrate", "--full-check"])
         .assert()
         .success()
         .stderr("");

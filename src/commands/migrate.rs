@@ -2,79 +2,49 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use idstore_domain::MigrationReport;
-use idstore_repo::{Integrity, MigrateOptions, MigrationStatus, RollbackOptions, RollbackTarget};
+use idstore_repo::{Integrity, MigrateOptions, RollbackOptions, RollbackTarget};
 use serde_json::json;
 
 use super::{Ctx, backup};
 use crate::cli::{MigrateArgs, RollbackArgs};
 
-fn has_user_tables(st: &MigrationStatus) -> bool {
-    st.legacy || !st.applied.is_empty() || st.app_active_identity
-}
-
-/// Progress on stderr while a long migration runs, only when stderr is a terminal:
-/// a line per step, and the elapsed time every few seconds within a step.
-struct Progress {
-    step: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
-    ticker: Option<std::thread::JoinHandle<()>>,
-}
+/// Progress on stderr while a migration runs, drawn only on a terminal: a line per
+/// step, and a bar with the elapsed time below them.
+struct Progress(indicatif::ProgressBar);
 
 impl Progress {
     fn start(enabled: bool) -> Option<Progress> {
         if !enabled || !std::io::stderr().is_terminal() {
             return None;
         }
-        let step = Arc::new(Mutex::new(String::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (step.clone(), stop.clone());
-        let started = Instant::now();
-        let ticker = std::thread::spawn(move || {
-            let mut last = Instant::now();
-            while !st.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                if last.elapsed() >= Duration::from_secs(3) {
-                    last = Instant::now();
-                    let current = s.lock().map(|g| g.clone()).unwrap_or_default();
-                    super::print_note(&format!(
-                        "  … {current} ({}s elapsed)",
-                        started.elapsed().as_secs()
-                    ));
-                }
-            }
-        });
-        Some(Progress {
-            step,
-            stop,
-            ticker: Some(ticker),
-        })
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("[{pos}/{len}] {msg} ({elapsed})")
+                .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Some(Progress(bar))
     }
 
     fn report(&self, version: &str, at: usize, of: usize) {
-        let line = if version == "validate" {
-            format!("[{at}/{of}] validating")
+        let message = if version == "validate" {
+            "validating".to_owned()
         } else {
-            format!("[{at}/{of}] applying {version}")
+            format!("applying {version}")
         };
-        super::print_note(&line);
-        if let Ok(mut g) = self.step.lock() {
-            *g = line;
-        }
+        self.0.set_length(of as u64);
+        self.0.set_position(at as u64);
+        self.0.println(format!("[{at}/{of}] {message}"));
+        self.0.set_message(message);
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
+        self.0.finish_and_clear();
     }
 }
 
@@ -88,32 +58,25 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         // Before anything is opened or created.
         idstore_repo::check_target(to)?;
     }
-    let pending_in = |st: &MigrationStatus| {
-        st.pending
-            .iter()
-            .any(|v| args.to.as_deref().is_none_or(|to| v.as_str() <= to))
-    };
     if ctx.db.path.exists() {
         // Refusals first, on a read-only connection: a refused file stays byte for
         // byte (not even switched to WAL). Room for the backup and the run is one of them.
         let mut ro = ctx.open_read_only()?;
-        idstore_repo::migrate_preflight(&mut ro, preflight)?;
-        let st = idstore_repo::status(&mut ro)?;
-        if pending_in(&st) {
-            let backup = !args.no_backup && !args.dry_run && has_user_tables(&st);
+        let plan = idstore_repo::plan_migration(&mut ro, preflight.to)?;
+        if !plan.is_empty() {
+            let backup = !args.no_backup && !args.dry_run && plan.has_user_tables();
             idstore_repo::fault::ensure_space(&mut ro, "migrate", backup)?;
         }
     }
     let mut conn = ctx.open_creating()?;
-    let before = idstore_repo::status(&mut conn)?;
-    let pending_here = pending_in(&before);
-    let wants_backup = !args.no_backup && !args.dry_run && has_user_tables(&before);
-    let backup_path = if wants_backup && pending_here {
-        Some(backup(&mut conn, &ctx.db.path)?)
-    } else {
-        None
-    };
-    let progress = Progress::start(!out.quiet && !out.json && pending_here);
+    let plan = idstore_repo::plan_migration(&mut conn, preflight.to)?;
+    let backup_path =
+        if !args.no_backup && !args.dry_run && plan.has_user_tables() && !plan.is_empty() {
+            Some(backup(&mut conn, &ctx.db.path)?)
+        } else {
+            None
+        };
+    let progress = Progress::start(!out.quiet && !out.json && !plan.is_empty());
     let report_step = |v: &str, at: usize, of: usize| {
         if let Some(p) = &progress {
             p.report(v, at, of);
@@ -123,10 +86,10 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         to: args.to.as_deref(),
         dry_run: args.dry_run,
         progress: Some(&report_step),
-        integrity: if args.quick_check {
-            Integrity::Quick
-        } else {
+        integrity: if args.full_check {
             Integrity::Full
+        } else {
+            Integrity::Written
         },
         ..Default::default()
     };

@@ -402,7 +402,7 @@ fn migrate_legacy(c: &mut Criterion) {
             )
         });
         g.bench_with_input(
-            BenchmarkId::new("idstore_quick_check", rows),
+            BenchmarkId::new("idstore_full_check", rows),
             &rows,
             |b, _| {
                 b.iter_batched(
@@ -410,7 +410,7 @@ fn migrate_legacy(c: &mut Criterion) {
                     |()| {
                         let mut conn = open(&work).unwrap();
                         let options = MigrateOptions {
-                            integrity: Integrity::Quick,
+                            integrity: Integrity::Full,
                             ..Default::default()
                         };
                         assert_eq!(migrate(&mut conn, options).unwrap().applied.len(), 3);

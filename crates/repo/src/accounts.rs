@@ -8,7 +8,8 @@ use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
 use crate::error::{InvalidAccount, RepoError};
-use crate::store::{Store, account_exists, parse_stored_did, write_pointer};
+use crate::queries::{account_exists, parse_stored_did, write_pointer};
+use crate::store::Store;
 
 /// Longest public key accepted, in hex digits (a COSE key is a few hundred).
 const MAX_PUBLIC_KEY_HEX: usize = 4096;

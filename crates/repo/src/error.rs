@@ -197,15 +197,22 @@ pub enum MigrateError {
         /// The restored items (`account:4`).
         items: Vec<String>,
     },
+    /// The file was damaged before the run: the check of its input failed, and
+    /// nothing was written.
+    #[error(
+        "the database is damaged, so nothing was migrated: {}; restore it from a backup",
+        problems.join("; ")
+    )]
+    DamagedInput {
+        /// What SQLite's `quick_check` found.
+        problems: Vec<String>,
+    },
     /// The migrated data failed validation; everything was rolled back.
     #[error("validation failed, everything was rolled back: {}", report.errors.join("; "))]
     ValidationFailed {
         /// The report of the rolled-back run, with its `errors`.
         report: Box<MigrationReport>,
     },
-    /// A migration's SQL failed.
-    #[error("migration failed, everything was rolled back: {0}")]
-    Migration(String),
     /// One step's SQL failed; everything was rolled back.
     #[error("migration {version} failed, everything was rolled back")]
     Step {
@@ -384,13 +391,14 @@ impl MigrateError {
             MigrateError::NameCollision { .. } => "name_collision",
             MigrateError::BaselineNeedsFlag => "baseline_needs_flag",
             MigrateError::DecisionsWouldBeUndone { .. } => "decisions_would_be_undone",
+            MigrateError::DamagedInput { .. } => "damaged_input",
             MigrateError::ValidationFailed { .. } => "validation_failed",
             MigrateError::Storage(f) => f.kind_name(),
             MigrateError::NotEnoughSpace { .. } => "disk_full",
             MigrateError::Step { source, .. } | MigrateError::Diesel(source) if locked(source) => {
                 "locked"
             }
-            MigrateError::Migration(_) | MigrateError::Step { .. } => "migration_failed",
+            MigrateError::Step { .. } => "migration_failed",
             MigrateError::Diesel(_) => "database_error",
         }
     }

@@ -9,10 +9,9 @@ use serde::Serialize;
 
 use crate::error::RepoError;
 use crate::quarantine::{QuarantineKind, QuarantineRef};
+use crate::queries::{clear_dangling_pointer, dangling_pointer, ensure_master_row};
 use crate::sql;
-use crate::store::{
-    Store, clear_dangling_pointer, dangling_pointer, ensure_master_row, read_master,
-};
+use crate::store::{Store, read_master};
 
 /// The kinds of problem [`Store::check`] finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -460,7 +459,7 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
     if sql::table_exists(conn, "accounts")? {
         account_problems(conn, &mut emit)?;
         let dangling = match &st.active_did {
-            Some(did) if !crate::store::account_exists(conn, did)? => Some(did),
+            Some(did) if !crate::queries::account_exists(conn, did)? => Some(did),
             _ => None,
         };
         if let Some(did) = dangling {

@@ -29,7 +29,6 @@
 //! ```
 
 pub mod accounts;
-mod adopt;
 pub mod connection;
 pub mod error;
 pub mod fault;
@@ -42,6 +41,7 @@ pub mod migrations;
 #[cfg(feature = "pool")]
 pub mod pool;
 pub mod quarantine;
+mod queries;
 mod rows;
 /// Fixtures (feature `fixtures`): every table's rows in a canonical form, for tests.
 #[cfg(feature = "fixtures")]
@@ -59,9 +59,9 @@ pub use error::{InvalidAccount, MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
-    MigrateOptions, MigrationStatus, PAUSE_POINTS, Progress, RollbackOptions, RollbackReport,
-    RollbackTarget, check_target, known_versions, migrate, migrate_preflight, rollback,
-    rollback_plan, status, step_summary,
+    MigrateOptions, MigrationPlan, MigrationStatus, PAUSE_POINTS, Progress, RollbackOptions,
+    RollbackReport, RollbackTarget, check_target, known_versions, migrate, plan_migration,
+    rollback, rollback_plan, status, step_summary,
 };
 pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,

@@ -1,6 +1,8 @@
 //! Small catalogue and health queries shared by the migration runner and the repository.
 
 use diesel::prelude::*;
+use std::marker::PhantomData;
+
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 #[derive(QueryableByName)]
@@ -74,11 +76,37 @@ pub(crate) fn table_integrity_problems(
         .map(problems)
 }
 
-/// `PRAGMA quick_check`: integrity_check without comparing indexes to their tables.
-pub(crate) fn quick_check_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
-    diesel::sql_query("SELECT quick_check AS line FROM pragma_quick_check")
+/// `PRAGMA quick_check(table)`: the structure of one table and its indexes, without
+/// comparing the indexes with the table.
+pub(crate) fn table_quick_check_problems(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> QueryResult<Vec<String>> {
+    diesel::sql_query("SELECT quick_check AS line FROM pragma_quick_check(?)")
+        .bind::<Text, _>(table)
         .load(conn)
         .map(problems)
+}
+
+/// Reads every row of `table` whole, from the table's own b-tree, with
+/// `cell_size_check` on: SQLite checks every page it loads and every record it
+/// decodes, and fails with `SQLITE_CORRUPT` on a damaged one.
+pub(crate) fn read_every_row(conn: &mut SqliteConnection, table: &str) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    let Some(last) = columns(conn, table)?.pop() else {
+        return Ok(());
+    };
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    // `typeof` of the last column makes SQLite decode each record header whole.
+    let scan = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM {} NOT INDEXED WHERE typeof({}) <> ''",
+        quote(table),
+        quote(&last)
+    ));
+    conn.batch_execute("PRAGMA cell_size_check = ON")?;
+    let read = scan.get_result::<Count>(conn).map(drop);
+    let reset = conn.batch_execute("PRAGMA cell_size_check = OFF");
+    read.and(reset)
 }
 
 /// One row `PRAGMA foreign_key_check` reports: its foreign key names no parent.
@@ -179,3 +207,69 @@ impl<C> diesel::query_builder::QueryId for UpdateById<C> {
 }
 
 impl<C> RunQueryDsl<SqliteConnection> for UpdateById<C> {}
+
+/// A fixed statement with one nullable text parameter, `head ? tail`, typed as
+/// returning `ST`. Diesel keeps it prepared, cached by its SQL text (it re-prepares
+/// every `sql_query`), so hot paths can use plain SQL.
+pub(crate) struct Fixed<'a, ST> {
+    head: &'static str,
+    bind: Option<&'a str>,
+    tail: &'static str,
+    returns: PhantomData<ST>,
+}
+
+impl<'a, ST> Fixed<'a, ST> {
+    /// The statement `head ? tail` with `bind` as its parameter.
+    pub(crate) fn new(
+        head: &'static str,
+        bind: impl Into<Option<&'a str>>,
+        tail: &'static str,
+    ) -> Self {
+        Fixed {
+            head,
+            bind: bind.into(),
+            tail,
+            returns: PhantomData,
+        }
+    }
+}
+
+impl<ST> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for Fixed<'_, ST> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql(self.head);
+        out.push_bind_param::<Nullable<Text>, _>(&self.bind)?;
+        out.push_sql(self.tail);
+        Ok(())
+    }
+}
+
+impl<ST> diesel::query_builder::QueryId for Fixed<'_, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<ST> diesel::query_builder::Query for Fixed<'_, ST> {
+    type SqlType = ST;
+}
+
+impl<ST> RunQueryDsl<SqliteConnection> for Fixed<'_, ST> {}
+
+#[derive(QueryableByName)]
+struct OptionalText {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
+}
+
+/// First row's `value` column of a query; NULL and "no row" both read as `None`.
+pub(crate) fn optional_text(
+    conn: &mut SqliteConnection,
+    query: &str,
+) -> QueryResult<Option<String>> {
+    Ok(diesel::sql_query(query)
+        .get_result::<OptionalText>(conn)
+        .optional()?
+        .and_then(|r| r.value))
+}

@@ -8,16 +8,18 @@
 use std::path::Path;
 
 use diesel::connection::DefaultLoadingMode;
-use diesel::dsl::exists;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
-use idstore_domain::settings::DEFAULT_API_SERVER;
 use idstore_domain::{ActiveIdentity, Did, Settings, SettingsChange};
-use idstore_schema::{accounts, active_did_quarantine, active_identity, settings};
+use idstore_schema::{active_identity, settings};
 use serde::Serialize;
 
 use crate::connection::OpenOptions;
 use crate::error::RepoError;
+use crate::queries::{
+    clear_dangling_pointer, dangling_pointer, ensure_master_row, parse_stored_did, require_account,
+    write_pointer,
+};
 use crate::rows::{SettingsChangeset, SettingsRow};
 use crate::sql::UpdateById;
 
@@ -219,7 +221,7 @@ impl<'c> Store<'c> {
         let (master, over, active) = match row {
             Some((master, over, active)) => (Some(master), over, active),
             None => {
-                let active = self.stored_pointer()?.flatten();
+                let active = crate::queries::pointer(self.conn)?.flatten();
                 let over = match did.map(Did::as_str).or(active.as_deref()) {
                     Some(d) => read_override(self.conn, d)?,
                     None => None,
@@ -381,18 +383,9 @@ impl<'c> Store<'c> {
             Ok(())
         })
     }
-
-    /// The stored pointer row: `None` when the row is missing, `Some(None)` when no
-    /// identity is active.
-    fn stored_pointer(&mut self) -> QueryResult<Option<Option<String>>> {
-        active_identity::table
-            .find(1)
-            .select(active_identity::activeDid)
-            .get_result::<Option<String>>(self.conn)
-            .optional()
-    }
 }
 
+/// The master settings row, typed.
 pub(crate) fn read_master(conn: &mut SqliteConnection) -> QueryResult<Option<SettingsRow>> {
     settings::table
         .find(1)
@@ -422,119 +415,5 @@ fn read_override(conn: &mut SqliteConnection, did: &str) -> QueryResult<Option<S
         .select(SettingsRow::as_select())
         .load_iter::<_, DefaultLoadingMode>(conn)?
         .next()
-        .transpose()
-}
-
-/// Re-creates the master settings row (as the baseline seeds it) when it is missing.
-/// At the transition step the row also carries the legacy `activeDid` column: it is
-/// seeded with the current pointer, so the transition trigger keeps the pointer.
-pub(crate) fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> {
-    if crate::sql::columns(conn, "settings")?
-        .iter()
-        .any(|c| c == "activeDid")
-    {
-        return diesel::sql_query(
-            "INSERT OR IGNORE INTO settings (id, apiServer, activeDid)
-             VALUES (1, ?, (SELECT activeDid FROM active_identity WHERE id = 1))",
-        )
-        .bind::<Text, _>(DEFAULT_API_SERVER)
-        .execute(conn)
-        .map(drop);
-    }
-    diesel::insert_or_ignore_into(settings::table)
-        .values((
-            settings::id.eq(1),
-            settings::apiServer.eq(DEFAULT_API_SERVER),
-        ))
-        .execute(conn)
-        .map(drop)
-}
-
-pub(crate) fn account_exists(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
-    // Selecting only the key lets SQLite answer from the UNIQUE index alone.
-    diesel::select(exists(
-        accounts::table
-            .filter(accounts::did.eq(did))
-            .select(accounts::id),
-    ))
-    .get_result(conn)
-}
-
-pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<(), RepoError> {
-    if account_exists(conn, did.as_str())? {
-        Ok(())
-    } else {
-        Err(RepoError::UnknownAccount { did: did.clone() })
-    }
-}
-
-/// Upserts the pointer row; the DID (when given) must name an account.
-pub(crate) fn write_pointer(
-    conn: &mut SqliteConnection,
-    did: Option<&Did>,
-) -> Result<(), RepoError> {
-    if let Some(did) = did {
-        require_account(conn, did)?;
-    }
-    let value = did.map(Did::as_str);
-    // An UPDATE, and an INSERT only when the row went missing: the same upsert, but a
-    // statement that stays prepared (Diesel re-prepares its ON CONFLICT form per call).
-    let updated = UpdateById::new("active_identity", active_identity::activeDid.eq(value), 1)
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(active_identity::table)
-            .values((
-                active_identity::id.eq(1),
-                active_identity::activeDid.eq(value),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// The pointer's value when it names no account.
-pub(crate) fn dangling_pointer(conn: &mut SqliteConnection) -> QueryResult<Option<String>> {
-    Ok(idstore_schema::joins::active_identity_left_join_account()
-        .filter(active_identity::id.eq(1))
-        .filter(active_identity::activeDid.is_not_null())
-        .filter(accounts::id.nullable().is_null())
-        .select(active_identity::activeDid)
-        .get_result::<Option<String>>(conn)
-        .optional()?
-        .flatten())
-}
-
-/// When the pointer names no account: keeps its value in `active_did_quarantine`,
-/// then points at `replacement` (or clears it). Returns the value it moved.
-pub(crate) fn clear_dangling_pointer(
-    conn: &mut SqliteConnection,
-    replacement: Option<&Did>,
-) -> Result<Option<String>, RepoError> {
-    let dangling = dangling_pointer(conn)?;
-    if let Some(value) = &dangling {
-        diesel::insert_into(active_did_quarantine::table)
-            .values((
-                active_did_quarantine::activeDid.eq(value),
-                active_did_quarantine::reason.eq("active_identity named no account; cleared"),
-            ))
-            .execute(conn)?;
-        write_pointer(conn, replacement)?;
-    }
-    Ok(dangling)
-}
-
-/// Parses a DID read from the database, naming it in the error when it is invalid.
-pub(crate) fn parse_stored_did(
-    what: &'static str,
-    value: Option<String>,
-) -> Result<Option<Did>, RepoError> {
-    value
-        .map(|v| {
-            Did::try_from(v.clone()).map_err(|e| RepoError::StoredValue {
-                what,
-                value: v.chars().take(80).collect(),
-                reason: e.to_string(),
-            })
-        })
         .transpose()
 }

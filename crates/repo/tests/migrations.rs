@@ -629,12 +629,12 @@ fn an_injected_validation_failure_rolls_everything_back() {
 }
 
 #[test]
-fn the_quick_structure_check_validates_too() {
+fn the_full_structure_check_validates_too() {
     let dir = TempDir::new().unwrap();
     let path = rich_legacy(&dir, &format!("'{DID_A}'"));
     let mut conn = open(&path).unwrap();
     let options = MigrateOptions {
-        integrity: idstore_repo::Integrity::Quick,
+        integrity: idstore_repo::Integrity::Full,
         ..Default::default()
     };
     let report = migrate(&mut conn, options).unwrap();
@@ -1198,7 +1198,7 @@ fn a_different_object_under_idstores_name_is_refused_and_named() {
         let bytes_before = bytes(&path);
         let mut conn = open(&path).unwrap();
         let before = dump(&mut conn);
-        let err = idstore_repo::migrate_preflight(&mut conn, all()).unwrap_err();
+        let err = idstore_repo::plan_migration(&mut conn, None).unwrap_err();
         assert!(
             matches!(&err, MigrateError::NameCollision { .. }) && err.to_string().contains(name),
             "{sql}: {err}"
@@ -1254,4 +1254,28 @@ fn rollback_gives_the_apps_own_active_identity_back() {
     );
     let (schema, _) = whole_dump(&mut conn);
     assert_eq!(schema, original.0, "the app's schema text");
+}
+
+#[test]
+fn a_damaged_input_is_refused_before_anything_is_written() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    // The file claims a NOT NULL column whose rows hold NULL: damaged, as quick_check sees it.
+    raw(&path)
+        .batch_execute(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = replace(sql, 'passkeyCredIdHex TEXT', 'passkeyCredIdHex TEXT NOT NULL')
+              WHERE name = 'accounts';",
+        )
+        .unwrap();
+    let mut conn = open(&path).unwrap();
+    let before = dump(&mut conn);
+    let err = migrate(&mut conn, all()).unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::DamagedInput { problems } if problems.iter().any(|p| p.contains("passkeyCredIdHex"))),
+        "{err}"
+    );
+    assert_eq!(err.kind(), "damaged_input");
+    assert_eq!(dump(&mut conn), before, "nothing written");
+    assert!(status(&mut conn).unwrap().legacy, "still the legacy file");
 }

@@ -18,7 +18,8 @@ use super::{
     QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
 };
 use crate::error::RepoError;
-use crate::store::{Store, write_pointer};
+use crate::queries::write_pointer;
+use crate::store::Store;
 
 /// The whole row as an export file holds it: every column, secrets included.
 fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {

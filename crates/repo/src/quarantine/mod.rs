@@ -35,8 +35,6 @@ use serde::Serialize;
 mod decide;
 mod read;
 
-pub(crate) use read::restores_a_migrate_would_undo;
-
 /// Which quarantine an item is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,7 +14,7 @@ use super::{
     QuarantineRef, QuarantinedAccount, QuarantinedDetail, QuarantinedItem, QuarantinedPointer,
 };
 use crate::error::RepoError;
-use crate::store::account_exists;
+use crate::queries::account_exists;
 
 #[derive(QueryableByName)]
 struct AccountSummaryRow {
@@ -314,38 +314,5 @@ pub(super) fn decisions(
                 })
             },
         )
-        .collect())
-}
-
-/// Restore decisions whose replaced account still waits in `accounts_quarantine`:
-/// reverting the active-identity migration puts both rows back, and a later
-/// `migrate` would keep the lowest id again. Returns (decision id, restored item).
-pub(crate) fn restores_a_migrate_would_undo(
-    conn: &mut SqliteConnection,
-) -> QueryResult<Vec<(i32, QuarantineRef)>> {
-    let rows: Vec<(i32, i32)> = quarantine_decisions::table
-        .filter(quarantine_decisions::decision.eq(DecisionKind::Restore.as_str()))
-        .filter(quarantine_decisions::itemKind.eq(QuarantineKind::Account.as_str()))
-        .filter(diesel::dsl::exists(
-            accounts_quarantine::table.filter(
-                accounts_quarantine::id
-                    .nullable()
-                    .eq(quarantine_decisions::keptAsideId),
-            ),
-        ))
-        .order(quarantine_decisions::id)
-        .select((quarantine_decisions::id, quarantine_decisions::itemId))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(decision, id)| {
-            (
-                decision,
-                QuarantineRef {
-                    kind: QuarantineKind::Account,
-                    id,
-                },
-            )
-        })
         .collect())
 }

@@ -1,0 +1,235 @@
+//! The read-only inspection: what a file holds, read once, before anything is
+//! decided or written. [`status`] is its public summary.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+
+use super::adopt::Collision;
+use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, known_versions, pinned};
+use crate::error::MigrateError;
+use crate::{queries, sql};
+
+/// Where a database stands, read without writing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Applied versions this build knows, oldest first.
+    pub applied: Vec<String>,
+    /// Versions not yet applied, oldest first.
+    pub pending: Vec<String>,
+    /// Applied versions this build does not know (a newer idstore wrote the file).
+    pub unknown: Vec<String>,
+    /// The file was made by the legacy app and has not been adopted yet.
+    pub legacy: bool,
+    /// The file holds the app's own `active_identity` table, to be adopted.
+    pub app_active_identity: bool,
+    /// The active identity as stored (`''` reads as none).
+    pub active_did: Option<String>,
+    /// Number of accounts (0 when the table does not exist yet).
+    pub accounts: i64,
+}
+
+impl MigrationStatus {
+    /// True when `migrate` has work to do.
+    pub fn needs_migration(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The pause point the file is stopped at, when it is at one with steps still
+    /// pending (see [`PAUSE_POINTS`](super::PAUSE_POINTS)).
+    pub fn paused_at(&self) -> Option<&str> {
+        let last = self.applied.last()?;
+        (self.unknown.is_empty()
+            && !self.pending.is_empty()
+            && super::PAUSE_POINTS.contains(&last.as_str()))
+        .then_some(last.as_str())
+    }
+
+    /// True when the repository API can serve the file: fully migrated, or stopped at
+    /// a pause point, and written by no newer idstore.
+    pub fn servable(&self) -> bool {
+        self.unknown.is_empty() && (self.pending.is_empty() || self.paused_at().is_some())
+    }
+
+    /// Refuses a file a newer idstore wrote.
+    pub(crate) fn refuse_unknown(&self) -> Result<(), MigrateError> {
+        if self.unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(MigrateError::UnknownVersions {
+                versions: self.unknown.clone(),
+            })
+        }
+    }
+}
+
+/// Reads applied and pending migrations, the legacy flag, the active identity and the
+/// account count. Writes nothing (it works on a read-only connection).
+pub fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, MigrateError> {
+    let applied_all = applied_versions(conn)?;
+    let known = known_versions();
+    let (applied, pending): (Vec<String>, Vec<String>) =
+        known.iter().cloned().partition(|v| applied_all.contains(v));
+    let unknown: Vec<String> = applied_all
+        .into_iter()
+        .filter(|v| !known.contains(v))
+        .collect();
+    let has_bookkeeping = sql::table_exists(conn, BOOKKEEPING_TABLE)?;
+    let has_accounts = sql::table_exists(conn, "accounts")?;
+    let legacy = !has_bookkeeping && (has_accounts || sql::table_exists(conn, "settings")?);
+    let app_active_identity = !applied.iter().any(|v| v == ACTIVE_IDENTITY_VERSION)
+        && sql::table_exists(conn, "active_identity")?;
+    let active_did = queries::stored_active_did(conn)?;
+    let accounts = if has_accounts {
+        sql::count_rows(conn, "accounts")?
+    } else {
+        0
+    };
+    Ok(MigrationStatus {
+        applied,
+        pending,
+        unknown,
+        legacy,
+        app_active_identity,
+        active_did,
+        accounts,
+    })
+}
+
+fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    if !sql::table_exists(conn, BOOKKEEPING_TABLE)? {
+        return Ok(Vec::new());
+    }
+    let rows = diesel::sql_query(format!(
+        "SELECT version FROM {BOOKKEEPING_TABLE} ORDER BY version"
+    ))
+    .load::<Version>(conn)?;
+    Ok(rows.into_iter().map(|r| r.version).collect())
+}
+
+/// The app's own `active_identity` row, read before it is replaced by idstore's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AppPointer {
+    pub active_did: Option<String>,
+    pub last_updated: Option<String>,
+    /// Whether `active_did` names an account.
+    pub names_account: bool,
+}
+
+/// Everything the plan decides from, read once.
+#[derive(Debug, Clone)]
+pub(crate) struct Inspection {
+    pub status: MigrationStatus,
+    /// Why a legacy file cannot be adopted (empty: it can, or it is not legacy).
+    pub legacy_shape: Vec<String>,
+    /// The legacy `settings` lacks the column a later app build appended.
+    pub lacks_late_column: bool,
+    /// The app's own pointer, when the file has its `active_identity`.
+    pub app_pointer: Option<AppPointer>,
+    /// The master row's `settings.activeDid`, when it names an account.
+    pub legacy_pointer_account: Option<String>,
+    /// The file's objects under names pending steps create.
+    pub collisions: Vec<Collision>,
+    /// The names of every object the file has.
+    pub existing: BTreeSet<String>,
+    /// Account rows, kept or quarantined.
+    pub account_rows: i64,
+}
+
+impl Inspection {
+    /// Reads the file. Writes nothing (it works on a read-only connection).
+    pub fn read(conn: &mut SqliteConnection) -> Result<Self, MigrateError> {
+        let status = status(conn)?;
+        let (legacy_shape, lacks_late_column) = if status.legacy {
+            (
+                pinned::baseline::shape_problems(conn)?,
+                pinned::baseline::lacks_late_column(conn)?,
+            )
+        } else {
+            (Vec::new(), false)
+        };
+        let app_pointer = if status.app_active_identity {
+            Some(app_pointer(conn)?)
+        } else {
+            None
+        };
+        let legacy_pointer_account = match queries::legacy_master_active_did(conn)? {
+            Some(did) if !did.is_empty() && names_account(conn, &did)? => Some(did),
+            _ => None,
+        };
+        let present = super::adopt::objects(conn)?;
+        let collisions = super::adopt::collisions(conn, &present, &status.pending)?;
+        let account_rows = account_rows(conn)?;
+        Ok(Inspection {
+            status,
+            legacy_shape,
+            lacks_late_column,
+            app_pointer,
+            legacy_pointer_account,
+            collisions,
+            existing: present.into_keys().collect(),
+            account_rows,
+        })
+    }
+}
+
+fn names_account(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
+    Ok(sql::table_exists(conn, "accounts")? && queries::account_exists(conn, did)?)
+}
+
+/// Reads the app's `active_identity` row (its first, as the app does).
+fn app_pointer(conn: &mut SqliteConnection) -> QueryResult<AppPointer> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Text>)]
+        active_did: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        last_updated: Option<String>,
+    }
+    let columns = sql::columns(conn, "active_identity")?;
+    if !columns.iter().any(|c| c == "activeDid") {
+        // The plan refuses this shape; nothing to read.
+        return Ok(AppPointer {
+            active_did: None,
+            last_updated: None,
+            names_account: false,
+        });
+    }
+    let query = if columns.iter().any(|c| c == "lastUpdated") {
+        "SELECT activeDid AS active_did, CAST(lastUpdated AS TEXT) AS last_updated FROM active_identity ORDER BY id LIMIT 1"
+    } else {
+        "SELECT activeDid AS active_did, NULL AS last_updated FROM active_identity ORDER BY id LIMIT 1"
+    };
+    let row = diesel::sql_query(query)
+        .get_result::<Row>(conn)
+        .optional()?;
+    let (active_did, last_updated) = row
+        .map(|r| (r.active_did.filter(|s| !s.is_empty()), r.last_updated))
+        .unwrap_or_default();
+    let names_account = match &active_did {
+        Some(did) => names_account(conn, did)?,
+        None => false,
+    };
+    Ok(AppPointer {
+        active_did,
+        last_updated,
+        names_account,
+    })
+}
+
+/// Account rows, kept or quarantined: a migration may move them, never lose them.
+pub(super) fn account_rows(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    let mut n = 0;
+    for table in ["accounts", "accounts_quarantine"] {
+        if sql::table_exists(conn, table)? {
+            n += sql::count_rows(conn, table)?;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,257 @@
+//! The SQL the runner itself issues, each pinned to the schema version it runs on.
+//!
+//! The generated `table!` definitions describe only the latest schema; code that
+//! runs while a file is still below it must not use them (Rails and Django warn
+//! against the same with their models). Each module here holds the statements and
+//! column lists of one version, and a later version that changes these tables adds
+//! its own module instead of editing an older one.
+
+/// The legacy app's schema, which the baseline adopts.
+pub(super) mod baseline {
+    use diesel::prelude::*;
+
+    use crate::sql;
+
+    /// The columns of the legacy `accounts` table, in order.
+    pub const ACCOUNTS_COLUMNS: &[&str] = &[
+        "id",
+        "dateCreated",
+        "derivationPath",
+        "did",
+        "identityEncrBase64",
+        "mnemonicEncrBase64",
+        "passkeyCredIdHex",
+        "publicKeyHex",
+    ];
+
+    /// The columns of the legacy `settings` table, in order. The last was appended
+    /// by a later app migration, so older files lack it.
+    pub const SETTINGS_COLUMNS: &[&str] = &[
+        "id",
+        "accountDid",
+        "activeDid",
+        "apiServer",
+        "filterFeedByNearby",
+        "filterFeedByVisible",
+        "finishedOnboarding",
+        "firstName",
+        "hideRegisterPromptOnNewContact",
+        "isRegistered",
+        "lastName",
+        "lastAckedOfferToUserJwtId",
+        "lastAckedOfferToUserProjectsJwtId",
+        "lastNotifiedClaimId",
+        "lastViewedClaimId",
+        "notifyingNewActivityTime",
+        "notifyingReminderMessage",
+        "notifyingReminderTime",
+        "partnerApiServer",
+        "passkeyExpirationMinutes",
+        "profileImageUrl",
+        "searchBoxes",
+        "showContactGivesInline",
+        "showGeneralAdvanced",
+        "showShortcutBvc",
+        "vapid",
+        "warnIfProdServer",
+        "warnIfTestServer",
+        "webPushServer",
+        LATE_COLUMN,
+    ];
+
+    /// The column a later app build appended to `settings`.
+    pub const LATE_COLUMN: &str = "hasBackedUpSeed";
+
+    /// Adds [`LATE_COLUMN`] as the app's own migration does.
+    pub const ADD_LATE_COLUMN: &str =
+        "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE";
+
+    /// Whether the file's `settings` exists and lacks [`LATE_COLUMN`].
+    pub fn lacks_late_column(conn: &mut SqliteConnection) -> QueryResult<bool> {
+        let present = sql::columns(conn, "settings")?;
+        Ok(!present.is_empty() && !present.iter().any(|c| c == LATE_COLUMN))
+    }
+
+    /// Why a legacy file cannot be adopted (empty when it can): every column it
+    /// holds needs a place to go back to, or quarantine and the cleanup's rollback
+    /// would lose it.
+    pub fn shape_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+        let mut problems = Vec::new();
+        for (table, expected) in [
+            ("accounts", ACCOUNTS_COLUMNS),
+            ("settings", SETTINGS_COLUMNS),
+        ] {
+            let present = sql::columns(conn, table)?;
+            if present.is_empty() {
+                continue; // the baseline creates it
+            }
+            let unknown: Vec<&str> = present
+                .iter()
+                .map(String::as_str)
+                .filter(|c| !expected.contains(c))
+                .collect();
+            if !unknown.is_empty() {
+                problems.push(format!(
+                    "{table} has columns idstore does not know ({})",
+                    unknown.join(", ")
+                ));
+                continue;
+            }
+            let wanted: Vec<&str> = expected
+                .iter()
+                .copied()
+                .filter(|c| *c != LATE_COLUMN || present.iter().any(|p| p == c))
+                .collect();
+            if present
+                .iter()
+                .map(String::as_str)
+                .ne(wanted.iter().copied())
+            {
+                let missing: Vec<&str> = wanted
+                    .iter()
+                    .copied()
+                    .filter(|c| !present.iter().any(|p| p == c))
+                    .collect();
+                if missing.is_empty() {
+                    problems.push(format!("{table} has its columns in an unexpected order"));
+                } else {
+                    problems.push(format!("{table} lacks columns {}", missing.join(", ")));
+                }
+            }
+        }
+        if sql::table_exists(conn, "active_identity")?
+            && !sql::columns(conn, "active_identity")?
+                .iter()
+                .any(|c| c == "activeDid")
+        {
+            problems.push("the app's active_identity table has no activeDid column".to_owned());
+        }
+        Ok(problems)
+    }
+}
+
+/// `20261125000001`: `active_identity`, the quarantine tables and the decision log.
+pub(super) mod active_identity {
+    use diesel::prelude::*;
+    use diesel::sql_types::{Integer, Nullable, Text};
+
+    /// Points `active_identity` at `did`, keeping the app's `lastUpdated` when given.
+    pub fn set_pointer(
+        conn: &mut SqliteConnection,
+        did: &str,
+        last_updated: Option<&str>,
+    ) -> QueryResult<()> {
+        diesel::sql_query(
+            "UPDATE active_identity SET activeDid = ?1, \
+             lastUpdated = coalesce(?2, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = 1",
+        )
+        .bind::<Text, _>(did)
+        .bind::<Nullable<Text>, _>(last_updated)
+        .execute(conn)
+        .map(drop)
+    }
+
+    /// Keeps a pointer value that names no account in `active_did_quarantine`.
+    pub fn quarantine_pointer(
+        conn: &mut SqliteConnection,
+        did: &str,
+        reason: &str,
+    ) -> QueryResult<()> {
+        diesel::sql_query("INSERT INTO active_did_quarantine (activeDid, reason) VALUES (?, ?)")
+            .bind::<Text, _>(did)
+            .bind::<Text, _>(reason)
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// An account row the step moved to `accounts_quarantine`.
+    #[derive(QueryableByName)]
+    pub struct QuarantinedAccount {
+        #[diesel(sql_type = Integer)]
+        pub id: i32,
+        #[diesel(sql_type = Text)]
+        pub did: String,
+        #[diesel(sql_type = Integer, column_name = keptAccountId)]
+        pub kept_account_id: i32,
+        #[diesel(sql_type = Text)]
+        pub reason: String,
+    }
+
+    /// Every row of `accounts_quarantine`, by id.
+    pub fn quarantined_accounts(
+        conn: &mut SqliteConnection,
+    ) -> QueryResult<Vec<QuarantinedAccount>> {
+        diesel::sql_query(
+            "SELECT id, did, keptAccountId, reason FROM accounts_quarantine ORDER BY id",
+        )
+        .load(conn)
+    }
+
+    /// A pointer value the step kept in `active_did_quarantine`.
+    #[derive(QueryableByName)]
+    pub struct QuarantinedPointer {
+        #[diesel(sql_type = Text, column_name = activeDid)]
+        pub value: String,
+        #[diesel(sql_type = Text)]
+        pub reason: String,
+    }
+
+    /// Every row of `active_did_quarantine`, by id.
+    pub fn quarantined_pointers(
+        conn: &mut SqliteConnection,
+    ) -> QueryResult<Vec<QuarantinedPointer>> {
+        diesel::sql_query("SELECT activeDid, reason FROM active_did_quarantine ORDER BY id")
+            .load(conn)
+    }
+
+    /// Drops one decision-log row (a rollback told to forget it).
+    pub fn forget_decision(conn: &mut SqliteConnection, id: i32) -> QueryResult<()> {
+        diesel::sql_query("DELETE FROM quarantine_decisions WHERE id = ?")
+            .bind::<Integer, _>(id)
+            .execute(conn)
+            .map(drop)
+    }
+}
+
+/// `20261125000002`: `settings.activeDid` dropped, its values archived.
+pub(super) mod cleanup {
+    use diesel::prelude::*;
+    use diesel::sql_types::{Integer, Text};
+
+    /// A `settings.activeDid` value the step archived.
+    #[derive(QueryableByName)]
+    pub struct Archived {
+        #[diesel(sql_type = Integer, column_name = settingsId)]
+        pub settings_id: i32,
+        #[diesel(sql_type = Text, column_name = activeDid)]
+        pub value: String,
+    }
+
+    /// Every row of `settings_active_did_archive`, by settings row.
+    pub fn archived(conn: &mut SqliteConnection) -> QueryResult<Vec<Archived>> {
+        diesel::sql_query(
+            "SELECT settingsId, activeDid FROM settings_active_did_archive ORDER BY settingsId",
+        )
+        .load(conn)
+    }
+
+    /// Indexes and triggers on `settings` that idstore's steps do not create: the
+    /// step's down.sql rebuilds the table, which would drop them.
+    pub fn foreign_settings_objects(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Object {
+            #[diesel(sql_type = Text)]
+            sql: String,
+        }
+        let rows = diesel::sql_query(
+            "SELECT sql FROM sqlite_master
+              WHERE tbl_name = 'settings' AND type IN ('index', 'trigger') AND sql IS NOT NULL
+                AND name NOT IN ('idx_settings_accountDid',
+                                 'settings_active_did_sync_on_insert',
+                                 'settings_active_did_sync_on_update')
+              ORDER BY type, name",
+        )
+        .load::<Object>(conn)?;
+        Ok(rows.into_iter().map(|o| o.sql).collect())
+    }
+}

@@ -1,0 +1,281 @@
+//! Executing a plan: the steps, run inside idstore's own transaction, with what
+//! adoption does around them, and the report of what moved.
+
+use diesel::migration::Migration;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::sqlite::Sqlite;
+use idstore_domain::{MigrationReport, MigrationWarning};
+
+use super::plan::MigrationPlan;
+use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
+use crate::error::MigrateError;
+use crate::queries;
+
+/// How a transaction ended early: an error, or a dry run rolled back on purpose.
+pub(super) enum Abort<T> {
+    Error(MigrateError),
+    DryRun(T),
+}
+
+impl<T> From<diesel::result::Error> for Abort<T> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Error(e.into())
+    }
+}
+
+impl<T> From<MigrateError> for Abort<T> {
+    fn from(e: MigrateError) -> Self {
+        Abort::Error(e)
+    }
+}
+
+impl<T> crate::txn::CarriesFault for Abort<T> {
+    fn with_fault(self, conn: &mut SqliteConnection) -> Self {
+        match self {
+            Abort::Error(e) => Abort::Error(e.with_fault(conn)),
+            done => done,
+        }
+    }
+}
+
+/// Runs `run` in one immediate transaction; a dry run is rolled back on purpose
+/// after `mark` notes it in the report. A full disk met mid-run is reported with
+/// the space the run needs.
+pub(super) fn atomically<T>(
+    conn: &mut SqliteConnection,
+    dry_run: bool,
+    run: impl FnOnce(&mut SqliteConnection) -> Result<T, MigrateError>,
+    mark: impl FnOnce(&mut T),
+) -> Result<T, MigrateError> {
+    let result = crate::txn::immediate(conn, |conn| {
+        let mut report = run(conn)?;
+        if dry_run {
+            mark(&mut report);
+            return Err(Abort::DryRun(report));
+        }
+        Ok(report)
+    });
+    let result = match result {
+        Ok(done) | Err(Abort::DryRun(done)) => Ok(done),
+        Err(Abort::Error(e)) => Err(e),
+    };
+    result.map_err(|e| match e {
+        MigrateError::Storage(mut fault) if fault.needed_bytes.is_none() => {
+            fault.needed_bytes = crate::fault::space_needed(conn, false).ok();
+            MigrateError::Storage(fault)
+        }
+        other => other,
+    })
+}
+
+/// Carries out `plan` (inside the caller's transaction): adoption's preparations,
+/// each step, then what adoption restores, and the report of every value moved.
+/// Validation is the caller's next step.
+pub(super) fn execute(
+    conn: &mut SqliteConnection,
+    plan: &MigrationPlan,
+    progress: Option<Progress<'_>>,
+) -> Result<MigrationReport, MigrateError> {
+    let mut report = MigrationReport {
+        adopted_legacy: plan.status.legacy,
+        ..Default::default()
+    };
+    if plan.is_empty() {
+        report.active_did = plan.status.active_did.clone();
+        return Ok(report);
+    }
+    if plan.add_late_column {
+        diesel::sql_query(pinned::baseline::ADD_LATE_COLUMN).execute(conn)?;
+        report.warnings.push(MigrationWarning::AddedLegacyColumn {
+            table: "settings".to_owned(),
+            column: pinned::baseline::LATE_COLUMN.to_owned(),
+        });
+    }
+    let mut adopted: Vec<restore::Kept> = plan
+        .set_aside
+        .iter()
+        .map(|o| restore::Kept {
+            object: o.clone(),
+            rows_sql: None,
+        })
+        .collect();
+    super::adopt::set_aside(conn, &plan.set_aside)?;
+    if plan.app_pointer.is_some() {
+        // Kept with its rows for a rollback, then dropped for idstore's own.
+        adopted.extend(restore::keep_table(conn, "active_identity")?);
+        diesel::sql_query("DROP TABLE active_identity").execute(conn)?;
+    }
+
+    // The bookkeeping table, as diesel's harness creates it.
+    diesel::migration::MigrationConnection::setup(conn)?;
+    let migrations = embedded();
+    let steps = plan.steps.len() + 1;
+    for (i, version) in plan.steps.iter().enumerate() {
+        if let Some(progress) = progress {
+            progress(version, i + 1, steps);
+        }
+        let migration = migrations
+            .iter()
+            .find(|m| m.name().version().to_string() == *version)
+            .expect("pending versions come from the embedded list");
+        step(conn, migration.as_ref(), version, Direction::Up)?;
+        report.applied.push(version.clone());
+    }
+
+    if !adopted.is_empty() {
+        // The step that created idstore_original_schema has run.
+        restore::record_adopted(conn, &adopted)?;
+    }
+    if let Some(app) = &plan.app_pointer {
+        apply_app_pointer(conn, app, &mut report)?;
+    }
+    if plan.creates_active_identity() {
+        report_quarantine(conn, &mut report)?;
+    }
+    if plan.drops_legacy_column() {
+        report_archive(conn, &mut report)?;
+    }
+    report.active_did = queries::stored_active_did(conn)?;
+    report.values_migrated +=
+        u64::from(plan.creates_active_identity() && report.active_did.is_some());
+    if let Some(progress) = progress {
+        progress("validate", steps, steps);
+    }
+    Ok(report)
+}
+
+/// Puts the app's pointer into idstore's `active_identity` when it names an
+/// account, else keeps its value in the quarantine.
+fn apply_app_pointer(
+    conn: &mut SqliteConnection,
+    app: &super::inspect::AppPointer,
+    report: &mut MigrationReport,
+) -> QueryResult<()> {
+    let used = match &app.active_did {
+        Some(did) if app.names_account => {
+            pinned::active_identity::set_pointer(conn, did, app.last_updated.as_deref())?;
+            true
+        }
+        Some(did) => {
+            pinned::active_identity::quarantine_pointer(
+                conn,
+                did,
+                "the app's active_identity.activeDid names no account",
+            )?;
+            false
+        }
+        None => false,
+    };
+    report
+        .warnings
+        .push(MigrationWarning::AdoptedAppActiveIdentity {
+            value: app.active_did.clone(),
+            used,
+        });
+    Ok(())
+}
+
+/// Names each row the active-identity step quarantined (its tables are new, so
+/// every row in them came from this run).
+fn report_quarantine(conn: &mut SqliteConnection, report: &mut MigrationReport) -> QueryResult<()> {
+    let moved = pinned::active_identity::quarantined_accounts(conn)?;
+    let cleared = pinned::active_identity::quarantined_pointers(conn)?;
+    report.values_migrated += (moved.len() + cleared.len()) as u64;
+    for a in moved {
+        tracing::warn!(item = %format!("account:{}", a.id), kept_account_id = a.kept_account_id, reason = %a.reason, "account quarantined");
+        report.warnings.push(MigrationWarning::QuarantinedAccount {
+            account_id: a.id,
+            did: a.did,
+            kept_account_id: a.kept_account_id,
+            reason: a.reason,
+        });
+    }
+    for p in cleared {
+        tracing::warn!(reason = %p.reason, "pointer value quarantined");
+        report.warnings.push(MigrationWarning::ClearedPointer {
+            value: p.value,
+            reason: p.reason,
+        });
+    }
+    Ok(())
+}
+
+/// Names each `settings.activeDid` value the cleanup archived.
+fn report_archive(conn: &mut SqliteConnection, report: &mut MigrationReport) -> QueryResult<()> {
+    let archived = pinned::cleanup::archived(conn)?;
+    report.values_migrated += archived.len() as u64;
+    report.warnings.extend(
+        archived
+            .into_iter()
+            .map(|a| MigrationWarning::ArchivedActiveDid {
+                settings_id: a.settings_id,
+                value: a.value,
+            }),
+    );
+    Ok(())
+}
+
+/// Which way a step runs.
+#[derive(Clone, Copy)]
+pub(super) enum Direction {
+    Up,
+    Down,
+}
+
+/// Runs one step's up.sql (recording it) or down.sql (forgetting it) inside the
+/// run's own transaction. (Not diesel's `run_migration`: it wraps each step in a
+/// savepoint, and when SQLite has already rolled everything back after a full disk,
+/// rolling back to that savepoint fails and diesel reports that failure instead.)
+pub(super) fn step(
+    conn: &mut SqliteConnection,
+    migration: &dyn Migration<Sqlite>,
+    version: &str,
+    direction: Direction,
+) -> Result<(), MigrateError> {
+    let (ran, bookkeeping, way) = match direction {
+        Direction::Up => (
+            migration.run(conn),
+            format!("INSERT INTO {BOOKKEEPING_TABLE} (version) VALUES (?)"),
+            "up",
+        ),
+        Direction::Down => (
+            migration.revert(conn),
+            format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"),
+            "down",
+        ),
+    };
+    tracing::info!(version, direction = way, "migration step");
+    ran.map_err(|e| step_error(version, e))?;
+    diesel::sql_query(bookkeeping)
+        .bind::<Text, _>(version)
+        .execute(conn)
+        .map_err(|source| MigrateError::Step {
+            version: version.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// A step's failure as SQLite's own error, so a full disk is reported as such.
+/// diesel_migrations wraps SQL errors in a type it does not export; its message ends
+/// with SQLite's (`Failed to run <name> with: <message>`), which is kept.
+fn step_error(version: &str, e: Box<dyn std::error::Error + Send + Sync>) -> MigrateError {
+    let source = match e.downcast::<diesel::result::Error>() {
+        Ok(source) => *source,
+        Err(e) => {
+            let text = e.to_string();
+            let message = text
+                .rsplit_once(" with: ")
+                .map_or(text.as_str(), |(_, m)| m);
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new(message.to_owned()),
+            )
+        }
+    };
+    MigrateError::Step {
+        version: version.to_owned(),
+        source,
+    }
+}

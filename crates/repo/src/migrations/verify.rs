@@ -1,0 +1,177 @@
+//! Validation: the input checked before the first write, then, after the steps and
+//! inside the same transaction, every b-tree the run wrote and the row-level
+//! promises (no account lost, the active identity the old data implied, no
+//! dangling foreign key). Any failure rolls the whole run back.
+
+use diesel::prelude::*;
+use idstore_domain::MigrationReport;
+
+use super::plan::MigrationPlan;
+use super::{ExtraCheck, Integrity, inspect};
+use crate::error::MigrateError;
+use crate::sql;
+
+/// Checks the structure of the b-trees the run reads to build new ones (the
+/// existing `accounts`: duplicates are moved out of it and a UNIQUE index built
+/// over it) before anything is written, so a damaged file is refused as such. The
+/// run itself reads every `settings` row it rewrites, and SQLite refuses a damaged
+/// page it meets.
+pub(super) fn check_input(
+    conn: &mut SqliteConnection,
+    plan: &MigrationPlan,
+) -> Result<(), MigrateError> {
+    let mut problems = Vec::new();
+    for table in &plan.read_tables {
+        problems.extend(sql::table_quick_check_problems(conn, table)?);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateError::DamagedInput { problems })
+    }
+}
+
+/// Validates the run's result; the errors found go into the report.
+pub(super) fn verify(
+    conn: &mut SqliteConnection,
+    plan: &MigrationPlan,
+    report: &mut MigrationReport,
+    integrity: Integrity,
+    extra_check: Option<ExtraCheck<'_>>,
+) -> Result<(), MigrateError> {
+    let mut errors = Vec::new();
+    match integrity {
+        Integrity::Full => errors.extend(sql::integrity_problems(conn)?),
+        Integrity::Written => {
+            for table in &plan.written_tables {
+                errors.extend(sql::table_integrity_problems(conn, table)?);
+            }
+            for table in &plan.rewritten_tables {
+                // Every row read back whole: SQLite checks each page it loads and
+                // each record it decodes, and refuses a damaged one.
+                match sql::read_every_row(conn, table) {
+                    Err(diesel::result::Error::DatabaseError(_, info)) => {
+                        errors.push(format!("{table}: {}", info.message()));
+                    }
+                    other => other?,
+                }
+            }
+        }
+    }
+    errors.extend(
+        sql::foreign_key_violations(conn)?
+            .iter()
+            .map(ToString::to_string),
+    );
+    if report.active_did != plan.expected_active_did {
+        errors.push(format!(
+            "the active identity is {:?} but the old data predicted {:?}",
+            report.active_did, plan.expected_active_did
+        ));
+    }
+    let accounts_after = inspect::account_rows(conn)?;
+    if accounts_after != plan.account_rows {
+        errors.push(format!(
+            "{} account rows before, {accounts_after} kept or quarantined after",
+            plan.account_rows
+        ));
+    }
+    if let Some(Err(e)) = extra_check.map(|check| check(conn)) {
+        errors.push(e.to_string());
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        report.errors = errors;
+        Err(MigrateError::ValidationFailed {
+            report: Box::new(std::mem::take(report)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+    use crate::migrations::inspect::Inspection;
+
+    /// A legacy file with two accounts and a pointer, migrated inside a transaction
+    /// that `damage` then harms before validation runs; the transaction is rolled back.
+    fn validate_after(damage: &str) -> Result<(), MigrateError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::open(&dir.path().join("t.sqlite")).unwrap();
+        conn.batch_execute(crate::legacy::LEGACY_APP_SCHEMA)
+            .unwrap();
+        conn.batch_execute(
+            "INSERT INTO accounts (dateCreated, did, publicKeyHex) VALUES
+                ('2024', 'did:example:a', '02aa'), ('2024', 'did:example:b', '02bb');
+             INSERT INTO settings (id, activeDid) VALUES (1, 'did:example:b');",
+        )
+        .unwrap();
+        let outcome = conn.transaction::<_, MigrateError, _>(|conn| {
+            let plan = MigrationPlan::decide(Inspection::read(conn)?, None)?;
+            check_input(conn, &plan)?;
+            let mut report = super::super::run::execute(conn, &plan, None)?;
+            conn.batch_execute(damage)?;
+            verify(conn, &plan, &mut report, Integrity::Written, None)?;
+            Err(MigrateError::BaselineNeedsFlag) // roll back; the marker of success
+        });
+        match outcome {
+            Err(MigrateError::BaselineNeedsFlag) => Ok(()),
+            other => other,
+        }
+    }
+
+    #[test]
+    fn an_undamaged_run_passes() {
+        validate_after("SELECT 1;").unwrap();
+    }
+
+    #[test]
+    fn a_damaged_index_the_run_built_is_refused() {
+        // An index the run built now claims to index another column than the one
+        // its entries hold: its entry disagrees with its row.
+        let err = validate_after(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_master
+                SET sql = 'CREATE INDEX idx_active_identity_activeDid ON active_identity(lastUpdated)'
+              WHERE name = 'idx_active_identity_activeDid';
+             PRAGMA writable_schema = RESET;",
+        )
+        .unwrap_err();
+        let MigrateError::ValidationFailed { report } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("idx_active_identity_activeDid")),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn a_damaged_row_in_a_new_table_is_refused() {
+        // A row of a table the run created that breaks a NOT NULL constraint.
+        let err = validate_after(
+            "UPDATE active_identity SET activeDid = NULL;
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_master
+                SET sql = replace(sql, 'activeDid TEXT', 'activeDid TEXT NOT NULL')
+              WHERE name = 'active_identity';
+             PRAGMA writable_schema = RESET;",
+        )
+        .unwrap_err();
+        let MigrateError::ValidationFailed { report } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            report.errors.iter().any(|e| e.contains("active_identity")),
+            "{:?}",
+            report.errors
+        );
+    }
+}
