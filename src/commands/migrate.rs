@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
-use idstore_domain::MigrationReport;
-use idstore_repo::{Integrity, MigrateOptions, RollbackOptions, RollbackTarget};
+use idstore_repo::{Integrity, MigrateOptions, MigrationReport, RollbackOptions, RollbackTarget};
 use serde_json::json;
 
 use super::{Ctx, backup};
@@ -131,7 +130,7 @@ struct MigrateOutput<'a> {
     applied: &'a [String],
     backup: Option<String>,
     active_did: Option<&'a str>,
-    warnings: &'a [idstore_domain::MigrationWarning],
+    warnings: &'a [idstore_repo::MigrationWarning],
     errors: &'a [String],
     data_migrated: u64,
     dry_run: bool,

@@ -208,7 +208,7 @@ pub fn search_boxes_json(boxes: &[SearchBox]) -> String {
 }
 
 macro_rules! settings_fields {
-    ($( $field:ident, $variant:ident, $name:literal, $ty:ty; )*) => {
+    ($( $field:ident, $variant:ident, $column:ident, $ty:ty; )*) => {
         /// Every legacy setting but `activeDid` (which lives in `active_identity`), typed.
         /// Every field is optional: in an override row `None` falls through to the master
         /// row's value; in the master row it means "not set".
@@ -216,7 +216,7 @@ macro_rules! settings_fields {
         #[serde(rename_all = "camelCase")]
         pub struct Settings {
             $(
-                #[doc = concat!("`", $name, "`")]
+                #[doc = concat!("`", stringify!($column), "`")]
                 pub $field: Option<$ty>,
             )*
         }
@@ -226,7 +226,7 @@ macro_rules! settings_fields {
         #[derive(Debug, Clone, PartialEq, Default)]
         pub struct SettingsChange {
             $(
-                #[doc = concat!("Change of `", $name, "`.")]
+                #[doc = concat!("Change of `", stringify!($column), "`.")]
                 pub $field: Change<$ty>,
             )*
             /// Change of the active identity; stored in `active_identity`, not in settings.
@@ -237,7 +237,7 @@ macro_rules! settings_fields {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum SettingsField {
             $(
-                #[doc = concat!("`", $name, "`")]
+                #[doc = concat!("`", stringify!($column), "`")]
                 $variant,
             )*
         }
@@ -249,7 +249,7 @@ macro_rules! settings_fields {
             /// The legacy (column) name.
             pub fn name(self) -> &'static str {
                 match self {
-                    $(SettingsField::$variant => $name,)*
+                    $(SettingsField::$variant => stringify!($column),)*
                 }
             }
 
@@ -269,10 +269,11 @@ macro_rules! settings_fields {
         impl FromStr for SettingsField {
             type Err = SettingsError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($name => Ok(SettingsField::$variant),)*
-                    _ => Err(SettingsError::UnknownField { name: s.to_owned() }),
-                }
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|f| f.name() == s)
+                    .ok_or_else(|| SettingsError::UnknownField { name: s.to_owned() })
             }
         }
 
@@ -346,35 +347,51 @@ macro_rules! settings_fields {
     };
 }
 
-settings_fields! {
-    api_server, ApiServer, "apiServer", String;
-    filter_feed_by_nearby, FilterFeedByNearby, "filterFeedByNearby", bool;
-    filter_feed_by_visible, FilterFeedByVisible, "filterFeedByVisible", bool;
-    finished_onboarding, FinishedOnboarding, "finishedOnboarding", bool;
-    first_name, FirstName, "firstName", String;
-    hide_register_prompt_on_new_contact, HideRegisterPromptOnNewContact, "hideRegisterPromptOnNewContact", bool;
-    is_registered, IsRegistered, "isRegistered", bool;
-    last_name, LastName, "lastName", String;
-    last_acked_offer_to_user_jwt_id, LastAckedOfferToUserJwtId, "lastAckedOfferToUserJwtId", String;
-    last_acked_offer_to_user_projects_jwt_id, LastAckedOfferToUserProjectsJwtId, "lastAckedOfferToUserProjectsJwtId", String;
-    last_notified_claim_id, LastNotifiedClaimId, "lastNotifiedClaimId", String;
-    last_viewed_claim_id, LastViewedClaimId, "lastViewedClaimId", String;
-    notifying_new_activity_time, NotifyingNewActivityTime, "notifyingNewActivityTime", String;
-    notifying_reminder_message, NotifyingReminderMessage, "notifyingReminderMessage", String;
-    notifying_reminder_time, NotifyingReminderTime, "notifyingReminderTime", String;
-    partner_api_server, PartnerApiServer, "partnerApiServer", String;
-    passkey_expiration_minutes, PasskeyExpirationMinutes, "passkeyExpirationMinutes", i32;
-    profile_image_url, ProfileImageUrl, "profileImageUrl", String;
-    search_boxes, SearchBoxes, "searchBoxes", Vec<SearchBox>;
-    show_contact_gives_inline, ShowContactGivesInline, "showContactGivesInline", bool;
-    show_general_advanced, ShowGeneralAdvanced, "showGeneralAdvanced", bool;
-    show_shortcut_bvc, ShowShortcutBvc, "showShortcutBvc", bool;
-    vapid, Vapid, "vapid", String;
-    warn_if_prod_server, WarnIfProdServer, "warnIfProdServer", bool;
-    warn_if_test_server, WarnIfTestServer, "warnIfTestServer", bool;
-    web_push_server, WebPushServer, "webPushServer", String;
-    has_backed_up_seed, HasBackedUpSeed, "hasBackedUpSeed", bool;
+/// The one list of settings, each as `field, Variant, column, Type;` in the
+/// table's column order (`activeDid` is not a setting: it lives in
+/// `active_identity`). Every other list is generated from it: here the typed
+/// [`Settings`], [`SettingsChange`] and [`SettingsField`]; in the repository the
+/// row types, column names, changeset and no-op check. `settings_list!(m)` expands
+/// to `m! { … }` with the list.
+///
+/// Adding a setting: a migration that adds the column, `diesel print-schema`, and
+/// one line here.
+#[macro_export]
+macro_rules! settings_list {
+    ($callback:ident) => {
+        $callback! {
+            api_server, ApiServer, apiServer, String;
+            filter_feed_by_nearby, FilterFeedByNearby, filterFeedByNearby, bool;
+            filter_feed_by_visible, FilterFeedByVisible, filterFeedByVisible, bool;
+            finished_onboarding, FinishedOnboarding, finishedOnboarding, bool;
+            first_name, FirstName, firstName, String;
+            hide_register_prompt_on_new_contact, HideRegisterPromptOnNewContact, hideRegisterPromptOnNewContact, bool;
+            is_registered, IsRegistered, isRegistered, bool;
+            last_name, LastName, lastName, String;
+            last_acked_offer_to_user_jwt_id, LastAckedOfferToUserJwtId, lastAckedOfferToUserJwtId, String;
+            last_acked_offer_to_user_projects_jwt_id, LastAckedOfferToUserProjectsJwtId, lastAckedOfferToUserProjectsJwtId, String;
+            last_notified_claim_id, LastNotifiedClaimId, lastNotifiedClaimId, String;
+            last_viewed_claim_id, LastViewedClaimId, lastViewedClaimId, String;
+            notifying_new_activity_time, NotifyingNewActivityTime, notifyingNewActivityTime, String;
+            notifying_reminder_message, NotifyingReminderMessage, notifyingReminderMessage, String;
+            notifying_reminder_time, NotifyingReminderTime, notifyingReminderTime, String;
+            partner_api_server, PartnerApiServer, partnerApiServer, String;
+            passkey_expiration_minutes, PasskeyExpirationMinutes, passkeyExpirationMinutes, i32;
+            profile_image_url, ProfileImageUrl, profileImageUrl, String;
+            search_boxes, SearchBoxes, searchBoxes, Vec<$crate::settings::SearchBox>;
+            show_contact_gives_inline, ShowContactGivesInline, showContactGivesInline, bool;
+            show_general_advanced, ShowGeneralAdvanced, showGeneralAdvanced, bool;
+            show_shortcut_bvc, ShowShortcutBvc, showShortcutBvc, bool;
+            vapid, Vapid, vapid, String;
+            warn_if_prod_server, WarnIfProdServer, warnIfProdServer, bool;
+            warn_if_test_server, WarnIfTestServer, warnIfTestServer, bool;
+            web_push_server, WebPushServer, webPushServer, String;
+            has_backed_up_seed, HasBackedUpSeed, hasBackedUpSeed, bool;
+        }
+    };
 }
+
+settings_list!(settings_fields);
 
 /// The override-merge rule as a free function: `master` overlaid with `over`.
 pub fn merge(master: &Settings, over: &Settings) -> Settings {

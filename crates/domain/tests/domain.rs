@@ -3,8 +3,8 @@
 
 use idstore_domain::settings::{MAX_SETTING_LEN, merge, parse_search_boxes, search_boxes_json};
 use idstore_domain::{
-    Account, BoundingBox, Change, Did, DidError, MigrationWarning, SearchBox, Secret, Settings,
-    SettingsChange, SettingsError, SettingsField, did::MAX_DID_LEN,
+    Account, BoundingBox, Change, Did, DidError, SearchBox, Secret, Settings, SettingsChange,
+    SettingsError, SettingsField, did::MAX_DID_LEN,
 };
 
 const ETHR: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
@@ -282,25 +282,6 @@ fn account_debug_never_shows_secret_material() {
         account.identity_encr_base64.as_ref().unwrap().expose(),
         "SUPER-SECRET-IDENTITY"
     );
-}
-
-#[test]
-fn report_warnings_serialize_with_a_kind_and_read_well() {
-    let w = MigrationWarning::QuarantinedAccount {
-        account_id: 3,
-        did: ETHR.into(),
-        kept_account_id: 1,
-        reason: "duplicate did, different key material from the kept account".into(),
-    };
-    let json = serde_json::to_value(&w).unwrap();
-    assert_eq!(json["kind"], "quarantined_account");
-    assert_eq!(json["account_id"], 3);
-    assert!(w.to_string().contains("accounts_quarantine"));
-    let cleared = MigrationWarning::ClearedPointer {
-        value: "x".into(),
-        reason: "r".into(),
-    };
-    assert!(cleared.to_string().contains("active_did_quarantine"));
 }
 
 #[test]

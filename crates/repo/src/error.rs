@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use idstore_domain::MigrationReport;
+use crate::migrations::MigrationReport;
 
 /// Why a database could not be opened. Nothing is written to the path in any case.
 #[derive(Debug, thiserror::Error)]

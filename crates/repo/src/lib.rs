@@ -59,9 +59,9 @@ pub use error::{InvalidAccount, MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
-    MigrateOptions, MigrationPlan, MigrationStatus, PAUSE_POINTS, Progress, RollbackOptions,
-    RollbackReport, RollbackTarget, check_target, known_versions, migrate, plan_migration,
-    rollback, rollback_plan, status, step_summary,
+    MigrateOptions, MigrationPlan, MigrationReport, MigrationStatus, MigrationWarning,
+    PAUSE_POINTS, Progress, RollbackOptions, RollbackReport, RollbackTarget, check_target,
+    known_versions, migrate, plan_migration, rollback, rollback_plan, status, step_summary,
 };
 pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,

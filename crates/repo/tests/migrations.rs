@@ -8,7 +8,7 @@ use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
-use idstore_domain::MigrationWarning;
+use idstore_repo::MigrationWarning;
 use idstore_repo::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, MIGRATIONS, MigrateError,
     MigrateOptions, OpenError, ProblemKind, RollbackOptions, RollbackTarget, Store, migrate, open,

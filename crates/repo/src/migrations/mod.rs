@@ -17,7 +17,6 @@ use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use idstore_domain::MigrationReport;
 
 use crate::error::MigrateError;
 
@@ -25,6 +24,7 @@ mod adopt;
 mod inspect;
 mod pinned;
 mod plan;
+mod report;
 mod restore;
 mod rollback;
 mod run;
@@ -32,6 +32,7 @@ mod verify;
 
 pub use inspect::{MigrationStatus, status};
 pub use plan::MigrationPlan;
+pub use report::{MigrationReport, MigrationWarning};
 pub use rollback::{RollbackOptions, RollbackReport, RollbackTarget, rollback, rollback_plan};
 
 /// Every migration, embedded at compile time (`build.rs` reruns when they change).

@@ -2,8 +2,8 @@
 //! adoption and the steps' rebuilds took.
 
 use diesel::prelude::*;
-use idstore_domain::MigrationReport;
 
+use super::MigrationReport;
 use super::run::{Direction, atomically, step};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, embedded, pinned,

@@ -5,10 +5,10 @@ use diesel::migration::Migration;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
-use idstore_domain::{MigrationReport, MigrationWarning};
 
 use super::plan::MigrationPlan;
 use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
+use super::{MigrationReport, MigrationWarning};
 use crate::error::MigrateError;
 use crate::queries;
 

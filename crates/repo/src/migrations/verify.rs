@@ -4,8 +4,8 @@
 //! dangling foreign key). Any failure rolls the whole run back.
 
 use diesel::prelude::*;
-use idstore_domain::MigrationReport;
 
+use super::MigrationReport;
 use super::plan::MigrationPlan;
 use super::{ExtraCheck, Integrity, inspect};
 use crate::error::MigrateError;

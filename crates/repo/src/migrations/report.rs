@@ -1,4 +1,5 @@
-//! What a migration did.
+//! What a migration did: the report, whose warnings name the tables that keep
+//! every value a run moved.
 
 use std::fmt;
 
@@ -109,4 +110,30 @@ pub struct MigrationReport {
     pub adopted_legacy: bool,
     /// True when everything was rolled back on purpose (`--dry-run`).
     pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ETHR: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
+
+    #[test]
+    fn report_warnings_serialize_with_a_kind_and_read_well() {
+        let w = MigrationWarning::QuarantinedAccount {
+            account_id: 3,
+            did: ETHR.into(),
+            kept_account_id: 1,
+            reason: "duplicate did, different key material from the kept account".into(),
+        };
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["kind"], "quarantined_account");
+        assert_eq!(json["account_id"], 3);
+        assert!(w.to_string().contains("accounts_quarantine"));
+        let cleared = MigrationWarning::ClearedPointer {
+            value: "x".into(),
+            reason: "r".into(),
+        };
+        assert!(cleared.to_string().contains("active_did_quarantine"));
+    }
 }

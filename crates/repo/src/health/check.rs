@@ -1,0 +1,303 @@
+//! The checks behind `check`: every problem of a file, found one at a time.
+
+use diesel::connection::DefaultLoadingMode;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use idstore_domain::Did;
+use idstore_schema::{accounts, active_identity, settings};
+
+use super::{HealthReport, Problem, ProblemKind, problem};
+use crate::error::RepoError;
+use crate::quarantine::QuarantineKind;
+use crate::queries::dangling_pointer;
+use crate::sql;
+use crate::store::{Store, read_master};
+
+/// At the transition step (the legacy column still there), the master row's
+/// `settings.activeDid` and the pointer when they disagree (`''` and NULL agree).
+pub(super) fn legacy_pointer_out_of_step(
+    conn: &mut SqliteConnection,
+) -> QueryResult<Option<(Option<String>, Option<String>)>> {
+    #[derive(QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        legacy: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        pointer: Option<String>,
+    }
+    if !sql::columns(conn, "settings")?
+        .iter()
+        .any(|c| c == "activeDid")
+    {
+        return Ok(None);
+    }
+    let pair = diesel::sql_query(
+        "SELECT s.activeDid AS legacy, p.activeDid AS pointer
+           FROM settings AS s LEFT JOIN active_identity AS p ON p.id = 1
+          WHERE s.id = 1 AND nullif(s.activeDid, '') IS NOT p.activeDid",
+    )
+    .get_result::<Pair>(conn)
+    .optional()?;
+    Ok(pair.map(|p| (p.legacy, p.pointer)))
+}
+
+/// The pointer guard's triggers that the file lacks.
+pub(super) fn missing_guards(conn: &mut SqliteConnection) -> QueryResult<Vec<&'static str>> {
+    let mut missing = Vec::new();
+    for name in crate::guard::GUARD_TRIGGERS {
+        if !sql::object_exists(conn, "trigger", name)? {
+            missing.push(name);
+        }
+    }
+    Ok(missing)
+}
+
+/// Whether a UNIQUE index covers exactly `accounts(did)`.
+pub(super) fn has_unique_did_index(conn: &mut SqliteConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pragma_index_list('accounts') AS il
+          WHERE il.\"unique\" = 1
+            AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'did'",
+    )
+    .get_result::<N>(conn)
+    .map(|r| r.n > 0)
+}
+
+/// Duplicate and invalid DIDs among the accounts (the same on a legacy file).
+fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) -> QueryResult<()> {
+    let dups: Vec<(String, i64)> = accounts::table
+        .group_by(accounts::did)
+        .having(count_star().gt(1))
+        .select((accounts::did, count_star()))
+        .load(conn)?;
+    for (did, n) in dups {
+        emit(problem(
+            ProblemKind::DuplicateDid,
+            format!("{n} accounts have DID {did}"),
+        ));
+    }
+    let all = accounts::table
+        .select((accounts::id, accounts::did))
+        .order(accounts::id)
+        .load_iter::<(i32, String), DefaultLoadingMode>(conn)?;
+    for row in all {
+        let (id, did) = row?;
+        if let Err(e) = Did::parse(&did) {
+            emit(problem(
+                ProblemKind::InvalidDid,
+                format!(
+                    "account {id} has DID {:?}: {e}",
+                    did.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The health of any database: a migrated one (or one stopped at a pause point) gets
+/// [`Store::check`]; one that still needs migrating gets `integrity_check`, a [`ProblemKind::NeedsMigration`] problem,
+/// and what `migrate` will have to quarantine (duplicate DIDs, a pointer naming no
+/// account). Reads only.
+pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoError> {
+    let st = crate::migrations::status(conn)?;
+    if !st.unknown.is_empty() {
+        return Err(crate::MigrateError::UnknownVersions {
+            versions: st.unknown,
+        }
+        .into());
+    }
+    if st.servable() {
+        return Store::new(conn).check();
+    }
+    let mut report = HealthReport::default();
+    let mut emit = |p: Problem| report.add(p);
+    for d in sql::integrity_problems(conn)? {
+        emit(problem(ProblemKind::Integrity, d));
+    }
+    emit(problem(
+        ProblemKind::NeedsMigration,
+        format!(
+            "pending migrations {}; run `idstore migrate`",
+            st.pending.join(", ")
+        ),
+    ));
+    if sql::table_exists(conn, "accounts")? {
+        account_problems(conn, &mut emit)?;
+        let dangling = match &st.active_did {
+            Some(did) if !crate::queries::account_exists(conn, did)? => Some(did),
+            _ => None,
+        };
+        if let Some(did) = dangling {
+            emit(problem(
+                ProblemKind::DanglingPointer,
+                format!(
+                    "the active identity {did:?} names no account; migrate will clear it and keep it in active_did_quarantine"
+                ),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Every problem of a migrated file, handed to `emit` one at a time: nothing here
+/// holds more than one row of a large table at once.
+pub(super) fn find_problems(
+    conn: &mut SqliteConnection,
+    emit: &mut dyn FnMut(Problem),
+) -> Result<(), RepoError> {
+    for d in sql::integrity_problems(conn)? {
+        emit(problem(ProblemKind::Integrity, d));
+    }
+    if has_unique_did_index(conn)? {
+        // A dangling pointer is reported once, as such, not also as a foreign key row.
+        for v in sql::foreign_key_violations(conn)? {
+            if v.table != "active_identity" {
+                emit(problem(ProblemKind::ForeignKey, v.to_string()));
+            }
+        }
+    } else {
+        // foreign_key_check itself fails ("foreign key mismatch") without the index.
+        emit(problem(
+            ProblemKind::MissingDidIndex,
+            "no UNIQUE index on accounts(did): the active_identity foreign key cannot be checked or enforced".into(),
+        ));
+    }
+    if let Some(value) = dangling_pointer(conn)? {
+        emit(problem(
+            ProblemKind::DanglingPointer,
+            format!("active_identity.activeDid {value:?} names no account"),
+        ));
+    }
+    let missing = missing_guards(conn)?;
+    if !missing.is_empty() {
+        emit(problem(
+            ProblemKind::MissingPointerGuard,
+            format!(
+                "the pointer guard triggers {} are missing: a writer with foreign keys off could leave the active identity naming no account",
+                missing.join(", ")
+            ),
+        ));
+    }
+    if let Some((legacy, pointer)) = legacy_pointer_out_of_step(conn)? {
+        emit(problem(
+            ProblemKind::LegacyPointerOutOfStep,
+            format!(
+                "settings.activeDid is {legacy:?} but the active identity is {pointer:?}: older app builds see another identity"
+            ),
+        ));
+    }
+    if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+        emit(problem(
+            ProblemKind::MissingDecisionLog,
+            "the quarantine_decisions log is missing: no quarantine decision can be recorded"
+                .into(),
+        ));
+    }
+    let pointer_rows: i64 = active_identity::table
+        .select(count_star())
+        .get_result(conn)?;
+    if pointer_rows == 0 {
+        emit(problem(
+            ProblemKind::MissingPointerRow,
+            "active_identity has no row".into(),
+        ));
+    }
+    if read_master(conn)?.is_none() {
+        emit(problem(
+            ProblemKind::MissingMasterRow,
+            "settings has no master row (id = 1)".into(),
+        ));
+    }
+    account_problems(conn, emit)?;
+    let orphans = settings::table
+        .filter(settings::id.ne(1))
+        .filter(settings::accountDid.is_not_null())
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            accounts::table.filter(accounts::did.nullable().eq(settings::accountDid)),
+        )))
+        .select((settings::id, settings::accountDid))
+        .order(settings::id)
+        .load_iter::<(i32, Option<String>), DefaultLoadingMode>(conn)?;
+    for row in orphans {
+        let (id, did) = row?;
+        emit(problem(
+            ProblemKind::OrphanOverride,
+            format!(
+                "settings row {id} overrides {} which is no account",
+                did.unwrap_or_default()
+            ),
+        ));
+    }
+    let extra = settings::table
+        .filter(settings::id.ne(1))
+        .filter(settings::accountDid.is_null())
+        .select(settings::id)
+        .order(settings::id)
+        .load_iter::<i32, DefaultLoadingMode>(conn)?;
+    for row in extra {
+        let id = row?;
+        emit(problem(
+            ProblemKind::ExtraNullAccountRow,
+            format!("settings row {id} has no accountDid and is not the master row"),
+        ));
+    }
+    // Quarantined items wait for a person's decision (`quarantine restore/discard`);
+    // an account a restore decision replaced and kept aside no longer waits.
+    for item in Store::new(conn).quarantine()? {
+        if !item.waiting {
+            continue;
+        }
+        let kind = match item.item.kind {
+            QuarantineKind::Account => ProblemKind::QuarantinedAccount,
+            QuarantineKind::Pointer => ProblemKind::QuarantinedPointer,
+        };
+        let mut detail = format!("{} ({}): {}", item.item, item.value, item.reason);
+        if !item.differs_from_kept.is_empty() {
+            detail.push_str(&format!(
+                "; differs from the kept account in {}",
+                item.differs_from_kept.join(", ")
+            ));
+        }
+        emit(Problem {
+            kind,
+            detail,
+            item: Some(item.item),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProblemKind;
+
+    #[test]
+    fn kind_names_are_what_serde_writes() {
+        for kind in [
+            ProblemKind::Integrity,
+            ProblemKind::ForeignKey,
+            ProblemKind::DanglingPointer,
+            ProblemKind::MissingPointerRow,
+            ProblemKind::MissingMasterRow,
+            ProblemKind::DuplicateDid,
+            ProblemKind::MissingDidIndex,
+            ProblemKind::NeedsMigration,
+            ProblemKind::InvalidDid,
+            ProblemKind::OrphanOverride,
+            ProblemKind::ExtraNullAccountRow,
+            ProblemKind::MissingPointerGuard,
+            ProblemKind::MissingDecisionLog,
+            ProblemKind::LegacyPointerOutOfStep,
+            ProblemKind::QuarantinedAccount,
+            ProblemKind::QuarantinedPointer,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+}

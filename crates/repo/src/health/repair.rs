@@ -1,0 +1,138 @@
+//! `repair`: what can be fixed without losing data, in one transaction.
+
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use idstore_domain::Did;
+use idstore_schema::{accounts, active_identity};
+
+use super::check::{
+    find_problems, has_unique_did_index, legacy_pointer_out_of_step, missing_guards,
+};
+use super::{HealthReport, ProblemKind, RepairReport, problem};
+use crate::error::RepoError;
+use crate::queries::{clear_dangling_pointer, ensure_master_row};
+use crate::sql;
+use crate::store::read_master;
+
+pub(super) fn repair_in_transaction(
+    conn: &mut SqliteConnection,
+) -> Result<RepairReport, RepoError> {
+    let mut fixed = Vec::new();
+    if read_master(conn)?.is_none() {
+        ensure_master_row(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingMasterRow,
+            "re-created the master settings row with the default API server".into(),
+        ));
+    }
+    let moved = quarantine_duplicates(conn)?;
+    if moved > 0 {
+        fixed.push(problem(ProblemKind::DuplicateDid, format!("moved {moved} duplicate account rows (all but the lowest id of each DID) to accounts_quarantine")));
+    }
+    if !has_unique_did_index(conn)? {
+        diesel::sql_query("CREATE UNIQUE INDEX idx_accounts_did_unique ON accounts(did)")
+            .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingDidIndex,
+            "re-created the UNIQUE index idx_accounts_did_unique".into(),
+        ));
+    }
+    let first = first_valid_account(conn)?;
+    let pointer_rows: i64 = active_identity::table
+        .select(count_star())
+        .get_result(conn)?;
+    if pointer_rows == 0 {
+        diesel::insert_into(active_identity::table)
+            .values((
+                active_identity::id.eq(1),
+                active_identity::activeDid.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingPointerRow,
+            "re-created the active_identity row (no active identity)".into(),
+        ));
+    }
+    if let Some(old) = clear_dangling_pointer(conn, first.as_ref())? {
+        let now = first
+            .as_ref()
+            .map_or("cleared it".to_owned(), |d| format!("re-pointed it to {d}"));
+        fixed.push(problem(
+            ProblemKind::DanglingPointer,
+            format!("active identity {old:?} named no account: {now}; the old value is kept in active_did_quarantine"),
+        ));
+    }
+    // Last, once the pointer is valid: the guard only checks later writes.
+    let missing = missing_guards(conn)?;
+    if !missing.is_empty() {
+        for name in &missing {
+            diesel::sql_query(crate::guard::create_sql(name)).execute(conn)?;
+        }
+        fixed.push(problem(
+            ProblemKind::MissingPointerGuard,
+            format!(
+                "re-created the pointer guard triggers {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    if let Some((legacy, pointer)) = legacy_pointer_out_of_step(conn)? {
+        // The transition trigger on settings then finds the pointer already in place.
+        diesel::sql_query(
+            "UPDATE settings SET activeDid = (SELECT activeDid FROM active_identity WHERE id = 1) WHERE id = 1",
+        )
+        .execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::LegacyPointerOutOfStep,
+            format!("settings.activeDid was {legacy:?}; set it to the active identity {pointer:?}"),
+        ));
+    }
+    if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+        diesel::sql_query(crate::guard::create_decision_log_sql()).execute(conn)?;
+        fixed.push(problem(
+            ProblemKind::MissingDecisionLog,
+            "re-created the quarantine_decisions log (empty)".into(),
+        ));
+    }
+    let mut left = HealthReport::default();
+    find_problems(conn, &mut |p| left.add(p))?;
+    if let Some(p) = left.problems.iter().find(|p| p.kind.repairable()) {
+        // Nothing may be committed half-repaired.
+        return Err(RepoError::RepairIncomplete(Box::new(p.clone())));
+    }
+    Ok(RepairReport {
+        fixed,
+        left: left.problems,
+        left_omitted: left.omitted,
+    })
+}
+
+/// The first account by (`dateCreated`, DID) whose DID is valid.
+fn first_valid_account(conn: &mut SqliteConnection) -> QueryResult<Option<Did>> {
+    let dids: Vec<String> = accounts::table
+        .order((accounts::dateCreated, accounts::did))
+        .select(accounts::did)
+        .load(conn)?;
+    Ok(dids.into_iter().find_map(|d| Did::try_from(d).ok()))
+}
+
+/// Moves every account row beyond the first (lowest id) of its DID, every column
+/// intact, to `accounts_quarantine`, as the migration does. Returns how many.
+fn quarantine_duplicates(conn: &mut SqliteConnection) -> QueryResult<usize> {
+    let moved = diesel::sql_query(
+        "INSERT INTO accounts_quarantine (id, dateCreated, derivationPath, did, identityEncrBase64,
+                                          mnemonicEncrBase64, passkeyCredIdHex, publicKeyHex,
+                                          keptAccountId, reason)
+         SELECT dup.id, dup.dateCreated, dup.derivationPath, dup.did, dup.identityEncrBase64,
+                dup.mnemonicEncrBase64, dup.passkeyCredIdHex, dup.publicKeyHex,
+                (SELECT min(id) FROM accounts WHERE did = dup.did), 'duplicate did found by repair'
+           FROM accounts AS dup
+          WHERE dup.id > (SELECT min(id) FROM accounts WHERE did = dup.did)",
+    )
+    .execute(conn)?;
+    if moved > 0 {
+        diesel::sql_query("DELETE FROM accounts WHERE id IN (SELECT id FROM accounts_quarantine)")
+            .execute(conn)?;
+    }
+    Ok(moved)
+}
