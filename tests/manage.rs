@@ -285,8 +285,12 @@ fn bad_input_is_refused_clearly_and_the_file_is_unchanged() {
     }
     let err = fails(idstore(&db).args(["settings", "set", "activeDid=x"]), 2);
     assert!(err.contains("valid settings are: apiServer"), "{err}");
-    let refused: [(&[&str], &str); 4] = [
+    let refused: [(&[&str], &str); 5] = [
         (&["active", "set", UNKNOWN], "no account has DID"),
+        (
+            &["active", "set", UNKNOWN],
+            "`idstore account list` shows the known ones",
+        ),
         (
             &["settings", "set", "firstName=x", "--account", UNKNOWN],
             "no account has DID",

@@ -510,7 +510,7 @@ fn processes_and_threads_contending_lose_no_acknowledged_write() {
             .lines()
             .find_map(|l| l.split_once("OUTCOME ").map(|(_, o)| o.trim().to_owned()))
             .expect("outcome");
-        outcomes.push(Outcome::parse(&line));
+        outcomes.push(serde_json::from_str(&line).expect("an outcome"));
     }
     outcomes.extend(
         threads
@@ -561,7 +561,8 @@ fn processes_and_threads_contending_lose_no_acknowledged_write() {
 
 const CONTENDER_ENV: &str = "IDSTORE_RELIABILITY_CONTENDER";
 
-/// What one contending worker acknowledged.
+/// What one contending worker acknowledged, sent back from a child process as JSON.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Outcome {
     id: u32,
     own: String,
@@ -569,38 +570,6 @@ struct Outcome {
     kept: Vec<String>,
     removed: Vec<String>,
     ops: u32,
-}
-
-impl Outcome {
-    fn render(&self) -> String {
-        format!(
-            "{};{};{};{};{};{}",
-            self.id,
-            self.own,
-            self.last,
-            self.kept.join(","),
-            self.removed.join(","),
-            self.ops
-        )
-    }
-    fn parse(s: &str) -> Outcome {
-        let f: Vec<&str> = s.split(';').collect();
-        let list = |x: &str| {
-            if x.is_empty() {
-                vec![]
-            } else {
-                x.split(',').map(str::to_owned).collect()
-            }
-        };
-        Outcome {
-            id: f[0].parse().unwrap(),
-            own: f[1].into(),
-            last: f[2].into(),
-            kept: list(f[3]),
-            removed: list(f[4]),
-            ops: f[5].parse().unwrap(),
-        }
-    }
 }
 
 /// One contender's rounds: add two accounts of its own, remove one, switch the active
@@ -674,14 +643,14 @@ fn a_contending_worker_does_its_rounds() {
             f[1].parse().unwrap(),
             f[2].parse().unwrap(),
         );
-        println!("OUTCOME {}", o.render());
+        println!("OUTCOME {}", serde_json::to_string(&o).unwrap());
         return;
     }
     let dir = TempDir::new().unwrap();
     let db = migrated(dir.path());
     let o = contend(&db, 9, 3);
     assert_eq!((o.kept.len(), o.removed.len(), o.ops), (4, 3, 19));
-    let again = Outcome::parse(&o.render());
+    let again: Outcome = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
     assert_eq!(
         (again.own, again.last, again.kept, again.removed),
         (o.own, o.last, o.kept, o.removed)

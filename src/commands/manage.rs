@@ -73,6 +73,11 @@ fn problem_line(prefix: &str, p: &Problem) -> String {
             p.detail,
             resolve_hint(item)
         ),
+        None if p.kind == ProblemKind::NeedsMigration => format!(
+            "{prefix}{}: {}; run `idstore migrate`",
+            p.kind.as_str(),
+            p.detail
+        ),
         None => format!("{prefix}{}: {}", p.kind.as_str(), p.detail),
     }
 }

@@ -141,12 +141,30 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
 pub fn one_line(e: &anyhow::Error) -> String {
     let parts: Vec<String> = e.chain().map(|cause| cause.to_string()).collect();
     let mut line = parts.join(": ").replace('\n', " ");
+    if let Some(hint) = hint(error_kind(e)) {
+        line.push_str("; ");
+        line.push_str(hint);
+    }
     if line.contains("database is locked") {
         line.push_str(
             " (another program kept it locked past the busy timeout; close it, or retry with a longer --busy-timeout)",
         );
     }
     line
+}
+
+/// The command that helps with an error of this kind: the library's messages name
+/// no command, since its callers are not all this CLI.
+fn hint(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "not_found" => "`idstore migrate` creates one",
+        "needs_migration" => "run `idstore migrate`",
+        "unknown_account" => "`idstore account list` shows the known ones",
+        "last_account" => "pass --allow-last to delete it anyway",
+        "invalid_stored_value" => "`idstore check` lists such problems",
+        "needs_repair" => "`idstore repair` re-creates it",
+        _ => return None,
+    })
 }
 
 /// What every command needs: where the database is and how to report.

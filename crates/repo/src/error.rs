@@ -15,7 +15,7 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// The file does not exist and creating it was not allowed.
-    #[error("no database at {}; check the path, or run `idstore migrate` to create one", path.display())]
+    #[error("no database at {}; check the path, or migrate to create one", path.display())]
     NotFound {
         /// The path.
         path: PathBuf,
@@ -277,13 +277,13 @@ pub enum InvalidAccount {
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     /// The database is below the latest migration and not stopped at a pause point.
-    #[error("the database needs migrating (pending: {}); run `idstore migrate` first", pending.join(", "))]
+    #[error("the database needs migrating first (pending: {})", pending.join(", "))]
     NeedsMigration {
         /// Versions not yet applied.
         pending: Vec<String>,
     },
     /// No account has this DID.
-    #[error("no account has DID {did}; `idstore account list` shows the known ones")]
+    #[error("no account has DID {did}")]
     UnknownAccount {
         /// The DID asked for.
         did: idstore_domain::Did,
@@ -296,7 +296,7 @@ pub enum RepoError {
     },
     /// Deleting this account would leave no identity at all.
     #[error(
-        "{did} is the last account; deleting it leaves no identity: allow it explicitly (`--allow-last`)"
+        "{did} is the last account; deleting it leaves no identity, so it must be allowed explicitly"
     )]
     LastAccount {
         /// The DID.
@@ -311,7 +311,7 @@ pub enum RepoError {
     )]
     ActiveDidInAccountSettings,
     /// A value stored in the database is not valid (a foreign writer put it there).
-    #[error("stored {what} {value:?} is invalid ({reason}); `idstore check` lists such problems")]
+    #[error("stored {what} {value:?} is invalid ({reason}); a health check lists such problems")]
     StoredValue {
         /// Which value.
         what: &'static str,

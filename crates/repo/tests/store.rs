@@ -713,7 +713,14 @@ fn a_database_that_needs_migrating_is_refused_by_the_repository() {
         matches!(&err, RepoError::NeedsMigration { pending } if pending.len() == idstore_repo::known_versions().len()),
         "{err}"
     );
-    assert!(err.to_string().contains("idstore migrate"));
+    // A library caller is not necessarily the CLI: the message names no command.
+    assert!(!err.to_string().contains("idstore"), "{err}");
+    let mut conn = open(&dir.path().join("new.sqlite")).unwrap();
+    migrate(&mut conn, MigrateOptions::default()).unwrap();
+    let Err(unknown) = Store::new(&mut conn).set_active_did(Some(&did(DID_C))) else {
+        panic!("an unknown DID was accepted");
+    };
+    assert!(!unknown.to_string().contains("idstore"), "{unknown}");
 }
 
 /// One writer's loop: switch identities and save its own override row `n` times;

@@ -122,10 +122,7 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
     }
     emit(problem(
         ProblemKind::NeedsMigration,
-        format!(
-            "pending migrations {}; run `idstore migrate`",
-            st.pending.join(", ")
-        ),
+        format!("pending migrations {}", st.pending.join(", ")),
     ));
     if sql::table_exists(conn, "accounts")? {
         account_problems(conn, &mut emit)?;

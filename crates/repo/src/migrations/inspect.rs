@@ -146,6 +146,19 @@ impl Inspection {
     /// Reads the file. Writes nothing (it works on a read-only connection).
     pub fn read(conn: &mut SqliteConnection) -> Result<Self, MigrateError> {
         let status = status(conn)?;
+        if status.pending.is_empty() {
+            // Nothing to plan: opening an up-to-date file stays cheap.
+            return Ok(Inspection {
+                status,
+                legacy_shape: Vec::new(),
+                lacks_late_column: false,
+                app_pointer: None,
+                legacy_pointer_account: None,
+                collisions: Vec::new(),
+                existing: BTreeSet::new(),
+                account_rows: 0,
+            });
+        }
         let (legacy_shape, lacks_late_column) = if status.legacy {
             (
                 pinned::baseline::shape_problems(conn)?,

@@ -304,7 +304,7 @@ pub enum QuarantineError {
     /// The file has no `quarantine_decisions` log to record a decision in (it was
     /// migrated by an idstore from before the log existed).
     #[error(
-        "this file has no quarantine_decisions log to record the decision in; repair re-creates it (`idstore repair`)"
+        "this file has no quarantine_decisions log to record the decision in; a repair re-creates it"
     )]
     NoDecisionLog,
     /// Forgetting an account deletes key material with no copy.
