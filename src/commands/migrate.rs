@@ -49,40 +49,40 @@ impl Drop for Progress {
 
 pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     let out = ctx.out;
-    let preflight = MigrateOptions {
-        to: args.to.as_deref(),
-        ..Default::default()
-    };
-    if let Some(to) = preflight.to {
-        // Before anything is opened or created.
-        idstore_repo::check_target(to)?;
-    }
-    if ctx.db.path.exists() {
-        // Refusals first, on a read-only connection: a refused file stays byte for
-        // byte (not even switched to WAL). Room for the backup and the run is one of them.
+    let to = args.to.as_deref();
+    // The plan's refusals come first, on a read-only connection: a refused file stays
+    // byte for byte (not even switched to WAL), and a refused target creates no file.
+    // Room for the backup and the run is one of them. `migrate` itself inspects the
+    // file again inside its transaction, and runs what that read decides.
+    let (work, wants_backup) = if ctx.db.path.exists() {
         let mut ro = ctx.open_read_only()?;
-        let plan = idstore_repo::plan_migration(&mut ro, preflight.to)?;
+        let plan = idstore_repo::plan_migration(&mut ro, to)?;
+        let wants_backup =
+            !args.no_backup && !args.dry_run && !plan.is_empty() && plan.has_user_tables();
         if !plan.is_empty() {
-            let backup = !args.no_backup && !args.dry_run && plan.has_user_tables();
-            idstore_repo::fault::ensure_space(&mut ro, "migrate", backup)?;
+            idstore_repo::fault::ensure_space(&mut ro, "migrate", wants_backup)?;
         }
-    }
+        (!plan.is_empty(), wants_backup)
+    } else {
+        if let Some(to) = to {
+            idstore_repo::check_target(to)?;
+        }
+        (true, false)
+    };
     let mut conn = ctx.open_creating()?;
-    let plan = idstore_repo::plan_migration(&mut conn, preflight.to)?;
-    let backup_path =
-        if !args.no_backup && !args.dry_run && plan.has_user_tables() && !plan.is_empty() {
-            Some(backup(&mut conn, &ctx.db.path)?)
-        } else {
-            None
-        };
-    let progress = Progress::start(!out.quiet && !out.json && !plan.is_empty());
+    let backup_path = if wants_backup {
+        Some(backup(&mut conn, &ctx.db.path)?)
+    } else {
+        None
+    };
+    let progress = Progress::start(!out.quiet && !out.json && work);
     let report_step = |v: &str, at: usize, of: usize| {
         if let Some(p) = &progress {
             p.report(v, at, of);
         }
     };
     let options = MigrateOptions {
-        to: args.to.as_deref(),
+        to,
         dry_run: args.dry_run,
         progress: Some(&report_step),
         integrity: if args.full_check {

@@ -1,13 +1,13 @@
 //! The embedded migrations and the runner that applies, validates and reverts them.
 //!
 //! A run goes in four parts, each in its own file:
-//! 1. [`inspect`]: one read-only inspection of the file (versions, legacy shape,
+//! 1. `inspect.rs`: one read-only inspection of the file (versions, legacy shape,
 //!    the app's own objects, the pointer, counts);
-//! 2. [`plan`]: a pure decision of the steps, with every refusal made there;
-//! 3. [`run`]: the steps, with what adoption does around them ([`adopt`],
-//!    [`restore`]); the SQL the runner issues itself is pinned to the version it
-//!    runs on ([`pinned`]);
-//! 4. [`verify`]: one validation at the end.
+//! 2. `plan.rs` ([`MigrationPlan`]): a pure decision of the steps, with every refusal made there;
+//! 3. `run.rs`: the steps, with what adoption does around them (`adopt.rs`,
+//!    `restore.rs`); the SQL the runner issues itself is pinned to the version it
+//!    runs on (`pinned.rs`);
+//! 4. `verify.rs`: one validation at the end.
 //!
 //! Every run is one `BEGIN IMMEDIATE` transaction: either every step and its
 //! validation succeed and the whole run commits, or nothing changes. [`rollback`]

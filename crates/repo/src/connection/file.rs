@@ -1,0 +1,188 @@
+//! The file underneath a connection: its `file:` URI, its header checked before
+//! SQLite opens it, and files created owner-only.
+
+use std::fs::{self, OpenOptions as FsOpenOptions};
+use std::io;
+#[cfg(not(unix))]
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::OpenError;
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// The `file:` URI that opens exactly `path`, read-write (never creating) or read-only.
+pub(crate) fn sqlite_uri(path: &Path, read_only: bool) -> String {
+    let mode = if read_only { "ro" } else { "rw" };
+    format!("file:{}?mode={mode}", percent_encode_path(path))
+}
+
+/// Reads the first bytes of the file into `buf`; returns how many there were.
+///
+/// On Unix the file is read through a descriptor this process then keeps open:
+/// closing *any* descriptor on a file drops every POSIX lock the process holds on it,
+/// SQLite's included, so a second connection opened here would silently take away
+/// the first one's shared lock (and with it the guarantee that no other process
+/// checkpoints and removes the write-ahead log under it). SQLite defers its own
+/// closes for that reason; this does the same, for as long as the file exists.
+#[cfg(unix)]
+fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    use std::sync::Mutex;
+    static KEPT: Mutex<BTreeMap<(u64, u64), fs::File>> = Mutex::new(BTreeMap::new());
+
+    let meta = fs::metadata(path)?;
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut key = (meta.dev(), meta.ino());
+    if !kept.contains_key(&key) {
+        // A file that is gone can hold no lock anyone else could want.
+        kept.retain(|_, f| f.metadata().is_ok_and(|m| m.nlink() > 0));
+        let file = fs::File::open(path)?;
+        let m = file.metadata()?;
+        // (Should the path have been replaced in between, this is what was opened.)
+        key = (m.dev(), m.ino());
+        match kept.entry(key) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(file);
+            }
+            // Never closed: see above.
+            std::collections::btree_map::Entry::Occupied(_) => std::mem::forget(file),
+        }
+    }
+    let file = &kept[&key];
+    let mut read = 0;
+    while read < buf.len() {
+        match file.read_at(&mut buf[read..], read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
+}
+
+/// Reads the first bytes of the file into `buf`; returns how many there were.
+#[cfg(not(unix))]
+fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    let mut file = fs::File::open(path)?;
+    let mut read = 0;
+    while read < buf.len() {
+        match file.read(&mut buf[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
+}
+
+pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
+    let mut header = [0u8; 100];
+    let read = read_header(path, &mut header).map_err(|source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if read == 0 {
+        return Err(OpenError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    if read < 16 || &header[..16] != SQLITE_HEADER {
+        return Err(OpenError::NotSqlite {
+            path: path.to_owned(),
+        });
+    }
+    if read == header.len() && is_truncated(path, &header) {
+        return Err(OpenError::Truncated {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the file is shorter than the page count its header vouches for. SQLite
+/// trusts that count only while the "version-valid-for" field matches the change
+/// counter, and a `-wal` file may hold pages not yet in the main file, so the check
+/// is skipped then.
+fn is_truncated(path: &Path, header: &[u8; 100]) -> bool {
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    let (change_counter, pages, valid_for) = (be32(24), u64::from(be32(28)), be32(92));
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if change_counter != valid_for || pages == 0 || Path::new(&wal).exists() {
+        return false;
+    }
+    fs::metadata(path)
+        .map(|m| m.len() < pages * page_size)
+        .unwrap_or(false)
+}
+
+pub(super) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(unix)]
+pub(crate) fn create_private(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    FsOpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn create_private(path: &Path) -> io::Result<()> {
+    FsOpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(drop)
+}
+
+/// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file
+/// name (with `?`, `#`, `%` or non-UTF-8 bytes) opens exactly that file.
+fn percent_encode_path(path: &Path) -> String {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().replace('\\', "/").into_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_encoding_escapes_reserved_bytes() {
+        assert_eq!(
+            percent_encode_path(Path::new("/a b/c?d#e%f.db")),
+            "/a%20b/c%3Fd%23e%25f.db"
+        );
+    }
+}
