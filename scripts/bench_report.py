@@ -60,11 +60,11 @@ def tables(r):
             f"| {ratio(i, w)} | {ratio(p, i)} | {target} |"
         )
     lines.append("")
-    lines.append("| `migrate` rows | idstore (integrity_check) | idstore (--quick-check) | raw SQL | idstore ÷ raw | quick ÷ raw | growth vs previous size |")
+    lines.append("| `migrate` rows | idstore (default validation) | idstore (--full-check) | raw SQL | idstore ÷ raw | full ÷ raw | growth vs previous size |")
     lines.append("|---|---|---|---|---|---|---|")
     prev = None
     for rows in ("1000", "10000", "100000", "1000000"):
-        i, q, w = (r.get(("migrate", f, rows)) for f in ("idstore", "idstore_quick_check", "raw"))
+        i, q, w = (r.get(("migrate", f, rows)) for f in ("idstore", "idstore_full_check", "raw"))
         growth = ratio(i, prev) if prev else "–"
         lines.append(
             f"| {int(rows):,} | {fmt(i) if i else '–'} | {fmt(q) if q else '–'} | {fmt(w) if w else '–'} "
@@ -78,7 +78,7 @@ def tables(r):
 
 
 def plot(r):
-    series = {"idstore": "#1f77b4", "idstore_quick_check": "#2ca02c", "raw": "#7f7f7f"}
+    series = {"idstore": "#1f77b4", "idstore_full_check": "#2ca02c", "raw": "#7f7f7f"}
     sizes = [1000, 10000, 100000, 1000000]
     pts = {s: [(n, r.get(("migrate", s, str(n)))) for n in sizes] for s in series}
     values = [t for s in pts.values() for _, t in s if t]
