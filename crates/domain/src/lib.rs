@@ -5,6 +5,7 @@
 pub mod account;
 pub mod active_identity;
 pub mod did;
+pub mod quarantine;
 pub mod settings;
 
 pub use account::{Account, AccountInfo, NewAccount, Secret};

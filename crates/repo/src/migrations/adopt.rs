@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::sqlite::Sqlite;
 
-use crate::error::MigrateError;
+use super::MigrateError;
 
 /// One `sqlite_master` entry.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]

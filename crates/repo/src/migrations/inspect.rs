@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
+use super::MigrateError;
 use super::adopt::Collision;
 use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, known_versions, pinned};
-use crate::error::MigrateError;
 use crate::{queries, sql};
 
 /// Where a database stands, read without writing anything.

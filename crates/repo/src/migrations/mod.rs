@@ -18,9 +18,8 @@ use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
-use crate::error::MigrateError;
-
 mod adopt;
+mod error;
 mod inspect;
 mod pinned;
 mod plan;
@@ -30,6 +29,7 @@ mod rollback;
 mod run;
 mod verify;
 
+pub use error::MigrateError;
 pub use inspect::{MigrationStatus, status};
 pub use plan::MigrationPlan;
 pub use report::{MigrationReport, MigrationWarning};

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use super::MigrateError;
 use super::adopt::{SchemaObject, tables_created_by};
 use super::inspect::{AppPointer, Inspection, MigrationStatus};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, BOOKKEEPING_TABLE, CLEANUP_VERSION, check_target,
 };
-use crate::error::MigrateError;
 
 /// What [`migrate`](super::migrate) will do to a file: decided from one read of it,
 /// with every refusal already made. Get one with [`plan_migration`](super::plan_migration).

@@ -3,15 +3,15 @@
 
 use diesel::prelude::*;
 
+use super::MigrateError;
 use super::MigrationReport;
 use super::run::{Direction, atomically, step};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, embedded, pinned,
     restore, status,
 };
-use crate::error::MigrateError;
-use crate::quarantine::{QuarantineKind, QuarantineRef};
 use crate::{queries, sql};
+use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
 /// How far [`rollback`] goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

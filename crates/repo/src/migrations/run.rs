@@ -6,10 +6,10 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
 
+use super::MigrateError;
 use super::plan::MigrationPlan;
 use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
 use super::{MigrationReport, MigrationWarning};
-use crate::error::MigrateError;
 use crate::queries;
 
 /// How a transaction ended early: an error, or a dry run rolled back on purpose.

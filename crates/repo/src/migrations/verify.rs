@@ -5,10 +5,10 @@
 
 use diesel::prelude::*;
 
+use super::MigrateError;
 use super::MigrationReport;
 use super::plan::MigrationPlan;
 use super::{ExtraCheck, Integrity, inspect};
-use crate::error::MigrateError;
 use crate::sql;
 
 /// Checks the structure of the b-trees the run reads to build new ones (the
