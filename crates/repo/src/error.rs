@@ -41,6 +41,24 @@ pub enum OpenError {
         /// The path.
         path: PathBuf,
     },
+    /// The file looks encrypted and no key was given.
+    #[error("{} is encrypted (or is not an SQLite database at all): it needs its key", path.display())]
+    Encrypted {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The key given does not decrypt the file (it was left untouched).
+    #[error("the key does not open {}: it is not this file's key (a file written by SQLCipher 3 also needs the SQLCipher 3 compatibility setting); the file was left untouched", path.display())]
+    WrongKey {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A key was given for a file that is not encrypted.
+    #[error("{} is not encrypted, but a key was given; it was left untouched", path.display())]
+    NotEncrypted {
+        /// The path.
+        path: PathBuf,
+    },
     /// The path exists and the command only creates new files.
     #[error("{} already exists; pass a path that does not", path.display())]
     Exists {
@@ -244,6 +262,9 @@ impl OpenError {
             OpenError::MissingParent { .. } => "missing_folder",
             OpenError::Empty { .. } | OpenError::NotSqlite { .. } => "not_a_database",
             OpenError::Exists { .. } => "exists",
+            OpenError::Encrypted { .. } => "encrypted",
+            OpenError::WrongKey { .. } => "wrong_key",
+            OpenError::NotEncrypted { .. } => "not_encrypted",
             OpenError::ReadOnly { .. } => "read_only",
             OpenError::Truncated { .. } => "damaged",
             OpenError::Io { .. } => "io_error",

@@ -29,11 +29,14 @@
 //! ```
 
 pub mod accounts;
+mod cipher;
 pub mod connection;
+pub mod encryption;
 pub mod error;
 pub mod fault;
 pub mod guard;
 pub mod health;
+pub mod key;
 /// Fixtures (feature `fixtures`): the legacy app's schema and a demo file to try idstore on.
 #[cfg(feature = "fixtures")]
 pub mod legacy;
@@ -54,9 +57,11 @@ mod txn;
 pub use diesel::SqliteConnection;
 
 pub use accounts::AccountRemoval;
-pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, open};
+pub use connection::{BUSY_TIMEOUT, OpenOptions, backup_to, configure, is_encrypted, open};
+pub use encryption::{ConvertError, Converted, convert};
 pub use error::{InvalidAccount, MigrateError, OpenError, RepoError};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport, check_database};
+pub use key::{Key, KeyError};
 pub use migrations::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, ExtraCheck, Integrity, MIGRATIONS,
     MigrateOptions, MigrationPlan, MigrationReport, MigrationStatus, MigrationWarning,

@@ -79,7 +79,10 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
     Ok(read)
 }
 
-pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
+/// Checks the start of an existing file before SQLite opens it. A file opened with
+/// a key must not be plain SQLite (its header would be readable); one opened
+/// without must be plain SQLite, and is reported as encrypted when it looks it.
+pub(super) fn check_header(path: &Path, keyed: bool) -> Result<(), OpenError> {
     let mut header = [0u8; 100];
     let read = read_header(path, &mut header).map_err(|source| OpenError::Io {
         path: path.to_owned(),
@@ -90,9 +93,27 @@ pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
             path: path.to_owned(),
         });
     }
-    if read < 16 || &header[..16] != SQLITE_HEADER {
-        return Err(OpenError::NotSqlite {
-            path: path.to_owned(),
+    let plain = read >= 16 && &header[..16] == SQLITE_HEADER;
+    if keyed {
+        // An encrypted file's first bytes are its salt: nothing more to check until
+        // the key is tried on it.
+        return if plain {
+            Err(OpenError::NotEncrypted {
+                path: path.to_owned(),
+            })
+        } else {
+            Ok(())
+        };
+    }
+    if !plain {
+        return Err(if looks_encrypted(path, read) {
+            OpenError::Encrypted {
+                path: path.to_owned(),
+            }
+        } else {
+            OpenError::NotSqlite {
+                path: path.to_owned(),
+            }
         });
     }
     if read == header.len() && is_truncated(path, &header) {
@@ -101,6 +122,36 @@ pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
         });
     }
     Ok(())
+}
+
+/// Whether a file that does not start with the SQLite header looks encrypted: an
+/// encrypted file is whole pages (SQLCipher's are 4096 bytes, or 1024 for
+/// SQLCipher 3) that begin with a random salt and random-looking ciphertext (a
+/// file of zeros, text or a repeated byte does not). Random noise passes too:
+/// without the key the two cannot be told apart.
+fn looks_encrypted(path: &Path, read: usize) -> bool {
+    let whole_pages = fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 512 == 0);
+    if read < 16 || !whole_pages {
+        return false;
+    }
+    let mut start = [0u8; 1024];
+    let Ok(n) = read_header(path, &mut start) else {
+        return false;
+    };
+    let mut seen = [false; 256];
+    for &b in &start[..n] {
+        seen[usize::from(b)] = true;
+    }
+    // 1024 random bytes take about 250 distinct values.
+    n == start.len() && seen.iter().filter(|s| **s).count() >= 128
+}
+
+/// Whether the file at `path` is encrypted, as far as can be told without its key:
+/// it exists, does not start with the SQLite header, and is made of whole pages.
+pub fn is_encrypted(path: &Path) -> io::Result<bool> {
+    let mut header = [0u8; 100];
+    let read = read_header(path, &mut header)?;
+    Ok(!(read >= 16 && &header[..16] == SQLITE_HEADER) && looks_encrypted(path, read))
 }
 
 /// Whether the file is shorter than the page count its header vouches for. SQLite
@@ -172,6 +223,18 @@ fn percent_encode_path(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Makes a rename or a new name in `folder` durable.
+#[cfg(unix)]
+pub(crate) fn sync_folder(folder: &Path) -> io::Result<()> {
+    fs::File::open(folder)?.sync_all()
+}
+
+/// Makes a rename or a new name in `folder` durable (nothing to do here).
+#[cfg(not(unix))]
+pub(crate) fn sync_folder(_folder: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

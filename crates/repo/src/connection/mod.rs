@@ -11,11 +11,13 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::error::OpenError;
+use crate::key::Key;
 
 mod file;
 
+pub use file::is_encrypted;
 use file::{check_header, parent_dir};
-pub(crate) use file::{create_private, sqlite_uri};
+pub(crate) use file::{create_private, sqlite_uri, sync_folder};
 
 /// How long a connection waits for another writer before reporting `database is locked`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,6 +28,7 @@ pub struct OpenOptions {
     create: bool,
     read_only: bool,
     busy_timeout: Duration,
+    keying: Option<crate::cipher::Keying>,
 }
 
 impl Default for OpenOptions {
@@ -41,7 +44,33 @@ impl OpenOptions {
             create: true,
             read_only: false,
             busy_timeout: BUSY_TIMEOUT,
+            keying: None,
         }
+    }
+
+    /// The key of an encrypted file (SQLCipher; none: a plain file). A new file
+    /// created with a key is encrypted with it. A file written by SQLCipher 4's
+    /// defaults opens with its key alone; see [`Self::sqlcipher_compatibility`] for
+    /// older ones.
+    pub fn key(mut self, key: Option<Key>) -> Self {
+        let compatibility = self.keying.take().and_then(|k| k.compatibility);
+        self.keying = key.map(|key| crate::cipher::Keying { key, compatibility });
+        self
+    }
+
+    /// Opens a file written by an older SQLCipher with its settings
+    /// (`PRAGMA cipher_compatibility`): `3` for SQLCipher 3 (1024-byte pages,
+    /// 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1). Only applies with a key.
+    pub fn sqlcipher_compatibility(mut self, version: u8) -> Self {
+        if let Some(k) = &mut self.keying {
+            k.compatibility = Some(version);
+        }
+        self
+    }
+
+    /// Whether these options open an encrypted file.
+    pub fn is_keyed(&self) -> bool {
+        self.keying.is_some()
     }
 
     /// Whether a missing file may be created (default: yes).
@@ -67,13 +96,7 @@ impl OpenOptions {
     /// Refuses, without writing anything, a directory, an empty file and a file
     /// that does not start with the SQLite header.
     pub fn open(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
-        self.prepare_file(path)?;
-        let uri = sqlite_uri(path, self.read_only);
-        let mut conn =
-            SqliteConnection::establish(&uri).map_err(|source| OpenError::Connection {
-                path: path.to_owned(),
-                source,
-            })?;
+        let mut conn = self.establish(path)?;
         configure(&mut conn, self.busy_timeout, self.read_only).map_err(|source| {
             if crate::fault::fault_kind(&source).is_some() {
                 OpenError::Wal {
@@ -91,6 +114,37 @@ impl OpenOptions {
         Ok(conn)
     }
 
+    /// Opens `path` keyed as these options say, with the busy timeout, but leaves the
+    /// journal mode alone (a conversion works on a file taken out of WAL).
+    pub(crate) fn open_unconfigured(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
+        self.establish(path)
+    }
+
+    /// Checks the file, opens it (keyed, when there is a key) with the busy timeout,
+    /// and tries the key before anything else reads the file.
+    fn establish(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
+        self.prepare_file(path)?;
+        let uri = sqlite_uri(path, self.read_only);
+        let mut conn =
+            crate::cipher::opening(self.keying.as_ref(), || SqliteConnection::establish(&uri))
+                .map_err(|source| OpenError::Connection {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {};",
+            self.busy_timeout.as_millis()
+        ))
+        .map_err(|source| OpenError::Configure {
+            path: path.to_owned(),
+            source,
+        })?;
+        if self.keying.is_some() {
+            check_key(&mut conn, path)?;
+        }
+        Ok(conn)
+    }
+
     /// Checks the path and creates a missing file (owner-only permissions).
     fn prepare_file(&self, path: &Path) -> Result<(), OpenError> {
         let io_err = |source: io::Error| OpenError::Io {
@@ -102,7 +156,7 @@ impl OpenOptions {
                 path: path.to_owned(),
             }),
             Ok(meta) => {
-                check_header(path)?;
+                check_header(path, self.keying.is_some())?;
                 // Checked here, not left to SQLite: it would silently open read-only
                 // (and root would not be stopped by the mode bits at all).
                 if !self.read_only && meta.permissions().readonly() {
@@ -130,6 +184,34 @@ impl OpenOptions {
             Err(e) => Err(io_err(e)),
         }
     }
+}
+
+/// Tries the key on the file's first page before anything else touches it: a wrong
+/// key reads as "not a database". Then keeps temporary tables and indexes in memory,
+/// so no plaintext copy of any table lands in a temporary file.
+fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), OpenError> {
+    let tried = conn.batch_execute("SELECT count(*) FROM sqlite_master;");
+    match tried {
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("not a database") =>
+        {
+            return Err(OpenError::WrongKey {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(OpenError::Configure {
+                path: path.to_owned(),
+                source,
+            });
+        }
+        Ok(()) => {}
+    }
+    conn.batch_execute("PRAGMA temp_store = MEMORY;")
+        .map_err(|source| OpenError::Configure {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Opens (creating if missing) a read-write database at `path`; see [`OpenOptions`].

@@ -101,7 +101,7 @@ fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), QuarantineErr
         }
         Err(e) => return Err(export_err(e)),
     }
-    sync_folder(&folder).map_err(export_err)
+    crate::connection::sync_folder(&folder).map_err(export_err)
 }
 
 #[cfg(unix)]
@@ -120,16 +120,6 @@ fn private_new(path: &Path) -> io::Result<std::fs::File> {
         .write(true)
         .create_new(true)
         .open(path)
-}
-
-#[cfg(unix)]
-fn sync_folder(folder: &Path) -> io::Result<()> {
-    std::fs::File::open(folder)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_folder(_folder: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 /// A new log row; returns its id.
