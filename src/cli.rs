@@ -36,6 +36,23 @@ pub struct Cli {
     )]
     pub busy_timeout: u64,
 
+    /// A file holding the key of an encrypted database: its content, one trailing
+    /// newline dropped. The key can also come from IDSTORE_KEY (empty: no key); it is
+    /// never a command-line value, which other users could read in `ps`.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
+    /// Open a file written by SQLCipher 3 with that version's settings (1024-byte
+    /// pages, 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1).
+    #[arg(
+        long,
+        global = true,
+        env = "IDSTORE_SQLCIPHER_COMPAT",
+        value_name = "VERSION",
+        value_parser = clap::value_parser!(u8).range(3..=4)
+    )]
+    pub sqlcipher_compat: Option<u8>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -70,6 +87,14 @@ pub enum Command {
     /// Look at quarantined items and decide on each: restore it, or discard it.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Encrypt a plain database in place with a new key (IDSTORE_NEW_KEY or
+    /// --new-key-file): every table is copied beside it, checked, and renamed over it.
+    Encrypt(ConvertArgs),
+    /// Change an encrypted database's key: the current one from IDSTORE_KEY or
+    /// --key-file, the new one from IDSTORE_NEW_KEY or --new-key-file.
+    Rekey(ConvertArgs),
+    /// Turn an encrypted database back into a plain one, in place.
+    Decrypt(DecryptArgs),
     /// Write sample databases to try idstore on.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -99,6 +124,26 @@ pub struct MigrateArgs {
     /// its table).
     #[arg(long)]
     pub full_check: bool,
+}
+
+/// `idstore encrypt` and `idstore rekey`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A file holding the new key (its content, one trailing newline dropped); or
+    /// give it in IDSTORE_NEW_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
+    /// Do not write a backup copy next to the database first.
+    #[arg(long)]
+    pub no_backup: bool,
+}
+
+/// `idstore decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Do not write a backup copy next to the database first.
+    #[arg(long)]
+    pub no_backup: bool,
 }
 
 /// `idstore rollback`.

@@ -1,4 +1,5 @@
-//! Runs every `idstore` and `cp` line of the README's shell blocks, in order, in a
+//! Runs every `idstore`, `cp` and `printf` line of the README's shell blocks (an
+//! `idstore` line may start with environment variables), in order, in a
 //! fresh folder, as a user following it would. (The `cargo` and `diesel` lines are
 //! run by CI itself: see `.ci/run`.)
 
@@ -22,7 +23,8 @@ fn readme_shell_lines() -> Vec<String> {
             in_sh = t == "```sh";
             continue;
         }
-        if in_sh && (t.starts_with("idstore ") || t.starts_with("cp ")) {
+        let runs = ["idstore ", "cp ", "printf ", "IDSTORE_"];
+        if in_sh && runs.iter().any(|r| t.starts_with(r)) {
             lines.push(t.to_owned());
         }
     }
@@ -80,6 +82,9 @@ fn every_idstore_command_in_the_readme_works_as_described() {
     assert_eq!(status("demo.sqlite")["pending"], serde_json::json!([]));
     assert_eq!(status("copy.sqlite")["pending"], serde_json::json!([]));
     assert_eq!(status("phased.sqlite")["paused_at"], "20261125000001");
+    // The encrypted copy was re-keyed and decrypted again.
+    assert_eq!(status("secret.sqlite")["encrypted"], false);
+    assert_eq!(status("secret.sqlite")["pending"], serde_json::json!([]));
     assert_eq!(
         std::fs::read(&app_db).unwrap(),
         original,

@@ -253,6 +253,23 @@ fn emit_rollback(
 }
 
 pub(super) fn status(ctx: &Ctx) -> Result<()> {
+    if ctx.key.is_none() && idstore_repo::is_encrypted(&ctx.db.path).unwrap_or(false) {
+        // All that can be told without the key.
+        ctx.out.emit(
+            json!({
+                "database": ctx.db.path.display().to_string(),
+                "encrypted": true,
+                "readable": false,
+            }),
+            || {
+                format!(
+                    "database:  {}\nencrypted: yes (or it is not an SQLite database at all); give its key with IDSTORE_KEY or --key-file to see the rest",
+                    ctx.db.path.display()
+                )
+            },
+        );
+        return Ok(());
+    }
     // The default database is created on first use so `idstore status` works on a
     // fresh machine; an explicit --db is only read.
     let mut conn = if ctx.db.default {
@@ -276,6 +293,8 @@ pub(super) fn status(ctx: &Ctx) -> Result<()> {
         "next_step": next,
         "active_did": st.active_did,
         "accounts": st.accounts,
+        "encrypted": ctx.key.is_some(),
+        "readable": true,
     });
     ctx.out.emit(doc, || {
         let list = |v: &[String]| {
@@ -294,6 +313,10 @@ pub(super) fn status(ctx: &Ctx) -> Result<()> {
                 } else {
                     "no"
                 }
+            ),
+            format!(
+                "encrypted: {}",
+                if ctx.key.is_some() { "yes" } else { "no" }
             ),
             format!("applied:  {}", list(&st.applied)),
             format!("pending:  {}", list(&st.pending)),

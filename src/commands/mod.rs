@@ -1,5 +1,6 @@
 //! What each subcommand does, and how it reports.
 
+mod encryption;
 mod manage;
 mod migrate;
 mod quarantine;
@@ -24,6 +25,8 @@ pub fn run(cli: &Cli) -> Result<bool> {
         },
         db: resolve_db(cli.db.as_deref())?,
         busy_timeout: Duration::from_millis(cli.busy_timeout),
+        key: encryption::read_key("IDSTORE_KEY", cli.key_file.as_deref(), "--key-file")?,
+        sqlcipher_compat: cli.sqlcipher_compat,
     };
     match &cli.command {
         Command::Migrate(args) => migrate::migrate(&ctx, args).map(|()| true),
@@ -35,6 +38,9 @@ pub fn run(cli: &Cli) -> Result<bool> {
         Command::Active(args) => manage::active(&ctx, args).map(|()| true),
         Command::Settings(cmd) => manage::settings(&ctx, cmd).map(|()| true),
         Command::Quarantine(cmd) => quarantine::quarantine(&ctx, cmd).map(|()| true),
+        Command::Encrypt(args) => encryption::encrypt(&ctx, args).map(|()| true),
+        Command::Rekey(args) => encryption::rekey(&ctx, args).map(|()| true),
+        Command::Decrypt(args) => encryption::decrypt(&ctx, args).map(|()| true),
         Command::Demo(cmd) => manage::demo(&ctx, cmd).map(|()| true),
         Command::Generate { what } => generate(*what).map(|()| true),
     }
@@ -113,6 +119,10 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
             x.kind()
         } else if let Some(x) = cause.downcast_ref::<QuarantineError>() {
             x.kind()
+        } else if let Some(x) = cause.downcast_ref::<idstore_repo::ConvertError>() {
+            x.kind()
+        } else if cause.downcast_ref::<idstore_repo::KeyError>().is_some() {
+            "invalid_key"
         } else if let Some(x) = cause.downcast_ref::<StorageFault>() {
             x.kind_name()
         } else if cause
@@ -163,6 +173,13 @@ fn hint(kind: &str) -> Option<&'static str> {
         "last_account" => "pass --allow-last to delete it anyway",
         "invalid_stored_value" => "`idstore check` lists such problems",
         "needs_repair" => "`idstore repair` re-creates it",
+        "encrypted" => "give its key with IDSTORE_KEY or --key-file",
+        "wrong_key" => {
+            "check IDSTORE_KEY or --key-file (and --sqlcipher-compat 3 for a SQLCipher 3 file)"
+        }
+        "not_encrypted" => {
+            "unset IDSTORE_KEY and drop --key-file, or encrypt it with `idstore encrypt`"
+        }
         _ => return None,
     })
 }
@@ -172,6 +189,10 @@ pub(crate) struct Ctx {
     pub out: Output,
     pub db: Db,
     pub busy_timeout: Duration,
+    /// The database's key (none: a plain file).
+    pub key: Option<idstore_repo::Key>,
+    /// SQLCipher compatibility for older encrypted files.
+    pub sqlcipher_compat: Option<u8>,
 }
 
 #[derive(Clone, Copy)]
@@ -260,7 +281,13 @@ fn backup(conn: &mut SqliteConnection, db: &Path) -> Result<PathBuf> {
 
 impl Ctx {
     fn options(&self) -> OpenOptions {
-        OpenOptions::new().busy_timeout(self.busy_timeout)
+        let options = OpenOptions::new()
+            .busy_timeout(self.busy_timeout)
+            .key(self.key.clone());
+        match self.sqlcipher_compat {
+            Some(version) => options.sqlcipher_compatibility(version),
+            None => options,
+        }
     }
 
     /// Opens for `migrate`: creates the file (and, for the default path, its folder).

@@ -20,7 +20,10 @@ pub fn idstore(db: &Path) -> Command {
     cmd.arg("--db")
         .arg(db)
         .env_remove("IDSTORE_DB")
-        .env_remove("IDSTORE_BUSY_TIMEOUT_MS");
+        .env_remove("IDSTORE_BUSY_TIMEOUT_MS")
+        .env_remove("IDSTORE_KEY")
+        .env_remove("IDSTORE_NEW_KEY")
+        .env_remove("IDSTORE_SQLCIPHER_COMPAT");
     cmd
 }
 

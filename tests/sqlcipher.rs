@@ -1,0 +1,207 @@
+//! Encrypted legacy files made by an independent SQLCipher: the PyPI package
+//! `sqlcipher3-binary` (SQLCipher 4.x, not the build idstore links) writes the file
+//! as the app's storage plugin would, idstore migrates, checks and rolls it back with
+//! the same key, and that engine reads every step back: still encrypted, the
+//! migrated shape, every row intact. A wrong key changes nothing, and a SQLCipher 3
+//! file opens with `--sqlcipher-compat 3`.
+//!
+//! Needs python3 with venv; the engine is installed into `tests/engines/.venv` from
+//! `requirements.txt` on first use (CI has it installed by then).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use common::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const KEY: &str = "it's the app's passphrase";
+
+fn engine_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engines")
+}
+
+/// The venv's python, creating the venv when it is not there yet (once, however
+/// many tests ask at the same time).
+fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(create_venv).clone()
+}
+
+fn create_venv() -> PathBuf {
+    let dir = engine_dir();
+    let python = dir.join(".venv/bin/python");
+    if !python.exists() {
+        let run = |cmd: &mut StdCommand| {
+            let out = cmd.output().expect("python3 runs (needed for this test)");
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(StdCommand::new("python3")
+            .args(["-m", "venv", ".venv"])
+            .current_dir(&dir));
+        run(StdCommand::new(&python)
+            .args(["-m", "pip", "install", "-q", "-r", "requirements.txt"])
+            .current_dir(&dir));
+    }
+    python
+}
+
+fn engine(args: &[&str]) -> String {
+    let out = StdCommand::new(python())
+        .arg(engine_dir().join("sqlcipher_app.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sqlcipher_app.py {:?}: {}",
+        &args[..1],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An encrypted legacy file written by the other engine (`compat`: "3" for
+/// SQLCipher 3's settings).
+fn make(dir: &Path, name: &str, compat: Option<&str>) -> PathBuf {
+    let db = dir.join(name);
+    let schema = dir.join("schema.sql");
+    std::fs::write(&schema, idstore_repo::legacy::LEGACY_APP_SCHEMA).unwrap();
+    let mut args = vec!["make", db.to_str().unwrap(), KEY, schema.to_str().unwrap()];
+    args.extend(compat);
+    engine(&args);
+    db
+}
+
+/// What the other engine reads in the file, with the key.
+fn inspect(db: &Path, compat: Option<&str>) -> Value {
+    let mut args = vec!["inspect", db.to_str().unwrap(), KEY];
+    args.extend(compat);
+    serde_json::from_str(&engine(&args)).unwrap()
+}
+
+fn keyed(db: &Path) -> Command {
+    let mut cmd = idstore(db);
+    cmd.env("IDSTORE_KEY", KEY);
+    cmd
+}
+
+fn assert_migrated(seen: &Value) {
+    assert_eq!(seen["plain_header"], false);
+    assert_eq!(seen["integrity"], "ok");
+    assert_eq!(seen["pointer"], DID_B);
+    let settings: Vec<&str> = seen["settings_columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(!settings.contains(&"activeDid") && settings.contains(&"hasBackedUpSeed"));
+    assert_eq!(seen["rows"]["accounts"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        seen["rows"]["accounts_quarantine"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// The app's own tables, as the other engine reads them.
+fn legacy_rows(seen: &Value) -> Value {
+    let rows = &seen["rows"];
+    serde_json::json!([
+        rows["accounts"],
+        rows["settings"],
+        rows["contacts"],
+        rows["secret"]
+    ])
+}
+
+#[test]
+fn an_encrypted_legacy_file_made_elsewhere_migrates_rolls_back_and_stays_readable() {
+    let dir = TempDir::new().unwrap();
+    let db = make(dir.path(), "app.sqlite", None);
+    let made = inspect(&db, None);
+    assert_eq!(made["plain_header"], false);
+    assert!(made["cipher_version"].as_str().unwrap().starts_with('4'));
+
+    // The wrong key changes nothing.
+    let before = snapshot(&db);
+    let err = fails(idstore(&db).env("IDSTORE_KEY", "wrong").arg("migrate"), 1);
+    assert!(err.contains("the key does not open"), "{err}");
+    assert_eq!(snapshot(&db), before);
+
+    keyed(&db)
+        .args(["migrate", "--no-backup", "-q"])
+        .assert()
+        .success();
+    assert_migrated(&inspect(&db, None));
+    let check = keyed(&db)
+        .args(["check", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let check: Value = serde_json::from_slice(&check).unwrap();
+    assert!(
+        check["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["kind"] == "quarantined_account"),
+        "only the decision waiting: {check}"
+    );
+
+    keyed(&db)
+        .args(["rollback", "--no-backup", "-q"])
+        .assert()
+        .success();
+    let back = inspect(&db, None);
+    assert_eq!(back["plain_header"], false);
+    assert_eq!(back["integrity"], "ok");
+    assert_eq!(
+        legacy_rows(&back),
+        legacy_rows(&made),
+        "every row of the app's tables"
+    );
+    assert!(
+        back["settings_columns"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("activeDid"))
+    );
+
+    keyed(&db)
+        .args(["migrate", "--no-backup", "-q"])
+        .assert()
+        .success();
+    assert_migrated(&inspect(&db, None));
+    keyed(&db).args(["status"]).assert().success();
+}
+
+#[test]
+fn a_sqlcipher_3_file_made_elsewhere_opens_with_the_compatibility_setting() {
+    let dir = TempDir::new().unwrap();
+    let db = make(dir.path(), "v3.sqlite", Some("3"));
+    let before = snapshot(&db);
+    let err = fails(keyed(&db).arg("migrate"), 1);
+    assert!(
+        err.contains("SQLCipher 3"),
+        "the error names the setting: {err}"
+    );
+    assert_eq!(snapshot(&db), before);
+    keyed(&db)
+        .args(["--sqlcipher-compat", "3", "migrate", "--no-backup", "-q"])
+        .assert()
+        .success();
+    assert_migrated(&inspect(&db, Some("3")));
+}
