@@ -225,6 +225,216 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
     }
 }
 
+const KEY_1: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
+const KEY_2: &str = "x'98483C6EB40B6C31A448C22A66DED3B5E5E8D5119CAC8327B655C8B5C4836481'";
+
+type Rows = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Every table's rows of a file opened with `key` (none: plain), `integrity_check`
+/// asserted; `None` when that key does not open it.
+fn keyed_rows(path: &Path, key: Option<&str>) -> Option<Rows> {
+    let options =
+        idstore_repo::OpenOptions::new().key(key.map(|k| idstore_repo::Key::new(k).unwrap()));
+    let mut conn = match options.open(path) {
+        Ok(conn) => conn,
+        Err(
+            idstore_repo::OpenError::WrongKey { .. }
+            | idstore_repo::OpenError::Encrypted { .. }
+            | idstore_repo::OpenError::NotEncrypted { .. },
+        ) => return None,
+        Err(e) => panic!("{}: {e}", path.display()),
+    };
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    let lines = diesel::sql_query("PRAGMA integrity_check")
+        .load::<Line>(&mut conn)
+        .unwrap();
+    assert_eq!(lines[0].integrity_check, "ok", "{}", path.display());
+    let mut rows = table_rows(&mut conn, CLOCK_COLUMNS).unwrap();
+    rows.remove("__diesel_schema_migrations");
+    Some(rows)
+}
+
+/// `idstore ARGS` on `db` with the keys in the environment.
+fn keyed_command(db: &Path, args: &[&str], key: Option<&str>, new_key: Option<&str>) -> StdCommand {
+    let mut cmd = StdCommand::new(cargo_bin("idstore"));
+    cmd.arg("--db").arg(db).args(args).env_remove("IDSTORE_DB");
+    cmd.env_remove("IDSTORE_KEY").env_remove("IDSTORE_NEW_KEY");
+    if let Some(k) = key {
+        cmd.env("IDSTORE_KEY", k);
+    }
+    if let Some(k) = new_key {
+        cmd.env("IDSTORE_NEW_KEY", k);
+    }
+    cmd
+}
+
+/// Kills a migration of an encrypted file, and `rekey` and `decrypt`, at points spread
+/// over a whole run: each time the file opens with the key it had and holds what it
+/// held, or is entirely done (for a conversion: opens with the new key, or plain, and
+/// holds the same rows); it is never plain by accident. The next run finishes.
+#[test]
+fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
+    let dir = TempDir::new().unwrap();
+    let rows = if long_mode() { 100_000 } else { 20_000 };
+    let plain = big_legacy(dir.path(), rows);
+    let template = dir.path().join("encrypted-legacy.sqlite");
+    copy_fresh(&plain, &template);
+    let key = |k: &str| idstore_repo::Key::new(k).unwrap();
+    idstore_repo::convert(
+        &template,
+        &idstore_repo::OpenOptions::new(),
+        Some(&key(KEY_1)),
+    )
+    .unwrap();
+    let original = keyed_rows(&template, Some(KEY_1)).unwrap();
+    let work = dir.path().join("work.sqlite");
+    let run = |start: &Path, args: &[&str], new_key: Option<&str>| {
+        copy_fresh(start, &work);
+        let begun = Instant::now();
+        let out = keyed_command(&work, args, Some(KEY_1), new_key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        begun.elapsed()
+    };
+    let migrate_time = run(&template, &["migrate", "--no-backup"], None);
+    let migrated = keyed_rows(&work, Some(KEY_1)).unwrap();
+    let migrated_file = dir.path().join("encrypted-migrated.sqlite");
+    copy_fresh(&work, &migrated_file);
+    let rekey_time = run(&migrated_file, &["rekey", "--no-backup"], Some(KEY_2));
+    let decrypt_time = run(&migrated_file, &["decrypt", "--no-backup"], None);
+
+    let n = trials(20, 100);
+    /// One command killed over and over.
+    struct Kill<'a> {
+        what: &'a str,
+        start: &'a Path,
+        args: &'a [&'a str],
+        new_key: Option<&'a str>,
+        span: Duration,
+        before: &'a Rows,
+        after: &'a Rows,
+        /// For a conversion: the key afterwards (none: plain).
+        key_after: Option<Option<&'a str>>,
+    }
+    let cases = [
+        Kill {
+            what: "migrate (encrypted)",
+            start: &template,
+            args: &["migrate", "--no-backup"],
+            new_key: None,
+            span: migrate_time,
+            before: &original,
+            after: &migrated,
+            key_after: None,
+        },
+        Kill {
+            what: "rekey",
+            start: &migrated_file,
+            args: &["rekey", "--no-backup"],
+            new_key: Some(KEY_2),
+            span: rekey_time,
+            before: &migrated,
+            after: &migrated,
+            key_after: Some(Some(KEY_2)),
+        },
+        Kill {
+            what: "decrypt",
+            start: &migrated_file,
+            args: &["decrypt", "--no-backup"],
+            new_key: None,
+            span: decrypt_time,
+            before: &migrated,
+            after: &migrated,
+            key_after: Some(None),
+        },
+    ];
+    for Kill {
+        what,
+        start,
+        args,
+        new_key,
+        span,
+        before,
+        after,
+        key_after,
+    } in cases
+    {
+        let (mut killed_running, mut old, mut new) = (0, 0, 0);
+        for k in 0..n {
+            copy_fresh(start, &work);
+            let delay = span.mul_f64(1.2 * k as f64 / n as f64);
+            let mut child = keyed_command(&work, args, Some(KEY_1), new_key)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(delay);
+            if child.try_wait().unwrap().is_none() {
+                killed_running += 1;
+            }
+            child.kill().ok();
+            child.wait().unwrap();
+            let converted = key_after.and_then(|key| keyed_rows(&work, key));
+            let done = match converted {
+                Some(now) => {
+                    assert_eq!(&now, after, "{what} trial {k}: converted, but rows differ");
+                    true
+                }
+                None => {
+                    let now = keyed_rows(&work, Some(KEY_1))
+                        .unwrap_or_else(|| panic!("{what} trial {k}: opens with neither key"));
+                    if &now == before {
+                        false
+                    } else {
+                        assert_eq!(
+                            &now, after,
+                            "{what} trial {k} (killed at {delay:?}): neither before nor after"
+                        );
+                        true
+                    }
+                }
+            };
+            if key_after != Some(None) {
+                let header = std::fs::read(&work).unwrap();
+                assert!(
+                    !header.starts_with(b"SQLite format 3"),
+                    "{what} trial {k}: plain"
+                );
+            }
+            if done {
+                new += 1;
+            } else {
+                old += 1;
+                // The next run finishes the job (and clears what the killed one left).
+                let finish = keyed_command(&work, args, Some(KEY_1), new_key)
+                    .output()
+                    .unwrap();
+                assert!(
+                    finish.status.success(),
+                    "{what} trial {k}: {}",
+                    String::from_utf8_lossy(&finish.stderr)
+                );
+            }
+        }
+        assert!(
+            killed_running >= n / 3,
+            "{what}: a third of the kills at least must land while it runs ({killed_running}/{n})"
+        );
+        eprintln!(
+            "figures: {what} of {rows} settings rows ({span:?} a run): {n} trials, {killed_running} killed mid-run, {old} found before, {new} found after, 0 torn, 0 lost"
+        );
+    }
+}
+
 /// Kills `quarantine restore` (with its backup) and `quarantine discard --export` at
 /// points spread over a whole run: each time the file is sound and either entirely
 /// before or entirely after the decision, and an export file, when there is one, is

@@ -24,7 +24,8 @@ pub struct Converted {
     pub encrypted: bool,
 }
 
-/// Why a conversion failed. The file is as it was in every case.
+/// Why a conversion failed. The file is as it was in every case but
+/// [`ConvertError::NotDurable`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     /// The file could not be opened with the current key (or without one).
@@ -45,13 +46,25 @@ pub enum ConvertError {
     )]
     Mismatch(String),
     /// Writing the new file failed; it was removed.
-    #[error("could not write the converted copy {}; nothing was changed", path.display())]
+    #[error("could not write the converted copy {}: {}; nothing was changed", path.display(), io_cause(error))]
     Write {
         /// The copy.
         path: PathBuf,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
+        /// What failed (shown in the message, in words).
+        error: std::io::Error,
+    },
+    /// The new file is in place, but the folder could not be synced: the rename may
+    /// not survive a power loss (then the old file comes back, whole).
+    #[error(
+        "{} was converted, but its folder could not be synced ({}), so the change may not survive a power loss (the old file would come back whole); check the disk",
+        path.display(),
+        io_cause(error)
+    )]
+    NotDurable {
+        /// The file.
+        path: PathBuf,
+        /// What failed (shown in the message, in words).
+        error: std::io::Error,
     },
     /// SQLite failed during the copy; the new file was removed.
     #[error("the conversion failed; nothing was changed")]
@@ -64,6 +77,17 @@ impl From<diesel::result::Error> for ConvertError {
     }
 }
 
+/// An I/O error in the words the other storage faults use, with the system's own.
+fn io_cause(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            format!("the disk is full ({e})")
+        }
+        _ if e.raw_os_error() == Some(5) => format!("an I/O error ({e})"),
+        _ => e.to_string(),
+    }
+}
+
 impl ConvertError {
     /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
     pub fn kind(&self) -> &'static str {
@@ -71,7 +95,7 @@ impl ConvertError {
             ConvertError::Open(e) => e.kind(),
             ConvertError::InUse { .. } => "in_use",
             ConvertError::Mismatch(_) => "validation_failed",
-            ConvertError::Write { .. } => "io_error",
+            ConvertError::Write { .. } | ConvertError::NotDurable { .. } => "io_error",
             ConvertError::Database(e) if crate::connection::is_locked(e) => "locked",
             ConvertError::Database(_) => "database_error",
         }
@@ -109,7 +133,7 @@ pub fn convert(
             Ok(converted)
         });
         if done.is_err() {
-            let _ = std::fs::remove_file(&copy);
+            remove_copy(&copy);
         }
         let _ = lock.batch_execute("ROLLBACK");
         done
@@ -134,13 +158,22 @@ fn journal_mode(conn: &mut SqliteConnection, mode: &str) -> QueryResult<String> 
 }
 
 /// The copy's name: beside the file (so the rename stays on one file system),
-/// hidden, and naming no key.
+/// hidden, and naming no key. One name per file: a copy a killed run left behind is
+/// removed by the next run, once it holds the file's lock.
 fn copy_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.idstore-convert-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.idstore-convert"))
+}
+
+/// Removes the copy and the journal SQLite may have kept for it.
+fn remove_copy(copy: &Path) {
+    let mut journal = copy.as_os_str().to_owned();
+    journal.push("-journal");
+    let _ = std::fs::remove_file(copy);
+    let _ = std::fs::remove_file(PathBuf::from(journal));
 }
 
 /// Copies every table into `copy` under `new_key` and checks it against the
@@ -152,16 +185,16 @@ fn export(
     copy: &Path,
     new_key: Option<&Key>,
 ) -> Result<Converted, ConvertError> {
-    let _ = std::fs::remove_file(copy); // a leftover of a crashed run
-    create_private(copy).map_err(|source| ConvertError::Write {
+    remove_copy(copy); // a leftover of a killed run
+    create_private(copy).map_err(|error| ConvertError::Write {
         path: copy.to_owned(),
-        source,
+        error,
     })?;
     let mut conn = options.open_unconfigured(path)?;
     conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
     let copy_text = copy.to_str().ok_or_else(|| ConvertError::Write {
         path: copy.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
     })?;
     let key_text = new_key.map_or("", |k| k.as_text());
     // Bound, not written into the SQL: the key is in no statement text.
@@ -268,13 +301,16 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, ConvertError> {
 
 /// Makes the copy durable, renames it over the file, and makes the rename durable.
 fn install(copy: &Path, path: &Path) -> Result<(), ConvertError> {
-    let write_err = |source| ConvertError::Write {
+    let write_err = |error| ConvertError::Write {
         path: copy.to_owned(),
-        source,
+        error,
     };
     std::fs::File::open(copy)
         .and_then(|f| f.sync_all())
         .map_err(write_err)?;
     std::fs::rename(copy, path).map_err(write_err)?;
-    sync_folder(crate::fault::folder_of(path)).map_err(write_err)
+    sync_folder(crate::fault::folder_of(path)).map_err(|error| ConvertError::NotDurable {
+        path: path.to_owned(),
+        error,
+    })
 }
