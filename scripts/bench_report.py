@@ -74,6 +74,20 @@ def tables(r):
     o = r.get(("open_nothing_to_migrate", "idstore", None))
     lines.append("")
     lines.append(f"Opening a database and finding nothing to migrate: **{fmt(o) if o else '–'}** (target: under 1 ms).")
+    lines.append("")
+    lines.append("| encrypted ÷ plain | plain | encrypted (passphrase) | ÷ plain | encrypted (raw key) | ÷ plain | target |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for group, label, target in (
+        ("encryption/account_settings", "`account_settings` (a hot read)", "≤ 1.2×"),
+        ("encryption/set_active_did", "`set_active_did` (a write and its commit)", "–"),
+        ("encryption/migrate_100k", "`migrate`, 100k settings rows (open excluded)", "≤ 2×"),
+        ("encryption/open", "opening a migrated file (`Database::from_connection(open)`)", "–"),
+    ):
+        p, e, k = (r.get((group, f, None)) for f in ("plain", "encrypted", "encrypted_raw_key"))
+        lines.append(
+            f"| {label} | {fmt(p) if p else '–'} | {fmt(e) if e else '–'} | {ratio(e, p)} "
+            f"| {fmt(k) if k else '–'} | {ratio(k, p)} | {target} |"
+        )
     return "\n".join(lines)
 
 

@@ -194,6 +194,17 @@ fn keys_come_from_the_environment_or_a_file_and_never_show() {
     assert!(err.contains("both"), "{err}");
     // There is no command-line option that takes the key itself.
     idstore(&db).args(["--key", KEY, "check"]).assert().code(2);
+    // A new database made with a key is encrypted from its first page.
+    let fresh = dir.path().join("fresh.sqlite");
+    with_key(&fresh, KEY)
+        .args(["migrate", "-q"])
+        .assert()
+        .success();
+    assert!(!plain_header(&fresh));
+    assert_eq!(
+        json_of(with_key(&fresh, KEY).arg("status"))["pending"],
+        serde_json::json!([])
+    );
     // A key for a plain file is refused.
     let plain = legacy(dir.path(), "plain.sqlite");
     let err = fails(with_key(&plain, KEY).arg("check"), 1);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use idstore_domain::settings::parse_search_boxes;
 use idstore_domain::{Change, Did, Settings, SettingsChange};
-use idstore_repo::{Database, Integrity, MigrateOptions, Store, migrate, open};
+use idstore_repo::{Database, Integrity, Key, MigrateOptions, OpenOptions, Store, migrate, open};
 use rusqlite::{Connection, OptionalExtension, params};
 use tempfile::TempDir;
 
@@ -457,12 +457,130 @@ fn open_up_to_date(c: &mut Criterion) {
     g.finish();
 }
 
+/// The passphrase of the encrypted variants (SQLCipher 4 defaults: PBKDF2-HMAC-SHA512,
+/// 256,000 iterations, paid once per connection).
+const PASSPHRASE: &str = "a passphrase for the benchmarks";
+/// A raw key: no key derivation at open.
+const RAW_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
+
+/// A copy of `plain` beside it, encrypted with `key`.
+fn encrypted_copy(plain: &Path, name: &str, key: &str) -> PathBuf {
+    let to = plain.with_file_name(name);
+    std::fs::copy(plain, &to).unwrap();
+    let key = Key::new(key).unwrap();
+    idstore_repo::convert(&to, &OpenOptions::new(), Some(&key)).unwrap();
+    to
+}
+
+fn keyed(key: Option<&str>) -> OpenOptions {
+    OpenOptions::new()
+        .create(false)
+        .key(key.map(|k| Key::new(k).unwrap()))
+}
+
+/// Encrypted against plain, side by side: the same calls on the same data, one file
+/// plain and one encrypted (a passphrase, SQLCipher 4's defaults).
+fn encryption(c: &mut Criterion) {
+    let dir = TempDir::new().unwrap();
+    let plain = bench_db(dir.path());
+    let encrypted = encrypted_copy(&plain, "encrypted.sqlite", PASSPHRASE);
+    let files = [
+        ("plain", &plain, None),
+        ("encrypted", &encrypted, Some(PASSPHRASE)),
+    ];
+
+    let mut g = c.benchmark_group("encryption/account_settings");
+    for (name, path, key) in files {
+        let mut db = Database::from_connection(keyed(key).open(path).unwrap()).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(db.store().account_settings(None).unwrap()))
+        });
+    }
+    g.finish();
+
+    let dids = [
+        Did::parse(&did_of(1)).unwrap(),
+        Did::parse(&did_of(2)).unwrap(),
+    ];
+    let mut g = c.benchmark_group("encryption/set_active_did");
+    for (name, path, key) in files {
+        let mut conn = keyed(key).open(path).unwrap();
+        let mut i = 0usize;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                Store::new(&mut conn)
+                    .set_active_did(Some(&dids[i % 2]))
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("encryption/migrate_100k");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    let template = legacy_template(dir.path(), 100_000);
+    let templates = [
+        ("plain", template.clone(), None),
+        (
+            "encrypted",
+            encrypted_copy(&template, "legacy-passphrase.sqlite", PASSPHRASE),
+            Some(PASSPHRASE),
+        ),
+        (
+            "encrypted_raw_key",
+            encrypted_copy(&template, "legacy-raw.sqlite", RAW_KEY),
+            Some(RAW_KEY),
+        ),
+    ];
+    let work = dir.path().join("work-encryption.sqlite");
+    // The migration alone: the connection is opened (and the key derived) in the
+    // untimed setup; opening is measured on its own below.
+    for (name, start, key) in &templates {
+        let fresh = || {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", work.display()));
+            }
+            std::fs::copy(start, &work).unwrap();
+            keyed(*key).open(&work).unwrap()
+        };
+        g.bench_function(*name, |b| {
+            b.iter_batched(
+                fresh,
+                |mut conn| {
+                    let report = migrate(&mut conn, MigrateOptions::default()).unwrap();
+                    assert_eq!(report.applied.len(), 3);
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+
+    // Opening a migrated file: with a passphrase, SQLCipher derives the key
+    // (PBKDF2, 256,000 iterations) once per connection, by design.
+    let mut g = c.benchmark_group("encryption/open");
+    g.sample_size(20);
+    let raw_encrypted = encrypted_copy(&plain, "encrypted-raw.sqlite", RAW_KEY);
+    for (name, path, key) in [
+        ("plain", &plain, None),
+        ("encrypted", &encrypted, Some(PASSPHRASE)),
+        ("encrypted_raw_key", &raw_encrypted, Some(RAW_KEY)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(Database::from_connection(keyed(key).open(path).unwrap()).unwrap()))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     account_settings,
     set_active_did,
     save_settings,
     open_up_to_date,
-    migrate_legacy
+    migrate_legacy,
+    encryption
 );
 criterion_main!(benches);
