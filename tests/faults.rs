@@ -11,50 +11,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use assert_cmd::cargo::cargo_bin;
 use common::*;
-use idstore_repo::snapshot::{CLOCK_COLUMNS, table_rows};
 use tempfile::TempDir;
 
 fn long_mode() -> bool {
     std::env::var_os("IDSTORE_LONG").is_some()
-}
-
-type Rows = BTreeMap<String, Vec<String>>;
-
-/// Every table's rows of a file opened with `key` (none: a plain file), after SQLite
-/// recovered whatever the failed run left (a read-write open does that), with
-/// `integrity_check` asserted `ok`; `None` when the key does not open it.
-fn sound_rows_with(path: &Path, key: Option<&str>) -> Option<Rows> {
-    use diesel::prelude::*;
-    #[derive(QueryableByName)]
-    struct Line {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        integrity_check: String,
-    }
-    let options =
-        idstore_repo::OpenOptions::new().key(key.map(|k| idstore_repo::Key::new(k).unwrap()));
-    let mut conn = match options.open(path) {
-        Ok(conn) => conn,
-        Err(
-            idstore_repo::OpenError::WrongKey { .. }
-            | idstore_repo::OpenError::Encrypted { .. }
-            | idstore_repo::OpenError::NotEncrypted { .. },
-        ) => return None,
-        Err(e) => panic!("{}: {e}", path.display()),
-    };
-    let lines = diesel::sql_query("PRAGMA integrity_check")
-        .load::<Line>(&mut conn)
-        .unwrap();
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].integrity_check, "ok", "{}", path.display());
-    let mut rows = table_rows(&mut conn, CLOCK_COLUMNS).unwrap();
-    rows.remove("__diesel_schema_migrations");
-    Some(rows)
 }
 
 fn fresh_copy(from: &Path, dir: &Path) -> PathBuf {
@@ -158,11 +123,11 @@ impl Case<'_> {
     /// a conversion when that opens it, else with the one it had.
     fn read(&self, db: &Path) -> (Rows, bool) {
         if let Some(after) = self.converts_to
-            && let Some(rows) = sound_rows_with(db, after)
+            && let Some(rows) = keyed_rows(db, after)
         {
             return (rows, true);
         }
-        let rows = sound_rows_with(db, self.key)
+        let rows = keyed_rows(db, self.key)
             .unwrap_or_else(|| panic!("{}: opens with neither key", self.what));
         (rows, false)
     }
@@ -297,7 +262,7 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
                     case.what
                 );
                 assert_eq!(
-                    sound_rows_with(&path, case.key),
+                    keyed_rows(&path, case.key),
                     Some(before.clone()),
                     "{} {spec}: a partial backup",
                     case.what
@@ -324,16 +289,22 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
     )
 }
 
-#[test]
-fn faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new() {
-    let dir = TempDir::new().unwrap();
-    let legacy = legacy_with_rows(dir.path(), 2_000);
-    let migrated = dir.path().join("migrated.sqlite");
+/// The starting files: a legacy file with 2,000 override rows, and a migrated copy.
+fn legacy_and_migrated(dir: &Path) -> (PathBuf, PathBuf) {
+    let legacy = legacy_with_rows(dir, 2_000);
+    let migrated = dir.join("migrated.sqlite");
     std::fs::copy(&legacy, &migrated).unwrap();
     idstore(&migrated)
         .args(["migrate", "--no-backup", "-q"])
         .assert()
         .success();
+    (legacy, migrated)
+}
+
+#[test]
+fn faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new() {
+    let dir = TempDir::new().unwrap();
+    let (legacy, migrated) = legacy_and_migrated(dir.path());
     let damaged = dir.path().join("damaged.sqlite");
     std::fs::copy(&migrated, &damaged).unwrap();
     unguarded(
@@ -361,9 +332,6 @@ fn faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new()
     }
 }
 
-const KEY_1: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
-const KEY_2: &str = "x'98483C6EB40B6C31A448C22A66DED3B5E5E8D5119CAC8327B655C8B5C4836481'";
-
 /// The same faults in runs on an encrypted file, and in the conversions: after each,
 /// the file opens with the key it had and holds what it held, or with the new key and
 /// holds the same rows; never plain by accident, never half converted. (Raw keys: no
@@ -371,13 +339,7 @@ const KEY_2: &str = "x'98483C6EB40B6C31A448C22A66DED3B5E5E8D5119CAC8327B655C8B5C
 #[test]
 fn faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new() {
     let dir = TempDir::new().unwrap();
-    let legacy = legacy_with_rows(dir.path(), 2_000);
-    let migrated = dir.path().join("migrated.sqlite");
-    std::fs::copy(&legacy, &migrated).unwrap();
-    idstore(&migrated)
-        .args(["migrate", "--no-backup", "-q"])
-        .assert()
-        .success();
+    let (legacy, migrated) = legacy_and_migrated(dir.path());
     let encrypt = |from: &Path, name: &str| {
         let to = dir.path().join(name);
         std::fs::copy(from, &to).unwrap();

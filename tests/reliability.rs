@@ -225,39 +225,6 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
     }
 }
 
-const KEY_1: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
-const KEY_2: &str = "x'98483C6EB40B6C31A448C22A66DED3B5E5E8D5119CAC8327B655C8B5C4836481'";
-
-type Rows = std::collections::BTreeMap<String, Vec<String>>;
-
-/// Every table's rows of a file opened with `key` (none: plain), `integrity_check`
-/// asserted; `None` when that key does not open it.
-fn keyed_rows(path: &Path, key: Option<&str>) -> Option<Rows> {
-    let options =
-        idstore_repo::OpenOptions::new().key(key.map(|k| idstore_repo::Key::new(k).unwrap()));
-    let mut conn = match options.open(path) {
-        Ok(conn) => conn,
-        Err(
-            idstore_repo::OpenError::WrongKey { .. }
-            | idstore_repo::OpenError::Encrypted { .. }
-            | idstore_repo::OpenError::NotEncrypted { .. },
-        ) => return None,
-        Err(e) => panic!("{}: {e}", path.display()),
-    };
-    #[derive(QueryableByName)]
-    struct Line {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        integrity_check: String,
-    }
-    let lines = diesel::sql_query("PRAGMA integrity_check")
-        .load::<Line>(&mut conn)
-        .unwrap();
-    assert_eq!(lines[0].integrity_check, "ok", "{}", path.display());
-    let mut rows = table_rows(&mut conn, CLOCK_COLUMNS).unwrap();
-    rows.remove("__diesel_schema_migrations");
-    Some(rows)
-}
-
 /// `idstore ARGS` on `db` with the keys in the environment.
 fn keyed_command(db: &Path, args: &[&str], key: Option<&str>, new_key: Option<&str>) -> StdCommand {
     let mut cmd = StdCommand::new(cargo_bin("idstore"));

@@ -13,7 +13,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use assert_cmd::Command;
 use common::*;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -87,10 +86,8 @@ fn inspect(db: &Path, compat: Option<&str>) -> Value {
     serde_json::from_str(&engine(&args)).unwrap()
 }
 
-fn keyed(db: &Path) -> Command {
-    let mut cmd = idstore(db);
-    cmd.env("IDSTORE_KEY", KEY);
-    cmd
+fn keyed(db: &Path) -> assert_cmd::Command {
+    with_key(db, KEY)
 }
 
 fn assert_migrated(seen: &Value) {

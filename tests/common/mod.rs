@@ -161,3 +161,50 @@ pub fn on_terminal(db: &Path, args: &str, redirect: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// Two raw keys for tests that run many times (no key derivation at open).
+pub const KEY_1: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
+/// The second.
+pub const KEY_2: &str = "x'98483C6EB40B6C31A448C22A66DED3B5E5E8D5119CAC8327B655C8B5C4836481'";
+
+/// Every table's rows but the migration bookkeeping, clock columns left out.
+pub type Rows = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Every table's rows of a file opened with `key` (none: a plain file), after SQLite
+/// recovered whatever a killed or failed run left (a read-write open does that), with
+/// `integrity_check` asserted `ok`; `None` when that key does not open it.
+pub fn keyed_rows(path: &Path, key: Option<&str>) -> Option<Rows> {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    let options =
+        idstore_repo::OpenOptions::new().key(key.map(|k| idstore_repo::Key::new(k).unwrap()));
+    let mut conn = match options.open(path) {
+        Ok(conn) => conn,
+        Err(
+            idstore_repo::OpenError::WrongKey { .. }
+            | idstore_repo::OpenError::Encrypted { .. }
+            | idstore_repo::OpenError::NotEncrypted { .. },
+        ) => return None,
+        Err(e) => panic!("{}: {e}", path.display()),
+    };
+    let lines = diesel::sql_query("PRAGMA integrity_check")
+        .load::<Line>(&mut conn)
+        .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].integrity_check, "ok", "{}", path.display());
+    let mut rows =
+        idstore_repo::snapshot::table_rows(&mut conn, idstore_repo::snapshot::CLOCK_COLUMNS)
+            .unwrap();
+    rows.remove("__diesel_schema_migrations");
+    Some(rows)
+}
+
+/// `idstore --db DB` with the database's key in IDSTORE_KEY.
+pub fn with_key(db: &Path, key: &str) -> Command {
+    let mut cmd = idstore(db);
+    cmd.env("IDSTORE_KEY", key);
+    cmd
+}

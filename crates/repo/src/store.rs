@@ -117,12 +117,7 @@ impl Database {
 /// ([`crate::migrations::PAUSE_POINTS`]; a legacy file not adopted yet, say).
 pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), RepoError> {
     let st = crate::migrations::status(conn)?;
-    if !st.unknown.is_empty() {
-        return Err(crate::MigrateError::UnknownVersions {
-            versions: st.unknown,
-        }
-        .into());
-    }
+    st.refuse_unknown()?;
     if !st.servable() {
         return Err(RepoError::NeedsMigration {
             pending: st.pending,

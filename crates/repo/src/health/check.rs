@@ -106,12 +106,7 @@ fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) 
 /// account). Reads only.
 pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoError> {
     let st = crate::migrations::status(conn)?;
-    if !st.unknown.is_empty() {
-        return Err(crate::MigrateError::UnknownVersions {
-            versions: st.unknown,
-        }
-        .into());
-    }
+    st.refuse_unknown()?;
     if st.servable() {
         return Store::new(conn).check();
     }
