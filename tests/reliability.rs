@@ -88,14 +88,29 @@ fn integrity_ok(path: &Path) {
     assert_eq!(lines[0].integrity_check, "ok");
 }
 
-/// Runs `idstore ARGS` on `db` and kills it with SIGKILL after `delay`. Returns
-/// whether it was still running when killed.
-fn kill_after(db: &Path, args: &[&str], delay: Duration) -> bool {
-    let mut child = StdCommand::new(cargo_bin("idstore"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("IDSTORE_DB")
+/// `idstore ARGS` on `db` with the keys in the environment.
+fn keyed_command(db: &Path, args: &[&str], key: Option<&str>, new_key: Option<&str>) -> StdCommand {
+    let mut cmd = StdCommand::new(cargo_bin("idstore"));
+    cmd.arg("--db").arg(db).args(args).env_remove("IDSTORE_DB");
+    cmd.env_remove("IDSTORE_KEY").env_remove("IDSTORE_NEW_KEY");
+    if let Some(k) = key {
+        cmd.env("IDSTORE_KEY", k);
+    }
+    if let Some(k) = new_key {
+        cmd.env("IDSTORE_NEW_KEY", k);
+    }
+    cmd
+}
+
+/// `idstore ARGS` on a plain `db`.
+fn command(db: &Path, args: &[&str]) -> StdCommand {
+    keyed_command(db, args, None, None)
+}
+
+/// Starts `cmd` and kills it with SIGKILL after `delay`. Returns whether it was
+/// still running when killed.
+fn kill_after(mut cmd: StdCommand, delay: Duration) -> bool {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -107,15 +122,10 @@ fn kill_after(db: &Path, args: &[&str], delay: Duration) -> bool {
     running
 }
 
-fn timed(db: &Path, args: &[&str]) -> Duration {
+/// Runs `cmd` to success; returns how long it took.
+fn timed(mut cmd: StdCommand) -> Duration {
     let start = Instant::now();
-    let out = StdCommand::new(cargo_bin("idstore"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("IDSTORE_DB")
-        .output()
-        .unwrap();
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -145,7 +155,7 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
         let mut runs: Vec<Duration> = (0..3)
             .map(|_| {
                 copy_fresh(start, &work);
-                timed(&work, args)
+                timed(command(&work, args))
             })
             .collect();
         runs.sort();
@@ -182,11 +192,10 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
             copy_fresh(start, &work);
             // Spread over the whole run, process start-up included, and a little past it.
             let delay = span.mul_f64(1.2 * k as f64 / n as f64);
-            if kill_after(&work, args, delay) {
+            if kill_after(command(&work, args), delay) {
                 killed_running += 1;
             }
-            integrity_ok(&work);
-            let now = rows_of(&work);
+            let now = keyed_rows(&work, None).unwrap();
             if &now == before {
                 old += 1;
             } else {
@@ -197,13 +206,7 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
                 new += 1;
             }
             // The next run finishes the job.
-            let finish = StdCommand::new(cargo_bin("idstore"))
-                .arg("--db")
-                .arg(&work)
-                .args(args)
-                .env_remove("IDSTORE_DB")
-                .output()
-                .unwrap();
+            let finish = command(&work, args).output().unwrap();
             assert!(
                 finish.status.success(),
                 "{what} trial {k}: {}",
@@ -223,20 +226,6 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
             "figures: {what} of {rows} settings rows ({span:?} a run): {n} trials, {killed_running} killed mid-run, {old} found before, {new} found after, 0 torn, 0 lost"
         );
     }
-}
-
-/// `idstore ARGS` on `db` with the keys in the environment.
-fn keyed_command(db: &Path, args: &[&str], key: Option<&str>, new_key: Option<&str>) -> StdCommand {
-    let mut cmd = StdCommand::new(cargo_bin("idstore"));
-    cmd.arg("--db").arg(db).args(args).env_remove("IDSTORE_DB");
-    cmd.env_remove("IDSTORE_KEY").env_remove("IDSTORE_NEW_KEY");
-    if let Some(k) = key {
-        cmd.env("IDSTORE_KEY", k);
-    }
-    if let Some(k) = new_key {
-        cmd.env("IDSTORE_NEW_KEY", k);
-    }
-    cmd
 }
 
 /// Kills a migration of an encrypted file, and `rekey` and `decrypt`, at points spread
@@ -261,16 +250,7 @@ fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
     let work = dir.path().join("work.sqlite");
     let run = |start: &Path, args: &[&str], new_key: Option<&str>| {
         copy_fresh(start, &work);
-        let begun = Instant::now();
-        let out = keyed_command(&work, args, Some(KEY_1), new_key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        begun.elapsed()
+        timed(keyed_command(&work, args, Some(KEY_1), new_key))
     };
     let migrate_time = run(&template, &["migrate", "--no-backup"], None);
     let migrated = keyed_rows(&work, Some(KEY_1)).unwrap();
@@ -339,17 +319,9 @@ fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
         for k in 0..n {
             copy_fresh(start, &work);
             let delay = span.mul_f64(1.2 * k as f64 / n as f64);
-            let mut child = keyed_command(&work, args, Some(KEY_1), new_key)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(delay);
-            if child.try_wait().unwrap().is_none() {
+            if kill_after(keyed_command(&work, args, Some(KEY_1), new_key), delay) {
                 killed_running += 1;
             }
-            child.kill().ok();
-            child.wait().unwrap();
             let converted = key_after.and_then(|key| keyed_rows(&work, key));
             let done = match converted {
                 Some(now) => {
@@ -413,7 +385,7 @@ fn killing_a_quarantine_decision_at_any_point_leaves_before_or_after() {
     let template = big_legacy(dir.path(), rows);
     let work = dir.path().join("work.sqlite");
     copy_fresh(&template, &work);
-    timed(&work, &["migrate", "--no-backup"]);
+    timed(command(&work, &["migrate", "--no-backup"]));
     let migrated_file = dir.path().join("migrated.sqlite");
     copy_fresh(&work, &migrated_file);
     let before = rows_of(&work);
@@ -452,7 +424,7 @@ fn killing_a_quarantine_decision_at_any_point_leaves_before_or_after() {
             .map(|_| {
                 copy_fresh(&migrated_file, &work);
                 clean(dir.path());
-                timed(&work, &args)
+                timed(command(&work, &args))
             })
             .collect();
         runs.sort();
@@ -464,11 +436,10 @@ fn killing_a_quarantine_decision_at_any_point_leaves_before_or_after() {
             copy_fresh(&migrated_file, &work);
             clean(dir.path());
             let delay = span.mul_f64(k as f64 / n as f64);
-            if kill_after(&work, &args, delay) {
+            if kill_after(command(&work, &args), delay) {
                 killed_running += 1;
             }
-            integrity_ok(&work);
-            let now = rows_of(&work);
+            let now = keyed_rows(&work, None).unwrap();
             if now == before {
                 old += 1;
             } else {
