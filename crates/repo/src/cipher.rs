@@ -77,7 +77,7 @@ unsafe extern "C" fn on_open(
     _error: *mut *mut c_char,
     _api: *const ffi::sqlite3_api_routines,
 ) -> c_int {
-    let rc = OPENING.with(|slot| {
+    OPENING.with(|slot| {
         let slot = slot.borrow();
         let Some(keying) = slot.as_ref() else {
             return ffi::SQLITE_OK;
@@ -91,21 +91,22 @@ unsafe extern "C" fn on_open(
         let rc = unsafe {
             ffi::sqlite3_key_v2(db, c"main".as_ptr(), key.as_ptr().cast::<c_void>(), len)
         };
-        match (rc, keying.compatibility) {
+        let rc = match (rc, keying.compatibility) {
             (ffi::SQLITE_OK, Some(version)) => {
                 // SAFETY: as above.
                 unsafe { exec(db, &format!("PRAGMA cipher_compatibility = {version}")) }
             }
             (rc, _) => rc,
+        };
+        if rc != ffi::SQLITE_OK {
+            return rc;
         }
-    });
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    // After keying: SQLCipher's first keyed connection sets its default logging
-    // (WARN, to stderr), which this then turns off for the whole process.
-    // SAFETY: SQLite calls this with the connection it is opening.
-    unsafe { exec(db, QUIET) }
+        // After keying: SQLCipher's first keyed connection sets its default logging
+        // (WARN, to stderr), which this then turns off for the whole process. A plain
+        // connection starts no SQLCipher context, so it has nothing to silence.
+        // SAFETY: as above.
+        unsafe { exec(db, QUIET) }
+    })
 }
 
 /// Turns SQLCipher's own logging off (process-wide).
