@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use idstore_domain::quarantine::QuarantineRef;
 use idstore_domain::{Did, SettingsChange, SettingsField};
-use idstore_repo::QuarantineRef;
 
 /// Adopt, migrate, inspect and manage an idstore database without writing SQL.
 #[derive(Debug, Parser)]
@@ -42,8 +42,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
-    /// Open a file written by SQLCipher 3 with that version's settings (1024-byte
-    /// pages, 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1).
+    /// The SQLCipher format of an encrypted file: 3 (1024-byte pages, 64,000
+    /// PBKDF2-SHA1 iterations, HMAC-SHA1) or 4 (the defaults). Without it the format
+    /// is found by trying both; for `rekey`, the format to write.
     #[arg(
         long,
         global = true,
@@ -323,6 +324,16 @@ pub enum DemoCommand {
         /// Where to write it (must not exist).
         path: PathBuf,
     },
+}
+
+impl Cli {
+    /// The new key's file, for the commands that take one.
+    pub fn new_key_file(&self) -> Option<&std::path::Path> {
+        match &self.command {
+            Command::Encrypt(a) | Command::Rekey(a) => a.new_key_file.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// `FIELD=VALUE`, with the value checked against the field's type.

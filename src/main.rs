@@ -3,6 +3,10 @@
 
 mod cli;
 mod commands;
+mod context;
+mod error;
+mod keys;
+mod output;
 
 use std::process::ExitCode;
 
@@ -11,8 +15,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     if args.verbose {
-        // The library's own reports (steps, quarantined values, decisions, slow
-        // statements) to stderr; never key material.
+        // The library's own reports (steps, quarantined values, decisions, waits for
+        // a lock, slow statements) to stderr; never key material.
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_max_level(tracing::Level::INFO)
@@ -20,21 +24,26 @@ fn main() -> ExitCode {
             .without_time()
             .init();
     }
-    match commands::run(&args) {
-        Ok(true) if !commands::stdout_failed() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+    let keyed = commands::opens_database(&args.command);
+    if keyed && keys::any_given(&[args.key_file.as_deref(), args.new_key_file()]) {
+        // Before any key is read: a key never reaches a core dump.
+        keys::no_core_dumps();
+    }
+    let outcome = context::Ctx::new(&args, keyed).and_then(|ctx| {
+        let ran = commands::run(&args, &ctx);
+        ran.map(|ok| ok && !ctx.out.failed())
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            let e = commands::explain_storage(e, &args);
-            let line = commands::one_line(&e);
-            commands::print_error(&line);
+            let line = error::one_line(&e);
+            output::error_line(&line);
             if args.json {
                 // Scripts tell a locked file from a missing one or a full disk by kind.
-                let doc = serde_json::json!({
-                    "error": { "kind": commands::error_kind(&e), "message": line }
-                });
-                commands::print_line(&doc.to_string());
+                output::Output::new(true, false, false).line(&error::json(&e).to_string());
             }
-            ExitCode::FAILURE
+            ExitCode::from(error::exit_code(e.kind()))
         }
     }
 }

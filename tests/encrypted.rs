@@ -139,7 +139,7 @@ fn a_wrong_or_missing_key_says_so_in_one_line_and_changes_nothing() {
         .clone();
     let doc: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["error"]["kind"], "wrong_key");
-    assert_eq!(snapshot(&db), before, "byte for byte unchanged");
+    assert_unchanged(&db, &before, "byte for byte unchanged");
     let entries = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(entries, 1, "nothing written beside it");
 

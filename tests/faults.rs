@@ -344,7 +344,8 @@ fn faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new() {
         let to = dir.path().join(name);
         std::fs::copy(from, &to).unwrap();
         let key = idstore_repo::Key::new(KEY_1).unwrap();
-        idstore_repo::convert(&to, &idstore_repo::OpenOptions::new(), Some(&key)).unwrap();
+        idstore_repo::Database::convert(&to, &idstore_repo::OpenOptions::new(), Some(&key))
+            .unwrap();
         to
     };
     let encrypted_legacy = encrypt(&legacy, "encrypted-legacy.sqlite");

@@ -203,7 +203,7 @@ fn check_works_on_a_legacy_file_and_changes_nothing() {
         .map(|p| p["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["needs_migration", "duplicate_did"]);
-    assert!(snapshot(&db) == before, "the file changed");
+    assert_unchanged(&db, &before, "the file changed");
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn demo_legacy_writes_a_legacy_file_and_never_overwrites() {
     let before = snapshot(&db);
     let err = fails(idstore(&db).args(["demo", "legacy"]).arg(&db), 1);
     assert!(err.contains("already exists"), "{err}");
-    assert!(snapshot(&db) == before, "the file changed");
+    assert_unchanged(&db, &before, "the file changed");
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn commands_refuse_a_database_that_needs_migrating_and_leave_it_alone() {
             err.contains("needs migrating") && err.contains("idstore migrate"),
             "{args:?}: {err}"
         );
-        assert!(snapshot(&db) == before, "{args:?} changed the file");
+        assert_unchanged(&db, &before, &format!("{args:?} changed the file"));
     }
     assert!(!dir.path().join("legacy.sqlite-wal").exists());
 }
@@ -305,7 +305,7 @@ fn bad_input_is_refused_clearly_and_the_file_is_unchanged() {
         let err = fails(idstore(&db).args(args), 1);
         assert!(err.contains(says), "{args:?}: {err}");
     }
-    assert!(snapshot(&db) == before, "the file changed");
+    assert_unchanged(&db, &before, "the file changed");
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn a_read_only_file_is_refused_for_writes_but_can_be_read() {
         assert!(err.contains("read-only"), "{args:?}: {err}");
     }
     assert_eq!(json_of(idstore(&db).arg("active"))["active_did"], DID_B);
-    assert!(snapshot(&db).0 == before.0, "the file changed");
+    assert_unchanged(&db, &before, "the file changed");
 }
 
 #[test]
@@ -394,7 +394,7 @@ fn a_database_locked_by_another_program_fails_after_the_busy_timeout() {
     );
     holder.batch_execute("ROLLBACK;").unwrap();
     drop(holder);
-    assert!(snapshot(&db).0 == before.0, "the file changed");
+    assert_unchanged(&db, &before, "the file changed");
     assert_eq!(json_of(idstore(&db).arg("active"))["active_did"], DID_B);
 }
 
@@ -420,7 +420,7 @@ fn a_database_from_a_newer_idstore_is_refused_by_every_command() {
         let err = fails(idstore(&db).args(args), 1);
         assert!(err.contains("newer idstore"), "{args:?}: {err}");
     }
-    assert!(snapshot(&db).0 == before.0, "the file changed");
+    assert_unchanged(&db, &before, "the file changed");
 }
 
 #[test]

@@ -174,7 +174,7 @@ fn discard_exports_to_a_new_owner_only_file_and_refusals_change_nothing() {
         }
         let err = fails(&mut cmd, 1);
         assert!(err.contains(says), "{args:?}: {err}");
-        assert_eq!(snapshot(&db), before, "{args:?} changed the file");
+        assert_unchanged(&db, &before, &format!("{args:?} changed the file"));
         assert_eq!(backups(dir.path()), 0, "{args:?} wrote a backup");
     }
     assert_eq!(std::fs::read_to_string(&export).unwrap(), "keep me");
@@ -278,7 +278,7 @@ fn rollback_after_a_restore_needs_forget_decisions_and_changes_nothing_until_the
         err.contains("account:4") && err.contains("--forget-decisions"),
         "{err}"
     );
-    assert_eq!(snapshot(&db), before);
+    assert_unchanged(&db, &before, "the file");
     idstore(&db)
         .args(["rollback", "--no-backup", "--forget-decisions"])
         .assert()

@@ -15,8 +15,8 @@ use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use idstore_domain::{Did, SettingsChange, SettingsField};
-use idstore_repo::snapshot::{CLOCK_COLUMNS, table_rows};
-use idstore_repo::{Store, open};
+use idstore_repo::Database;
+use idstore_repo::fixtures::{CLOCK_COLUMNS, table_rows};
 use tempfile::TempDir;
 
 fn long_mode() -> bool {
@@ -35,7 +35,7 @@ fn big_legacy(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join("big-legacy.sqlite");
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     conn.batch_execute("PRAGMA foreign_keys = OFF;").unwrap();
-    conn.batch_execute(idstore_repo::legacy::LEGACY_APP_SCHEMA)
+    conn.batch_execute(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
         .unwrap();
     let accounts = (rows / 10).max(2);
     conn.batch_execute(&format!(
@@ -61,10 +61,17 @@ fn big_legacy(dir: &Path, rows: usize) -> PathBuf {
 }
 
 fn rows_of(path: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut conn = open(path).unwrap();
-    let mut rows = table_rows(&mut conn, CLOCK_COLUMNS).unwrap();
+    let mut conn = Database::open(path).unwrap();
+    let mut rows = table_rows(conn.raw_connection(), CLOCK_COLUMNS).unwrap();
     rows.remove("__diesel_schema_migrations");
     rows
+}
+
+fn master(store: &mut idstore_repo::Store<'_>) -> idstore_domain::Settings {
+    store
+        .settings(idstore_repo::SettingsScope::Master)
+        .unwrap()
+        .settings
 }
 
 fn copy_fresh(from: &Path, to: &Path) {
@@ -75,14 +82,14 @@ fn copy_fresh(from: &Path, to: &Path) {
 }
 
 fn integrity_ok(path: &Path) {
-    let mut conn = open(path).unwrap();
+    let mut conn = Database::open(path).unwrap();
     #[derive(QueryableByName)]
     struct Line {
         #[diesel(sql_type = diesel::sql_types::Text)]
         integrity_check: String,
     }
     let lines = diesel::sql_query("PRAGMA integrity_check")
-        .load::<Line>(&mut conn)
+        .load::<Line>(conn.raw_connection())
         .unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].integrity_check, "ok");
@@ -240,7 +247,7 @@ fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
     let template = dir.path().join("encrypted-legacy.sqlite");
     copy_fresh(&plain, &template);
     let key = |k: &str| idstore_repo::Key::new(k).unwrap();
-    idstore_repo::convert(
+    idstore_repo::Database::convert(
         &template,
         &idstore_repo::OpenOptions::new(),
         Some(&key(KEY_1)),
@@ -390,8 +397,8 @@ fn killing_a_quarantine_decision_at_any_point_leaves_before_or_after() {
     copy_fresh(&work, &migrated_file);
     let before = rows_of(&work);
     let item = {
-        let mut conn = open(&work).unwrap();
-        let items = Store::new(&mut conn).quarantine().unwrap();
+        let mut conn = Database::open(&work).unwrap();
+        let items = conn.store().unwrap().quarantined_items().unwrap();
         items[0].item.to_string()
     };
     let export = dir.path().join("export.json");
@@ -477,7 +484,7 @@ const WORKER_ENV: &str = "IDSTORE_RELIABILITY_WORKER";
 /// One writer: switches identities and saves settings in a loop, printing `ACK n`
 /// after each acknowledged write, until killed (or `n` writes when not a child).
 fn writer(db: &Path, limit: Option<u64>) {
-    let mut conn = open(db).unwrap();
+    let mut conn = Database::open(db).unwrap();
     let dids = [
         Did::parse(DID_A).unwrap(),
         Did::parse(DID_B).unwrap(),
@@ -486,7 +493,7 @@ fn writer(db: &Path, limit: Option<u64>) {
     let mut i: u64 = 0;
     while limit.is_none_or(|l| i < l) {
         i += 1;
-        let mut store = Store::new(&mut conn);
+        let mut store = conn.store().unwrap();
         store.set_active_did(Some(&dids[(i % 3) as usize])).unwrap();
         let mut change = SettingsChange::default();
         change
@@ -511,12 +518,10 @@ fn a_writer_loop_keeps_the_file_consistent() {
     let dir = TempDir::new().unwrap();
     let db = migrated(dir.path());
     writer(&db, Some(30));
-    let mut conn = open(&db).unwrap();
-    let mut store = Store::new(&mut conn);
-    assert_eq!(
-        store.master_settings().unwrap().first_name.as_deref(),
-        Some("30")
-    );
+    let mut conn = Database::open(&db).unwrap();
+    assert!(conn.check().unwrap().ok());
+    let mut store = conn.store().unwrap();
+    assert_eq!(master(&mut store).first_name.as_deref(), Some("30"));
     assert_eq!(
         store
             .active_identity()
@@ -526,7 +531,6 @@ fn a_writer_loop_keeps_the_file_consistent() {
             .as_str(),
         DID_A
     );
-    assert!(store.check().unwrap().ok());
 }
 
 /// Starts a writer child; the handle yields the last `ACK n` it printed, read to the
@@ -580,10 +584,10 @@ fn killing_a_writer_at_random_points_leaves_no_torn_state() {
         let last = last_ack.join().unwrap();
         acked_total += last.unwrap_or(0);
         integrity_ok(&db);
-        let mut conn = open(&db).unwrap();
-        let mut store = Store::new(&mut conn);
-        let health = store.check().unwrap();
+        let mut conn = Database::open(&db).unwrap();
+        let health = conn.check().unwrap();
         assert!(health.ok(), "trial {k}: {health:?}");
+        let mut store = conn.store().unwrap();
         let active = store
             .active_identity()
             .unwrap()
@@ -595,13 +599,7 @@ fn killing_a_writer_at_random_points_leaves_no_torn_state() {
         );
         if let Some(last) = last {
             // The write after the last acknowledged one may have committed unacknowledged.
-            let saved: u64 = store
-                .master_settings()
-                .unwrap()
-                .first_name
-                .unwrap()
-                .parse()
-                .unwrap();
+            let saved: u64 = master(&mut store).first_name.unwrap().parse().unwrap();
             assert!(
                 saved == last || saved == last + 1,
                 "trial {k}: acknowledged {last}, found {saved}"
@@ -665,13 +663,13 @@ fn processes_and_threads_contending_lose_no_acknowledged_write() {
             .into_iter()
             .map(|t| t.join().expect("no thread failed")),
     );
-    let mut conn = open(&db).unwrap();
-    let mut store = Store::new(&mut conn);
+    let mut conn = Database::open(&db).unwrap();
+    assert!(conn.check().unwrap().ok(), "{:?}", conn.check().unwrap());
+    let mut store = conn.store().unwrap();
     let listed: Vec<String> = store
         .accounts()
         .unwrap()
-        .into_iter()
-        .map(|a| a.did.into_string())
+        .map(|a| a.unwrap().did.into_string())
         .collect();
     let mut ops = 0;
     for o in &outcomes {
@@ -690,9 +688,11 @@ fn processes_and_threads_contending_lose_no_acknowledged_write() {
             );
         }
         let over = store
-            .override_settings(&Did::parse(&o.own).unwrap())
+            .settings(idstore_repo::SettingsScope::Override(
+                &Did::parse(&o.own).unwrap(),
+            ))
             .unwrap()
-            .unwrap();
+            .settings;
         assert_eq!(
             over.last_viewed_claim_id.as_deref(),
             Some(o.last.as_str()),
@@ -701,7 +701,6 @@ fn processes_and_threads_contending_lose_no_acknowledged_write() {
         );
         ops += o.ops;
     }
-    assert!(store.check().unwrap().ok(), "{:?}", store.check().unwrap());
     eprintln!(
         "figures: contention: 3 processes + 2 threads, {ops} acknowledged operations, 0 lock errors, 0 lost"
     );
@@ -723,8 +722,8 @@ struct Outcome {
 /// One contender's rounds: add two accounts of its own, remove one, switch the active
 /// identity, save the master row and its own override row. Panics on any error.
 fn contend(db: &Path, id: u32, rounds: u32) -> Outcome {
-    let mut conn = open(db).unwrap();
-    let mut store = Store::new(&mut conn);
+    let mut conn = Database::open(db).unwrap();
+    let mut store = conn.store().unwrap();
     let shared = [
         Did::parse(DID_A).unwrap(),
         Did::parse(DID_B).unwrap(),
@@ -732,14 +731,12 @@ fn contend(db: &Path, id: u32, rounds: u32) -> Outcome {
     ];
     let own = format!("did:ethr:0x{:040x}", 0xC0DE_0000u64 + u64::from(id));
     let own_did = Did::parse(&own).unwrap();
-    let new = |did: &str| idstore_domain::NewAccount {
-        did: Did::parse(did).unwrap(),
-        date_created: "2025-06-01T00:00:00.000Z".into(),
-        derivation_path: None,
-        identity_encr_base64: None,
-        mnemonic_encr_base64: None,
-        passkey_cred_id_hex: None,
-        public_key_hex: "02ab".into(),
+    let new = |did: &str| {
+        idstore_domain::NewAccount::new(
+            Did::parse(did).unwrap(),
+            "02ab",
+            "2025-06-01T00:00:00.000Z",
+        )
     };
     store.add_account(&new(&own)).unwrap();
     let (mut kept, mut removed, mut last, mut ops) = (vec![own.clone()], vec![], String::new(), 1);
@@ -819,7 +816,7 @@ fn hostile_files_are_refused_and_left_untouched() {
             &["check"],
             &["account", "list"],
         ] {
-            if args == ["status"] && idstore_repo::is_encrypted(path).unwrap_or(false) {
+            if args == ["status"] && idstore_repo::Database::is_encrypted(path).unwrap_or(false) {
                 // Noise cannot be told from an encrypted file without a key: status,
                 // which only describes, says so and exits 0.
                 let out = idstore(path)
@@ -875,10 +872,16 @@ fn hostile_files_are_refused_and_left_untouched() {
     {
         let dangling = dir.path().join("dangling.sqlite");
         std::os::unix::fs::symlink(dir.path().join("nowhere.sqlite"), &dangling).unwrap();
-        for args in [&["status"][..], &["account", "list"]] {
+        // Refused by every command, naming the missing target: a migrate must not
+        // create a database somewhere the user did not name.
+        for args in [&["status"][..], &["account", "list"], &["migrate"]] {
             let err = fails(idstore(&dangling).args(args), 1);
-            assert!(err.contains("no database at"), "{err}");
+            assert!(
+                err.contains("is a symlink to") && err.contains("nowhere.sqlite"),
+                "{err}"
+            );
         }
+        assert!(!dir.path().join("nowhere.sqlite").exists());
         let to_dir = dir.path().join("to-dir.sqlite");
         std::os::unix::fs::symlink(dir.path(), &to_dir).unwrap();
         assert!(fails(idstore(&to_dir).arg("status"), 1).contains("is a directory"));
@@ -939,8 +942,8 @@ fn hostile_values_are_refused_and_nothing_is_written() {
         tried += 1;
     }
     // A megabyte of setting through the API; wrong types through the command.
-    let mut conn = open(&db).unwrap();
-    let mut store = Store::new(&mut conn);
+    let mut conn = Database::open(&db).unwrap();
+    let mut store = conn.store().unwrap();
     let mut change = SettingsChange::default();
     assert!(
         change
@@ -976,6 +979,6 @@ fn hostile_values_are_refused_and_nothing_is_written() {
             .code(2);
         tried += 2;
     }
-    assert!(snapshot(&db).0 == before.0, "nothing was written");
+    assert_unchanged(&db, &before, "nothing was written");
     eprintln!("figures: hostile values: {tried} inputs refused with typed errors, 0 written");
 }

@@ -3,7 +3,7 @@
 //! as the app's storage plugin would, idstore migrates, checks and rolls it back with
 //! the same key, and that engine reads every step back: still encrypted, the
 //! migrated shape, every row intact. A wrong key changes nothing, and a SQLCipher 3
-//! file opens with `--sqlcipher-compat 3`.
+//! file is found by its key alone and stays a SQLCipher 3 file, its backup too.
 //!
 //! Needs python3 with venv; the engine is installed into `tests/engines/.venv` from
 //! `requirements.txt` on first use (CI has it installed by then).
@@ -72,7 +72,7 @@ fn engine(args: &[&str]) -> String {
 fn make(dir: &Path, name: &str, compat: Option<&str>) -> PathBuf {
     let db = dir.join(name);
     let schema = dir.join("schema.sql");
-    std::fs::write(&schema, idstore_repo::legacy::LEGACY_APP_SCHEMA).unwrap();
+    std::fs::write(&schema, idstore_repo::fixtures::LEGACY_APP_SCHEMA).unwrap();
     let mut args = vec!["make", db.to_str().unwrap(), KEY, schema.to_str().unwrap()];
     args.extend(compat);
     engine(&args);
@@ -134,7 +134,7 @@ fn an_encrypted_legacy_file_made_elsewhere_migrates_rolls_back_and_stays_readabl
     let before = snapshot(&db);
     let err = fails(idstore(&db).env("IDSTORE_KEY", "wrong").arg("migrate"), 1);
     assert!(err.contains("the key does not open"), "{err}");
-    assert_eq!(snapshot(&db), before);
+    assert_unchanged(&db, &before, "the file");
 
     keyed(&db)
         .args(["migrate", "--no-backup", "-q"])
@@ -186,19 +186,37 @@ fn an_encrypted_legacy_file_made_elsewhere_migrates_rolls_back_and_stays_readabl
 }
 
 #[test]
-fn a_sqlcipher_3_file_made_elsewhere_opens_with_the_compatibility_setting() {
+fn a_sqlcipher_3_file_made_elsewhere_is_found_and_stays_sqlcipher_3() {
     let dir = TempDir::new().unwrap();
     let db = make(dir.path(), "v3.sqlite", Some("3"));
+    let original = legacy_rows(&inspect(&db, Some("3")));
+    // Forced to SQLCipher 4's settings, the key does not open it, and nothing changes.
     let before = snapshot(&db);
-    let err = fails(keyed(&db).arg("migrate"), 1);
+    let err = fails(keyed(&db).args(["--sqlcipher-compat", "4", "migrate"]), 1);
     assert!(
         err.contains("SQLCipher 3"),
-        "the error names the setting: {err}"
+        "the error names the format: {err}"
     );
-    assert_eq!(snapshot(&db), before);
-    keyed(&db)
-        .args(["--sqlcipher-compat", "3", "migrate", "--no-backup", "-q"])
+    assert_unchanged(&db, &before, "the file");
+    // Without the setting its format is found; it is migrated as SQLCipher 3, and
+    // its backup is a SQLCipher 3 file under the same key.
+    let out = keyed(&db)
+        .arg("migrate")
         .assert()
-        .success();
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let backup = text
+        .lines()
+        .find_map(|l| l.strip_prefix("backup: "))
+        .unwrap_or_else(|| panic!("a backup: {text}"));
     assert_migrated(&inspect(&db, Some("3")));
+    assert_eq!(
+        legacy_rows(&inspect(Path::new(backup), Some("3"))),
+        original
+    );
+    let st = json_of(keyed(&db).arg("status"));
+    assert_eq!(st["sqlcipher_format"], 3);
 }

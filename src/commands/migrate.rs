@@ -1,15 +1,17 @@
-//! `migrate`, `rollback` and `status`.
+//! `migrate` and `rollback`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
-use idstore_repo::{Integrity, MigrateOptions, MigrationReport, RollbackOptions, RollbackTarget};
+use idstore_repo::{
+    Error, Integrity, MigrateOptions, MigrationReport, RollbackOptions, RollbackTarget,
+};
 use serde_json::json;
 
-use super::{Ctx, backup};
 use crate::cli::{MigrateArgs, RollbackArgs};
+use crate::context::{Ctx, NewFile};
+use crate::output::{Shown, note, shown_or_none};
 
 /// Progress on stderr while a migration runs, drawn only on a terminal: a line per
 /// step, and a bar with the elapsed time below them.
@@ -47,60 +49,56 @@ impl Drop for Progress {
     }
 }
 
-pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
-    let out = ctx.out;
-    let to = args.to.as_deref();
-    // The plan's refusals come first, on a read-only connection: a refused file stays
-    // byte for byte (not even switched to WAL), and a refused target creates no file.
-    // Room for the backup and the run is one of them. `migrate` itself inspects the
-    // file again inside its transaction, and runs what that read decides.
-    let (work, wants_backup) = if ctx.db.path.exists() {
-        let mut ro = ctx.open_read_only()?;
-        let plan = idstore_repo::plan_migration(&mut ro, to)?;
-        let wants_backup =
-            !args.no_backup && !args.dry_run && !plan.is_empty() && plan.has_user_tables();
-        if !plan.is_empty() {
-            idstore_repo::fault::ensure_space(&mut ro, "migrate", wants_backup)?;
+pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
+    // A file this command creates is removed again when it fails, or when the run
+    // was a dry run: nothing of it is left behind.
+    let new = NewFile::watch(&ctx.db.path);
+    match run_migrate(ctx, args) {
+        Ok(()) if !args.dry_run => {
+            new.keep();
+            Ok(())
         }
-        (!plan.is_empty(), wants_backup)
-    } else {
-        if let Some(to) = to {
-            idstore_repo::check_target(to)?;
-        }
-        (true, false)
-    };
-    let mut conn = ctx.open_creating()?;
-    let backup_path = if wants_backup {
-        Some(backup(&mut conn, &ctx.db.path)?)
-    } else {
-        None
-    };
+        Ok(()) => Ok(()),
+        Err(e) => Err(new.failed(e)),
+    }
+}
+
+fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
+    let out = &ctx.out;
+    let mut db = ctx.open_creating()?;
+    // Every refusal comes before the first write (the backup and the switch to WAL
+    // included): the library checks them, and the room, in that order.
+    let work = !db.plan_migration(args.to.as_deref())?.is_empty();
     let progress = Progress::start(!out.quiet && !out.json && work);
     let report_step = |v: &str, at: usize, of: usize| {
         if let Some(p) = &progress {
             p.report(v, at, of);
         }
     };
-    let options = MigrateOptions {
-        to,
-        dry_run: args.dry_run,
-        progress: Some(&report_step),
-        integrity: if args.full_check {
+    let mut options = MigrateOptions::new()
+        .dry_run(args.dry_run)
+        .progress(&report_step)
+        .integrity(if args.full_check {
             Integrity::Full
         } else {
             Integrity::Written
-        },
-        ..Default::default()
-    };
-    let result = idstore_repo::migrate(&mut conn, options);
+        });
+    if let Some(to) = &args.to {
+        options = options.to(to.clone());
+    }
+    if !args.no_backup {
+        options = options.backup_to(ctx.backup_path());
+    }
+    let result = db.migrate(&options);
     drop(progress);
     // Under --json a failure's error document (kind validation_failed, say) is the
     // one output.
     let report = result?;
-    out.emit(migrate_json(&report, backup_path.as_deref()), || {
+    let backup = report.backup.as_deref();
+    out.emit(migrate_json(&report, backup), || {
         let mut lines = Vec::new();
-        if let Some(b) = &backup_path {
-            lines.push(format!("backup: {}", b.display()));
+        if let Some(b) = backup {
+            lines.push(format!("backup: {}", Shown(&b.display().to_string())));
         }
         if report.adopted_legacy && !report.applied.is_empty() {
             lines.push("adopted a legacy database".to_owned());
@@ -113,7 +111,7 @@ pub(super) fn migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         if out.verbose || !report.applied.is_empty() {
             lines.push(format!(
                 "active identity: {}",
-                report.active_did.as_deref().unwrap_or("none")
+                shown_or_none(report.active_did.as_deref())
             ));
         }
         if report.dry_run {
@@ -151,198 +149,59 @@ fn migrate_json(report: &MigrationReport, backup: Option<&Path>) -> serde_json::
     .expect("the report serializes")
 }
 
-pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
+pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {
     let target = match (&args.to, args.steps) {
         (Some(v), _) => RollbackTarget::Version(v.clone()),
         (None, Some(n)) => RollbackTarget::Steps(n),
         (None, None) if args.include_baseline => RollbackTarget::Everything,
         (None, None) => RollbackTarget::Baseline,
     };
-    let options = RollbackOptions {
-        target,
-        include_baseline: args.include_baseline,
-        dry_run: args.dry_run,
-        forget_decisions: args.forget_decisions,
-    };
-    // Plan on a read-only connection first: a refused rollback writes nothing, not
-    // even a backup or the switch to WAL.
-    let plan = {
-        let mut ro = ctx.open_read_only()?;
-        idstore_repo::rollback_plan(&mut ro, &options)?
-    };
-    if plan.is_empty() {
-        let mut ro = ctx.open_read_only()?;
-        let st = idstore_repo::status(&mut ro)?;
-        return emit_rollback(ctx, &[], None, st.active_did, args.dry_run);
+    let mut options = RollbackOptions::new()
+        .target(target)
+        .include_baseline(args.include_baseline)
+        .dry_run(args.dry_run)
+        .forget_decisions(args.forget_decisions);
+    if !args.no_backup {
+        options = options.backup_to(ctx.backup_path());
     }
-    idstore_repo::fault::ensure_space(
-        &mut ctx.open_read_only()?,
-        "rollback",
-        !args.no_backup && !args.dry_run,
-    )?;
-    let mut conn = ctx.options().create(false).open(&ctx.db.path)?;
-    if plan.iter().any(|v| v == idstore_repo::BASELINE_VERSION) && !args.dry_run {
-        // The baseline's down.sql refuses while user data exists: find out before
-        // writing a backup.
-        idstore_repo::rollback(
-            &mut conn,
-            &RollbackOptions {
-                dry_run: true,
-                ..options.clone()
-            },
-        )?;
-    }
-    let backup_path = if !args.no_backup && !args.dry_run {
-        Some(backup(&mut conn, &ctx.db.path)?)
-    } else {
-        None
-    };
-    let report = idstore_repo::rollback(&mut conn, &options)?;
+    // The library makes every refusal (and checks the room) before the backup and
+    // the first write.
+    let mut db = ctx.open_write()?;
+    let report = db.rollback(&options)?;
     if !report.forgotten_decisions.is_empty() && !ctx.out.quiet && !ctx.out.json {
         let items: Vec<String> = report
             .forgotten_decisions
             .iter()
             .map(ToString::to_string)
             .collect();
-        super::print_note(&format!(
+        note(&format!(
             "warning: the record of restore decisions ({}) was dropped as asked: a later migrate keeps the replaced accounts again",
             items.join(", ")
         ));
     }
-    emit_rollback(
-        ctx,
-        &report.reverted,
-        backup_path,
-        report.active_did,
-        report.dry_run,
-    )
-}
-
-fn emit_rollback(
-    ctx: &Ctx,
-    reverted: &[String],
-    backup: Option<PathBuf>,
-    active_did: Option<String>,
-    dry_run: bool,
-) -> Result<()> {
+    let backup = report.backup.as_ref();
     let doc = json!({
-        "reverted": reverted,
-        "backup": backup.as_ref().map(|p| p.display().to_string()),
-        "active_did": active_did,
-        "dry_run": dry_run,
+        "reverted": report.reverted,
+        "backup": backup.map(|p| p.display().to_string()),
+        "active_did": report.active_did,
+        "dry_run": report.dry_run,
     });
     ctx.out.emit(doc, || {
         let mut lines = Vec::new();
-        if let Some(b) = &backup {
-            lines.push(format!("backup: {}", b.display()));
+        if let Some(b) = backup {
+            lines.push(format!("backup: {}", Shown(&b.display().to_string())));
         }
-        if reverted.is_empty() {
+        if report.reverted.is_empty() {
             lines.push("nothing to roll back".to_owned());
         }
-        lines.extend(reverted.iter().map(|v| format!("reverted {v}")));
+        lines.extend(report.reverted.iter().map(|v| format!("reverted {v}")));
         lines.push(format!(
             "active identity: {}",
-            active_did.as_deref().unwrap_or("none")
+            shown_or_none(report.active_did.as_deref())
         ));
-        if dry_run {
+        if report.dry_run {
             lines.push("dry run: everything was rolled back".to_owned());
         }
-        lines.join("\n")
-    });
-    Ok(())
-}
-
-pub(super) fn status(ctx: &Ctx) -> Result<()> {
-    if ctx.key.is_none() && idstore_repo::is_encrypted(&ctx.db.path).unwrap_or(false) {
-        // All that can be told without the key.
-        ctx.out.emit(
-            json!({
-                "database": ctx.db.path.display().to_string(),
-                "encrypted": true,
-                "readable": false,
-            }),
-            || {
-                format!(
-                    "database:  {}\nencrypted: yes (or it is not an SQLite database at all); give its key with IDSTORE_KEY or --key-file to see the rest",
-                    ctx.db.path.display()
-                )
-            },
-        );
-        return Ok(());
-    }
-    // The default database is created on first use so `idstore status` works on a
-    // fresh machine; an explicit --db is only read.
-    let mut conn = if ctx.db.default {
-        ctx.open_creating()?
-    } else {
-        ctx.open_read_only()?
-    };
-    let st = idstore_repo::status(&mut conn)?;
-    let next = st
-        .pending
-        .first()
-        .map(|v| json!({ "version": v, "does": idstore_repo::step_summary(v) }));
-    let doc = json!({
-        "database": ctx.db.path.display().to_string(),
-        "applied": st.applied,
-        "pending": st.pending,
-        "unknown": st.unknown,
-        "legacy": st.legacy,
-        "paused_at": st.paused_at(),
-        "servable": st.servable(),
-        "next_step": next,
-        "active_did": st.active_did,
-        "accounts": st.accounts,
-        "encrypted": ctx.key.is_some(),
-        "readable": true,
-    });
-    ctx.out.emit(doc, || {
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_owned()
-            } else {
-                v.join(", ")
-            }
-        };
-        let mut lines = vec![
-            format!("database: {}", ctx.db.path.display()),
-            format!(
-                "legacy:   {}",
-                if st.legacy {
-                    "yes (run `idstore migrate` to adopt it)"
-                } else {
-                    "no"
-                }
-            ),
-            format!(
-                "encrypted: {}",
-                if ctx.key.is_some() { "yes" } else { "no" }
-            ),
-            format!("applied:  {}", list(&st.applied)),
-            format!("pending:  {}", list(&st.pending)),
-        ];
-        if !st.unknown.is_empty() {
-            lines.push(format!(
-                "unknown:  {} (written by a newer idstore)",
-                list(&st.unknown)
-            ));
-        }
-        if let Some(at) = st.paused_at() {
-            lines.push(format!(
-                "step:     paused at {at}, the transition step: idstore serves the file, and settings.activeDid is kept in step for older app builds"
-            ));
-        }
-        if let Some(v) = st.pending.first() {
-            lines.push(format!(
-                "next:     {v} {}",
-                idstore_repo::step_summary(v)
-            ));
-        }
-        lines.push(format!(
-            "active:   {}",
-            st.active_did.as_deref().unwrap_or("none")
-        ));
-        lines.push(format!("accounts: {}", st.accounts));
         lines.join("\n")
     });
     Ok(())

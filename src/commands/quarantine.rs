@@ -2,16 +2,16 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Result, bail};
 use idstore_domain::Secret;
+use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 use idstore_repo::{
-    Decision, DecisionKind, Discard, QuarantineKind, QuarantineRef, QuarantinedDetail,
-    QuarantinedItem, Store,
+    Decision, DecisionKind, Discard, Error, ErrorKind, QuarantinedDetail, QuarantinedItem, Store,
 };
 use serde_json::{Value, json};
 
-use super::{Ctx, backup};
 use crate::cli::QuarantineCommand;
+use crate::context::Ctx;
+use crate::output::{Shown, note};
 
 /// The commands that resolve `item`, as `check`, `repair` and `quarantine list` print them.
 pub(super) fn resolve_hint(item: QuarantineRef) -> String {
@@ -35,8 +35,8 @@ fn item_lines(i: &QuarantinedItem) -> Vec<String> {
         "{}  {}  {}  {}  (quarantined {})",
         i.item,
         state,
-        i.value,
-        i.reason,
+        Shown(&i.value),
+        Shown(&i.reason),
         i.quarantined_at.format("%Y-%m-%d %H:%M:%S")
     )];
     match (i.item.kind, i.kept_account_id) {
@@ -91,13 +91,18 @@ fn detail_json(detail: &QuarantinedDetail, reveal: bool) -> Value {
             "summary": summary,
             "row": { "id": row.id, "activeDid": row.active_did, "reason": row.reason },
         }),
+        other => json!({ "summary": other.summary() }),
     }
 }
 
 fn decision_text(d: &Decision) -> String {
     match (d.decision, d.item.kind) {
         (DecisionKind::Restore, QuarantineKind::Account) => {
-            let mut s = format!("restored {}: it is now the account for {}", d.item, d.value);
+            let mut s = format!(
+                "restored {}: it is now the account for {}",
+                d.item,
+                Shown(&d.value)
+            );
             if let Some(kept) = d.kept_aside {
                 s.push_str(&format!(
                     "\nthe account it replaced is kept aside as {kept} (restore it to swap back, or discard it)"
@@ -108,28 +113,35 @@ fn decision_text(d: &Decision) -> String {
         (DecisionKind::Restore, QuarantineKind::Pointer) => format!(
             "restored {}: the active identity is now {} (it was {})",
             d.item,
-            d.value,
-            d.previous_active_did.as_deref().unwrap_or("none")
+            Shown(&d.value),
+            crate::output::shown_or_none(d.previous_active_did.as_deref())
         ),
         (DecisionKind::DiscardExport, _) => format!(
             "discarded {} after writing it to {}",
             d.item,
-            d.export_path
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
+            Shown(
+                &d.export_path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
         ),
         (DecisionKind::DiscardForget, _) => {
-            format!("discarded {} without an export ({})", d.item, d.value)
+            format!(
+                "discarded {} without an export ({})",
+                d.item,
+                Shown(&d.value)
+            )
         }
+        _ => format!("decided on {}", d.item),
     }
 }
 
-pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<()> {
+pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<(), Error> {
     match cmd {
         QuarantineCommand::List => {
-            let mut conn = ctx.open_migrated(false)?;
-            let items = Store::new(&mut conn).quarantine()?;
+            let mut db = ctx.open_read()?;
+            let items = db.store()?.quarantined_items()?;
             ctx.out.emit(json!({ "items": items }), || {
                 if items.is_empty() {
                     return "nothing is quarantined".to_owned();
@@ -146,18 +158,21 @@ pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<()> {
             reveal_secrets,
         } => {
             if *reveal_secrets && (ctx.out.json || !std::io::stdout().is_terminal()) {
-                bail!(
-                    "--reveal-secrets prints key material only to a terminal, never to a pipe, a file or JSON; to keep a copy, use `idstore quarantine discard {item} --export PATH`"
-                );
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    format!(
+                        "--reveal-secrets prints key material only to a terminal, never to a pipe, a file or JSON; to keep a copy, use `idstore quarantine discard {item} --export PATH`"
+                    ),
+                ));
             }
-            let mut conn = ctx.open_migrated(false)?;
-            let detail = Store::new(&mut conn).quarantined(*item)?;
+            let mut db = ctx.open_read()?;
+            let detail = db.store()?.quarantined_item(*item)?;
             let doc = detail_json(&detail, *reveal_secrets);
             ctx.out.emit(doc.clone(), || {
                 let mut lines = item_lines(detail.summary());
                 if let Some(row) = doc["row"].as_object() {
                     lines.extend(row.iter().map(|(k, v)| match v {
-                        Value::String(s) => format!("{k}: {s}"),
+                        Value::String(s) => format!("{k}: {}", Shown(s)),
                         other => format!("{k}: {other}"),
                     }));
                 }
@@ -204,16 +219,17 @@ pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<()> {
 fn decide(
     ctx: &Ctx,
     no_backup: bool,
-    refusals: impl FnOnce(&mut Store<'_>) -> Result<(), idstore_repo::RepoError>,
-    run: impl FnOnce(&mut Store<'_>) -> Result<Decision, idstore_repo::RepoError>,
-) -> Result<Decision> {
-    refusals(&mut Store::new(&mut ctx.open_migrated(false)?))?;
-    let mut conn = ctx.open_migrated(true)?;
+    refusals: impl FnOnce(&mut Store<'_>) -> Result<(), Error>,
+    run: impl FnOnce(&mut Store<'_>) -> Result<Decision, Error>,
+) -> Result<Decision, Error> {
+    let mut db = ctx.open_write()?;
+    refusals(&mut db.store()?)?;
     if !no_backup {
-        let path = backup(&mut conn, &ctx.db.path)?;
+        let path = ctx.backup_path();
+        db.backup_to(&path)?;
         if ctx.out.verbose && !ctx.out.json {
-            super::print_note(&format!("backup: {}", path.display()));
+            note(&format!("backup: {}", Shown(&path.display().to_string())));
         }
     }
-    Ok(run(&mut Store::new(&mut conn))?)
+    run(&mut db.store()?)
 }

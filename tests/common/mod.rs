@@ -55,14 +55,41 @@ pub fn fails(cmd: &mut Command, code: i32) -> String {
     err
 }
 
-/// The main file and its WAL, if any: what "the file is unchanged" compares.
+/// The main file and the frames of its WAL, if any: what "the file is unchanged"
+/// compares. An empty log (SQLite creates one when a connection opens a WAL file,
+/// and removes it when the last read-write one closes) holds nothing and counts as
+/// none.
 pub fn snapshot(db: &Path) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     (
         std::fs::read(db).unwrap(),
-        std::fs::read(PathBuf::from(wal)).ok(),
+        std::fs::read(PathBuf::from(wal))
+            .ok()
+            .filter(|w| !w.is_empty()),
     )
+}
+
+/// Asserts that `db` is as `before` (a [`snapshot`]) says, without printing both
+/// files whole when it is not.
+#[track_caller]
+pub fn assert_unchanged(db: &Path, before: &(Vec<u8>, Option<Vec<u8>>), what: &str) {
+    let now = snapshot(db);
+    if &now != before {
+        let first = now
+            .0
+            .iter()
+            .zip(&before.0)
+            .position(|(a, b)| a != b)
+            .unwrap_or(now.0.len().min(before.0.len()));
+        panic!(
+            "{what}: the file changed (main file {} bytes, was {}; first difference at byte {first}; log {:?} bytes, was {:?})",
+            now.0.len(),
+            before.0.len(),
+            now.1.as_ref().map(Vec::len),
+            before.1.as_ref().map(Vec::len)
+        );
+    }
 }
 
 /// A small legacy file: accounts A, B and a second A with other key material, the
@@ -71,7 +98,7 @@ pub fn legacy(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     conn.batch_execute("PRAGMA foreign_keys = OFF;").unwrap();
-    conn.batch_execute(idstore_repo::legacy::LEGACY_APP_SCHEMA)
+    conn.batch_execute(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
         .unwrap();
     conn.batch_execute(&format!(
         "INSERT INTO contacts (did, name) VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann');
@@ -181,23 +208,28 @@ pub fn keyed_rows(path: &Path, key: Option<&str>) -> Option<Rows> {
     }
     let options =
         idstore_repo::OpenOptions::new().key(key.map(|k| idstore_repo::Key::new(k).unwrap()));
-    let mut conn = match options.open(path) {
-        Ok(conn) => conn,
-        Err(
-            idstore_repo::OpenError::WrongKey { .. }
-            | idstore_repo::OpenError::Encrypted { .. }
-            | idstore_repo::OpenError::NotEncrypted { .. },
-        ) => return None,
+    let mut db = match options.open(path) {
+        Ok(db) => db,
+        Err(e)
+            if matches!(
+                e.kind(),
+                idstore_repo::ErrorKind::WrongKey
+                    | idstore_repo::ErrorKind::Encrypted
+                    | idstore_repo::ErrorKind::NotEncrypted
+            ) =>
+        {
+            return None;
+        }
         Err(e) => panic!("{}: {e}", path.display()),
     };
+    let conn = db.raw_connection();
     let lines = diesel::sql_query("PRAGMA integrity_check")
-        .load::<Line>(&mut conn)
+        .load::<Line>(conn)
         .unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].integrity_check, "ok", "{}", path.display());
     let mut rows =
-        idstore_repo::snapshot::table_rows(&mut conn, idstore_repo::snapshot::CLOCK_COLUMNS)
-            .unwrap();
+        idstore_repo::fixtures::table_rows(conn, idstore_repo::fixtures::CLOCK_COLUMNS).unwrap();
     rows.remove("__diesel_schema_migrations");
     Some(rows)
 }

@@ -36,7 +36,8 @@ impl fmt::Debug for Secret {
 pub struct Account {
     /// Surrogate key.
     pub id: i32,
-    /// When the identity was created: ISO-8601 text as the app stores it.
+    /// When the identity was created: RFC 3339 text as the app stores it
+    /// (`2024-03-01T12:00:00.000Z`).
     pub date_created: String,
     /// HD derivation path, when the identity came from a seed.
     pub derivation_path: Option<String>,
@@ -58,7 +59,8 @@ pub struct Account {
 pub struct AccountInfo {
     /// Surrogate key.
     pub id: i32,
-    /// When the identity was created: ISO-8601 text as the app stores it.
+    /// When the identity was created: RFC 3339 text as the app stores it
+    /// (`2024-03-01T12:00:00.000Z`).
     pub date_created: String,
     /// HD derivation path, when the identity came from a seed.
     pub derivation_path: Option<String>,
@@ -83,12 +85,25 @@ impl From<Account> for AccountInfo {
     }
 }
 
-/// The fields of a new account; `id` is assigned by the database.
+/// The fields of a new account; `id` is assigned by the database. Build one with
+/// [`NewAccount::new`] and the setters for the optional fields.
+///
+/// ```
+/// use idstore_domain::{Did, NewAccount, Secret};
+///
+/// let did = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
+/// let new = NewAccount::new(did, "02ab", "2024-03-01T12:00:00.000Z")
+///     .derivation_path("m/84737769'/0'/0'/0'")
+///     .mnemonic(Secret::new("bW5lbW9uaWM=".into()));
+/// assert_eq!(new.public_key_hex, "02ab");
+/// # Ok::<(), idstore_domain::DidError>(())
+/// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {
     /// The identity.
     pub did: Did,
-    /// Creation time, ISO-8601.
+    /// Creation time, RFC 3339 (`2024-03-01T12:00:00.000Z`).
     pub date_created: String,
     /// HD derivation path.
     pub derivation_path: Option<String>,
@@ -100,6 +115,50 @@ pub struct NewAccount {
     pub passkey_cred_id_hex: Option<String>,
     /// Public key, hex.
     pub public_key_hex: String,
+}
+
+impl NewAccount {
+    /// A new account with its DID, public key (hex) and creation time (RFC 3339;
+    /// [`format_date_created`] writes one); the optional fields unset.
+    pub fn new(
+        did: Did,
+        public_key_hex: impl Into<String>,
+        date_created: impl Into<String>,
+    ) -> Self {
+        NewAccount {
+            did,
+            date_created: date_created.into(),
+            derivation_path: None,
+            identity_encr_base64: None,
+            mnemonic_encr_base64: None,
+            passkey_cred_id_hex: None,
+            public_key_hex: public_key_hex.into(),
+        }
+    }
+
+    /// Sets the HD derivation path.
+    pub fn derivation_path(mut self, path: impl Into<String>) -> Self {
+        self.derivation_path = Some(path.into());
+        self
+    }
+
+    /// Sets the encrypted identity (private key) material.
+    pub fn identity(mut self, material: Secret) -> Self {
+        self.identity_encr_base64 = Some(material);
+        self
+    }
+
+    /// Sets the encrypted seed phrase.
+    pub fn mnemonic(mut self, material: Secret) -> Self {
+        self.mnemonic_encr_base64 = Some(material);
+        self
+    }
+
+    /// Sets the passkey credential id (hex).
+    pub fn passkey_cred_id_hex(mut self, id: impl Into<String>) -> Self {
+        self.passkey_cred_id_hex = Some(id.into());
+        self
+    }
 }
 
 /// Formats a time the way the app writes `dateCreated`: `2024-03-01T12:00:00.000Z`.

@@ -5,8 +5,13 @@
 pub mod account;
 pub mod active_identity;
 pub mod did;
+pub mod display;
 pub mod quarantine;
 pub mod settings;
+
+/// The date and time types in public fields (`NaiveDateTime`, UTC), re-exported so
+/// callers use the same version.
+pub use chrono;
 
 pub use account::{Account, AccountInfo, NewAccount, Secret};
 pub use active_identity::ActiveIdentity;

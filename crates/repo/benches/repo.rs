@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use idstore_domain::settings::parse_search_boxes;
 use idstore_domain::{Change, Did, Settings, SettingsChange};
-use idstore_repo::{Database, Integrity, Key, MigrateOptions, OpenOptions, Store, migrate, open};
+use idstore_repo::{Database, Integrity, Key, MigrateOptions, OpenOptions, SettingsScope};
 use rusqlite::{Connection, OptionalExtension, params};
 use tempfile::TempDir;
 
@@ -25,8 +25,8 @@ fn did_of(i: usize) -> String {
 /// The shared database: migrated by idstore, then filled in one transaction.
 fn bench_db(dir: &Path) -> PathBuf {
     let path = dir.join("bench.sqlite");
-    let mut conn = open(&path).unwrap();
-    migrate(&mut conn, MigrateOptions::default()).unwrap();
+    let mut conn = Database::open(&path).unwrap();
+    conn.migrate(&MigrateOptions::new()).unwrap();
     drop(conn);
     let mut c = raw(&path, "NORMAL");
     let tx = c.transaction().unwrap();
@@ -137,8 +137,9 @@ fn account_settings(c: &mut Criterion) {
     let mut g = c.benchmark_group("account_settings");
 
     let mut db = Database::open(&path).unwrap();
+    let mut store = db.store().unwrap();
     g.bench_function("idstore", |b| {
-        b.iter(|| black_box(db.store().account_settings(None).unwrap()))
+        b.iter(|| black_box(store.settings(SettingsScope::Merged(None)).unwrap()))
     });
 
     let conn = raw(&path, "NORMAL");
@@ -225,19 +226,18 @@ fn set_active_did(c: &mut Criterion) {
     ];
     for sync in ["NORMAL", "FULL"] {
         let mut g = c.benchmark_group(format!("set_active_did/{sync}"));
-        let mut conn = open(&path).unwrap();
+        let mut conn = Database::open(&path).unwrap();
         diesel::connection::SimpleConnection::batch_execute(
-            &mut conn,
+            conn.raw_connection(),
             &format!("PRAGMA synchronous = {sync};"),
         )
         .unwrap();
+        let mut store = conn.store().unwrap();
         let mut i = 0usize;
         g.bench_function("idstore", |b| {
             b.iter(|| {
                 i += 1;
-                Store::new(&mut conn)
-                    .set_active_did(Some(&dids[i % 2]))
-                    .unwrap()
+                store.set_active_did(Some(&dids[i % 2])).unwrap()
             })
         });
         let mut rc = raw(&path, sync);
@@ -293,7 +293,8 @@ fn save_settings(c: &mut Criterion) {
     let dir = TempDir::new().unwrap();
     let path = bench_db(dir.path());
     let mut g = c.benchmark_group("save_settings");
-    let mut conn = open(&path).unwrap();
+    let mut conn = Database::open(&path).unwrap();
+    let mut store = conn.store().unwrap();
     settle(&path);
     let mut i = 0usize;
     g.bench_function("idstore", |b| {
@@ -303,7 +304,7 @@ fn save_settings(c: &mut Criterion) {
                 first_name: Change::Set(format!("name {i}")),
                 ..Default::default()
             };
-            Store::new(&mut conn).save_settings(&change).unwrap()
+            store.save_settings(&change).unwrap()
         })
     });
     let mut rc = raw(&path, "NORMAL");
@@ -338,7 +339,7 @@ fn save_settings(c: &mut Criterion) {
 fn legacy_template(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join(format!("legacy-{rows}.sqlite"));
     let mut c = Connection::open(&path).unwrap();
-    c.execute_batch(idstore_repo::legacy::LEGACY_APP_SCHEMA)
+    c.execute_batch(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
         .unwrap();
     let accounts = (rows / 10).max(1);
     let tx = c.transaction().unwrap();
@@ -394,8 +395,8 @@ fn migrate_legacy(c: &mut Criterion) {
             b.iter_batched(
                 fresh,
                 |()| {
-                    let mut conn = open(&work).unwrap();
-                    let report = migrate(&mut conn, MigrateOptions::default()).unwrap();
+                    let mut conn = Database::open(&work).unwrap();
+                    let report = conn.migrate(&MigrateOptions::new()).unwrap();
                     assert_eq!(report.applied.len(), 3);
                 },
                 BatchSize::PerIteration,
@@ -408,12 +409,9 @@ fn migrate_legacy(c: &mut Criterion) {
                 b.iter_batched(
                     fresh,
                     |()| {
-                        let mut conn = open(&work).unwrap();
-                        let options = MigrateOptions {
-                            integrity: Integrity::Full,
-                            ..Default::default()
-                        };
-                        assert_eq!(migrate(&mut conn, options).unwrap().applied.len(), 3);
+                        let mut conn = Database::open(&work).unwrap();
+                        let options = MigrateOptions::new().integrity(Integrity::Full);
+                        assert_eq!(conn.migrate(&options).unwrap().applied.len(), 3);
                     },
                     BatchSize::PerIteration,
                 )
@@ -449,8 +447,8 @@ fn open_up_to_date(c: &mut Criterion) {
     let mut g = c.benchmark_group("open_nothing_to_migrate");
     g.bench_function("idstore", |b| {
         b.iter(|| {
-            let mut conn = open(&path).unwrap();
-            let report = migrate(&mut conn, MigrateOptions::default()).unwrap();
+            let mut conn = Database::open(&path).unwrap();
+            let report = conn.migrate(&MigrateOptions::new()).unwrap();
             assert!(report.applied.is_empty());
         })
     });
@@ -468,7 +466,7 @@ fn encrypted_copy(plain: &Path, name: &str, key: &str) -> PathBuf {
     let to = plain.with_file_name(name);
     std::fs::copy(plain, &to).unwrap();
     let key = Key::new(key).unwrap();
-    idstore_repo::convert(&to, &OpenOptions::new(), Some(&key)).unwrap();
+    Database::convert(&to, &OpenOptions::new(), Some(&key)).unwrap();
     to
 }
 
@@ -491,9 +489,10 @@ fn encryption(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("encryption/account_settings");
     for (name, path, key) in files {
-        let mut db = Database::from_connection(keyed(key).open(path).unwrap()).unwrap();
+        let mut db = keyed(key).open(path).unwrap();
+        let mut store = db.store().unwrap();
         g.bench_function(name, |b| {
-            b.iter(|| black_box(db.store().account_settings(None).unwrap()))
+            b.iter(|| black_box(store.settings(SettingsScope::Merged(None)).unwrap()))
         });
     }
     g.finish();
@@ -505,13 +504,12 @@ fn encryption(c: &mut Criterion) {
     let mut g = c.benchmark_group("encryption/set_active_did");
     for (name, path, key) in files {
         let mut conn = keyed(key).open(path).unwrap();
+        let mut store = conn.store().unwrap();
         let mut i = 0usize;
         g.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                Store::new(&mut conn)
-                    .set_active_did(Some(&dids[i % 2]))
-                    .unwrap()
+                store.set_active_did(Some(&dids[i % 2])).unwrap()
             })
         });
     }
@@ -548,7 +546,7 @@ fn encryption(c: &mut Criterion) {
             b.iter_batched(
                 fresh,
                 |mut conn| {
-                    let report = migrate(&mut conn, MigrateOptions::default()).unwrap();
+                    let report = conn.migrate(&MigrateOptions::new()).unwrap();
                     assert_eq!(report.applied.len(), 3);
                 },
                 BatchSize::PerIteration,
@@ -568,7 +566,11 @@ fn encryption(c: &mut Criterion) {
         ("encrypted_raw_key", &raw_encrypted, Some(RAW_KEY)),
     ] {
         g.bench_function(name, |b| {
-            b.iter(|| black_box(Database::from_connection(keyed(key).open(path).unwrap()).unwrap()))
+            b.iter(|| {
+                let mut db = keyed(key).open(path).unwrap();
+                db.store().unwrap();
+                black_box(db)
+            })
         });
     }
     g.finish();

@@ -7,7 +7,7 @@ use idstore_domain::{Account, AccountInfo, Did, NewAccount, Secret};
 use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
-use crate::error::{InvalidAccount, RepoError};
+use crate::error::{Error, InvalidAccount, Repr};
 use crate::queries::{account_exists, parse_stored_did, write_pointer};
 use crate::store::Store;
 
@@ -30,12 +30,12 @@ struct InfoRow {
 }
 
 impl InfoRow {
-    fn into_info(self) -> Result<AccountInfo, RepoError> {
+    fn into_info(self) -> Result<AccountInfo, Error> {
         Ok(AccountInfo {
             id: self.id,
             date_created: self.date_created,
             derivation_path: self.derivation_path,
-            did: parse_stored_did("account DID", Some(self.did))?.expect("a value was given"),
+            did: parse_stored_did("the account DID", Some(self.did))?.expect("a value was given"),
             passkey_cred_id_hex: self.passkey_cred_id_hex,
             public_key_hex: self.public_key_hex,
         })
@@ -43,6 +43,7 @@ impl InfoRow {
 }
 
 /// What [`Store::delete_account`] did.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountRemoval {
     /// The deleted identity.
@@ -55,20 +56,25 @@ pub struct AccountRemoval {
     pub settings_rows_removed: usize,
 }
 
-fn check_new_account(new: &NewAccount) -> Result<(), RepoError> {
+fn check_new_account(new: &NewAccount) -> Result<(), Error> {
+    let invalid = |why| Err(Repr::InvalidAccount(why).into());
     let key = &new.public_key_hex;
     if key.is_empty() {
-        return Err(RepoError::InvalidAccount(InvalidAccount::MissingPublicKey));
+        return invalid(InvalidAccount::MissingPublicKey);
     }
-    if key.len() > MAX_PUBLIC_KEY_HEX || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(RepoError::InvalidAccount(InvalidAccount::PublicKeyNotHex {
+    if key.len() > MAX_PUBLIC_KEY_HEX {
+        return invalid(InvalidAccount::PublicKeyTooLong {
             max: MAX_PUBLIC_KEY_HEX,
-        }));
+            len: key.len(),
+        });
+    }
+    if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return invalid(InvalidAccount::PublicKeyNotHex);
     }
     if DateTime::parse_from_rfc3339(&new.date_created).is_err() {
-        return Err(RepoError::InvalidAccount(InvalidAccount::DateCreated {
+        return invalid(InvalidAccount::DateCreated {
             given: new.date_created.chars().take(40).collect(),
-        }));
+        });
     }
     Ok(())
 }
@@ -76,13 +82,14 @@ fn check_new_account(new: &NewAccount) -> Result<(), RepoError> {
 impl Store<'_> {
     /// Adds an identity. Its DID must be new; a public key (hex) and an RFC 3339
     /// `dateCreated` are required.
-    pub fn add_account(&mut self, new: &NewAccount) -> Result<AccountInfo, RepoError> {
+    pub fn add_account(&mut self, new: &NewAccount) -> Result<AccountInfo, Error> {
         check_new_account(new)?;
-        crate::txn::immediate(self.conn, |conn| {
+        self.write(|conn| {
             if account_exists(conn, new.did.as_str())? {
-                return Err(RepoError::AccountExists {
+                return Err(Repr::AccountExists {
                     did: new.did.clone(),
-                });
+                }
+                .into());
             }
             let id = diesel::insert_into(accounts::table)
                 .values((
@@ -109,30 +116,43 @@ impl Store<'_> {
         })
     }
 
-    /// Every identity, oldest first (by `dateCreated`, then DID), without secret material.
-    pub fn accounts(&mut self) -> Result<Vec<AccountInfo>, RepoError> {
-        accounts::table
+    /// Every identity, oldest first (by `dateCreated`, then DID), without secret
+    /// material, read one row at a time: memory stays flat however many there are.
+    /// A row that cannot be read is an error naming it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let mut db = idstore_repo::Database::open(&dir.path().join("a.sqlite"))?;
+    /// # db.migrate(&Default::default())?;
+    /// let mut store = db.store()?;
+    /// let dids: Vec<_> = store.accounts()?.map(|a| a.map(|a| a.did)).collect::<Result<_, _>>()?;
+    /// assert!(dids.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn accounts(
+        &mut self,
+    ) -> Result<impl Iterator<Item = Result<AccountInfo, Error>> + '_, Error> {
+        let rows = accounts::table
             .order((accounts::dateCreated, accounts::did))
             .select(InfoRow::as_select())
-            .load(self.conn)?
-            .into_iter()
-            .map(InfoRow::into_info)
-            .collect()
+            .load_iter::<InfoRow, DefaultLoadingMode>(self.conn())?;
+        Ok(rows.map(|row| row.map_err(Error::from).and_then(InfoRow::into_info)))
     }
 
     /// One identity, without secret material.
-    pub fn account(&mut self, did: &Did) -> Result<AccountInfo, RepoError> {
+    pub fn account(&mut self, did: &Did) -> Result<AccountInfo, Error> {
         accounts::table
             .filter(accounts::did.eq(did.as_str()))
             .select(InfoRow::as_select())
-            .get_result(self.conn)
+            .get_result(self.conn())
             .optional()?
-            .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?
+            .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?
             .into_info()
     }
 
     /// One identity with its encrypted key material (a separate call on purpose).
-    pub fn account_with_secrets(&mut self, did: &Did) -> Result<Account, RepoError> {
+    pub fn account_with_secrets(&mut self, did: &Did) -> Result<Account, Error> {
         type Row = (
             i32,
             String,
@@ -153,9 +173,9 @@ impl Store<'_> {
                 accounts::passkeyCredIdHex,
                 accounts::publicKeyHex,
             ))
-            .get_result(self.conn)
+            .get_result(self.conn())
             .optional()?
-            .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?;
+            .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?;
         let (id, date_created, derivation_path, identity, mnemonic, passkey, public_key_hex) = row;
         Ok(Account {
             id,
@@ -173,18 +193,14 @@ impl Store<'_> {
     /// the pointer moves, in the same transaction, to the next identity by
     /// (`dateCreated`, DID) after it, or to the first when it was the last. Deleting the last identity is refused unless `allow_last`, which
     /// leaves no active identity.
-    pub fn delete_account(
-        &mut self,
-        did: &Did,
-        allow_last: bool,
-    ) -> Result<AccountRemoval, RepoError> {
-        crate::txn::immediate(self.conn, |conn| {
+    pub fn delete_account(&mut self, did: &Did, allow_last: bool) -> Result<AccountRemoval, Error> {
+        self.write(|conn| {
             let created: String = accounts::table
                 .filter(accounts::did.eq(did.as_str()))
                 .select(accounts::dateCreated)
                 .get_result(conn)
                 .optional()?
-                .ok_or_else(|| RepoError::UnknownAccount { did: did.clone() })?;
+                .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?;
             // The next identity by (dateCreated, did) after this one, wrapping round.
             let after: Option<String> = accounts::table
                 .filter(
@@ -208,7 +224,7 @@ impl Store<'_> {
                     .transpose()?,
             };
             if others.is_none() && !allow_last {
-                return Err(RepoError::LastAccount { did: did.clone() });
+                return Err(Repr::LastAccount { did: did.clone() }.into());
             }
             let active: Option<String> = active_identity::table
                 .find(1)
@@ -218,11 +234,11 @@ impl Store<'_> {
                 .flatten();
             let was_active = active.as_deref() == Some(did.as_str());
             let active_did = if was_active {
-                let next = parse_stored_did("account DID", others)?;
+                let next = parse_stored_did("the account DID", others)?;
                 write_pointer(conn, next.as_ref())?;
                 next
             } else {
-                parse_stored_did("active identity", active)?
+                parse_stored_did("the active identity", active)?
             };
             let settings_rows_removed = diesel::delete(
                 settings::table.filter(

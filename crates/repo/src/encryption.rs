@@ -9,11 +9,12 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::connection::{OpenOptions, create_private, sync_folder};
-use crate::error::OpenError;
+use crate::connection::{Handle, Settings, create_private, sync_folder};
+use crate::error::{Error, Repr};
 use crate::key::Key;
 
 /// What a conversion did.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Converted {
     /// Tables copied (the app's own included).
@@ -24,82 +25,62 @@ pub struct Converted {
     pub encrypted: bool,
 }
 
-/// Why a conversion failed. The file is as it was in every case but
-/// [`ConvertError::NotDurable`].
-#[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
-    /// The file could not be opened with the current key (or without one).
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    /// Another connection has the file open: the switch to exclusive use failed.
-    #[error(
-        "{} is open in another program; close it (the app, a shell) and try again; nothing was changed",
-        path.display()
-    )]
-    InUse {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The copy differs from the original; it was removed.
-    #[error(
-        "the converted copy differs from the original ({0}); it was removed and nothing was changed"
-    )]
-    Mismatch(String),
-    /// Writing the new file failed; it was removed.
-    #[error("could not write the converted copy {}: {}; nothing was changed", path.display(), io_cause(error))]
-    Write {
-        /// The copy.
-        path: PathBuf,
-        /// What failed (shown in the message, in words).
-        error: std::io::Error,
-    },
-    /// The new file is in place, but the folder could not be synced: the rename may
-    /// not survive a power loss (then the old file comes back, whole).
-    #[error(
-        "{} was converted, but its folder could not be synced ({}), so the change may not survive a power loss (the old file would come back whole); check the disk",
-        path.display(),
-        io_cause(error)
-    )]
-    NotDurable {
-        /// The file.
-        path: PathBuf,
-        /// What failed (shown in the message, in words).
-        error: std::io::Error,
-    },
-    /// SQLite failed during the copy; the new file was removed.
-    #[error("the conversion failed; nothing was changed")]
-    Database(#[source] diesel::result::Error),
+/// SQLite's error in a conversion, as the crate's error.
+fn failed(source: diesel::result::Error) -> Error {
+    Repr::Convert {
+        kind: crate::error::classify(&source),
+        source,
+    }
+    .into()
 }
 
-impl From<diesel::result::Error> for ConvertError {
-    fn from(e: diesel::result::Error) -> Self {
-        ConvertError::Database(e)
+/// Copies the open, keyed database to the new file `target` under the same key and
+/// SQLCipher settings (a backup of an encrypted file: `VACUUM INTO` would write it
+/// with SQLCipher's defaults, which a SQLCipher 3 file's key does not open).
+pub(crate) fn export_copy(
+    conn: &mut SqliteConnection,
+    target: &str,
+    keying: &crate::hooks::Keying,
+) -> QueryResult<()> {
+    attach(conn, target, Some(keying))?;
+    let copied = (|| {
+        conn.batch_execute("BEGIN; SELECT sqlcipher_export('converted');")?;
+        copy_header_values(conn)?;
+        conn.batch_execute("COMMIT;")
+    })();
+    if copied.is_err() {
+        let _ = conn.batch_execute("ROLLBACK;");
     }
+    let detached = conn.batch_execute("DETACH DATABASE converted;");
+    copied.and(detached)
 }
 
-/// An I/O error in the words the other storage faults use, with the system's own.
-fn io_cause(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-            format!("the disk is full ({e})")
-        }
-        _ if e.raw_os_error() == Some(5) => format!("an I/O error ({e})"),
-        _ => e.to_string(),
+/// Attaches `target` as `converted` under `keying` (none: plain). The key is bound,
+/// never written into the SQL.
+fn attach(
+    conn: &mut SqliteConnection,
+    target: &str,
+    keying: Option<&crate::hooks::Keying>,
+) -> QueryResult<()> {
+    let key_text = keying.map_or("", |k| k.key.as_text());
+    diesel::sql_query("ATTACH DATABASE ? AS converted KEY ?")
+        .bind::<Text, _>(target)
+        .bind::<Text, _>(key_text)
+        .execute(conn)?;
+    if let Some(3) = keying.and_then(|k| k.compatibility) {
+        conn.batch_execute("PRAGMA converted.cipher_compatibility = 3;")?;
     }
+    // The attached key may be the process's first: its default logging goes off again.
+    conn.batch_execute("PRAGMA cipher_log_level = NONE;")
 }
 
-impl ConvertError {
-    /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ConvertError::Open(e) => e.kind(),
-            ConvertError::InUse { .. } => "in_use",
-            ConvertError::Mismatch(_) => "validation_failed",
-            ConvertError::Write { .. } | ConvertError::NotDurable { .. } => "io_error",
-            ConvertError::Database(e) if crate::connection::is_locked(e) => "locked",
-            ConvertError::Database(_) => "database_error",
-        }
+/// `user_version` and `application_id`, which `sqlcipher_export` leaves behind.
+fn copy_header_values(conn: &mut SqliteConnection) -> QueryResult<()> {
+    for pragma in ["user_version", "application_id"] {
+        let value = integer(conn, &format!("SELECT {pragma} AS n FROM pragma_{pragma}"))?;
+        conn.batch_execute(&format!("PRAGMA converted.{pragma} = {value};"))?;
     }
+    Ok(())
 }
 
 /// Rewrites the file at `path`, opened with `current` (its key, or none), under
@@ -107,28 +88,38 @@ impl ConvertError {
 /// with its rows, indexes, triggers and `user_version`; the copy is checked table
 /// by table against the original and opened with the new key before it replaces
 /// the file. Other programs must have the file closed (refused otherwise).
-pub fn convert(
+pub(crate) fn convert(
     path: &Path,
-    current: &OpenOptions,
+    current: &Settings,
     new_key: Option<&Key>,
-) -> Result<Converted, ConvertError> {
-    let options = current.clone().create(false);
+) -> Result<Converted, Error> {
+    let settings = Settings {
+        create: false,
+        read_only: false,
+        ..current.clone()
+    };
     // The lock holder: exclusive use first (leaving WAL needs it), then a write lock
     // that keeps writers out until the new file is in place.
-    let mut lock = options.open(path)?;
-    let in_use = || ConvertError::InUse {
-        path: path.to_owned(),
+    let mut holder = Handle::open(path, &settings)?;
+    let settings = holder.settings.clone();
+    let lock = &mut holder.conn;
+    let in_use = || -> Error {
+        Repr::InUse {
+            path: path.to_owned(),
+            holders: "another connection".to_owned(),
+        }
+        .into()
     };
-    match journal_mode(&mut lock, "DELETE") {
+    match journal_mode(lock, "DELETE") {
         Ok(mode) if mode.eq_ignore_ascii_case("delete") => {}
         Ok(_) => return Err(in_use()),
-        Err(e) if crate::connection::is_locked(&e) => return Err(in_use()),
-        Err(e) => return Err(e.into()),
+        Err(e) if crate::error::is_locked(&e) => return Err(in_use()),
+        Err(e) => return Err(failed(e)),
     }
-    let result = (|| -> Result<Converted, ConvertError> {
-        lock.batch_execute("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<Converted, Error> {
+        lock.batch_execute("BEGIN IMMEDIATE").map_err(failed)?;
         let copy = copy_path(path);
-        let done = export(path, &options, &copy, new_key).and_then(|converted| {
+        let done = export(path, &settings, &copy, new_key).and_then(|converted| {
             install(&copy, path)?;
             Ok(converted)
         });
@@ -140,7 +131,7 @@ pub fn convert(
     })();
     if result.is_err() {
         // Back to how the file was; the error that matters is the first one.
-        let _ = journal_mode(&mut lock, "WAL");
+        let _ = journal_mode(lock, "WAL");
     }
     result
 }
@@ -181,41 +172,35 @@ fn remove_copy(copy: &Path) {
 /// stop its reads).
 fn export(
     path: &Path,
-    options: &OpenOptions,
+    settings: &Settings,
     copy: &Path,
     new_key: Option<&Key>,
-) -> Result<Converted, ConvertError> {
+) -> Result<Converted, Error> {
     remove_copy(copy); // a leftover of a killed run
-    create_private(copy).map_err(|error| ConvertError::Write {
+    create_private(copy).map_err(|error| Repr::ConvertWrite {
         path: copy.to_owned(),
         error,
     })?;
-    let mut conn = options.open_unconfigured(path)?;
-    conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
-    let copy_text = copy.to_str().ok_or_else(|| ConvertError::Write {
+    let mut reader = Handle::open(path, settings)?;
+    let conn = &mut reader.conn;
+    conn.batch_execute("PRAGMA foreign_keys = OFF;")
+        .map_err(failed)?;
+    let copy_text = copy.to_str().ok_or_else(|| Repr::ConvertWrite {
         path: copy.to_owned(),
         error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
     })?;
-    let key_text = new_key.map_or("", |k| k.as_text());
-    // Bound, not written into the SQL: the key is in no statement text.
-    diesel::sql_query("ATTACH DATABASE ? AS converted KEY ?")
-        .bind::<Text, _>(copy_text)
-        .bind::<Text, _>(key_text)
-        .execute(&mut conn)?;
-    // The attached key may be the process's first: its default logging goes off again.
-    conn.batch_execute(&format!("{};", crate::cipher::QUIET))?;
-    let result = (|| -> Result<Converted, ConvertError> {
+    let target_keying = new_key.map(|key| crate::hooks::Keying {
+        key: key.clone(),
+        compatibility: None,
+    });
+    attach(conn, copy_text, target_keying.as_ref()).map_err(failed)?;
+    let result = (|| -> Result<Converted, Error> {
         // Deferred: the lock holder keeps its write lock on the original.
-        conn.batch_execute("BEGIN; SELECT sqlcipher_export('converted');")?;
-        for pragma in ["user_version", "application_id"] {
-            let value = integer(
-                &mut conn,
-                &format!("SELECT {pragma} AS n FROM pragma_{pragma}"),
-            )?;
-            conn.batch_execute(&format!("PRAGMA converted.{pragma} = {value};"))?;
-        }
-        let converted = compare(&mut conn)?;
-        conn.batch_execute("COMMIT;")?;
+        conn.batch_execute("BEGIN; SELECT sqlcipher_export('converted');")
+            .map_err(failed)?;
+        copy_header_values(conn).map_err(failed)?;
+        let converted = compare(conn)?;
+        conn.batch_execute("COMMIT;").map_err(failed)?;
         Ok(converted)
     })();
     if result.is_err() {
@@ -225,13 +210,19 @@ fn export(
     let mut converted = result?;
     converted.encrypted = new_key.is_some();
     // The new key must open the copy, and its structure must be sound.
-    let mut reopened = OpenOptions::new()
-        .create(false)
-        .key(new_key.cloned())
-        .open_unconfigured(copy)?;
-    let problems: Vec<String> = crate::sql::integrity_problems(&mut reopened)?;
+    let mut reopened = Handle::open(
+        copy,
+        &Settings {
+            create: false,
+            read_only: true,
+            keying: target_keying,
+            ..Settings::default()
+        },
+    )?;
+    let problems: Vec<String> =
+        crate::sql::integrity_problems(&mut reopened.conn).map_err(failed)?;
     if !problems.is_empty() {
-        return Err(ConvertError::Mismatch(problems.join("; ")));
+        return Err(Repr::Mismatch(problems.join("; ")).into());
     }
     Ok(converted)
 }
@@ -247,7 +238,7 @@ fn integer(conn: &mut SqliteConnection, query: &str) -> QueryResult<i64> {
 
 /// Checks the copy against the original: the same schema text, and in every table
 /// the same rows (counted, and compared both ways).
-fn compare(conn: &mut SqliteConnection) -> Result<Converted, ConvertError> {
+fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
@@ -261,34 +252,36 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, ConvertError> {
            UNION ALL
            SELECT * FROM (SELECT type, name, tbl_name, sql FROM converted.sqlite_master
                           EXCEPT SELECT type, name, tbl_name, sql FROM main.sqlite_master))",
-    )?;
+    )
+    .map_err(failed)?;
     if schema_differs > 0 {
-        return Err(ConvertError::Mismatch(format!(
-            "{schema_differs} schema entries differ"
-        )));
+        return Err(Repr::Mismatch(format!("{schema_differs} schema entries differ")).into());
     }
     let tables = diesel::sql_query(
         "SELECT name FROM main.sqlite_master WHERE type = 'table' AND rootpage > 0 ORDER BY name",
     )
-    .load::<Name>(conn)?;
+    .load::<Name>(conn)
+    .map_err(failed)?;
     let mut rows = 0u64;
     for Name { name } in &tables {
         let t = format!("\"{}\"", name.replace('"', "\"\""));
         let count = |db: &str| format!("SELECT count(*) AS n FROM {db}.{t}");
         let (before, after) = (
-            integer(conn, &count("main"))?,
-            integer(conn, &count("converted"))?,
+            integer(conn, &count("main")).map_err(failed)?,
+            integer(conn, &count("converted")).map_err(failed)?,
         );
         let differ = integer(
             conn,
             &format!(
                 "SELECT count(*) AS n FROM (SELECT * FROM main.{t} EXCEPT SELECT * FROM converted.{t})"
             ),
-        )?;
+        )
+        .map_err(failed)?;
         if before != after || differ > 0 {
-            return Err(ConvertError::Mismatch(format!(
+            return Err(Repr::Mismatch(format!(
                 "table {name}: {before} rows before, {after} after, {differ} not copied"
-            )));
+            ))
+            .into());
         }
         rows += u64::try_from(before).unwrap_or(0);
     }
@@ -300,17 +293,23 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, ConvertError> {
 }
 
 /// Makes the copy durable, renames it over the file, and makes the rename durable.
-fn install(copy: &Path, path: &Path) -> Result<(), ConvertError> {
-    let write_err = |error| ConvertError::Write {
-        path: copy.to_owned(),
-        error,
+fn install(copy: &Path, path: &Path) -> Result<(), Error> {
+    let write_err = |error| -> Error {
+        Repr::ConvertWrite {
+            path: copy.to_owned(),
+            error,
+        }
+        .into()
     };
     std::fs::File::open(copy)
         .and_then(|f| f.sync_all())
         .map_err(write_err)?;
     std::fs::rename(copy, path).map_err(write_err)?;
-    sync_folder(crate::fault::folder_of(path)).map_err(|error| ConvertError::NotDurable {
-        path: path.to_owned(),
-        error,
+    sync_folder(crate::error::folder_of(path)).map_err(|error| {
+        Repr::NotDurable {
+            path: path.to_owned(),
+            error,
+        }
+        .into()
     })
 }

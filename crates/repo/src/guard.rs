@@ -10,7 +10,7 @@ const ACTIVE_IDENTITY_UP: &str =
     include_str!("../../../migrations/2026-11-25-000001_active_identity/up.sql");
 
 /// The guard's triggers, by name.
-pub const GUARD_TRIGGERS: [&str; 4] = [
+pub(crate) const GUARD_TRIGGERS: [&str; 4] = [
     "active_identity_guard_insert",
     "active_identity_guard_update",
     "accounts_guard_active_delete",
@@ -18,7 +18,7 @@ pub const GUARD_TRIGGERS: [&str; 4] = [
 ];
 
 /// The table of recorded quarantine decisions.
-pub const DECISION_LOG: &str = "quarantine_decisions";
+pub(crate) const DECISION_LOG: &str = "quarantine_decisions";
 
 /// The `CREATE TRIGGER … END;` statement of one guard trigger, as the migration has it.
 pub(crate) fn create_sql(name: &str) -> &'static str {

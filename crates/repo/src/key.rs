@@ -6,7 +6,10 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-/// The key of an encrypted database. `Debug` shows no key material.
+use crate::error::{Error, Repr};
+
+/// The key of an encrypted database. `Debug` shows no key material; the memory
+/// holding it is wiped when it is dropped.
 ///
 /// ```
 /// let key = idstore_repo::Key::new("correct horse battery staple").unwrap();
@@ -16,26 +19,15 @@ use zeroize::Zeroizing;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Key(Zeroizing<Vec<u8>>);
 
-/// Why a key was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// The key is empty.
-    #[error("the key is empty")]
-    Empty,
-    /// The key starts like SQLCipher's raw form but is not one.
-    #[error(
-        "a raw key is x' followed by 64 hex digits (or 96, with the salt) and a closing '; this one is not"
-    )]
-    BadRawKey,
-}
-
 impl Key {
     /// A key from its text: a passphrase, or a raw key `x'<64 hex digits>'` (96 with
-    /// the salt). The text is moved in and wiped when the key is dropped.
-    pub fn new(text: impl Into<String>) -> Result<Self, KeyError> {
+    /// the salt). The text is moved in and wiped when the key is dropped. An empty
+    /// text, or one that starts like a raw key but is not one, is refused
+    /// ([`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey)).
+    pub fn new(text: impl Into<String>) -> Result<Self, Error> {
         let text = Zeroizing::new(text.into());
         if text.is_empty() {
-            return Err(KeyError::Empty);
+            return Err(Repr::EmptyKey.into());
         }
         if text.starts_with("x'") || text.starts_with("X'") {
             // The closing quote is checked first: it makes `len - 1` a char boundary.
@@ -44,19 +36,27 @@ impl Key {
                 (hex.len() == 64 || hex.len() == 96) && hex.bytes().all(|b| b.is_ascii_hexdigit())
             };
             if !ok {
-                return Err(KeyError::BadRawKey);
+                return Err(Repr::BadRawKey.into());
             }
         }
         Ok(Key(Zeroizing::new(text.as_bytes().to_vec())))
     }
 
-    /// A key read from a file's content, one trailing newline (`\n` or `\r\n`) dropped.
-    pub fn from_file_content(content: Zeroizing<String>) -> Result<Self, KeyError> {
+    /// A key from a key file's bytes, one trailing newline (`\n` or `\r\n`) dropped.
+    /// The bytes must be UTF-8 text; they are wiped whether or not they make a key.
+    pub fn from_file_content(content: Vec<u8>) -> Result<Self, Error> {
+        let content = Zeroizing::new(content);
         let text = content
-            .strip_suffix('\n')
-            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .strip_suffix(b"\n")
+            .map(|t| t.strip_suffix(b"\r").unwrap_or(t))
             .unwrap_or(&content);
-        Key::new(text.to_owned())
+        match std::str::from_utf8(text) {
+            Ok(text) => Key::new(text.to_owned()),
+            Err(_) => Err(Error::new(
+                crate::ErrorKind::InvalidKey,
+                "the key is not UTF-8 text",
+            )),
+        }
     }
 
     /// Whether this is SQLCipher's raw form (used as the key itself, no derivation).
@@ -65,11 +65,13 @@ impl Key {
     }
 
     /// The key's text, for a bound parameter (`ATTACH … KEY ?`).
+    #[cfg_attr(not(feature = "encryption"), allow(dead_code))]
     pub(crate) fn as_text(&self) -> &str {
         std::str::from_utf8(&self.0).expect("a key is made from a String")
     }
 
     /// The key's bytes, as SQLCipher takes them.
+    #[cfg_attr(not(feature = "encryption"), allow(dead_code))]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
@@ -85,6 +87,7 @@ impl fmt::Debug for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn raw_keys_are_checked_and_passphrases_taken_as_they_are() {
@@ -101,7 +104,11 @@ mod tests {
             &format!("x'{}", "ab".repeat(32)),
             &format!("x'{}'", "zz".repeat(32)),
         ] {
-            assert_eq!(Key::new(bad.to_owned()), Err(KeyError::BadRawKey), "{bad}");
+            assert_eq!(
+                Key::new(bad.to_owned()).unwrap_err().kind(),
+                ErrorKind::InvalidKey,
+                "{bad}"
+            );
         }
         let pass = Key::new("x marks the spot").unwrap();
         assert!(!pass.is_raw());
@@ -110,11 +117,12 @@ mod tests {
 
     #[test]
     fn a_key_files_trailing_newline_is_dropped_once() {
-        let key = |s: &str| Key::from_file_content(Zeroizing::new(s.to_owned()));
-        assert_eq!(key("pass\n").unwrap().bytes(), b"pass");
-        assert_eq!(key("pass\r\n").unwrap().bytes(), b"pass");
-        assert_eq!(key("pass\n\n").unwrap().bytes(), b"pass\n");
-        assert_eq!(key("\n"), Err(KeyError::Empty));
+        let key = |s: &[u8]| Key::from_file_content(s.to_vec());
+        assert_eq!(key(b"pass\n").unwrap().bytes(), b"pass");
+        assert_eq!(key(b"pass\r\n").unwrap().bytes(), b"pass");
+        assert_eq!(key(b"pass\n\n").unwrap().bytes(), b"pass\n");
+        assert_eq!(key(b"\n").unwrap_err().kind(), ErrorKind::InvalidKey);
+        assert_eq!(key(b"p\xffss").unwrap_err().kind(), ErrorKind::InvalidKey);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use idstore_domain::Did;
 use idstore_domain::settings::DEFAULT_API_SERVER;
 
-use crate::error::RepoError;
+use crate::error::{Error, Repr};
 use crate::sql::{self, Fixed};
 
 /// Whether an account has this DID (any version: `accounts.did`).
@@ -28,11 +28,11 @@ pub(crate) fn account_exists(conn: &mut SqliteConnection, did: &str) -> QueryRes
 }
 
 /// [`account_exists`], as the typed refusal the API gives.
-pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<(), RepoError> {
+pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<(), Error> {
     if account_exists(conn, did.as_str())? {
         Ok(())
     } else {
-        Err(RepoError::UnknownAccount { did: did.clone() })
+        Err(Repr::UnknownAccount { did: did.clone() }.into())
     }
 }
 
@@ -97,10 +97,7 @@ pub(crate) fn ensure_master_row(conn: &mut SqliteConnection) -> QueryResult<()> 
 }
 
 /// Upserts the pointer row; the DID (when given) must name an account.
-pub(crate) fn write_pointer(
-    conn: &mut SqliteConnection,
-    did: Option<&Did>,
-) -> Result<(), RepoError> {
+pub(crate) fn write_pointer(conn: &mut SqliteConnection, did: Option<&Did>) -> Result<(), Error> {
     if let Some(did) = did {
         require_account(conn, did)?;
     }
@@ -139,7 +136,7 @@ pub(crate) fn dangling_pointer(conn: &mut SqliteConnection) -> QueryResult<Optio
 pub(crate) fn clear_dangling_pointer(
     conn: &mut SqliteConnection,
     replacement: Option<&Did>,
-) -> Result<Option<String>, RepoError> {
+) -> Result<Option<String>, Error> {
     let dangling = dangling_pointer(conn)?;
     if let Some(value) = &dangling {
         diesel::sql_query("INSERT INTO active_did_quarantine (activeDid, reason) VALUES (?, ?)")
@@ -155,13 +152,15 @@ pub(crate) fn clear_dangling_pointer(
 pub(crate) fn parse_stored_did(
     what: &'static str,
     value: Option<String>,
-) -> Result<Option<Did>, RepoError> {
+) -> Result<Option<Did>, Error> {
     value
         .map(|v| {
-            Did::try_from(v.clone()).map_err(|e| RepoError::StoredValue {
-                what,
-                value: v.chars().take(80).collect(),
-                reason: e.to_string(),
+            Did::try_from(v.clone()).map_err(|e| {
+                Repr::StoredValue {
+                    where_: format!("{what} {}", idstore_domain::display::Shown::quoted(&v)),
+                    reason: e.to_string(),
+                }
+                .into()
             })
         })
         .transpose()

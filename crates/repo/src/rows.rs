@@ -119,10 +119,10 @@ mod tests {
     #[test]
     fn settings_columns_follow_the_migrated_table() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = crate::open(&dir.path().join("t.sqlite")).unwrap();
-        crate::migrate(&mut conn, crate::MigrateOptions::default()).unwrap();
+        let mut db = crate::Database::open(&dir.path().join("t.sqlite")).unwrap();
+        db.migrate(&crate::MigrateOptions::new()).unwrap();
         assert_eq!(
-            crate::sql::columns(&mut conn, "settings").unwrap(),
+            crate::sql::columns(db.raw_connection(), "settings").unwrap(),
             SETTINGS_COLUMNS
         );
     }

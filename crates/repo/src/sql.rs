@@ -17,6 +17,18 @@ struct Count {
     n: i64,
 }
 
+/// The main database's journal mode (`wal`, `delete`, …), read without changing it.
+pub(crate) fn journal_mode(conn: &mut SqliteConnection) -> QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+    diesel::sql_query("PRAGMA journal_mode")
+        .get_result::<Mode>(conn)
+        .map(|m| m.journal_mode)
+}
+
 /// Whether a table exists in the main schema.
 pub(crate) fn table_exists(conn: &mut SqliteConnection, table: &str) -> QueryResult<bool> {
     object_exists(conn, "table", table)

@@ -3,9 +3,7 @@
 //!
 //! Every write runs in one `BEGIN IMMEDIATE` transaction (validation and change
 //! together, so nothing is half-applied and no concurrent writer slips in between);
-//! the busy timeout set by [`crate::configure`] absorbs ordinary contention.
-
-use std::path::Path;
+//! the busy timeout absorbs ordinary contention.
 
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
@@ -14,12 +12,9 @@ use idstore_domain::{ActiveIdentity, Did, Settings, SettingsChange};
 use idstore_schema::{active_identity, settings};
 use serde::Serialize;
 
-use crate::connection::OpenOptions;
-use crate::error::RepoError;
-use crate::queries::{
-    clear_dangling_pointer, dangling_pointer, ensure_master_row, parse_stored_did, require_account,
-    write_pointer,
-};
+use crate::connection::Handle;
+use crate::error::{Error, Repr};
+use crate::queries::{ensure_master_row, parse_stored_did, require_account, write_pointer};
 use crate::rows::{SettingsChangeset, SettingsRow};
 use crate::sql::UpdateById;
 
@@ -86,83 +81,88 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AccountSet
 
 impl RunQueryDsl<SqliteConnection> for AccountSettingsQuery<'_> {}
 
-/// An owned connection to a migrated database: `Database::open(path)?.store()`.
-pub struct Database {
-    conn: SqliteConnection,
-}
-
-impl Database {
-    /// Opens an existing database (it is never created here) and refuses one that
-    /// still needs migrating.
-    pub fn open(path: &Path) -> Result<Self, RepoError> {
-        Self::from_connection(OpenOptions::new().create(false).open(path)?)
-    }
-
-    /// Wraps a configured connection, refusing a database that needs migrating.
-    pub fn from_connection(mut conn: SqliteConnection) -> Result<Self, RepoError> {
-        ensure_migrated(&mut conn)?;
-        Ok(Database { conn })
-    }
-
-    /// The repository over this connection.
-    pub fn store(&mut self) -> Store<'_> {
-        Store {
-            conn: &mut self.conn,
-        }
-    }
-}
-
 /// Refuses a database the repository cannot serve: one from a newer idstore, or one
-/// below the latest migration that is not stopped at a pause point
-/// ([`crate::migrations::PAUSE_POINTS`]; a legacy file not adopted yet, say).
-pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), RepoError> {
+/// below the latest migration that is not stopped at a pause point (a legacy file
+/// not adopted yet, say).
+pub(crate) fn ensure_servable(conn: &mut SqliteConnection) -> Result<(), Error> {
     let st = crate::migrations::status(conn)?;
     st.refuse_unknown()?;
     if !st.servable() {
-        return Err(RepoError::NeedsMigration {
+        return Err(Repr::NeedsMigration {
             pending: st.pending,
-        });
+        }
+        .into());
     }
     Ok(())
 }
 
-/// The repository API over a borrowed connection (a plain one or a pooled one).
-/// The database must be migrated; [`Database::open`] checks that.
+/// The repository API: settings, accounts, the active identity and quarantine
+/// decisions, so no caller writes SQL and no caller can corrupt the active
+/// identity. Get one from [`Database::store`](crate::Database::store).
 pub struct Store<'c> {
-    pub(crate) conn: &'c mut SqliteConnection,
+    handle: &'c mut Handle,
 }
 
-/// Settings as one identity sees them.
+impl std::fmt::Debug for Store<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.handle.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which settings [`Store::settings`] reads.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsScope<'a> {
+    /// The master row alone (all unset when it is missing).
+    Master,
+    /// An identity's override row alone (all unset when it has none); the DID must
+    /// name an account.
+    Override(&'a Did),
+    /// The master row overlaid with the override row of the DID given, else of the
+    /// active identity: what the app shows an identity. One SQL statement.
+    Merged(Option<&'a Did>),
+}
+
+/// Settings as [`Store::settings`] read them.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AccountSettings {
-    /// The master row overlaid with the identity's override row.
+pub struct SettingsView {
+    /// The settings of the scope asked for.
     pub settings: Settings,
     /// The active identity.
     pub active_did: Option<Did>,
-    /// The identity whose override row was looked for (the one asked for, else the
-    /// active one); `None` when neither.
+    /// The identity whose override row was read (for `Merged`, the one asked for,
+    /// else the active one); `None` for the master row, or when there is neither.
     pub account_did: Option<Did>,
-    /// Whether an override row for that identity exists.
+    /// Whether that override row exists.
     pub has_override: bool,
 }
 
-/// The master settings with the validated active identity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DefaultAccountSettings {
-    /// The master row's settings.
-    pub settings: Settings,
-    /// The active identity, checked to name an account.
-    pub active_did: Option<Did>,
-    /// A pointer that named no account (possible only when another writer had foreign
-    /// keys off): it was cleared in the same transaction and kept in
-    /// `active_did_quarantine`.
-    pub cleared_dangling_pointer: Option<String>,
-}
-
 impl<'c> Store<'c> {
-    /// The repository over `conn`, which must be migrated (see [`ensure_migrated`]).
-    pub fn new(conn: &'c mut SqliteConnection) -> Self {
-        Store { conn }
+    pub(crate) fn over(handle: &'c mut Handle) -> Self {
+        Store { handle }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.handle.conn
+    }
+
+    /// Runs a write in one immediate transaction (see [`Handle::write`]).
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.handle.write(f)
+    }
+
+    /// Runs a read in one read transaction.
+    pub(crate) fn read<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        crate::txn::read(&mut self.handle.conn, f)
     }
 
     /// Runs a read-only query of your own: `f` gets the connection inside a read
@@ -174,30 +174,78 @@ impl<'c> Store<'c> {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let dir = tempfile::tempdir()?;
     /// # let path = dir.path().join("app.sqlite");
-    /// # idstore_repo::migrate(&mut idstore_repo::open(&path)?, Default::default())?;
-    /// use diesel::prelude::*;
+    /// use idstore_repo::diesel::prelude::*;
     /// use idstore_schema::settings;
     ///
     /// let mut db = idstore_repo::Database::open(&path)?;
-    /// let rows: i64 = db.store().read_only(|conn| settings::table.count().get_result(conn))?;
+    /// db.migrate(&Default::default())?;
+    /// let mut store = db.store()?;
+    /// let rows: i64 = store.read_only(|conn| settings::table.count().get_result(conn))?;
     /// assert_eq!(rows, 1);
-    /// let refused = db.store().read_only(|conn| {
-    ///     diesel::delete(settings::table).execute(conn)
-    /// });
+    /// let refused = store.read_only(|conn| diesel::delete(settings::table).execute(conn));
     /// assert!(refused.is_err());
     /// # Ok(()) }
     /// ```
     pub fn read_only<T>(
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
-    ) -> Result<T, RepoError> {
+    ) -> Result<T, Error> {
         use diesel::connection::SimpleConnection;
-        self.conn.batch_execute("PRAGMA query_only = ON;")?;
-        let result = crate::txn::read(self.conn, |conn| f(conn).map_err(RepoError::from));
-        let restored = self.conn.batch_execute("PRAGMA query_only = OFF;");
+        let conn = self.conn();
+        conn.batch_execute("PRAGMA query_only = ON;")?;
+        let result = crate::txn::read(conn, |conn| f(conn).map_err(Error::from));
+        let restored = conn.batch_execute("PRAGMA query_only = OFF;");
         let value = result?;
         restored?;
         Ok(value)
+    }
+
+    /// Settings as `scope` says: the master row, an identity's override row, or the
+    /// two merged (each set override value wins over the master's), with the active
+    /// identity.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let mut db = idstore_repo::Database::open(&dir.path().join("a.sqlite"))?;
+    /// # db.migrate(&Default::default())?;
+    /// use idstore_repo::SettingsScope;
+    ///
+    /// let mut store = db.store()?;
+    /// let master = store.settings(SettingsScope::Master)?;
+    /// assert_eq!(master.settings.api_server.as_deref(), Some("https://api.endorser.ch"));
+    /// assert_eq!(store.settings(SettingsScope::Merged(None))?.settings, master.settings);
+    /// # Ok(()) }
+    /// ```
+    pub fn settings(&mut self, scope: SettingsScope<'_>) -> Result<SettingsView, Error> {
+        match scope {
+            SettingsScope::Merged(did) => self.merged_settings(did),
+            SettingsScope::Master => self.read(|conn| {
+                let settings = read_master(conn)?
+                    .map(SettingsRow::into_settings)
+                    .transpose()?
+                    .unwrap_or_default();
+                Ok(SettingsView {
+                    settings,
+                    active_did: read_active(conn)?,
+                    account_did: None,
+                    has_override: false,
+                })
+            }),
+            SettingsScope::Override(did) => self.read(|conn| {
+                require_account(conn, did)?;
+                let over = read_override(conn, did.as_str())?;
+                Ok(SettingsView {
+                    has_override: over.is_some(),
+                    settings: over
+                        .map(SettingsRow::into_settings)
+                        .transpose()?
+                        .unwrap_or_default(),
+                    active_did: read_active(conn)?,
+                    account_did: Some(did.clone()),
+                })
+            }),
+        }
     }
 
     /// The master settings merged with the override row of `did`, or of the active
@@ -205,26 +253,27 @@ impl<'c> Store<'c> {
     ///
     /// With no master row (a damaged file), the master values are the defaults
     /// (all unset) and the pointer and override are read separately.
-    pub fn account_settings(&mut self, did: Option<&Did>) -> Result<AccountSettings, RepoError> {
+    fn merged_settings(&mut self, did: Option<&Did>) -> Result<SettingsView, Error> {
+        let conn = self.conn();
         let row: Option<(SettingsRow, Option<SettingsRow>, Option<String>)> =
             AccountSettingsQuery {
                 target: did.map(Did::as_str),
             }
-            .load_iter::<_, DefaultLoadingMode>(self.conn)?
+            .load_iter::<_, DefaultLoadingMode>(&mut *conn)?
             .next()
             .transpose()?;
         let (master, over, active) = match row {
             Some((master, over, active)) => (Some(master), over, active),
             None => {
-                let active = crate::queries::pointer(self.conn)?.flatten();
+                let active = crate::queries::pointer(conn)?.flatten();
                 let over = match did.map(Did::as_str).or(active.as_deref()) {
-                    Some(d) => read_override(self.conn, d)?,
+                    Some(d) => read_override(conn, d)?,
                     None => None,
                 };
                 (None, over, active)
             }
         };
-        let active_did = parse_stored_did("active identity", active)?;
+        let active_did = parse_stored_did("the active identity", active)?;
         let account_did = did.cloned().or_else(|| active_did.clone());
         let master = master
             .map(SettingsRow::into_settings)
@@ -235,7 +284,7 @@ impl<'c> Store<'c> {
             Some(o) => master.merged_with(&o.into_settings()?),
             None => master,
         };
-        Ok(AccountSettings {
+        Ok(SettingsView {
             settings,
             active_did,
             account_did,
@@ -245,15 +294,15 @@ impl<'c> Store<'c> {
 
     /// The active identity pointer and when it last changed. A missing pointer row
     /// reads as no active identity with no `last_updated`.
-    pub fn active_identity(&mut self) -> Result<ActiveIdentity, RepoError> {
+    pub fn active_identity(&mut self) -> Result<ActiveIdentity, Error> {
         let row: Option<(Option<String>, chrono::NaiveDateTime)> = active_identity::table
             .find(1)
             .select((active_identity::activeDid, active_identity::lastUpdated))
-            .get_result(self.conn)
+            .get_result(self.conn())
             .optional()?;
         Ok(match row {
             Some((did, at)) => ActiveIdentity {
-                active_did: parse_stored_did("active identity", did)?,
+                active_did: parse_stored_did("the active identity", did)?,
                 last_updated: Some(at),
             },
             None => ActiveIdentity {
@@ -263,78 +312,19 @@ impl<'c> Store<'c> {
         })
     }
 
-    /// The master settings row alone; all unset when the row is missing.
-    pub fn master_settings(&mut self) -> Result<Settings, RepoError> {
-        Ok(read_master(self.conn)?
-            .map(SettingsRow::into_settings)
-            .transpose()?
-            .unwrap_or_default())
-    }
-
-    /// An identity's override row alone (`None` when it has none).
-    pub fn override_settings(&mut self, did: &Did) -> Result<Option<Settings>, RepoError> {
-        Ok(read_override(self.conn, did.as_str())?
-            .map(SettingsRow::into_settings)
-            .transpose()?)
-    }
-
-    /// The master settings and the active identity, validated: a pointer naming no
-    /// account is cleared in the same transaction, kept in `active_did_quarantine`
-    /// and reported in the result.
-    pub fn settings_for_default_account(&mut self) -> Result<DefaultAccountSettings, RepoError> {
-        // The write lock is taken only when there is something to clear.
-        let cleared = if dangling_pointer(self.conn)?.is_some() {
-            crate::txn::immediate(self.conn, |conn| clear_dangling_pointer(conn, None))?
-        } else {
-            None
-        };
-        crate::txn::read(self.conn, |conn| {
-            let settings = read_master(conn)?
-                .map(SettingsRow::into_settings)
-                .transpose()?
-                .unwrap_or_default();
-            let active = active_identity::table
-                .find(1)
-                .select(active_identity::activeDid)
-                .get_result::<Option<String>>(conn)
-                .optional()?
-                .flatten();
-            Ok(DefaultAccountSettings {
-                settings,
-                active_did: parse_stored_did("active identity", active)?,
-                cleared_dangling_pointer: cleared,
-            })
-        })
-    }
-
-    /// `fallback` overlaid with the master row, then with `account`'s override row
-    /// (when given): each set value wins over the one below it.
-    pub fn merged_settings(
-        &mut self,
-        account: Option<&Did>,
-        fallback: Settings,
-    ) -> Result<Settings, RepoError> {
-        let merged = fallback.merged_with(&self.master_settings()?);
-        let over = match account {
-            Some(did) => self.override_settings(did)?.unwrap_or_default(),
-            None => Settings::default(),
-        };
-        Ok(merged.merged_with(&over))
-    }
-
     /// Switches the active identity (`None` clears it). An unknown DID is a typed error
     /// and changes nothing. The single row is upserted, so a file whose pointer row went
     /// missing heals instead of ignoring the write.
-    pub fn set_active_did(&mut self, did: Option<&Did>) -> Result<(), RepoError> {
-        crate::txn::immediate(self.conn, |conn| write_pointer(conn, did))
+    pub fn set_active_did(&mut self, did: Option<&Did>) -> Result<(), Error> {
+        self.write(|conn| write_pointer(conn, did))
     }
 
     /// Saves typed changes to the master row (created if missing); a change of the
     /// active identity inside it goes to `active_identity` in the same transaction.
-    pub fn save_settings(&mut self, change: &SettingsChange) -> Result<(), RepoError> {
+    pub fn save_settings(&mut self, change: &SettingsChange) -> Result<(), Error> {
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);
-        crate::txn::immediate(self.conn, |conn| {
+        self.write(|conn| {
             match &change.active_did {
                 idstore_domain::Change::Keep => {}
                 idstore_domain::Change::Set(did) => write_pointer(conn, Some(did))?,
@@ -357,13 +347,13 @@ impl<'c> Store<'c> {
         &mut self,
         did: &Did,
         change: &SettingsChange,
-    ) -> Result<(), RepoError> {
+    ) -> Result<(), Error> {
         if !change.active_did.is_keep() {
-            return Err(RepoError::ActiveDidInAccountSettings);
+            return Err(Repr::ActiveDidInAccountSettings.into());
         }
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);
-        crate::txn::immediate(self.conn, |conn| {
+        self.write(|conn| {
             require_account(conn, did)?;
             let id = match override_id(conn, did.as_str())? {
                 Some(id) => id,
@@ -378,6 +368,14 @@ impl<'c> Store<'c> {
             Ok(())
         })
     }
+}
+
+/// The active identity as stored, parsed.
+fn read_active(conn: &mut SqliteConnection) -> Result<Option<Did>, Error> {
+    parse_stored_did(
+        "the active identity",
+        crate::queries::pointer(conn)?.flatten(),
+    )
 }
 
 /// The master settings row, typed.

@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_repo::{
-    ConvertError, Key, MigrateOptions, OpenError, OpenOptions, RollbackOptions, Store, migrate,
-    rollback,
-};
+use idstore_repo::{Database, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions};
 use tempfile::TempDir;
 
 const RAW_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
@@ -26,7 +23,7 @@ fn keyed(text: &str) -> OpenOptions {
 }
 
 /// The error opening `path` with `options` gives.
-fn refused(options: OpenOptions, path: &Path) -> OpenError {
+fn refused(options: OpenOptions, path: &Path) -> idstore_repo::Error {
     match options.open(path) {
         Ok(_) => panic!("{} opened", path.display()),
         Err(e) => e,
@@ -44,7 +41,7 @@ fn encrypted_legacy(dir: &Path, passphrase: &str) -> PathBuf {
         account_sql(3, DID_A, "a2-different"),
     );
     let path = legacy_file(dir, "app.sqlite", true, &data);
-    idstore_repo::convert(&path, &OpenOptions::new(), Some(&key(passphrase))).unwrap();
+    Database::convert(&path, &OpenOptions::new(), Some(&key(passphrase))).unwrap();
     path
 }
 
@@ -73,18 +70,17 @@ fn a_store_created_with_a_key_is_encrypted_throughout() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("new.sqlite");
     let mut conn = keyed("correct horse").open(&path).unwrap();
-    migrate(&mut conn, MigrateOptions::default()).unwrap();
-    let mut store = Store::new(&mut conn);
+    migrate(&mut conn, MigrateOptions::new()).unwrap();
+    let mut store = conn.store().unwrap();
     store
-        .add_account(&idstore_domain::NewAccount {
-            did: Did::parse(DID_C).unwrap(),
-            date_created: "2024-03-01T12:00:00.000Z".into(),
-            derivation_path: None,
-            identity_encr_base64: Some(idstore_domain::Secret::new("IDENTITY-MARKER".into())),
-            mnemonic_encr_base64: None,
-            passkey_cred_id_hex: None,
-            public_key_hex: "02ab".into(),
-        })
+        .add_account(
+            &idstore_domain::NewAccount::new(
+                Did::parse(DID_C).unwrap(),
+                "02ab",
+                "2024-03-01T12:00:00.000Z",
+            )
+            .identity(idstore_domain::Secret::new("IDENTITY-MARKER".into())),
+        )
         .unwrap();
     store
         .set_active_did(Some(&Did::parse(DID_C).unwrap()))
@@ -102,7 +98,7 @@ fn a_store_created_with_a_key_is_encrypted_throughout() {
         Vec::<PathBuf>::new()
     );
     let mut conn = keyed("correct horse").open(&path).unwrap();
-    let active = Store::new(&mut conn).active_identity().unwrap().active_did;
+    let active = conn.store().unwrap().active_identity().unwrap().active_did;
     assert_eq!(active.unwrap().as_str(), DID_C);
 }
 
@@ -112,26 +108,26 @@ fn a_wrong_or_missing_key_fails_cleanly_and_changes_nothing() {
     let path = encrypted_legacy(dir.path(), "right");
     let before = bytes(&path);
     let err = refused(keyed("wrong"), &path);
-    assert!(matches!(err, OpenError::WrongKey { .. }), "{err}");
-    assert_eq!(err.kind(), "wrong_key");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
+    assert_eq!(err.kind().as_str(), "wrong_key");
     assert!(
         !err.to_string().contains("wrong"),
         "the key is never shown: {err}"
     );
     let err = refused(OpenOptions::new(), &path);
-    assert!(matches!(err, OpenError::Encrypted { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Encrypted, "{err}");
     let err = refused(OpenOptions::new().read_only(true), &path);
-    assert_eq!(err.kind(), "encrypted");
+    assert_eq!(err.kind(), ErrorKind::Encrypted);
     assert_eq!(bytes(&path), before, "byte for byte unchanged");
     let siblings: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(siblings.len(), 1, "no -wal, -shm or journal left behind");
-    assert!(idstore_repo::is_encrypted(&path).unwrap());
+    assert!(Database::is_encrypted(&path).unwrap());
 
     // A key for a plain file is refused too.
     let plain = legacy_file(dir.path(), "plain.sqlite", true, "");
     let err = refused(keyed("right"), &plain);
-    assert!(matches!(err, OpenError::NotEncrypted { .. }), "{err}");
-    assert!(!idstore_repo::is_encrypted(&plain).unwrap());
+    assert_eq!(err.kind(), ErrorKind::NotEncrypted, "{err}");
+    assert!(!Database::is_encrypted(&plain).unwrap());
 }
 
 #[test]
@@ -140,17 +136,14 @@ fn a_raw_key_opens_like_a_passphrase() {
     let path = dir.path().join("raw.sqlite");
     migrate(
         &mut keyed(RAW_KEY).open(&path).unwrap(),
-        MigrateOptions::default(),
+        MigrateOptions::new(),
     )
     .unwrap();
     assert!(!plain_header(&path));
     let mut conn = keyed(RAW_KEY).open(&path).unwrap();
-    assert!(Store::new(&mut conn).check().unwrap().ok());
+    assert!(conn.check().unwrap().ok());
     let other = RAW_KEY.replace("2DD2", "2DD3");
-    assert!(matches!(
-        refused(keyed(&other), &path),
-        OpenError::WrongKey { .. }
-    ));
+    assert_eq!(refused(keyed(&other), &path).kind(), ErrorKind::WrongKey);
 }
 
 #[test]
@@ -159,22 +152,22 @@ fn an_encrypted_legacy_file_migrates_and_rolls_back_encrypted() {
     let path = encrypted_legacy(dir.path(), "k");
     let mut conn = keyed("k").open(&path).unwrap();
     let before = whole_dump(&mut conn);
-    let report = migrate(&mut conn, MigrateOptions::default()).unwrap();
+    let report = migrate(&mut conn, MigrateOptions::new()).unwrap();
     assert!(report.adopted_legacy);
     assert_eq!(report.active_did.as_deref(), Some(DID_B));
     assert_eq!(
-        Store::new(&mut conn).quarantine().unwrap().len(),
+        conn.store().unwrap().quarantined_items().unwrap().len(),
         1,
         "the duplicate DID is quarantined"
     );
     assert!(!plain_header(&path));
-    rollback(&mut conn, &RollbackOptions::default()).unwrap();
+    rollback(&mut conn, &RollbackOptions::new()).unwrap();
     assert_eq!(
         whole_dump(&mut conn),
         before,
         "every row and schema text back"
     );
-    migrate(&mut conn, MigrateOptions::default()).unwrap();
+    migrate(&mut conn, MigrateOptions::new()).unwrap();
     assert!(!plain_header(&path));
     assert_eq!(files_holding(dir.path(), DID_A), Vec::<PathBuf>::new());
 }
@@ -185,41 +178,34 @@ fn backups_of_an_encrypted_file_are_encrypted_with_its_key() {
     let path = encrypted_legacy(dir.path(), "k");
     let mut conn = keyed("k").open(&path).unwrap();
     let backup = dir.path().join("backup.sqlite");
-    idstore_repo::backup_to(&mut conn, &backup).unwrap();
+    conn.backup_to(&backup).unwrap();
     assert!(!plain_header(&backup));
     let mut copy = keyed("k").open(&backup).unwrap();
     assert_eq!(whole_dump(&mut copy), whole_dump(&mut conn));
-    assert!(matches!(
-        refused(OpenOptions::new(), &backup),
-        OpenError::Encrypted { .. }
-    ));
+    assert_eq!(
+        refused(OpenOptions::new(), &backup).kind(),
+        ErrorKind::Encrypted
+    );
 }
 
 #[test]
 fn encrypt_rekey_and_decrypt_keep_every_row_of_every_table() {
     let dir = TempDir::new().unwrap();
     let path = legacy_file(dir.path(), "app.sqlite", true, &account_sql(1, DID_A, "a"));
-    migrate(
-        &mut idstore_repo::open(&path).unwrap(),
-        MigrateOptions::default(),
-    )
-    .unwrap();
-    let original = whole_dump(&mut idstore_repo::open(&path).unwrap());
+    migrate(&mut Database::open(&path).unwrap(), MigrateOptions::new()).unwrap();
+    let original = whole_dump(&mut Database::open(&path).unwrap());
     let dump_with = |options: OpenOptions| whole_dump(&mut options.open(&path).unwrap());
 
-    let done = idstore_repo::convert(&path, &OpenOptions::new(), Some(&key("one"))).unwrap();
+    let done = Database::convert(&path, &OpenOptions::new(), Some(&key("one"))).unwrap();
     assert!(done.encrypted && done.tables >= 10, "{done:?}");
     assert!(!plain_header(&path));
     assert_eq!(dump_with(keyed("one")), original);
 
-    idstore_repo::convert(&path, &keyed("one"), Some(&key(RAW_KEY))).unwrap();
-    assert!(matches!(
-        refused(keyed("one"), &path),
-        OpenError::WrongKey { .. }
-    ));
+    Database::convert(&path, &keyed("one"), Some(&key(RAW_KEY))).unwrap();
+    assert_eq!(refused(keyed("one"), &path).kind(), ErrorKind::WrongKey);
     assert_eq!(dump_with(keyed(RAW_KEY)), original);
 
-    let done = idstore_repo::convert(&path, &keyed(RAW_KEY), None).unwrap();
+    let done = Database::convert(&path, &keyed(RAW_KEY), None).unwrap();
     assert!(!done.encrypted);
     assert!(plain_header(&path));
     assert_eq!(dump_with(OpenOptions::new()), original);
@@ -236,10 +222,10 @@ fn a_conversion_refuses_a_file_another_connection_has_open() {
     let dir = TempDir::new().unwrap();
     let path = encrypted_legacy(dir.path(), "k");
     let mut other = keyed("k").open(&path).unwrap();
-    migrate(&mut other, MigrateOptions::default()).unwrap();
+    migrate(&mut other, MigrateOptions::new()).unwrap();
     let before = whole_dump(&mut other);
-    let err = idstore_repo::convert(&path, &keyed("k"), Some(&key("new"))).unwrap_err();
-    assert!(matches!(err, ConvertError::InUse { .. }), "{err}");
+    let err = Database::convert(&path, &keyed("k"), Some(&key("new"))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
     assert_eq!(whole_dump(&mut other), before);
     drop(other);
     assert!(keyed("k").open(&path).is_ok(), "still under its old key");
@@ -250,16 +236,13 @@ fn a_conversion_refuses_a_file_another_connection_has_open() {
 fn pooled_connections_are_keyed_like_single_ones() {
     let dir = TempDir::new().unwrap();
     let path = encrypted_legacy(dir.path(), "k");
-    migrate(
-        &mut keyed("k").open(&path).unwrap(),
-        MigrateOptions::default(),
-    )
-    .unwrap();
-    let pool = idstore_repo::pool::pool_with(&path, keyed("k"), 2).unwrap();
+    migrate(&mut keyed("k").open(&path).unwrap(), MigrateOptions::new()).unwrap();
+    let pool = idstore_repo::Pool::open(&path, keyed("k"), 2).unwrap();
     let mut conns = [pool.get().unwrap(), pool.get().unwrap()];
     for conn in &mut conns {
         assert_eq!(
-            Store::new(conn)
+            conn.store()
+                .unwrap()
                 .active_identity()
                 .unwrap()
                 .active_did
@@ -268,7 +251,12 @@ fn pooled_connections_are_keyed_like_single_ones() {
             DID_B
         );
     }
-    assert!(idstore_repo::pool::pool_with(&path, keyed("wrong"), 1).is_err());
+    assert_eq!(
+        idstore_repo::Pool::open(&path, keyed("wrong"), 1)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::WrongKey
+    );
 }
 
 #[test]
@@ -277,34 +265,45 @@ fn diesels_own_harness_runs_the_migrations_on_an_encrypted_file() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("harness.sqlite");
     let mut conn = keyed("k").open(&path).unwrap();
-    conn.run_pending_migrations(idstore_repo::MIGRATIONS)
-        .unwrap();
-    conn.revert_last_migration(idstore_repo::MIGRATIONS)
-        .unwrap();
-    conn.run_pending_migrations(idstore_repo::MIGRATIONS)
-        .unwrap();
+    conn.raw().run_pending_migrations(MIGRATIONS).unwrap();
+    conn.raw().revert_last_migration(MIGRATIONS).unwrap();
+    conn.raw().run_pending_migrations(MIGRATIONS).unwrap();
     drop(conn);
     assert!(!plain_header(&path));
     let mut conn = keyed("k").open(&path).unwrap();
-    assert!(!idstore_repo::status(&mut conn).unwrap().needs_migration());
+    assert!(!conn.status().unwrap().needs_migration());
 }
 
 #[test]
-fn a_sqlcipher_3_file_opens_with_the_compatibility_setting() {
+fn a_sqlcipher_3_file_is_found_by_its_key_alone_and_stays_sqlcipher_3() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("v3.sqlite");
     let v3 = || keyed("old").sqlcipher_compatibility(3);
-    migrate(&mut v3().open(&path).unwrap(), MigrateOptions::default()).unwrap();
-    assert!(matches!(
-        refused(keyed("old"), &path),
-        OpenError::WrongKey { .. }
-    ));
-    let mut conn = v3().open(&path).unwrap();
-    assert!(Store::new(&mut conn).check().unwrap().ok());
+    migrate(&mut v3().open(&path).unwrap(), MigrateOptions::new()).unwrap();
+    // Forced to SQLCipher 4's settings, the key does not open it…
+    assert_eq!(
+        refused(keyed("old").sqlcipher_compatibility(4), &path).kind(),
+        ErrorKind::WrongKey
+    );
+    // …but without a setting its format is found, and kept for every later use.
+    let mut conn = keyed("old").open(&path).unwrap();
+    assert_eq!(conn.cipher_format(), Some(3));
+    assert!(conn.check().unwrap().ok());
     let page_size: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
         "(SELECT page_size FROM pragma_page_size)",
     ))
-    .get_result(&mut conn)
+    .get_result(conn.raw())
     .unwrap();
     assert_eq!(page_size, 1024, "SQLCipher 3's page size");
+    // A backup is a SQLCipher 3 file under the same key.
+    let backup = dir.path().join("v3-backup.sqlite");
+    conn.backup_to(&backup).unwrap();
+    let mut copy = v3().read_only(true).open(&backup).unwrap();
+    assert_eq!(whole_dump(&mut copy), whole_dump(&mut conn));
+    assert_eq!(
+        refused(keyed("old").sqlcipher_compatibility(4), &backup).kind(),
+        ErrorKind::WrongKey
+    );
+    let plain = keyed("old").open(&dir.path().join("v4.sqlite")).unwrap();
+    assert_eq!(plain.cipher_format(), Some(4));
 }

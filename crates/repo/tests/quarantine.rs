@@ -10,10 +10,9 @@ use common::*;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use idstore_domain::Did;
+use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 use idstore_repo::{
-    ACTIVE_IDENTITY_VERSION, DecisionKind, Discard, MIGRATIONS, MigrateError, ProblemKind,
-    QuarantineError, QuarantineKind, QuarantineRef, QuarantinedDetail, RepoError, RollbackOptions,
-    Store, migrate, open, rollback,
+    DecisionKind, Discard, ErrorKind, ProblemKind, QuarantinedDetail, RollbackOptions,
 };
 use tempfile::TempDir;
 
@@ -40,13 +39,17 @@ fn migrated(dir: &TempDir, same_keys: bool, active: &str) -> PathBuf {
         account_sql(2, DID_B, "b1"),
     );
     let path = legacy_file(dir.path(), "q.sqlite", true, &data);
-    migrate(&mut open(&path).unwrap(), Default::default()).unwrap();
+    migrate(
+        &mut open(&path).unwrap(),
+        idstore_repo::MigrateOptions::new(),
+    )
+    .unwrap();
     path
 }
 
 /// Every account row, kept or quarantined, without the quarantine's own columns:
 /// a decision may move rows between the two tables, never lose or change one.
-fn account_rows(conn: &mut SqliteConnection) -> Vec<String> {
+fn account_rows(conn: &mut impl Raw) -> Vec<String> {
     let mut all = rows(
         conn,
         "SELECT id || '|' || dateCreated || '|' || coalesce(derivationPath, '-') || '|' || did
@@ -63,7 +66,7 @@ fn account_rows(conn: &mut SqliteConnection) -> Vec<String> {
     all
 }
 
-fn active(conn: &mut SqliteConnection) -> Option<String> {
+fn active(conn: &mut impl Raw) -> Option<String> {
     text(
         conn,
         "SELECT activeDid AS value FROM active_identity WHERE id = 1",
@@ -75,7 +78,7 @@ fn list_names_differing_fields_without_secret_values() {
     let dir = TempDir::new().unwrap();
     let path = migrated(&dir, false, &format!("'{DID_A}'"));
     let mut conn = open(&path).unwrap();
-    let items = Store::new(&mut conn).quarantine().unwrap();
+    let items = conn.store().unwrap().quarantined_items().unwrap();
     assert_eq!(items.len(), 1, "{items:?}");
     let it = &items[0];
     assert_eq!(it.item, item("account:3"));
@@ -100,7 +103,12 @@ fn list_names_differing_fields_without_secret_values() {
     // An exact copy differs in nothing.
     let dir2 = TempDir::new().unwrap();
     let path2 = migrated(&dir2, true, "NULL");
-    let items = Store::new(&mut open(&path2).unwrap()).quarantine().unwrap();
+    let items = open(&path2)
+        .unwrap()
+        .store()
+        .unwrap()
+        .quarantined_items()
+        .unwrap();
     assert_eq!(items[0].differs_from_kept, Vec::<&str>::new());
 }
 
@@ -109,8 +117,10 @@ fn show_holds_secrets_only_as_redacted_values() {
     let dir = TempDir::new().unwrap();
     let path = migrated(&dir, false, "NULL");
     let mut conn = open(&path).unwrap();
-    let detail = Store::new(&mut conn)
-        .quarantined(item("account:3"))
+    let detail = conn
+        .store()
+        .unwrap()
+        .quarantined_item(item("account:3"))
         .unwrap();
     let QuarantinedDetail::Account { row, summary } = &detail else {
         panic!("{detail:?}")
@@ -131,7 +141,9 @@ fn restoring_an_account_swaps_it_in_keeping_every_row_and_the_pointer() {
         let path = migrated(&dir, same_keys, &format!("'{DID_A}'"));
         let mut conn = open(&path).unwrap();
         let before = account_rows(&mut conn);
-        let decision = Store::new(&mut conn)
+        let decision = conn
+            .store()
+            .unwrap()
             .restore_quarantined(item("account:3"))
             .unwrap();
         assert_eq!(decision.decision, DecisionKind::Restore);
@@ -153,10 +165,10 @@ fn restoring_an_account_swaps_it_in_keeping_every_row_and_the_pointer() {
             Some("1".into())
         );
         assert_eq!(active(&mut conn).as_deref(), Some(DID_A), "pointer kept");
-        let mut store = Store::new(&mut conn);
-        let report = store.check().unwrap();
+        let report = conn.check().unwrap();
         assert!(report.ok(), "{:?}", report.problems);
-        let items = store.quarantine().unwrap();
+        let mut store = conn.store().unwrap();
+        let items = store.quarantined_items().unwrap();
         assert_eq!(items.len(), 1);
         assert!(!items[0].waiting, "the replaced account was decided on");
         assert_eq!(items[0].kept_account_id, Some(3));
@@ -165,7 +177,9 @@ fn restoring_an_account_swaps_it_in_keeping_every_row_and_the_pointer() {
             .unwrap();
         assert_eq!(key.id, 3);
         // The override row still belongs to the DID, and reads through.
-        let view = store.account_settings(None).unwrap();
+        let view = store
+            .settings(idstore_repo::SettingsScope::Merged(None))
+            .unwrap();
         assert_eq!(view.settings.first_name.as_deref(), Some("Override A"));
 
         // Swapping back is a decision too, and leaves the first state's rows.
@@ -178,7 +192,7 @@ fn restoring_an_account_swaps_it_in_keeping_every_row_and_the_pointer() {
             ),
             Some("1".into())
         );
-        let log = Store::new(&mut conn).quarantine_decisions().unwrap();
+        let log = conn.store().unwrap().quarantine_decisions().unwrap();
         assert_eq!(log.len(), 2);
         assert_eq!(log[1].item, item("account:1"));
         assert_eq!(log[1].kept_aside, Some(item("account:3")));
@@ -190,10 +204,13 @@ fn restoring_an_account_whose_kept_account_was_deleted_reinstates_it() {
     let dir = TempDir::new().unwrap();
     let path = migrated(&dir, false, &format!("'{DID_B}'"));
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .delete_account(&Did::parse(DID_A).unwrap(), false)
         .unwrap();
-    let d = Store::new(&mut conn)
+    let d = conn
+        .store()
+        .unwrap()
         .restore_quarantined(item("account:3"))
         .unwrap();
     assert_eq!(d.kept_aside, None);
@@ -204,7 +221,13 @@ fn restoring_an_account_whose_kept_account_was_deleted_reinstates_it() {
         ),
         Some("3".into())
     );
-    assert!(Store::new(&mut conn).quarantine().unwrap().is_empty());
+    assert!(
+        conn.store()
+            .unwrap()
+            .quarantined_items()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A migrated file whose legacy pointer named no account: `pointer:1` holds it.
@@ -217,10 +240,11 @@ fn a_stray_pointer_is_restored_only_once_it_names_an_account() {
     let dir = TempDir::new().unwrap();
     let path = stray_pointer(&dir);
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .set_active_did(Some(&Did::parse(DID_B).unwrap()))
         .unwrap();
-    let items = Store::new(&mut conn).quarantine().unwrap();
+    let items = conn.store().unwrap().quarantined_items().unwrap();
     let pointer = items
         .iter()
         .find(|i| i.item.kind == QuarantineKind::Pointer)
@@ -230,28 +254,28 @@ fn a_stray_pointer_is_restored_only_once_it_names_an_account() {
     assert!(!pointer.names_account);
 
     let before = dump(&mut conn);
-    let err = Store::new(&mut conn)
+    let err = conn
+        .store()
+        .unwrap()
         .restore_quarantined(item("pointer:1"))
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RepoError::Quarantine(QuarantineError::PointerNamesNoAccount { .. })
-        ),
-        "{err}"
-    );
+    assert!(err.kind() == ErrorKind::UnknownAccount, "{err}");
     assert!(err.to_string().contains("names no account"), "{err}");
     assert_eq!(dump(&mut conn), before, "a refusal changes nothing");
 
     exec(&mut conn, &account_sql(9, ORPHAN, "orphan"));
-    let d = Store::new(&mut conn)
+    let d = conn
+        .store()
+        .unwrap()
         .restore_quarantined(item("pointer:1"))
         .unwrap();
     assert_eq!(d.previous_active_did.as_deref(), Some(DID_B));
     assert_eq!(active(&mut conn).as_deref(), Some(ORPHAN));
     assert!(
-        !Store::new(&mut conn)
-            .quarantine()
+        !conn
+            .store()
+            .unwrap()
+            .quarantined_items()
             .unwrap()
             .iter()
             .any(|i| i.item.kind == QuarantineKind::Pointer)
@@ -273,29 +297,29 @@ fn discard_with_export_writes_an_owner_only_file_first_and_never_overwrites() {
     // An existing file is refused, and left as it was.
     std::fs::write(&export, "mine").unwrap();
     let before = dump(&mut conn);
-    let err = Store::new(&mut conn)
+    let err = conn
+        .store()
+        .unwrap()
         .discard_quarantined(item("account:3"), Discard::Export(&export))
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RepoError::Quarantine(QuarantineError::ExportExists { .. })
-        ),
-        "{err}"
-    );
+    assert!(err.kind() == ErrorKind::Exists, "{err}");
     assert_eq!(std::fs::read_to_string(&export).unwrap(), "mine");
     assert_eq!(dump(&mut conn), before);
     std::fs::remove_file(&export).unwrap();
 
     // An export that cannot be written deletes nothing and leaves no file.
     let nowhere = dir.path().join("missing-folder").join("x.json");
-    let err = Store::new(&mut conn)
+    let err = conn
+        .store()
+        .unwrap()
         .discard_quarantined(item("account:3"), Discard::Export(&nowhere))
         .unwrap_err();
     assert!(err.to_string().contains("was not deleted"), "{err}");
     assert_eq!(dump(&mut conn), before);
 
-    let d = Store::new(&mut conn)
+    let d = conn
+        .store()
+        .unwrap()
         .discard_quarantined(item("account:3"), Discard::Export(&export))
         .unwrap();
     assert_eq!(d.decision, DecisionKind::DiscardExport);
@@ -308,8 +332,14 @@ fn discard_with_export_writes_an_owner_only_file_first_and_never_overwrites() {
     assert_eq!(doc["row"]["mnemonicEncrBase64"], "bW5la2-different");
     assert_eq!(doc["row"]["did"], DID_A);
     assert_eq!(doc["row"]["keptAccountId"], 1);
-    assert!(Store::new(&mut conn).quarantine().unwrap().is_empty());
-    assert!(Store::new(&mut conn).check().unwrap().ok());
+    assert!(
+        conn.store()
+            .unwrap()
+            .quarantined_items()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(conn.check().unwrap().ok());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -324,19 +354,15 @@ fn forgetting_an_account_needs_force_and_a_pointer_does_not() {
     let path = stray_pointer(&dir);
     let mut conn = open(&path).unwrap();
     let before = dump(&mut conn);
-    let err = Store::new(&mut conn)
+    let err = conn
+        .store()
+        .unwrap()
         .discard_quarantined(item("account:3"), Discard::Forget { force: false })
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RepoError::Quarantine(QuarantineError::ForgetNeedsForce { .. })
-        ),
-        "{err}"
-    );
+    assert!(err.kind() == ErrorKind::NeedsForce, "{err}");
     assert_eq!(dump(&mut conn), before);
 
-    let mut store = Store::new(&mut conn);
+    let mut store = conn.store().unwrap();
     let d = store
         .discard_quarantined(item("pointer:1"), Discard::Forget { force: false })
         .unwrap();
@@ -345,16 +371,14 @@ fn forgetting_an_account_needs_force_and_a_pointer_does_not() {
     store
         .discard_quarantined(item("account:3"), Discard::Forget { force: true })
         .unwrap();
-    assert!(store.quarantine().unwrap().is_empty());
-    assert!(store.check().unwrap().ok());
+    assert!(store.quarantined_items().unwrap().is_empty());
+    assert!(conn.check().unwrap().ok());
+    let mut store = conn.store().unwrap();
     assert_eq!(store.quarantine_decisions().unwrap().len(), 2);
     let err = store
         .discard_quarantined(item("account:3"), Discard::Forget { force: true })
         .unwrap_err();
-    assert!(
-        matches!(err, RepoError::Quarantine(QuarantineError::NotFound { .. })),
-        "{err}"
-    );
+    assert!(err.kind() == ErrorKind::NotQuarantined, "{err}");
 }
 
 #[test]
@@ -362,7 +386,7 @@ fn check_reports_waiting_decisions_with_the_item_to_decide_on() {
     let dir = TempDir::new().unwrap();
     let path = stray_pointer(&dir);
     let mut conn = open(&path).unwrap();
-    let report = Store::new(&mut conn).check().unwrap();
+    let report = conn.check().unwrap();
     let decisions: Vec<_> = report
         .problems
         .iter()
@@ -377,7 +401,7 @@ fn check_reports_waiting_decisions_with_the_item_to_decide_on() {
         ]
     );
     // Repair cannot decide for a person: both are left.
-    let repaired = Store::new(&mut conn).repair().unwrap();
+    let repaired = conn.repair().unwrap();
     assert!(repaired.fixed.is_empty());
     assert_eq!(repaired.left.iter().filter(|p| p.is_decision()).count(), 2);
 }
@@ -406,19 +430,20 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
         // What the legacy file held, for the comparison after rolling back.
         let mut conn = open(&path).unwrap();
         let copy = dir.path().join("copy.sqlite");
-        idstore_repo::backup_to(&mut conn, &copy).unwrap();
+        conn.backup_to(&copy).unwrap();
         let mut c = open(&copy).unwrap();
         rollback(&mut c, &RollbackOptions::default()).unwrap();
         dump(&mut c)
     };
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .restore_quarantined(item("account:3"))
         .unwrap();
     let before = dump(&mut conn);
     let err = rollback(&mut conn, &RollbackOptions::default()).unwrap_err();
     assert!(
-        matches!(&err, MigrateError::DecisionsWouldBeUndone { items } if items == &["account:3"]),
+        err.kind() == ErrorKind::DecisionsWouldBeUndone && err.to_string().contains("account:3"),
         "{err}"
     );
     assert_eq!(dump(&mut conn), before, "refused before writing");
@@ -427,14 +452,11 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     // above it reverts, as it restores only settings.activeDid).
     rollback(
         &mut conn,
-        &RollbackOptions {
-            target: idstore_repo::RollbackTarget::Steps(1),
-            ..Default::default()
-        },
+        &RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(1)),
     )
     .unwrap();
     let before = dump(&mut conn);
-    let down = MigrationHarness::revert_last_migration(&mut conn, MIGRATIONS);
+    let down = MigrationHarness::revert_last_migration(conn.raw(), MIGRATIONS);
     assert!(down.is_err(), "the down migration's guard refused");
     assert!(
         down.unwrap_err()
@@ -444,14 +466,7 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     assert_eq!(dump(&mut conn), before);
 
     // On request the record goes, and the rows are exactly the legacy file's again.
-    let back = rollback(
-        &mut conn,
-        &RollbackOptions {
-            forget_decisions: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let back = rollback(&mut conn, &RollbackOptions::new().forget_decisions(true)).unwrap();
     assert_eq!(back.forgotten_decisions, vec![item("account:3")]);
     assert_eq!(dump(&mut conn), legacy_rows);
 
@@ -459,7 +474,8 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     let dir = TempDir::new().unwrap();
     let path = migrated(&dir, false, "NULL");
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .discard_quarantined(item("account:3"), Discard::Forget { force: true })
         .unwrap();
     let back = rollback(&mut conn, &RollbackOptions::default()).unwrap();
@@ -471,7 +487,7 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     );
     // And the chain goes up again with nothing waiting.
     migrate(&mut conn, Default::default()).unwrap();
-    assert!(Store::new(&mut conn).check().unwrap().ok());
+    assert!(conn.check().unwrap().ok());
 }
 
 #[test]
@@ -486,8 +502,7 @@ fn a_file_from_before_the_guard_and_the_log_is_reported_and_repaired() {
          DROP TRIGGER active_identity_guard_insert; DROP TRIGGER active_identity_guard_update;
          DROP TRIGGER accounts_guard_active_delete; DROP TRIGGER accounts_guard_active_did_update;",
     );
-    let mut store = Store::new(&mut conn);
-    let kinds: Vec<ProblemKind> = store
+    let kinds: Vec<ProblemKind> = conn
         .check()
         .unwrap()
         .problems
@@ -502,16 +517,14 @@ fn a_file_from_before_the_guard_and_the_log_is_reported_and_repaired() {
         kinds.contains(&ProblemKind::MissingDecisionLog),
         "{kinds:?}"
     );
+    let mut store = conn.store().unwrap();
     assert!(
-        store.quarantine().unwrap()[0].waiting,
+        store.quarantined_items().unwrap()[0].waiting,
         "listing still works"
     );
     let err = store.restore_quarantined(item("account:3")).unwrap_err();
-    assert!(
-        matches!(err, RepoError::Quarantine(QuarantineError::NoDecisionLog)),
-        "{err}"
-    );
-    let fixed: Vec<ProblemKind> = store
+    assert!(err.kind() == ErrorKind::NeedsRepair, "{err}");
+    let fixed: Vec<ProblemKind> = conn
         .repair()
         .unwrap()
         .fixed
@@ -525,11 +538,14 @@ fn a_file_from_before_the_guard_and_the_log_is_reported_and_repaired() {
             ProblemKind::MissingDecisionLog
         ]
     );
-    store.restore_quarantined(item("account:3")).unwrap();
-    assert!(store.check().unwrap().ok());
+    conn.store()
+        .unwrap()
+        .restore_quarantined(item("account:3"))
+        .unwrap();
+    assert!(conn.check().unwrap().ok());
     // The re-created guard is the migration's own: it refuses as it does there.
     let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_A}'"))
-        .execute(&mut conn)
+        .execute(conn.raw())
         .unwrap_err();
     assert!(err.to_string().contains("cannot be deleted"), "{err}");
 }

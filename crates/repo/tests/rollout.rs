@@ -8,10 +8,7 @@ use std::path::PathBuf;
 
 use common::*;
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
-use idstore_repo::{
-    ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION, Database, MigrateOptions, ProblemKind, RepoError,
-    Store, migrate, open, status,
-};
+use idstore_repo::{Database, ErrorKind, MigrateOptions, ProblemKind, SettingsScope};
 use tempfile::TempDir;
 
 fn did(s: &str) -> Did {
@@ -32,20 +29,17 @@ fn at_transition(dir: &TempDir) -> PathBuf {
     let path = legacy_file(dir.path(), "rollout.sqlite", true, &data);
     migrate(
         &mut open(&path).unwrap(),
-        MigrateOptions {
-            to: Some(ACTIVE_IDENTITY_VERSION),
-            ..Default::default()
-        },
+        MigrateOptions::new().to(ACTIVE_IDENTITY_VERSION),
     )
     .unwrap();
     path
 }
 
-fn legacy_column(conn: &mut diesel::SqliteConnection) -> Option<String> {
+fn legacy_column(conn: &mut impl Raw) -> Option<String> {
     text(conn, "SELECT activeDid AS value FROM settings WHERE id = 1")
 }
 
-fn pointer(conn: &mut diesel::SqliteConnection) -> Option<String> {
+fn pointer(conn: &mut impl Raw) -> Option<String> {
     text(
         conn,
         "SELECT activeDid AS value FROM active_identity WHERE id = 1",
@@ -61,17 +55,22 @@ fn the_transition_step_is_a_pause_point_the_api_serves() {
     assert_eq!(st.paused_at(), Some(ACTIVE_IDENTITY_VERSION));
     assert!(st.servable());
     let mut db = Database::open(&path).expect("a paused file is served");
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     assert_eq!(
         store.active_identity().unwrap().active_did,
         Some(did(DID_B))
     );
     // A legacy file not yet adopted is still refused.
     let legacy = legacy_file(dir.path(), "legacy.sqlite", true, "");
-    assert!(matches!(
-        Database::open(&legacy),
-        Err(RepoError::NeedsMigration { .. })
-    ));
+    assert_eq!(
+        Database::open(&legacy)
+            .unwrap()
+            .store()
+            .map(drop)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NeedsMigration
+    );
 }
 
 #[test]
@@ -81,7 +80,8 @@ fn every_operation_works_and_the_legacy_column_follows_both_ways() {
     let mut conn = open(&path).unwrap();
 
     // idstore switches: the old column follows.
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .set_active_did(Some(&did(DID_C)))
         .unwrap();
     assert_eq!(legacy_column(&mut conn).as_deref(), Some(DID_C));
@@ -91,7 +91,7 @@ fn every_operation_works_and_the_legacy_column_follows_both_ways() {
         &format!("UPDATE settings SET activeDid = '{DID_A}' WHERE id = 1"),
     );
     assert_eq!(pointer(&mut conn).as_deref(), Some(DID_A));
-    let mut store = Store::new(&mut conn);
+    let mut store = conn.store().unwrap();
     assert_eq!(
         store.active_identity().unwrap().active_did,
         Some(did(DID_A))
@@ -104,20 +104,16 @@ fn every_operation_works_and_the_legacy_column_follows_both_ways() {
         .unwrap();
     store.save_settings(&change).unwrap();
     store.save_account_settings(&did(DID_A), &change).unwrap();
-    let view = store.account_settings(None).unwrap();
+    let view = store.settings(SettingsScope::Merged(None)).unwrap();
     assert_eq!(view.settings.first_name.as_deref(), Some("Ada"));
     assert!(view.has_override);
     let unknown = "did:ethr:0x5555555555555555555555555555555555555555";
     store
-        .add_account(&NewAccount {
-            did: did(unknown),
-            date_created: "2025-01-01T00:00:00.000Z".into(),
-            derivation_path: None,
-            identity_encr_base64: None,
-            mnemonic_encr_base64: None,
-            passkey_cred_id_hex: None,
-            public_key_hex: "02aa".into(),
-        })
+        .add_account(&NewAccount::new(
+            did(unknown),
+            "02aa",
+            "2025-01-01T00:00:00.000Z",
+        ))
         .unwrap();
     let removed = store.delete_account(&did(DID_A), false).unwrap();
     assert!(removed.was_active);
@@ -131,18 +127,17 @@ fn every_operation_works_and_the_legacy_column_follows_both_ways() {
 
     // A missing master row comes back without clearing the pointer.
     exec(&mut conn, "DELETE FROM settings WHERE id = 1");
-    Store::new(&mut conn).save_settings(&change).unwrap();
+    conn.store().unwrap().save_settings(&change).unwrap();
     assert_eq!(pointer(&mut conn), now);
     assert_eq!(legacy_column(&mut conn), now);
 
-    let mut store = Store::new(&mut conn);
-    let report = store.check().unwrap();
+    let report = conn.check().unwrap();
     assert!(
         report.problems.iter().all(|p| p.is_decision()),
         "{:?}",
         report.problems
     );
-    assert!(store.repair().unwrap().fixed.is_empty());
+    assert!(conn.repair().unwrap().fixed.is_empty());
 }
 
 #[test]
@@ -158,8 +153,7 @@ fn check_and_repair_put_an_out_of_step_legacy_column_back() {
              UPDATE settings SET activeDid = '{DID_C}' WHERE id = 1;"
         ),
     );
-    let mut store = Store::new(&mut conn);
-    let kinds: Vec<ProblemKind> = store
+    let kinds: Vec<ProblemKind> = conn
         .check()
         .unwrap()
         .problems
@@ -170,7 +164,7 @@ fn check_and_repair_put_an_out_of_step_legacy_column_back() {
         kinds.contains(&ProblemKind::LegacyPointerOutOfStep),
         "{kinds:?}"
     );
-    let fixed: Vec<ProblemKind> = store
+    let fixed: Vec<ProblemKind> = conn
         .repair()
         .unwrap()
         .fixed

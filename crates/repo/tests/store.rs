@@ -11,7 +11,9 @@ use common::*;
 use diesel::connection::InstrumentationEvent;
 use diesel::prelude::*;
 use idstore_domain::{Change, Did, NewAccount, Secret, Settings, SettingsChange, SettingsField};
-use idstore_repo::{Database, MigrateOptions, ProblemKind, RepoError, Store, migrate, open};
+use idstore_repo::{
+    Database, ErrorKind, MigrateOptions, OpenOptions, ProblemKind, SettingsScope, Store,
+};
 use tempfile::TempDir;
 
 fn did(s: &str) -> Did {
@@ -19,23 +21,28 @@ fn did(s: &str) -> Did {
 }
 
 fn new_account(d: &str, date: &str) -> NewAccount {
-    NewAccount {
-        did: did(d),
-        date_created: date.into(),
-        derivation_path: Some("m/0".into()),
-        identity_encr_base64: Some(Secret::new(format!("IDENTITY-SECRET-{d}"))),
-        mnemonic_encr_base64: Some(Secret::new(format!("MNEMONIC-SECRET-{d}"))),
-        passkey_cred_id_hex: None,
-        public_key_hex: "02abcdef".into(),
-    }
+    NewAccount::new(did(d), "02abcdef", date)
+        .derivation_path("m/0")
+        .identity(Secret::new(format!("IDENTITY-SECRET-{d}")))
+        .mnemonic(Secret::new(format!("MNEMONIC-SECRET-{d}")))
+}
+
+fn master(store: &mut Store<'_>) -> Settings {
+    store.settings(SettingsScope::Master).unwrap().settings
+}
+
+/// An identity's override row, when it has one.
+fn override_of(store: &mut Store<'_>, d: &Did) -> Option<Settings> {
+    let view = store.settings(SettingsScope::Override(d)).unwrap();
+    view.has_override.then_some(view.settings)
 }
 
 /// A migrated database with accounts A, B, C created on consecutive days.
 fn db_with_accounts(dir: &TempDir) -> PathBuf {
     let path = dir.path().join("store.sqlite");
     let mut conn = open(&path).unwrap();
-    migrate(&mut conn, MigrateOptions::default()).unwrap();
-    let mut store = Store::new(&mut conn);
+    migrate(&mut conn, MigrateOptions::new()).unwrap();
+    let mut store = conn.store().unwrap();
     store
         .add_account(&new_account(DID_A, "2024-03-01T12:00:00.000Z"))
         .unwrap();
@@ -52,7 +59,7 @@ fn set(change: &mut SettingsChange, field: SettingsField, value: &str) {
     change.set_from_str(field, value).unwrap();
 }
 
-fn pointer(conn: &mut SqliteConnection) -> Option<String> {
+fn pointer(conn: &mut impl Raw) -> Option<String> {
     text(
         conn,
         "SELECT activeDid AS value FROM active_identity WHERE id = 1",
@@ -63,7 +70,7 @@ fn pointer(conn: &mut SqliteConnection) -> Option<String> {
 fn account_settings_merges_overrides_and_null_falls_through() {
     let dir = TempDir::new().unwrap();
     let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     let mut master = SettingsChange::default();
     set(&mut master, SettingsField::FirstName, "Master");
     set(&mut master, SettingsField::IsRegistered, "false");
@@ -78,13 +85,13 @@ fn account_settings_merges_overrides_and_null_falls_through() {
     clear.clear(SettingsField::IsRegistered);
     store.save_account_settings(&did(DID_A), &clear).unwrap();
 
-    let none_active = store.account_settings(None).unwrap();
+    let none_active = store.settings(SettingsScope::Merged(None)).unwrap();
     assert_eq!(none_active.active_did, None);
     assert_eq!(none_active.settings.first_name.as_deref(), Some("Master"));
     assert!(!none_active.has_override);
 
     store.set_active_did(Some(&did(DID_A))).unwrap();
-    let a = store.account_settings(None).unwrap();
+    let a = store.settings(SettingsScope::Merged(None)).unwrap();
     assert_eq!(a.active_did, Some(did(DID_A)));
     assert_eq!(a.account_did, Some(did(DID_A)));
     assert!(a.has_override);
@@ -104,7 +111,9 @@ fn account_settings_merges_overrides_and_null_falls_through() {
         Some("https://api.endorser.ch")
     );
 
-    let b = store.account_settings(Some(&did(DID_B))).unwrap();
+    let b = store
+        .settings(SettingsScope::Merged(Some(&did(DID_B))))
+        .unwrap();
     assert_eq!(b.account_did, Some(did(DID_B)));
     assert_eq!(b.active_did, Some(did(DID_A)));
     assert_eq!(
@@ -119,26 +128,43 @@ fn account_settings_is_one_statement() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .set_active_did(Some(&did(DID_A)))
         .unwrap();
     let queries = Arc::new(AtomicUsize::new(0));
     let seen = queries.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
-            seen.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    let mut store = Store::new(&mut conn);
-    store.account_settings(None).unwrap();
+    conn.raw()
+        .set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let mut store = conn.store().unwrap();
+    queries.store(0, Ordering::SeqCst); // (the store's own check that the file is served)
+    store.settings(SettingsScope::Merged(None)).unwrap();
     assert_eq!(queries.swap(0, Ordering::SeqCst), 1);
-    store.account_settings(Some(&did(DID_B))).unwrap();
+    store
+        .settings(SettingsScope::Merged(Some(&did(DID_B))))
+        .unwrap();
     assert_eq!(queries.swap(0, Ordering::SeqCst), 1);
-    // The counter really counts: the plan's sequence of reads is three statements.
-    store.master_settings().unwrap();
+    // The counter really counts: the plan's sequence (the master row, the pointer,
+    // the override row) is three statements.
     store.active_identity().unwrap();
-    store.override_settings(&did(DID_A)).unwrap();
-    assert_eq!(queries.load(Ordering::SeqCst), 3);
+    assert_eq!(queries.swap(0, Ordering::SeqCst), 1);
+    store
+        .read_only(|c| {
+            for sql in [
+                "SELECT 1 FROM settings WHERE id = 1",
+                "SELECT 1 FROM active_identity WHERE id = 1",
+                "SELECT 1 FROM settings WHERE accountDid = 'x'",
+            ] {
+                diesel::sql_query(sql).execute(c)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(queries.load(Ordering::SeqCst) >= 3);
 }
 
 #[test]
@@ -146,15 +172,13 @@ fn switching_to_an_unknown_or_malformed_did_changes_nothing() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
     let mut conn = open(&path).unwrap();
-    let mut store = Store::new(&mut conn);
+    let mut store = conn.store().unwrap();
     store.set_active_did(Some(&did(DID_B))).unwrap();
     let before = store.active_identity().unwrap();
     assert!(before.last_updated.is_some());
     let err = store.set_active_did(Some(&did(ORPHAN))).unwrap_err();
-    assert!(
-        matches!(&err, RepoError::UnknownAccount { did } if did.as_str() == ORPHAN),
-        "{err}"
-    );
+    assert_eq!(err.kind(), ErrorKind::UnknownAccount, "{err}");
+    assert!(err.to_string().contains(ORPHAN), "{err}");
     assert!(err.to_string().contains("no account has DID"));
     for bad in [
         "",
@@ -172,15 +196,11 @@ fn switching_to_an_unknown_or_malformed_did_changes_nothing() {
     let mut change = SettingsChange::default();
     set(&mut change, SettingsField::FirstName, "should not be saved");
     change.active_did = Change::Set(did(ORPHAN));
-    assert!(matches!(
-        store.save_settings(&change),
-        Err(RepoError::UnknownAccount { .. })
-    ));
     assert_eq!(
-        store.master_settings().unwrap().first_name,
-        None,
-        "nothing half-applied"
+        store.save_settings(&change).map_err(|e| e.kind()).err(),
+        Some(ErrorKind::UnknownAccount)
     );
+    assert_eq!(master(&mut store).first_name, None, "nothing half-applied");
     assert_eq!(store.active_identity().unwrap(), before);
 }
 
@@ -193,7 +213,7 @@ fn set_active_did_updates_last_updated_clears_and_heals_a_missing_row() {
         &mut conn,
         "UPDATE active_identity SET lastUpdated = '2000-01-01 00:00:00'",
     );
-    let mut store = Store::new(&mut conn);
+    let mut store = conn.store().unwrap();
     store.set_active_did(Some(&did(DID_C))).unwrap();
     let now = store.active_identity().unwrap();
     assert_eq!(now.active_did, Some(did(DID_C)));
@@ -207,23 +227,29 @@ fn set_active_did_updates_last_updated_clears_and_heals_a_missing_row() {
     );
 
     exec(&mut conn, "DELETE FROM active_identity");
-    let mut store = Store::new(&mut conn);
-    assert_eq!(store.active_identity().unwrap().last_updated, None);
+    assert_eq!(
+        conn.store()
+            .unwrap()
+            .active_identity()
+            .unwrap()
+            .last_updated,
+        None
+    );
     assert!(
-        store
-            .check()
+        conn.check()
             .unwrap()
             .problems
             .iter()
             .any(|p| p.kind == ProblemKind::MissingPointerRow)
     );
+    let mut store = conn.store().unwrap();
     store.set_active_did(Some(&did(DID_A))).unwrap();
     assert_eq!(
         store.active_identity().unwrap().active_did,
         Some(did(DID_A)),
         "the upsert healed the row"
     );
-    assert!(store.check().unwrap().ok());
+    assert!(conn.check().unwrap().ok());
 }
 
 #[test]
@@ -232,9 +258,9 @@ fn save_settings_is_typed_creates_a_missing_master_row_and_moves_the_pointer() {
     let path = db_with_accounts(&dir);
     let mut conn = open(&path).unwrap();
     exec(&mut conn, "DELETE FROM settings WHERE id = 1");
-    let mut store = Store::new(&mut conn);
+    let mut store = conn.store().unwrap();
     assert_eq!(
-        store.master_settings().unwrap(),
+        master(&mut store),
         Settings::default(),
         "missing master row reads as defaults"
     );
@@ -251,18 +277,18 @@ fn save_settings_is_typed_creates_a_missing_master_row_and_moves_the_pointer() {
     );
     change.active_did = Change::Set(did(DID_B));
     store.save_settings(&change).unwrap();
-    let master = store.master_settings().unwrap();
+    let saved = master(&mut store);
     assert_eq!(
-        master.first_name.as_deref(),
+        saved.first_name.as_deref(),
         Some("Robert'); DROP TABLE settings;--"),
         "stored as data"
     );
     assert_eq!(
-        master.api_server.as_deref(),
+        saved.api_server.as_deref(),
         Some("https://api.endorser.ch"),
         "re-created as seeded"
     );
-    assert_eq!(master.search_boxes.as_ref().map(Vec::len), Some(1));
+    assert_eq!(saved.search_boxes.as_ref().map(Vec::len), Some(1));
     assert_eq!(
         store.active_identity().unwrap().active_did,
         Some(did(DID_B))
@@ -285,7 +311,7 @@ fn save_settings_is_typed_creates_a_missing_master_row_and_moves_the_pointer() {
     clear.clear(SettingsField::FirstName);
     clear.active_did = Change::Clear;
     store.save_settings(&clear).unwrap();
-    assert_eq!(store.master_settings().unwrap().first_name, None);
+    assert_eq!(master(&mut store).first_name, None);
     assert_eq!(store.active_identity().unwrap().active_did, None);
 }
 
@@ -293,28 +319,29 @@ fn save_settings_is_typed_creates_a_missing_master_row_and_moves_the_pointer() {
 fn oversized_values_are_refused_and_nothing_is_written() {
     let dir = TempDir::new().unwrap();
     let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     let mut change = SettingsChange::default();
     set(&mut change, SettingsField::LastName, "kept?");
     change.first_name = Change::Set("x".repeat(1 << 20));
     let err = store.save_settings(&change).unwrap_err();
     assert!(err.to_string().contains("firstName"), "{err}");
-    assert_eq!(store.master_settings().unwrap().last_name, None);
+    assert_eq!(master(&mut store).last_name, None);
     assert!(store.save_account_settings(&did(DID_A), &change).is_err());
-    assert_eq!(store.override_settings(&did(DID_A)).unwrap(), None);
+    assert_eq!(override_of(&mut store, &did(DID_A)), None);
 }
 
 #[test]
 fn save_account_settings_creates_the_override_row_and_refuses_what_does_not_belong() {
     let dir = TempDir::new().unwrap();
     let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     let mut change = SettingsChange::default();
     set(&mut change, SettingsField::ShowGeneralAdvanced, "1");
     store.save_account_settings(&did(DID_C), &change).unwrap();
     store.save_account_settings(&did(DID_C), &change).unwrap();
     let rows = db
         .store()
+        .unwrap()
         .read_only(|c| {
             Ok(text(
                 c,
@@ -325,94 +352,111 @@ fn save_account_settings_creates_the_override_row_and_refuses_what_does_not_belo
         })
         .unwrap();
     assert_eq!(rows.as_deref(), Some("1"), "one override row, reused");
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     assert_eq!(
-        store
-            .override_settings(&did(DID_C))
-            .unwrap()
+        override_of(&mut store, &did(DID_C))
             .unwrap()
             .show_general_advanced,
         Some(true)
     );
-    assert!(matches!(
-        store.save_account_settings(&did(ORPHAN), &change),
-        Err(RepoError::UnknownAccount { .. })
-    ));
+    assert_eq!(
+        store
+            .save_account_settings(&did(ORPHAN), &change)
+            .map_err(|e| e.kind())
+            .err(),
+        Some(ErrorKind::UnknownAccount)
+    );
     let mut with_pointer = change.clone();
     with_pointer.active_did = Change::Set(did(DID_A));
-    assert!(matches!(
-        store.save_account_settings(&did(DID_C), &with_pointer),
-        Err(RepoError::ActiveDidInAccountSettings)
-    ));
+    assert_eq!(
+        store
+            .save_account_settings(&did(DID_C), &with_pointer)
+            .map_err(|e| e.kind())
+            .err(),
+        Some(ErrorKind::InvalidSetting)
+    );
     assert_eq!(store.active_identity().unwrap().active_did, None);
 }
 
 #[test]
-fn merged_settings_layers_fallback_master_and_override() {
+fn merged_settings_layer_the_override_over_the_master() {
     let dir = TempDir::new().unwrap();
     let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     let mut m = SettingsChange::default();
     set(&mut m, SettingsField::FirstName, "Master");
     store.save_settings(&m).unwrap();
     let mut o = SettingsChange::default();
     set(&mut o, SettingsField::LastName, "Override");
     store.save_account_settings(&did(DID_A), &o).unwrap();
+    // A caller's own defaults go under the view: each set value wins.
     let fallback = Settings {
         first_name: Some("Fallback".into()),
         vapid: Some("fallback-vapid".into()),
         ..Default::default()
     };
-    let merged = store
-        .merged_settings(Some(&did(DID_A)), fallback.clone())
+    let view = store
+        .settings(SettingsScope::Merged(Some(&did(DID_A))))
         .unwrap();
+    assert!(view.has_override);
+    let merged = fallback.merged_with(&view.settings);
     assert_eq!(merged.first_name.as_deref(), Some("Master"));
     assert_eq!(merged.last_name.as_deref(), Some("Override"));
     assert_eq!(merged.vapid.as_deref(), Some("fallback-vapid"));
-    let master_only = store.merged_settings(None, fallback).unwrap();
-    assert_eq!(master_only.last_name, None);
+    let master_only = store.settings(SettingsScope::Merged(None)).unwrap();
+    assert!(!master_only.has_override && master_only.account_did.is_none());
+    assert_eq!(master_only.settings.last_name, None);
+    let override_only = store
+        .settings(SettingsScope::Override(&did(DID_A)))
+        .unwrap();
+    assert_eq!(override_only.settings.first_name, None);
+    assert_eq!(
+        store
+            .settings(SettingsScope::Override(&did(ORPHAN)))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::UnknownAccount
+    );
 }
 
 #[test]
 fn accounts_are_validated_listed_without_secrets_and_secrets_need_their_own_call() {
     let dir = TempDir::new().unwrap();
     let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
-    let mut store = db.store();
-    assert!(matches!(
-        store.add_account(&new_account(DID_A, "2024-05-01T00:00:00Z")),
-        Err(RepoError::AccountExists { .. })
-    ));
+    let mut store = db.store().unwrap();
+    assert_eq!(
+        store
+            .add_account(&new_account(DID_A, "2024-05-01T00:00:00Z"))
+            .map_err(|e| e.kind())
+            .err(),
+        Some(ErrorKind::AccountExists)
+    );
     let mut bad = new_account(ORPHAN, "2024-05-01T00:00:00Z");
+    let refusal = |store: &mut Store<'_>, new: &NewAccount| {
+        let err = store.add_account(new).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidAccount, "{err}");
+        err.to_string()
+    };
     bad.public_key_hex = String::new();
-    assert!(matches!(
-        store.add_account(&bad),
-        Err(RepoError::InvalidAccount(
-            idstore_repo::InvalidAccount::MissingPublicKey
-        ))
-    ));
+    assert!(refusal(&mut store, &bad).contains("a public key is required"));
     bad.public_key_hex = "not hex".into();
-    assert!(matches!(
-        store.add_account(&bad),
-        Err(RepoError::InvalidAccount(
-            idstore_repo::InvalidAccount::PublicKeyNotHex { .. }
-        ))
-    ));
+    assert!(refusal(&mut store, &bad).contains("must be hex digits"));
+    bad.public_key_hex = "ab".repeat(2049);
+    let too_long = refusal(&mut store, &bad);
+    assert!(
+        too_long.contains("4098 hex digits long") && !too_long.contains("must be hex"),
+        "a key too long is not called \"not hex\": {too_long}"
+    );
     bad.public_key_hex = "02ab".into();
     bad.date_created = "yesterday".into();
-    let err = store.add_account(&bad).unwrap_err();
-    let RepoError::InvalidAccount(why) = &err else {
-        panic!("{err}")
-    };
-    assert!(why.to_string().contains("RFC 3339"), "{why}");
-    assert!(
-        matches!(
-            store.account(&did(ORPHAN)),
-            Err(RepoError::UnknownAccount { .. })
-        ),
+    assert!(refusal(&mut store, &bad).contains("RFC 3339"));
+    assert_eq!(
+        store.account(&did(ORPHAN)).unwrap_err().kind(),
+        ErrorKind::UnknownAccount,
         "nothing was added"
     );
 
-    let list = store.accounts().unwrap();
+    let list: Vec<_> = store.accounts().unwrap().map(Result::unwrap).collect();
     let dids: Vec<&str> = list.iter().map(|a| a.did.as_str()).collect();
     assert_eq!(dids, [DID_A, DID_B, DID_C]);
     let shown = format!("{list:?} {}", serde_json::to_string(&list).unwrap());
@@ -429,7 +473,7 @@ fn accounts_are_validated_listed_without_secrets_and_secrets_need_their_own_call
 fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
     let dir = TempDir::new().unwrap();
     let mut db = Database::open(&db_with_accounts(&dir)).unwrap();
-    let mut store = db.store();
+    let mut store = db.store().unwrap();
     store.set_active_did(Some(&did(DID_A))).unwrap();
     let mut o = SettingsChange::default();
     set(&mut o, SettingsField::FirstName, "A's");
@@ -471,16 +515,20 @@ fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
     );
     // The last account: refused unless allowed.
     let err = store.delete_account(&did(DID_C), false).unwrap_err();
-    assert!(matches!(err, RepoError::LastAccount { .. }), "{err}");
-    assert_eq!(store.accounts().unwrap().len(), 1);
+    assert_eq!(err.kind(), ErrorKind::LastAccount, "{err}");
+    assert_eq!(store.accounts().unwrap().count(), 1);
     let r = store.delete_account(&did(DID_C), true).unwrap();
     assert_eq!(r.active_did, None);
-    assert!(store.accounts().unwrap().is_empty());
-    assert!(store.check().unwrap().ok(), "{:?}", store.check().unwrap());
-    assert!(matches!(
-        store.delete_account(&did(DID_C), true),
-        Err(RepoError::UnknownAccount { .. })
-    ));
+    assert!(store.accounts().unwrap().next().is_none());
+    assert!(db.check().unwrap().ok(), "{:?}", db.check().unwrap());
+    let mut store = db.store().unwrap();
+    assert_eq!(
+        store
+            .delete_account(&did(DID_C), true)
+            .map_err(|e| e.kind())
+            .err(),
+        Some(ErrorKind::UnknownAccount)
+    );
 }
 
 #[test]
@@ -488,14 +536,15 @@ fn the_foreign_key_blocks_a_raw_delete_of_the_active_account() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .set_active_did(Some(&did(DID_B)))
         .unwrap();
     let err = diesel::sql_query(format!("DELETE FROM accounts WHERE did = '{DID_B}'"))
-        .execute(&mut conn)
+        .execute(conn.raw())
         .unwrap_err();
     assert!(err.to_string().contains("cannot be deleted"), "{err}");
-    assert_eq!(Store::new(&mut conn).accounts().unwrap().len(), 3);
+    assert_eq!(conn.store().unwrap().accounts().unwrap().count(), 3);
 }
 
 #[test]
@@ -510,8 +559,9 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
     );
     let path = legacy_file(dir.path(), "sick.sqlite", true, &data);
     let mut conn = open(&path).unwrap();
-    migrate(&mut conn, MigrateOptions::default()).unwrap();
-    Store::new(&mut conn)
+    migrate(&mut conn, MigrateOptions::new()).unwrap();
+    conn.store()
+        .unwrap()
         .set_active_did(Some(&did(DID_B)))
         .unwrap();
     // What another writer with foreign keys off could leave behind.
@@ -525,8 +575,7 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
     // And a tool that dropped part of the guard.
     exec(&mut conn, "DROP TRIGGER accounts_guard_active_delete;");
     let before = dump(&mut conn);
-    let mut store = Store::new(&mut conn);
-    let report = store.check().unwrap();
+    let report = conn.check().unwrap();
     let kinds: std::collections::BTreeSet<_> = report
         .problems
         .iter()
@@ -552,7 +601,8 @@ fn check_finds_each_problem_kind_and_repair_fixes_the_fixable_losing_nothing() {
     }
     assert!(report.problems.iter().all(|p| !p.detail.is_empty()));
 
-    let repair = store.repair().unwrap();
+    let repair = conn.repair().unwrap();
+    let mut store = conn.store().unwrap();
     let fixed: Vec<ProblemKind> = repair.fixed.iter().map(|p| p.kind).collect();
     assert_eq!(
         fixed,
@@ -640,17 +690,19 @@ fn repair_clears_a_dangling_pointer_when_no_account_is_left() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
     let mut conn = open(&path).unwrap();
-    Store::new(&mut conn)
+    conn.store()
+        .unwrap()
         .set_active_did(Some(&did(DID_A)))
         .unwrap();
     unguarded(&mut conn, "DELETE FROM accounts;");
-    let mut store = Store::new(&mut conn);
-    let r = store.repair().unwrap();
+    let r = conn.repair().unwrap();
     assert!(r.fixed[0].detail.contains("cleared it"), "{:?}", r.fixed);
-    assert_eq!(store.active_identity().unwrap().active_did, None);
+    assert_eq!(
+        conn.store().unwrap().active_identity().unwrap().active_did,
+        None
+    );
     assert!(
-        store
-            .check()
+        conn.check()
             .unwrap()
             .problems
             .iter()
@@ -659,65 +711,18 @@ fn repair_clears_a_dangling_pointer_when_no_account_is_left() {
 }
 
 #[test]
-fn settings_for_default_account_clears_a_dangling_pointer_and_says_so() {
-    let dir = TempDir::new().unwrap();
-    let path = db_with_accounts(&dir);
-    let mut conn = open(&path).unwrap();
-    let mut store = Store::new(&mut conn);
-    store.set_active_did(Some(&did(DID_C))).unwrap();
-    let fine = store.settings_for_default_account().unwrap();
-    assert_eq!(
-        (fine.active_did, fine.cleared_dangling_pointer),
-        (Some(did(DID_C)), None)
-    );
-    unguarded(
-        &mut conn,
-        &format!("DELETE FROM accounts WHERE did = '{DID_C}';"),
-    );
-    let mut store = Store::new(&mut conn);
-    let r = store.settings_for_default_account().unwrap();
-    assert_eq!(r.active_did, None);
-    assert_eq!(r.cleared_dangling_pointer.as_deref(), Some(DID_C));
-    assert_eq!(
-        r.settings.api_server.as_deref(),
-        Some("https://api.endorser.ch")
-    );
-    assert_eq!(
-        store
-            .read_only(|c| Ok(text(
-                c,
-                "SELECT activeDid AS value FROM active_did_quarantine"
-            )))
-            .unwrap(),
-        Some(DID_C.into())
-    );
-    assert!(
-        store
-            .check()
-            .unwrap()
-            .problems
-            .iter()
-            .all(|p| p.kind != ProblemKind::DanglingPointer)
-    );
-}
-
-#[test]
 fn a_database_that_needs_migrating_is_refused_by_the_repository() {
     let dir = TempDir::new().unwrap();
     let path = legacy_file(dir.path(), "legacy.sqlite", true, "");
-    let err = match Database::open(&path) {
-        Ok(_) => panic!("opened"),
-        Err(e) => e,
-    };
-    assert!(
-        matches!(&err, RepoError::NeedsMigration { pending } if pending.len() == idstore_repo::known_versions().len()),
-        "{err}"
-    );
+    let mut db = Database::open(&path).unwrap();
+    let err = db.store().map(drop).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NeedsMigration, "{err}");
+    assert!(err.to_string().contains(CLEANUP_VERSION), "{err}");
     // A library caller is not necessarily the CLI: the message names no command.
     assert!(!err.to_string().contains("idstore"), "{err}");
     let mut conn = open(&dir.path().join("new.sqlite")).unwrap();
-    migrate(&mut conn, MigrateOptions::default()).unwrap();
-    let Err(unknown) = Store::new(&mut conn).set_active_did(Some(&did(DID_C))) else {
+    migrate(&mut conn, MigrateOptions::new()).unwrap();
+    let Err(unknown) = conn.store().unwrap().set_active_did(Some(&did(DID_C))) else {
         panic!("an unknown DID was accepted");
     };
     assert!(!unknown.to_string().contains("idstore"), "{unknown}");
@@ -727,7 +732,7 @@ fn a_database_that_needs_migrating_is_refused_by_the_repository() {
 /// returns the last value it saved (every save was acknowledged, or this panics).
 fn writer_loop(path: &Path, id: usize, n: usize) -> String {
     let mut conn = open(path).unwrap();
-    let mut store = Store::new(&mut conn);
+    let mut store = conn.store().unwrap();
     let dids = [did(DID_A), did(DID_B), did(DID_C)];
     let mine = &dids[id % 3];
     let mut last = String::new();
@@ -759,9 +764,10 @@ fn writer_loop(path: &Path, id: usize, n: usize) -> String {
 
 fn stored_value(path: &Path, id: usize) -> Option<String> {
     let mut conn = open(path).unwrap();
-    let over = Store::new(&mut conn)
-        .override_settings(&did([DID_A, DID_B, DID_C][id % 3]))
-        .unwrap()?;
+    let over = override_of(
+        &mut conn.store().unwrap(),
+        &did([DID_A, DID_B, DID_C][id % 3]),
+    )?;
     match id / 3 % 4 {
         0 => over.last_viewed_claim_id,
         1 => over.last_notified_claim_id,
@@ -793,9 +799,8 @@ fn several_threads_writing_at_once_lose_nothing_and_see_no_lock_errors() {
         );
     }
     let mut conn = open(&path).unwrap();
-    let mut store = Store::new(&mut conn);
-    assert!(store.check().unwrap().ok());
-    let first_name = store.master_settings().unwrap().first_name.unwrap();
+    assert!(conn.check().unwrap().ok());
+    let first_name = master(&mut conn.store().unwrap()).first_name.unwrap();
     assert!(
         lasts.contains(&first_name),
         "the master row holds some writer's last save: {first_name}"
@@ -884,7 +889,7 @@ fn several_processes_writing_at_once_lose_nothing_and_see_no_lock_errors() {
         );
     }
     let mut conn = open(&path).unwrap();
-    assert!(Store::new(&mut conn).check().unwrap().ok());
+    assert!(conn.check().unwrap().ok());
 }
 
 #[cfg(feature = "pool")]
@@ -892,7 +897,7 @@ fn several_processes_writing_at_once_lose_nothing_and_see_no_lock_errors() {
 fn pooled_connections_are_configured_like_single_ones() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
-    let pool = idstore_repo::pool::pool(&path, 4).unwrap();
+    let pool = idstore_repo::Pool::open(&path, OpenOptions::new(), 4).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let pool = pool.clone();
@@ -906,7 +911,7 @@ fn pooled_connections_are_configured_like_single_ones() {
                     &mut conn,
                     "SELECT journal_mode AS value FROM pragma_journal_mode",
                 );
-                let mut store = Store::new(&mut conn);
+                let mut store = conn.store().unwrap();
                 store
                     .set_active_did(Some(&did([DID_A, DID_B][i % 2])))
                     .unwrap();
@@ -918,32 +923,43 @@ fn pooled_connections_are_configured_like_single_ones() {
         assert_eq!(h.join().unwrap(), (Some("1".into()), Some("wal".into())));
     }
     let legacy = legacy_file(dir.path(), "legacy.sqlite", true, "");
-    assert!(matches!(
-        idstore_repo::pool::pool(&legacy, 2),
-        Err(RepoError::NeedsMigration { .. })
-    ));
+    assert_eq!(
+        idstore_repo::Pool::open(&legacy, OpenOptions::new(), 2)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NeedsMigration
+    );
 }
 
 const LOCK_PROBE_ENV: &str = "IDSTORE_TEST_LOCK_PROBE";
 
-/// As a child process (`IDSTORE_TEST_LOCK_PROBE=path`): tries, without waiting, to
-/// take the file out of WAL mode, which needs every other process's connections
-/// gone, and prints the journal mode it ends with. Run normally, does nothing.
-#[test]
-fn lock_probe_child() {
-    let Ok(path) = std::env::var(LOCK_PROBE_ENV) else {
-        return;
-    };
+/// Tries, without waiting, to take the file at `path` out of WAL mode, which needs
+/// every other process's connections gone; the journal mode it ends with.
+fn probe_journal_mode(path: &Path) -> String {
     #[derive(QueryableByName)]
     struct Mode {
         #[diesel(sql_type = diesel::sql_types::Text)]
         journal_mode: String,
     }
-    let mut conn = raw(Path::new(&path));
-    let mode = diesel::sql_query("PRAGMA journal_mode = DELETE")
+    let mut conn = raw(path);
+    diesel::sql_query("PRAGMA journal_mode = DELETE")
         .get_result::<Mode>(&mut conn)
-        .map_or_else(|e| format!("refused ({e})"), |m| m.journal_mode);
-    println!("MODE {mode}");
+        .map_or_else(|e| format!("refused ({e})"), |m| m.journal_mode)
+}
+
+/// As a child process of the test below (`IDSTORE_TEST_LOCK_PROBE=path`), the probe
+/// that test needs: it prints what [`probe_journal_mode`] found. Run normally, it
+/// checks the probe itself: on a WAL file no one else has open, it does take the
+/// file out of WAL (so a probe that reports WAL kept means a lock held it there).
+#[test]
+fn lock_probe_child() {
+    if let Ok(path) = std::env::var(LOCK_PROBE_ENV) {
+        println!("MODE {}", probe_journal_mode(Path::new(&path)));
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    assert_eq!(probe_journal_mode(&path), "delete");
 }
 
 /// Opening a second connection in a process must not take away the first one's
@@ -954,9 +970,8 @@ fn lock_probe_child() {
 fn a_second_connection_keeps_the_first_ones_locks() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
-    let mut first = open(&path).unwrap();
-    Store::new(&mut first).accounts().unwrap();
-    let probe = || {
+    // The probe in another process: it must run and report, or the test fails.
+    let probe = |path: &Path| {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "lock_probe_child",
@@ -965,15 +980,27 @@ fn a_second_connection_keeps_the_first_ones_locks() {
                 "--test-threads",
                 "1",
             ])
-            .env(LOCK_PROBE_ENV, &path)
+            .env(LOCK_PROBE_ENV, path)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "the probe failed: {text}");
         text.lines()
             .find_map(|l| l.split_once("MODE ").map(|(_, m)| m.trim().to_owned()))
-            .unwrap_or_else(|| format!("refused: {}", String::from_utf8_lossy(&out.stderr)))
+            .unwrap_or_else(|| panic!("the probe did not run: {text}"))
     };
-    let before = probe();
+    // The control: a copy no connection holds is taken out of WAL by the probe.
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(&path, &copy).unwrap();
+    assert_eq!(
+        probe(&copy),
+        "delete",
+        "the probe can take a free file out of WAL"
+    );
+
+    let mut first = open(&path).unwrap();
+    first.store().unwrap().accounts().unwrap().for_each(drop);
+    let before = probe(&path);
     eprintln!("probe with one connection: {before}");
     assert_ne!(before, "delete", "the first connection holds its lock");
     let _second = open(&path).unwrap();
@@ -981,13 +1008,15 @@ fn a_second_connection_keeps_the_first_ones_locks() {
         .read_only(true)
         .open(&path)
         .unwrap();
-    let after = probe();
+    let after = probe(&path);
     eprintln!("probe with three connections: {after}");
     assert_ne!(
         after, "delete",
         "opening more connections must not drop the first one's lock"
     );
-    Store::new(&mut first)
+    first
+        .store()
+        .unwrap()
         .set_active_did(Some(&did(DID_A)))
         .unwrap();
 }
@@ -1014,14 +1043,16 @@ fn a_non_finite_search_box_coordinate_is_refused() {
             ..Default::default()
         };
         let before = dump(&mut conn);
-        let mut store = Store::new(&mut conn);
+        let mut store = conn.store().unwrap();
         let err = store.save_settings(&change).unwrap_err();
         assert!(err.to_string().contains("not a finite number"), "{err}");
         let err = store
             .save_account_settings(&did(DID_A), &change)
             .unwrap_err();
         assert!(err.to_string().contains("searchBoxes"), "{err}");
-        store.account_settings(None).expect("settings still read");
+        store
+            .settings(SettingsScope::Merged(None))
+            .expect("settings still read");
         assert_eq!(dump(&mut conn), before);
     }
 }
@@ -1036,7 +1067,7 @@ fn repair_turns_foreign_keys_back_on_when_it_fails() {
     unguarded(&mut conn, "DELETE FROM settings WHERE id = 1;");
     // Writes fail on this connection, so the repair's re-created master row fails.
     exec(&mut conn, "PRAGMA query_only = ON;");
-    assert!(Store::new(&mut conn).repair().is_err());
+    assert!(conn.repair().is_err());
     exec(&mut conn, "PRAGMA query_only = OFF;");
     assert_eq!(
         text(
@@ -1059,7 +1090,7 @@ fn a_backup_path_that_is_not_utf8_leaves_no_file() {
     let dest = dir
         .path()
         .join(std::ffi::OsStr::from_bytes(b"backup-\xff.sqlite"));
-    assert!(idstore_repo::backup_to(&mut conn, &dest).is_err());
+    assert!(conn.backup_to(&dest).is_err());
     assert!(!dest.exists(), "no file left behind");
 }
 
@@ -1077,8 +1108,7 @@ fn check_reports_a_bounded_sample_of_each_kind_and_check_each_streams_them_all()
              INSERT INTO settings (accountDid, firstName) SELECT '{ORPHAN}', 'o' || i FROM n;"
         ),
     );
-    let mut store = Store::new(&mut conn);
-    let report = store.check().unwrap();
+    let report = conn.check().unwrap();
     assert!(!report.ok());
     assert_eq!(report.count(ProblemKind::OrphanOverride), 1000);
     assert_eq!(
@@ -1087,19 +1117,21 @@ fn check_reports_a_bounded_sample_of_each_kind_and_check_each_streams_them_all()
             .iter()
             .filter(|p| p.kind == ProblemKind::OrphanOverride)
             .count(),
-        idstore_repo::health::SAMPLE_PER_KIND
+        idstore_repo::HealthReport::SAMPLE_PER_KIND
     );
     assert_eq!(report.omitted[&ProblemKind::OrphanOverride], 990);
     assert_eq!(report.total(), 1000);
     let mut seen = 0;
-    store
-        .check_each(|p| {
-            assert_eq!(p.kind, ProblemKind::OrphanOverride);
-            seen += 1;
-        })
-        .unwrap();
+    conn.check_each(|p| {
+        assert_eq!(p.kind, ProblemKind::OrphanOverride);
+        seen += 1;
+    })
+    .unwrap();
     assert_eq!(seen, 1000);
-    let repaired = store.repair().unwrap();
-    assert_eq!(repaired.left.len(), idstore_repo::health::SAMPLE_PER_KIND);
+    let repaired = conn.repair().unwrap();
+    assert_eq!(
+        repaired.left.len(),
+        idstore_repo::HealthReport::SAMPLE_PER_KIND
+    );
     assert_eq!(repaired.left_omitted[&ProblemKind::OrphanOverride], 990);
 }

@@ -1,5 +1,6 @@
 //! The file underneath a connection: its `file:` URI, its header checked before
-//! SQLite opens it, and files created owner-only.
+//! SQLite opens it, what the storage allows, an interrupted write's journal, and
+//! files created owner-only.
 
 use std::fs::{self, OpenOptions as FsOpenOptions};
 use std::io;
@@ -7,14 +8,76 @@ use std::io;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::error::OpenError;
+use crate::error::{Error, Repr};
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// The `file:` URI that opens exactly `path`, read-write (never creating) or read-only.
-pub(crate) fn sqlite_uri(path: &Path, read_only: bool) -> String {
+/// The `file:` URI that opens exactly `path`, read-write (never creating) or
+/// read-only; `immutable` tells SQLite that nothing can change the file (read-only
+/// storage), so it needs no lock and no `-shm`.
+pub(crate) fn sqlite_uri(path: &Path, read_only: bool, immutable: bool) -> String {
     let mode = if read_only { "ro" } else { "rw" };
-    format!("file:{}?mode={mode}", percent_encode_path(path))
+    let immutable = if immutable { "&immutable=1" } else { "" };
+    format!("file:{}?mode={mode}{immutable}", percent_encode_path(path))
+}
+
+/// The file beside `path` whose name ends in `suffix` (`-journal`, `-wal`).
+pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The rollback journal of an interrupted write, when there is one: SQLite calls a
+/// journal hot when it is there, not empty and its header not zeroed.
+pub(crate) fn hot_journal(path: &Path) -> Option<PathBuf> {
+    let journal = beside(path, "-journal");
+    let mut first = [0u8; 1];
+    let hot = fs::File::open(&journal)
+        .and_then(|f| {
+            use std::io::Read;
+            (&f).read(&mut first)
+        })
+        .is_ok_and(|n| n == 1 && first[0] != 0);
+    hot.then_some(journal)
+}
+
+/// Whether a write-ahead log holds frames (more than its 32-byte header).
+pub(crate) fn wal_has_frames(wal: &Path) -> bool {
+    fs::metadata(wal).is_ok_and(|m| m.len() > 32)
+}
+
+/// Whether the filesystem holding `folder` is mounted read-only.
+#[cfg(unix)]
+pub(crate) fn storage_is_read_only(folder: &Path) -> bool {
+    rustix::fs::statvfs(folder)
+        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// Whether the filesystem holding `folder` is mounted read-only (unknown here).
+#[cfg(not(unix))]
+pub(crate) fn storage_is_read_only(_folder: &Path) -> bool {
+    false
+}
+
+/// Whether this process may create files in `folder`.
+#[cfg(unix)]
+pub(crate) fn folder_writable(folder: &Path) -> bool {
+    rustix::fs::access(folder, rustix::fs::Access::WRITE_OK).is_ok()
+}
+
+/// Whether this process may create files in `folder` (assumed here).
+#[cfg(not(unix))]
+pub(crate) fn folder_writable(_folder: &Path) -> bool {
+    true
+}
+
+/// Removes a database and whatever SQLite kept beside it (a file this process made
+/// and is giving up on: a failed create, an incomplete copy).
+pub(crate) fn remove_with_journals(path: &Path) {
+    for suffix in ["-journal", "-wal", "-shm", ""] {
+        let _ = fs::remove_file(beside(path, suffix));
+    }
 }
 
 /// Reads the first bytes of the file into `buf`; returns how many there were.
@@ -82,44 +145,40 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Checks the start of an existing file before SQLite opens it. A file opened with
 /// a key must not be plain SQLite (its header would be readable); one opened
 /// without must be plain SQLite, and is reported as encrypted when it looks it.
-pub(super) fn check_header(path: &Path, keyed: bool) -> Result<(), OpenError> {
+pub(super) fn check_header(path: &Path, keyed: bool) -> Result<(), Error> {
+    let path_buf = || path.to_owned();
     let mut header = [0u8; 100];
-    let read = read_header(path, &mut header).map_err(|source| OpenError::Io {
-        path: path.to_owned(),
+    let read = read_header(path, &mut header).map_err(|source| Repr::Io {
+        path: path_buf(),
         source,
     })?;
     if read == 0 {
-        return Err(OpenError::Empty {
-            path: path.to_owned(),
-        });
+        return Err(Repr::Empty { path: path_buf() }.into());
     }
     let plain = read >= 16 && &header[..16] == SQLITE_HEADER;
     if keyed {
         // An encrypted file's first bytes are its salt: nothing more to check until
         // the key is tried on it.
         return if plain {
-            Err(OpenError::NotEncrypted {
-                path: path.to_owned(),
-            })
+            Err(Repr::NotEncrypted { path: path_buf() }.into())
         } else {
             Ok(())
         };
     }
     if !plain {
         return Err(if looks_encrypted(path, read) {
-            OpenError::Encrypted {
-                path: path.to_owned(),
+            if cfg!(feature = "encryption") {
+                Repr::Encrypted { path: path_buf() }
+            } else {
+                Repr::NoEncryption { path: path_buf() }
             }
         } else {
-            OpenError::NotSqlite {
-                path: path.to_owned(),
-            }
-        });
+            Repr::NotSqlite { path: path_buf() }
+        }
+        .into());
     }
     if read == header.len() && is_truncated(path, &header) {
-        return Err(OpenError::Truncated {
-            path: path.to_owned(),
-        });
+        return Err(Repr::Truncated { path: path_buf() }.into());
     }
     Ok(())
 }
@@ -167,21 +226,18 @@ fn is_truncated(path: &Path, header: &[u8; 100]) -> bool {
         n => u64::from(n),
     };
     let (change_counter, pages, valid_for) = (be32(24), u64::from(be32(28)), be32(92));
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    if change_counter != valid_for || pages == 0 || Path::new(&wal).exists() {
+    // With a hot journal the header may be the interrupted write's, which SQLite
+    // rolls back before it reads anything: that is no truncation.
+    if change_counter != valid_for
+        || pages == 0
+        || beside(path, "-wal").exists()
+        || hot_journal(path).is_some()
+    {
         return false;
     }
     fs::metadata(path)
         .map(|m| m.len() < pages * page_size)
         .unwrap_or(false)
-}
-
-pub(super) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
 }
 
 #[cfg(unix)]
@@ -246,6 +302,10 @@ mod tests {
         assert_eq!(
             percent_encode_path(Path::new("/a b/c?d#e%f.db")),
             "/a%20b/c%3Fd%23e%25f.db"
+        );
+        assert_eq!(
+            sqlite_uri(Path::new("/d/x.db"), true, true),
+            "file:/d/x.db?mode=ro&immutable=1"
         );
     }
 }

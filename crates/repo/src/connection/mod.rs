@@ -1,252 +1,390 @@
-//! The one way to open an idstore database.
+//! The one way a connection is opened: the file checked before SQLite sees it, an
+//! interrupted write recovered (or refused where it cannot be), read-only storage
+//! read as such, the key tried before anything else, and SQLite's defensive
+//! settings on. Every [`Handle`] is opened here.
+//!
+//! Nothing is written to the file by opening it. A read-write handle switches the
+//! file to write-ahead logging only after its first write has committed, so a call
+//! refused before that leaves the file byte for byte as it was.
 
 use std::fs;
 use std::io;
-#[cfg(not(unix))]
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use crate::error::OpenError;
-use crate::key::Key;
+use crate::error::{Error, ErrorKind, ReadOnlyCause, Repr, folder_of};
 
 mod file;
 
-pub use file::is_encrypted;
-use file::{check_header, parent_dir};
-pub(crate) use file::{create_private, sqlite_uri, sync_folder};
+use file::{check_header, hot_journal, sqlite_uri, storage_is_read_only, wal_has_frames};
+pub(crate) use file::{create_private, is_encrypted, remove_with_journals, sync_folder};
 
-/// How long a connection waits for another writer before reporting `database is locked`.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection waits for another writer before reporting `database is
+/// locked` (the default of [`crate::OpenOptions::busy_timeout`]).
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How to open a database. [`open`] is `OpenOptions::new().open(path)`.
+/// What a handle is opened with (see [`crate::OpenOptions`]).
 #[derive(Debug, Clone)]
-pub struct OpenOptions {
-    create: bool,
-    read_only: bool,
-    busy_timeout: Duration,
-    keying: Option<crate::cipher::Keying>,
+pub(crate) struct Settings {
+    pub create: bool,
+    pub read_only: bool,
+    pub busy_timeout: Duration,
+    pub keying: Option<crate::hooks::Keying>,
 }
 
-impl Default for OpenOptions {
+impl Default for Settings {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl OpenOptions {
-    /// Read-write, creating the file (owner-only permissions) when it is missing.
-    pub fn new() -> Self {
-        OpenOptions {
+        Settings {
             create: true,
             read_only: false,
             busy_timeout: BUSY_TIMEOUT,
             keying: None,
         }
     }
+}
 
-    /// The key of an encrypted file (SQLCipher; none: a plain file). A new file
-    /// created with a key is encrypted with it. A file written by SQLCipher 4's
-    /// defaults opens with its key alone; see [`Self::sqlcipher_compatibility`] for
-    /// older ones.
-    pub fn key(mut self, key: Option<Key>) -> Self {
-        let compatibility = self.keying.take().and_then(|k| k.compatibility);
-        self.keying = key.map(|key| crate::cipher::Keying { key, compatibility });
-        self
-    }
+/// An open, configured connection and what is known of its file.
+pub(crate) struct Handle {
+    pub conn: SqliteConnection,
+    pub path: PathBuf,
+    pub settings: Settings,
+    /// The file is not in WAL mode yet: switched after the first committed write.
+    wal_pending: bool,
+    /// This open created the file.
+    pub created: bool,
+    /// Whether the file was found servable (cached: the check is a few reads, and
+    /// every [`crate::Database::store`] asks); forgotten by migrate and rollback.
+    pub servable: bool,
+}
 
-    /// Opens a file written by an older SQLCipher with its settings
-    /// (`PRAGMA cipher_compatibility`): `3` for SQLCipher 3 (1024-byte pages,
-    /// 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1). Only applies with a key.
-    pub fn sqlcipher_compatibility(mut self, version: u8) -> Self {
-        if let Some(k) = &mut self.keying {
-            k.compatibility = Some(version);
-        }
-        self
-    }
-
-    /// Whether these options open an encrypted file.
-    pub fn is_keyed(&self) -> bool {
-        self.keying.is_some()
-    }
-
-    /// Whether a missing file may be created (default: yes).
-    pub fn create(mut self, create: bool) -> Self {
-        self.create = create;
-        self
-    }
-
-    /// Open read-only: nothing, not even the journal mode, is written (default: no).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
-        self
-    }
-
-    /// How long to wait for a lock held by another connection (default [`BUSY_TIMEOUT`]).
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// Opens `path` and configures the connection (see [`configure`]).
-    ///
-    /// Refuses, without writing anything, a directory, an empty file and a file
-    /// that does not start with the SQLite header.
-    pub fn open(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
-        let mut conn = self.establish(path)?;
-        configure(&mut conn, self.busy_timeout, self.read_only).map_err(|source| {
-            if crate::fault::fault_kind(&source).is_some() {
-                OpenError::Wal {
-                    path: path.to_owned(),
-                    free: crate::fault::free_space(crate::fault::folder_of(path)),
-                    source,
-                }
-            } else {
-                OpenError::Configure {
-                    path: path.to_owned(),
-                    source,
-                }
+impl Handle {
+    /// Opens `path` as `settings` say. Refuses, without writing anything, what it
+    /// cannot serve: a directory, a file that is not SQLite, a key that does not fit,
+    /// read-only storage for a read-write open, an interrupted write that cannot be
+    /// recovered here.
+    pub fn open(path: &Path, settings: &Settings) -> Result<Handle, Error> {
+        if settings.keying.is_some() && !cfg!(feature = "encryption") {
+            return Err(Repr::NoEncryption {
+                path: path.to_owned(),
             }
-        })?;
-        Ok(conn)
-    }
-
-    /// Opens `path` keyed as these options say, with the busy timeout, but leaves the
-    /// journal mode alone (a conversion works on a file taken out of WAL).
-    pub(crate) fn open_unconfigured(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
-        self.establish(path)
-    }
-
-    /// Checks the file, opens it (keyed, when there is a key) with the busy timeout,
-    /// and tries the key before anything else reads the file.
-    fn establish(&self, path: &Path) -> Result<SqliteConnection, OpenError> {
-        self.prepare_file(path)?;
-        let uri = sqlite_uri(path, self.read_only);
-        let mut conn =
-            crate::cipher::opening(self.keying.as_ref(), || SqliteConnection::establish(&uri))
-                .map_err(|source| OpenError::Connection {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {};",
-            self.busy_timeout.as_millis()
-        ))
-        .map_err(|source| OpenError::Configure {
-            path: path.to_owned(),
-            source,
-        })?;
-        if self.keying.is_some() {
-            check_key(&mut conn, path)?;
+            .into());
         }
-        Ok(conn)
+        let created = prepare_file(path, settings)?;
+        let opened = Self::open_existing(path, settings, created);
+        if opened.is_err() && created {
+            // Nothing of a file this call created is left behind.
+            remove_with_journals(path);
+        }
+        opened
     }
 
-    /// Checks the path and creates a missing file (owner-only permissions).
-    fn prepare_file(&self, path: &Path) -> Result<(), OpenError> {
-        let io_err = |source: io::Error| OpenError::Io {
-            path: path.to_owned(),
-            source,
+    fn open_existing(path: &Path, settings: &Settings, created: bool) -> Result<Handle, Error> {
+        let mut settings = settings.clone();
+        let immutable = if settings.read_only {
+            read_only_access(path, &mut settings)?
+        } else {
+            false
         };
-        match fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => Err(OpenError::IsDirectory {
-                path: path.to_owned(),
-            }),
-            Ok(meta) => {
-                check_header(path, self.keying.is_some())?;
-                // Checked here, not left to SQLite: it would silently open read-only
-                // (and root would not be stopped by the mode bits at all).
-                if !self.read_only && meta.permissions().readonly() {
-                    return Err(OpenError::ReadOnly {
-                        path: path.to_owned(),
-                    });
-                }
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if !self.create || self.read_only {
-                    return Err(OpenError::NotFound {
-                        path: path.to_owned(),
-                    });
-                }
-                let parent = parent_dir(path);
-                if !parent.is_dir() {
-                    return Err(OpenError::MissingParent {
-                        path: path.to_owned(),
-                        parent,
-                    });
-                }
-                create_private(path).map_err(io_err)
-            }
-            Err(e) => Err(io_err(e)),
+        let mut conn = establish_detecting(path, &mut settings, immutable)?;
+        let journal_mode = configure(&mut conn, path, &settings)?;
+        Ok(Handle {
+            conn,
+            path: path.to_owned(),
+            wal_pending: !settings.read_only && !journal_mode.eq_ignore_ascii_case("wal"),
+            settings,
+            created,
+            servable: false,
+        })
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (see [`crate::txn`]); once a
+    /// first write has committed, the file is switched to write-ahead logging.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let done = crate::txn::immediate(&mut self.conn, f)?;
+        self.after_commit();
+        Ok(done)
+    }
+
+    /// Switches to WAL after a committed write, when the file is not in it yet. The
+    /// write is done either way: a switch that fails (another program reading) is
+    /// tried again after the next one.
+    pub fn after_commit(&mut self) {
+        if !self.wal_pending {
+            return;
         }
+        let timeout = self.settings.busy_timeout;
+        let conn = &mut self.conn;
+        match retry_while_locked(timeout, || {
+            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        }) {
+            Ok(()) => self.wal_pending = false,
+            Err(e) => {
+                tracing::warn!(error = %e, "the switch to write-ahead logging waits for the next write")
+            }
+        }
+    }
+
+    /// Whether the handle was opened read-only.
+    pub fn read_only(&self) -> bool {
+        self.settings.read_only
     }
 }
 
-/// Tries the key on the file's first page before anything else touches it: a wrong
-/// key reads as "not a database". Then keeps temporary tables and indexes in memory,
-/// so no plaintext copy of any table lands in a temporary file.
-fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), OpenError> {
-    let tried = conn.batch_execute("SELECT count(*) FROM sqlite_master;");
-    match tried {
-        Err(diesel::result::Error::DatabaseError(_, info))
-            if info.message().contains("not a database") =>
-        {
-            return Err(OpenError::WrongKey {
-                path: path.to_owned(),
-            });
-        }
-        Err(source) => {
-            return Err(OpenError::Configure {
-                path: path.to_owned(),
-                source,
-            });
-        }
-        Ok(()) => {}
-    }
-    conn.batch_execute("PRAGMA temp_store = MEMORY;")
-        .map_err(|source| OpenError::Configure {
+/// Checks the path and, when allowed, creates a missing file (owner-only). Returns
+/// whether it created the file.
+fn prepare_file(path: &Path, settings: &Settings) -> Result<bool, Error> {
+    let io_err = |source: io::Error| -> Error {
+        Repr::Io {
             path: path.to_owned(),
             source,
-        })
+        }
+        .into()
+    };
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(Repr::IsDirectory {
+            path: path.to_owned(),
+        }
+        .into()),
+        Ok(meta) => {
+            check_header(path, settings.keying.is_some())?;
+            if !settings.read_only {
+                refuse_read_only(path, Some(&meta))?;
+            }
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !settings.create || settings.read_only {
+                return Err(Repr::NotFound {
+                    path: path.to_owned(),
+                }
+                .into());
+            }
+            let parent = folder_of(path);
+            if !parent.is_dir() {
+                return Err(Repr::MissingParent {
+                    path: path.to_owned(),
+                    parent: parent.to_owned(),
+                }
+                .into());
+            }
+            refuse_read_only(path, None)?;
+            create_private(path).map_err(io_err)?;
+            Ok(true)
+        }
+        Err(e) => Err(io_err(e)),
+    }
 }
 
-/// Opens (creating if missing) a read-write database at `path`; see [`OpenOptions`].
-pub fn open(path: &Path) -> Result<SqliteConnection, OpenError> {
-    OpenOptions::new().open(path)
-}
-
-/// Sets the pragmas every idstore connection runs with: `busy_timeout` first (so the
-/// rest wait for locks), `foreign_keys = ON`, and for a writable connection WAL and
-/// `synchronous = NORMAL`. Pooled connections are configured by this same function.
-pub fn configure(
-    conn: &mut SqliteConnection,
-    busy_timeout: Duration,
-    read_only: bool,
-) -> QueryResult<()> {
-    conn.set_instrumentation(SlowStatements::default());
-    conn.batch_execute(&format!(
-        "PRAGMA busy_timeout = {};",
-        busy_timeout.as_millis()
-    ))?;
-    conn.batch_execute("PRAGMA foreign_keys = ON;")?;
-    if read_only {
-        // Reading the schema here surfaces a damaged file now rather than mid-command.
-        conn.batch_execute("SELECT count(*) FROM sqlite_master;")?;
-    } else {
-        retry_while_locked(busy_timeout, || {
-            conn.batch_execute("PRAGMA journal_mode = WAL;")
-        })?;
-        conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
+/// Refuses a read-write open of a file (or a new file) that cannot be written: a
+/// read-only filesystem, a file whose mode allows no writing (checked here, not left
+/// to SQLite, which would silently open read-only; root would not be stopped by the
+/// mode bits at all), a folder SQLite cannot put its journal in.
+fn refuse_read_only(path: &Path, meta: Option<&fs::Metadata>) -> Result<(), Error> {
+    let refuse = |cause| -> Result<(), Error> {
+        Err(Repr::ReadOnly {
+            path: path.to_owned(),
+            cause,
+        }
+        .into())
+    };
+    if storage_is_read_only(folder_of(path)) {
+        return refuse(ReadOnlyCause::Filesystem);
+    }
+    if meta.is_some_and(|m| m.permissions().readonly()) {
+        return refuse(ReadOnlyCause::FilePermission);
+    }
+    if !file::folder_writable(folder_of(path)) {
+        return refuse(ReadOnlyCause::FolderPermission);
     }
     Ok(())
 }
 
+/// Before a read-only open: an interrupted write is recovered when the storage can
+/// be written (a read-write connection rolls a hot journal back, as any SQLite
+/// client would) and refused plainly when it cannot. Returns whether the file must
+/// be opened `immutable` (read-only storage, in WAL mode or not, with no log to read:
+/// SQLite could otherwise not open a WAL file without creating its `-shm`).
+fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error> {
+    let read_only_storage = storage_is_read_only(folder_of(path));
+    if let Some(journal) = hot_journal(path) {
+        if read_only_storage
+            || fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
+            || !file::folder_writable(folder_of(path))
+        {
+            return Err(Repr::NeedsRecovery {
+                path: path.to_owned(),
+                journal,
+            }
+            .into());
+        }
+        // The recovery itself: a read-write connection's first read rolls it back.
+        let writable = Settings {
+            read_only: false,
+            ..settings.clone()
+        };
+        let mut recover = establish_detecting(path, &mut writable.clone(), false)?;
+        configure(&mut recover, path, &writable)?;
+        tracing::info!(path = %path.display(), "rolled back an interrupted write (hot journal)");
+    }
+    if !read_only_storage {
+        return Ok(false);
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if wal_has_frames(&wal) {
+        let mut shm = path.as_os_str().to_owned();
+        shm.push("-shm");
+        if Path::new(&shm).exists() {
+            return Ok(false); // SQLite reads the log through the index it finds
+        }
+        return Err(Repr::NeedsRecovery {
+            path: path.to_owned(),
+            journal: wal,
+        }
+        .into());
+    }
+    Ok(true)
+}
+
+/// [`establish`], and for a key without a SQLCipher compatibility setting, tried as
+/// SQLCipher 4 (the default) and then as SQLCipher 3: the format found is kept in
+/// `settings`, so every later connection (and the backup) uses it.
+fn establish_detecting(
+    path: &Path,
+    settings: &mut Settings,
+    immutable: bool,
+) -> Result<SqliteConnection, Error> {
+    match establish(path, settings, immutable) {
+        Err(e) if e.kind() == ErrorKind::WrongKey => {
+            let Some(keying) = settings
+                .keying
+                .as_ref()
+                .filter(|k| k.compatibility.is_none())
+            else {
+                return Err(e);
+            };
+            let mut older = settings.clone();
+            older.keying = Some(crate::hooks::Keying {
+                key: keying.key.clone(),
+                compatibility: Some(3),
+            });
+            match establish(path, &older, immutable) {
+                Ok(conn) => {
+                    *settings = older;
+                    Ok(conn)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        Ok(conn) => {
+            if let Some(k) = settings
+                .keying
+                .as_mut()
+                .filter(|k| k.compatibility.is_none())
+            {
+                k.compatibility = Some(4);
+            }
+            Ok(conn)
+        }
+        other => other,
+    }
+}
+
+/// Opens the SQLite connection (keyed, when there is a key, with the busy handler
+/// and the defensive settings: see [`crate::hooks`]), and tries the key before
+/// anything else reads the file.
+fn establish(path: &Path, settings: &Settings, immutable: bool) -> Result<SqliteConnection, Error> {
+    let uri = sqlite_uri(path, settings.read_only, immutable);
+    let mut conn = crate::hooks::opening(settings.keying.as_ref(), settings.busy_timeout, || {
+        SqliteConnection::establish(&uri)
+    })
+    .map_err(|source| Repr::Connection {
+        path: path.to_owned(),
+        source,
+    })?;
+    if settings.keying.is_some() {
+        check_key(&mut conn, path)?;
+    }
+    Ok(conn)
+}
+
+/// An error met while opening: a full disk or an I/O error (creating the `-shm`
+/// file of a WAL database, say) reported as the storage fault it is, with the room
+/// beside the file; anything else as a failure to open.
+fn configure_error(path: &Path, source: diesel::result::Error) -> Error {
+    let kind = crate::error::classify(&source);
+    if matches!(kind, ErrorKind::DiskFull | ErrorKind::IoError) {
+        return crate::storage::fault_at(path, kind, source);
+    }
+    let kind = if kind == ErrorKind::Database {
+        ErrorKind::CannotOpen
+    } else {
+        kind
+    };
+    Repr::Configure {
+        path: path.to_owned(),
+        kind,
+        source,
+    }
+    .into()
+}
+
+/// Tries the key on the file's first page: a wrong key reads as "not a database".
+fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
+    match conn.batch_execute("SELECT count(*) FROM sqlite_master;") {
+        Err(e) if crate::error::classify(&e) == ErrorKind::NotADatabase => Err(Repr::WrongKey {
+            path: path.to_owned(),
+        }
+        .into()),
+        Err(source) => Err(configure_error(path, source)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Sets what every connection runs with and reads the schema (which surfaces a
+/// damaged file now, and on a read-write connection rolls back a hot journal).
+/// Returns the file's journal mode. Writes nothing to the file.
+///
+/// `foreign_keys = ON`; temporary tables and sorts in temporary files for a plain
+/// file (memory stays flat however large the file) but in memory for an encrypted
+/// one (no plaintext copy of any table lands in a temporary file); `synchronous`
+/// FULL while the file uses a rollback journal, NORMAL in WAL mode. SQLite's
+/// defensive settings are set as the connection opens (see [`crate::cipher`]).
+fn configure(
+    conn: &mut SqliteConnection,
+    path: &Path,
+    settings: &Settings,
+) -> Result<String, Error> {
+    conn.set_instrumentation(SlowStatements::default());
+    let temp_store = if settings.keying.is_some() {
+        "MEMORY"
+    } else {
+        "FILE"
+    };
+    conn.batch_execute(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = {temp_store};"
+    ))
+    .map_err(|e| configure_error(path, e))?;
+    let mode = crate::sql::journal_mode(conn).map_err(|e| configure_error(path, e))?;
+    let sync = if mode.eq_ignore_ascii_case("wal") {
+        "NORMAL"
+    } else {
+        "FULL"
+    };
+    conn.batch_execute(&format!("PRAGMA synchronous = {sync};"))
+        .map_err(|e| configure_error(path, e))?;
+    Ok(mode)
+}
+
 /// Statements slower than this are reported through `tracing` (at `warn`).
-pub const SLOW_STATEMENT: Duration = Duration::from_millis(250);
+const SLOW_STATEMENT: Duration = Duration::from_millis(250);
 
 /// Diesel's instrumentation hook: reports each statement slower than
 /// [`SLOW_STATEMENT`] with its SQL, never its bound values (they may be key material).
@@ -276,11 +414,6 @@ impl diesel::connection::Instrumentation for SlowStatements {
     }
 }
 
-/// Whether SQLite answered `SQLITE_BUSY` (diesel carries only its message).
-pub(crate) fn is_locked(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
-}
-
 /// Runs `step` again while SQLite answers `database is locked`, until `timeout` has
 /// passed. For the steps SQLite does not hand to the busy handler: switching a
 /// rollback-journal file to WAL needs an exclusive lock, and SQLite returns
@@ -292,72 +425,18 @@ pub(crate) fn retry_while_locked<T>(
 ) -> QueryResult<T> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(5);
+    let mut told = false;
     loop {
         match step() {
-            Err(e) if is_locked(&e) && started.elapsed() < timeout => {
+            Err(e) if crate::error::is_locked(&e) && started.elapsed() < timeout => {
+                if !told {
+                    tracing::info!("another program holds a lock on the database; waiting for it");
+                    told = true;
+                }
                 std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             other => return other,
         }
-    }
-}
-
-/// Writes a consistent copy of the open database to `dest` (which must not exist),
-/// with owner-only permissions, using `VACUUM INTO`: safe while other connections
-/// write, and a valid database on its own (no `-wal` file needed).
-///
-/// Refuses before creating anything when the disk holding `dest` has less free space
-/// than the copy needs. On any failure nothing is left behind: no partial copy and no
-/// journal of one.
-pub fn backup_to(conn: &mut SqliteConnection, dest: &Path) -> Result<(), OpenError> {
-    let target = dest.to_str().ok_or_else(|| OpenError::Io {
-        path: dest.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "backup path is not UTF-8"),
-    })?;
-    let needed = crate::fault::database_bytes(conn).map_err(|source| OpenError::Backup {
-        path: dest.to_owned(),
-        source,
-    })?;
-    let folder = crate::fault::folder_of(dest);
-    if let Some(free) = crate::fault::free_space(folder)
-        && free < needed
-    {
-        return Err(OpenError::BackupNoRoom {
-            path: dest.to_owned(),
-            needed,
-            free: Some(free),
-        });
-    }
-    create_private(dest).map_err(|source| OpenError::Io {
-        path: dest.to_owned(),
-        source,
-    })?;
-    diesel::sql_query("VACUUM INTO ?")
-        .bind::<diesel::sql_types::Text, _>(target)
-        .execute(conn)
-        .map(drop)
-        .map_err(|source| {
-            remove_copy(dest);
-            match crate::fault::fault_kind(&source) {
-                Some(crate::fault::StorageFaultKind::DiskFull) => OpenError::BackupNoRoom {
-                    path: dest.to_owned(),
-                    needed,
-                    free: crate::fault::free_space(folder),
-                },
-                _ => OpenError::Backup {
-                    path: dest.to_owned(),
-                    source,
-                },
-            }
-        })
-}
-
-/// Removes a copy that was not completed, with whatever journal SQLite kept for it.
-fn remove_copy(dest: &Path) {
-    for suffix in ["", "-journal", "-wal", "-shm"] {
-        let mut name = dest.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = fs::remove_file(PathBuf::from(name));
     }
 }

@@ -7,11 +7,12 @@ use idstore_domain::Did;
 use idstore_schema::{accounts, active_identity, settings};
 
 use super::{HealthReport, Problem, ProblemKind, problem};
-use crate::error::RepoError;
-use crate::quarantine::QuarantineKind;
+use crate::error::Error;
 use crate::queries::dangling_pointer;
 use crate::sql;
-use crate::store::{Store, read_master};
+use crate::store::read_master;
+use idstore_domain::display::Shown;
+use idstore_domain::quarantine::QuarantineKind;
 
 /// At the transition step (the legacy column still there), the master row's
 /// `settings.activeDid` and the pointer when they disagree (`''` and NULL agree).
@@ -78,7 +79,7 @@ fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) 
     for (did, n) in dups {
         emit(problem(
             ProblemKind::DuplicateDid,
-            format!("{n} accounts have DID {did}"),
+            format!("{n} accounts have DID {}", Shown(&did)),
         ));
     }
     let all = accounts::table
@@ -90,10 +91,7 @@ fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) 
         if let Err(e) = Did::parse(&did) {
             emit(problem(
                 ProblemKind::InvalidDid,
-                format!(
-                    "account {id} has DID {:?}: {e}",
-                    did.chars().take(80).collect::<String>()
-                ),
+                format!("account {id} has DID {}: {e}", Shown::quoted(&did)),
             ));
         }
     }
@@ -101,17 +99,38 @@ fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) 
 }
 
 /// The health of any database: a migrated one (or one stopped at a pause point) gets
-/// [`Store::check`]; one that still needs migrating gets `integrity_check`, a [`ProblemKind::NeedsMigration`] problem,
-/// and what `migrate` will have to quarantine (duplicate DIDs, a pointer naming no
-/// account). Reads only.
-pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoError> {
-    let st = crate::migrations::status(conn)?;
-    st.refuse_unknown()?;
-    if st.servable() {
-        return Store::new(conn).check();
-    }
+/// every check; one that still needs migrating gets `integrity_check`, a
+/// [`ProblemKind::NeedsMigration`] problem, and what `migrate` will have to
+/// quarantine (duplicate DIDs, a pointer naming no account). Reads only.
+pub(crate) fn check(conn: &mut SqliteConnection) -> Result<HealthReport, Error> {
     let mut report = HealthReport::default();
-    let mut emit = |p: Problem| report.add(p);
+    check_each(conn, |p| report.add(p))?;
+    Ok(report)
+}
+
+/// [`check`], handing every problem to `visit` as it is found, however many there
+/// are: memory stays flat as the file grows.
+pub(crate) fn check_each(
+    conn: &mut SqliteConnection,
+    mut visit: impl FnMut(Problem),
+) -> Result<(), Error> {
+    crate::txn::read(conn, |conn| {
+        let st = crate::migrations::status(conn)?;
+        st.refuse_unknown()?;
+        if st.servable() {
+            find_problems(conn, &mut visit)
+        } else {
+            unmigrated_problems(conn, &st, &mut visit)
+        }
+    })
+}
+
+/// What [`check`] finds in a file that still needs migrating.
+fn unmigrated_problems(
+    conn: &mut SqliteConnection,
+    st: &crate::MigrationStatus,
+    emit: &mut dyn FnMut(Problem),
+) -> Result<(), Error> {
     for d in sql::integrity_problems(conn)? {
         emit(problem(ProblemKind::Integrity, d));
     }
@@ -120,7 +139,7 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
         format!("pending migrations {}", st.pending.join(", ")),
     ));
     if sql::table_exists(conn, "accounts")? {
-        account_problems(conn, &mut emit)?;
+        account_problems(conn, emit)?;
         let dangling = match &st.active_did {
             Some(did) if !crate::queries::account_exists(conn, did)? => Some(did),
             _ => None,
@@ -129,12 +148,13 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
             emit(problem(
                 ProblemKind::DanglingPointer,
                 format!(
-                    "the active identity {did:?} names no account; migrate will clear it and keep it in active_did_quarantine"
+                    "the active identity {} names no account; migrate will clear it and keep it in active_did_quarantine",
+                    Shown::quoted(did)
                 ),
             ));
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Every problem of a migrated file, handed to `emit` one at a time: nothing here
@@ -142,7 +162,7 @@ pub fn check_database(conn: &mut SqliteConnection) -> Result<HealthReport, RepoE
 pub(super) fn find_problems(
     conn: &mut SqliteConnection,
     emit: &mut dyn FnMut(Problem),
-) -> Result<(), RepoError> {
+) -> Result<(), Error> {
     for d in sql::integrity_problems(conn)? {
         emit(problem(ProblemKind::Integrity, d));
     }
@@ -163,7 +183,10 @@ pub(super) fn find_problems(
     if let Some(value) = dangling_pointer(conn)? {
         emit(problem(
             ProblemKind::DanglingPointer,
-            format!("active_identity.activeDid {value:?} names no account"),
+            format!(
+                "active_identity.activeDid {} names no account",
+                Shown::quoted(&value)
+            ),
         ));
     }
     let missing = missing_guards(conn)?;
@@ -180,7 +203,9 @@ pub(super) fn find_problems(
         emit(problem(
             ProblemKind::LegacyPointerOutOfStep,
             format!(
-                "settings.activeDid is {legacy:?} but the active identity is {pointer:?}: older app builds see another identity"
+                "settings.activeDid is {} but the active identity is {}: older app builds see another identity",
+                shown_opt(legacy.as_deref()),
+                shown_opt(pointer.as_deref())
             ),
         ));
     }
@@ -222,7 +247,7 @@ pub(super) fn find_problems(
             ProblemKind::OrphanOverride,
             format!(
                 "settings row {id} overrides {} which is no account",
-                did.unwrap_or_default()
+                Shown(&did.unwrap_or_default())
             ),
         ));
     }
@@ -241,7 +266,7 @@ pub(super) fn find_problems(
     }
     // Quarantined items wait for a person's decision (`quarantine restore/discard`);
     // an account a restore decision replaced and kept aside no longer waits.
-    for item in Store::new(conn).quarantine()? {
+    for item in crate::quarantine::items(conn)? {
         if !item.waiting {
             continue;
         }
@@ -249,7 +274,12 @@ pub(super) fn find_problems(
             QuarantineKind::Account => ProblemKind::QuarantinedAccount,
             QuarantineKind::Pointer => ProblemKind::QuarantinedPointer,
         };
-        let mut detail = format!("{} ({}): {}", item.item, item.value, item.reason);
+        let mut detail = format!(
+            "{} ({}): {}",
+            item.item,
+            Shown(&item.value),
+            Shown(&item.reason)
+        );
         if !item.differs_from_kept.is_empty() {
             detail.push_str(&format!(
                 "; differs from the kept account in {}",
@@ -265,31 +295,22 @@ pub(super) fn find_problems(
     Ok(())
 }
 
+/// An optional value as text shows it: quoted and escaped, or `NULL`.
+fn shown_opt(value: Option<&str>) -> String {
+    value.map_or_else(|| "NULL".to_owned(), |v| Shown::quoted(v).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::ProblemKind;
 
     #[test]
     fn kind_names_are_what_serde_writes() {
-        for kind in [
-            ProblemKind::Integrity,
-            ProblemKind::ForeignKey,
-            ProblemKind::DanglingPointer,
-            ProblemKind::MissingPointerRow,
-            ProblemKind::MissingMasterRow,
-            ProblemKind::DuplicateDid,
-            ProblemKind::MissingDidIndex,
-            ProblemKind::NeedsMigration,
-            ProblemKind::InvalidDid,
-            ProblemKind::OrphanOverride,
-            ProblemKind::ExtraNullAccountRow,
-            ProblemKind::MissingPointerGuard,
-            ProblemKind::MissingDecisionLog,
-            ProblemKind::LegacyPointerOutOfStep,
-            ProblemKind::QuarantinedAccount,
-            ProblemKind::QuarantinedPointer,
-        ] {
+        // Every kind, from the list the enum is declared with: a new kind is
+        // checked without being named here.
+        for kind in ProblemKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
+        assert!(ProblemKind::ALL.contains(&ProblemKind::QuarantinedPointer));
     }
 }

@@ -3,135 +3,158 @@
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 
-use crate::error::RepoError;
-use crate::quarantine::QuarantineRef;
-use crate::store::Store;
+use crate::connection::Handle;
+use crate::error::Error;
+use idstore_domain::quarantine::QuarantineRef;
 
 mod check;
 mod repair;
 
-pub use check::check_database;
+pub(crate) use check::{check, check_each};
 
-/// The kinds of problem [`Store::check`] finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
+macro_rules! problem_kinds {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {
+        /// The kinds of problem [`Database::check`](crate::Database::check) finds.
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ProblemKind {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ProblemKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [ProblemKind] = &[$(ProblemKind::$variant,)*];
+
+            /// The kind's name as `check` prints it (`dangling_pointer`), as serde writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemKind::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+problem_kinds! {
     /// `PRAGMA integrity_check` found damage.
-    Integrity,
+    Integrity = "integrity",
     /// `PRAGMA foreign_key_check` found a row whose parent is missing.
-    ForeignKey,
+    ForeignKey = "foreign_key",
     /// The active identity names no account.
-    DanglingPointer,
+    DanglingPointer = "dangling_pointer",
     /// The single `active_identity` row is missing.
-    MissingPointerRow,
+    MissingPointerRow = "missing_pointer_row",
     /// The master settings row (`id = 1`) is missing.
-    MissingMasterRow,
+    MissingMasterRow = "missing_master_row",
     /// Several accounts share a DID.
-    DuplicateDid,
+    DuplicateDid = "duplicate_did",
     /// No UNIQUE index covers `accounts.did`: the foreign key from `active_identity`
     /// cannot work ("foreign key mismatch") and duplicates can creep in.
-    MissingDidIndex,
+    MissingDidIndex = "missing_did_index",
     /// The database is not at the latest migration (only `check` on such a file says
     /// this; every other problem listed with it is what `migrate` will handle).
-    NeedsMigration,
+    NeedsMigration = "needs_migration",
     /// An account's DID is not a valid DID.
-    InvalidDid,
+    InvalidDid = "invalid_did",
     /// An override settings row names no account.
-    OrphanOverride,
+    OrphanOverride = "orphan_override",
     /// A settings row other than the master has no `accountDid`.
-    ExtraNullAccountRow,
-    /// A trigger of the pointer guard is missing (see [`crate::guard`]): a writer with
+    ExtraNullAccountRow = "extra_null_account_row",
+    /// A trigger of the pointer guard is missing: a writer with
     /// foreign keys off could leave the active identity naming no account.
-    MissingPointerGuard,
+    MissingPointerGuard = "missing_pointer_guard",
     /// The `quarantine_decisions` log is missing, so no decision can be recorded.
-    MissingDecisionLog,
+    MissingDecisionLog = "missing_decision_log",
     /// At the transition step: the master row's legacy `settings.activeDid` and
     /// `active_identity` disagree (the transition triggers keep them in step).
-    LegacyPointerOutOfStep,
+    LegacyPointerOutOfStep = "legacy_pointer_out_of_step",
+    /// A value stored in the file cannot be read (not UTF-8 text, say): the row
+    /// and column are named.
+    InvalidStoredValue = "invalid_stored_value",
+    /// A trigger, view or other object the file carries that idstore did not make
+    /// and does not know (named, with what it does).
+    ForeignObject = "foreign_object",
+    /// A copy a conversion left beside the file when it was interrupted (it may hold
+    /// the data unencrypted); the next conversion, or `repair`, removes it.
+    LeftoverCopy = "leftover_copy",
     /// An account row moved aside by the migration, waiting for a decision
-    /// ([`Store::restore_quarantined`] or [`Store::discard_quarantined`]).
-    QuarantinedAccount,
+    /// ([`Store::restore_quarantined`](crate::Store::restore_quarantined) or
+    /// [`Store::discard_quarantined`](crate::Store::discard_quarantined)).
+    QuarantinedAccount = "quarantined_account",
     /// A pointer value moved aside, waiting for a decision.
-    QuarantinedPointer,
+    QuarantinedPointer = "quarantined_pointer",
 }
 
 impl ProblemKind {
-    /// The kind's name as `check` prints it (`dangling_pointer`), as serde writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemKind::Integrity => "integrity",
-            ProblemKind::ForeignKey => "foreign_key",
-            ProblemKind::DanglingPointer => "dangling_pointer",
-            ProblemKind::MissingPointerRow => "missing_pointer_row",
-            ProblemKind::MissingMasterRow => "missing_master_row",
-            ProblemKind::DuplicateDid => "duplicate_did",
-            ProblemKind::MissingDidIndex => "missing_did_index",
-            ProblemKind::NeedsMigration => "needs_migration",
-            ProblemKind::InvalidDid => "invalid_did",
-            ProblemKind::OrphanOverride => "orphan_override",
-            ProblemKind::ExtraNullAccountRow => "extra_null_account_row",
-            ProblemKind::MissingPointerGuard => "missing_pointer_guard",
-            ProblemKind::MissingDecisionLog => "missing_decision_log",
-            ProblemKind::LegacyPointerOutOfStep => "legacy_pointer_out_of_step",
-            ProblemKind::QuarantinedAccount => "quarantined_account",
-            ProblemKind::QuarantinedPointer => "quarantined_pointer",
-        }
-    }
-
-    /// Whether [`Store::repair`] fixes this kind.
+    /// Whether [`Database::repair`](crate::Database::repair) fixes this kind.
     pub fn repairable(self) -> bool {
-        matches!(
-            self,
+        match self {
             ProblemKind::DanglingPointer
-                | ProblemKind::MissingPointerRow
-                | ProblemKind::MissingMasterRow
-                | ProblemKind::DuplicateDid
-                | ProblemKind::MissingDidIndex
-                | ProblemKind::MissingPointerGuard
-                | ProblemKind::MissingDecisionLog
-                | ProblemKind::LegacyPointerOutOfStep
-        )
+            | ProblemKind::MissingPointerRow
+            | ProblemKind::MissingMasterRow
+            | ProblemKind::DuplicateDid
+            | ProblemKind::MissingDidIndex
+            | ProblemKind::MissingPointerGuard
+            | ProblemKind::MissingDecisionLog
+            | ProblemKind::LegacyPointerOutOfStep
+            | ProblemKind::LeftoverCopy => true,
+            ProblemKind::Integrity
+            | ProblemKind::ForeignKey
+            | ProblemKind::NeedsMigration
+            | ProblemKind::InvalidDid
+            | ProblemKind::InvalidStoredValue
+            | ProblemKind::OrphanOverride
+            | ProblemKind::ExtraNullAccountRow
+            | ProblemKind::ForeignObject
+            | ProblemKind::QuarantinedAccount
+            | ProblemKind::QuarantinedPointer => false,
+        }
     }
 }
 
 /// One problem, with what a person needs to find it.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// What kind of problem.
     pub kind: ProblemKind,
-    /// Where and what.
+    /// Where and what, in words (values from the file escaped and shortened).
     pub detail: String,
     /// For a quarantined item waiting for a decision: which one (`account:4`), to
-    /// pass to [`Store::restore_quarantined`] or [`Store::discard_quarantined`].
+    /// pass to [`Store::restore_quarantined`](crate::Store::restore_quarantined) or
+    /// [`Store::discard_quarantined`](crate::Store::discard_quarantined).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<QuarantineRef>,
 }
 
 impl Problem {
     /// True for a quarantined item waiting for a person's decision (not something
-    /// [`Store::repair`] could ever fix).
+    /// [`Database::repair`](crate::Database::repair) could ever fix).
     pub fn is_decision(&self) -> bool {
         self.item.is_some()
     }
 }
 
-/// The result of [`Store::check`].
+/// The result of [`Database::check`](crate::Database::check).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct HealthReport {
-    /// The problems found, at most [`SAMPLE_PER_KIND`] of each kind (every one of
-    /// them with [`Store::check_each`]); empty when the file is healthy.
+    /// The problems found, at most [`HealthReport::SAMPLE_PER_KIND`] of each kind (every one of
+    /// them with [`Database::check_each`](crate::Database::check_each)); empty when
+    /// the file is healthy.
     pub problems: Vec<Problem>,
     /// How many more of each kind were found than `problems` shows.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub omitted: std::collections::BTreeMap<ProblemKind, u64>,
 }
 
-/// How many problems of one kind a [`HealthReport`] shows; the rest are counted.
-/// A file with 360,000 override rows naming no account is reported in a few
-/// kilobytes, not in one formatted line per row.
-pub const SAMPLE_PER_KIND: usize = 10;
-
 impl HealthReport {
+    /// How many problems of one kind a report shows; the rest are counted. A file
+    /// with 360,000 override rows naming no account is reported in a few kilobytes,
+    /// not in one formatted line per row.
+    pub const SAMPLE_PER_KIND: usize = 10;
+
     /// True when no problem was found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
@@ -148,7 +171,7 @@ impl HealthReport {
         self.problems.len() as u64 + self.omitted.values().sum::<u64>()
     }
 
-    /// Adds a problem: shown while its kind has fewer than [`SAMPLE_PER_KIND`],
+    /// Adds a problem: shown while its kind has fewer than [`Self::SAMPLE_PER_KIND`],
     /// else counted.
     pub(crate) fn add(&mut self, p: Problem) {
         // Once a kind has been counted, its sample is full: no scan per problem.
@@ -157,7 +180,7 @@ impl HealthReport {
             return;
         }
         let shown = self.problems.iter().filter(|q| q.kind == p.kind).count();
-        if shown < SAMPLE_PER_KIND {
+        if shown < Self::SAMPLE_PER_KIND {
             self.problems.push(p);
         } else {
             *self.omitted.entry(p.kind).or_insert(0) += 1;
@@ -165,7 +188,8 @@ impl HealthReport {
     }
 }
 
-/// The result of [`Store::repair`].
+/// The result of [`Database::repair`](crate::Database::repair).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RepairReport {
     /// What was fixed, and how.
@@ -185,37 +209,20 @@ pub(super) fn problem(kind: ProblemKind, detail: String) -> Problem {
     }
 }
 
-impl Store<'_> {
-    /// Lists every problem in the file, each with a kind and a detail.
-    pub fn check(&mut self) -> Result<HealthReport, RepoError> {
-        crate::txn::read(self.conn, |conn| {
-            let mut report = HealthReport::default();
-            check::find_problems(conn, &mut |p| report.add(p))?;
-            Ok(report)
-        })
-    }
-
-    /// Hands every problem to `visit`, one at a time, however many there are (what
-    /// `idstore check --all` prints): memory stays flat as the file grows.
-    pub fn check_each(&mut self, mut visit: impl FnMut(Problem)) -> Result<(), RepoError> {
-        crate::txn::read(self.conn, |conn| check::find_problems(conn, &mut visit))
-    }
-
-    /// Fixes what can be fixed without losing data, in one transaction: a missing
-    /// pointer row or master row is re-created; a dangling pointer is re-pointed to the
-    /// first account by (`dateCreated`, DID), or cleared, its old value kept in
-    /// `active_did_quarantine`. Reports what it fixed and what it left.
-    ///
-    /// Foreign key enforcement is suspended for the repair's transaction only (without
-    /// a UNIQUE index on `accounts.did`, SQLite refuses every change to `accounts` with
-    /// "foreign key mismatch"); `foreign_key_check` must be clean before it commits.
-    pub fn repair(&mut self) -> Result<RepairReport, RepoError> {
-        self.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
-        let result = crate::txn::immediate(self.conn, repair::repair_in_transaction);
-        // Turned back on whatever happened; the repair's own error comes first.
-        let restored = self.conn.batch_execute("PRAGMA foreign_keys = ON;");
-        let report = result?;
-        restored?;
-        Ok(report)
-    }
+/// Fixes what can be fixed without losing data, in one transaction: a missing
+/// pointer row or master row is re-created; a dangling pointer is re-pointed to the
+/// first account by (`dateCreated`, DID), or cleared, its old value kept in
+/// `active_did_quarantine`. Reports what it fixed and what it left.
+///
+/// Foreign key enforcement is suspended for the repair's transaction only (without
+/// a UNIQUE index on `accounts.did`, SQLite refuses every change to `accounts` with
+/// "foreign key mismatch"); `foreign_key_check` must be clean before it commits.
+pub(crate) fn repair(handle: &mut Handle) -> Result<RepairReport, Error> {
+    handle.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
+    let result = handle.write(repair::repair_in_transaction);
+    // Turned back on whatever happened; the repair's own error comes first.
+    let restored = handle.conn.batch_execute("PRAGMA foreign_keys = ON;");
+    let report = result?;
+    restored?;
+    Ok(report)
 }

@@ -9,14 +9,12 @@ use super::check::{
     find_problems, has_unique_did_index, legacy_pointer_out_of_step, missing_guards,
 };
 use super::{HealthReport, ProblemKind, RepairReport, problem};
-use crate::error::RepoError;
+use crate::error::{Error, Repr};
 use crate::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::sql;
 use crate::store::read_master;
 
-pub(super) fn repair_in_transaction(
-    conn: &mut SqliteConnection,
-) -> Result<RepairReport, RepoError> {
+pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Error> {
     let mut fixed = Vec::new();
     if read_master(conn)?.is_none() {
         ensure_master_row(conn)?;
@@ -98,7 +96,11 @@ pub(super) fn repair_in_transaction(
     find_problems(conn, &mut |p| left.add(p))?;
     if let Some(p) = left.problems.iter().find(|p| p.kind.repairable()) {
         // Nothing may be committed half-repaired.
-        return Err(RepoError::RepairIncomplete(Box::new(p.clone())));
+        return Err(Repr::RepairIncomplete {
+            kind: p.kind.as_str(),
+            detail: p.detail.clone(),
+        }
+        .into());
     }
     Ok(RepairReport {
         fixed,

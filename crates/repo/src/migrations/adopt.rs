@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::sqlite::Sqlite;
 
-use super::MigrateError;
+use crate::error::{Error, Repr};
 
 /// One `sqlite_master` entry.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -164,12 +164,13 @@ pub(crate) struct Collision {
 
 impl Collision {
     /// The refusal as the error the plan returns.
-    pub fn refuse(&self, why: &str) -> MigrateError {
-        MigrateError::NameCollision {
+    pub fn refuse(&self, why: &str) -> Error {
+        Repr::NameCollision {
             kind: self.theirs.kind.clone(),
             name: self.theirs.name.clone(),
             why: why.to_owned(),
         }
+        .into()
     }
 }
 

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
-use super::MigrateError;
 use super::adopt::Collision;
 use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, known_versions, pinned};
+use crate::error::{Error, Repr};
 use crate::{queries, sql};
 
 /// Where a database stands, read without writing anything.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationStatus {
     /// Applied versions this build knows, oldest first.
@@ -37,7 +38,8 @@ impl MigrationStatus {
     }
 
     /// The pause point the file is stopped at, when it is at one with steps still
-    /// pending (see [`PAUSE_POINTS`](super::PAUSE_POINTS)).
+    /// pending: the transition step, where older app builds still write
+    /// `settings.activeDid` and the repository serves the file as a migrated one.
     pub fn paused_at(&self) -> Option<&str> {
         let last = self.applied.last()?;
         (self.unknown.is_empty()
@@ -52,21 +54,28 @@ impl MigrationStatus {
         self.unknown.is_empty() && (self.pending.is_empty() || self.paused_at().is_some())
     }
 
+    /// The next pending step and what it does, as an operator is told about it.
+    pub fn next_step(&self) -> Option<(&str, &'static str)> {
+        let v = self.pending.first()?;
+        Some((v.as_str(), super::step_summary(v)))
+    }
+
     /// Refuses a file a newer idstore wrote.
-    pub(crate) fn refuse_unknown(&self) -> Result<(), MigrateError> {
+    pub(crate) fn refuse_unknown(&self) -> Result<(), Error> {
         if self.unknown.is_empty() {
             Ok(())
         } else {
-            Err(MigrateError::UnknownVersions {
+            Err(Repr::UnknownVersions {
                 versions: self.unknown.clone(),
-            })
+            }
+            .into())
         }
     }
 }
 
 /// Reads applied and pending migrations, the legacy flag, the active identity and the
 /// account count. Writes nothing (it works on a read-only connection).
-pub fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, MigrateError> {
+pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Error> {
     let applied_all = applied_versions(conn)?;
     let known = known_versions();
     let (applied, pending): (Vec<String>, Vec<String>) =
@@ -144,7 +153,7 @@ pub(crate) struct Inspection {
 
 impl Inspection {
     /// Reads the file. Writes nothing (it works on a read-only connection).
-    pub fn read(conn: &mut SqliteConnection) -> Result<Self, MigrateError> {
+    pub fn read(conn: &mut SqliteConnection) -> Result<Self, Error> {
         let status = status(conn)?;
         if status.pending.is_empty() {
             // Nothing to plan: opening an up-to-date file stays cheap.

@@ -13,43 +13,47 @@
 //! validation succeed and the whole run commits, or nothing changes. [`rollback`]
 //! runs the down migrations the same way.
 
+use std::path::{Path, PathBuf};
+
 use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
+use crate::connection::Handle;
+use crate::error::{Error, Repr};
+use crate::report::MigrationReport;
+
 mod adopt;
-mod error;
 mod inspect;
 mod pinned;
 mod plan;
-mod report;
 mod restore;
 mod rollback;
 mod run;
 mod verify;
 
-pub use error::MigrateError;
-pub use inspect::{MigrationStatus, status};
+pub use inspect::MigrationStatus;
+pub(crate) use inspect::status;
 pub use plan::MigrationPlan;
-pub use report::{MigrationReport, MigrationWarning};
-pub use rollback::{RollbackOptions, RollbackReport, RollbackTarget, rollback, rollback_plan};
+pub use rollback::{RollbackOptions, RollbackTarget};
+pub(crate) use rollback::{rollback, rollback_plan};
 
 /// Every migration, embedded at compile time (`build.rs` reruns when they change).
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 /// The legacy baseline: `accounts` and `settings` as the app creates them.
-pub const BASELINE_VERSION: &str = "00000000000000";
+pub(crate) const BASELINE_VERSION: &str = "00000000000000";
 /// Creates `active_identity`, makes `accounts.did` unique, adds the transition triggers.
-pub const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
+pub(crate) const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
 /// Drops `settings.activeDid` and the transition triggers.
-pub const CLEANUP_VERSION: &str = "20261125000002";
+pub(crate) const CLEANUP_VERSION: &str = "20261125000002";
 
 /// diesel's record of applied versions.
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 
 /// Every version this build knows, oldest first.
-pub fn known_versions() -> Vec<String> {
+pub(crate) fn known_versions() -> Vec<String> {
     embedded()
         .iter()
         .map(|m| m.name().version().to_string())
@@ -68,10 +72,10 @@ fn embedded() -> Vec<Box<dyn Migration<Sqlite>>> {
 /// migrated one. At the transition step, older app builds still write
 /// `settings.activeDid`, and the transition triggers keep it and `active_identity`
 /// in step both ways.
-pub const PAUSE_POINTS: &[&str] = &[ACTIVE_IDENTITY_VERSION];
+pub(crate) const PAUSE_POINTS: &[&str] = &[ACTIVE_IDENTITY_VERSION];
 
 /// What a step does, as `status` tells an operator about the next one.
-pub fn step_summary(version: &str) -> &'static str {
+pub(crate) fn step_summary(version: &str) -> &'static str {
     match version {
         BASELINE_VERSION => "creates the legacy accounts and settings tables if missing",
         ACTIVE_IDENTITY_VERSION => {
@@ -86,29 +90,86 @@ pub fn step_summary(version: &str) -> &'static str {
 
 /// An additional check run on the migrated data inside the transaction; an `Err`
 /// fails the run and rolls everything back.
-pub type ExtraCheck<'a> =
+pub(crate) type ExtraCheck<'a> =
     &'a dyn Fn(&mut SqliteConnection) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// Told the version about to run, its position (from 1) and the number of steps.
-pub type Progress<'a> = &'a dyn Fn(&str, usize, usize);
+/// Told the version about to run, its position (from 1) and the number of steps
+/// (the last is `"validate"`).
+pub(crate) type Progress<'a> = &'a dyn Fn(&str, usize, usize);
 
-/// Options of [`migrate`].
-#[derive(Default, Clone, Copy)]
+/// How [`Database::migrate`](crate::Database::migrate) runs: every pending step,
+/// validated, no backup, by default.
+///
+/// ```
+/// use idstore_repo::{Integrity, MigrateOptions};
+///
+/// let options = MigrateOptions::new()
+///     .to("20261125000001")
+///     .integrity(Integrity::Full)
+///     .dry_run(true);
+/// # let _ = options;
+/// ```
+#[derive(Default, Clone)]
 pub struct MigrateOptions<'a> {
-    /// Stop after this version (default: apply everything).
-    pub to: Option<&'a str>,
-    /// Do everything, validate, report, then roll back.
-    pub dry_run: bool,
-    /// A caller's own validation, run after idstore's.
-    pub extra_check: Option<ExtraCheck<'a>>,
-    /// Called before each step, and with the step `"validate"` before validation.
-    pub progress: Option<Progress<'a>>,
-    /// How thoroughly to check the file's structure.
-    pub integrity: Integrity,
+    to: Option<String>,
+    dry_run: bool,
+    extra_check: Option<ExtraCheck<'a>>,
+    progress: Option<Progress<'a>>,
+    integrity: Integrity,
+    backup: Option<PathBuf>,
+}
+
+impl<'a> MigrateOptions<'a> {
+    /// Every pending step, validated with [`Integrity::Written`], no backup.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stop after this version (refused when no migration has it).
+    pub fn to(mut self, version: impl Into<String>) -> Self {
+        self.to = Some(version.into());
+        self
+    }
+
+    /// Do everything and validate, then roll back on purpose: the report says what
+    /// would happen, and the file is left as it was.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// How thoroughly to check the file's structure afterwards.
+    pub fn integrity(mut self, integrity: Integrity) -> Self {
+        self.integrity = integrity;
+        self
+    }
+
+    /// A check of your own, run after idstore's validation inside the transaction.
+    pub fn extra_check(mut self, check: ExtraCheck<'a>) -> Self {
+        self.extra_check = Some(check);
+        self
+    }
+
+    /// Told each step as it starts.
+    pub fn progress(mut self, progress: Progress<'a>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Write a backup copy to `dest` (a new file) before the first write, when there
+    /// is something to migrate in a file that holds user tables (see
+    /// [`Database::backup_to`](crate::Database::backup_to)). The room for it is
+    /// checked with the run's, before anything is written.
+    pub fn backup_to(mut self, dest: impl Into<PathBuf>) -> Self {
+        self.backup = Some(dest.into());
+        self
+    }
 }
 
 /// Which structure checks validate a migration. Both keep the row-level checks (no
-/// account lost, the active identity the old data implied, no dangling foreign key).
+/// account lost or changed, the active identity the old data implied, no dangling
+/// foreign key).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Integrity {
     /// The default. Before the first write, `quick_check` of the existing tables the
@@ -132,29 +193,40 @@ impl std::fmt::Debug for MigrateOptions<'_> {
             .field("extra_check", &self.extra_check.is_some())
             .field("progress", &self.progress.is_some())
             .field("integrity", &self.integrity)
+            .field("backup", &self.backup)
             .finish()
     }
 }
 
 /// Applies every pending migration (or those up to `options.to`) in one immediate
 /// transaction, adopting a legacy file first when needed, then validates (see
-/// [`Integrity`]): any failure rolls everything back. The file is inspected once,
-/// inside the transaction, and the [`MigrationPlan`] made from that read is what
-/// runs.
-pub fn migrate(
-    conn: &mut SqliteConnection,
-    options: MigrateOptions<'_>,
-) -> Result<MigrationReport, MigrateError> {
-    run::atomically(
-        conn,
+/// [`Integrity`]): any failure rolls everything back. The plan's refusals and the
+/// room the run needs are checked first, reading only; then the backup; then the
+/// run, which inspects the file again inside its transaction and runs what that
+/// read decides.
+pub(crate) fn migrate(
+    handle: &mut Handle,
+    options: &MigrateOptions<'_>,
+) -> Result<MigrationReport, Error> {
+    let to = options.to.as_deref();
+    let plan = plan_migration(&mut handle.conn, to)?;
+    let backup = options
+        .backup
+        .as_deref()
+        .filter(|_| !options.dry_run && !plan.is_empty() && plan.has_user_tables());
+    if !plan.is_empty() {
+        crate::storage::ensure_space(&mut handle.conn, &handle.path, "migrate", backup.is_some())?;
+    }
+    if let Some(dest) = backup {
+        crate::storage::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
+    }
+    let mut report = run::atomically(
+        &mut handle.conn,
         options.dry_run,
         |conn| {
-            let plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, options.to)?;
-            if !plan.is_empty() {
-                crate::fault::ensure_space(conn, "migrate", false)?;
-                if options.integrity == Integrity::Written {
-                    verify::check_input(conn, &plan)?;
-                }
+            let plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
+            if !plan.is_empty() && options.integrity == Integrity::Written {
+                verify::check_input(conn, &plan)?;
             }
             let mut report = run::execute(conn, &plan, options.progress)?;
             if !plan.is_empty() {
@@ -168,31 +240,36 @@ pub fn migrate(
             }
             Ok(report)
         },
-        |r| r.dry_run = true,
-    )
+        |r: &mut MigrationReport| r.dry_run = true,
+    )?;
+    if !report.dry_run && !report.applied.is_empty() {
+        handle.after_commit();
+    }
+    report.backup = backup.map(Path::to_owned);
+    Ok(report)
 }
 
 /// What [`migrate`] would do up to `to`, with every refusal it would make (an
 /// unknown target, a newer idstore's database, a legacy file of the wrong shape, the
 /// app's own `active_identity` with a target too low to adopt it, a name collision).
-/// Reads only, so it works on a read-only connection: ask it before writing a
-/// backup, or even switching the file to WAL.
-pub fn plan_migration(
+/// Reads only.
+pub(crate) fn plan_migration(
     conn: &mut SqliteConnection,
     to: Option<&str>,
-) -> Result<MigrationPlan, MigrateError> {
+) -> Result<MigrationPlan, Error> {
     MigrationPlan::decide(inspect::Inspection::read(conn)?, to)
 }
 
 /// Refuses a version this build does not have.
-pub fn check_target(version: &str) -> Result<(), MigrateError> {
+pub(crate) fn check_target(version: &str) -> Result<(), Error> {
     let known = known_versions();
     if known.iter().any(|v| v == version) {
         Ok(())
     } else {
-        Err(MigrateError::UnknownTarget {
+        Err(Repr::UnknownTarget {
             version: version.to_owned(),
             known,
-        })
+        }
+        .into())
     }
 }

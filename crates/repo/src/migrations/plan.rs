@@ -4,15 +4,16 @@
 
 use std::collections::BTreeSet;
 
-use super::MigrateError;
 use super::adopt::{SchemaObject, tables_created_by};
 use super::inspect::{AppPointer, Inspection, MigrationStatus};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, BOOKKEEPING_TABLE, CLEANUP_VERSION, check_target,
 };
+use crate::error::{Error, Repr};
 
-/// What [`migrate`](super::migrate) will do to a file: decided from one read of it,
-/// with every refusal already made. Get one with [`plan_migration`](super::plan_migration).
+/// What [`Database::migrate`](crate::Database::migrate) will do to a file: decided from one read of it,
+/// with every refusal already made. Get one with
+/// [`Database::plan_migration`](crate::Database::plan_migration).
 #[derive(Debug, Clone)]
 pub struct MigrationPlan {
     pub(super) status: MigrationStatus,
@@ -38,7 +39,7 @@ pub struct MigrationPlan {
 
 impl MigrationPlan {
     /// Decides the plan for migrating up to `to` (default: every pending step).
-    pub(crate) fn decide(inspection: Inspection, to: Option<&str>) -> Result<Self, MigrateError> {
+    pub(crate) fn decide(inspection: Inspection, to: Option<&str>) -> Result<Self, Error> {
         if let Some(to) = to {
             check_target(to)?;
         }
@@ -76,17 +77,19 @@ impl MigrationPlan {
         }
         if plan.status.legacy {
             if !legacy_shape.is_empty() {
-                return Err(MigrateError::LegacyShape {
+                return Err(Repr::LegacyShape {
                     problems: legacy_shape,
-                });
+                }
+                .into());
             }
             plan.add_late_column = lacks_late_column;
         }
         let creates_active_identity = plan.creates_active_identity();
         if app_pointer.is_some() && !creates_active_identity {
-            return Err(MigrateError::TargetTooLowForAdoption {
+            return Err(Repr::TargetTooLowForAdoption {
                 needed: ACTIVE_IDENTITY_VERSION.to_owned(),
-            });
+            }
+            .into());
         }
         for c in &collisions {
             if !plan.steps.contains(&c.step)
@@ -174,6 +177,7 @@ impl MigrationPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
     use crate::migrations::adopt::Collision;
     use crate::migrations::known_versions;
 
@@ -242,7 +246,7 @@ mod tests {
         let plan = MigrationPlan::decide(legacy_file(), Some(BASELINE_VERSION)).unwrap();
         assert_eq!(plan.steps(), [BASELINE_VERSION]);
         let err = MigrationPlan::decide(legacy_file(), Some("1999")).unwrap_err();
-        assert!(matches!(err, MigrateError::UnknownTarget { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::UnknownVersion, "{err}");
     }
 
     #[test]
@@ -250,7 +254,7 @@ mod tests {
         let mut file = legacy_file();
         file.status.unknown = vec!["29990101000000".into()];
         let err = MigrationPlan::decide(file, None).unwrap_err();
-        assert!(matches!(err, MigrateError::UnknownVersions { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::NewerDatabase, "{err}");
     }
 
     #[test]
@@ -258,7 +262,7 @@ mod tests {
         let mut file = legacy_file();
         file.legacy_shape = vec!["accounts lacks columns did".into()];
         let err = MigrationPlan::decide(file, None).unwrap_err();
-        assert!(matches!(err, MigrateError::LegacyShape { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::LegacyShape, "{err}");
     }
 
     #[test]
@@ -272,10 +276,7 @@ mod tests {
         let plan = MigrationPlan::decide(file.clone(), None).unwrap();
         assert_eq!(plan.expected_active_did.as_deref(), Some("did:example:a"));
         let err = MigrationPlan::decide(file, Some(BASELINE_VERSION)).unwrap_err();
-        assert!(
-            matches!(err, MigrateError::TargetTooLowForAdoption { .. }),
-            "{err}"
-        );
+        assert_eq!(err.kind(), ErrorKind::TargetTooLow, "{err}");
     }
 
     #[test]
@@ -298,6 +299,6 @@ mod tests {
         assert!(plan.set_aside.is_empty());
         file.collisions[0].refusal = Some("it differs".into());
         let err = MigrationPlan::decide(file, None).unwrap_err();
-        assert!(matches!(err, MigrateError::NameCollision { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::NameCollision, "{err}");
     }
 }

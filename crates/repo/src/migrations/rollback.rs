@@ -3,17 +3,21 @@
 
 use diesel::prelude::*;
 
-use super::MigrateError;
-use super::MigrationReport;
+use std::path::PathBuf;
+
 use super::run::{Direction, atomically, step};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, embedded, pinned,
     restore, status,
 };
+use crate::connection::Handle;
+use crate::error::{Error, Repr};
+use crate::report::{MigrationReport, RollbackReport};
 use crate::{queries, sql};
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
-/// How far [`rollback`] goes.
+/// How far [`Database::rollback`](crate::Database::rollback) goes.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RollbackTarget {
     /// Revert everything above the baseline (the default).
@@ -27,64 +31,120 @@ pub enum RollbackTarget {
     Everything,
 }
 
-/// Options of [`rollback`].
+/// How [`Database::rollback`](crate::Database::rollback) runs: back to the
+/// baseline, no backup, by default.
+///
+/// ```
+/// use idstore_repo::{RollbackOptions, RollbackTarget};
+///
+/// let options = RollbackOptions::new()
+///     .target(RollbackTarget::Steps(1))
+///     .dry_run(true);
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct RollbackOptions {
-    /// How far to go.
-    pub target: RollbackTarget,
-    /// Allow reverting the baseline, which drops `accounts` and `settings` (its
-    /// down.sql still refuses while they hold user data).
-    pub include_baseline: bool,
-    /// Do everything, validate, report, then roll back.
-    pub dry_run: bool,
-    /// Roll back even when that drops the record of restore decisions a later
-    /// `migrate` would undo (see [`MigrateError::DecisionsWouldBeUndone`]).
-    pub forget_decisions: bool,
+    target: RollbackTarget,
+    include_baseline: bool,
+    dry_run: bool,
+    forget_decisions: bool,
+    backup: Option<PathBuf>,
 }
 
-/// What a rollback did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RollbackReport {
-    /// Reverted versions, newest first.
-    pub reverted: Vec<String>,
-    /// The active identity afterwards, as stored.
-    pub active_did: Option<String>,
-    /// True when everything was rolled back on purpose.
-    pub dry_run: bool,
-    /// Restore decisions whose record was dropped on request (`forget_decisions`):
-    /// a later `migrate` keeps the lowest id of their DID again.
-    pub forgotten_decisions: Vec<QuarantineRef>,
+impl RollbackOptions {
+    /// Back to the baseline, no backup.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How far to go.
+    pub fn target(mut self, target: RollbackTarget) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Allow reverting the baseline, which drops `accounts` and `settings` (its
+    /// down.sql still refuses while they hold user data).
+    pub fn include_baseline(mut self, include: bool) -> Self {
+        self.include_baseline = include;
+        self
+    }
+
+    /// Do everything and validate, then roll back on purpose.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Roll back even when that drops the record of restore decisions a later
+    /// `migrate` would undo ([`ErrorKind::DecisionsWouldBeUndone`](crate::ErrorKind::DecisionsWouldBeUndone)).
+    pub fn forget_decisions(mut self, forget: bool) -> Self {
+        self.forget_decisions = forget;
+        self
+    }
+
+    /// Write a backup copy to `dest` (a new file) before the first write, once
+    /// every refusal has been made and the room checked.
+    pub fn backup_to(mut self, dest: impl Into<PathBuf>) -> Self {
+        self.backup = Some(dest.into());
+        self
+    }
 }
 
 /// Runs down migrations, newest first, in one immediate transaction, then checks
 /// `integrity_check` and `foreign_key_check`. Stops above the baseline unless
 /// `include_baseline` is set. Indexes and triggers that another program created on
-/// `settings` survive the rebuild that puts `settings.activeDid` back.
-pub fn rollback(
-    conn: &mut SqliteConnection,
+/// `settings` survive the rebuild that puts `settings.activeDid` back. Every refusal
+/// (the baseline's own guard against dropping user data among them) is made, and
+/// the room checked, before the backup and the first write.
+pub(crate) fn rollback(
+    handle: &mut Handle,
     options: &RollbackOptions,
-) -> Result<RollbackReport, MigrateError> {
-    atomically(
-        conn,
-        options.dry_run,
-        |conn| {
-            let plan = rollback_plan(conn, options)?;
-            if !plan.is_empty() {
-                crate::fault::ensure_space(conn, "rollback", false)?;
-            }
-            revert(conn, &plan, options)
-        },
-        |r| r.dry_run = true,
-    )
+) -> Result<RollbackReport, Error> {
+    let plan = rollback_plan(&mut handle.conn, options)?;
+    if plan.is_empty() {
+        return Ok(RollbackReport {
+            active_did: status(&mut handle.conn)?.active_did,
+            dry_run: options.dry_run,
+            ..Default::default()
+        });
+    }
+    let backup = options.backup.as_deref().filter(|_| !options.dry_run);
+    crate::storage::ensure_space(&mut handle.conn, &handle.path, "rollback", backup.is_some())?;
+    let run = |conn: &mut SqliteConnection, dry_run: bool| {
+        atomically(
+            conn,
+            dry_run,
+            |conn| {
+                let plan = rollback_plan(conn, options)?;
+                revert(conn, &plan, options)
+            },
+            |r: &mut RollbackReport| r.dry_run = true,
+        )
+    };
+    if plan.iter().any(|v| v == BASELINE_VERSION) && !options.dry_run {
+        // The baseline's down.sql refuses while user data exists: found out before
+        // anything is written.
+        run(&mut handle.conn, true)?;
+    }
+    if let Some(dest) = backup {
+        crate::storage::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
+    }
+    let mut report = run(&mut handle.conn, options.dry_run)?;
+    if !report.dry_run {
+        handle.after_commit();
+    }
+    report.backup = backup.map(ToOwned::to_owned);
+    Ok(report)
 }
 
 /// The versions [`rollback`] would revert, newest first, after its refusals (a newer
 /// idstore's database, the baseline without `include_baseline`). Reads only; the
 /// baseline's own guard against dropping user data is checked only by running it.
-pub fn rollback_plan(
+pub(crate) fn rollback_plan(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
-) -> Result<Vec<String>, MigrateError> {
+) -> Result<Vec<String>, Error> {
     if let RollbackTarget::Version(v) = &options.target {
         check_target(v)?;
     }
@@ -100,17 +160,18 @@ pub fn rollback_plan(
         RollbackTarget::Everything => newest_first.collect(),
     };
     if to_revert.iter().any(|v| v == BASELINE_VERSION) && !options.include_baseline {
-        return Err(MigrateError::BaselineNeedsFlag);
+        return Err(Repr::BaselineNeedsFlag.into());
     }
     if to_revert.iter().any(|v| v == ACTIVE_IDENTITY_VERSION) && !options.forget_decisions {
         let undone = queries::restores_a_migrate_would_undo(conn)?;
         if !undone.is_empty() {
-            return Err(MigrateError::DecisionsWouldBeUndone {
+            return Err(Repr::DecisionsWouldBeUndone {
                 items: undone
                     .into_iter()
                     .map(|(_, id)| account_item(id).to_string())
                     .collect(),
-            });
+            }
+            .into());
         }
     }
     Ok(to_revert)
@@ -127,7 +188,7 @@ fn revert(
     conn: &mut SqliteConnection,
     to_revert: &[String],
     options: &RollbackOptions,
-) -> Result<RollbackReport, MigrateError> {
+) -> Result<RollbackReport, Error> {
     let migrations = embedded();
     let mut report = RollbackReport::default();
     for version in to_revert {
@@ -178,12 +239,13 @@ fn revert(
             .map(ToString::to_string),
     );
     if !errors.is_empty() {
-        return Err(MigrateError::ValidationFailed {
+        return Err(Repr::ValidationFailed {
             report: Box::new(MigrationReport {
                 errors,
                 ..Default::default()
             }),
-        });
+        }
+        .into());
     }
     report.active_did = queries::stored_active_did(conn)?;
     Ok(report)

@@ -6,38 +6,11 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
 
-use super::MigrateError;
 use super::plan::MigrationPlan;
 use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
-use super::{MigrationReport, MigrationWarning};
+use crate::error::{Error, ErrorKind, Repr};
 use crate::queries;
-
-/// How a transaction ended early: an error, or a dry run rolled back on purpose.
-pub(super) enum Abort<T> {
-    Error(MigrateError),
-    DryRun(T),
-}
-
-impl<T> From<diesel::result::Error> for Abort<T> {
-    fn from(e: diesel::result::Error) -> Self {
-        Abort::Error(e.into())
-    }
-}
-
-impl<T> From<MigrateError> for Abort<T> {
-    fn from(e: MigrateError) -> Self {
-        Abort::Error(e)
-    }
-}
-
-impl<T> crate::txn::CarriesFault for Abort<T> {
-    fn with_fault(self, conn: &mut SqliteConnection) -> Self {
-        match self {
-            Abort::Error(e) => Abort::Error(e.with_fault(conn)),
-            done => done,
-        }
-    }
-}
+use crate::report::{MigrationReport, MigrationWarning};
 
 /// Runs `run` in one immediate transaction; a dry run is rolled back on purpose
 /// after `mark` notes it in the report. A full disk met mid-run is reported with
@@ -45,28 +18,24 @@ impl<T> crate::txn::CarriesFault for Abort<T> {
 pub(super) fn atomically<T>(
     conn: &mut SqliteConnection,
     dry_run: bool,
-    run: impl FnOnce(&mut SqliteConnection) -> Result<T, MigrateError>,
+    run: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     mark: impl FnOnce(&mut T),
-) -> Result<T, MigrateError> {
+) -> Result<T, Error> {
+    let mut rolled_back: Option<T> = None;
     let result = crate::txn::immediate(conn, |conn| {
         let mut report = run(conn)?;
         if dry_run {
             mark(&mut report);
-            return Err(Abort::DryRun(report));
+            rolled_back = Some(report);
+            return Err(Error::new(ErrorKind::Other, "a dry run is rolled back"));
         }
         Ok(report)
     });
-    let result = match result {
-        Ok(done) | Err(Abort::DryRun(done)) => Ok(done),
-        Err(Abort::Error(e)) => Err(e),
-    };
-    result.map_err(|e| match e {
-        MigrateError::Storage(mut fault) if fault.needed_bytes.is_none() => {
-            fault.needed_bytes = crate::fault::space_needed(conn, false).ok();
-            MigrateError::Storage(fault)
-        }
-        other => other,
-    })
+    match (result, rolled_back) {
+        (_, Some(report)) => Ok(report),
+        (Ok(report), None) => Ok(report),
+        (Err(e), None) => Err(crate::storage::with_needed(e, conn)),
+    }
 }
 
 /// Carries out `plan` (inside the caller's transaction): adoption's preparations,
@@ -76,7 +45,7 @@ pub(super) fn execute(
     conn: &mut SqliteConnection,
     plan: &MigrationPlan,
     progress: Option<Progress<'_>>,
-) -> Result<MigrationReport, MigrateError> {
+) -> Result<MigrationReport, Error> {
     let mut report = MigrationReport {
         adopted_legacy: plan.status.legacy,
         ..Default::default()
@@ -232,7 +201,7 @@ pub(super) fn step(
     migration: &dyn Migration<Sqlite>,
     version: &str,
     direction: Direction,
-) -> Result<(), MigrateError> {
+) -> Result<(), Error> {
     let (ran, bookkeeping, way) = match direction {
         Direction::Up => (
             migration.run(conn),
@@ -250,17 +219,14 @@ pub(super) fn step(
     diesel::sql_query(bookkeeping)
         .bind::<Text, _>(version)
         .execute(conn)
-        .map_err(|source| MigrateError::Step {
-            version: version.to_owned(),
-            source,
-        })?;
+        .map_err(|source| step_failed(version, source))?;
     Ok(())
 }
 
 /// A step's failure as SQLite's own error, so a full disk is reported as such.
 /// diesel_migrations wraps SQL errors in a type it does not export; its message ends
 /// with SQLite's (`Failed to run <name> with: <message>`), which is kept.
-fn step_error(version: &str, e: Box<dyn std::error::Error + Send + Sync>) -> MigrateError {
+fn step_error(version: &str, e: Box<dyn std::error::Error + Send + Sync>) -> Error {
     let source = match e.downcast::<diesel::result::Error>() {
         Ok(source) => *source,
         Err(e) => {
@@ -274,8 +240,19 @@ fn step_error(version: &str, e: Box<dyn std::error::Error + Send + Sync>) -> Mig
             )
         }
     };
-    MigrateError::Step {
+    step_failed(version, source)
+}
+
+/// A step's SQL error: the storage or lock it names, else a failed migration.
+fn step_failed(version: &str, source: diesel::result::Error) -> Error {
+    let kind = match crate::error::classify(&source) {
+        ErrorKind::Database | ErrorKind::InvalidStoredValue => ErrorKind::MigrationFailed,
+        other => other,
+    };
+    Repr::Step {
         version: version.to_owned(),
+        kind,
         source,
     }
+    .into()
 }

@@ -12,14 +12,14 @@ use idstore_schema::{
     accounts, accounts_quarantine, active_did_quarantine, active_identity, quarantine_decisions,
 };
 
-use super::read::{account_summaries, decisions, detail, pointer_summaries, require_log};
+use super::read::{decisions, detail, require_log};
 use super::{
-    Decision, DecisionKind, Discard, QuarantineError, QuarantineKind, QuarantineRef,
-    QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
+    Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
 };
-use crate::error::RepoError;
+use crate::error::{Error, Repr};
 use crate::queries::write_pointer;
 use crate::store::Store;
+use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
 /// The whole row as an export file holds it: every column, secrets included.
 fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {
@@ -67,10 +67,13 @@ fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {
 /// included. The content goes to a temporary file beside it first and is then
 /// hard-linked into place, which fails rather than overwrite: a killed process never
 /// leaves a half-written file at `path`.
-fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), QuarantineError> {
-    let export_err = |source: io::Error| QuarantineError::Export {
-        path: path.to_owned(),
-        source,
+fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let export_err = |source: io::Error| -> Error {
+        Repr::Export {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
     };
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -95,9 +98,10 @@ fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), QuarantineErr
     match written {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(QuarantineError::ExportExists {
+            return Err(Repr::ExportExists {
                 path: path.to_owned(),
-            });
+            }
+            .into());
         }
         Err(e) => return Err(export_err(e)),
     }
@@ -132,7 +136,7 @@ fn record(
     kept_aside: Option<i32>,
     previous_active_did: Option<&str>,
     export_path: Option<&Path>,
-) -> Result<Decision, RepoError> {
+) -> Result<Decision, Error> {
     let export = export_path.map(|p| p.to_string_lossy().into_owned());
     let id = diesel::insert_into(quarantine_decisions::table)
         .values((
@@ -214,37 +218,29 @@ fn restore_account(
 impl Store<'_> {
     /// Every quarantined item, accounts first, by id. Lists no secret value: an
     /// account's comparison with the kept account names the differing fields only.
-    pub fn quarantine(&mut self) -> Result<Vec<QuarantinedItem>, RepoError> {
-        crate::txn::read(self.conn, |conn| {
-            let mut items = account_summaries(conn, None)?;
-            items.extend(pointer_summaries(conn, None)?.into_iter().map(|(_, i)| i));
-            Ok(items)
-        })
+    pub fn quarantined_items(&mut self) -> Result<Vec<QuarantinedItem>, Error> {
+        self.read(super::items)
     }
 
     /// One quarantined item, whole (key material as [`Secret`]).
-    pub fn quarantined(&mut self, item: QuarantineRef) -> Result<QuarantinedDetail, RepoError> {
-        crate::txn::read(self.conn, |conn| detail(conn, item))
+    pub fn quarantined_item(&mut self, item: QuarantineRef) -> Result<QuarantinedDetail, Error> {
+        self.read(|conn| detail(conn, item))
     }
 
     /// Every recorded decision, oldest first.
-    pub fn quarantine_decisions(&mut self) -> Result<Vec<Decision>, RepoError> {
-        Ok(decisions(self.conn, None)?)
+    pub fn quarantine_decisions(&mut self) -> Result<Vec<Decision>, Error> {
+        Ok(decisions(self.conn(), None)?)
     }
 
     /// The refusals of [`Store::restore_quarantined`], read only: call it first to
     /// refuse before writing anything else (a backup, say).
-    pub fn check_restore(&mut self, item: QuarantineRef) -> Result<(), RepoError> {
-        crate::txn::read(self.conn, |conn| restorable(conn, item).map(drop))
+    pub fn check_restore(&mut self, item: QuarantineRef) -> Result<(), Error> {
+        self.read(|conn| restorable(conn, item).map(drop))
     }
 
     /// The refusals of [`Store::discard_quarantined`], read only.
-    pub fn check_discard(
-        &mut self,
-        item: QuarantineRef,
-        how: Discard<'_>,
-    ) -> Result<(), RepoError> {
-        crate::txn::read(self.conn, |conn| discardable(conn, item, how).map(drop))
+    pub fn check_discard(&mut self, item: QuarantineRef, how: Discard<'_>) -> Result<(), Error> {
+        self.read(|conn| discardable(conn, item, how).map(drop))
     }
 
     /// Restores an item, in one transaction with its log row.
@@ -254,8 +250,8 @@ impl Store<'_> {
     ///   no longer waits for a decision). No row is lost and the pointer stays valid.
     /// - A pointer value becomes the active identity; refused unless it names an
     ///   account.
-    pub fn restore_quarantined(&mut self, item: QuarantineRef) -> Result<Decision, RepoError> {
-        crate::txn::immediate(self.conn, |conn| match restorable(conn, item)? {
+    pub fn restore_quarantined(&mut self, item: QuarantineRef) -> Result<Decision, Error> {
+        self.write(|conn| match restorable(conn, item)? {
             Restorable::Account(row) => {
                 let kept = restore_account(conn, &row)?;
                 record(
@@ -297,9 +293,9 @@ impl Store<'_> {
         &mut self,
         item: QuarantineRef,
         how: Discard<'_>,
-    ) -> Result<Decision, RepoError> {
+    ) -> Result<Decision, Error> {
         let mut exported: Option<&Path> = None;
-        let result = crate::txn::immediate(self.conn, |conn| {
+        let result = self.write(|conn| {
             let found = discardable(conn, item, how)?;
             let value = found.summary().value.clone();
             let decision = match how {
@@ -340,21 +336,21 @@ enum Restorable {
 }
 
 /// Every refusal of a restore, in one place.
-fn restorable(conn: &mut SqliteConnection, item: QuarantineRef) -> Result<Restorable, RepoError> {
+fn restorable(conn: &mut SqliteConnection, item: QuarantineRef) -> Result<Restorable, Error> {
     require_log(conn)?;
     match detail(conn, item)? {
         QuarantinedDetail::Account { row, .. } => Ok(Restorable::Account(row)),
         QuarantinedDetail::Pointer { row, summary } => {
             let shortened = || row.active_did.chars().take(80).collect::<String>();
             if !summary.names_account {
-                return Err(QuarantineError::PointerNamesNoAccount {
-                    item,
+                return Err(Repr::PointerNamesNoAccount {
+                    item: item.to_string(),
                     value: shortened(),
                 }
                 .into());
             }
-            let did = Did::parse(&row.active_did).map_err(|e| QuarantineError::InvalidPointer {
-                item,
+            let did = Did::parse(&row.active_did).map_err(|e| Repr::InvalidPointer {
+                item: item.to_string(),
                 value: shortened(),
                 reason: e.to_string(),
             })?;
@@ -372,17 +368,20 @@ fn discardable(
     conn: &mut SqliteConnection,
     item: QuarantineRef,
     how: Discard<'_>,
-) -> Result<QuarantinedDetail, RepoError> {
+) -> Result<QuarantinedDetail, Error> {
     require_log(conn)?;
     match how {
         Discard::Export(path) if std::fs::symlink_metadata(path).is_ok() => {
-            return Err(QuarantineError::ExportExists {
+            return Err(Repr::ExportExists {
                 path: path.to_owned(),
             }
             .into());
         }
         Discard::Forget { force: false } if item.kind == QuarantineKind::Account => {
-            return Err(QuarantineError::ForgetNeedsForce { item }.into());
+            return Err(Repr::ForgetNeedsForce {
+                item: item.to_string(),
+            }
+            .into());
         }
         _ => {}
     }

@@ -7,36 +7,49 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("demo.sqlite");
-//! # idstore_repo::legacy::write_legacy_demo(&path)?;
-//! # idstore_repo::migrate(&mut idstore_repo::open(&path)?, Default::default())?;
-//! use idstore_repo::{Database, QuarantineRef};
+//! # idstore_repo::fixtures::write_legacy_demo(&path)?;
+//! use idstore_domain::quarantine::QuarantineRef;
+//! use idstore_repo::Database;
 //!
 //! let mut db = Database::open(&path)?;
-//! let mut store = db.store();
-//! let waiting: Vec<_> = store.quarantine()?.into_iter().filter(|i| i.waiting).collect();
+//! db.migrate(&Default::default())?;
+//! let mut store = db.store()?;
+//! let waiting: Vec<_> = store.quarantined_items()?.into_iter().filter(|i| i.waiting).collect();
 //! assert_eq!(waiting[0].item.to_string(), "account:4");
 //! // Keep the quarantined identity material instead: the account it replaces is
 //! // kept aside in its place, and the pointer stays valid.
 //! let decision = store.restore_quarantined("account:4".parse::<QuarantineRef>()?)?;
 //! assert_eq!(decision.kept_aside.map(|r| r.to_string()).as_deref(), Some("account:1"));
-//! assert!(store.check()?.ok());
+//! assert!(db.check()?.ok());
 //! # Ok(()) }
 //! ```
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
+use diesel::prelude::*;
 use idstore_domain::Secret;
+use idstore_domain::quarantine::QuarantineRef;
 use serde::Serialize;
+
+use crate::error::Error;
 
 mod decide;
 mod read;
 
-pub use idstore_domain::quarantine::{ParseQuarantineRefError, QuarantineKind, QuarantineRef};
+/// Every quarantined item, accounts first, by id (what `check` reports waiting).
+pub(crate) fn items(conn: &mut SqliteConnection) -> Result<Vec<QuarantinedItem>, Error> {
+    let mut items = read::account_summaries(conn, None)?;
+    items.extend(
+        read::pointer_summaries(conn, None)?
+            .into_iter()
+            .map(|(_, i)| i),
+    );
+    Ok(items)
+}
 
 /// The account columns a quarantined row is compared on (never their values).
-pub const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
+pub(crate) const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
     "dateCreated",
     "derivationPath",
     "identityEncrBase64",
@@ -45,7 +58,9 @@ pub const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
     "publicKeyHex",
 ];
 
-/// One quarantined item as [`Store::quarantine`](crate::Store::quarantine) lists it: never any secret value.
+/// One quarantined item as [`Store::quarantined_items`](crate::Store::quarantined_items)
+/// lists it: never any secret value.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantinedItem {
     /// Which item (`account:4`).
@@ -61,7 +76,8 @@ pub struct QuarantinedItem {
     pub waiting: bool,
     /// For an account: the account now holding its DID, when there is one.
     pub kept_account_id: Option<i32>,
-    /// For an account: the fields (names only, from [`COMPARED_ACCOUNT_FIELDS`]) whose
+    /// For an account: the fields (names only: `dateCreated`, `derivationPath`,
+    /// `identityEncrBase64`, `mnemonicEncrBase64`, `passkeyCredIdHex`, `publicKeyHex`) whose
     /// values differ from the kept account's. Empty when they are all the same.
     pub differs_from_kept: Vec<&'static str>,
     /// For a pointer: whether the value now names an account (it can be restored).
@@ -69,6 +85,7 @@ pub struct QuarantinedItem {
 }
 
 /// A quarantined account row, whole. Key material is held as [`Secret`].
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedAccount {
     /// Its own account id.
@@ -96,6 +113,7 @@ pub struct QuarantinedAccount {
 }
 
 /// A quarantined pointer value, whole.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantinedPointer {
     /// Its row id.
@@ -108,7 +126,8 @@ pub struct QuarantinedPointer {
     pub quarantined_at: NaiveDateTime,
 }
 
-/// One item whole, as [`Store::quarantined`](crate::Store::quarantined) returns it.
+/// One item whole, as [`Store::quarantined_item`](crate::Store::quarantined_item) returns it.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuarantinedDetail {
     /// An account row, with how it compares to the kept account.
@@ -128,7 +147,7 @@ pub enum QuarantinedDetail {
 }
 
 impl QuarantinedDetail {
-    /// The summary, as [`Store::quarantine`](crate::Store::quarantine) lists it.
+    /// The summary, as [`Store::quarantined_items`](crate::Store::quarantined_items) lists it.
     pub fn summary(&self) -> &QuarantinedItem {
         match self {
             QuarantinedDetail::Account { summary, .. }
@@ -138,6 +157,7 @@ impl QuarantinedDetail {
 }
 
 /// How [`Store::discard_quarantined`](crate::Store::discard_quarantined) lets go of an item.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Discard<'a> {
     /// First write the whole row, secrets included, as JSON to this new owner-only
@@ -152,6 +172,7 @@ pub enum Discard<'a> {
 }
 
 /// What was decided.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
@@ -184,6 +205,7 @@ impl DecisionKind {
 }
 
 /// One recorded decision (a `quarantine_decisions` row).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// Its id in the log.
@@ -202,79 +224,4 @@ pub struct Decision {
     pub previous_active_did: Option<String>,
     /// An exported item: the file written.
     pub export_path: Option<PathBuf>,
-}
-
-/// Why a quarantine decision was refused. Nothing was changed.
-#[derive(Debug, thiserror::Error)]
-pub enum QuarantineError {
-    /// No such item is quarantined.
-    #[error("{item} is not in the quarantine (it may have been decided already)")]
-    NotFound {
-        /// The item asked for.
-        item: QuarantineRef,
-    },
-    /// A pointer value can become the active identity only when it names an account.
-    #[error(
-        "{item} cannot be restored: its value {value:?} names no account; add that account first, or discard the value"
-    )]
-    PointerNamesNoAccount {
-        /// The item.
-        item: QuarantineRef,
-        /// Its value (shortened).
-        value: String,
-    },
-    /// The stored value is not a valid DID, so it cannot become the active identity.
-    #[error("{item} cannot be restored: {value:?} is not a valid DID ({reason})")]
-    InvalidPointer {
-        /// The item.
-        item: QuarantineRef,
-        /// Its value (shortened).
-        value: String,
-        /// Why it is not a DID.
-        reason: String,
-    },
-    /// The file has no `quarantine_decisions` log to record a decision in (it was
-    /// migrated by an idstore from before the log existed).
-    #[error(
-        "this file has no quarantine_decisions log to record the decision in; a repair re-creates it"
-    )]
-    NoDecisionLog,
-    /// Forgetting an account deletes key material with no copy.
-    #[error(
-        "{item} holds key material: forgetting it deletes that for good; export it instead, or force it (`--force`)"
-    )]
-    ForgetNeedsForce {
-        /// The item.
-        item: QuarantineRef,
-    },
-    /// The export file exists; it is never overwritten.
-    #[error("{} already exists; exports never overwrite a file: pass a new path", path.display())]
-    ExportExists {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The export could not be written; the item was not deleted.
-    #[error("could not write the export to {}; the item was not deleted", path.display())]
-    Export {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl QuarantineError {
-    /// A stable name for the kind of error, for scripts (`--json`'s `error.kind`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            QuarantineError::NotFound { .. } => "not_quarantined",
-            QuarantineError::PointerNamesNoAccount { .. } => "unknown_account",
-            QuarantineError::InvalidPointer { .. } => "invalid_stored_value",
-            QuarantineError::NoDecisionLog => "needs_repair",
-            QuarantineError::ForgetNeedsForce { .. } => "needs_force",
-            QuarantineError::ExportExists { .. } => "exists",
-            QuarantineError::Export { .. } => "export_failed",
-        }
-    }
 }

@@ -10,11 +10,12 @@ use idstore_domain::Secret;
 use idstore_schema::{accounts_quarantine, active_did_quarantine, quarantine_decisions};
 
 use super::{
-    COMPARED_ACCOUNT_FIELDS, Decision, DecisionKind, QuarantineError, QuarantineKind,
-    QuarantineRef, QuarantinedAccount, QuarantinedDetail, QuarantinedItem, QuarantinedPointer,
+    COMPARED_ACCOUNT_FIELDS, Decision, DecisionKind, QuarantinedAccount, QuarantinedDetail,
+    QuarantinedItem, QuarantinedPointer,
 };
-use crate::error::RepoError;
+use crate::error::{Error, Repr};
 use crate::queries::account_exists;
+use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
 #[derive(QueryableByName)]
 struct AccountSummaryRow {
@@ -223,19 +224,23 @@ fn quarantined_account_row(
 }
 
 /// Refuses a decision on a file whose decision log is missing.
-pub(super) fn require_log(conn: &mut SqliteConnection) -> Result<(), RepoError> {
+pub(super) fn require_log(conn: &mut SqliteConnection) -> Result<(), Error> {
     if crate::sql::table_exists(conn, crate::guard::DECISION_LOG)? {
         Ok(())
     } else {
-        Err(QuarantineError::NoDecisionLog.into())
+        Err(Repr::NoDecisionLog.into())
     }
 }
 
 pub(super) fn detail(
     conn: &mut SqliteConnection,
     item: QuarantineRef,
-) -> Result<QuarantinedDetail, RepoError> {
-    let not_found = || RepoError::from(QuarantineError::NotFound { item });
+) -> Result<QuarantinedDetail, Error> {
+    let not_found = || {
+        Error::from(Repr::QuarantineNotFound {
+            item: item.to_string(),
+        })
+    };
     match item.kind {
         QuarantineKind::Account => {
             let row = quarantined_account_row(conn, item.id)?.ok_or_else(not_found)?;

@@ -8,6 +8,63 @@ use std::path::{Path, PathBuf};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use idstore_repo::{
+    Database, Error, MigrateOptions, MigrationReport, MigrationStatus, RollbackOptions,
+    RollbackReport,
+};
+
+/// The migrations as the diesel CLI and diesel's harness run them.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// The migration versions, oldest first.
+pub const BASELINE_VERSION: &str = "00000000000000";
+pub const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
+pub const CLEANUP_VERSION: &str = "20261125000002";
+
+/// A connection to set up or inspect a file with SQL: a raw one, or the one under a
+/// [`Database`].
+pub trait Raw {
+    fn raw(&mut self) -> &mut SqliteConnection;
+}
+
+impl Raw for SqliteConnection {
+    fn raw(&mut self) -> &mut SqliteConnection {
+        self
+    }
+}
+
+impl Raw for Database {
+    fn raw(&mut self) -> &mut SqliteConnection {
+        self.raw_connection()
+    }
+}
+
+impl Raw for idstore_repo::PooledDatabase {
+    fn raw(&mut self) -> &mut SqliteConnection {
+        self.raw_connection()
+    }
+}
+
+/// Opens (creating if missing) a read-write database.
+pub fn open(path: &Path) -> Result<Database, Error> {
+    Database::open(path)
+}
+
+/// [`Database::migrate`].
+pub fn migrate(db: &mut Database, options: MigrateOptions<'_>) -> Result<MigrationReport, Error> {
+    db.migrate(&options)
+}
+
+/// [`Database::rollback`].
+pub fn rollback(db: &mut Database, options: &RollbackOptions) -> Result<RollbackReport, Error> {
+    db.rollback(options)
+}
+
+/// [`Database::status`].
+pub fn status(db: &mut Database) -> Result<MigrationStatus, Error> {
+    db.status()
+}
 
 pub const DID_A: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
 pub const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
@@ -15,7 +72,7 @@ pub const DID_C: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2
 pub const ORPHAN: &str = "did:ethr:0x00000000000000000000000000000000DeadBeef";
 
 /// One row in each table idstore must never touch (the app's schema itself is
-/// [`idstore_repo::legacy::LEGACY_APP_SCHEMA`]).
+/// [`idstore_repo::fixtures::LEGACY_APP_SCHEMA`]).
 pub const UNRELATED_ROWS: &str = r#"
 INSERT INTO migrations VALUES ('001_initial', '2024-01-01'), ('002_contacts', '2024-02-01');
 INSERT INTO contacts VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann',
@@ -31,8 +88,9 @@ pub fn raw(path: &Path) -> SqliteConnection {
 }
 
 /// Runs a batch of SQL.
-pub fn exec(conn: &mut SqliteConnection, sql: &str) {
-    conn.batch_execute(sql)
+pub fn exec(conn: &mut impl Raw, sql: &str) {
+    conn.raw()
+        .batch_execute(sql)
         .unwrap_or_else(|e| panic!("{e}\n in: {sql}"));
 }
 
@@ -43,7 +101,7 @@ pub fn legacy_file(dir: &Path, name: &str, has_backed_up_seed: bool, data: &str)
     let mut conn = raw(&path);
     // The app ran without foreign key enforcement; fixtures may hold what it allowed.
     exec(&mut conn, "PRAGMA foreign_keys = OFF;");
-    exec(&mut conn, idstore_repo::legacy::LEGACY_APP_SCHEMA);
+    exec(&mut conn, idstore_repo::fixtures::LEGACY_APP_SCHEMA);
     exec(&mut conn, UNRELATED_ROWS);
     if has_backed_up_seed {
         exec(
@@ -79,18 +137,19 @@ struct Value {
 }
 
 /// Every table's rows but the migrations bookkeeping, clock columns left out.
-pub fn dump(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<String>> {
+pub fn dump(conn: &mut impl Raw) -> BTreeMap<String, Vec<String>> {
     let mut rows =
-        idstore_repo::snapshot::table_rows(conn, idstore_repo::snapshot::CLOCK_COLUMNS).unwrap();
+        idstore_repo::fixtures::table_rows(conn.raw(), idstore_repo::fixtures::CLOCK_COLUMNS)
+            .unwrap();
     rows.remove("__diesel_schema_migrations");
     rows
 }
 
 /// Column names of a table, in order.
-pub fn columns(conn: &mut SqliteConnection, table: &str) -> Vec<String> {
+pub fn columns(conn: &mut impl Raw, table: &str) -> Vec<String> {
     diesel::sql_query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
         .bind::<Text, _>(table)
-        .load::<Name>(conn)
+        .load::<Name>(conn.raw())
         .unwrap()
         .into_iter()
         .map(|n| n.name)
@@ -98,18 +157,18 @@ pub fn columns(conn: &mut SqliteConnection, table: &str) -> Vec<String> {
 }
 
 /// One text value (NULL and "no row" read as None).
-pub fn text(conn: &mut SqliteConnection, sql: &str) -> Option<String> {
+pub fn text(conn: &mut impl Raw, sql: &str) -> Option<String> {
     diesel::sql_query(sql)
-        .get_result::<Value>(conn)
+        .get_result::<Value>(conn.raw())
         .optional()
         .unwrap()
         .and_then(|v| v.value)
 }
 
 /// Every row's `value` column, as text.
-pub fn rows(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
+pub fn rows(conn: &mut impl Raw, sql: &str) -> Vec<String> {
     diesel::sql_query(sql)
-        .load::<Value>(conn)
+        .load::<Value>(conn.raw())
         .unwrap()
         .into_iter()
         .filter_map(|v| v.value)
@@ -117,7 +176,7 @@ pub fn rows(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
 }
 
 /// Names of every table, index and trigger, with their SQL, sorted.
-pub fn schema_objects(conn: &mut SqliteConnection) -> Vec<String> {
+pub fn schema_objects(conn: &mut impl Raw) -> Vec<String> {
     #[derive(QueryableByName)]
     struct Obj {
         #[diesel(sql_type = Text)]
@@ -126,7 +185,7 @@ pub fn schema_objects(conn: &mut SqliteConnection) -> Vec<String> {
     diesel::sql_query(
         "SELECT type || ' ' || name || ' ON ' || tbl_name AS value FROM sqlite_master ORDER BY 1",
     )
-    .load::<Obj>(conn)
+    .load::<Obj>(conn.raw())
     .unwrap()
     .into_iter()
     .map(|o| o.value)
@@ -141,7 +200,7 @@ pub fn bytes(path: &Path) -> Vec<u8> {
 /// Runs `sql` with foreign keys off the way a file damaged before idstore's pointer
 /// guard existed was written (the guard's triggers are set aside for it, then put
 /// back), to test how idstore copes with damage it can no longer be dealt.
-pub fn unguarded(conn: &mut SqliteConnection, sql: &str) {
+pub fn unguarded(conn: &mut impl Raw, sql: &str) {
     let names = rows(
         conn,
         "SELECT name AS value FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_guard\\_%' ESCAPE '\\' ORDER BY name",
@@ -164,7 +223,7 @@ pub fn unguarded(conn: &mut SqliteConnection, sql: &str) {
 /// The whole file as `.dump` would give it, object order aside: every schema entry's
 /// text (type, name, table, SQL) sorted, then every table's rows, with idstore's
 /// migration bookkeeping left out.
-pub fn whole_dump(conn: &mut SqliteConnection) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+pub fn whole_dump(conn: &mut impl Raw) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
     let schema = rows(
         conn,
         "SELECT type || ' ' || name || ' ON ' || tbl_name || ': ' || coalesce(sql, '') AS value
@@ -173,7 +232,8 @@ pub fn whole_dump(conn: &mut SqliteConnection) -> (Vec<String>, BTreeMap<String,
           ORDER BY 1",
     );
     let mut data =
-        idstore_repo::snapshot::table_rows(conn, idstore_repo::snapshot::CLOCK_COLUMNS).unwrap();
+        idstore_repo::fixtures::table_rows(conn.raw(), idstore_repo::fixtures::CLOCK_COLUMNS)
+            .unwrap();
     data.remove("__diesel_schema_migrations");
     (schema, data)
 }

@@ -1,12 +1,15 @@
-//! What a migration did: the report, whose warnings name the tables that keep
-//! every value a run moved.
+//! What a migration or a rollback did: the reports, whose warnings name the tables
+//! that keep every value a run moved. Plain data; nothing here reads a file.
 
 use std::fmt;
 
+use idstore_domain::display::Shown;
+use idstore_domain::quarantine::QuarantineRef;
 use serde::Serialize;
 
 /// Something a migration did that a person should know about. Nothing reported here
 /// was lost: each names where the value is kept.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MigrationWarning {
@@ -64,11 +67,14 @@ impl fmt::Display for MigrationWarning {
                 reason,
             } => write!(
                 f,
-                "account row {account_id} ({did}) moved to accounts_quarantine: {reason} (row {kept_account_id})"
+                "account row {account_id} ({}) moved to accounts_quarantine: {reason} (row {kept_account_id})",
+                Shown(did)
             ),
             MigrationWarning::ClearedPointer { value, reason } => write!(
                 f,
-                "active identity {value:?} cleared ({reason}); the value is kept in active_did_quarantine"
+                "active identity {} cleared ({}); the value is kept in active_did_quarantine",
+                Shown::quoted(value),
+                Shown(reason)
             ),
             MigrationWarning::AddedLegacyColumn { table, column } => {
                 write!(f, "added missing legacy column {table}.{column}")
@@ -76,22 +82,24 @@ impl fmt::Display for MigrationWarning {
             MigrationWarning::AdoptedAppActiveIdentity { value, used: true } => write!(
                 f,
                 "adopted the app's active_identity table; its pointer {} is the active identity",
-                value.as_deref().unwrap_or("NULL")
+                Shown(value.as_deref().unwrap_or("NULL"))
             ),
             MigrationWarning::AdoptedAppActiveIdentity { value, used: false } => write!(
                 f,
                 "adopted the app's active_identity table; its pointer {} names no account and was not used",
-                value.as_deref().unwrap_or("NULL")
+                Shown(value.as_deref().unwrap_or("NULL"))
             ),
             MigrationWarning::ArchivedActiveDid { settings_id, value } => write!(
                 f,
-                "settings row {settings_id}: activeDid {value:?} kept in settings_active_did_archive"
+                "settings row {settings_id}: activeDid {} kept in settings_active_did_archive",
+                Shown::quoted(value)
             ),
         }
     }
 }
 
 /// The outcome of a migration run.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct MigrationReport {
     /// Versions applied by this run, oldest first.
@@ -108,8 +116,27 @@ pub struct MigrationReport {
     pub active_did: Option<String>,
     /// True when the file was made by the legacy app and adopted by this run.
     pub adopted_legacy: bool,
-    /// True when everything was rolled back on purpose (`--dry-run`).
+    /// True when everything was rolled back on purpose (a dry run).
     pub dry_run: bool,
+    /// The backup written before the run, when one was asked for and written.
+    pub backup: Option<std::path::PathBuf>,
+}
+
+/// What a rollback did.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RollbackReport {
+    /// Reverted versions, newest first.
+    pub reverted: Vec<String>,
+    /// The active identity afterwards, as stored.
+    pub active_did: Option<String>,
+    /// True when everything was rolled back on purpose (a dry run).
+    pub dry_run: bool,
+    /// Restore decisions whose record was dropped on request (`forget_decisions`):
+    /// a later `migrate` keeps the lowest id of their DID again.
+    pub forgotten_decisions: Vec<QuarantineRef>,
+    /// The backup written before the run, when one was asked for and written.
+    pub backup: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

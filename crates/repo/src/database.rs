@@ -1,0 +1,355 @@
+//! The front door: [`OpenOptions`] opens a [`Database`], which covers a service's
+//! whole life with one file: create or open, migrate (or refuse), serve through its
+//! [`Store`], status, check, repair, back up, roll back.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::connection::{Handle, Settings};
+use crate::encryption::Converted;
+use crate::error::{Error, Repr};
+use crate::health::{HealthReport, Problem, RepairReport};
+use crate::key::Key;
+use crate::migrations::{MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions};
+use crate::report::{MigrationReport, RollbackReport};
+use crate::store::Store;
+
+/// How to open a database: read-write and creating by default. [`Database::open`]
+/// is `OpenOptions::new().open(path)`.
+///
+/// ```
+/// # fn main() -> Result<(), idstore_repo::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.sqlite");
+/// # idstore_repo::Database::open(&path)?.migrate(&Default::default())?;
+/// use std::time::Duration;
+/// use idstore_repo::OpenOptions;
+///
+/// // An existing file, read-only: nothing is written, not even a journal.
+/// let mut db = OpenOptions::new()
+///     .read_only(true)
+///     .busy_timeout(Duration::from_secs(1))
+///     .open(&path)?;
+/// assert!(db.status()?.servable());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    settings: Settings,
+}
+
+impl OpenOptions {
+    /// Read-write, creating the file (owner-only permissions) when it is missing,
+    /// waiting up to 5 s for another program's lock, no key.
+    pub fn new() -> Self {
+        OpenOptions::default()
+    }
+
+    /// Whether a missing file may be created (default: yes).
+    pub fn create(mut self, create: bool) -> Self {
+        self.settings.create = create;
+        self
+    }
+
+    /// Open read-only (default: no). Nothing is written, not even the journal mode;
+    /// a file on read-only storage is read as it is.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.settings.read_only = read_only;
+        self
+    }
+
+    /// How long to wait for a lock held by another connection (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.busy_timeout = timeout;
+        self
+    }
+
+    /// The key of an encrypted file (none: a plain file); a new file created with a
+    /// key is encrypted with it. Needs the `encryption` feature: without it, opening
+    /// with a key is refused ([`ErrorKind::Encrypted`](crate::ErrorKind::Encrypted)).
+    ///
+    /// A file written by SQLCipher 4's defaults or by SQLCipher 3 opens with its key
+    /// alone (the format is found by trying both);
+    /// [`sqlcipher_compatibility`](Self::sqlcipher_compatibility) fixes it instead.
+    pub fn key(mut self, key: Option<Key>) -> Self {
+        let compatibility = self.settings.keying.take().and_then(|k| k.compatibility);
+        self.settings.keying = key.map(|key| crate::hooks::Keying { key, compatibility });
+        self
+    }
+
+    /// Opens the encrypted file with the settings of SQLCipher `version` (3: 1024-byte
+    /// pages, 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1; 4: the defaults) instead of
+    /// finding them. Only applies with a key; `version` is 3 or 4.
+    pub fn sqlcipher_compatibility(mut self, version: u8) -> Self {
+        if let Some(k) = &mut self.settings.keying {
+            k.compatibility = Some(version);
+        }
+        self
+    }
+
+    /// Opens `path`. Refuses, without writing anything: a directory, an empty file,
+    /// a file that is not SQLite, a missing file when not creating, a key that does
+    /// not open it (or a key for a plain file), and for a read-write open, read-only
+    /// storage or a file without write permission. An interrupted write left by
+    /// another program (a hot journal) is rolled back first, as SQLite does; where
+    /// the storage is read-only and it cannot be, the open is refused
+    /// ([`ErrorKind::NeedsRecovery`](crate::ErrorKind::NeedsRecovery)).
+    pub fn open(&self, path: &Path) -> Result<Database, Error> {
+        Ok(Database {
+            handle: Handle::open(path, &self.settings)?,
+        })
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+/// One open database file: every operation on it goes through here.
+///
+/// A service's life with one:
+///
+/// ```
+/// # fn main() -> Result<(), idstore_repo::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.sqlite");
+/// use idstore_domain::{Did, NewAccount};
+/// use idstore_repo::{Database, ErrorKind, MigrateOptions};
+///
+/// let mut db = Database::open(&path)?; // created when missing
+/// assert_eq!(db.store().unwrap_err().kind(), ErrorKind::NeedsMigration);
+/// let report = db.migrate(&MigrateOptions::new())?;
+/// assert_eq!(report.applied.len(), 3);
+///
+/// let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
+/// let mut store = db.store()?;
+/// store.add_account(&NewAccount::new(alice.clone(), "02ab", "2024-03-01T12:00:00.000Z"))?;
+/// store.set_active_did(Some(&alice))?;
+/// assert!(db.check()?.ok());
+/// # Ok(()) }
+/// ```
+pub struct Database {
+    handle: Handle,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.handle.path)
+            .field("read_only", &self.handle.read_only())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens `path` read-write, creating it when it is missing: the same as
+    /// `OpenOptions::new().open(path)` (see [`OpenOptions::open`] for what is refused).
+    pub fn open(path: &Path) -> Result<Database, Error> {
+        OpenOptions::new().open(path)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.handle.path
+    }
+
+    /// Whether this open created the file.
+    pub fn created(&self) -> bool {
+        self.handle.created
+    }
+
+    /// The SQLCipher format of an encrypted file (3 or 4; `None` for a plain one).
+    pub fn cipher_format(&self) -> Option<u8> {
+        self.handle
+            .settings
+            .keying
+            .as_ref()
+            .and_then(|k| k.compatibility)
+    }
+
+    /// The repository API over this database: settings, accounts, the active
+    /// identity, quarantine decisions. Refused
+    /// ([`ErrorKind::NeedsMigration`](crate::ErrorKind::NeedsMigration),
+    /// [`NewerDatabase`](crate::ErrorKind::NewerDatabase)) while the file cannot be
+    /// served: not migrated (a legacy file not adopted yet, say) and not stopped at a
+    /// pause point, or written by a newer idstore. (Checked on the first call; later
+    /// calls on this `Database` are free.)
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let mut db = idstore_repo::Database::open(&dir.path().join("a.sqlite"))?;
+    /// # db.migrate(&Default::default())?;
+    /// let mut store = db.store()?;
+    /// assert_eq!(store.active_identity()?.active_did, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn store(&mut self) -> Result<Store<'_>, Error> {
+        if !self.handle.servable {
+            crate::store::ensure_servable(&mut self.handle.conn)?;
+            self.handle.servable = true;
+        }
+        Ok(Store::over(&mut self.handle))
+    }
+
+    /// Where the file stands: applied and pending migrations, legacy or not, the
+    /// active identity and the account count. Reads only.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut db = idstore_repo::Database::open(&dir.path().join("new.sqlite"))?;
+    /// let status = db.status()?;
+    /// assert_eq!(status.pending.len(), 3);
+    /// assert!(!status.legacy && !status.servable());
+    /// # Ok(()) }
+    /// ```
+    pub fn status(&mut self) -> Result<MigrationStatus, Error> {
+        crate::migrations::status(&mut self.handle.conn)
+    }
+
+    /// What [`Database::migrate`] would do up to `to` (every pending step when
+    /// `None`), with every refusal it would make. Reads only.
+    pub fn plan_migration(&mut self, to: Option<&str>) -> Result<MigrationPlan, Error> {
+        crate::migrations::plan_migration(&mut self.handle.conn, to)
+    }
+
+    /// Adopts a legacy file when needed and applies pending migrations (all, or up to
+    /// [`MigrateOptions::to`]) in one transaction, validated: any failure rolls
+    /// everything back. Every refusal is made, and the room the run needs checked,
+    /// before anything is written (a [backup](MigrateOptions::backup_to) included).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use idstore_repo::{Database, MigrateOptions};
+    ///
+    /// let mut db = Database::open(&dir.path().join("app.sqlite"))?;
+    /// let dry = db.migrate(&MigrateOptions::new().dry_run(true))?;
+    /// assert!(dry.dry_run && db.status()?.needs_migration());
+    /// db.migrate(&MigrateOptions::new())?;
+    /// assert!(db.migrate(&MigrateOptions::new())?.applied.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn migrate(&mut self, options: &MigrateOptions<'_>) -> Result<MigrationReport, Error> {
+        self.handle.servable = false;
+        crate::migrations::migrate(&mut self.handle, options)
+    }
+
+    /// The versions [`Database::rollback`] would revert, newest first, after its
+    /// refusals. Reads only.
+    pub fn rollback_plan(&mut self, options: &RollbackOptions) -> Result<Vec<String>, Error> {
+        crate::migrations::rollback_plan(&mut self.handle.conn, options)
+    }
+
+    /// Reverts migrations, newest first, in one validated transaction; by default
+    /// every one above the baseline. Refused, before anything is written, when it
+    /// would revert the baseline without
+    /// [`include_baseline`](RollbackOptions::include_baseline) or undo recorded
+    /// quarantine decisions.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use idstore_repo::{Database, MigrateOptions, RollbackOptions, RollbackTarget};
+    ///
+    /// let mut db = Database::open(&dir.path().join("app.sqlite"))?;
+    /// db.migrate(&MigrateOptions::new())?;
+    /// let report = db.rollback(&RollbackOptions::new().target(RollbackTarget::Steps(1)))?;
+    /// assert_eq!(report.reverted.len(), 1);
+    /// assert!(db.status()?.paused_at().is_some(), "back at the transition step");
+    /// # Ok(()) }
+    /// ```
+    pub fn rollback(&mut self, options: &RollbackOptions) -> Result<RollbackReport, Error> {
+        self.handle.servable = false;
+        crate::migrations::rollback(&mut self.handle, options)
+    }
+
+    /// Every problem of the file, up to ten of a kind (the rest counted), and each
+    /// quarantined item waiting for a decision. Works on any file: one that still
+    /// needs migrating gets an integrity check, a
+    /// [`ProblemKind::NeedsMigration`](crate::ProblemKind::NeedsMigration) problem and
+    /// what `migrate` will have to quarantine. Reads only.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut db = idstore_repo::Database::open(&dir.path().join("app.sqlite"))?;
+    /// db.migrate(&Default::default())?;
+    /// let report = db.check()?;
+    /// assert!(report.ok(), "{:?}", report.problems);
+    /// # Ok(()) }
+    /// ```
+    pub fn check(&mut self) -> Result<HealthReport, Error> {
+        crate::health::check(&mut self.handle.conn)
+    }
+
+    /// Hands every problem [`Database::check`] finds to `visit`, one at a time,
+    /// however many there are: memory stays flat as the file grows.
+    pub fn check_each(&mut self, visit: impl FnMut(Problem)) -> Result<(), Error> {
+        crate::health::check_each(&mut self.handle.conn, visit)
+    }
+
+    /// Fixes what can be fixed without losing data, in one transaction, and reports
+    /// what it fixed and what is left (see [`crate::ProblemKind::repairable`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut db = idstore_repo::Database::open(&dir.path().join("app.sqlite"))?;
+    /// db.migrate(&Default::default())?;
+    /// let repaired = db.repair()?;
+    /// assert!(repaired.fixed.is_empty() && repaired.left.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn repair(&mut self) -> Result<RepairReport, Error> {
+        self.store()?;
+        crate::health::repair(&mut self.handle)
+    }
+
+    /// Writes a consistent copy of the database to `dest`, which must not exist:
+    /// owner-only, a valid database on its own, under the same key and SQLCipher
+    /// settings when the file is encrypted. Refused before anything is created when
+    /// the disk has no room for it; a failed copy leaves nothing behind.
+    pub fn backup_to(&mut self, dest: &Path) -> Result<(), Error> {
+        crate::storage::backup_to(
+            &mut self.handle.conn,
+            self.handle.settings.keying.as_ref(),
+            dest,
+        )
+    }
+
+    /// Whether the file at `path` looks encrypted, as far as can be told without its
+    /// key: it exists, does not start with the SQLite header, and is made of whole
+    /// pages of random-looking bytes (random noise passes too).
+    pub fn is_encrypted(path: &Path) -> Result<bool, Error> {
+        crate::connection::is_encrypted(path).map_err(|source| {
+            Repr::Io {
+                path: path.to_owned(),
+                source,
+            }
+            .into()
+        })
+    }
+
+    /// Rewrites the file at `path`, opened with `current` (its key, or none), under
+    /// `new_key` (none: a plain file), in place: every table, idstore's and the
+    /// app's, is copied into a new file beside it, checked against the original row
+    /// for row, made durable and renamed over it, so a crash leaves the old file or
+    /// the new one. Other programs must have the file closed (refused otherwise).
+    /// Needs the `encryption` feature.
+    pub fn convert(
+        path: &Path,
+        current: &OpenOptions,
+        new_key: Option<&Key>,
+    ) -> Result<Converted, Error> {
+        crate::encryption::convert(path, current.settings(), new_key)
+    }
+
+    /// The raw connection, for tests that set up or inspect a file with SQL of their
+    /// own (feature `fixtures`; not part of the data layer's API).
+    #[cfg(feature = "fixtures")]
+    pub fn raw_connection(&mut self) -> &mut diesel::SqliteConnection {
+        &mut self.handle.conn
+    }
+}

@@ -1,0 +1,214 @@
+//! The one place idstore calls SQLite's C API, on each of its connections as SQLite
+//! opens it (an auto-extension runs inside `sqlite3_open_v2`, on the opening thread,
+//! before the file is read):
+//!
+//! - SQLite's defensive settings: `SQLITE_DBCONFIG_DEFENSIVE` (no `writable_schema`,
+//!   no writes to shadow tables or `sqlite_dbpage`) and `trusted_schema` off (the
+//!   file's triggers, views and defaults may call no function or virtual table that
+//!   is not marked harmless). A file is data: nothing in it gets more power than
+//!   its own rows.
+//! - The busy handler: waits for another program's lock as `PRAGMA busy_timeout`
+//!   does, and reports through `tracing` once that it is waiting.
+//! - With the `encryption` feature, the key, straight from the [`Key`]'s own (wiped)
+//!   memory, so it never passes through SQL text, Diesel's statement strings or a log.
+//!
+//! What a connection is given waits in a thread-local slot for exactly that open.
+//! Connections opened elsewhere in the process (a caller's own) are left alone.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::Once;
+use std::time::Duration;
+
+use libsqlite3_sys as ffi;
+
+use crate::key::Key;
+
+/// The key a connection is given as it opens, and the SQLCipher settings to use.
+/// (Without the `encryption` feature a keyed open is refused before SQLite opens.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keying {
+    /// Its key.
+    pub key: Key,
+    /// SQLCipher's `cipher_compatibility` (3 for files written by SQLCipher 3).
+    pub compatibility: Option<u8>,
+}
+
+/// What an idstore connection is given as it opens.
+struct Opening {
+    keying: Option<Keying>,
+    busy_timeout: Duration,
+}
+
+thread_local! {
+    /// The settings for the connection this thread is opening, if it is idstore's.
+    static OPENING: RefCell<Option<Opening>> = const { RefCell::new(None) };
+}
+
+/// Clears the slot however the opening ends, wiping the key copy held there.
+struct Clear;
+
+impl Drop for Clear {
+    fn drop(&mut self) {
+        OPENING.with(|slot| slot.borrow_mut().take());
+    }
+}
+
+/// Runs `open`, which opens one SQLite connection on this thread, giving that
+/// connection the defensive settings, the busy handler and `keying` (none: a plain
+/// connection) as it opens.
+pub(crate) fn opening<T>(
+    keying: Option<&Keying>,
+    busy_timeout: Duration,
+    open: impl FnOnce() -> T,
+) -> T {
+    register();
+    OPENING.with(|slot| {
+        *slot.borrow_mut() = Some(Opening {
+            keying: keying.cloned(),
+            busy_timeout,
+        })
+    });
+    let _clear = Clear;
+    open()
+}
+
+/// Runs one statement on a raw connection.
+///
+/// # Safety
+/// `db` must be a connection SQLite is opening or has open.
+#[cfg(feature = "encryption")]
+unsafe fn exec(db: *mut ffi::sqlite3, sql: &std::ffi::CStr) -> c_int {
+    // SAFETY: `db` is valid (the caller's promise) and `sql` is a NUL-terminated
+    // string that outlives the call; no callback and no error message are asked for.
+    unsafe {
+        ffi::sqlite3_exec(
+            db,
+            sql.as_ptr(),
+            None,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// The auto-extension: on an idstore connection, the defensive settings and the
+/// busy handler, then the key when there is one.
+unsafe extern "C" fn on_open(
+    db: *mut ffi::sqlite3,
+    _error: *mut *mut c_char,
+    _api: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    OPENING.with(|slot| {
+        let slot = slot.borrow();
+        let Some(opening) = slot.as_ref() else {
+            return ffi::SQLITE_OK;
+        };
+        for option in [
+            ffi::SQLITE_DBCONFIG_DEFENSIVE,
+            ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+        ] {
+            let on = c_int::from(option == ffi::SQLITE_DBCONFIG_DEFENSIVE);
+            // SAFETY: `db` is the connection being opened; these two options take an
+            // int and an optional int pointer for the resulting state (none here).
+            let rc =
+                unsafe { ffi::sqlite3_db_config(db, option, on, std::ptr::null_mut::<c_int>()) };
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+        }
+        let millis = u32::try_from(opening.busy_timeout.as_millis()).unwrap_or(u32::MAX);
+        // SAFETY: `db` is the connection being opened; the handler's argument is the
+        // timeout itself, carried in the pointer value, never dereferenced.
+        let rc =
+            unsafe { ffi::sqlite3_busy_handler(db, Some(on_busy), millis as usize as *mut c_void) };
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        match &opening.keying {
+            None => ffi::SQLITE_OK,
+            #[cfg(feature = "encryption")]
+            // SAFETY: as above.
+            Some(keying) => unsafe { key(db, keying) },
+            #[cfg(not(feature = "encryption"))]
+            Some(_) => ffi::SQLITE_MISUSE,
+        }
+    })
+}
+
+/// Keys the connection, then silences SQLCipher's own logging (it writes to stderr
+/// by default, `hmac check failed` on a wrong key), so idstore's error is the only
+/// output.
+///
+/// # Safety
+/// `db` must be the connection being opened.
+#[cfg(feature = "encryption")]
+unsafe fn key(db: *mut ffi::sqlite3, keying: &Keying) -> c_int {
+    let key = keying.key.bytes();
+    let Ok(len) = c_int::try_from(key.len()) else {
+        return ffi::SQLITE_TOOBIG;
+    };
+    // SAFETY: the key pointer and length describe memory the slot owns for the whole
+    // call (SQLCipher copies it).
+    let rc =
+        unsafe { ffi::sqlite3_key_v2(db, c"main".as_ptr(), key.as_ptr().cast::<c_void>(), len) };
+    let rc = match (rc, keying.compatibility) {
+        // SAFETY: as above.
+        (ffi::SQLITE_OK, Some(3)) => unsafe { exec(db, c"PRAGMA cipher_compatibility = 3") },
+        // SAFETY: as above.
+        (ffi::SQLITE_OK, Some(4)) => unsafe { exec(db, c"PRAGMA cipher_compatibility = 4") },
+        (ffi::SQLITE_OK, Some(_)) => ffi::SQLITE_MISUSE,
+        (rc, _) => rc,
+    };
+    if rc != ffi::SQLITE_OK {
+        return rc;
+    }
+    // After keying: SQLCipher's first keyed connection sets its default logging
+    // (WARN, to stderr), which this then turns off for the whole process.
+    // SAFETY: as above.
+    unsafe { exec(db, QUIET) }
+}
+
+/// Turns SQLCipher's own logging off (process-wide).
+#[cfg(feature = "encryption")]
+pub(crate) const QUIET: &std::ffi::CStr = c"PRAGMA cipher_log_level = NONE";
+
+/// The busy handler: sleeps as SQLite's own default handler does (short waits
+/// first, then 100 ms at a time) until the timeout carried in `timeout` has passed;
+/// reports once, on the first wait, that another program holds a lock.
+unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
+    const DELAYS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    let timeout = timeout as usize as u64;
+    let count = usize::try_from(count).unwrap_or(0);
+    let (delay, waited) = match DELAYS.get(count) {
+        Some(&d) => (d, DELAYS[..count].iter().sum::<u64>()),
+        None => (
+            100,
+            DELAYS.iter().sum::<u64>() + 100 * (count - DELAYS.len()) as u64,
+        ),
+    };
+    let delay = delay.min(timeout.saturating_sub(waited));
+    if delay == 0 {
+        return 0;
+    }
+    if count == 0 {
+        tracing::info!(
+            timeout_ms = timeout,
+            "another program holds a lock on the database; waiting for it"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+    1
+}
+
+/// Registers [`on_open`] once per process, for every connection opened after it.
+fn register() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: SQLite declares auto-extension entry points with this exact
+        // signature; registering one has no other precondition.
+        let rc = unsafe { ffi::sqlite3_auto_extension(Some(on_open)) };
+        assert_eq!(rc, ffi::SQLITE_OK, "registering the connection hook");
+    });
+}

@@ -1,0 +1,96 @@
+//! `account add | list | remove`.
+
+use idstore_domain::NewAccount;
+use idstore_domain::account::format_date_created;
+use idstore_repo::Error;
+use serde_json::json;
+
+use crate::cli::AccountCommand;
+use crate::context::Ctx;
+use crate::output::{Shown, shown_or_none};
+
+pub(super) fn account(ctx: &Ctx, cmd: &AccountCommand) -> Result<(), Error> {
+    match cmd {
+        AccountCommand::Add {
+            did,
+            public_key,
+            derivation_path,
+            date,
+        } => {
+            let date_created = match date {
+                Some(d) => d.clone(),
+                None => format_date_created(chrono::Utc::now()),
+            };
+            let mut new = NewAccount::new(did.clone(), public_key.clone(), date_created);
+            if let Some(path) = derivation_path {
+                new = new.derivation_path(path.clone());
+            }
+            let mut db = ctx.open_write()?;
+            let added = db.store()?.add_account(&new)?;
+            ctx.out.emit(
+                json!({ "did": added.did, "date_created": added.date_created }),
+                || {
+                    format!(
+                        "added {} (created {})",
+                        Shown(added.did.as_str()),
+                        Shown(&added.date_created)
+                    )
+                },
+            );
+        }
+        AccountCommand::List => list(ctx)?,
+        AccountCommand::Remove { did, allow_last } => {
+            let mut db = ctx.open_write()?;
+            let r = db.store()?.delete_account(did, *allow_last)?;
+            ctx.out.emit(
+                json!({ "removed": r.removed, "active_did": r.active_did }),
+                || {
+                    let mut s = format!("removed {}", Shown(r.removed.as_str()));
+                    if r.was_active {
+                        s.push_str(&format!(
+                            "\nit was active; active identity now: {}",
+                            shown_or_none(r.active_did.as_ref().map(|d| d.as_str()))
+                        ));
+                    }
+                    s
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every account, printed as it is read: memory stays flat however many there are
+/// (with `--json`, one document whose `accounts` array is written element by element).
+fn list(ctx: &Ctx) -> Result<(), Error> {
+    let mut db = ctx.open_read()?;
+    let mut store = db.store()?;
+    let active = store.active_identity()?.active_did;
+    let out = &ctx.out;
+    if out.json {
+        out.line("{\"accounts\":[");
+    }
+    let mut count = 0u64;
+    for account in store.accounts()? {
+        let a = account?;
+        let is_active = Some(&a.did) == active.as_ref();
+        if out.json {
+            let item = json!({ "did": a.did, "date_created": a.date_created, "active": is_active });
+            out.line(&format!("{}{item}", if count > 0 { "," } else { "" }));
+        } else if !out.quiet {
+            let mark = if is_active { "*" } else { " " };
+            out.line(&format!(
+                "{mark} {}  {}",
+                Shown(a.did.as_str()),
+                Shown(&a.date_created)
+            ));
+        }
+        count += 1;
+    }
+    if out.json {
+        out.line("]}");
+    } else if count == 0 {
+        out.text("no accounts");
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `status`: where the file stands, read without writing anything.
+
+use idstore_repo::{Database, Error};
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::output::{Shown, shown_or_none};
+
+pub(super) fn status(ctx: &Ctx) -> Result<(), Error> {
+    let shown_path = Shown(&ctx.db.path.display().to_string()).to_string();
+    if ctx.key.is_none() && ctx.db.path.is_file() && Database::is_encrypted(&ctx.db.path)? {
+        // All that can be told without the key.
+        ctx.out.emit(
+            json!({
+                "database": ctx.db.path.display().to_string(),
+                "encrypted": true,
+                "readable": false,
+            }),
+            || {
+                format!(
+                    "database:  {shown_path}\nencrypted: yes (or it is not an SQLite database at all); give its key with IDSTORE_KEY or --key-file to see the rest"
+                )
+            },
+        );
+        return Ok(());
+    }
+    if ctx.db.default && !ctx.db.path.exists() {
+        // A fresh machine: nothing to read, and a read creates nothing.
+        ctx.out.emit(
+            json!({
+                "database": ctx.db.path.display().to_string(),
+                "exists": false,
+                "readable": false,
+            }),
+            || {
+                format!(
+                    "database: {shown_path}
+not created yet: `idstore migrate` creates it"
+                )
+            },
+        );
+        return Ok(());
+    }
+    let mut db = ctx.open_read()?;
+    let st = db.status()?;
+    let format = db.cipher_format();
+    let next = st
+        .next_step()
+        .map(|(version, does)| json!({ "version": version, "does": does }));
+    let doc = json!({
+        "database": ctx.db.path.display().to_string(),
+        "exists": true,
+        "applied": st.applied,
+        "pending": st.pending,
+        "unknown": st.unknown,
+        "legacy": st.legacy,
+        "paused_at": st.paused_at(),
+        "servable": st.servable(),
+        "next_step": next,
+        "active_did": st.active_did,
+        "accounts": st.accounts,
+        "encrypted": format.is_some(),
+        "sqlcipher_format": format,
+        "readable": true,
+    });
+    ctx.out.emit(doc, || {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut lines = vec![
+            format!("database: {shown_path}"),
+            format!(
+                "legacy:   {}",
+                if st.legacy {
+                    "yes (run `idstore migrate` to adopt it)"
+                } else {
+                    "no"
+                }
+            ),
+            format!(
+                "encrypted: {}",
+                match format {
+                    Some(v) => format!("yes (SQLCipher {v} format)"),
+                    None => "no".to_owned(),
+                }
+            ),
+            format!("applied:  {}", list(&st.applied)),
+            format!("pending:  {}", list(&st.pending)),
+        ];
+        if !st.unknown.is_empty() {
+            lines.push(format!(
+                "unknown:  {} (written by a newer idstore)",
+                Shown(&list(&st.unknown))
+            ));
+        }
+        if let Some(at) = st.paused_at() {
+            lines.push(format!(
+                "step:     paused at {at}, the transition step: idstore serves the file, and settings.activeDid is kept in step for older app builds"
+            ));
+        }
+        if let Some((v, does)) = st.next_step() {
+            lines.push(format!("next:     {v} {does}"));
+        }
+        lines.push(format!(
+            "active:   {}",
+            shown_or_none(st.active_did.as_deref())
+        ));
+        lines.push(format!("accounts: {}", st.accounts));
+        lines.join("\n")
+    });
+    Ok(())
+}
