@@ -6,8 +6,9 @@
 //! and nothing half-written is left beside it. A small filesystem shows a full disk
 //! refused up front, with the space needed and free.
 //!
-//! These tests need Debian's `strace` (CI installs it) and, for the small
-//! filesystem, `unshare` and `mount` from util-linux.
+//! These tests need Debian's `strace` and, for the small filesystem, `unshare` and
+//! `mount` from util-linux with user namespaces (or root); without them they say
+//! loudly that they skipped (CI installs them and sets IDSTORE_REQUIRE_TOOLS=1).
 
 mod common;
 
@@ -17,6 +18,36 @@ use std::process::Command as StdCommand;
 use assert_cmd::cargo::cargo_bin;
 use common::*;
 use tempfile::TempDir;
+
+/// Whether strace can trace and inject here.
+fn has_strace(test: &str) -> bool {
+    tool_available(
+        test,
+        "strace",
+        runs("strace", &["-qq", "-e", "trace=none", "true"]),
+        "Debian's strace",
+    )
+}
+
+/// Whether a private mount namespace with its own tmpfs can be made here.
+fn has_small_fs(test: &str) -> bool {
+    tool_available(
+        test,
+        "unshare and mount (util-linux) with user namespaces",
+        runs(
+            "unshare",
+            &[
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o size=65536 tmpfs /mnt",
+            ],
+        ),
+        "Debian's util-linux, and unprivileged user namespaces or root",
+    )
+}
 
 fn long_mode() -> bool {
     std::env::var_os("IDSTORE_LONG").is_some()
@@ -303,6 +334,9 @@ fn legacy_and_migrated(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new() {
+    if !has_strace("faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new") {
+        return;
+    }
     let dir = TempDir::new().unwrap();
     let (legacy, migrated) = legacy_and_migrated(dir.path());
     let damaged = dir.path().join("damaged.sqlite");
@@ -338,6 +372,9 @@ fn faults_at_every_fsync_and_spread_write_points_leave_the_old_file_or_the_new()
 /// key derivation to slow the hundreds of runs.)
 #[test]
 fn faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new() {
+    if !has_strace("faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new") {
+        return;
+    }
     let dir = TempDir::new().unwrap();
     let (legacy, migrated) = legacy_and_migrated(dir.path());
     let encrypt = |from: &Path, name: &str| {
@@ -421,6 +458,9 @@ fn on_small_fs(mnt: &Path, size: u64, script: &str) -> String {
 /// full for the write-ahead log is named as such. The file is byte for byte as it was.
 #[test]
 fn a_full_disk_is_refused_up_front_with_the_space_needed_and_free() {
+    if !has_small_fs("a_full_disk_is_refused_up_front_with_the_space_needed_and_free") {
+        return;
+    }
     let dir = TempDir::new().unwrap();
     let legacy = legacy_with_rows(dir.path(), 20_000);
     let size = std::fs::metadata(&legacy).unwrap().len();

@@ -440,6 +440,9 @@ fn without_a_terminal_migrate_prints_no_progress() {
 fn on_a_terminal_migrate_shows_its_steps_on_stderr() {
     let dir = TempDir::new().unwrap();
     let db = legacy(dir.path(), "legacy.sqlite");
+    if !has_script("on_a_terminal_migrate_shows_its_steps_on_stderr") {
+        return;
+    }
     let (ok, shown) = on_terminal(&db, "migrate --no-backup", ">/dev/null");
     assert!(ok, "{shown}");
     assert!(shown.contains("[1/4] applying 00000000000000"), "{shown}");

@@ -172,6 +172,47 @@ pub fn unguarded(db: &Path, sql: &str) {
     }
 }
 
+/// Whether the tool a test needs beyond the README's prerequisites is there. When it
+/// is not, the test says so loudly (straight to the terminal, past the test
+/// harness's capture) and should return; with `IDSTORE_REQUIRE_TOOLS=1`, as CI
+/// sets it, a missing tool fails the test instead, so CI skips nothing.
+pub fn tool_available(test: &str, tool: &str, available: bool, install: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("IDSTORE_REQUIRE_TOOLS").is_some_and(|v| v == "1") {
+        panic!(
+            "{test} needs {tool}, which is missing ({install}); IDSTORE_REQUIRE_TOOLS=1 makes that a failure"
+        );
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: it needs {tool}, which is missing ({install}) ***\n"
+    );
+    false
+}
+
+/// Whether `program` runs (`program ARGS` exits 0).
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether `script` (util-linux) can run a command on a pseudo-terminal here.
+pub fn has_script(test: &str) -> bool {
+    tool_available(
+        test,
+        "`script` from util-linux",
+        runs("script", &["-qec", "true", "/dev/null"]),
+        "Debian's bsdutils",
+    )
+}
+
 /// Runs `idstore --db DB ARGS` (then `redirect`, a shell redirection or nothing) on a
 /// pseudo-terminal, as a person's shell would (util-linux `script`); returns whether
 /// it succeeded and what the terminal showed.

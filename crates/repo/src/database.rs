@@ -312,7 +312,7 @@ impl Database {
     /// settings when the file is encrypted. Refused before anything is created when
     /// the disk has no room for it; a failed copy leaves nothing behind.
     pub fn backup_to(&mut self, dest: &Path) -> Result<(), Error> {
-        crate::storage::backup_to(
+        crate::backup::backup_to(
             &mut self.handle.conn,
             self.handle.settings.keying.as_ref(),
             dest,

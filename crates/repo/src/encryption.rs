@@ -9,8 +9,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::connection::{Handle, Settings, create_private, sync_folder};
+use crate::connection::{Handle, Settings};
 use crate::error::{Error, Repr};
+use crate::files::{create_private, sync_folder};
 use crate::key::Key;
 
 /// What a conversion did.

@@ -35,10 +35,12 @@
 //! private modules; everything public is re-exported here.
 
 mod accounts;
+mod backup;
 mod connection;
 mod database;
 mod encryption;
 mod error;
+mod files;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 mod guard;

@@ -2,13 +2,14 @@
 //! SQLite opens it, what the storage allows, an interrupted write's journal, and
 //! files created owner-only.
 
-use std::fs::{self, OpenOptions as FsOpenOptions};
+use std::fs;
 use std::io;
 #[cfg(not(unix))]
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Repr};
+use crate::files::beside;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -19,13 +20,6 @@ pub(crate) fn sqlite_uri(path: &Path, read_only: bool, immutable: bool) -> Strin
     let mode = if read_only { "ro" } else { "rw" };
     let immutable = if immutable { "&immutable=1" } else { "" };
     format!("file:{}?mode={mode}{immutable}", percent_encode_path(path))
-}
-
-/// The file beside `path` whose name ends in `suffix` (`-journal`, `-wal`).
-pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// The rollback journal of an interrupted write, when there is one: SQLite calls a
@@ -45,39 +39,6 @@ pub(crate) fn hot_journal(path: &Path) -> Option<PathBuf> {
 /// Whether a write-ahead log holds frames (more than its 32-byte header).
 pub(crate) fn wal_has_frames(wal: &Path) -> bool {
     fs::metadata(wal).is_ok_and(|m| m.len() > 32)
-}
-
-/// Whether the filesystem holding `folder` is mounted read-only.
-#[cfg(unix)]
-pub(crate) fn storage_is_read_only(folder: &Path) -> bool {
-    rustix::fs::statvfs(folder)
-        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-}
-
-/// Whether the filesystem holding `folder` is mounted read-only (unknown here).
-#[cfg(not(unix))]
-pub(crate) fn storage_is_read_only(_folder: &Path) -> bool {
-    false
-}
-
-/// Whether this process may create files in `folder`.
-#[cfg(unix)]
-pub(crate) fn folder_writable(folder: &Path) -> bool {
-    rustix::fs::access(folder, rustix::fs::Access::WRITE_OK).is_ok()
-}
-
-/// Whether this process may create files in `folder` (assumed here).
-#[cfg(not(unix))]
-pub(crate) fn folder_writable(_folder: &Path) -> bool {
-    true
-}
-
-/// Removes a database and whatever SQLite kept beside it (a file this process made
-/// and is giving up on: a failed create, an incomplete copy).
-pub(crate) fn remove_with_journals(path: &Path) {
-    for suffix in ["-journal", "-wal", "-shm", ""] {
-        let _ = fs::remove_file(beside(path, suffix));
-    }
 }
 
 /// Reads the first bytes of the file into `buf`; returns how many there were.
@@ -240,26 +201,6 @@ fn is_truncated(path: &Path, header: &[u8; 100]) -> bool {
         .unwrap_or(false)
 }
 
-#[cfg(unix)]
-pub(crate) fn create_private(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    FsOpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
-}
-
-#[cfg(not(unix))]
-pub(crate) fn create_private(path: &Path) -> io::Result<()> {
-    FsOpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map(drop)
-}
-
 /// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file
 /// name (with `?`, `#`, `%` or non-UTF-8 bytes) opens exactly that file.
 fn percent_encode_path(path: &Path) -> String {
@@ -279,18 +220,6 @@ fn percent_encode_path(path: &Path) -> String {
         }
     }
     out
-}
-
-/// Makes a rename or a new name in `folder` durable.
-#[cfg(unix)]
-pub(crate) fn sync_folder(folder: &Path) -> io::Result<()> {
-    fs::File::open(folder)?.sync_all()
-}
-
-/// Makes a rename or a new name in `folder` durable (nothing to do here).
-#[cfg(not(unix))]
-pub(crate) fn sync_folder(_folder: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

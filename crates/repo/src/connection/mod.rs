@@ -19,8 +19,9 @@ use crate::error::{Error, ErrorKind, ReadOnlyCause, Repr, folder_of};
 
 mod file;
 
-use file::{check_header, hot_journal, sqlite_uri, storage_is_read_only, wal_has_frames};
-pub(crate) use file::{create_private, is_encrypted, remove_with_journals, sync_folder};
+use crate::files::{create_private, folder_writable, remove_with_journals, storage_is_read_only};
+pub(crate) use file::is_encrypted;
+use file::{check_header, hot_journal, sqlite_uri, wal_has_frames};
 
 /// How long a connection waits for another writer before reporting `database is
 /// locked` (the default of [`crate::OpenOptions::busy_timeout`]).
@@ -199,7 +200,7 @@ fn refuse_read_only(path: &Path, meta: Option<&fs::Metadata>) -> Result<(), Erro
     if meta.is_some_and(|m| m.permissions().readonly()) {
         return refuse(ReadOnlyCause::FilePermission);
     }
-    if !file::folder_writable(folder_of(path)) {
+    if !folder_writable(folder_of(path)) {
         return refuse(ReadOnlyCause::FolderPermission);
     }
     Ok(())
@@ -215,7 +216,7 @@ fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error>
     if let Some(journal) = hot_journal(path) {
         if read_only_storage
             || fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
-            || !file::folder_writable(folder_of(path))
+            || !folder_writable(folder_of(path))
         {
             return Err(Repr::NeedsRecovery {
                 path: path.to_owned(),

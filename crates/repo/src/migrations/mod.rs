@@ -218,7 +218,7 @@ pub(crate) fn migrate(
         crate::storage::ensure_space(&mut handle.conn, &handle.path, "migrate", backup.is_some())?;
     }
     if let Some(dest) = backup {
-        crate::storage::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
+        crate::backup::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
     }
     let mut report = run::atomically(
         &mut handle.conn,

@@ -128,7 +128,7 @@ pub(crate) fn rollback(
         run(&mut handle.conn, true)?;
     }
     if let Some(dest) = backup {
-        crate::storage::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
+        crate::backup::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
     }
     let mut report = run(&mut handle.conn, options.dry_run)?;
     if !report.dry_run {

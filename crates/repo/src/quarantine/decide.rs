@@ -105,7 +105,7 @@ fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         }
         Err(e) => return Err(export_err(e)),
     }
-    crate::connection::sync_folder(&folder).map_err(export_err)
+    crate::files::sync_folder(&folder).map_err(export_err)
 }
 
 #[cfg(unix)]

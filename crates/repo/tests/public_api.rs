@@ -1,0 +1,206 @@
+//! A service written against the public surface alone, as its docs describe it:
+//! create or open, migrate, read, switch, save, roll back, map every error to an
+//! HTTP status by its kind, share a pool among threads, and open an encrypted file.
+//! Nothing here reaches for a raw connection or a fixture.
+
+use std::path::Path;
+
+use idstore_domain::{Did, NewAccount, Secret, SettingsChange, SettingsField};
+use idstore_repo::{
+    Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, Pool, RollbackOptions,
+    SettingsScope,
+};
+
+const ALICE: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
+const BOB: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+
+/// How a service answers each kind: the whole point of one kind enum.
+fn http_status(e: &Error) -> u16 {
+    match e.kind() {
+        ErrorKind::UnknownAccount | ErrorKind::NotQuarantined | ErrorKind::NotFound => 404,
+        ErrorKind::AccountExists | ErrorKind::LastAccount => 409,
+        ErrorKind::InvalidAccount
+        | ErrorKind::InvalidSetting
+        | ErrorKind::InvalidDid
+        | ErrorKind::InvalidKey => 400,
+        ErrorKind::Locked | ErrorKind::PoolTimeout => 503,
+        ErrorKind::DiskFull | ErrorKind::ReadOnly => 507,
+        ErrorKind::NeedsMigration | ErrorKind::NewerDatabase => 409,
+        ErrorKind::Encrypted | ErrorKind::WrongKey => 401,
+        _ => 500,
+    }
+}
+
+/// A service's start-up: open (creating), migrate, and hand back the database.
+fn start(path: &Path, options: OpenOptions) -> Result<Database, Error> {
+    let mut db = options.open(path)?;
+    db.migrate(&MigrateOptions::new())?;
+    Ok(db)
+}
+
+#[test]
+fn a_service_opens_migrates_serves_and_rolls_back() -> Result<(), Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.sqlite");
+    let mut db = start(&path, OpenOptions::new())?;
+    assert!(db.created());
+    let alice = Did::parse(ALICE)?;
+    let mut store = db.store()?;
+    store.add_account(
+        &NewAccount::new(alice.clone(), "02ab", "2024-03-01T12:00:00.000Z")
+            .mnemonic(Secret::new("bW5lbW9uaWM=".into())),
+    )?;
+    store.set_active_did(Some(&alice))?;
+    let mut change = SettingsChange::default();
+    change.set_from_str(SettingsField::FirstName, "Ada")?;
+    store.save_account_settings(&alice, &change)?;
+    let view = store.settings(SettingsScope::Merged(None))?;
+    assert_eq!(view.settings.first_name.as_deref(), Some("Ada"));
+    assert_eq!(view.active_did.as_ref(), Some(&alice));
+    let listed: Vec<_> = store.accounts()?.collect::<Result<_, _>>()?;
+    assert_eq!(listed.len(), 1);
+    assert!(db.check()?.ok());
+
+    // Each failure is answered by its kind alone.
+    let bob = Did::parse(BOB)?;
+    let mut store = db.store()?;
+    let cases: Vec<(Error, u16)> = vec![
+        (store.set_active_did(Some(&bob)).unwrap_err(), 404),
+        (
+            store
+                .add_account(&NewAccount::new(
+                    alice.clone(),
+                    "02ab",
+                    "2024-03-01T12:00:00Z",
+                ))
+                .unwrap_err(),
+            409,
+        ),
+        (
+            store
+                .add_account(&NewAccount::new(
+                    bob.clone(),
+                    "not hex",
+                    "2024-03-01T12:00:00Z",
+                ))
+                .unwrap_err(),
+            400,
+        ),
+        (store.delete_account(&alice, false).unwrap_err(), 409),
+        (
+            Did::parse("did:none:HIDDEN")
+                .map_err(Error::from)
+                .unwrap_err(),
+            400,
+        ),
+        (
+            SettingsChange::default()
+                .set_from_str(SettingsField::IsRegistered, "maybe")
+                .map_err(Error::from)
+                .unwrap_err(),
+            400,
+        ),
+    ];
+    for (err, status) in &cases {
+        assert_eq!(http_status(err), *status, "{err} ({:?})", err.kind());
+        assert!(!err.to_string().is_empty());
+    }
+
+    // Back to the transition step, and up again.
+    let report =
+        db.rollback(&RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(1)))?;
+    assert_eq!(report.reverted.len(), 1);
+    assert!(db.status()?.paused_at().is_some());
+    assert_eq!(
+        db.store()?.active_identity()?.active_did.as_ref(),
+        Some(&alice),
+        "a paused file is served"
+    );
+    db.migrate(&MigrateOptions::new())?;
+    assert!(!db.status()?.needs_migration());
+    Ok(())
+}
+
+#[test]
+fn a_file_that_needs_migrating_or_a_missing_one_is_answered_by_kind() -> Result<(), Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = OpenOptions::new()
+        .create(false)
+        .open(&dir.path().join("none.sqlite"))
+        .unwrap_err();
+    assert_eq!(http_status(&missing), 404);
+    let mut fresh = Database::open(&dir.path().join("fresh.sqlite"))?;
+    assert_eq!(http_status(&fresh.store().unwrap_err()), 409);
+    Ok(())
+}
+
+#[test]
+fn a_pool_serves_several_threads() -> Result<(), Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pooled.sqlite");
+    let mut db = start(&path, OpenOptions::new())?;
+    let alice = Did::parse(ALICE)?;
+    db.store()?.add_account(&NewAccount::new(
+        alice.clone(),
+        "02ab",
+        "2024-03-01T12:00:00Z",
+    ))?;
+    drop(db);
+    let pool = Pool::open(&path, OpenOptions::new(), 4)?;
+    std::thread::scope(|s| -> Result<(), Error> {
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let pool = &pool;
+                let alice = &alice;
+                s.spawn(move || -> Result<(), Error> {
+                    for n in 0..20 {
+                        let mut conn = pool.get()?;
+                        let mut store = conn.store()?;
+                        store.set_active_did(if n % 2 == 0 { Some(alice) } else { None })?;
+                        let mut change = SettingsChange::default();
+                        change.set_from_str(SettingsField::LastName, &format!("{i}-{n}"))?;
+                        store.save_settings(&change)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("no worker panicked")?;
+        }
+        Ok(())
+    })?;
+    let mut conn = pool.get()?;
+    let last = conn
+        .store()?
+        .settings(SettingsScope::Master)?
+        .settings
+        .last_name;
+    assert!(last.is_some_and(|l| l.ends_with("-19")));
+    Ok(())
+}
+
+#[test]
+fn an_encrypted_file_is_served_with_its_key_and_refused_without() -> Result<(), Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.sqlite");
+    let key = || Key::new("x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'");
+    let mut db = start(&path, OpenOptions::new().key(Some(key()?)))?;
+    assert_eq!(db.cipher_format(), Some(4));
+    assert!(db.store()?.active_identity()?.active_did.is_none());
+    drop(db);
+    assert!(Database::is_encrypted(&path)?);
+    let refused = Database::open(&path).unwrap_err();
+    assert_eq!(
+        (refused.kind(), http_status(&refused)),
+        (ErrorKind::Encrypted, 401)
+    );
+    let wrong = OpenOptions::new()
+        .key(Some(Key::new("not the key")?))
+        .open(&path)
+        .unwrap_err();
+    assert_eq!(wrong.kind(), ErrorKind::WrongKey);
+    let pool = Pool::open(&path, OpenOptions::new().key(Some(key()?)), 2)?;
+    assert!(pool.get()?.store()?.active_identity()?.active_did.is_none());
+    Ok(())
+}
