@@ -14,30 +14,69 @@ use crate::store::Store;
 /// Longest public key accepted, in hex digits (a COSE key is a few hundred).
 const MAX_PUBLIC_KEY_HEX: usize = 4096;
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite))]
+/// An account's row without its secrets, its text read as bytes: a value that is
+/// not UTF-8 is an error naming its row and column, never a bare decoding failure.
+#[derive(QueryableByName)]
 struct InfoRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
     id: i32,
-    #[diesel(column_name = dateCreated)]
-    date_created: String,
-    #[diesel(column_name = derivationPath)]
-    derivation_path: Option<String>,
-    did: String,
-    #[diesel(column_name = passkeyCredIdHex)]
-    passkey_cred_id_hex: Option<String>,
-    #[diesel(column_name = publicKeyHex)]
-    public_key_hex: String,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    date_created: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    derivation_path: Option<Vec<u8>>,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    did: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    passkey_cred_id_hex: Option<Vec<u8>>,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    public_key_hex: Vec<u8>,
 }
+
+/// The columns of [`InfoRow`], by name, from `accounts`.
+const INFO_COLUMNS: &str = "id, CAST(dateCreated AS BLOB) AS date_created,
+    CAST(derivationPath AS BLOB) AS derivation_path, CAST(did AS BLOB) AS did,
+    CAST(passkeyCredIdHex AS BLOB) AS passkey_cred_id_hex,
+    CAST(publicKeyHex AS BLOB) AS public_key_hex";
 
 impl InfoRow {
     fn into_info(self) -> Result<AccountInfo, Error> {
+        let id = self.id;
+        let text = |column: &str, bytes: Vec<u8>| -> Result<String, Error> {
+            String::from_utf8(bytes).map_err(|e| {
+                Repr::StoredValue {
+                    where_: format!("accounts row {id}, column {column}"),
+                    reason: format!(
+                        "its text is not UTF-8 ({})",
+                        idstore_domain::display::lossless(e.as_bytes())
+                    ),
+                }
+                .into()
+            })
+        };
         Ok(AccountInfo {
-            id: self.id,
-            date_created: self.date_created,
-            derivation_path: self.derivation_path,
-            did: parse_stored_did("the account DID", Some(self.did))?.expect("a value was given"),
-            passkey_cred_id_hex: self.passkey_cred_id_hex,
-            public_key_hex: self.public_key_hex,
+            id,
+            date_created: text("dateCreated", self.date_created)?,
+            derivation_path: self
+                .derivation_path
+                .map(|v| text("derivationPath", v))
+                .transpose()?,
+            did: {
+                let did = text("did", self.did)?;
+                Did::try_from(did.clone()).map_err(|e| {
+                    Error::from(Repr::StoredValue {
+                        where_: format!(
+                            "accounts row {id}, column did ({})",
+                            idstore_domain::display::Shown::quoted(&did)
+                        ),
+                        reason: e.to_string(),
+                    })
+                })?
+            },
+            passkey_cred_id_hex: self
+                .passkey_cred_id_hex
+                .map(|v| text("passkeyCredIdHex", v))
+                .transpose()?,
+            public_key_hex: text("publicKeyHex", self.public_key_hex)?,
         })
     }
 }
@@ -133,19 +172,18 @@ impl Store<'_> {
     pub fn accounts(
         &mut self,
     ) -> Result<impl Iterator<Item = Result<AccountInfo, Error>> + '_, Error> {
-        let rows = accounts::table
-            .order((accounts::dateCreated, accounts::did))
-            .select(InfoRow::as_select())
-            .load_iter::<InfoRow, DefaultLoadingMode>(self.conn())?;
+        let rows = diesel::sql_query(format!(
+            "SELECT {INFO_COLUMNS} FROM accounts ORDER BY dateCreated, did"
+        ))
+        .load_iter::<InfoRow, DefaultLoadingMode>(self.conn())?;
         Ok(rows.map(|row| row.map_err(Error::from).and_then(InfoRow::into_info)))
     }
 
     /// One identity, without secret material.
     pub fn account(&mut self, did: &Did) -> Result<AccountInfo, Error> {
-        accounts::table
-            .filter(accounts::did.eq(did.as_str()))
-            .select(InfoRow::as_select())
-            .get_result(self.conn())
+        diesel::sql_query(format!("SELECT {INFO_COLUMNS} FROM accounts WHERE did = ?"))
+            .bind::<diesel::sql_types::Text, _>(did.as_str())
+            .get_result::<InfoRow>(self.conn())
             .optional()?
             .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?
             .into_info()
@@ -162,7 +200,7 @@ impl Store<'_> {
             Option<String>,
             String,
         );
-        let row: Row = accounts::table
+        let row: Option<Row> = match accounts::table
             .filter(accounts::did.eq(did.as_str()))
             .select((
                 accounts::id,
@@ -174,8 +212,12 @@ impl Store<'_> {
                 accounts::publicKeyHex,
             ))
             .get_result(self.conn())
-            .optional()?
-            .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?;
+            .optional()
+        {
+            Ok(row) => row,
+            Err(e) => return Err(self.explain(e.into())),
+        };
+        let row = row.ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?;
         let (id, date_created, derivation_path, identity, mnemonic, passkey, public_key_hex) = row;
         Ok(Account {
             id,

@@ -205,7 +205,13 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn status(&mut self) -> Result<MigrationStatus, Error> {
-        crate::migrations::status(&mut self.handle.conn)
+        let mut status = crate::migrations::status(&mut self.handle.conn)?;
+        status.foreign_objects =
+            crate::migrations::foreign::foreign_objects(&mut self.handle.conn)?
+                .into_iter()
+                .map(|f| f.description)
+                .collect();
+        Ok(status)
     }
 
     /// What [`Database::migrate`] would do up to `to` (every pending step when

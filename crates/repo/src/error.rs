@@ -423,7 +423,7 @@ pub(crate) enum Repr {
     // Opening.
     #[error("{} is a directory; pass the path of a database file", path.display())]
     IsDirectory { path: PathBuf },
-    #[error("no database at {}; check the path, or create one by migrating", path.display())]
+    #[error("no database at {}", path.display())]
     NotFound { path: PathBuf },
     #[error("cannot create {}: the folder {} does not exist; create it first", path.display(), parent.display())]
     MissingParent { path: PathBuf, parent: PathBuf },
@@ -527,7 +527,7 @@ pub(crate) enum Repr {
         "the active identity is not a per-account setting; change it with save_settings or set_active_did"
     )]
     ActiveDidInAccountSettings,
-    #[error("{where_} is not valid: {reason}; a health check lists such values")]
+    #[error("{where_} is not valid: {reason}")]
     StoredValue { where_: String, reason: String },
     #[error("repair rolled back: a fixable problem remained ({kind}: {detail})")]
     RepairIncomplete { kind: &'static str, detail: String },
@@ -564,7 +564,6 @@ pub(crate) enum Repr {
         objects.join("; "),
         if objects.len() == 1 { "it" } else { "them" }
     )]
-    #[allow(dead_code)] // TEMPORARY: the next commit refuses foreign triggers with it
     ForeignObjects {
         operation: &'static str,
         objects: Vec<String>,
@@ -572,7 +571,6 @@ pub(crate) enum Repr {
     #[error(
         "{what} was changed by another program and cannot be trusted ({why}); nothing was changed: restore the file from a backup taken before the change"
     )]
-    #[allow(dead_code)] // TEMPORARY: the next commit checks kept DDL with it
     UntrustedSchema { what: String, why: String },
     #[error(
         "rolling back the baseline drops the accounts and settings tables; it must be asked for explicitly (include_baseline)"

@@ -55,9 +55,11 @@ mod queries;
 mod report;
 mod rows;
 mod sql;
+mod sqltext;
 mod storage;
 mod store;
 mod txn;
+mod values;
 
 /// The Diesel version idstore uses, for queries of your own in
 /// [`Store::read_only`] and checks in [`MigrateOptions::extra_check`] (their

@@ -41,13 +41,13 @@ pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<
 pub(crate) fn pointer(conn: &mut SqliteConnection) -> QueryResult<Option<Option<String>>> {
     #[derive(QueryableByName)]
     struct Row {
-        #[diesel(sql_type = Nullable<Text>)]
-        value: Option<String>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
+        value: Option<sql::Lossless>,
     }
     diesel::sql_query("SELECT activeDid AS value FROM active_identity WHERE id = 1")
         .get_result::<Row>(conn)
         .optional()
-        .map(|row| row.map(|r| r.value))
+        .map(|row| row.map(|r| r.value.map(|l| l.0)))
 }
 
 /// The active identity wherever the file's schema keeps it: `active_identity` once

@@ -63,7 +63,6 @@ macro_rules! settings_rows {
         pub(crate) struct SettingsRow {
             // `id` and `accountDid` are read so the row matches `settings::all_columns`,
             // which the override half of `account_settings` selects positionally.
-            #[allow(dead_code)]
             pub id: i32,
             #[allow(dead_code)]
             #[diesel(column_name = accountDid)]
@@ -75,10 +74,21 @@ macro_rules! settings_rows {
         }
 
         impl SettingsRow {
-            /// The typed settings of this row.
-            pub fn into_settings(self) -> Result<Settings, SettingsError> {
-                Ok(Settings {
-                    $($field: self.$field.map(<$ty as Stored>::load).transpose()?,)*
+            /// The typed settings of this row; a stored value that does not read as
+            /// its setting's type is an error naming the row.
+            pub fn into_settings(self) -> Result<Settings, crate::error::Error> {
+                let id = self.id;
+                let decoded = (|| -> Result<Settings, SettingsError> {
+                    Ok(Settings {
+                        $($field: self.$field.map(<$ty as Stored>::load).transpose()?,)*
+                    })
+                })();
+                decoded.map_err(|e| {
+                    crate::error::Repr::StoredValue {
+                        where_: format!("settings row {id}"),
+                        reason: e.to_string(),
+                    }
+                    .into()
                 })
             }
         }

@@ -269,13 +269,41 @@ impl<ST> diesel::query_builder::Query for Fixed<'_, ST> {
 
 impl<ST> RunQueryDsl<SqliteConnection> for Fixed<'_, ST> {}
 
-#[derive(QueryableByName)]
-struct OptionalText {
-    #[diesel(sql_type = Nullable<Text>)]
-    value: Option<String>,
+/// Text read from the file for a person or a report, whatever its bytes: valid
+/// UTF-8 as it is, any other byte written `\x{..}` (see
+/// [`idstore_domain::display::lossless`]). Read with `sql_type = Binary`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lossless(pub String);
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Binary, diesel::sqlite::Sqlite> for Lossless {
+    fn from_sql(
+        bytes: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+    ) -> diesel::deserialize::Result<Self> {
+        let bytes: Vec<u8> =
+            diesel::deserialize::FromSql::<diesel::sql_types::Binary, _>::from_sql(bytes)?;
+        Ok(Lossless(match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => idstore_domain::display::lossless(e.as_bytes()),
+        }))
+    }
 }
 
-/// First row's `value` column of a query; NULL and "no row" both read as `None`.
+impl diesel::Queryable<diesel::sql_types::Binary, diesel::sqlite::Sqlite> for Lossless {
+    type Row = Lossless;
+
+    fn build(row: Lossless) -> diesel::deserialize::Result<Self> {
+        Ok(row)
+    }
+}
+
+#[derive(QueryableByName)]
+struct OptionalText {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
+    value: Option<Lossless>,
+}
+
+/// First row's `value` column of a query, as [`Lossless`] text; NULL and "no row"
+/// both read as `None`.
 pub(crate) fn optional_text(
     conn: &mut SqliteConnection,
     query: &str,
@@ -283,5 +311,5 @@ pub(crate) fn optional_text(
     Ok(diesel::sql_query(query)
         .get_result::<OptionalText>(conn)
         .optional()?
-        .and_then(|r| r.value))
+        .and_then(|r| r.value.map(|l| l.0)))
 }

@@ -154,7 +154,8 @@ impl<'c> Store<'c> {
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        self.handle.write(f)
+        let done = self.handle.write(f);
+        done.map_err(|e| self.explain(e))
     }
 
     /// Runs a read in one read transaction.
@@ -162,7 +163,14 @@ impl<'c> Store<'c> {
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        crate::txn::read(&mut self.handle.conn, f)
+        let done = crate::txn::read(&mut self.handle.conn, f);
+        done.map_err(|e| self.explain(e))
+    }
+
+    /// A read that failed on a stored value it could not decode, with the row and
+    /// column named (see [`crate::values::explain`]).
+    pub(crate) fn explain(&mut self, e: Error) -> Error {
+        crate::values::explain(&mut self.handle.conn, e, &crate::values::READ_TABLES)
     }
 
     /// Runs a read-only query of your own: `f` gets the connection inside a read
@@ -254,6 +262,11 @@ impl<'c> Store<'c> {
     /// With no master row (a damaged file), the master values are the defaults
     /// (all unset) and the pointer and override are read separately.
     fn merged_settings(&mut self, did: Option<&Did>) -> Result<SettingsView, Error> {
+        let read = self.read_merged(did);
+        read.map_err(|e| self.explain(e))
+    }
+
+    fn read_merged(&mut self, did: Option<&Did>) -> Result<SettingsView, Error> {
         let conn = self.conn();
         let row: Option<(SettingsRow, Option<SettingsRow>, Option<String>)> =
             AccountSettingsQuery {
@@ -295,11 +308,15 @@ impl<'c> Store<'c> {
     /// The active identity pointer and when it last changed. A missing pointer row
     /// reads as no active identity with no `last_updated`.
     pub fn active_identity(&mut self) -> Result<ActiveIdentity, Error> {
-        let row: Option<(Option<String>, chrono::NaiveDateTime)> = active_identity::table
+        let row: Option<(Option<String>, chrono::NaiveDateTime)> = match active_identity::table
             .find(1)
             .select((active_identity::activeDid, active_identity::lastUpdated))
             .get_result(self.conn())
-            .optional()?;
+            .optional()
+        {
+            Ok(row) => row,
+            Err(e) => return Err(self.explain(e.into())),
+        };
         Ok(match row {
             Some((did, at)) => ActiveIdentity {
                 active_did: parse_stored_did("the active identity", did)?,

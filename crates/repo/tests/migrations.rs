@@ -1240,3 +1240,199 @@ fn a_damaged_input_is_refused_before_anything_is_written() {
     assert_eq!(dump(&mut conn), before, "nothing written");
     assert!(status(&mut conn).unwrap().legacy, "still the legacy file");
 }
+
+/// The app's table named B while `settings.activeDid` still named A (a build that
+/// wrote only the new table): migrate adopts B, and rolling back gives the file its
+/// every byte of content back, A included. Once the identity has changed, rollback
+/// writes the new one instead.
+#[test]
+fn rollback_gives_back_the_legacy_value_the_apps_table_overrode() {
+    for settings_pointer in [format!("'{DID_A}'"), "NULL".to_string(), "''".to_string()] {
+        let dir = TempDir::new().unwrap();
+        let path =
+            app_active_identity_file(&dir, "RESTRICT", &format!("'{DID_B}'"), &settings_pointer);
+        let original = whole_dump(&mut raw(&path));
+        let mut conn = open(&path).unwrap();
+        let report = migrate(&mut conn, all()).unwrap();
+        assert_eq!(
+            report.active_did.as_deref(),
+            Some(DID_B),
+            "the app's pointer wins"
+        );
+        rollback(&mut conn, &back_to_baseline()).unwrap();
+        assert_eq!(
+            whole_dump(&mut conn),
+            original,
+            "{settings_pointer}: exactly the app's file, its legacy value included"
+        );
+    }
+    let dir = TempDir::new().unwrap();
+    let path = app_active_identity_file(
+        &dir,
+        "RESTRICT",
+        &format!("'{DID_B}'"),
+        &format!("'{DID_A}'"),
+    );
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    conn.store()
+        .unwrap()
+        .set_active_did(Some(&idstore_domain::Did::parse(DID_A).unwrap()))
+        .unwrap();
+    conn.store().unwrap().set_active_did(None).unwrap();
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT activeDid AS value FROM settings WHERE id = 1"
+        ),
+        None,
+        "the identity changed since: the new one (none) is written"
+    );
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT activeDid AS value FROM active_identity WHERE id = 1"
+        ),
+        None
+    );
+}
+
+/// Stored definitions are data: text appended to one (or a record of an object
+/// idstore never keeps) makes the rollback refuse before it writes anything, and no
+/// statement of the file's runs. Rows kept as `INSERT` text by an older idstore
+/// come back as the literals they are.
+#[test]
+fn rollback_runs_no_statement_stored_in_the_file() {
+    let elsewhere = TempDir::new().unwrap();
+    let target = elsewhere.path().join("x.db");
+    let injected = format!(
+        "; ATTACH DATABASE '{}' AS p; CREATE TABLE p.t(a); INSERT INTO p.t VALUES (1);",
+        target.display()
+    );
+    let tamper = [
+        format!("UPDATE idstore_original_schema SET sql = sql || '{}' WHERE reason = 'adopted' AND type = 'table'", injected.replace('\'', "''")),
+        format!("UPDATE idstore_original_schema SET sql = sql || '{}' WHERE reason = 'rebuilt' AND type = 'table'", injected.replace('\'', "''")),
+        "UPDATE idstore_original_schema SET sql = 'CREATE TABLE active_identity AS SELECT * FROM accounts' WHERE reason = 'adopted' AND type = 'table'".to_owned(),
+        "UPDATE idstore_original_schema SET name = 'evil', sql = 'CREATE TABLE evil (x)' WHERE reason = 'adopted' AND type = 'table'".to_owned(),
+        "UPDATE idstore_original_schema SET rowsSql = 'INSERT INTO \"active_identity\" (\"id\") VALUES (1); DELETE FROM accounts;' WHERE reason = 'adopted' AND type = 'table'".to_owned(),
+        format!("UPDATE sqlite_master SET sql = sql || '{}' WHERE name = 'app_settings_touch'", injected.replace('\'', "''")),
+    ];
+    for sql in &tamper {
+        let dir = TempDir::new().unwrap();
+        let path = app_active_identity_file(&dir, "RESTRICT", &format!("'{DID_B}'"), "NULL");
+        exec(
+            &mut raw(&path),
+            "CREATE TRIGGER app_settings_touch AFTER UPDATE OF firstName ON settings
+             BEGIN UPDATE settings SET lastName = lastName WHERE id = NEW.id; END;",
+        );
+        migrate(&mut open(&path).unwrap(), all()).unwrap();
+        let mut tool = raw(&path);
+        exec(&mut tool, "PRAGMA writable_schema = ON;");
+        exec(&mut tool, sql);
+        exec(&mut tool, "PRAGMA writable_schema = RESET;");
+        drop(tool);
+        let before = bytes(&path);
+        let mut conn = open(&path).unwrap();
+        let err = rollback(&mut conn, &back_to_baseline()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UntrustedSchema, "{sql}: {err}");
+        drop(conn);
+        assert!(bytes(&path) == before, "{sql}: the file changed");
+        assert!(!target.exists(), "{sql}: a statement of the file's ran");
+    }
+
+    // A file adopted by an older idstore, which kept the rows as INSERT text.
+    let dir = TempDir::new().unwrap();
+    let path = app_active_identity_file(
+        &dir,
+        "RESTRICT",
+        &format!("'{DID_B}'"),
+        &format!("'{DID_B}'"),
+    );
+    let original = whole_dump(&mut raw(&path));
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    exec(
+        &mut conn,
+        &format!(
+            "DROP TABLE idstore_adopted_active_identity; DROP TABLE idstore_adoption;
+             UPDATE idstore_original_schema
+                SET rowsSql = 'INSERT INTO \"active_identity\" (\"id\", \"activeDid\", \"lastUpdated\") VALUES (1, ''{DID_B}'', ''2025-06-01 10:00:00'');'
+              WHERE reason = 'adopted' AND type = 'table';"
+        ),
+    );
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    assert_eq!(
+        whole_dump(&mut conn),
+        original,
+        "the rows, read as literals"
+    );
+}
+
+/// A trigger another program put in the file runs inside no migration: one that
+/// would fire on the run's writes (here, one that overwrites a mnemonic when a
+/// duplicate account moves to the quarantine) makes migrate refuse, naming it,
+/// before anything is written; `status` and `check` list it. One that cannot fire
+/// on the run's writes is left alone, and so are views.
+#[test]
+fn foreign_triggers_that_would_fire_inside_a_run_are_refused_and_named() {
+    let evil = "CREATE TRIGGER evil AFTER DELETE ON accounts BEGIN
+                  UPDATE accounts SET mnemonicEncrBase64 = 'ATTACKER' WHERE did = old.did;
+                END;";
+    let cascading =
+        "CREATE TABLE notes (account INTEGER REFERENCES accounts(id) ON DELETE CASCADE, note TEXT);
+                     INSERT INTO notes VALUES (3, 'kept with the duplicate');";
+    for (what, sql, named) in [
+        ("a trigger", evil, "evil"),
+        ("a cascading foreign key", cascading, "notes"),
+        (
+            "an idstore trigger name with another body",
+            "CREATE TRIGGER accounts_guard_active_delete AFTER DELETE ON accounts BEGIN DELETE FROM settings; END;",
+            "accounts_guard_active_delete",
+        ),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+        exec(&mut raw(&path), sql);
+        let before = bytes(&path);
+        let mut conn = open(&path).unwrap();
+        let listed = conn.status().unwrap().foreign_objects;
+        assert!(
+            listed.iter().any(|o| o.contains(named)),
+            "{what}: {listed:?}"
+        );
+        let problems = conn.check().unwrap().problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.kind == ProblemKind::ForeignObject && p.detail.contains(named)),
+            "{what}: {problems:?}"
+        );
+        let err = migrate(&mut conn, all()).unwrap_err();
+        // (Under one of idstore's names, the collision is what is refused first.)
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::ForeignObjects | ErrorKind::NameCollision
+            ),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains(named), "{what}: {err}");
+        drop(conn);
+        assert!(bytes(&path) == before, "{what}: the file changed");
+    }
+
+    // Harmless: a trigger on a column no run writes, and a view.
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    exec(
+        &mut raw(&path),
+        "CREATE TRIGGER app_touch AFTER UPDATE OF firstName ON settings BEGIN SELECT 1; END;
+         CREATE VIEW named_accounts AS SELECT did FROM accounts;",
+    );
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    let listed = conn.status().unwrap().foreign_objects;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+}

@@ -4,13 +4,12 @@ use diesel::connection::DefaultLoadingMode;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_schema::{accounts, active_identity, settings};
+use idstore_schema::{active_identity, settings};
 
 use super::{HealthReport, Problem, ProblemKind, problem};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::queries::dangling_pointer;
 use crate::sql;
-use crate::store::read_master;
 use idstore_domain::display::Shown;
 use idstore_domain::quarantine::QuarantineKind;
 
@@ -21,10 +20,10 @@ pub(super) fn legacy_pointer_out_of_step(
 ) -> QueryResult<Option<(Option<String>, Option<String>)>> {
     #[derive(QueryableByName)]
     struct Pair {
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        legacy: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        pointer: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+        legacy: Option<sql::Lossless>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+        pointer: Option<sql::Lossless>,
     }
     if !sql::columns(conn, "settings")?
         .iter()
@@ -39,7 +38,7 @@ pub(super) fn legacy_pointer_out_of_step(
     )
     .get_result::<Pair>(conn)
     .optional()?;
-    Ok(pair.map(|p| (p.legacy, p.pointer)))
+    Ok(pair.map(|p| (p.legacy.map(|l| l.0), p.pointer.map(|l| l.0))))
 }
 
 /// The pointer guard's triggers that the file lacks.
@@ -71,23 +70,36 @@ pub(super) fn has_unique_did_index(conn: &mut SqliteConnection) -> QueryResult<b
 
 /// Duplicate and invalid DIDs among the accounts (the same on a legacy file).
 fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) -> QueryResult<()> {
-    let dups: Vec<(String, i64)> = accounts::table
-        .group_by(accounts::did)
-        .having(count_star().gt(1))
-        .select((accounts::did, count_star()))
-        .load(conn)?;
-    for (did, n) in dups {
+    #[derive(QueryableByName)]
+    struct Dup {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        did: sql::Lossless,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    #[derive(QueryableByName)]
+    struct IdDid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        id: i32,
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        did: sql::Lossless,
+    }
+    let dups = diesel::sql_query(
+        "SELECT did, count(*) AS n FROM accounts GROUP BY did HAVING count(*) > 1",
+    )
+    .load_iter::<Dup, DefaultLoadingMode>(conn)?;
+    for dup in dups {
+        let Dup { did, n } = dup?;
         emit(problem(
             ProblemKind::DuplicateDid,
-            format!("{n} accounts have DID {}", Shown(&did)),
+            format!("{n} accounts have DID {}", Shown(&did.0)),
         ));
     }
-    let all = accounts::table
-        .select((accounts::id, accounts::did))
-        .order(accounts::id)
-        .load_iter::<(i32, String), DefaultLoadingMode>(conn)?;
+    let all = diesel::sql_query("SELECT id, did FROM accounts ORDER BY id")
+        .load_iter::<IdDid, DefaultLoadingMode>(conn)?;
     for row in all {
-        let (id, did) = row?;
+        let IdDid { id, did } = row?;
+        let did = did.0;
         if let Err(e) = Did::parse(&did) {
             emit(problem(
                 ProblemKind::InvalidDid,
@@ -117,6 +129,23 @@ pub(crate) fn check_each(
     crate::txn::read(conn, |conn| {
         let st = crate::migrations::status(conn)?;
         st.refuse_unknown()?;
+        for table in crate::values::READ_TABLES {
+            crate::values::scan(conn, table, &mut |u| {
+                visit(problem(
+                    ProblemKind::InvalidStoredValue,
+                    format!("{}: {}", u.place(), u.why),
+                ))
+            })?;
+        }
+        for f in crate::migrations::foreign::foreign_objects(conn)? {
+            visit(problem(
+                ProblemKind::ForeignObject,
+                format!(
+                    "{} is not idstore's: migrate and rollback refuse to run while it would act on their writes; drop it if nothing needs it",
+                    f.description
+                ),
+            ));
+        }
         if st.servable() {
             find_problems(conn, &mut visit)
         } else {
@@ -139,7 +168,7 @@ fn unmigrated_problems(
         format!("pending migrations {}", st.pending.join(", ")),
     ));
     if sql::table_exists(conn, "accounts")? {
-        account_problems(conn, emit)?;
+        tolerate(account_problems(conn, emit).map_err(Error::from))?;
         let dangling = match &st.active_did {
             Some(did) if !crate::queries::account_exists(conn, did)? => Some(did),
             _ => None,
@@ -180,7 +209,7 @@ pub(super) fn find_problems(
             "no UNIQUE index on accounts(did): the active_identity foreign key cannot be checked or enforced".into(),
         ));
     }
-    if let Some(value) = dangling_pointer(conn)? {
+    if let Some(value) = tolerate(dangling_pointer(conn).map_err(Error::from))? {
         emit(problem(
             ProblemKind::DanglingPointer,
             format!(
@@ -199,7 +228,9 @@ pub(super) fn find_problems(
             ),
         ));
     }
-    if let Some((legacy, pointer)) = legacy_pointer_out_of_step(conn)? {
+    if let Some((legacy, pointer)) =
+        tolerate(legacy_pointer_out_of_step(conn).map_err(Error::from))?
+    {
         emit(problem(
             ProblemKind::LegacyPointerOutOfStep,
             format!(
@@ -225,32 +256,20 @@ pub(super) fn find_problems(
             "active_identity has no row".into(),
         ));
     }
-    if read_master(conn)?.is_none() {
+    // Counted, not read: a master row whose values cannot be decoded still exists
+    // (the scan above reports those values).
+    let master_rows: i64 = settings::table
+        .filter(settings::id.eq(1))
+        .select(count_star())
+        .get_result(conn)?;
+    if master_rows == 0 {
         emit(problem(
             ProblemKind::MissingMasterRow,
             "settings has no master row (id = 1)".into(),
         ));
     }
-    account_problems(conn, emit)?;
-    let orphans = settings::table
-        .filter(settings::id.ne(1))
-        .filter(settings::accountDid.is_not_null())
-        .filter(diesel::dsl::not(diesel::dsl::exists(
-            accounts::table.filter(accounts::did.nullable().eq(settings::accountDid)),
-        )))
-        .select((settings::id, settings::accountDid))
-        .order(settings::id)
-        .load_iter::<(i32, Option<String>), DefaultLoadingMode>(conn)?;
-    for row in orphans {
-        let (id, did) = row?;
-        emit(problem(
-            ProblemKind::OrphanOverride,
-            format!(
-                "settings row {id} overrides {} which is no account",
-                Shown(&did.unwrap_or_default())
-            ),
-        ));
-    }
+    tolerate(account_problems(conn, emit).map_err(Error::from))?;
+    tolerate(orphan_problems(conn, emit).map_err(Error::from))?;
     let extra = settings::table
         .filter(settings::id.ne(1))
         .filter(settings::accountDid.is_null())
@@ -266,7 +285,7 @@ pub(super) fn find_problems(
     }
     // Quarantined items wait for a person's decision (`quarantine restore/discard`);
     // an account a restore decision replaced and kept aside no longer waits.
-    for item in crate::quarantine::items(conn)? {
+    for item in tolerate(crate::quarantine::items(conn))? {
         if !item.waiting {
             continue;
         }
@@ -293,6 +312,45 @@ pub(super) fn find_problems(
         });
     }
     Ok(())
+}
+
+/// Override rows naming no account.
+fn orphan_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Orphan {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        id: i32,
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        did: sql::Lossless,
+    }
+    let orphans = diesel::sql_query(
+        "SELECT s.id AS id, s.accountDid AS did FROM settings AS s
+          WHERE s.id <> 1 AND s.accountDid IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = s.accountDid)
+          ORDER BY s.id",
+    )
+    .load_iter::<Orphan, DefaultLoadingMode>(conn)?;
+    for row in orphans {
+        let Orphan { id, did } = row?;
+        emit(problem(
+            ProblemKind::OrphanOverride,
+            format!(
+                "settings row {id} overrides {} which is no account",
+                Shown(&did.0)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A part of the check that could not read a value the scan of stored values has
+/// already reported (as [`ProblemKind::InvalidStoredValue`]): skipped, so the rest
+/// of the check still runs.
+fn tolerate<T: Default>(result: Result<T, Error>) -> Result<T, Error> {
+    match result {
+        Err(e) if e.kind() == ErrorKind::InvalidStoredValue => Ok(T::default()),
+        other => other,
+    }
 }
 
 /// An optional value as text shows it: quoted and escaped, or `NULL`.

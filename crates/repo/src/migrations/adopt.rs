@@ -139,6 +139,25 @@ fn created_by_step() -> &'static BTreeMap<String, Vec<(SchemaObject, Shape)>> {
     })
 }
 
+/// The definition idstore's own object `name` has, as one of its steps creates it
+/// (`None`: idstore makes no object of that name).
+pub(crate) fn idstore_definition(name: &str) -> Option<&'static str> {
+    created_by_step()
+        .values()
+        .flatten()
+        .find(|(o, _)| o.name == name)
+        .and_then(|(o, _)| o.sql.as_deref())
+}
+
+/// Every name one of idstore's steps creates (a table, index or trigger).
+pub(super) fn names_created_by_steps() -> std::collections::BTreeSet<&'static str> {
+    created_by_step()
+        .values()
+        .flatten()
+        .map(|(o, _)| o.name.as_str())
+        .collect()
+}
+
 /// The tables whose b-trees `step` writes when it creates what it creates (a table,
 /// or an index on a table), each with the name of the object created.
 pub(super) fn tables_created_by(step: &str) -> impl Iterator<Item = (&'static str, &'static str)> {

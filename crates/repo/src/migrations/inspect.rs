@@ -29,6 +29,9 @@ pub struct MigrationStatus {
     pub active_did: Option<String>,
     /// Number of accounts (0 when the table does not exist yet).
     pub accounts: i64,
+    /// Triggers, views and acting foreign keys of the file that idstore did not
+    /// write, described (filled in by [`Database::status`](crate::Database::status)).
+    pub foreign_objects: Vec<String>,
 }
 
 impl MigrationStatus {
@@ -103,6 +106,7 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
         app_active_identity,
         active_did,
         accounts,
+        foreign_objects: Vec::new(),
     })
 }
 
@@ -149,6 +153,8 @@ pub(crate) struct Inspection {
     pub existing: BTreeSet<String>,
     /// Account rows, kept or quarantined.
     pub account_rows: i64,
+    /// Code of the file's that idstore did not write.
+    pub foreign: Vec<super::foreign::Foreign>,
 }
 
 impl Inspection {
@@ -166,6 +172,7 @@ impl Inspection {
                 collisions: Vec::new(),
                 existing: BTreeSet::new(),
                 account_rows: 0,
+                foreign: Vec::new(),
             });
         }
         let (legacy_shape, lacks_late_column) = if status.legacy {
@@ -188,6 +195,7 @@ impl Inspection {
         let present = super::adopt::objects(conn)?;
         let collisions = super::adopt::collisions(conn, &present, &status.pending)?;
         let account_rows = account_rows(conn)?;
+        let foreign = super::foreign::foreign_objects(conn)?;
         Ok(Inspection {
             status,
             legacy_shape,
@@ -197,6 +205,7 @@ impl Inspection {
             collisions,
             existing: present.into_keys().collect(),
             account_rows,
+            foreign,
         })
     }
 }
@@ -209,10 +218,10 @@ fn names_account(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
 fn app_pointer(conn: &mut SqliteConnection) -> QueryResult<AppPointer> {
     #[derive(QueryableByName)]
     struct Row {
-        #[diesel(sql_type = Nullable<Text>)]
-        active_did: Option<String>,
-        #[diesel(sql_type = Nullable<Text>)]
-        last_updated: Option<String>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
+        active_did: Option<sql::Lossless>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
+        last_updated: Option<sql::Lossless>,
     }
     let columns = sql::columns(conn, "active_identity")?;
     if !columns.iter().any(|c| c == "activeDid") {
@@ -232,7 +241,12 @@ fn app_pointer(conn: &mut SqliteConnection) -> QueryResult<AppPointer> {
         .get_result::<Row>(conn)
         .optional()?;
     let (active_did, last_updated) = row
-        .map(|r| (r.active_did.filter(|s| !s.is_empty()), r.last_updated))
+        .map(|r| {
+            (
+                r.active_did.map(|l| l.0).filter(|s| !s.is_empty()),
+                r.last_updated.map(|l| l.0),
+            )
+        })
         .unwrap_or_default();
     let names_account = match &active_did {
         Some(did) => names_account(conn, did)?,
@@ -243,6 +257,77 @@ fn app_pointer(conn: &mut SqliteConnection) -> QueryResult<AppPointer> {
         last_updated,
         names_account,
     })
+}
+
+/// Every account row, kept or quarantined, summed up as a multiset of whole rows
+/// (id and every column, typed): a migration or rollback may move rows between
+/// `accounts` and `accounts_quarantine`, never change one. Each row is hashed with
+/// keys chosen at random for the run, so no file can be made to collide with it.
+#[derive(Debug, Clone)]
+pub(crate) struct AccountDigest {
+    keys: std::hash::RandomState,
+    rows: u64,
+    sum: u64,
+    xor: u64,
+}
+
+impl PartialEq for AccountDigest {
+    fn eq(&self, other: &Self) -> bool {
+        (self.rows, self.sum, self.xor) == (other.rows, other.sum, other.xor)
+    }
+}
+
+impl AccountDigest {
+    /// The digest of the file's account rows now, with fresh keys (the quarantine's
+    /// only when the file is idstore's from the active-identity step on).
+    pub fn read(conn: &mut SqliteConnection) -> Result<Self, Error> {
+        Self::read_with(conn, std::hash::RandomState::new())
+    }
+
+    /// The digest of the account rows now, with the keys of `self` (to compare).
+    pub fn again(&self, conn: &mut SqliteConnection) -> Result<Self, Error> {
+        Self::read_with(conn, self.keys.clone())
+    }
+
+    fn read_with(conn: &mut SqliteConnection, keys: std::hash::RandomState) -> Result<Self, Error> {
+        use diesel::connection::DefaultLoadingMode;
+        use std::hash::{BuildHasher, Hasher};
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            row: Vec<u8>,
+        }
+        let mut digest = AccountDigest {
+            keys,
+            rows: 0,
+            sum: 0,
+            xor: 0,
+        };
+        let quarantine_is_ours = status(conn)?
+            .applied
+            .iter()
+            .any(|v| v == ACTIVE_IDENTITY_VERSION);
+        for table in ["accounts", "accounts_quarantine"] {
+            if !sql::table_exists(conn, table)? || (table != "accounts" && !quarantine_is_ours) {
+                continue;
+            }
+            let query = diesel::sql_query(format!(
+                "SELECT CAST(quote(id) || ',' || quote(dateCreated) || ',' || quote(derivationPath)
+                        || ',' || quote(did) || ',' || quote(identityEncrBase64) || ','
+                        || quote(mnemonicEncrBase64) || ',' || quote(passkeyCredIdHex) || ','
+                        || quote(publicKeyHex) AS BLOB) AS row FROM {table}"
+            ));
+            for row in query.load_iter::<Row, DefaultLoadingMode>(conn)? {
+                let mut h = digest.keys.build_hasher();
+                h.write(&row?.row);
+                let v = h.finish();
+                digest.rows += 1;
+                digest.sum = digest.sum.wrapping_add(v);
+                digest.xor ^= v.rotate_left(17);
+            }
+        }
+        Ok(digest)
+    }
 }
 
 /// Account rows, kept or quarantined: a migration may move them, never lose them.

@@ -25,6 +25,7 @@ use crate::error::{Error, Repr};
 use crate::report::MigrationReport;
 
 mod adopt;
+pub(crate) mod foreign;
 mod inspect;
 mod pinned;
 mod plan;
@@ -224,9 +225,12 @@ pub(crate) fn migrate(
         &mut handle.conn,
         options.dry_run,
         |conn| {
-            let plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
-            if !plan.is_empty() && options.integrity == Integrity::Written {
-                verify::check_input(conn, &plan)?;
+            let mut plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
+            if !plan.is_empty() {
+                if options.integrity == Integrity::Written {
+                    verify::check_input(conn, &plan)?;
+                }
+                plan.accounts = Some(inspect::AccountDigest::read(conn)?);
             }
             let mut report = run::execute(conn, &plan, options.progress)?;
             if !plan.is_empty() {

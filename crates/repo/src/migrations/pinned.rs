@@ -133,7 +133,9 @@ pub(super) mod baseline {
 /// `20261125000001`: `active_identity`, the quarantine tables and the decision log.
 pub(super) mod active_identity {
     use diesel::prelude::*;
-    use diesel::sql_types::{Integer, Nullable, Text};
+    use diesel::sql_types::{Binary, Integer, Nullable, Text};
+
+    use crate::sql::Lossless;
 
     /// Points `active_identity` at `did`, keeping the app's `lastUpdated` when given.
     pub fn set_pointer(
@@ -164,17 +166,17 @@ pub(super) mod active_identity {
             .map(drop)
     }
 
-    /// An account row the step moved to `accounts_quarantine`.
+    /// An account row the step moved to `accounts_quarantine` (text as reported).
     #[derive(QueryableByName)]
     pub struct QuarantinedAccount {
         #[diesel(sql_type = Integer)]
         pub id: i32,
-        #[diesel(sql_type = Text)]
-        pub did: String,
+        #[diesel(sql_type = Binary)]
+        pub did: Lossless,
         #[diesel(sql_type = Integer, column_name = keptAccountId)]
         pub kept_account_id: i32,
-        #[diesel(sql_type = Text)]
-        pub reason: String,
+        #[diesel(sql_type = Binary)]
+        pub reason: Lossless,
     }
 
     /// Every row of `accounts_quarantine`, by id.
@@ -187,13 +189,13 @@ pub(super) mod active_identity {
         .load(conn)
     }
 
-    /// A pointer value the step kept in `active_did_quarantine`.
+    /// A pointer value the step kept in `active_did_quarantine` (text as reported).
     #[derive(QueryableByName)]
     pub struct QuarantinedPointer {
-        #[diesel(sql_type = Text, column_name = activeDid)]
-        pub value: String,
-        #[diesel(sql_type = Text)]
-        pub reason: String,
+        #[diesel(sql_type = Binary, column_name = activeDid)]
+        pub value: Lossless,
+        #[diesel(sql_type = Binary)]
+        pub reason: Lossless,
     }
 
     /// Every row of `active_did_quarantine`, by id.
@@ -216,15 +218,15 @@ pub(super) mod active_identity {
 /// `20261125000002`: `settings.activeDid` dropped, its values archived.
 pub(super) mod cleanup {
     use diesel::prelude::*;
-    use diesel::sql_types::{Integer, Text};
+    use diesel::sql_types::{Binary, Integer};
 
-    /// A `settings.activeDid` value the step archived.
+    /// A `settings.activeDid` value the step archived (text as reported).
     #[derive(QueryableByName)]
     pub struct Archived {
         #[diesel(sql_type = Integer, column_name = settingsId)]
         pub settings_id: i32,
-        #[diesel(sql_type = Text, column_name = activeDid)]
-        pub value: String,
+        #[diesel(sql_type = Binary, column_name = activeDid)]
+        pub value: crate::sql::Lossless,
     }
 
     /// Every row of `settings_active_did_archive`, by settings row.
@@ -236,22 +238,19 @@ pub(super) mod cleanup {
     }
 
     /// Indexes and triggers on `settings` that idstore's steps do not create: the
-    /// step's down.sql rebuilds the table, which would drop them.
-    pub fn foreign_settings_objects(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
-        #[derive(QueryableByName)]
-        struct Object {
-            #[diesel(sql_type = Text)]
-            sql: String,
-        }
-        let rows = diesel::sql_query(
-            "SELECT sql FROM sqlite_master
+    /// step's down.sql rebuilds the table, which would drop them. (Their definitions
+    /// are checked before they are recreated.)
+    pub fn foreign_settings_objects(
+        conn: &mut SqliteConnection,
+    ) -> QueryResult<Vec<super::super::adopt::SchemaObject>> {
+        diesel::sql_query(
+            "SELECT type AS kind, name, tbl_name, sql FROM sqlite_master
               WHERE tbl_name = 'settings' AND type IN ('index', 'trigger') AND sql IS NOT NULL
                 AND name NOT IN ('idx_settings_accountDid',
                                  'settings_active_did_sync_on_insert',
                                  'settings_active_did_sync_on_update')
               ORDER BY type, name",
         )
-        .load::<Object>(conn)?;
-        Ok(rows.into_iter().map(|o| o.sql).collect())
+        .load(conn)
     }
 }

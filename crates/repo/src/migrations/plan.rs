@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::adopt::{SchemaObject, tables_created_by};
+use super::foreign::{Write, acting_on};
 use super::inspect::{AppPointer, Inspection, MigrationStatus};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, BOOKKEEPING_TABLE, CLEANUP_VERSION, check_target,
@@ -35,6 +36,8 @@ pub struct MigrationPlan {
     pub(super) rewritten_tables: BTreeSet<String>,
     /// Existing tables the steps build new b-trees from: checked before the run.
     pub(super) read_tables: BTreeSet<String>,
+    /// Every account row before the run, as a digest the result must match.
+    pub(super) accounts: Option<super::inspect::AccountDigest>,
 }
 
 impl MigrationPlan {
@@ -52,6 +55,7 @@ impl MigrationPlan {
             collisions,
             existing,
             account_rows,
+            foreign,
         } = inspection;
         status.refuse_unknown()?;
         let steps: Vec<String> = status
@@ -71,6 +75,7 @@ impl MigrationPlan {
             written_tables: BTreeSet::new(),
             rewritten_tables: BTreeSet::new(),
             read_tables: BTreeSet::new(),
+            accounts: None,
         };
         if plan.steps.is_empty() {
             return Ok(plan);
@@ -112,7 +117,37 @@ impl MigrationPlan {
         }
         plan.app_pointer = app_pointer;
         plan.decide_checks(&existing);
+        let acting = acting_on(&foreign, &plan.writes());
+        if !acting.is_empty() {
+            return Err(Repr::ForeignObjects {
+                operation: "migration",
+                objects: acting,
+            }
+            .into());
+        }
         Ok(plan)
+    }
+
+    /// The writes the steps make to tables that already hold the file's rows (new
+    /// tables can carry no one else's trigger): what a foreign trigger or foreign
+    /// key must not act on.
+    pub(super) fn writes(&self) -> Vec<Write> {
+        let mut writes = vec![Write::insert(BOOKKEEPING_TABLE)];
+        for step in &self.steps {
+            match step.as_str() {
+                // The master row, when the file has none.
+                BASELINE_VERSION => writes.push(Write::insert("settings")),
+                ACTIVE_IDENTITY_VERSION => {
+                    // Duplicates move out of accounts; the transition triggers write
+                    // the legacy column when the pointer is set.
+                    writes.push(Write::delete("accounts"));
+                    writes.push(Write::update("settings", &["activeDid"]));
+                }
+                CLEANUP_VERSION => writes.push(Write::insert("idstore_original_schema")),
+                _ => {}
+            }
+        }
+        writes
     }
 
     /// Which b-trees the validation checks, from what each step creates: a
@@ -191,6 +226,7 @@ mod tests {
                 app_active_identity: false,
                 active_did: Some("did:example:a".into()),
                 accounts: 1,
+                foreign_objects: vec![],
             },
             legacy_shape: vec![],
             lacks_late_column: true,
@@ -206,6 +242,7 @@ mod tests {
             .map(String::from)
             .into(),
             account_rows: 1,
+            foreign: vec![],
         }
     }
 

@@ -1,64 +1,80 @@
 //! What a rollback gives back: adopted objects and the tables a step rebuilt are
-//! recreated from the DDL the file had, kept in `idstore_original_schema`, so
-//! rolling back gives the file its own schema text back.
+//! recreated from the definitions the file had, kept in `idstore_original_schema`,
+//! so rolling back gives the file its own schema text back.
+//!
+//! A file is data, never code. What must come back is kept as data: the app's
+//! `active_identity` rows as rows (a copy of the table), the legacy pointer it
+//! overrode as a value. A kept definition is checked before it is used: it must be
+//! exactly one `CREATE` statement for the object it is recorded as, and that object
+//! one idstore adopts or rebuilds, or the rollback refuses and says why.
 
 use std::collections::BTreeMap;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 
 use super::adopt::{SchemaObject, objects};
+use crate::error::{Error, Repr};
+use crate::sqltext::{self, Kind, Literal};
 
-/// An adopted object with, for a table, its rows as INSERT statements.
+/// The app's `active_identity` rows, as rows, while idstore's table stands in its place.
+const ADOPTED_ROWS: &str = "idstore_adopted_active_identity";
+/// The legacy pointer the adoption overrode, and the pointer it left.
+const ADOPTION: &str = "idstore_adoption";
+
+/// A kept definition, with (from an older idstore only) its rows as `INSERT` text.
 #[derive(Debug, Clone)]
 pub(crate) struct Kept {
     pub object: SchemaObject,
     pub rows_sql: Option<String>,
 }
 
-/// The app's table `table` with its indexes and triggers and its rows, read before
-/// it is dropped for idstore's own.
-pub(crate) fn keep_table(conn: &mut SqliteConnection, table: &str) -> QueryResult<Vec<Kept>> {
-    #[derive(QueryableByName)]
-    struct Insert {
-        #[diesel(sql_type = Nullable<Text>)]
-        stmt: Option<String>,
+impl Kept {
+    pub fn new(object: SchemaObject) -> Self {
+        Kept {
+            object,
+            rows_sql: None,
+        }
     }
-    let mut kept = Vec::new();
+}
+
+/// Keeps the app's table `table` for a rollback: its definition and those of its
+/// indexes and triggers, and its rows, copied as they are into [`ADOPTED_ROWS`].
+pub(crate) fn keep_table(conn: &mut SqliteConnection, table: &str) -> QueryResult<Vec<Kept>> {
     let mut objs: Vec<SchemaObject> = objects(conn)?
         .into_values()
         .filter(|o| o.tbl_name == table && o.sql.is_some())
         .collect();
     objs.sort_by_key(|o| (o.kind != "table", o.name.clone()));
-    let columns = crate::sql::columns(conn, table)?;
-    let quoted: Vec<String> = columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-        .collect();
-    let select = format!(
-        "SELECT 'INSERT INTO \"{t}\" ({cols}) VALUES (' || {vals} || ');' AS stmt FROM \"{t}\" ORDER BY rowid",
-        t = table.replace('"', "\"\""),
-        cols = quoted.join(", "),
-        vals = quoted
-            .iter()
-            .map(|c| format!("quote({c})"))
-            .collect::<Vec<_>>()
-            .join(" || ', ' || ")
-    );
-    let rows: Vec<String> = diesel::sql_query(select)
-        .load::<Insert>(conn)?
-        .into_iter()
-        .filter_map(|i| i.stmt)
-        .collect();
-    for o in objs {
-        let rows_sql = (o.kind == "table").then(|| rows.join("\n"));
-        kept.push(Kept {
-            object: o,
-            rows_sql,
-        });
-    }
-    Ok(kept)
+    conn.batch_execute(&format!(
+        "CREATE TABLE {ADOPTED_ROWS} AS SELECT * FROM main.{}",
+        quote_ident(table)
+    ))?;
+    Ok(objs.into_iter().map(Kept::new).collect())
+}
+
+/// Keeps the master row's `settings.activeDid` as it is, before the adoption
+/// overrides it with the app's own pointer: copied by SQLite, byte for byte.
+pub(crate) fn keep_legacy_pointer(conn: &mut SqliteConnection) -> QueryResult<()> {
+    conn.batch_execute(&format!(
+        "CREATE TABLE {ADOPTION} (
+            id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+            legacyActiveDid TEXT,
+            pointerAfter TEXT
+        );
+        INSERT INTO {ADOPTION} (id, legacyActiveDid)
+        SELECT 1, (SELECT activeDid FROM settings WHERE id = 1);"
+    ))
+}
+
+/// Notes the pointer the adoption left: a rollback gives the legacy value back
+/// while the active identity is still this one.
+pub(crate) fn note_pointer_after_adoption(conn: &mut SqliteConnection) -> QueryResult<()> {
+    conn.batch_execute(&format!(
+        "UPDATE {ADOPTION} SET pointerAfter = (SELECT activeDid FROM active_identity WHERE id = 1)
+          WHERE id = 1;"
+    ))
 }
 
 /// Records adopted objects in `idstore_original_schema` (created by the step that
@@ -66,21 +82,21 @@ pub(crate) fn keep_table(conn: &mut SqliteConnection, table: &str) -> QueryResul
 pub(crate) fn record_adopted(conn: &mut SqliteConnection, kept: &[Kept]) -> QueryResult<()> {
     for k in kept {
         diesel::sql_query(
-            "INSERT INTO idstore_original_schema (reason, type, name, tbl_name, sql, rowsSql)
-             VALUES ('adopted', ?, ?, ?, ?, ?)",
+            "INSERT INTO idstore_original_schema (reason, type, name, tbl_name, sql)
+             VALUES ('adopted', ?, ?, ?, ?)",
         )
         .bind::<Text, _>(&k.object.kind)
         .bind::<Text, _>(&k.object.name)
         .bind::<Text, _>(&k.object.tbl_name)
         .bind::<Nullable<Text>, _>(&k.object.sql)
-        .bind::<Nullable<Text>, _>(&k.rows_sql)
         .execute(conn)?;
     }
     Ok(())
 }
 
-/// The kept objects recorded for `reason` (`adopted` or `rebuilt`), tables first.
-pub(crate) fn recorded(conn: &mut SqliteConnection, reason: &str) -> QueryResult<Vec<Kept>> {
+/// The kept objects recorded for `reason` (`adopted` or `rebuilt`), tables first,
+/// each checked (see [`check`]).
+pub(crate) fn recorded(conn: &mut SqliteConnection, reason: &str) -> Result<Vec<Kept>, Error> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = Text)]
@@ -97,12 +113,16 @@ pub(crate) fn recorded(conn: &mut SqliteConnection, reason: &str) -> QueryResult
     if !crate::sql::table_exists(conn, "idstore_original_schema")? {
         return Ok(Vec::new());
     }
-    Ok(diesel::sql_query(
-        "SELECT type AS kind, name, tbl_name, sql, rowsSql FROM idstore_original_schema
+    let kept: Vec<Kept> = diesel::sql_query(
+        "SELECT CAST(type AS TEXT) AS kind, CAST(name AS TEXT) AS name,
+                CAST(tbl_name AS TEXT) AS tbl_name, CAST(sql AS TEXT) AS sql,
+                CAST(rowsSql AS TEXT) AS rowsSql
+           FROM idstore_original_schema
           WHERE reason = ? ORDER BY type <> 'table', id",
     )
     .bind::<Text, _>(reason)
-    .load::<Row>(conn)?
+    .load::<Row>(conn)
+    .map_err(|e| untrusted("idstore_original_schema", &e.to_string()))?
     .into_iter()
     .map(|r| Kept {
         object: SchemaObject {
@@ -113,7 +133,109 @@ pub(crate) fn recorded(conn: &mut SqliteConnection, reason: &str) -> QueryResult
         },
         rows_sql: r.rows_sql,
     })
-    .collect())
+    .collect();
+    for k in &kept {
+        check(reason, k)?;
+    }
+    Ok(kept)
+}
+
+/// A record that cannot be trusted, as the refusal says it.
+fn untrusted(what: &str, why: &str) -> Error {
+    Repr::UntrustedSchema {
+        what: what.to_owned(),
+        why: why.to_owned(),
+    }
+    .into()
+}
+
+/// Checks one kept record before anything is done with it: an object idstore keeps
+/// for `reason` (the app's `active_identity` with its indexes and triggers, or an
+/// object under a name idstore's steps create, when adopted; `settings` and what is
+/// on it, when rebuilt), whose definition is exactly one `CREATE` statement for it,
+/// and whose rows, from an older idstore, read as literals.
+fn check(reason: &str, k: &Kept) -> Result<(), Error> {
+    let o = &k.object;
+    let what = format!(
+        "the kept definition of the {} {} in idstore_original_schema",
+        idstore_domain::display::Shown(&o.kind),
+        idstore_domain::display::Shown::quoted(&o.name)
+    );
+    let kind =
+        Kind::parse(&o.kind).ok_or_else(|| untrusted(&what, "it is no table, index or trigger"))?;
+    let ours = super::adopt::names_created_by_steps();
+    let expected = match (reason, kind) {
+        ("adopted", Kind::Table) => o.name == "active_identity" && o.tbl_name == o.name,
+        ("adopted", _) => o.tbl_name == "active_identity" || ours.contains(o.name.as_str()),
+        ("rebuilt", Kind::Table) => o.name == "settings" && o.tbl_name == o.name,
+        ("rebuilt", _) => o.tbl_name == "settings",
+        _ => false,
+    };
+    if !expected {
+        return Err(untrusted(&what, "idstore keeps no such object"));
+    }
+    if let Some(sql) = &o.sql {
+        let on = (kind != Kind::Table).then_some(o.tbl_name.as_str());
+        sqltext::check_create(sql, kind, &o.name, on).map_err(|r| untrusted(&what, &r.0))?;
+    }
+    if let Some(rows) = &k.rows_sql {
+        sqltext::parse_inserts(rows, &o.name)
+            .map_err(|r| untrusted(&what, &format!("its kept rows: {r}")))?;
+    }
+    Ok(())
+}
+
+/// Checks, before a rollback writes anything, everything it will take from the file:
+/// the kept records it will use, and the definitions of indexes and triggers other
+/// programs put on `settings`, which the cleanup's rollback recreates.
+pub(crate) fn check_for_rollback(
+    conn: &mut SqliteConnection,
+    reverts_cleanup: bool,
+    reverts_active_identity: bool,
+) -> Result<(), Error> {
+    if reverts_cleanup {
+        recorded(conn, "rebuilt")?;
+        for o in super::pinned::cleanup::foreign_settings_objects(conn)? {
+            let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
+            let sql = o.sql.as_deref().unwrap_or_default();
+            sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
+                untrusted(
+                    &format!(
+                        "the definition of the {} {} on settings",
+                        o.kind,
+                        idstore_domain::display::Shown::quoted(&o.name)
+                    ),
+                    &r.0,
+                )
+            })?;
+        }
+    }
+    if reverts_active_identity {
+        recorded(conn, "adopted")?;
+    }
+    Ok(())
+}
+
+/// Recreates indexes and triggers other programs put on `settings`, each from its
+/// definition once it is checked, indexes first.
+pub(crate) fn recreate_on_settings(
+    conn: &mut SqliteConnection,
+    objects: &[SchemaObject],
+) -> Result<(), Error> {
+    let mut ordered: Vec<&SchemaObject> = objects.iter().collect();
+    ordered.sort_by_key(|o| o.kind == "trigger");
+    for o in ordered {
+        let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
+        let sql = o.sql.as_deref().unwrap_or_default();
+        sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
+            untrusted(
+                &format!("the definition of the {} {:?} on settings", o.kind, o.name),
+                &r.0,
+            )
+        })?;
+        conn.batch_execute(sql)?;
+    }
+    Ok(())
 }
 
 /// Forgets the adopted records, so the active-identity step's down.sql (which
@@ -126,44 +248,166 @@ pub(crate) fn forget_adopted(conn: &mut SqliteConnection) -> QueryResult<()> {
     Ok(())
 }
 
+/// What the adoption overrode, read before the step is reverted: whether it was
+/// recorded, and whether the active identity is still the one the adoption left.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Overridden {
+    recorded: bool,
+    pointer_unchanged: bool,
+}
+
+/// Reads [`Overridden`] (nothing recorded: the adoption overrode nothing).
+pub(crate) fn overridden(conn: &mut SqliteConnection) -> QueryResult<Overridden> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        unchanged: bool,
+    }
+    if !crate::sql::table_exists(conn, ADOPTION)? {
+        return Ok(Overridden::default());
+    }
+    let row = diesel::sql_query(format!(
+        "SELECT pointerAfter IS (SELECT activeDid FROM active_identity WHERE id = 1) AS unchanged
+           FROM {ADOPTION} WHERE id = 1"
+    ))
+    .get_result::<Row>(conn)
+    .optional()?;
+    Ok(Overridden {
+        recorded: row.is_some(),
+        pointer_unchanged: row.is_some_and(|r| r.unchanged),
+    })
+}
+
 /// Recreates adopted objects after the step that replaced them was reverted: each
-/// from its own DDL, a table with its rows. The app's `active_identity` then names
-/// the identity the legacy column names now (the transition kept them in step).
-pub(crate) fn restore_adopted(conn: &mut SqliteConnection, kept: &[Kept]) -> QueryResult<()> {
-    for k in kept {
+/// from its own (checked) definition, the app's table with its rows, triggers last
+/// so none fires on the rollback's own writes. The app's `active_identity` then
+/// names the identity the legacy column names now (the transition kept them in
+/// step), and the legacy column gets back the value the adoption overrode when
+/// the active identity is still the one the adoption left.
+pub(crate) fn restore_adopted(
+    conn: &mut SqliteConnection,
+    kept: &[Kept],
+    overridden: Overridden,
+) -> Result<(), Error> {
+    let (triggers, others): (Vec<&Kept>, Vec<&Kept>) =
+        kept.iter().partition(|k| k.object.kind == "trigger");
+    for k in &others {
         if let Some(sql) = &k.object.sql {
             conn.batch_execute(sql)?;
         }
-        if let Some(rows) = k.rows_sql.as_deref().filter(|r| !r.is_empty()) {
-            conn.batch_execute(rows)?;
+        if k.object.kind == "table" {
+            restore_rows(conn, k)?;
         }
-        if k.object.kind == "table" && k.object.name == "active_identity" {
-            let columns = crate::sql::columns(conn, "active_identity")?;
-            let touch = if columns.iter().any(|c| c == "lastUpdated") {
-                ", lastUpdated = datetime('now')"
-            } else {
-                ""
-            };
+    }
+    if kept
+        .iter()
+        .any(|k| k.object.kind == "table" && k.object.name == "active_identity")
+    {
+        let columns = crate::sql::columns(conn, "active_identity")?;
+        let touch = if columns.iter().any(|c| c == "lastUpdated") {
+            ", lastUpdated = datetime('now')"
+        } else {
+            ""
+        };
+        conn.batch_execute(&format!(
+            "UPDATE active_identity SET activeDid = {legacy}{touch}
+              WHERE activeDid IS NOT {legacy}
+                AND ({legacy} IS NULL OR EXISTS (SELECT 1 FROM accounts WHERE did = {legacy}));",
+            legacy = "(SELECT nullif(activeDid, '') FROM settings WHERE id = 1)"
+        ))?;
+    }
+    if overridden.recorded {
+        if overridden.pointer_unchanged {
             conn.batch_execute(&format!(
-                "UPDATE active_identity SET activeDid = {legacy}{touch}
-                  WHERE activeDid IS NOT {legacy}
-                    AND ({legacy} IS NULL OR EXISTS (SELECT 1 FROM accounts WHERE did = {legacy}));",
-                legacy = "(SELECT nullif(activeDid, '') FROM settings WHERE id = 1)"
+                "UPDATE settings SET activeDid = (SELECT legacyActiveDid FROM {ADOPTION} WHERE id = 1)
+                  WHERE id = 1;"
             ))?;
+        }
+        conn.batch_execute(&format!("DROP TABLE {ADOPTION};"))?;
+    }
+    for k in triggers {
+        if let Some(sql) = &k.object.sql {
+            conn.batch_execute(sql)?;
         }
     }
     Ok(())
 }
 
-/// Rebuilds `settings` from the DDL it had before the cleanup (`kept`, tables first),
-/// when the rollback's SQL gave it idstore's text instead: a copy under the old
-/// text, the rows moved over, the counter kept, and every index and trigger on it
-/// recreated (with its original text when there is one). `PRAGMA legacy_alter_table`
-/// keeps the rename from rewriting other triggers that name `settings`.
+/// Puts an adopted table's rows back: from the copy kept as rows, or, for a file
+/// adopted by an older idstore, from its `INSERT` text read as literals and bound.
+fn restore_rows(conn: &mut SqliteConnection, k: &Kept) -> Result<(), Error> {
+    let table = quote_ident(&k.object.name);
+    let present = crate::sql::columns(conn, &k.object.name)?;
+    if crate::sql::table_exists(conn, ADOPTED_ROWS)? {
+        let columns = crate::sql::columns(conn, ADOPTED_ROWS)?;
+        if columns.iter().any(|c| !present.contains(c)) {
+            return Err(untrusted(
+                ADOPTED_ROWS,
+                "its columns are not those of the table it keeps",
+            ));
+        }
+        let list = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.batch_execute(&format!(
+            "INSERT INTO main.{table} ({list}) SELECT {list} FROM {ADOPTED_ROWS} ORDER BY rowid;
+             DROP TABLE {ADOPTED_ROWS};"
+        ))?;
+        return Ok(());
+    }
+    let Some(text) = k.rows_sql.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let rows = sqltext::parse_inserts(text, &k.object.name)
+        .map_err(|r| untrusted("the kept rows of active_identity", &r.0))?;
+    for (columns, values) in rows {
+        if columns.iter().any(|c| !present.contains(c)) {
+            return Err(untrusted(
+                "the kept rows of active_identity",
+                "they name a column the table does not have",
+            ));
+        }
+        let list = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let marks = vec!["?"; values.len()].join(", ");
+        let mut insert = diesel::sql_query(format!(
+            "INSERT INTO main.{table} ({list}) VALUES ({marks})"
+        ))
+        .into_boxed::<diesel::sqlite::Sqlite>();
+        for value in values {
+            insert = match value {
+                Literal::Null => insert.bind::<Nullable<Text>, _>(None::<String>),
+                Literal::Integer(i) => insert.bind::<BigInt, _>(i),
+                Literal::Real(r) => insert.bind::<Double, _>(r),
+                Literal::Text(t) => insert.bind::<Text, _>(t),
+                Literal::Blob(b) => insert.bind::<Binary, _>(b),
+            };
+        }
+        insert.execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A name as a quoted SQL identifier: it can name nothing else.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Rebuilds `settings` from the definition it had before the cleanup (`kept`,
+/// tables first, checked), when the rollback's SQL gave it idstore's text instead:
+/// a copy under the old text, the rows moved over, the counter kept, and every
+/// index and trigger on it recreated (with its original text when there is one).
+/// `PRAGMA legacy_alter_table` keeps the rename from rewriting other triggers that
+/// name `settings`.
 pub(crate) fn restore_rebuilt_settings(
     conn: &mut SqliteConnection,
     kept: &[Kept],
-) -> QueryResult<()> {
+) -> Result<(), Error> {
     let Some(table_sql) = kept
         .iter()
         .find(|k| k.object.kind == "table" && k.object.name == "settings")
@@ -179,17 +423,25 @@ pub(crate) fn restore_rebuilt_settings(
         .iter()
         .filter_map(|k| Some((k.object.name.as_str(), k.object.sql.as_deref()?)))
         .collect();
-    let attached: Vec<String> = now
+    let mut attached = Vec::new();
+    for o in now
         .values()
         .filter(|o| o.tbl_name == "settings" && o.kind != "table")
-        .filter_map(|o| {
-            let sql = originals
-                .get(o.name.as_str())
-                .copied()
-                .or(o.sql.as_deref())?;
-            Some(sql.to_owned())
-        })
-        .collect();
+    {
+        let Some(sql) = originals.get(o.name.as_str()).copied().or(o.sql.as_deref()) else {
+            continue;
+        };
+        let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
+        sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
+            untrusted(
+                &format!("the definition of the {} {:?} on settings", o.kind, o.name),
+                &r.0,
+            )
+        })?;
+        attached.push((o.kind == "trigger", sql.to_owned()));
+    }
+    // Indexes before triggers, so no trigger fires on the rows being moved back.
+    attached.sort_by_key(|(trigger, _)| *trigger);
     conn.batch_execute(
         "CREATE TEMP TABLE idstore_settings_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'settings';
          PRAGMA legacy_alter_table = ON;
@@ -203,13 +455,13 @@ pub(crate) fn restore_rebuilt_settings(
              DELETE FROM sqlite_sequence WHERE name IN ('settings', 'idstore_settings_rebuild');
              INSERT INTO sqlite_sequence (name, seq) SELECT 'settings', seq FROM temp.idstore_settings_seq;",
         )?;
-        for sql in &attached {
+        for (_, sql) in &attached {
             conn.batch_execute(sql)?;
         }
-        Ok(())
+        Ok::<(), diesel::result::Error>(())
     })();
     let restored = conn.batch_execute(
         "PRAGMA legacy_alter_table = OFF; DROP TABLE IF EXISTS temp.idstore_settings_seq;",
     );
-    result.and(restored)
+    result.and(restored).map_err(Error::from)
 }

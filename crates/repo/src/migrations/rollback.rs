@@ -174,7 +174,50 @@ pub(crate) fn rollback_plan(
             .into());
         }
     }
+    let acting = super::foreign::acting_on(
+        &super::foreign::foreign_objects(conn)?,
+        &rollback_writes(&to_revert),
+    );
+    if !acting.is_empty() {
+        return Err(Repr::ForeignObjects {
+            operation: "rollback",
+            objects: acting,
+        }
+        .into());
+    }
+    // What the rollback will take from the file is checked before it writes anything.
+    restore::check_for_rollback(
+        conn,
+        to_revert.iter().any(|v| v == CLEANUP_VERSION),
+        to_revert.iter().any(|v| v == ACTIVE_IDENTITY_VERSION),
+    )?;
     Ok(to_revert)
+}
+
+/// The writes reverting `to_revert` makes to tables that hold the file's rows (see
+/// [`MigrationPlan::writes`](super::MigrationPlan)).
+fn rollback_writes(to_revert: &[String]) -> Vec<super::foreign::Write> {
+    use super::foreign::Write;
+    let mut writes = vec![Write::delete(super::BOOKKEEPING_TABLE)];
+    for version in to_revert {
+        match version.as_str() {
+            CLEANUP_VERSION => writes.push(Write::delete("idstore_original_schema")),
+            ACTIVE_IDENTITY_VERSION => writes.extend([
+                // Quarantined accounts come back; forgotten decisions and adopted
+                // records go; the legacy column gets an overridden value back.
+                Write::insert("accounts"),
+                Write::delete("quarantine_decisions"),
+                Write::delete("idstore_original_schema"),
+                Write::update("settings", &["activeDid"]),
+            ]),
+            // Dropping the tables deletes their rows for foreign keys' sake.
+            BASELINE_VERSION => {
+                writes.extend([Write::delete("accounts"), Write::delete("settings")])
+            }
+            _ => {}
+        }
+    }
+    writes
 }
 
 fn account_item(id: i32) -> QuarantineRef {
@@ -191,6 +234,7 @@ fn revert(
 ) -> Result<RollbackReport, Error> {
     let migrations = embedded();
     let mut report = RollbackReport::default();
+    let accounts_before = super::inspect::AccountDigest::read(conn)?;
     for version in to_revert {
         let migration = migrations
             .iter()
@@ -210,12 +254,13 @@ fn revert(
         } else {
             vec![]
         };
-        let adopted = if active_identity {
+        let (adopted, overridden) = if active_identity {
             let kept = restore::recorded(conn, "adopted")?;
+            let overridden = restore::overridden(conn)?;
             restore::forget_adopted(conn)?;
-            kept
+            (kept, overridden)
         } else {
-            vec![]
+            (vec![], restore::Overridden::default())
         };
         if active_identity && options.forget_decisions {
             // The down.sql's own guard would refuse while these log rows exist.
@@ -225,11 +270,9 @@ fn revert(
             }
         }
         step(conn, migration.as_ref(), version, Direction::Down)?;
-        for sql in foreign {
-            diesel::sql_query(sql).execute(conn)?;
-        }
+        restore::recreate_on_settings(conn, &foreign)?;
         restore::restore_rebuilt_settings(conn, &rebuilt)?;
-        restore::restore_adopted(conn, &adopted)?;
+        restore::restore_adopted(conn, &adopted, overridden)?;
         report.reverted.push(version.clone());
     }
     let mut errors = sql::integrity_problems(conn)?;
@@ -238,6 +281,12 @@ fn revert(
             .iter()
             .map(ToString::to_string),
     );
+    if accounts_before.again(conn)? != accounts_before {
+        errors.push(
+            "an account row changed or went missing; nothing of the rollback explains it"
+                .to_owned(),
+        );
+    }
     if !errors.is_empty() {
         return Err(Repr::ValidationFailed {
             report: Box::new(MigrationReport {

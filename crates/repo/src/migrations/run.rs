@@ -64,14 +64,14 @@ pub(super) fn execute(
     let mut adopted: Vec<restore::Kept> = plan
         .set_aside
         .iter()
-        .map(|o| restore::Kept {
-            object: o.clone(),
-            rows_sql: None,
-        })
+        .map(|o| restore::Kept::new(o.clone()))
         .collect();
     super::adopt::set_aside(conn, &plan.set_aside)?;
     if plan.app_pointer.is_some() {
-        // Kept with its rows for a rollback, then dropped for idstore's own.
+        // The legacy pointer the app's own table will override, as it is; the
+        // app's table, kept with its rows for a rollback, then dropped for
+        // idstore's own.
+        restore::keep_legacy_pointer(conn)?;
         adopted.extend(restore::keep_table(conn, "active_identity")?);
         diesel::sql_query("DROP TABLE active_identity").execute(conn)?;
     }
@@ -98,6 +98,7 @@ pub(super) fn execute(
     }
     if let Some(app) = &plan.app_pointer {
         apply_app_pointer(conn, app, &mut report)?;
+        restore::note_pointer_after_adoption(conn)?;
     }
     if plan.creates_active_identity() {
         report_quarantine(conn, &mut report)?;
@@ -152,19 +153,19 @@ fn report_quarantine(conn: &mut SqliteConnection, report: &mut MigrationReport) 
     let cleared = pinned::active_identity::quarantined_pointers(conn)?;
     report.values_migrated += (moved.len() + cleared.len()) as u64;
     for a in moved {
-        tracing::warn!(item = %format!("account:{}", a.id), kept_account_id = a.kept_account_id, reason = %a.reason, "account quarantined");
+        tracing::warn!(item = %format!("account:{}", a.id), kept_account_id = a.kept_account_id, reason = %a.reason.0, "account quarantined");
         report.warnings.push(MigrationWarning::QuarantinedAccount {
             account_id: a.id,
-            did: a.did,
+            did: a.did.0,
             kept_account_id: a.kept_account_id,
-            reason: a.reason,
+            reason: a.reason.0,
         });
     }
     for p in cleared {
-        tracing::warn!(reason = %p.reason, "pointer value quarantined");
+        tracing::warn!(reason = %p.reason.0, "pointer value quarantined");
         report.warnings.push(MigrationWarning::ClearedPointer {
-            value: p.value,
-            reason: p.reason,
+            value: p.value.0,
+            reason: p.reason.0,
         });
     }
     Ok(())
@@ -179,7 +180,7 @@ fn report_archive(conn: &mut SqliteConnection, report: &mut MigrationReport) -> 
             .into_iter()
             .map(|a| MigrationWarning::ArchivedActiveDid {
                 settings_id: a.settings_id,
-                value: a.value,
+                value: a.value.0,
             }),
     );
     Ok(())

@@ -72,6 +72,13 @@ pub(super) fn verify(
             "{} account rows before, {accounts_after} kept or quarantined after",
             plan.account_rows
         ));
+    } else if let Some(before) = &plan.accounts
+        && before.again(conn)? != *before
+    {
+        errors.push(
+            "an account row changed (its id, DID or key material is not what it was); nothing of the run explains it"
+                .to_owned(),
+        );
     }
     if let Some(Err(e)) = extra_check.map(|check| check(conn)) {
         errors.push(e.to_string());
@@ -112,8 +119,9 @@ mod tests {
         )
         .unwrap();
         let outcome = conn.transaction::<_, Error, _>(|conn| {
-            let plan = MigrationPlan::decide(Inspection::read(conn)?, None)?;
+            let mut plan = MigrationPlan::decide(Inspection::read(conn)?, None)?;
             check_input(conn, &plan)?;
+            plan.accounts = Some(inspect::AccountDigest::read(conn)?);
             let mut report = super::super::run::execute(conn, &plan, None)?;
             conn.batch_execute(damage)?;
             verify(conn, &plan, &mut report, Integrity::Written, None)?;
@@ -128,6 +136,26 @@ mod tests {
     #[test]
     fn an_undamaged_run_passes() {
         validate_after("SELECT 1;").unwrap();
+    }
+
+    #[test]
+    fn an_account_row_changed_during_the_run_is_refused() {
+        for damage in [
+            "UPDATE accounts SET mnemonicEncrBase64 = 'ATTACKER' WHERE did = 'did:example:a';",
+            "UPDATE accounts SET id = id + 100 WHERE did = 'did:example:b';",
+            "UPDATE accounts SET derivationPath = x'00' WHERE did = 'did:example:a';",
+        ] {
+            let err = validate_after(damage).unwrap_err();
+            let report = err.report().unwrap_or_else(|| panic!("{damage}: {err}"));
+            assert!(
+                report
+                    .errors
+                    .iter()
+                    .any(|e| e.contains("an account row changed")),
+                "{damage}: {:?}",
+                report.errors
+            );
+        }
     }
 
     #[test]

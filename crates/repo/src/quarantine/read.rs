@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Bool, Integer, Nullable};
 use idstore_domain::Secret;
-use idstore_schema::{accounts_quarantine, active_did_quarantine, quarantine_decisions};
+use idstore_schema::{accounts_quarantine, quarantine_decisions};
 
 use super::{
     COMPARED_ACCOUNT_FIELDS, Decision, DecisionKind, QuarantinedAccount, QuarantinedDetail,
@@ -15,16 +15,17 @@ use super::{
 };
 use crate::error::{Error, Repr};
 use crate::queries::account_exists;
+use crate::sql::Lossless;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
 #[derive(QueryableByName)]
 struct AccountSummaryRow {
     #[diesel(sql_type = Integer)]
     id: i32,
-    #[diesel(sql_type = Text)]
-    did: String,
-    #[diesel(sql_type = Text)]
-    reason: String,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    did: Lossless,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    reason: Lossless,
     #[diesel(sql_type = diesel::sql_types::Timestamp)]
     quarantined_at: NaiveDateTime,
     #[diesel(sql_type = Nullable<Integer>)]
@@ -53,8 +54,8 @@ impl AccountSummaryRow {
                 kind: QuarantineKind::Account,
                 id: self.id,
             },
-            value: self.did,
-            reason: self.reason,
+            value: self.did.0,
+            reason: self.reason.0,
             quarantined_at: self.quarantined_at,
             waiting: self.waiting,
             kept_account_id: self.kept_id,
@@ -114,22 +115,27 @@ pub(super) fn pointer_summaries(
     conn: &mut SqliteConnection,
     only: Option<i32>,
 ) -> QueryResult<Vec<(QuarantinedPointer, QuarantinedItem)>> {
-    let mut query = active_did_quarantine::table
-        .order(active_did_quarantine::id)
-        .into_boxed();
-    if let Some(id) = only {
-        query = query.filter(active_did_quarantine::id.eq(id));
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Integer)]
+        id: i32,
+        #[diesel(sql_type = diesel::sql_types::Binary, column_name = activeDid)]
+        active_did: Lossless,
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        reason: Lossless,
+        #[diesel(sql_type = diesel::sql_types::Timestamp, column_name = quarantinedAt)]
+        quarantined_at: NaiveDateTime,
     }
-    let rows: Vec<(i32, String, String, NaiveDateTime)> = query
-        .select((
-            active_did_quarantine::id,
-            active_did_quarantine::activeDid,
-            active_did_quarantine::reason,
-            active_did_quarantine::quarantinedAt,
-        ))
-        .load(conn)?;
+    let rows = diesel::sql_query(
+        "SELECT id, activeDid, reason, quarantinedAt FROM active_did_quarantine
+          WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+    )
+    .bind::<Nullable<Integer>, _>(only)
+    .load::<Row>(conn)?;
     rows.into_iter()
-        .map(|(id, active_did, reason, quarantined_at)| {
+        .map(|r| {
+            let (id, active_did, reason, quarantined_at) =
+                (r.id, r.active_did.0, r.reason.0, r.quarantined_at);
             let names_account = account_exists(conn, &active_did)?;
             let item = QuarantinedItem {
                 item: QuarantineRef {
