@@ -38,11 +38,13 @@ pub fn json(e: &Error) -> serde_json::Value {
 fn hint(e: &Error) -> Option<String> {
     let hint = match e.kind() {
         // (A missing database, not the command's own refusal of a dangling symlink.)
-        ErrorKind::NotFound if e.path().is_some() => "`idstore migrate` creates one",
+        ErrorKind::NotFound if e.path().is_some() => {
+            "check the path, or run `idstore migrate` to create a database there"
+        }
         ErrorKind::NeedsMigration => "run `idstore migrate`",
         ErrorKind::UnknownAccount => "`idstore account list` shows the known ones",
         ErrorKind::LastAccount => "pass --allow-last to delete it anyway",
-        ErrorKind::InvalidStoredValue => "`idstore check` lists such problems",
+        ErrorKind::InvalidStoredValue => "`idstore check` lists every such value",
         ErrorKind::NeedsRepair => "`idstore repair` re-creates it",
         ErrorKind::Encrypted => "give its key with IDSTORE_KEY or --key-file",
         ErrorKind::WrongKey => {

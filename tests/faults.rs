@@ -29,26 +29,6 @@ fn has_strace(test: &str) -> bool {
     )
 }
 
-/// Whether a private mount namespace with its own tmpfs can be made here.
-fn has_small_fs(test: &str) -> bool {
-    tool_available(
-        test,
-        "unshare and mount (util-linux) with user namespaces",
-        runs(
-            "unshare",
-            &[
-                "--user",
-                "--map-root-user",
-                "--mount",
-                "sh",
-                "-c",
-                "mount -t tmpfs -o size=65536 tmpfs /mnt",
-            ],
-        ),
-        "Debian's util-linux, and unprivileged user namespaces or root",
-    )
-}
-
 fn long_mode() -> bool {
     std::env::var_os("IDSTORE_LONG").is_some()
 }
@@ -433,32 +413,12 @@ fn legacy_with_rows(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
-/// Runs `script` with `sh` in a private mount namespace where a tmpfs of `size`
-/// bytes is mounted on `mnt`, and returns what it printed (its files vanish with it).
-fn on_small_fs(mnt: &Path, size: u64, script: &str) -> String {
-    std::fs::create_dir_all(mnt).unwrap();
-    let out = StdCommand::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs -o size={size} tmpfs '{}' && cd '{}' && {script}",
-            mnt.display(),
-            mnt.display()
-        ))
-        .env_remove("IDSTORE_DB")
-        .output()
-        .expect("unshare (util-linux) runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    text
-}
-
 /// On a small filesystem: `migrate` that would not fit is refused before anything is
 /// written, saying how much it needs, how much is free and where; and a disk too
 /// full for the write-ahead log is named as such. The file is byte for byte as it was.
 #[test]
 fn a_full_disk_is_refused_up_front_with_the_space_needed_and_free() {
-    if !has_small_fs("a_full_disk_is_refused_up_front_with_the_space_needed_and_free") {
+    if !has_private_mounts("a_full_disk_is_refused_up_front_with_the_space_needed_and_free") {
         return;
     }
     let dir = TempDir::new().unwrap();

@@ -2,14 +2,14 @@
 
 use idstore_domain::NewAccount;
 use idstore_domain::account::format_date_created;
-use idstore_repo::Error;
+use idstore_repo::{Error, ErrorKind};
 use serde_json::json;
 
 use crate::cli::AccountCommand;
 use crate::context::Ctx;
 use crate::output::{Shown, shown_or_none};
 
-pub(super) fn account(ctx: &Ctx, cmd: &AccountCommand) -> Result<(), Error> {
+pub(super) fn account(ctx: &Ctx, cmd: &AccountCommand) -> Result<bool, Error> {
     match cmd {
         AccountCommand::Add {
             did,
@@ -38,7 +38,7 @@ pub(super) fn account(ctx: &Ctx, cmd: &AccountCommand) -> Result<(), Error> {
                 },
             );
         }
-        AccountCommand::List => list(ctx)?,
+        AccountCommand::List => return list(ctx),
         AccountCommand::Remove { did, allow_last } => {
             let mut db = ctx.open_write()?;
             let r = db.store()?.delete_account(did, *allow_last)?;
@@ -57,12 +57,18 @@ pub(super) fn account(ctx: &Ctx, cmd: &AccountCommand) -> Result<(), Error> {
             );
         }
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Every account, printed as it is read: memory stays flat however many there are
-/// (with `--json`, one document whose `accounts` array is written element by element).
-fn list(ctx: &Ctx) -> Result<(), Error> {
+/// How many unreadable rows `account list` names; the rest are counted.
+const UNREADABLE_NAMED: usize = 10;
+
+/// Lists every account, printed as it is read: memory stays flat however many there
+/// are (with `--json`, one document whose `accounts` array is written element by
+/// element). A row that cannot be read (text that is
+/// not UTF-8, a DID that is not valid) does not hide the others: it is named on
+/// stderr (and under `"unreadable"` in JSON), and the exit status is 1.
+fn list(ctx: &Ctx) -> Result<bool, Error> {
     let mut db = ctx.open_read()?;
     let mut store = db.store()?;
     let active = store.active_identity()?.active_did;
@@ -71,8 +77,23 @@ fn list(ctx: &Ctx) -> Result<(), Error> {
         out.line("{\"accounts\":[");
     }
     let mut count = 0u64;
+    let mut unreadable = Vec::new();
+    let mut unreadable_count = 0usize;
     for account in store.accounts()? {
-        let a = account?;
+        let a = match account {
+            Ok(a) => a,
+            Err(e) if e.kind() == ErrorKind::InvalidStoredValue => {
+                unreadable_count += 1;
+                if unreadable.len() < UNREADABLE_NAMED {
+                    if !out.json {
+                        crate::output::error_line(&e.to_string());
+                    }
+                    unreadable.push(e.to_string());
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let is_active = Some(&a.did) == active.as_ref();
         if out.json {
             let item = json!({ "did": a.did, "date_created": a.date_created, "active": is_active });
@@ -88,9 +109,22 @@ fn list(ctx: &Ctx) -> Result<(), Error> {
         count += 1;
     }
     if out.json {
-        out.line("]}");
-    } else if count == 0 {
+        out.line(&format!(
+            "],\"unreadable\":{},\"unreadable_count\":{unreadable_count}}}",
+            json!(unreadable)
+        ));
+    } else if count == 0 && unreadable_count == 0 {
         out.text("no accounts");
     }
-    Ok(())
+    if unreadable_count > 0 {
+        crate::output::error_line(&format!(
+            "{unreadable_count} account row(s) could not be read{}; `idstore check` lists every such value",
+            if unreadable_count > unreadable.len() {
+                format!(" (the first {} named above)", unreadable.len())
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(unreadable_count == 0)
 }

@@ -59,7 +59,7 @@ fn convert(ctx: &Ctx, new_key: Option<&Key>, with_backup: bool, done: &str) -> R
     let backup_path = if with_backup {
         // A copy of the file as it is, under its current key (or none).
         let path = ctx.backup_path();
-        ctx.open_read()?.backup_to(&path)?;
+        ctx.open_write()?.backup_to(&path)?;
         Some(path)
     } else {
         None

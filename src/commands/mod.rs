@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, ctx: &Ctx) -> Result<bool, Error> {
         Command::Status => status::status(ctx).map(|()| true),
         Command::Check { all } => check::check(ctx, *all),
         Command::Repair => check::repair(ctx).map(|()| true),
-        Command::Account(cmd) => account::account(ctx, cmd).map(|()| true),
+        Command::Account(cmd) => account::account(ctx, cmd),
         Command::Active(args) => active::active(ctx, args).map(|()| true),
         Command::Settings(cmd) => settings::settings(ctx, cmd).map(|()| true),
         Command::Quarantine(cmd) => quarantine::quarantine(ctx, cmd).map(|()| true),

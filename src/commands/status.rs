@@ -59,6 +59,7 @@ not created yet: `idstore migrate` creates it"
         "next_step": next,
         "active_did": st.active_did,
         "accounts": st.accounts,
+        "foreign_objects": st.foreign_objects,
         "encrypted": format.is_some(),
         "sqlcipher_format": format,
         "readable": true,
@@ -110,6 +111,11 @@ not created yet: `idstore migrate` creates it"
             shown_or_none(st.active_did.as_deref())
         ));
         lines.push(format!("accounts: {}", st.accounts));
+        for o in &st.foreign_objects {
+            lines.push(format!(
+                "foreign:  {o}, not idstore's (migrate and rollback refuse while it would act on their writes)"
+            ));
+        }
         lines.join("\n")
     });
     Ok(())

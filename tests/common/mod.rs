@@ -281,3 +281,46 @@ pub fn with_key(db: &Path, key: &str) -> Command {
     cmd.env("IDSTORE_KEY", key);
     cmd
 }
+
+/// Runs `script` with `sh` in a private mount namespace where a tmpfs of `size`
+/// bytes is mounted on `mnt` (its files vanish with it), and returns what it
+/// printed. Needs `unshare` and `mount` with user namespaces (see
+/// [`has_private_mounts`]).
+pub fn on_small_fs(mnt: &Path, size: u64, script: &str) -> String {
+    std::fs::create_dir_all(mnt).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={size} tmpfs '{}' && cd '{}' && {script}",
+            mnt.display(),
+            mnt.display()
+        ))
+        .env_remove("IDSTORE_DB")
+        .env_remove("IDSTORE_KEY")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// Whether a private mount namespace with a tmpfs of its own can be made here.
+pub fn has_private_mounts(test: &str) -> bool {
+    tool_available(
+        test,
+        "unshare and mount (util-linux) with user namespaces",
+        runs(
+            "unshare",
+            &[
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o size=65536 tmpfs /mnt && mount -o remount,ro /mnt",
+            ],
+        ),
+        "Debian's util-linux, and unprivileged user namespaces or root",
+    )
+}
