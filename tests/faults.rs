@@ -51,8 +51,24 @@ fn traced(
     inject: Option<&str>,
     log: Option<&Path>,
 ) -> std::process::Output {
+    traced_on(case, db, syscalls, inject, log, &[])
+}
+
+/// [`traced`], tracing (and injecting into) only the calls on the files `only`
+/// when any are given.
+fn traced_on(
+    case: &Case<'_>,
+    db: &Path,
+    syscalls: &str,
+    inject: Option<&str>,
+    log: Option<&Path>,
+    only: &[PathBuf],
+) -> std::process::Output {
     let mut cmd = StdCommand::new("strace");
     cmd.args(["-f", "-qq", "-e", &format!("trace={syscalls}")]);
+    for path in only {
+        cmd.arg("-P").arg(path);
+    }
     if let Some(spec) = inject {
         cmd.args(["-e", &format!("inject={spec}")]);
     }
@@ -395,6 +411,125 @@ fn faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new() {
     for case in &cases {
         eprintln!("{}", inject_everywhere(case, &root));
     }
+}
+
+/// Creating a database (`migrate` where no file is) with a full disk or an I/O
+/// error at every write and sync of the run, and at the file's creation itself:
+/// each failure leaves no file behind (no database, `-wal`, `-shm` or journal),
+/// names the cause, and never says the file "was not changed"; the retry then
+/// works. Each success leaves a whole, migrated database.
+#[test]
+fn faults_while_creating_a_database_leave_no_file_behind() {
+    if !has_strace("faults_while_creating_a_database_leave_no_file_behind") {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let work = dir.path().join("create");
+    std::fs::create_dir(&work).unwrap();
+    let db = work.join("new.sqlite");
+    let case = Case::plain("create", &db, &["migrate"]);
+    let clear = || {
+        for entry in std::fs::read_dir(&work).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+    };
+    let log = dir.path().join("calls.log");
+    let files: Vec<PathBuf> = ["", "-journal", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        })
+        .collect();
+    let out = traced_on(
+        &case,
+        &db,
+        "pwrite64,fsync,fdatasync,openat",
+        None,
+        Some(&log),
+        &files,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created = keyed_rows(&db, None).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let count = |name: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!("{name}(")))
+            .count()
+    };
+    let opens = count("openat");
+    let creates = text
+        .lines()
+        .filter(|l| l.contains("openat(") && l.contains("O_CREAT"))
+        .count();
+    let (writes, fsyncs, fdatasyncs) = (count("pwrite64"), count("fsync"), count("fdatasync"));
+    assert!(
+        writes > 0 && creates > 0,
+        "{writes} writes, {creates} creates"
+    );
+
+    let mut faults = Vec::new();
+    for n in spread(writes, if long_mode() { writes } else { 40 }) {
+        faults.push((format!("pwrite64:error=ENOSPC:when={n}+"), "full"));
+        faults.push((format!("pwrite64:error=EIO:when={n}"), "I/O error"));
+    }
+    for (call, total) in [("fsync", fsyncs), ("fdatasync", fdatasyncs)] {
+        for n in 1..=total {
+            faults.push((format!("{call}:error=EIO:when={n}"), "I/O error"));
+        }
+    }
+    // Opening (and creating) the database, its journal and its log.
+    // (SQLite reports a journal or log it could not create as "unable to open
+    // database file", without the system's reason.)
+    for n in 1..=opens {
+        faults.push((format!("openat:error=ENOSPC:when={n}+"), "open"));
+    }
+    let (mut failed, mut succeeded) = (0, 0);
+    for (spec, cause) in &faults {
+        clear();
+        let syscall = spec.split(':').next().unwrap();
+        let only = if syscall == "openat" { &files[..] } else { &[] };
+        let out = traced_on(&case, &db, syscall, Some(spec), None, only);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        match out.status.code() {
+            Some(0) => {
+                succeeded += 1;
+                assert_eq!(keyed_rows(&db, None).as_ref(), Some(&created), "{spec}");
+                continue;
+            }
+            Some(1) => failed += 1,
+            code => panic!("{spec}: exit {code:?} (a panic or a signal): {stderr}"),
+        }
+        let left: Vec<_> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.is_empty(), "{spec}: left behind {left:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && !stderr.contains("not changed"),
+            "{spec}: {stderr}"
+        );
+        let named = stderr.contains(cause)
+            || (*cause == "full" && (stderr.contains("no room") || stderr.contains("I/O error")))
+            || (*cause == "open" && stderr.contains("No space left on device"));
+        assert!(named, "{spec}: the cause ({cause}) is not named: {stderr}");
+        assert!(
+            stderr.contains("no file was left behind"),
+            "{spec}: {stderr}"
+        );
+        // Once the fault is gone, the retry is not refused.
+        idstore(&db).args(["migrate", "-q"]).assert().success();
+    }
+    assert!(failed > 0, "no fault made the run fail");
+    eprintln!(
+        "figures: faults while creating a database: {writes} writes, {fsyncs} fsync + {fdatasyncs} fdatasync calls, {opens} opens of which {creates} create; {} faults injected, {failed} runs failed with no file left, {succeeded} succeeded whole",
+        faults.len()
+    );
 }
 
 /// A legacy file like [`legacy`]'s with `rows` override rows more, so runs write

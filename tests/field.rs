@@ -403,3 +403,241 @@ fn text_output_escapes_control_characters_and_json_keeps_them_exact() {
         );
     }
 }
+
+/// Text that is not UTF-8 and values of a megabyte, as another program may leave
+/// them: `check` names each row and column; `account list` goes on past a row it
+/// cannot read and names it; `settings show` names the row and column; text output
+/// caps a long value with its size, while JSON keeps it whole.
+#[test]
+fn undecodable_and_huge_values_are_named_or_capped() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "odd.sqlite");
+    let huge = format!("did:key:z{}", "6".repeat(1 << 20));
+    {
+        let mut conn = raw(&db);
+        conn.batch_execute(
+            "INSERT INTO accounts (dateCreated, did, identityEncrBase64, publicKeyHex)
+               VALUES ('2024-05-01', CAST(x'6469643a6b65793a7aff' AS TEXT), 'x', '02');
+             UPDATE settings SET firstName = CAST(x'41ff42' AS TEXT) WHERE id = 1;",
+        )
+        .unwrap();
+        // A pointer of a megabyte that names no account: quarantined by migrate.
+        diesel::sql_query("UPDATE settings SET activeDid = ? WHERE id = 1")
+            .bind::<diesel::sql_types::Text, _>(&huge)
+            .execute(&mut conn)
+            .unwrap();
+    }
+    idstore(&db)
+        .args(["migrate", "-q", "--no-backup"])
+        .assert()
+        .success();
+
+    let out = idstore(&db).arg("check").output().unwrap();
+    let check = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        check.contains("accounts row 4, column did: its text is not UTF-8")
+            && check.contains("settings row 1, column firstName: its text is not UTF-8"),
+        "{check}"
+    );
+
+    let out = idstore(&db).args(["account", "list"]).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "the readable accounts: {stdout}");
+    assert!(
+        stderr.contains("accounts row 4, column did is not valid: its text is not UTF-8")
+            && stderr.contains("1 account row(s) could not be read"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("deserializing"), "{stderr}");
+
+    let err = fails(idstore(&db).args(["settings", "show"]), 1);
+    assert!(
+        err.contains("settings row 1, column firstName is not valid"),
+        "{err}"
+    );
+    let err = fails(idstore(&db).args(["settings", "show", "--json"]), 1);
+    assert!(err.contains("settings row 1, column firstName"), "{err}");
+
+    for args in [
+        &["quarantine", "list"][..],
+        &["quarantine", "show", "pointer:1"],
+    ] {
+        let out = idstore(&db).args(args).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.len() < 4096, "{args:?}: {} bytes printed", text.len());
+        assert!(
+            text.contains(&format!("({} bytes)", huge.len())),
+            "{args:?}: {text}"
+        );
+    }
+    let item = json_of(idstore(&db).args(["quarantine", "show", "pointer:1"]));
+    assert_eq!(
+        item["summary"]["value"],
+        huge.as_str(),
+        "JSON keeps it whole"
+    );
+}
+
+/// The issue's trigger: a program's trigger that overwrites a mnemonic when an
+/// account row is deleted (as migrate moves a duplicate to the quarantine). migrate
+/// refuses and names it before anything is written; status and check list it.
+#[test]
+fn a_foreign_trigger_that_would_run_inside_migrate_is_refused_and_named() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "trigger.sqlite");
+    raw(&db)
+        .batch_execute(
+            "UPDATE accounts SET mnemonicEncrBase64 = 'the real mnemonic' WHERE id = 1;
+             CREATE TRIGGER evil AFTER DELETE ON accounts BEGIN
+               UPDATE accounts SET mnemonicEncrBase64 = 'ATTACKER' WHERE did = old.did;
+             END;",
+        )
+        .unwrap();
+    let before = snapshot(&db);
+    let status = json_of(idstore(&db).arg("status"));
+    assert!(
+        status["foreign_objects"].to_string().contains("evil"),
+        "{status}"
+    );
+    let check = idstore(&db).arg("check").output().unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.contains("foreign_object") && check.contains("evil"),
+        "{check}"
+    );
+    for args in [&["migrate"][..], &["migrate", "--dry-run"]] {
+        let err = fails(idstore(&db).args(args), 1);
+        assert!(err.contains("evil"), "{args:?}: {err}");
+    }
+    let out = idstore(&db).args(["migrate", "--json"]).output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "foreign_objects", "{doc}");
+    assert_unchanged(&db, &before, "a refused migrate");
+    let backups = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("backup")
+        })
+        .count();
+    assert_eq!(backups, 0, "refused before the backup");
+}
+
+/// Every refusal of a write command comes before the first byte changes (the
+/// switch to WAL included): the whole file is compared, for a legacy file in
+/// rollback-journal mode and for a migrated one.
+#[test]
+fn every_refusal_leaves_the_file_byte_for_byte() {
+    let dir = TempDir::new().unwrap();
+    type Setup = fn(&Path);
+    let cases: [(&str, &str, Setup, &[&str], &str); 8] = [
+        (
+            "legacy",
+            "a foreign trigger",
+            |db| {
+                raw(db)
+                    .batch_execute("CREATE TRIGGER t AFTER DELETE ON accounts BEGIN SELECT 1; END;")
+                    .unwrap();
+            },
+            &["migrate"],
+            "foreign_objects",
+        ),
+        (
+            "legacy",
+            "a table under idstore's name",
+            |db| {
+                raw(db)
+                    .batch_execute("CREATE TABLE accounts_quarantine (x);")
+                    .unwrap();
+            },
+            &["migrate"],
+            "name_collision",
+        ),
+        (
+            "legacy",
+            "an unknown target",
+            |_| {},
+            &["migrate", "--to", "20990101000000"],
+            "unknown_version",
+        ),
+        (
+            "legacy",
+            "a newer idstore's file",
+            |db| {
+                raw(db)
+                .batch_execute(
+                    "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+                     INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000000');",
+                )
+                .unwrap();
+            },
+            &["migrate"],
+            "newer_database",
+        ),
+        (
+            "legacy",
+            "a file that needs migrating",
+            |_| {},
+            &["active", "set", DID_A],
+            "needs_migration",
+        ),
+        (
+            "migrated",
+            "the baseline without the flag",
+            |_| {},
+            &["rollback", "--steps", "3"],
+            "baseline_needs_flag",
+        ),
+        (
+            "migrated",
+            "an unknown account",
+            |_| {},
+            &["active", "set", UNKNOWN],
+            "unknown_account",
+        ),
+        (
+            "migrated",
+            "an account that exists",
+            |_| {},
+            &["account", "add", DID_A, "--public-key", "02ab"],
+            "account_exists",
+        ),
+    ];
+    for (i, (shape, what, setup, args, kind)) in cases.into_iter().enumerate() {
+        let case_dir = dir.path().join(i.to_string());
+        std::fs::create_dir(&case_dir).unwrap();
+        let db = if shape == "legacy" {
+            legacy(&case_dir, "app.sqlite")
+        } else {
+            migrated(&case_dir)
+        };
+        setup(&db);
+        let header = std::fs::read(&db).unwrap()[18..20].to_vec();
+        let before = snapshot(&db);
+        let out = idstore(&db).args(args).arg("--json").output().unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(doc["error"]["kind"], kind, "{what}: {doc}");
+        assert_unchanged(&db, &before, what);
+        assert_eq!(
+            std::fs::read(&db).unwrap()[18..20],
+            header[..],
+            "{what}: the journal mode"
+        );
+        let left: Vec<_> = std::fs::read_dir(&case_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "app.sqlite")
+            .collect();
+        assert!(left.is_empty(), "{what}: left behind: {left:?}");
+    }
+}

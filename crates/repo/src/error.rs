@@ -15,6 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::report::MigrationReport;
+use idstore_domain::display::Shown;
 
 macro_rules! error_kinds {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {
@@ -539,7 +540,7 @@ pub(crate) enum Repr {
     // The runner.
     #[error(
         "the database has migrations this build of idstore does not know ({}): it was written by a newer idstore; upgrade idstore before touching it",
-        versions.join(", ")
+        versions.iter().map(|v| Shown(v).to_string()).collect::<Vec<_>>().join(", ")
     )]
     UnknownVersions { versions: Vec<String> },
     #[error("no migration has version {version}; known versions: {}", known.join(", "))]
@@ -611,6 +612,14 @@ pub(crate) enum Repr {
     )]
     NoDecisionLog,
     #[error(
+        "idstore's {} {} missing from this file (another program dropped {}); a repair re-creates {} (empty)",
+        if tables.len() == 1 { "table" } else { "tables" },
+        if tables.len() == 1 { format!("{} is", tables[0]) } else { format!("{} are", tables.join(", ")) },
+        if tables.len() == 1 { "it" } else { "them" },
+        if tables.len() == 1 { "it" } else { "them" }
+    )]
+    MissingTables { tables: Vec<&'static str> },
+    #[error(
         "{item} holds key material: forgetting it deletes that for good; export it instead, or force it"
     )]
     ForgetNeedsForce { item: String },
@@ -651,7 +660,7 @@ pub(crate) enum Repr {
     PoolTimeout(#[source] r2d2::Error),
 
     // SQLite, classified.
-    #[error("database error")]
+    #[error("{}", sqlite_summary(*kind))]
     Sqlite {
         kind: ErrorKind,
         #[source]
@@ -714,7 +723,7 @@ impl Repr {
             Repr::DamagedInput { .. } => K::DamagedInput,
             Repr::ValidationFailed { .. } | Repr::Mismatch(_) => K::ValidationFailed,
             Repr::QuarantineNotFound { .. } => K::NotQuarantined,
-            Repr::NoDecisionLog => K::NeedsRepair,
+            Repr::NoDecisionLog | Repr::MissingTables { .. } => K::NeedsRepair,
             Repr::ForgetNeedsForce { .. } => K::NeedsForce,
             Repr::Export { .. } => K::ExportFailed,
             Repr::InUse { .. } => K::InUse,
@@ -809,6 +818,16 @@ fn needs_recovery_message(path: &Path, journal: &Path) -> String {
         path.display(),
         journal.display()
     )
+}
+
+/// What a classified SQLite error is, before SQLite's own words.
+fn sqlite_summary(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::CannotOpen => {
+            "SQLite could not open a file it needs (the database, or the journal or log it keeps beside it)"
+        }
+        _ => "database error",
+    }
 }
 
 /// The folder a file is in (`.` for a bare name).

@@ -1436,3 +1436,22 @@ fn foreign_triggers_that_would_fire_inside_a_run_are_refused_and_named() {
     assert_eq!(listed.len(), 2, "{listed:?}");
     rollback(&mut conn, &back_to_baseline()).unwrap();
 }
+
+/// A backup destination that is taken is refused before anything is written: the
+/// other file is left alone, and the database keeps every byte (its journal mode,
+/// bytes 18–19 of the header, and its change counter included).
+#[test]
+fn a_backup_destination_that_is_taken_is_refused_with_both_files_unchanged() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    let taken = dir.path().join("taken.sqlite");
+    std::fs::write(&taken, b"someone else's file").unwrap();
+    let before = bytes(&path);
+    let mut conn = open(&path).unwrap();
+    let err = migrate(&mut conn, all().backup_to(&taken)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Exists, "{err}");
+    assert!(err.to_string().contains("taken.sqlite"), "{err}");
+    drop(conn);
+    assert!(bytes(&path) == before, "the database changed");
+    assert_eq!(bytes(&taken), b"someone else's file");
+}

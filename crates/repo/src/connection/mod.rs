@@ -306,9 +306,25 @@ fn establish(path: &Path, settings: &Settings, immutable: bool) -> Result<Sqlite
     let mut conn = crate::hooks::opening(settings.keying.as_ref(), settings.busy_timeout, || {
         SqliteConnection::establish(&uri)
     })
-    .map_err(|source| Repr::Connection {
-        path: path.to_owned(),
-        source,
+    .map_err(|source| {
+        // SQLite says only "unable to open database file"; the system's own error,
+        // when opening the file the same way fails too, names the real cause (a
+        // full disk, an I/O error, a permission).
+        match fs::OpenOptions::new()
+            .read(true)
+            .write(!settings.read_only)
+            .open(path)
+        {
+            Err(io) => Error::from(Repr::Io {
+                path: path.to_owned(),
+                source: io,
+            }),
+            Ok(_) => Repr::Connection {
+                path: path.to_owned(),
+                source,
+            }
+            .into(),
+        }
     })?;
     if settings.keying.is_some() {
         check_key(&mut conn, path)?;

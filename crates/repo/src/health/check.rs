@@ -240,6 +240,14 @@ pub(super) fn find_problems(
             ),
         ));
     }
+    for table in crate::migrations::missing_quarantine_tables(conn)? {
+        emit(problem(
+            ProblemKind::MissingQuarantineTable,
+            format!(
+                "idstore's table {table} is missing (another program dropped it): what it kept is gone, and nothing more can be kept there"
+            ),
+        ));
+    }
     if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
         emit(problem(
             ProblemKind::MissingDecisionLog,
@@ -344,11 +352,18 @@ fn orphan_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) -
 }
 
 /// A part of the check that could not read a value the scan of stored values has
-/// already reported (as [`ProblemKind::InvalidStoredValue`]): skipped, so the rest
-/// of the check still runs.
+/// already reported (as [`ProblemKind::InvalidStoredValue`]), or a table the check
+/// reports missing: skipped, so the rest of the check still runs.
 fn tolerate<T: Default>(result: Result<T, Error>) -> Result<T, Error> {
     match result {
-        Err(e) if e.kind() == ErrorKind::InvalidStoredValue => Ok(T::default()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidStoredValue | ErrorKind::NeedsRepair
+            ) =>
+        {
+            Ok(T::default())
+        }
         other => other,
     }
 }

@@ -66,6 +66,10 @@ problem_kinds! {
     MissingPointerGuard = "missing_pointer_guard",
     /// The `quarantine_decisions` log is missing, so no decision can be recorded.
     MissingDecisionLog = "missing_decision_log",
+    /// A table where idstore keeps what it moved aside (`accounts_quarantine`,
+    /// `active_did_quarantine`, `settings_active_did_archive`) is missing: what it
+    /// held is gone, and nothing more can be kept there.
+    MissingQuarantineTable = "missing_quarantine_table",
     /// At the transition step: the master row's legacy `settings.activeDid` and
     /// `active_identity` disagree (the transition triggers keep them in step).
     LegacyPointerOutOfStep = "legacy_pointer_out_of_step",
@@ -97,6 +101,7 @@ impl ProblemKind {
             | ProblemKind::MissingDidIndex
             | ProblemKind::MissingPointerGuard
             | ProblemKind::MissingDecisionLog
+            | ProblemKind::MissingQuarantineTable
             | ProblemKind::LegacyPointerOutOfStep
             | ProblemKind::LeftoverCopy => true,
             ProblemKind::Integrity

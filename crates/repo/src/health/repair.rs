@@ -10,6 +10,7 @@ use super::check::{
 };
 use super::{HealthReport, ProblemKind, RepairReport, problem};
 use crate::error::{Error, Repr};
+use crate::migrations::missing_quarantine_tables;
 use crate::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::sql;
 use crate::store::read_master;
@@ -21,6 +22,19 @@ pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<Repai
         fixed.push(problem(
             ProblemKind::MissingMasterRow,
             "re-created the master settings row with the default API server".into(),
+        ));
+    }
+    // First: the duplicates and a dangling pointer below are kept there.
+    let missing = missing_quarantine_tables(conn)?;
+    for table in &missing {
+        let sql = crate::migrations::idstore_definition(table)
+            .expect("idstore's migrations create every quarantine table");
+        diesel::sql_query(sql).execute(conn)?;
+    }
+    if !missing.is_empty() {
+        fixed.push(problem(
+            ProblemKind::MissingQuarantineTable,
+            format!("re-created idstore's tables {} (empty)", missing.join(", ")),
         ));
     }
     let moved = quarantine_duplicates(conn)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::Nullable;
 
 use super::adopt::Collision;
 use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, known_versions, pinned};
@@ -110,21 +110,55 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
     })
 }
 
-fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+/// The versions the migrations table records, read as bytes: one that is not UTF-8
+/// (another program's) is an unknown version, shown escaped, not a decoding error.
+pub(crate) fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
     #[derive(QueryableByName)]
     struct Version {
-        #[diesel(sql_type = Text)]
-        version: String,
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        version: sql::Lossless,
     }
     if !sql::table_exists(conn, BOOKKEEPING_TABLE)? {
         return Ok(Vec::new());
     }
     let rows = diesel::sql_query(format!(
-        "SELECT version FROM {BOOKKEEPING_TABLE} ORDER BY version"
+        "SELECT version FROM {BOOKKEEPING_TABLE} WHERE version IS NOT NULL ORDER BY version"
     ))
     .load::<Version>(conn)?;
-    Ok(rows.into_iter().map(|r| r.version).collect())
+    Ok(rows.into_iter().map(|r| r.version.0).collect())
 }
+
+/// The tables where the applied steps keep what they moved aside, when missing.
+pub(crate) fn missing_quarantine_tables(
+    conn: &mut SqliteConnection,
+) -> QueryResult<Vec<&'static str>> {
+    let applied = applied_versions(conn)?;
+    let mut missing = Vec::new();
+    for (table, step) in QUARANTINE_TABLES {
+        if applied.iter().any(|v| v == step) && !sql::table_exists(conn, table)? {
+            missing.push(table);
+        }
+    }
+    Ok(missing)
+}
+
+/// Refuses a file missing one of the tables where idstore keeps moved-aside values
+/// (it needs a repair first).
+pub(crate) fn refuse_missing_quarantine_tables(conn: &mut SqliteConnection) -> Result<(), Error> {
+    let tables = missing_quarantine_tables(conn)?;
+    if tables.is_empty() {
+        Ok(())
+    } else {
+        Err(Repr::MissingTables { tables }.into())
+    }
+}
+
+/// The tables idstore keeps moved-aside values in, each with the step that makes it.
+const QUARANTINE_TABLES: [(&str, &str); 3] = [
+    ("accounts_quarantine", super::ACTIVE_IDENTITY_VERSION),
+    ("active_did_quarantine", super::ACTIVE_IDENTITY_VERSION),
+    ("settings_active_did_archive", super::CLEANUP_VERSION),
+];
 
 /// The app's own `active_identity` row, read before it is replaced by idstore's.
 #[derive(Debug, Clone, PartialEq, Eq)]

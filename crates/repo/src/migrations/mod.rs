@@ -34,8 +34,9 @@ mod rollback;
 mod run;
 mod verify;
 
+pub(crate) use adopt::idstore_definition;
 pub use inspect::MigrationStatus;
-pub(crate) use inspect::status;
+pub(crate) use inspect::{missing_quarantine_tables, refuse_missing_quarantine_tables, status};
 pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};

@@ -11,7 +11,7 @@ use super::{
     restore, status,
 };
 use crate::connection::Handle;
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind, Repr};
 use crate::report::{MigrationReport, RollbackReport};
 use crate::{queries, sql};
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
@@ -150,6 +150,8 @@ pub(crate) fn rollback_plan(
     }
     let before = status(conn)?;
     before.refuse_unknown()?;
+    // What the steps moved aside goes back from these tables.
+    super::refuse_missing_quarantine_tables(conn)?;
     let newest_first = before.applied.into_iter().rev();
     let to_revert: Vec<String> = match &options.target {
         RollbackTarget::Baseline => newest_first.filter(|v| v != BASELINE_VERSION).collect(),
@@ -270,9 +272,22 @@ fn revert(
             }
         }
         step(conn, migration.as_ref(), version, Direction::Down)?;
-        restore::recreate_on_settings(conn, &foreign)?;
-        restore::restore_rebuilt_settings(conn, &rebuilt)?;
-        restore::restore_adopted(conn, &adopted, overridden)?;
+        restore::recreate_on_settings(conn, &foreign)
+            .and_then(|()| restore::restore_rebuilt_settings(conn, &rebuilt))
+            .and_then(|()| restore::restore_adopted(conn, &adopted, overridden))
+            .map_err(|e| {
+                // (A storage fault or a lock keeps its own kind and report.)
+                if e.kind() != ErrorKind::Database {
+                    return e;
+                }
+                Error::with_source(
+                    ErrorKind::Database,
+                    format!(
+                        "migration {version} was reverted, but what it kept of the file's own objects could not be put back, so everything was rolled back"
+                    ),
+                    e,
+                )
+            })?;
         report.reverted.push(version.clone());
     }
     let mut errors = sql::integrity_problems(conn)?;

@@ -39,6 +39,7 @@ mod read;
 
 /// Every quarantined item, accounts first, by id (what `check` reports waiting).
 pub(crate) fn items(conn: &mut SqliteConnection) -> Result<Vec<QuarantinedItem>, Error> {
+    crate::migrations::refuse_missing_quarantine_tables(conn)?;
     let mut items = read::account_summaries(conn, None)?;
     items.extend(
         read::pointer_summaries(conn, None)?
