@@ -44,7 +44,8 @@ pub struct Cli {
 
     /// The SQLCipher format of an encrypted file: 3 (1024-byte pages, 64,000
     /// PBKDF2-SHA1 iterations, HMAC-SHA1) or 4 (the defaults). Without it the format
-    /// is found by trying both; for `rekey`, the format to write.
+    /// is found by trying both. For `encrypt` and `rekey`, the format to write
+    /// (`rekey` keeps the file's own without it).
     #[arg(
         long,
         global = true,
@@ -134,15 +135,21 @@ pub struct ConvertArgs {
     /// give it in IDSTORE_NEW_KEY.
     #[arg(long, value_name = "PATH")]
     pub new_key_file: Option<PathBuf>,
-    /// Do not write a backup copy next to the database first.
+    /// Do not write a backup first (by default one is written beside the database,
+    /// encrypted with the new key).
     #[arg(long)]
     pub no_backup: bool,
+    /// Then remove every plaintext copy of the database beside it (earlier backups,
+    /// an interrupted conversion's copy): overwritten with zeros, synced, deleted.
+    #[arg(long)]
+    pub remove_plaintext_copies: bool,
 }
 
 /// `idstore decrypt`.
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
-    /// Do not write a backup copy next to the database first.
+    /// Do not write a backup first (by default one is written beside the database,
+    /// encrypted with the key it has now).
     #[arg(long)]
     pub no_backup: bool,
 }

@@ -288,8 +288,13 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
                     "{} {spec}: a backup's journal was left: {name}",
                     case.what
                 );
+                // A conversion's backup is under the new key when there is one.
+                let backup_key = match case.converts_to {
+                    Some(Some(new_key)) => Some(new_key),
+                    _ => case.key,
+                };
                 assert_eq!(
-                    keyed_rows(&path, case.key),
+                    keyed_rows(&path, backup_key),
                     Some(before.clone()),
                     "{} {spec}: a partial backup",
                     case.what
@@ -377,8 +382,12 @@ fn faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new() {
         let to = dir.path().join(name);
         std::fs::copy(from, &to).unwrap();
         let key = idstore_repo::Key::new(KEY_1).unwrap();
-        idstore_repo::Database::convert(&to, &idstore_repo::OpenOptions::new(), Some(&key))
-            .unwrap();
+        idstore_repo::Database::convert(
+            &to,
+            &idstore_repo::OpenOptions::new(),
+            &idstore_repo::ConvertOptions::new(Some(key)),
+        )
+        .unwrap();
         to
     };
     let encrypted_legacy = encrypt(&legacy, "encrypted-legacy.sqlite");

@@ -20,10 +20,6 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn raw(path: &Path) -> SqliteConnection {
-    SqliteConnection::establish(path.to_str().unwrap()).unwrap()
-}
-
 /// A legacy file with 400 contacts of 1 kB each: big enough that a transaction
 /// rewriting them spills changed pages into the main file before it commits.
 fn legacy_with_contacts(dir: &Path) -> PathBuf {

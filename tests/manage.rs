@@ -460,15 +460,31 @@ fn the_busy_timeout_covers_the_switch_to_wal() {
     holder
         .batch_execute("BEGIN IMMEDIATE; UPDATE settings SET firstName = 'held' WHERE id = 1;")
         .unwrap();
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        holder.batch_execute("COMMIT;").unwrap();
-    });
-    idstore(&db)
-        .args(["--busy-timeout", "20000", "migrate", "-q", "--no-backup"])
-        .assert()
-        .success();
-    release.join().unwrap();
+    // idstore starts while the lock is held, says (with -v) that it waits for it,
+    // and only then is the lock released: the run must have waited for it.
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("idstore"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--busy-timeout", "20000", "-v", "migrate", "--no-backup"])
+        .env_remove("IDSTORE_DB")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "idstore ended without waiting for the lock: {seen}");
+        seen.push_str(&line);
+        if line.contains("holds a lock on the database; waiting for it") {
+            break;
+        }
+    }
+    holder.batch_execute("COMMIT;").unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    assert!(run.wait().unwrap().success(), "{seen}");
     let st = json_of(idstore(&db).arg("status"));
     assert_eq!(st["pending"], serde_json::json!([]));
     let merged = json_of(idstore(&db).args(["settings", "show"]));

@@ -72,7 +72,13 @@ fn make(dir: &Path, name: &str, compat: Option<&str>) -> PathBuf {
 
 /// What the other engine reads in the file, with the key.
 fn inspect(db: &Path, compat: Option<&str>) -> Value {
-    let mut args = vec!["inspect", db.to_str().unwrap(), KEY];
+    inspect_with(db, KEY, compat)
+}
+
+/// What the other engine reads in the file with `key` (and SQLCipher 3's settings
+/// when `compat` is "3").
+fn inspect_with(db: &Path, key: &str, compat: Option<&str>) -> Value {
+    let mut args = vec!["inspect", db.to_str().unwrap(), key];
     args.extend(compat);
     serde_json::from_str(&engine(&args)).unwrap()
 }
@@ -218,4 +224,54 @@ fn a_sqlcipher_3_file_made_elsewhere_is_found_and_stays_sqlcipher_3() {
     );
     let st = json_of(keyed(&db).arg("status"));
     assert_eq!(st["sqlcipher_format"], 3);
+
+    // rekey keeps SQLCipher 3: the other engine opens it with the new key and
+    // SQLCipher 3's settings, and so its backup, which is under the new key too.
+    let done = json_of(
+        keyed(&db)
+            .env("IDSTORE_NEW_KEY", "the rotated passphrase")
+            .arg("rekey"),
+    );
+    assert_eq!(done["sqlcipher_format"], 3, "{done}");
+    assert_eq!(done["previous_format"], 3, "{done}");
+    let rekeyed = inspect_with(&db, "the rotated passphrase", Some("3"));
+    assert_migrated(&rekeyed);
+    let backup = PathBuf::from(done["backup"].as_str().unwrap());
+    assert_migrated(&inspect_with(&backup, "the rotated passphrase", Some("3")));
+    // Upgrading is asked for by name, and said.
+    let out = with_key(&db, "the rotated passphrase")
+        .env("IDSTORE_NEW_KEY", "the rotated passphrase")
+        .args(["--sqlcipher-compat", "4", "rekey", "--no-backup"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("changed from SQLCipher 3 to SQLCipher 4"),
+        "{text}"
+    );
+    let upgraded = inspect_with(&db, "the rotated passphrase", None);
+    assert_migrated(&upgraded);
+    assert!(
+        upgraded["cipher_version"]
+            .as_str()
+            .unwrap()
+            .starts_with('4')
+    );
+
+    // encrypt can write SQLCipher 3 for an app configured for it.
+    let plain = dir.path().join("plain.sqlite");
+    std::fs::copy(&db, &plain).unwrap();
+    with_key(&plain, "the rotated passphrase")
+        .args(["decrypt", "--no-backup", "-q"])
+        .assert()
+        .success();
+    idstore(&plain)
+        .env("IDSTORE_NEW_KEY", KEY)
+        .args(["--sqlcipher-compat", "3", "encrypt", "--no-backup", "-q"])
+        .assert()
+        .success();
+    assert_migrated(&inspect(&plain, Some("3")));
 }

@@ -1,7 +1,7 @@
 //! `encrypt`, `rekey` and `decrypt`: a file converted in place, under a new key or
 //! none. The new key comes from the environment or a file, never a command line.
 
-use idstore_repo::{Database, Error, ErrorKind, Key};
+use idstore_repo::{ConvertOptions, Database, Error, ErrorKind, Key, OpenOptions};
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, DecryptArgs};
@@ -30,7 +30,13 @@ pub(super) fn encrypt(ctx: &Ctx, args: &ConvertArgs) -> Result<(), Error> {
         ));
     }
     let key = new_key(args)?;
-    convert(ctx, Some(&key), !args.no_backup, "encrypted")
+    let options = target(
+        ctx,
+        Some(key),
+        !args.no_backup,
+        args.remove_plaintext_copies,
+    );
+    convert(ctx, ctx.options(), &options, "encrypted")
 }
 
 pub(super) fn rekey(ctx: &Ctx, args: &ConvertArgs) -> Result<(), Error> {
@@ -41,7 +47,17 @@ pub(super) fn rekey(ctx: &Ctx, args: &ConvertArgs) -> Result<(), Error> {
         ));
     }
     let key = new_key(args)?;
-    convert(ctx, Some(&key), !args.no_backup, "re-keyed")
+    let options = target(
+        ctx,
+        Some(key),
+        !args.no_backup,
+        args.remove_plaintext_copies,
+    );
+    // --sqlcipher-compat names the format to write: the current one is found.
+    let current = OpenOptions::new()
+        .busy_timeout(ctx.busy_timeout)
+        .key(ctx.key.clone());
+    convert(ctx, current, &options, "re-keyed")
 }
 
 pub(super) fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<(), Error> {
@@ -51,41 +67,104 @@ pub(super) fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<(), Error> {
             "decrypt needs the current key (IDSTORE_KEY or --key-file)",
         ));
     }
-    convert(ctx, None, !args.no_backup, "decrypted")
+    let mut options = ConvertOptions::new(None);
+    if !args.no_backup {
+        options = options.backup_to(ctx.backup_path());
+    }
+    convert(ctx, ctx.options(), &options, "decrypted")
 }
 
-fn convert(ctx: &Ctx, new_key: Option<&Key>, with_backup: bool, done: &str) -> Result<(), Error> {
+/// The conversion to `key` as the command line asks: the format to write, the
+/// backup, the removal of plaintext copies.
+fn target(ctx: &Ctx, key: Option<Key>, backup: bool, remove_copies: bool) -> ConvertOptions {
+    let mut options = ConvertOptions::new(key).remove_plaintext_copies(remove_copies);
+    if let Some(version) = ctx.sqlcipher_compat {
+        options = options.sqlcipher_compatibility(version);
+    }
+    if backup {
+        options = options.backup_to(ctx.backup_path());
+    }
+    options
+}
+
+fn convert(
+    ctx: &Ctx,
+    current: OpenOptions,
+    options: &ConvertOptions,
+    done: &str,
+) -> Result<(), Error> {
     let path = &ctx.db.path;
-    let backup_path = if with_backup {
-        // A copy of the file as it is, under its current key (or none).
-        let path = ctx.backup_path();
-        ctx.open_write()?.backup_to(&path)?;
-        Some(path)
-    } else {
-        None
+    let converted = Database::convert(path, &current, options)?;
+    let shown = |p: &std::path::Path| Shown(&p.display().to_string()).to_string();
+    let format_change = match (converted.previous_format, converted.sqlcipher_format) {
+        (Some(before), Some(after)) if before != after => Some(format!(
+            "its format changed from SQLCipher {before} to SQLCipher {after}, as --sqlcipher-compat asked: programs configured for SQLCipher {before} no longer open it"
+        )),
+        _ => None,
     };
-    let converted = Database::convert(path, &ctx.options(), new_key)?;
+    let backup_holds = match (
+        &converted.backup,
+        converted.encrypted,
+        converted.backup_encrypted,
+    ) {
+        (None, ..) => None,
+        (Some(_), true, _) => Some("encrypted with the new key"),
+        (Some(_), false, true) => Some("encrypted with the key the file had"),
+        (Some(_), false, false) => Some("plaintext"),
+    };
     ctx.out.emit(
         json!({
             "database": path.display().to_string(),
             "encrypted": converted.encrypted,
+            "sqlcipher_format": converted.sqlcipher_format,
+            "previous_format": converted.previous_format,
             "tables": converted.tables,
             "rows": converted.rows,
-            "backup": backup_path.as_ref().map(|p| p.display().to_string()),
+            "backup": converted.backup.as_ref().map(|p| p.display().to_string()),
+            "backup_holds": backup_holds,
+            "removed_plaintext_copies": converted.removed_copies.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "plaintext_copies": converted.plaintext_copies.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         }),
         || {
             let mut lines = Vec::new();
-            if let Some(b) = &backup_path {
-                lines.push(format!("backup: {}", Shown(&b.display().to_string())));
+            if let (Some(b), Some(holds)) = (&converted.backup, backup_holds) {
+                lines.push(format!("backup: {} ({holds})", shown(b)));
             }
+            let format = match converted.sqlcipher_format {
+                Some(f) => format!(" (SQLCipher {f} format)"),
+                None => String::new(),
+            };
             lines.push(format!(
-                "{done} {}: {} tables, {} rows, every one checked",
-                Shown(&path.display().to_string()),
+                "{done} {}{format}: {} tables, {} rows, every one checked",
+                shown(path),
                 converted.tables,
                 converted.rows
             ));
+            if let Some(change) = &format_change {
+                lines.push(format!("note: {change}"));
+            }
+            for removed in &converted.removed_copies {
+                lines.push(format!("removed plaintext copy: {}", shown(removed)));
+            }
+            if !converted.removed_copies.is_empty() {
+                lines.push(
+                    "note: each was overwritten with zeros before it was deleted; on flash storage, copy-on-write filesystems and snapshots the old blocks may survive"
+                        .to_owned(),
+                );
+            }
             lines.join("\n")
         },
     );
+    if converted.encrypted && !converted.plaintext_copies.is_empty() && !ctx.out.quiet {
+        let names: Vec<String> = converted
+            .plaintext_copies
+            .iter()
+            .map(|p| shown(p))
+            .collect();
+        crate::output::note(&format!(
+            "warning: plaintext copies of this database remain beside it, readable by anyone who can read the files: {}; --remove-plaintext-copies overwrites them with zeros and deletes them",
+            names.join(", ")
+        ));
+    }
     Ok(())
 }

@@ -10,16 +10,22 @@ pub(super) fn status(ctx: &Ctx) -> Result<(), Error> {
     let shown_path = Shown(&ctx.db.path.display().to_string()).to_string();
     if ctx.key.is_none() && ctx.db.path.is_file() && Database::is_encrypted(&ctx.db.path)? {
         // All that can be told without the key.
+        let leftovers = Database::leftover_copies(&ctx.db.path);
         ctx.out.emit(
             json!({
                 "database": ctx.db.path.display().to_string(),
                 "encrypted": true,
                 "readable": false,
+                "leftover_copies": leftovers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             }),
             || {
-                format!(
+                let mut text = format!(
                     "database:  {shown_path}\nencrypted: yes (or it is not an SQLite database at all); give its key with IDSTORE_KEY or --key-file to see the rest"
-                )
+                );
+                for copy in &leftovers {
+                    text.push_str(&leftover_line(copy));
+                }
+                text
             },
         );
         return Ok(());
@@ -60,6 +66,7 @@ not created yet: `idstore migrate` creates it"
         "active_did": st.active_did,
         "accounts": st.accounts,
         "foreign_objects": st.foreign_objects,
+        "leftover_copies": st.leftover_copies.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "encrypted": format.is_some(),
         "sqlcipher_format": format,
         "readable": true,
@@ -116,7 +123,18 @@ not created yet: `idstore migrate` creates it"
                 "foreign:  {o}, not idstore's (migrate and rollback refuse while it would act on their writes)"
             ));
         }
+        for copy in &st.leftover_copies {
+            lines.push(leftover_line(copy).trim_start().to_owned());
+        }
         lines.join("\n")
     });
     Ok(())
+}
+
+/// A line naming what an interrupted conversion left beside the file.
+fn leftover_line(copy: &std::path::Path) -> String {
+    format!(
+        "\nleftover: {}, left by an interrupted conversion; it may hold the data unencrypted (the next command given the key removes it, or `idstore repair`)",
+        Shown(&copy.display().to_string())
+    )
 }

@@ -92,6 +92,11 @@ pub fn assert_unchanged(db: &Path, before: &(Vec<u8>, Option<Vec<u8>>), what: &s
     }
 }
 
+/// A plain connection to `path`, as another program has it (no pragmas set).
+pub fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::establish(path.to_str().unwrap()).unwrap()
+}
+
 /// A small legacy file: accounts A, B and a second A with other key material, the
 /// master row pointing at B, and a contacts row idstore must never touch.
 pub fn legacy(dir: &Path, name: &str) -> PathBuf {

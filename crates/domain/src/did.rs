@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DID_LEN: usize = 1024;
 
 /// Why a string is not a usable DID.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DidError {
     /// The string is empty.

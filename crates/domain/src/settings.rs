@@ -69,6 +69,7 @@ impl<T> Change<T> {
 }
 
 /// Why a setting or its value was refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SettingsError {
     /// No setting has this name.
@@ -233,7 +234,9 @@ macro_rules! settings_fields {
             pub active_did: Change<Did>,
         }
 
-        /// The name of one setting, as the legacy app spells it.
+        /// The name of one setting, as the legacy app spells it (the app may add
+        /// settings: match with a wildcard arm, or iterate [`SettingsField::ALL`]).
+        #[non_exhaustive]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum SettingsField {
             $(

@@ -12,7 +12,9 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use idstore_domain::settings::parse_search_boxes;
 use idstore_domain::{Change, Did, Settings, SettingsChange};
-use idstore_repo::{Database, Integrity, Key, MigrateOptions, OpenOptions, SettingsScope};
+use idstore_repo::{
+    ConvertOptions, Database, Integrity, Key, MigrateOptions, OpenOptions, SettingsScope,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use tempfile::TempDir;
 
@@ -466,7 +468,7 @@ fn encrypted_copy(plain: &Path, name: &str, key: &str) -> PathBuf {
     let to = plain.with_file_name(name);
     std::fs::copy(plain, &to).unwrap();
     let key = Key::new(key).unwrap();
-    Database::convert(&to, &OpenOptions::new(), Some(&key)).unwrap();
+    Database::convert(&to, &OpenOptions::new(), &ConvertOptions::new(Some(key))).unwrap();
     to
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::connection::{Handle, Settings};
-use crate::encryption::Converted;
+use crate::encryption::{ConvertOptions, Converted};
 use crate::error::{Error, Repr};
 use crate::health::{HealthReport, Problem, RepairReport};
 use crate::key::Key;
@@ -95,13 +95,40 @@ impl OpenOptions {
     /// the storage is read-only and it cannot be, the open is refused
     /// ([`ErrorKind::NeedsRecovery`](crate::ErrorKind::NeedsRecovery)).
     pub fn open(&self, path: &Path) -> Result<Database, Error> {
-        Ok(Database {
-            handle: Handle::open(path, &self.settings)?,
-        })
+        let handle = Handle::open(path, &self.settings)?;
+        remove_interrupted_conversion(path, &handle.settings);
+        Ok(Database { handle })
     }
 
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
+    }
+}
+
+/// Removes the copy an interrupted conversion left beside the file (it may hold the
+/// data unencrypted), when there is one and the file's write lock can be had at
+/// once: a running conversion holds that lock until its copy is gone. Where it
+/// cannot (read-only storage, no key, another writer), the copy stays, and
+/// [`Database::status`] and [`Database::check`] report it.
+fn remove_interrupted_conversion(path: &Path, settings: &Settings) {
+    if Database::leftover_copies(path).is_empty() {
+        return;
+    }
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let writer = Settings {
+        create: false,
+        read_only: false,
+        busy_timeout: Duration::ZERO,
+        keying: settings.keying.clone(),
+    };
+    let Ok(mut lock) = Handle::open(&real, &writer) else {
+        return;
+    };
+    use diesel::connection::SimpleConnection;
+    if lock.conn.batch_execute("BEGIN IMMEDIATE").is_ok() {
+        crate::encryption::remove_leftover(&real);
+        let _ = lock.conn.batch_execute("ROLLBACK");
+        tracing::info!(path = %real.display(), "removed the copy an interrupted conversion left beside the file");
     }
 }
 
@@ -206,6 +233,7 @@ impl Database {
     /// ```
     pub fn status(&mut self) -> Result<MigrationStatus, Error> {
         let mut status = crate::migrations::status(&mut self.handle.conn)?;
+        status.leftover_copies = Database::leftover_copies(&self.handle.path);
         status.foreign_objects =
             crate::migrations::foreign::foreign_objects(&mut self.handle.conn)?
                 .into_iter()
@@ -338,18 +366,43 @@ impl Database {
         })
     }
 
-    /// Rewrites the file at `path`, opened with `current` (its key, or none), under
-    /// `new_key` (none: a plain file), in place: every table, idstore's and the
-    /// app's, is copied into a new file beside it, checked against the original row
-    /// for row, made durable and renamed over it, so a crash leaves the old file or
-    /// the new one. Other programs must have the file closed (refused otherwise).
-    /// Needs the `encryption` feature.
+    /// What an interrupted conversion left beside the file at `path` (a copy that
+    /// may hold the data unencrypted, and its journal), found without opening it.
+    /// The next read-write open that can take the file's write lock removes it.
+    pub fn leftover_copies(path: &Path) -> Vec<std::path::PathBuf> {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        crate::files::leftover_copies(&real)
+    }
+
+    /// Rewrites the file at `path`, opened with `current` (its key, or none), in
+    /// place as `options` say (a new key or none, the SQLCipher format, a backup):
+    /// every table, idstore's and the app's, is copied into a new file beside it,
+    /// checked against the original row for row, given the original's owner, group
+    /// and mode, made durable and renamed over it, so a crash leaves the old file or
+    /// the new one. A symlink is followed: the file it names is converted. Other
+    /// programs must have the file closed (refused otherwise, naming them where the
+    /// system tells). Needs the `encryption` feature.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.sqlite");
+    /// use idstore_repo::{ConvertOptions, Database, Key, OpenOptions};
+    ///
+    /// Database::open(&path)?.migrate(&Default::default())?;
+    /// let key = Key::new("the passphrase")?;
+    /// let done = Database::convert(&path, &OpenOptions::new(), &ConvertOptions::new(Some(key.clone())))?;
+    /// assert!(done.encrypted && done.plaintext_copies.is_empty());
+    /// let mut db = OpenOptions::new().key(Some(key)).open(&path)?;
+    /// assert_eq!(db.cipher_format(), Some(4));
+    /// # Ok(()) }
+    /// ```
     pub fn convert(
         path: &Path,
         current: &OpenOptions,
-        new_key: Option<&Key>,
+        options: &ConvertOptions,
     ) -> Result<Converted, Error> {
-        crate::encryption::convert(path, current.settings(), new_key)
+        crate::encryption::convert(path, current.settings(), options)
     }
 
     /// The raw connection, for tests that set up or inspect a file with SQL of their

@@ -11,8 +11,65 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::connection::{Handle, Settings};
 use crate::error::{Error, Repr};
-use crate::files::{create_private, sync_folder};
+use crate::files::{conversion_copy, create_private, sync_folder};
 use crate::key::Key;
+
+/// How [`Database::convert`](crate::Database::convert) rewrites a file: under which
+/// key (none: plain) and SQLCipher format, with or without a backup, and whether
+/// plaintext copies beside it are removed.
+///
+/// ```
+/// use idstore_repo::{ConvertOptions, Key};
+///
+/// let options = ConvertOptions::new(Some(Key::new("the passphrase").unwrap()))
+///     .backup_to("app.sqlite.before-encryption.sqlite")
+///     .remove_plaintext_copies(true);
+/// # let _ = options;
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    new_key: Option<Key>,
+    sqlcipher_compatibility: Option<u8>,
+    backup_to: Option<PathBuf>,
+    remove_plaintext_copies: bool,
+}
+
+impl ConvertOptions {
+    /// A conversion to `new_key` (none: a plain file), the file's SQLCipher format
+    /// kept, no backup, plaintext copies left where they are.
+    pub fn new(new_key: Option<Key>) -> Self {
+        ConvertOptions {
+            new_key,
+            ..ConvertOptions::default()
+        }
+    }
+
+    /// The SQLCipher format to write (3 or 4). Without it, an encrypted file keeps
+    /// its own format and a plain one gets SQLCipher 4's.
+    pub fn sqlcipher_compatibility(mut self, version: u8) -> Self {
+        self.sqlcipher_compatibility = Some(version);
+        self
+    }
+
+    /// Writes a backup of the file as it is to `dest` (which must not exist) before
+    /// replacing it, never in plaintext when either side is encrypted: under the new
+    /// key and format when there is a new key, else (decrypting) under the current
+    /// key and format.
+    pub fn backup_to(mut self, dest: impl Into<PathBuf>) -> Self {
+        self.backup_to = Some(dest.into());
+        self
+    }
+
+    /// Once the file is encrypted, removes every plaintext copy of it beside it (its
+    /// earlier backups, a conversion's leftover copy): overwritten with zeros,
+    /// synced, then unlinked. On flash storage, copy-on-write filesystems and
+    /// snapshots the old blocks may survive: that cannot be guaranteed there.
+    pub fn remove_plaintext_copies(mut self, remove: bool) -> Self {
+        self.remove_plaintext_copies = remove;
+        self
+    }
+}
 
 /// What a conversion did.
 #[non_exhaustive]
@@ -24,6 +81,20 @@ pub struct Converted {
     pub rows: u64,
     /// Whether the file is encrypted now.
     pub encrypted: bool,
+    /// The SQLCipher format the file has now (`None`: plain).
+    pub sqlcipher_format: Option<u8>,
+    /// The SQLCipher format it had (`None`: it was plain).
+    pub previous_format: Option<u8>,
+    /// The backup written, when one was asked for.
+    pub backup: Option<PathBuf>,
+    /// Whether the backup is encrypted (under the new key when the file is
+    /// encrypted now, else under the key it had).
+    pub backup_encrypted: bool,
+    /// Plaintext copies of the file beside it that were removed.
+    pub removed_copies: Vec<PathBuf>,
+    /// Plaintext copies of the file still beside it (its earlier backups, say):
+    /// anyone who can read them reads the data.
+    pub plaintext_copies: Vec<PathBuf>,
 }
 
 /// SQLite's error in a conversion, as the crate's error.
@@ -38,6 +109,7 @@ fn failed(source: diesel::result::Error) -> Error {
 /// Copies the open, keyed database to the new file `target` under the same key and
 /// SQLCipher settings (a backup of an encrypted file: `VACUUM INTO` would write it
 /// with SQLCipher's defaults, which a SQLCipher 3 file's key does not open).
+#[cfg(feature = "encryption")]
 pub(crate) fn export_copy(
     conn: &mut SqliteConnection,
     target: &str,
@@ -84,16 +156,31 @@ fn copy_header_values(conn: &mut SqliteConnection) -> QueryResult<()> {
     Ok(())
 }
 
-/// Rewrites the file at `path`, opened with `current` (its key, or none), under
-/// `new_key` (none: a plain file). Every table, idstore's and the app's, is copied
-/// with its rows, indexes, triggers and `user_version`; the copy is checked table
-/// by table against the original and opened with the new key before it replaces
-/// the file. Other programs must have the file closed (refused otherwise).
+/// Rewrites the file at `path`, opened with `current` (its key, or none), as
+/// `options` say. Every table, idstore's and the app's, is copied with its rows,
+/// indexes, triggers and `user_version`; the copy is checked table by table against
+/// the original, given the original's owner, group and mode, and opened with the new
+/// key before it replaces the file. `path` is resolved first (a symlink: the file it
+/// names is converted, the link stays). Other programs must have the file closed
+/// (refused otherwise, naming them where the system tells).
 pub(crate) fn convert(
     path: &Path,
     current: &Settings,
-    new_key: Option<&Key>,
+    options: &ConvertOptions,
 ) -> Result<Converted, Error> {
+    let real = std::fs::canonicalize(path).map_err(|source| Repr::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let path = real.as_path();
+    let holders = crate::files::other_holders(path);
+    if !holders.is_empty() {
+        return Err(Repr::InUse {
+            path: path.to_owned(),
+            holders: holders.join(", "),
+        }
+        .into());
+    }
     let settings = Settings {
         create: false,
         read_only: false,
@@ -102,15 +189,21 @@ pub(crate) fn convert(
     // The lock holder: exclusive use first (leaving WAL needs it), then a write lock
     // that keeps writers out until the new file is in place.
     let mut holder = Handle::open(path, &settings)?;
+    // (After the open, which refuses read-only storage as such.)
+    owner_can_be_kept(path)?;
     let settings = holder.settings.clone();
     let lock = &mut holder.conn;
     let in_use = || -> Error {
         Repr::InUse {
             path: path.to_owned(),
-            holders: "another connection".to_owned(),
+            holders: "another connection (a program not seen by this check)".to_owned(),
         }
         .into()
     };
+    let mode_before = diesel::sql_query("PRAGMA journal_mode")
+        .get_result::<Mode>(lock)
+        .map(|m| m.journal_mode)
+        .map_err(failed)?;
     match journal_mode(lock, "DELETE") {
         Ok(mode) if mode.eq_ignore_ascii_case("delete") => {}
         Ok(_) => return Err(in_use()),
@@ -119,9 +212,36 @@ pub(crate) fn convert(
     }
     let result = (|| -> Result<Converted, Error> {
         lock.batch_execute("BEGIN IMMEDIATE").map_err(failed)?;
-        let copy = copy_path(path);
-        let done = export(path, &settings, &copy, new_key).and_then(|converted| {
-            install(&copy, path)?;
+        let copy = conversion_copy(path);
+        let previous_format = settings.keying.as_ref().and_then(|k| k.compatibility);
+        let target = options.new_key.as_ref().map(|key| crate::hooks::Keying {
+            key: key.clone(),
+            compatibility: Some(
+                options
+                    .sqlcipher_compatibility
+                    .or(previous_format)
+                    .unwrap_or(4),
+            ),
+        });
+        let done = export(path, &settings, &copy, target.as_ref()).and_then(|mut converted| {
+            converted.previous_format = previous_format;
+            converted.sqlcipher_format = target.as_ref().and_then(|k| k.compatibility);
+            if let Some(dest) = &options.backup_to {
+                // The same rows under the new key, or the file as it is (under its key).
+                let (source, encrypted) = match &target {
+                    Some(_) => (copy.as_path(), true),
+                    None => (path, settings.keying.is_some()),
+                };
+                copy_backup(source, dest)?;
+                converted.backup = Some(dest.clone());
+                converted.backup_encrypted = encrypted;
+            }
+            if let Err(e) = install(&copy, path) {
+                if let Some(dest) = &converted.backup {
+                    let _ = std::fs::remove_file(dest);
+                }
+                return Err(e);
+            }
             Ok(converted)
         });
         if done.is_err() {
@@ -132,40 +252,108 @@ pub(crate) fn convert(
     })();
     if result.is_err() {
         // Back to how the file was; the error that matters is the first one.
-        let _ = journal_mode(lock, "WAL");
+        if mode_before.eq_ignore_ascii_case("wal") {
+            let _ = journal_mode(lock, "WAL");
+        }
+        return result;
     }
-    result
+    drop(holder);
+    let mut converted = result?;
+    let copies = crate::files::plaintext_copies(path);
+    if options.remove_plaintext_copies && converted.encrypted {
+        for copy in copies {
+            crate::files::wipe(&copy).map_err(|error| Repr::Wipe {
+                path: copy.clone(),
+                error,
+            })?;
+            converted.removed_copies.push(copy);
+        }
+    } else {
+        converted.plaintext_copies = copies;
+    }
+    Ok(converted)
+}
+
+/// Refuses, before anything of the file is touched, a conversion that could not
+/// give the new file the owner, group and mode of the old one: tried on a probe
+/// file beside it, removed at once.
+fn owner_can_be_kept(path: &Path) -> Result<(), Error> {
+    let original = std::fs::metadata(path).map_err(|source| Repr::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let probe = crate::files::beside(
+        &conversion_copy(path),
+        &format!("-probe-{}", std::process::id()),
+    );
+    create_private(&probe).map_err(|error| Repr::ConvertWrite {
+        path: probe.clone(),
+        error,
+    })?;
+    let kept = crate::files::keep_owner_and_mode(&probe, &original);
+    let _ = std::fs::remove_file(&probe);
+    kept.map_err(|error| {
+        Repr::KeepOwner {
+            path: path.to_owned(),
+            error,
+        }
+        .into()
+    })
+}
+
+/// Copies the (locked, journal-less) file `source` to the new file `dest`,
+/// owner-only, and makes it durable; nothing is left of a failed copy.
+fn copy_backup(source: &Path, dest: &Path) -> Result<(), Error> {
+    let write_err = |error: std::io::Error| -> Error {
+        Repr::BackupWrite {
+            path: dest.to_owned(),
+            error,
+        }
+        .into()
+    };
+    create_private(dest).map_err(write_err)?;
+    let copied = (|| {
+        let mut from = std::fs::File::open(source)?;
+        let mut to = std::fs::OpenOptions::new().write(true).open(dest)?;
+        std::io::copy(&mut from, &mut to)?;
+        to.sync_all()?;
+        sync_folder(crate::error::folder_of(dest))
+    })();
+    copied.map_err(|e| {
+        let _ = std::fs::remove_file(dest);
+        write_err(e)
+    })
+}
+
+/// The journal mode SQLite reports.
+#[derive(QueryableByName)]
+struct Mode {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
 }
 
 /// Sets the journal mode; returns the mode SQLite reports afterwards.
 fn journal_mode(conn: &mut SqliteConnection, mode: &str) -> QueryResult<String> {
-    #[derive(QueryableByName)]
-    struct Mode {
-        #[diesel(sql_type = Text)]
-        journal_mode: String,
-    }
     diesel::sql_query(format!("PRAGMA journal_mode = {mode}"))
         .get_result::<Mode>(conn)
         .map(|m| m.journal_mode)
 }
 
-/// The copy's name: beside the file (so the rename stays on one file system),
-/// hidden, and naming no key. One name per file: a copy a killed run left behind is
-/// removed by the next run, once it holds the file's lock.
-fn copy_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.idstore-convert"))
+/// Removes the copy and the journal SQLite may have kept for it, zeroed first (it
+/// may hold the data unencrypted).
+fn remove_copy(copy: &Path) {
+    for file in [crate::files::beside(copy, "-journal"), copy.to_owned()] {
+        if crate::files::wipe(&file).is_err() {
+            let _ = std::fs::remove_file(&file);
+        }
+    }
 }
 
-/// Removes the copy and the journal SQLite may have kept for it.
-fn remove_copy(copy: &Path) {
-    let mut journal = copy.as_os_str().to_owned();
-    journal.push("-journal");
-    let _ = std::fs::remove_file(copy);
-    let _ = std::fs::remove_file(PathBuf::from(journal));
+/// Removes what an interrupted conversion left beside the database at `path`
+/// (see [`remove_copy`]). The caller holds the database's write lock, which a
+/// running conversion holds throughout.
+pub(crate) fn remove_leftover(path: &Path) {
+    remove_copy(&conversion_copy(path));
 }
 
 /// Copies every table into `copy` under `new_key` and checks it against the
@@ -175,11 +363,21 @@ fn export(
     path: &Path,
     settings: &Settings,
     copy: &Path,
-    new_key: Option<&Key>,
+    target_keying: Option<&crate::hooks::Keying>,
 ) -> Result<Converted, Error> {
-    remove_copy(copy); // a leftover of a killed run
+    remove_leftover(path); // a killed run's
     create_private(copy).map_err(|error| Repr::ConvertWrite {
         path: copy.to_owned(),
+        error,
+    })?;
+    // The owner first, on the empty copy: refused before any work when this
+    // process may not give the file its owner back.
+    let original = std::fs::metadata(path).map_err(|source| Repr::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    crate::files::keep_owner_and_mode(copy, &original).map_err(|error| Repr::KeepOwner {
+        path: path.to_owned(),
         error,
     })?;
     let mut reader = Handle::open(path, settings)?;
@@ -190,11 +388,7 @@ fn export(
         path: copy.to_owned(),
         error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
     })?;
-    let target_keying = new_key.map(|key| crate::hooks::Keying {
-        key: key.clone(),
-        compatibility: None,
-    });
-    attach(conn, copy_text, target_keying.as_ref()).map_err(failed)?;
+    attach(conn, copy_text, target_keying).map_err(failed)?;
     let result = (|| -> Result<Converted, Error> {
         // Deferred: the lock holder keeps its write lock on the original.
         conn.batch_execute("BEGIN; SELECT sqlcipher_export('converted');")
@@ -209,14 +403,14 @@ fn export(
     }
     let _ = conn.batch_execute("DETACH DATABASE converted;");
     let mut converted = result?;
-    converted.encrypted = new_key.is_some();
+    converted.encrypted = target_keying.is_some();
     // The new key must open the copy, and its structure must be sound.
     let mut reopened = Handle::open(
         copy,
         &Settings {
             create: false,
             read_only: true,
-            keying: target_keying,
+            keying: target_keying.cloned(),
             ..Settings::default()
         },
     )?;
@@ -290,6 +484,12 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
         tables: tables.len(),
         rows,
         encrypted: false,
+        sqlcipher_format: None,
+        previous_format: None,
+        backup: None,
+        backup_encrypted: false,
+        removed_copies: Vec::new(),
+        plaintext_copies: Vec::new(),
     })
 }
 

@@ -84,6 +84,9 @@ error_kinds! {
     InvalidKey = "invalid_key",
     /// Another program has the file open.
     InUse = "in_use",
+    /// A conversion could not give the new file the owner and group of the old one
+    /// (it would lock its owner out); run it as the file's owner or as root.
+    CannotKeepOwner = "cannot_keep_owner",
     /// A backup copy could not be written.
     BackupFailed = "backup_failed",
     /// The database must be migrated before it can be served.
@@ -647,6 +650,20 @@ pub(crate) enum Repr {
         io_cause(error)
     )]
     NotDurable { path: PathBuf, error: io::Error },
+    #[error(
+        "could not give the converted copy the owner and mode of {} ({}): the program that owns the file could not open it any more; run this as the file's owner or as root; nothing was changed",
+        path.display(),
+        io_cause(error)
+    )]
+    KeepOwner { path: PathBuf, error: io::Error },
+    #[error("could not write the backup {} ({}); it was removed and the database was not changed", path.display(), io_cause(error))]
+    BackupWrite { path: PathBuf, error: io::Error },
+    #[error(
+        "the file was converted, but the plaintext copy {} could not be removed ({}); remove it by hand",
+        path.display(),
+        io_cause(error)
+    )]
+    Wipe { path: PathBuf, error: io::Error },
     #[error("the conversion failed; nothing was changed")]
     Convert {
         kind: ErrorKind,
@@ -727,7 +744,15 @@ impl Repr {
             Repr::ForgetNeedsForce { .. } => K::NeedsForce,
             Repr::Export { .. } => K::ExportFailed,
             Repr::InUse { .. } => K::InUse,
-            Repr::ConvertWrite { error, .. } | Repr::NotDurable { error, .. } => io_kind(error),
+            Repr::ConvertWrite { error, .. }
+            | Repr::NotDurable { error, .. }
+            | Repr::Wipe { error, .. } => io_kind(error),
+            Repr::KeepOwner { .. } => K::CannotKeepOwner,
+            Repr::BackupWrite { error, .. } => match io_kind(error) {
+                K::DiskFull => K::DiskFull,
+                K::Exists => K::Exists,
+                _ => K::BackupFailed,
+            },
             #[cfg(feature = "pool")]
             Repr::PoolTimeout(_) => K::PoolTimeout,
         }
@@ -757,7 +782,10 @@ impl Repr {
             | Repr::Export { path, .. }
             | Repr::InUse { path, .. }
             | Repr::ConvertWrite { path, .. }
-            | Repr::NotDurable { path, .. } => Some(path),
+            | Repr::NotDurable { path, .. }
+            | Repr::KeepOwner { path, .. }
+            | Repr::BackupWrite { path, .. }
+            | Repr::Wipe { path, .. } => Some(path),
             Repr::Storage(f) => f.path.as_deref(),
             _ => None,
         }

@@ -212,3 +212,110 @@ fn register() {
         assert_eq!(rc, ffi::SQLITE_OK, "registering the connection hook");
     });
 }
+
+/// Reads the first bytes of the file at `path` into `buf` through SQLite's own
+/// default VFS; returns how many there were.
+///
+/// Not through a descriptor of its own: on Unix, closing *any* descriptor on a file
+/// drops every POSIX lock the process holds on it, SQLite's included, so a plain
+/// read here could silently take away another connection's shared lock (and with it
+/// the guarantee that no other process checkpoints and removes the write-ahead log
+/// under it). SQLite's VFS shares one record per file among the process's
+/// connections and defers a close while any of them holds a lock, so a read through
+/// it takes nothing away, and keeps no descriptor open afterwards.
+pub(crate) fn read_file_start(path: &std::path::Path, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io;
+    let name = path_c_string(path)?;
+    // SAFETY: a null name asks for the default VFS (initializing SQLite if needed);
+    // the pointer SQLite returns stays valid for the life of the process.
+    let vfs = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+    // SAFETY: `vfs`, when not null, points to a registered VFS (see above).
+    let Some(open) = (unsafe { vfs.as_ref() }).and_then(|v| v.xOpen) else {
+        return Err(io::Error::other("SQLite has no default VFS"));
+    };
+    // SAFETY: `name` is a NUL-terminated path; the three empty strings and no
+    // parameters make the filename layout a VFS expects (freed below).
+    let filename = unsafe {
+        ffi::sqlite3_create_filename(
+            name.as_ptr(),
+            c"".as_ptr(),
+            c"".as_ptr(),
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    if filename.is_null() {
+        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+    }
+    // The VFS's file object: `szOsFile` bytes, 8-aligned.
+    // SAFETY: `vfs` is valid (above).
+    let size = usize::try_from(unsafe { (*vfs).szOsFile }).unwrap_or(0);
+    let mut storage = vec![0u64; size.div_ceil(8).max(1)];
+    let file = storage.as_mut_ptr().cast::<ffi::sqlite3_file>();
+    let mut out_flags: c_int = 0;
+    // SAFETY: `file` points to `szOsFile` zeroed, aligned bytes that outlive the
+    // open file; `filename` stays valid until it is freed after the close.
+    let rc = unsafe {
+        open(
+            vfs,
+            filename,
+            file,
+            ffi::SQLITE_OPEN_READONLY | ffi::SQLITE_OPEN_MAIN_DB,
+            &mut out_flags,
+        )
+    };
+    let result = if rc != ffi::SQLITE_OK {
+        let os = io::Error::last_os_error();
+        Err(if os.raw_os_error().is_some_and(|e| e != 0) {
+            os
+        } else {
+            io::Error::other("SQLite could not open the file")
+        })
+    } else {
+        // SAFETY: a successful xOpen set `pMethods` to the file's methods, valid
+        // until xClose; the buffer is `buf`, of the length passed.
+        unsafe {
+            let methods = &*(*file).pMethods;
+            let mut len: ffi::sqlite3_int64 = 0;
+            let sized = methods
+                .xFileSize
+                .map_or(ffi::SQLITE_ERROR, |f| f(file, &mut len));
+            let want = usize::try_from(len).unwrap_or(0).min(buf.len());
+            let read = if sized != ffi::SQLITE_OK {
+                Err(io::Error::other("SQLite could not size the file"))
+            } else if want == 0 {
+                Ok(0)
+            } else {
+                match methods.xRead.map_or(ffi::SQLITE_ERROR, |f| {
+                    f(file, buf.as_mut_ptr().cast(), want as c_int, 0)
+                }) {
+                    ffi::SQLITE_OK => Ok(want),
+                    _ => Err(io::Error::other("SQLite could not read the file")),
+                }
+            };
+            if let Some(close) = methods.xClose {
+                close(file);
+            }
+            read
+        }
+    };
+    // SAFETY: made by sqlite3_create_filename above, and the file is closed.
+    unsafe { ffi::sqlite3_free_filename(filename) };
+    result
+}
+
+/// The path as SQLite takes it: its bytes, NUL-terminated.
+fn path_c_string(path: &std::path::Path) -> std::io::Result<std::ffi::CString> {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path
+        .to_str()
+        .ok_or_else(|| std::io::Error::other("the path is not UTF-8"))?
+        .as_bytes()
+        .to_vec();
+    std::ffi::CString::new(bytes).map_err(|_| std::io::Error::other("the path holds a NUL byte"))
+}

@@ -68,7 +68,7 @@ pub use diesel;
 
 pub use accounts::AccountRemoval;
 pub use database::{Database, OpenOptions};
-pub use encryption::Converted;
+pub use encryption::{ConvertOptions, Converted};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
 pub use key::Key;

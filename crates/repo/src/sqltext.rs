@@ -107,7 +107,7 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
                     .find('\'')
                     .ok_or_else(|| Refusal("a blob literal is not closed".into()))?;
                 let hex = &sql[i + 2..i + 2 + end];
-                if hex.len() % 2 != 0 || !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                if !hex.len().is_multiple_of(2) || !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
                     return refuse("a blob literal is not hex");
                 }
                 let bytes = (0..hex.len())
@@ -407,7 +407,9 @@ pub(crate) enum Event {
 pub(crate) fn trigger_event(sql: &str) -> Option<TriggerEvent> {
     let toks = tokenize(sql).ok()?;
     let mut t = Tokens { toks, at: 0 };
-    let _ = t.eat("CREATE") && (t.eat("TEMP") || t.eat("TEMPORARY") || true);
+    if t.eat("CREATE") && !t.eat("TEMP") {
+        t.eat("TEMPORARY");
+    }
     if !t.eat("TRIGGER") {
         return None;
     }

@@ -70,7 +70,6 @@ fn base(dir: &Path) -> PathBuf {
         .find(|i: &QuarantinedItem| i.item.to_string().starts_with("account:"))
         .expect("a quarantined duplicate");
     store.restore_quarantined(pointer.item).unwrap();
-    drop(store);
     drop(db);
     for table in TABLES {
         let n = text(

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use common::*;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_repo::{Database, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions};
+use idstore_repo::{
+    ConvertOptions, Database, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions,
+};
 use tempfile::TempDir;
 
 const RAW_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
@@ -41,7 +43,12 @@ fn encrypted_legacy(dir: &Path, passphrase: &str) -> PathBuf {
         account_sql(3, DID_A, "a2-different"),
     );
     let path = legacy_file(dir, "app.sqlite", true, &data);
-    Database::convert(&path, &OpenOptions::new(), Some(&key(passphrase))).unwrap();
+    Database::convert(
+        &path,
+        &OpenOptions::new(),
+        &ConvertOptions::new(Some(key(passphrase))),
+    )
+    .unwrap();
     path
 }
 
@@ -196,16 +203,26 @@ fn encrypt_rekey_and_decrypt_keep_every_row_of_every_table() {
     let original = whole_dump(&mut Database::open(&path).unwrap());
     let dump_with = |options: OpenOptions| whole_dump(&mut options.open(&path).unwrap());
 
-    let done = Database::convert(&path, &OpenOptions::new(), Some(&key("one"))).unwrap();
+    let done = Database::convert(
+        &path,
+        &OpenOptions::new(),
+        &ConvertOptions::new(Some(key("one"))),
+    )
+    .unwrap();
     assert!(done.encrypted && done.tables >= 10, "{done:?}");
     assert!(!plain_header(&path));
     assert_eq!(dump_with(keyed("one")), original);
 
-    Database::convert(&path, &keyed("one"), Some(&key(RAW_KEY))).unwrap();
+    Database::convert(
+        &path,
+        &keyed("one"),
+        &ConvertOptions::new(Some(key(RAW_KEY))),
+    )
+    .unwrap();
     assert_eq!(refused(keyed("one"), &path).kind(), ErrorKind::WrongKey);
     assert_eq!(dump_with(keyed(RAW_KEY)), original);
 
-    let done = Database::convert(&path, &keyed(RAW_KEY), None).unwrap();
+    let done = Database::convert(&path, &keyed(RAW_KEY), &ConvertOptions::new(None)).unwrap();
     assert!(!done.encrypted);
     assert!(plain_header(&path));
     assert_eq!(dump_with(OpenOptions::new()), original);
@@ -224,7 +241,8 @@ fn a_conversion_refuses_a_file_another_connection_has_open() {
     let mut other = keyed("k").open(&path).unwrap();
     migrate(&mut other, MigrateOptions::new()).unwrap();
     let before = whole_dump(&mut other);
-    let err = Database::convert(&path, &keyed("k"), Some(&key("new"))).unwrap_err();
+    let err =
+        Database::convert(&path, &keyed("k"), &ConvertOptions::new(Some(key("new")))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
     assert_eq!(whole_dump(&mut other), before);
     drop(other);

@@ -1135,3 +1135,45 @@ fn check_reports_a_bounded_sample_of_each_kind_and_check_each_streams_them_all()
     );
     assert_eq!(repaired.left_omitted[&ProblemKind::OrphanOverride], 990);
 }
+
+/// idstore's connections run with SQLite's defensive settings: the schema cannot be
+/// written through `writable_schema`, and `trusted_schema` is off (the file's
+/// triggers and views may call only functions marked harmless). A plain connection
+/// to the same file, the control, has neither.
+#[test]
+fn idstore_connections_run_with_sqlites_defensive_settings() {
+    use diesel::connection::SimpleConnection;
+    #[derive(QueryableByName)]
+    struct On {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        trusted_schema: i32,
+    }
+    let dir = TempDir::new().unwrap();
+    let path = db_with_accounts(&dir);
+    let tamper = "PRAGMA writable_schema = ON;
+                  UPDATE sqlite_master SET sql = 'CREATE TABLE accounts (x)' WHERE name = 'accounts';";
+    let trusted = |conn: &mut SqliteConnection| {
+        diesel::sql_query("PRAGMA trusted_schema")
+            .get_result::<On>(conn)
+            .unwrap()
+            .trusted_schema
+    };
+
+    let mut control = raw(&path);
+    assert_eq!(trusted(&mut control), 1, "SQLite's default");
+    control.batch_execute("BEGIN;").unwrap();
+    assert!(
+        control.batch_execute(tamper).is_ok(),
+        "a plain connection may"
+    );
+    control
+        .batch_execute("ROLLBACK; PRAGMA writable_schema = OFF;")
+        .unwrap();
+    drop(control);
+
+    let mut db = open(&path).unwrap();
+    let conn = db.raw_connection();
+    assert_eq!(trusted(conn), 0);
+    let err = conn.batch_execute(tamper).unwrap_err();
+    assert!(err.to_string().contains("may not be modified"), "{err}");
+}

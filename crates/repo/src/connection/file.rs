@@ -41,66 +41,11 @@ pub(crate) fn wal_has_frames(wal: &Path) -> bool {
     fs::metadata(wal).is_ok_and(|m| m.len() > 32)
 }
 
-/// Reads the first bytes of the file into `buf`; returns how many there were.
-///
-/// On Unix the file is read through a descriptor this process then keeps open:
-/// closing *any* descriptor on a file drops every POSIX lock the process holds on it,
-/// SQLite's included, so a second connection opened here would silently take away
-/// the first one's shared lock (and with it the guarantee that no other process
-/// checkpoints and removes the write-ahead log under it). SQLite defers its own
-/// closes for that reason; this does the same, for as long as the file exists.
-#[cfg(unix)]
+/// Reads the first bytes of the file into `buf`; returns how many there were
+/// (through SQLite's VFS, which takes no other connection's locks away: see
+/// [`crate::hooks::read_file_start`]).
 fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
-    use std::collections::BTreeMap;
-    use std::os::unix::fs::{FileExt, MetadataExt};
-    use std::sync::Mutex;
-    static KEPT: Mutex<BTreeMap<(u64, u64), fs::File>> = Mutex::new(BTreeMap::new());
-
-    let meta = fs::metadata(path)?;
-    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut key = (meta.dev(), meta.ino());
-    if !kept.contains_key(&key) {
-        // A file that is gone can hold no lock anyone else could want.
-        kept.retain(|_, f| f.metadata().is_ok_and(|m| m.nlink() > 0));
-        let file = fs::File::open(path)?;
-        let m = file.metadata()?;
-        // (Should the path have been replaced in between, this is what was opened.)
-        key = (m.dev(), m.ino());
-        match kept.entry(key) {
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(file);
-            }
-            // Never closed: see above.
-            std::collections::btree_map::Entry::Occupied(_) => std::mem::forget(file),
-        }
-    }
-    let file = &kept[&key];
-    let mut read = 0;
-    while read < buf.len() {
-        match file.read_at(&mut buf[read..], read as u64) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(read)
-}
-
-/// Reads the first bytes of the file into `buf`; returns how many there were.
-#[cfg(not(unix))]
-fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
-    let mut file = fs::File::open(path)?;
-    let mut read = 0;
-    while read < buf.len() {
-        match file.read(&mut buf[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(read)
+    crate::hooks::read_file_start(path, buf)
 }
 
 /// Checks the start of an existing file before SQLite opens it. A file opened with

@@ -373,7 +373,7 @@ fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
 /// file (memory stays flat however large the file) but in memory for an encrypted
 /// one (no plaintext copy of any table lands in a temporary file); `synchronous`
 /// FULL while the file uses a rollback journal, NORMAL in WAL mode. SQLite's
-/// defensive settings are set as the connection opens (see [`crate::cipher`]).
+/// defensive settings are set as the connection opens (see [`crate::hooks`]).
 fn configure(
     conn: &mut SqliteConnection,
     path: &Path,

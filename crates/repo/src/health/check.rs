@@ -137,6 +137,17 @@ pub(crate) fn check_each(
                 ))
             })?;
         }
+        if let Some(path) = crate::storage::database_path(conn) {
+            for copy in crate::files::leftover_copies(&path) {
+                visit(problem(
+                    ProblemKind::LeftoverCopy,
+                    format!(
+                        "{} was left by an interrupted conversion and may hold the data unencrypted; a repair (or the next conversion) removes it",
+                        Shown(&copy.display().to_string())
+                    ),
+                ));
+            }
+        }
         for f in crate::migrations::foreign::foreign_objects(conn)? {
             visit(problem(
                 ProblemKind::ForeignObject,

@@ -106,6 +106,24 @@ pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<Repai
             "re-created the quarantine_decisions log (empty)".into(),
         ));
     }
+    // Inside the write transaction: a running conversion holds the lock throughout.
+    if let Some(path) = crate::storage::database_path(conn) {
+        let copies = crate::files::leftover_copies(&path);
+        if !copies.is_empty() {
+            crate::encryption::remove_leftover(&path);
+            fixed.push(problem(
+                ProblemKind::LeftoverCopy,
+                format!(
+                    "removed what an interrupted conversion left: {} (overwritten with zeros first)",
+                    copies
+                        .iter()
+                        .map(|c| c.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
     let mut left = HealthReport::default();
     find_problems(conn, &mut |p| left.add(p))?;
     if let Some(p) = left.problems.iter().find(|p| p.kind.repairable()) {

@@ -32,6 +32,11 @@ pub struct MigrationStatus {
     /// Triggers, views and acting foreign keys of the file that idstore did not
     /// write, described (filled in by [`Database::status`](crate::Database::status)).
     pub foreign_objects: Vec<String>,
+    /// What an interrupted conversion left beside the file (it may hold the data
+    /// unencrypted): removed by the next read-write open that can take the file's
+    /// write lock, by the next conversion, or by a repair (filled in by
+    /// [`Database::status`](crate::Database::status)).
+    pub leftover_copies: Vec<std::path::PathBuf>,
 }
 
 impl MigrationStatus {
@@ -107,6 +112,7 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
         active_did,
         accounts,
         foreign_objects: Vec::new(),
+        leftover_copies: Vec::new(),
     })
 }
 

@@ -227,6 +227,7 @@ mod tests {
                 active_did: Some("did:example:a".into()),
                 accounts: 1,
                 foreign_objects: vec![],
+                leftover_copies: vec![],
             },
             legacy_shape: vec![],
             lacks_late_column: true,
