@@ -1,7 +1,8 @@
-//! Runs every `idstore`, `cp` and `printf` line of the README's shell blocks (an
-//! `idstore` line may start with environment variables), in order, in a
+//! Runs every `idstore`, `cp`, `printf` and `chmod` line of the README's shell
+//! blocks (an `idstore` line may start with environment variables), in order, in a
 //! fresh folder, as a user following it would. (The `cargo` and `diesel` lines are
-//! run by CI itself: see `.ci/run`.)
+//! run by CI itself: see `.ci/run`.) Checks that the README's list of error kinds is
+//! the library's, and its library example the crate's own doctest.
 
 mod common;
 
@@ -23,7 +24,7 @@ fn readme_shell_lines() -> Vec<String> {
             in_sh = t == "```sh";
             continue;
         }
-        let runs = ["idstore ", "cp ", "printf ", "IDSTORE_"];
+        let runs = ["idstore ", "cp ", "printf ", "chmod ", "IDSTORE_"];
         if in_sh && runs.iter().any(|r| t.starts_with(r)) {
             lines.push(t.to_owned());
         }
@@ -90,4 +91,51 @@ fn every_idstore_command_in_the_readme_works_as_described() {
         original,
         "the app's own file was only copied"
     );
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// The README lists every error kind the library has, and no other.
+#[test]
+fn the_readme_lists_every_error_kind() {
+    let text = readme();
+    let start = text.find("<!-- kinds:begin -->").expect("the kinds list");
+    let end = text.find("<!-- kinds:end -->").expect("its end");
+    let listed: Vec<&str> = text[start..end].split('`').skip(1).step_by(2).collect();
+    let kinds: Vec<&str> = idstore_repo::ErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(listed, kinds, "the README's list, in ErrorKind's order");
+}
+
+/// The README's library example is the crate's own doctest, hidden lines aside.
+#[test]
+fn the_readme_library_example_is_the_crates_doctest() {
+    let text = readme();
+    let start = text.find("```rust\n").expect("a Rust block") + "```rust\n".len();
+    let end = start + text[start..].find("```").unwrap();
+    let shown: Vec<&str> = text[start..end].lines().collect();
+    let lib = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/repo/src/lib.rs"),
+    )
+    .unwrap();
+    let mut doc = Vec::new();
+    let mut inside = false;
+    for line in lib.lines().filter_map(|l| l.strip_prefix("//!")) {
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        if line.trim() == "```" {
+            if inside {
+                break;
+            }
+            inside = true;
+            continue;
+        }
+        if inside && !(line.starts_with("# ") || line == "#") {
+            doc.push(line);
+        }
+    }
+    assert_eq!(shown, doc);
 }

@@ -1,12 +1,9 @@
 //! `migrate` and `rollback`.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::time::Duration;
 
-use idstore_repo::{
-    Error, Integrity, MigrateOptions, MigrationReport, RollbackOptions, RollbackTarget,
-};
+use idstore_repo::{Error, Integrity, MigrateOptions, RollbackOptions, RollbackTarget};
 use serde_json::json;
 
 use crate::cli::{MigrateArgs, RollbackArgs};
@@ -95,7 +92,18 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
     // one output.
     let report = result?;
     let backup = report.backup.as_deref();
-    out.emit(migrate_json(&report, backup), || {
+    let doc = MigrateOutput {
+        applied: &report.applied,
+        backup: backup.map(|p| p.display().to_string()),
+        active_did: report.active_did.as_deref(),
+        warnings: &report.warnings,
+        omitted_warnings: &report.omitted_warnings,
+        errors: &report.errors,
+        data_migrated: report.values_migrated,
+        dry_run: report.dry_run,
+        adopted_legacy: report.adopted_legacy,
+    };
+    out.emit_serialized(&doc, || {
         let mut lines = Vec::new();
         if let Some(b) = backup {
             lines.push(format!("backup: {}", Shown(&b.display().to_string())));
@@ -108,6 +116,15 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
         }
         lines.extend(report.applied.iter().map(|v| format!("applied {v}")));
         lines.extend(report.warnings.iter().map(|w| format!("warning: {w}")));
+        for (kind, n) in &report.omitted_warnings {
+            lines.push(format!(
+                "warning: … and {n} more {kind} warning(s), each value kept in the table named above{}",
+                match *kind {
+                    "quarantined_account" | "cleared_pointer" => " (`idstore quarantine list` shows them)",
+                    _ => "",
+                }
+            ));
+        }
         if out.verbose || !report.applied.is_empty() {
             lines.push(format!(
                 "active identity: {}",
@@ -129,24 +146,11 @@ struct MigrateOutput<'a> {
     backup: Option<String>,
     active_did: Option<&'a str>,
     warnings: &'a [idstore_repo::MigrationWarning],
+    omitted_warnings: &'a std::collections::BTreeMap<&'static str, u64>,
     errors: &'a [String],
     data_migrated: u64,
     dry_run: bool,
     adopted_legacy: bool,
-}
-
-fn migrate_json(report: &MigrationReport, backup: Option<&Path>) -> serde_json::Value {
-    serde_json::to_value(MigrateOutput {
-        applied: &report.applied,
-        backup: backup.map(|p| p.display().to_string()),
-        active_did: report.active_did.as_deref(),
-        warnings: &report.warnings,
-        errors: &report.errors,
-        data_migrated: report.values_migrated,
-        dry_run: report.dry_run,
-        adopted_legacy: report.adopted_legacy,
-    })
-    .expect("the report serializes")
 }
 
 pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {

@@ -57,6 +57,19 @@ pub enum MigrationWarning {
     },
 }
 
+impl MigrationWarning {
+    /// The warning's kind, as its JSON `kind` spells it (`quarantined_account`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MigrationWarning::QuarantinedAccount { .. } => "quarantined_account",
+            MigrationWarning::ClearedPointer { .. } => "cleared_pointer",
+            MigrationWarning::AddedLegacyColumn { .. } => "added_legacy_column",
+            MigrationWarning::AdoptedAppActiveIdentity { .. } => "adopted_app_active_identity",
+            MigrationWarning::ArchivedActiveDid { .. } => "archived_active_did",
+        }
+    }
+}
+
 impl fmt::Display for MigrationWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -104,8 +117,13 @@ impl fmt::Display for MigrationWarning {
 pub struct MigrationReport {
     /// Versions applied by this run, oldest first.
     pub applied: Vec<String>,
-    /// What a person should know; each names where moved data is kept.
+    /// What a person should know; each names where moved data is kept. At most
+    /// [`MigrationReport::WARNINGS_PER_KIND`] of a kind: the rest are counted in
+    /// `omitted_warnings` (every value stays in the table its warning names).
     pub warnings: Vec<MigrationWarning>,
+    /// How many warnings of each kind (by [`MigrationWarning::kind`]) were left
+    /// out of `warnings`, so a report stays small however large the file.
+    pub omitted_warnings: std::collections::BTreeMap<&'static str, u64>,
     /// Validation failures (non-empty only in a report attached to a failed run,
     /// which was rolled back).
     pub errors: Vec<String>,
@@ -120,6 +138,25 @@ pub struct MigrationReport {
     pub dry_run: bool,
     /// The backup written before the run, when one was asked for and written.
     pub backup: Option<std::path::PathBuf>,
+}
+
+impl MigrationReport {
+    /// How many warnings of one kind a report lists (the rest are counted).
+    pub const WARNINGS_PER_KIND: usize = 10;
+
+    /// Adds a warning, or counts it when its kind has a full sample already.
+    pub(crate) fn warn(&mut self, w: MigrationWarning) {
+        let kind = w.kind();
+        if let Some(n) = self.omitted_warnings.get_mut(kind) {
+            *n += 1;
+        } else if self.warnings.iter().filter(|x| x.kind() == kind).count()
+            < Self::WARNINGS_PER_KIND
+        {
+            self.warnings.push(w);
+        } else {
+            self.omitted_warnings.insert(kind, 1);
+        }
+    }
 }
 
 /// What a rollback did.
@@ -155,6 +192,7 @@ mod tests {
         };
         let json = serde_json::to_value(&w).unwrap();
         assert_eq!(json["kind"], "quarantined_account");
+        assert_eq!(json["kind"], w.kind());
         assert_eq!(json["account_id"], 3);
         assert!(w.to_string().contains("accounts_quarantine"));
         let cleared = MigrationWarning::ClearedPointer {
@@ -162,5 +200,29 @@ mod tests {
             reason: "r".into(),
         };
         assert!(cleared.to_string().contains("active_did_quarantine"));
+    }
+
+    #[test]
+    fn a_report_keeps_a_sample_of_each_kind_and_counts_the_rest() {
+        let mut report = MigrationReport::default();
+        for i in 0..25 {
+            report.warn(MigrationWarning::ArchivedActiveDid {
+                settings_id: i,
+                value: String::new(),
+            });
+        }
+        report.warn(MigrationWarning::AddedLegacyColumn {
+            table: "settings".into(),
+            column: "hasBackedUpSeed".into(),
+        });
+        assert_eq!(
+            report.warnings.len(),
+            MigrationReport::WARNINGS_PER_KIND + 1
+        );
+        assert_eq!(
+            report.omitted_warnings.get("archived_active_did"),
+            Some(&(25 - MigrationReport::WARNINGS_PER_KIND as u64))
+        );
+        assert_eq!(report.omitted_warnings.get("added_legacy_column"), None);
     }
 }

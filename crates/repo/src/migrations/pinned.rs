@@ -132,6 +132,7 @@ pub(super) mod baseline {
 
 /// `20261125000001`: `active_identity`, the quarantine tables and the decision log.
 pub(super) mod active_identity {
+    use diesel::connection::DefaultLoadingMode;
     use diesel::prelude::*;
     use diesel::sql_types::{Binary, Integer, Nullable, Text};
 
@@ -182,11 +183,11 @@ pub(super) mod active_identity {
     /// Every row of `accounts_quarantine`, by id.
     pub fn quarantined_accounts(
         conn: &mut SqliteConnection,
-    ) -> QueryResult<Vec<QuarantinedAccount>> {
+    ) -> QueryResult<impl Iterator<Item = QueryResult<QuarantinedAccount>> + '_> {
         diesel::sql_query(
             "SELECT id, did, keptAccountId, reason FROM accounts_quarantine ORDER BY id",
         )
-        .load(conn)
+        .load_iter::<_, DefaultLoadingMode>(conn)
     }
 
     /// A pointer value the step kept in `active_did_quarantine` (text as reported).
@@ -201,9 +202,9 @@ pub(super) mod active_identity {
     /// Every row of `active_did_quarantine`, by id.
     pub fn quarantined_pointers(
         conn: &mut SqliteConnection,
-    ) -> QueryResult<Vec<QuarantinedPointer>> {
+    ) -> QueryResult<impl Iterator<Item = QueryResult<QuarantinedPointer>> + '_> {
         diesel::sql_query("SELECT activeDid, reason FROM active_did_quarantine ORDER BY id")
-            .load(conn)
+            .load_iter::<_, DefaultLoadingMode>(conn)
     }
 
     /// Drops one decision-log row (a rollback told to forget it).
@@ -217,6 +218,7 @@ pub(super) mod active_identity {
 
 /// `20261125000002`: `settings.activeDid` dropped, its values archived.
 pub(super) mod cleanup {
+    use diesel::connection::DefaultLoadingMode;
     use diesel::prelude::*;
     use diesel::sql_types::{Binary, Integer};
 
@@ -230,11 +232,13 @@ pub(super) mod cleanup {
     }
 
     /// Every row of `settings_active_did_archive`, by settings row.
-    pub fn archived(conn: &mut SqliteConnection) -> QueryResult<Vec<Archived>> {
+    pub fn archived(
+        conn: &mut SqliteConnection,
+    ) -> QueryResult<impl Iterator<Item = QueryResult<Archived>> + '_> {
         diesel::sql_query(
             "SELECT settingsId, activeDid FROM settings_active_did_archive ORDER BY settingsId",
         )
-        .load(conn)
+        .load_iter::<_, DefaultLoadingMode>(conn)
     }
 
     /// Indexes and triggers on `settings` that idstore's steps do not create: the

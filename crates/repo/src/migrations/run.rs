@@ -56,7 +56,7 @@ pub(super) fn execute(
     }
     if plan.add_late_column {
         diesel::sql_query(pinned::baseline::ADD_LATE_COLUMN).execute(conn)?;
-        report.warnings.push(MigrationWarning::AddedLegacyColumn {
+        report.warn(MigrationWarning::AddedLegacyColumn {
             table: "settings".to_owned(),
             column: pinned::baseline::LATE_COLUMN.to_owned(),
         });
@@ -137,33 +137,33 @@ fn apply_app_pointer(
         }
         None => false,
     };
-    report
-        .warnings
-        .push(MigrationWarning::AdoptedAppActiveIdentity {
-            value: app.active_did.clone(),
-            used,
-        });
+    report.warn(MigrationWarning::AdoptedAppActiveIdentity {
+        value: app.active_did.clone(),
+        used,
+    });
     Ok(())
 }
 
 /// Names each row the active-identity step quarantined (its tables are new, so
-/// every row in them came from this run).
+/// every row in them came from this run): read a row at a time, a sample of each
+/// kind kept in the report and the rest counted.
 fn report_quarantine(conn: &mut SqliteConnection, report: &mut MigrationReport) -> QueryResult<()> {
-    let moved = pinned::active_identity::quarantined_accounts(conn)?;
-    let cleared = pinned::active_identity::quarantined_pointers(conn)?;
-    report.values_migrated += (moved.len() + cleared.len()) as u64;
-    for a in moved {
+    for a in pinned::active_identity::quarantined_accounts(conn)? {
+        let a = a?;
+        report.values_migrated += 1;
         tracing::warn!(item = %format!("account:{}", a.id), kept_account_id = a.kept_account_id, reason = %a.reason.0, "account quarantined");
-        report.warnings.push(MigrationWarning::QuarantinedAccount {
+        report.warn(MigrationWarning::QuarantinedAccount {
             account_id: a.id,
             did: a.did.0,
             kept_account_id: a.kept_account_id,
             reason: a.reason.0,
         });
     }
-    for p in cleared {
+    for p in pinned::active_identity::quarantined_pointers(conn)? {
+        let p = p?;
+        report.values_migrated += 1;
         tracing::warn!(reason = %p.reason.0, "pointer value quarantined");
-        report.warnings.push(MigrationWarning::ClearedPointer {
+        report.warn(MigrationWarning::ClearedPointer {
             value: p.value.0,
             reason: p.reason.0,
         });
@@ -171,18 +171,16 @@ fn report_quarantine(conn: &mut SqliteConnection, report: &mut MigrationReport) 
     Ok(())
 }
 
-/// Names each `settings.activeDid` value the cleanup archived.
+/// Names each `settings.activeDid` value the cleanup archived (a row at a time).
 fn report_archive(conn: &mut SqliteConnection, report: &mut MigrationReport) -> QueryResult<()> {
-    let archived = pinned::cleanup::archived(conn)?;
-    report.values_migrated += archived.len() as u64;
-    report.warnings.extend(
-        archived
-            .into_iter()
-            .map(|a| MigrationWarning::ArchivedActiveDid {
-                settings_id: a.settings_id,
-                value: a.value.0,
-            }),
-    );
+    for a in pinned::cleanup::archived(conn)? {
+        let a = a?;
+        report.values_migrated += 1;
+        report.warn(MigrationWarning::ArchivedActiveDid {
+            settings_id: a.settings_id,
+            value: a.value.0,
+        });
+    }
     Ok(())
 }
 
