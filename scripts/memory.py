@@ -17,7 +17,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "idstore")
+# IDSTORE_BIN measures another build (an older one, side by side).
+BIN = os.environ.get("IDSTORE_BIN") or os.path.join(ROOT, "target", "release", "idstore")
 SCHEMA = os.path.join(ROOT, "fixtures", "legacy_app_schema.sql")
 KEY = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'"
 

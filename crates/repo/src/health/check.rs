@@ -304,9 +304,9 @@ pub(super) fn find_problems(
     }
     // Quarantined items wait for a person's decision (`quarantine restore/discard`);
     // an account a restore decision replaced and kept aside no longer waits.
-    for item in tolerate(crate::quarantine::items(conn))? {
+    tolerate(crate::quarantine::each_item(conn, &mut |item| {
         if !item.waiting {
-            continue;
+            return;
         }
         let kind = match item.item.kind {
             QuarantineKind::Account => ProblemKind::QuarantinedAccount,
@@ -329,7 +329,7 @@ pub(super) fn find_problems(
             detail,
             item: Some(item.item),
         });
-    }
+    }))?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_schema::{accounts, active_identity};
+use idstore_schema::active_identity;
 
 use super::check::{
     find_problems, has_unique_did_index, legacy_pointer_out_of_step, missing_guards,
@@ -143,11 +143,42 @@ pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<Repai
 
 /// The first account by (`dateCreated`, DID) whose DID is valid.
 fn first_valid_account(conn: &mut SqliteConnection) -> QueryResult<Option<Did>> {
-    let dids: Vec<String> = accounts::table
-        .order((accounts::dateCreated, accounts::did))
-        .select(accounts::did)
-        .load(conn)?;
-    Ok(dids.into_iter().find_map(|d| Did::try_from(d).ok()))
+    #[derive(QueryableByName)]
+    struct Next {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        date: Vec<u8>,
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        did: Vec<u8>,
+    }
+    // One row at a time in (dateCreated, did) order, each found by a scan that keeps
+    // only the best row so far: no sort of the whole table (which an encrypted file,
+    // its temporary data in memory, would hold in memory).
+    let mut after: Option<(Vec<u8>, Vec<u8>)> = None;
+    loop {
+        let next = diesel::sql_query(
+            "SELECT CAST(dateCreated AS BLOB) AS date, CAST(did AS BLOB) AS did FROM accounts
+              WHERE ?1 IS NULL OR (CAST(dateCreated AS BLOB), CAST(did AS BLOB)) > (?1, ?2)
+              ORDER BY CAST(dateCreated AS BLOB), CAST(did AS BLOB) LIMIT 1",
+        )
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Binary>, _>(
+            after.as_ref().map(|a| a.0.as_slice()),
+        )
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Binary>, _>(
+            after.as_ref().map(|a| a.1.as_slice()),
+        )
+        .get_result::<Next>(conn)
+        .optional()?;
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        if let Some(valid) = std::str::from_utf8(&next.did)
+            .ok()
+            .and_then(|d| Did::try_from(d.to_owned()).ok())
+        {
+            return Ok(Some(valid));
+        }
+        after = Some((next.date, next.did));
+    }
 }
 
 /// Moves every account row beyond the first (lowest id) of its DID, every column

@@ -212,13 +212,20 @@ pub(crate) fn migrate(
 ) -> Result<MigrationReport, Error> {
     let to = options.to.as_deref();
     let plan = plan_migration(&mut handle.conn, to)?;
+    if plan.is_empty() {
+        // Nothing to do: no write lock taken, nothing written, no switch to WAL.
+        return Ok(MigrationReport {
+            adopted_legacy: plan.status.legacy,
+            active_did: plan.status.active_did.clone(),
+            dry_run: options.dry_run,
+            ..Default::default()
+        });
+    }
     let backup = options
         .backup
         .as_deref()
-        .filter(|_| !options.dry_run && !plan.is_empty() && plan.has_user_tables());
-    if !plan.is_empty() {
-        crate::storage::ensure_space(&mut handle.conn, &handle.path, "migrate", backup.is_some())?;
-    }
+        .filter(|_| !options.dry_run && plan.has_user_tables());
+    crate::storage::ensure_space(&mut handle.conn, &handle.path, "migrate", backup.is_some())?;
     if let Some(dest) = backup {
         crate::backup::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
     }

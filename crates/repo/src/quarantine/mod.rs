@@ -38,6 +38,20 @@ mod decide;
 mod read;
 
 /// Every quarantined item, accounts first, by id (what `check` reports waiting).
+/// Every quarantined item, handed to `visit` one at a time (accounts as they are
+/// read: memory stays flat however many there are).
+pub(crate) fn each_item(
+    conn: &mut SqliteConnection,
+    visit: &mut dyn FnMut(QuarantinedItem),
+) -> Result<(), Error> {
+    crate::migrations::refuse_missing_quarantine_tables(conn)?;
+    read::each_account_summary(conn, None, visit)?;
+    for (_, item) in read::pointer_summaries(conn, None)? {
+        visit(item);
+    }
+    Ok(())
+}
+
 pub(crate) fn items(conn: &mut SqliteConnection) -> Result<Vec<QuarantinedItem>, Error> {
     crate::migrations::refuse_missing_quarantine_tables(conn)?;
     let mut items = read::account_summaries(conn, None)?;

@@ -76,6 +76,18 @@ pub(super) fn account_summaries(
     conn: &mut SqliteConnection,
     only: Option<i32>,
 ) -> QueryResult<Vec<QuarantinedItem>> {
+    let mut items = Vec::new();
+    each_account_summary(conn, only, &mut |i| items.push(i))?;
+    Ok(items)
+}
+
+/// [`account_summaries`], each handed to `visit` as it is read (memory flat however
+/// many there are).
+pub(super) fn each_account_summary(
+    conn: &mut SqliteConnection,
+    only: Option<i32>,
+    visit: &mut dyn FnMut(QuarantinedItem),
+) -> QueryResult<()> {
     let differs: Vec<String> = COMPARED_ACCOUNT_FIELDS
         .iter()
         .enumerate()
@@ -98,12 +110,13 @@ pub(super) fn account_summaries(
         },
         differs = differs.join(", ")
     );
-    Ok(diesel::sql_query(sql)
+    for row in diesel::sql_query(sql)
         .bind::<Nullable<Integer>, _>(only)
-        .load::<AccountSummaryRow>(conn)?
-        .into_iter()
-        .map(AccountSummaryRow::into_item)
-        .collect())
+        .load_iter::<AccountSummaryRow, diesel::connection::DefaultLoadingMode>(conn)?
+    {
+        visit(row?.into_item());
+    }
+    Ok(())
 }
 
 /// True for the quarantined account `q` that a restore decision replaced and kept
