@@ -116,6 +116,13 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
     })
 }
 
+/// Whether every migration this build knows is applied, and no other: nothing to
+/// plan (two reads).
+pub(crate) fn up_to_date(conn: &mut SqliteConnection) -> QueryResult<bool> {
+    let applied = applied_versions(conn)?;
+    Ok(applied.as_slice() == known_versions())
+}
+
 /// The versions the migrations table records, read as bytes: one that is not UTF-8
 /// (another program's) is an unknown version, shown escaped, not a decoding error.
 pub(crate) fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {

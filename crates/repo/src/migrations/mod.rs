@@ -36,7 +36,9 @@ mod verify;
 
 pub(crate) use adopt::idstore_definition;
 pub use inspect::MigrationStatus;
-pub(crate) use inspect::{missing_quarantine_tables, refuse_missing_quarantine_tables, status};
+pub(crate) use inspect::{
+    missing_quarantine_tables, refuse_missing_quarantine_tables, status, up_to_date,
+};
 pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};
@@ -55,11 +57,14 @@ pub(crate) const CLEANUP_VERSION: &str = "20261125000002";
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 
 /// Every version this build knows, oldest first.
-pub(crate) fn known_versions() -> Vec<String> {
-    embedded()
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect()
+pub(crate) fn known_versions() -> &'static [String] {
+    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        embedded()
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect()
+    })
 }
 
 fn embedded() -> Vec<Box<dyn Migration<Sqlite>>> {
@@ -211,6 +216,14 @@ pub(crate) fn migrate(
     options: &MigrateOptions<'_>,
 ) -> Result<MigrationReport, Error> {
     let to = options.to.as_deref();
+    if to.is_none() && up_to_date(&mut handle.conn)? {
+        // The common case of a service's start: a few reads, no write lock.
+        return Ok(MigrationReport {
+            active_did: crate::queries::stored_active_did(&mut handle.conn)?,
+            dry_run: options.dry_run,
+            ..Default::default()
+        });
+    }
     let plan = plan_migration(&mut handle.conn, to)?;
     if plan.is_empty() {
         // Nothing to do: no write lock taken, nothing written, no switch to WAL.
@@ -280,7 +293,7 @@ pub(crate) fn check_target(version: &str) -> Result<(), Error> {
     } else {
         Err(Repr::UnknownTarget {
             version: version.to_owned(),
-            known,
+            known: known.to_vec(),
         }
         .into())
     }

@@ -220,7 +220,7 @@ mod tests {
         Inspection {
             status: MigrationStatus {
                 applied: vec![],
-                pending: known_versions(),
+                pending: known_versions().to_vec(),
                 unknown: vec![],
                 legacy: true,
                 app_active_identity: false,
