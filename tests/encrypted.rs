@@ -324,6 +324,17 @@ fn encrypt_leaves_no_plaintext_behind_and_names_or_removes_older_copies() {
         "plaintext left: {:?}",
         files_holding(dir.path(), MARKER)
     );
+    // And after a rekey (its backup under the new key).
+    json_of(
+        with_key(&db, KEY)
+            .env("IDSTORE_NEW_KEY", "the rotated key")
+            .arg("rekey"),
+    );
+    assert!(
+        files_holding(dir.path(), MARKER).is_empty(),
+        "plaintext left after rekey: {:?}",
+        files_holding(dir.path(), MARKER)
+    );
 
     for remove in [false, true] {
         let dir = TempDir::new().unwrap();

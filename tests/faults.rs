@@ -196,12 +196,12 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
         case.what
     );
 
-    let write_points = if long_mode() { writes } else { 50 };
+    let write_points = if long_mode() { writes } else { 25 };
     let mut faults: Vec<(String, &str)> = Vec::new();
     for n in spread(writes, write_points) {
         faults.push((format!("pwrite64:error=ENOSPC:when={n}+"), "full"));
     }
-    for n in spread(writes, if long_mode() { writes } else { 10 }) {
+    for n in spread(writes, if long_mode() { writes } else { 6 }) {
         faults.push((format!("pwrite64:error=EIO:when={n}"), "I/O error"));
     }
     for (call, total) in [("fsync", fsyncs), ("fdatasync", fdatasyncs)] {
@@ -483,7 +483,7 @@ fn faults_while_creating_a_database_leave_no_file_behind() {
     );
 
     let mut faults = Vec::new();
-    for n in spread(writes, if long_mode() { writes } else { 40 }) {
+    for n in spread(writes, if long_mode() { writes } else { 20 }) {
         faults.push((format!("pwrite64:error=ENOSPC:when={n}+"), "full"));
         faults.push((format!("pwrite64:error=EIO:when={n}"), "I/O error"));
     }

@@ -147,7 +147,7 @@ fn timed(mut cmd: StdCommand) -> Duration {
 #[test]
 fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
     let dir = TempDir::new().unwrap();
-    let rows = if long_mode() { 200_000 } else { 40_000 };
+    let rows = if long_mode() { 200_000 } else { 10_000 };
     let template = big_legacy(dir.path(), rows);
     let original = rows_of(&{
         let p = dir.path().join("original.sqlite");
@@ -175,7 +175,7 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
     let rollback_time = median(&migrated_file, &["rollback", "--no-backup"]);
     let rolled_back = rows_of(&work);
 
-    let n = trials(50, 300);
+    let n = trials(30, 300);
     for (what, start, args, span, before, after) in [
         (
             "migrate",
@@ -242,7 +242,7 @@ fn killing_migrate_or_rollback_at_any_point_loses_nothing() {
 #[test]
 fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
     let dir = TempDir::new().unwrap();
-    let rows = if long_mode() { 100_000 } else { 20_000 };
+    let rows = if long_mode() { 100_000 } else { 10_000 };
     let plain = big_legacy(dir.path(), rows);
     let template = dir.path().join("encrypted-legacy.sqlite");
     copy_fresh(&plain, &template);
@@ -397,7 +397,7 @@ fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
 #[test]
 fn killing_a_quarantine_decision_at_any_point_leaves_before_or_after() {
     let dir = TempDir::new().unwrap();
-    let rows = if long_mode() { 100_000 } else { 20_000 };
+    let rows = if long_mode() { 100_000 } else { 10_000 };
     let template = big_legacy(dir.path(), rows);
     let work = dir.path().join("work.sqlite");
     copy_fresh(&template, &work);
