@@ -462,7 +462,10 @@ fn open_up_to_date(c: &mut Criterion) {
             let mut versions = c
                 .prepare("SELECT version FROM __diesel_schema_migrations ORDER BY version")
                 .unwrap();
-            let n = versions.query_map([], |r| r.get::<_, String>(0)).unwrap().count();
+            let n = versions
+                .query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .count();
             assert_eq!(n, 3);
         })
     });
