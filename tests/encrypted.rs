@@ -589,9 +589,15 @@ fn conversions_keep_the_owner_group_and_mode() {
     }
 
     // As nobody, a file root owns (writable by all) cannot be given back to root.
-    if !runs(
+    let setpriv = runs(
         "setpriv",
         &["--reuid=65534", "--regid=65534", "--clear-groups", "true"],
+    );
+    if !tool_available(
+        &format!("{test} (its refusal as another user)"),
+        "`setpriv` from util-linux",
+        setpriv,
+        "Debian's util-linux",
     ) {
         return;
     }
