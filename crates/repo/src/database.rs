@@ -111,10 +111,10 @@ impl OpenOptions {
 /// cannot (read-only storage, no key, another writer), the copy stays, and
 /// [`Database::status`] and [`Database::check`] report it.
 fn remove_interrupted_conversion(path: &Path, settings: &Settings) {
-    if Database::leftover_copies(path).is_empty() {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    if crate::files::leftover_copies(&real).is_empty() {
         return;
     }
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let writer = Settings {
         create: false,
         read_only: false,

@@ -459,7 +459,7 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
     .map_err(failed)?;
     let mut rows = 0u64;
     for Name { name } in &tables {
-        let t = format!("\"{}\"", name.replace('"', "\"\""));
+        let t = crate::sql::quote_ident(name);
         let count = |db: &str| format!("SELECT count(*) AS n FROM {db}.{t}");
         let (before, after) = (
             integer(conn, &count("main")).map_err(failed)?,

@@ -73,12 +73,12 @@ pub fn table_rows(
         let quoted: Vec<String> = columns
             .iter()
             .filter(|c| !skip.contains(&c.name.as_str()))
-            .map(|c| format!("quote(\"{}\")", c.name.replace('"', "\"\"")))
+            .map(|c| format!("quote({})", crate::sql::quote_ident(&c.name)))
             .collect();
         let query = format!(
-            "SELECT json_array({}) AS row FROM \"{}\"",
+            "SELECT json_array({}) AS row FROM {}",
             quoted.join(", "),
-            table.name.replace('"', "\"\"")
+            crate::sql::quote_ident(&table.name)
         );
         let mut rows: Vec<String> = diesel::sql_query(query)
             .load::<Row>(conn)?

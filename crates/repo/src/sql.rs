@@ -100,6 +100,11 @@ pub(crate) fn table_quick_check_problems(
         .map(problems)
 }
 
+/// `name` as a quoted SQL identifier: whatever it holds, it names that one object.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Reads every row of `table` whole, from the table's own b-tree, with
 /// `cell_size_check` on: SQLite checks every page it loads and every record it
 /// decodes, and fails with `SQLITE_CORRUPT` on a damaged one.
@@ -108,12 +113,11 @@ pub(crate) fn read_every_row(conn: &mut SqliteConnection, table: &str) -> QueryR
     let Some(last) = columns(conn, table)?.pop() else {
         return Ok(());
     };
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     // `typeof` of the last column makes SQLite decode each record header whole.
     let scan = diesel::sql_query(format!(
         "SELECT count(*) AS n FROM {} NOT INDEXED WHERE typeof({}) <> ''",
-        quote(table),
-        quote(&last)
+        quote_ident(table),
+        quote_ident(&last)
     ));
     conn.batch_execute("PRAGMA cell_size_check = ON")?;
     let read = scan.get_result::<Count>(conn).map(drop);
@@ -160,12 +164,9 @@ pub(crate) fn count_rows(conn: &mut SqliteConnection, table: &'static str) -> Qu
 
 /// Rows in a table named at run time (quoted as an identifier).
 pub(crate) fn count_rows_of(conn: &mut SqliteConnection, table: &str) -> QueryResult<i64> {
-    diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM \"{}\"",
-        table.replace('"', "\"\"")
-    ))
-    .get_result::<Count>(conn)
-    .map(|c| c.n)
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {}", quote_ident(table)))
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
 }
 
 /// `UPDATE <table> SET <changes> WHERE id = <id>`, which Diesel may keep prepared.

@@ -103,12 +103,15 @@ pub(crate) fn database_bytes(conn: &mut SqliteConnection) -> QueryResult<u64> {
 /// freed (each bounded by the database's size), plus a margin; and a backup copy
 /// when one is written.
 pub(crate) fn space_needed(conn: &mut SqliteConnection, with_backup: bool) -> QueryResult<u64> {
-    let db = database_bytes(conn)?;
+    Ok(room_for(database_bytes(conn)?, with_backup))
+}
+
+/// [`space_needed`] for a database of `db` bytes.
+fn room_for(db: u64, with_backup: bool) -> u64 {
     let backup = if with_backup { db } else { 0 };
-    Ok(db
-        .saturating_mul(2)
+    db.saturating_mul(2)
         .saturating_add(backup)
-        .saturating_add(256 << 10))
+        .saturating_add(256 << 10)
 }
 
 /// Refuses, before anything is written, a run for which the disk holding the
@@ -119,12 +122,9 @@ pub(crate) fn ensure_space(
     operation: &'static str,
     with_backup: bool,
 ) -> Result<(), Error> {
-    let needed = space_needed(conn, with_backup)?;
-    let without_backup = if with_backup {
-        Some(space_needed(conn, false)?)
-    } else {
-        None
-    };
+    let db = database_bytes(conn)?;
+    let needed = room_for(db, with_backup);
+    let without_backup = with_backup.then(|| room_for(db, false));
     match free_space(folder_of(path)) {
         Some(free) if free < needed => Err(Repr::NotEnoughSpace {
             operation,

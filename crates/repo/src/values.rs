@@ -68,13 +68,11 @@ pub(crate) fn scan(
     if columns.is_empty() {
         return Ok(());
     }
-    let selected: Vec<String> = columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-        .collect();
+    let selected: Vec<String> = columns.iter().map(|c| crate::sql::quote_ident(c)).collect();
     let query = diesel::sql_query(format!(
-        "SELECT rowid, {} FROM \"{table}\"",
-        selected.join(", ")
+        "SELECT rowid, {} FROM {}",
+        selected.join(", "),
+        crate::sql::quote_ident(table)
     ));
     let search_boxes = columns.iter().position(|c| c == "searchBoxes");
     for row in query.load_iter::<AnyRow, DefaultLoadingMode>(conn)? {

@@ -19,7 +19,9 @@ use crate::error::{Error, ErrorKind, ReadOnlyCause, Repr, folder_of};
 
 mod file;
 
-use crate::files::{create_private, folder_writable, remove_with_journals, storage_is_read_only};
+use crate::files::{
+    beside, create_private, folder_writable, remove_with_journals, storage_is_read_only,
+};
 pub(crate) use file::is_encrypted;
 use file::{check_header, hot_journal, sqlite_uri, wal_has_frames};
 
@@ -214,10 +216,7 @@ fn refuse_read_only(path: &Path, meta: Option<&fs::Metadata>) -> Result<(), Erro
 fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error> {
     let read_only_storage = storage_is_read_only(folder_of(path));
     if let Some(journal) = hot_journal(path) {
-        if read_only_storage
-            || fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
-            || !folder_writable(folder_of(path))
-        {
+        if refuse_read_only(path, fs::metadata(path).ok().as_ref()).is_err() {
             return Err(Repr::NeedsRecovery {
                 path: path.to_owned(),
                 journal,
@@ -236,13 +235,9 @@ fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error>
     if !read_only_storage {
         return Ok(false);
     }
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = PathBuf::from(wal);
+    let wal = beside(path, "-wal");
     if wal_has_frames(&wal) {
-        let mut shm = path.as_os_str().to_owned();
-        shm.push("-shm");
-        if Path::new(&shm).exists() {
+        if beside(path, "-shm").exists() {
             return Ok(false); // SQLite reads the log through the index it finds
         }
         return Err(Repr::NeedsRecovery {

@@ -273,9 +273,9 @@ fn describe(theirs: &Shape, ours: &Shape) -> String {
 pub(crate) fn set_aside(conn: &mut SqliteConnection, adopted: &[SchemaObject]) -> QueryResult<()> {
     for o in adopted {
         conn.batch_execute(&format!(
-            "DROP {} \"{}\";",
+            "DROP {} {};",
             o.kind.to_uppercase(),
-            o.name.replace('"', "\"\"")
+            crate::sql::quote_ident(&o.name)
         ))?;
     }
     Ok(())

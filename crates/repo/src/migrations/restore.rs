@@ -16,6 +16,7 @@ use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 
 use super::adopt::{SchemaObject, objects};
 use crate::error::{Error, Repr};
+use crate::sql::quote_ident;
 use crate::sqltext::{self, Kind, Literal};
 
 /// The app's `active_identity` rows, as rows, while idstore's table stands in its place.
@@ -196,18 +197,7 @@ pub(crate) fn check_for_rollback(
     if reverts_cleanup {
         recorded(conn, "rebuilt")?;
         for o in super::pinned::cleanup::foreign_settings_objects(conn)? {
-            let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
-            let sql = o.sql.as_deref().unwrap_or_default();
-            sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
-                untrusted(
-                    &format!(
-                        "the definition of the {} {} on settings",
-                        o.kind,
-                        idstore_domain::display::Shown::quoted(&o.name)
-                    ),
-                    &r.0,
-                )
-            })?;
+            check_on_settings(&o, o.sql.as_deref().unwrap_or_default())?;
         }
     }
     if reverts_active_identity {
@@ -225,17 +215,27 @@ pub(crate) fn recreate_on_settings(
     let mut ordered: Vec<&SchemaObject> = objects.iter().collect();
     ordered.sort_by_key(|o| o.kind == "trigger");
     for o in ordered {
-        let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
         let sql = o.sql.as_deref().unwrap_or_default();
-        sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
-            untrusted(
-                &format!("the definition of the {} {:?} on settings", o.kind, o.name),
-                &r.0,
-            )
-        })?;
+        check_on_settings(o, sql)?;
         conn.batch_execute(sql)?;
     }
     Ok(())
+}
+
+/// Checks `sql`, the definition of `o` (an index or trigger on `settings` that a
+/// rollback recreates), before it is run: one `CREATE` statement for that object.
+fn check_on_settings(o: &SchemaObject, sql: &str) -> Result<(), Error> {
+    let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
+    sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
+        untrusted(
+            &format!(
+                "the definition of the {} {} on settings",
+                idstore_domain::display::Shown(&o.kind),
+                idstore_domain::display::Shown::quoted(&o.name)
+            ),
+            &r.0,
+        )
+    })
 }
 
 /// Forgets the adopted records, so the active-identity step's down.sql (which
@@ -393,11 +393,6 @@ fn restore_rows(conn: &mut SqliteConnection, k: &Kept) -> Result<(), Error> {
     Ok(())
 }
 
-/// A name as a quoted SQL identifier: it can name nothing else.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Rebuilds `settings` from the definition it had before the cleanup (`kept`,
 /// tables first, checked), when the rollback's SQL gave it idstore's text instead:
 /// a copy under the old text, the rows moved over, the counter kept, and every
@@ -431,13 +426,7 @@ pub(crate) fn restore_rebuilt_settings(
         let Some(sql) = originals.get(o.name.as_str()).copied().or(o.sql.as_deref()) else {
             continue;
         };
-        let kind = Kind::parse(&o.kind).unwrap_or(Kind::Trigger);
-        sqltext::check_create(sql, kind, &o.name, Some("settings")).map_err(|r| {
-            untrusted(
-                &format!("the definition of the {} {:?} on settings", o.kind, o.name),
-                &r.0,
-            )
-        })?;
+        check_on_settings(o, sql)?;
         attached.push((o.kind == "trigger", sql.to_owned()));
     }
     // Indexes before triggers, so no trigger fires on the rows being moved back.
