@@ -54,12 +54,7 @@ impl Output {
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
             .and_then(|()| out.flush());
-        if let Err(e) = written
-            && e.kind() != std::io::ErrorKind::BrokenPipe
-            && !self.failed.replace(true)
-        {
-            error_line(&format!("could not write the output: {e}"));
-        }
+        self.check_written(written);
     }
 
     /// Prints text lines unless `--json` or `--quiet`.
@@ -75,7 +70,13 @@ impl Output {
     /// makes the exit status 1.
     pub fn line(&self, line: &str) {
         let mut out = std::io::stdout().lock();
-        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        self.check_written(writeln!(out, "{line}").and_then(|()| out.flush()));
+    }
+
+    /// A reader that went away ends the output quietly; any other write error is
+    /// reported once (see [`Output::line`]).
+    fn check_written(&self, written: std::io::Result<()>) {
+        if let Err(e) = written
             && e.kind() != std::io::ErrorKind::BrokenPipe
             && !self.failed.replace(true)
         {

@@ -29,13 +29,7 @@ pub(super) fn encrypt(ctx: &Ctx, args: &ConvertArgs) -> Result<(), Error> {
             "encrypt takes a plain file, but a current key was given (IDSTORE_KEY or --key-file); to change a key, use rekey",
         ));
     }
-    let key = new_key(args)?;
-    let options = target(
-        ctx,
-        Some(key),
-        !args.no_backup,
-        args.remove_plaintext_copies,
-    );
+    let options = target(ctx, args)?;
     convert(ctx, ctx.options(), &options, "encrypted")
 }
 
@@ -46,13 +40,7 @@ pub(super) fn rekey(ctx: &Ctx, args: &ConvertArgs) -> Result<(), Error> {
             "rekey needs the current key (IDSTORE_KEY or --key-file); to encrypt a plain file, use encrypt",
         ));
     }
-    let key = new_key(args)?;
-    let options = target(
-        ctx,
-        Some(key),
-        !args.no_backup,
-        args.remove_plaintext_copies,
-    );
+    let options = target(ctx, args)?;
     // --sqlcipher-compat names the format to write: the current one is found.
     let current = OpenOptions::new()
         .busy_timeout(ctx.busy_timeout)
@@ -74,17 +62,18 @@ pub(super) fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<(), Error> {
     convert(ctx, ctx.options(), &options, "decrypted")
 }
 
-/// The conversion to `key` as the command line asks: the format to write, the
-/// backup, the removal of plaintext copies.
-fn target(ctx: &Ctx, key: Option<Key>, backup: bool, remove_copies: bool) -> ConvertOptions {
-    let mut options = ConvertOptions::new(key).remove_plaintext_copies(remove_copies);
+/// The conversion to the new key as the command line asks: the format to write,
+/// the backup, the removal of plaintext copies.
+fn target(ctx: &Ctx, args: &ConvertArgs) -> Result<ConvertOptions, Error> {
+    let mut options = ConvertOptions::new(Some(new_key(args)?))
+        .remove_plaintext_copies(args.remove_plaintext_copies);
     if let Some(version) = ctx.sqlcipher_compat {
         options = options.sqlcipher_compatibility(version);
     }
-    if backup {
+    if !args.no_backup {
         options = options.backup_to(ctx.backup_path());
     }
-    options
+    Ok(options)
 }
 
 fn convert(
