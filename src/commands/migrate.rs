@@ -10,13 +10,13 @@ use crate::cli::{MigrateArgs, RollbackArgs};
 use crate::context::{Ctx, NewFile};
 use crate::output::{Shown, note, shown_or_none};
 
-/// Progress on stderr while a migration runs, drawn only on a terminal: a line per
-/// step, and a bar with the elapsed time below them.
+/// Progress on stderr while a migration runs (the caller draws it only on a
+/// terminal): a line per step, and a bar with the elapsed time below them.
 struct Progress(indicatif::ProgressBar);
 
 impl Progress {
     fn start(enabled: bool) -> Option<Progress> {
-        if !enabled || !std::io::stderr().is_terminal() {
+        if !enabled {
             return None;
         }
         let bar = indicatif::ProgressBar::new(0).with_style(
@@ -64,9 +64,14 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
     let out = &ctx.out;
     let mut db = ctx.open_creating()?;
     // Every refusal comes before the first write (the backup and the switch to WAL
-    // included): the library checks them, and the room, in that order.
-    let work = !db.plan_migration(args.to.as_deref())?.is_empty();
-    let progress = Progress::start(!out.quiet && !out.json && work);
+    // included): the library checks them, and the room, in that order. The plan is
+    // read here only to leave the bar off when there is nothing to do.
+    let progress = Progress::start(
+        !out.quiet
+            && !out.json
+            && std::io::stderr().is_terminal()
+            && !db.plan_migration(args.to.as_deref())?.is_empty(),
+    );
     let report_step = |v: &str, at: usize, of: usize| {
         if let Some(p) = &progress {
             p.report(v, at, of);
