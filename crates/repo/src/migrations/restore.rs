@@ -340,17 +340,12 @@ fn restore_rows(conn: &mut SqliteConnection, k: &Kept) -> Result<(), Error> {
     let present = crate::sql::columns(conn, &k.object.name)?;
     if crate::sql::table_exists(conn, ADOPTED_ROWS)? {
         let columns = crate::sql::columns(conn, ADOPTED_ROWS)?;
-        if columns.iter().any(|c| !present.contains(c)) {
-            return Err(untrusted(
+        let list = column_list(&columns, &present).ok_or_else(|| {
+            untrusted(
                 ADOPTED_ROWS,
                 "its columns are not those of the table it keeps",
-            ));
-        }
-        let list = columns
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+            )
+        })?;
         conn.batch_execute(&format!(
             "INSERT INTO main.{table} ({list}) SELECT {list} FROM {ADOPTED_ROWS} ORDER BY rowid;
              DROP TABLE {ADOPTED_ROWS};"
@@ -363,17 +358,12 @@ fn restore_rows(conn: &mut SqliteConnection, k: &Kept) -> Result<(), Error> {
     let rows = sqltext::parse_inserts(text, &k.object.name)
         .map_err(|r| untrusted("the kept rows of active_identity", &r.0))?;
     for (columns, values) in rows {
-        if columns.iter().any(|c| !present.contains(c)) {
-            return Err(untrusted(
+        let list = column_list(&columns, &present).ok_or_else(|| {
+            untrusted(
                 "the kept rows of active_identity",
                 "they name a column the table does not have",
-            ));
-        }
-        let list = columns
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+            )
+        })?;
         let marks = vec!["?"; values.len()].join(", ");
         let mut insert = diesel::sql_query(format!(
             "INSERT INTO main.{table} ({list}) VALUES ({marks})"
@@ -391,6 +381,18 @@ fn restore_rows(conn: &mut SqliteConnection, k: &Kept) -> Result<(), Error> {
         insert.execute(conn)?;
     }
     Ok(())
+}
+
+/// `columns`, quoted and joined for an `INSERT`, when each is one of `present`
+/// (the columns of the table the rows go back into); `None` when one is not.
+fn column_list(columns: &[String], present: &[String]) -> Option<String> {
+    columns.iter().all(|c| present.contains(c)).then(|| {
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// Rebuilds `settings` from the definition it had before the cleanup (`kept`,
