@@ -100,6 +100,12 @@ pub fn note(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// A path as text shows it: escaped and capped like any value (a file name may
+/// hold control characters).
+pub fn shown_path(path: &std::path::Path) -> String {
+    Shown(&path.display().to_string()).to_string()
+}
+
 /// An optional value from the database as text shows it, `none` when absent.
 pub fn shown_or_none(value: Option<&str>) -> String {
     value.map_or_else(|| "none".to_owned(), |v| Shown(v).to_string())

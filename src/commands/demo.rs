@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::DemoCommand;
 use crate::context::{Ctx, NewFile};
-use crate::output::Shown;
+use crate::output::shown_path;
 
 /// The tables the legacy app creates, without rows.
 const LEGACY_APP_SCHEMA: &str = include_str!("../../fixtures/legacy_app_schema.sql");
@@ -33,11 +33,11 @@ pub(super) fn demo(ctx: &Ctx, cmd: &DemoCommand) -> Result<(), Error> {
         || {
             format!(
                 "wrote a legacy database to {} with {} identities ({} active, {} stored twice)\nnext: idstore --db {} migrate",
-                Shown(&path.display().to_string()),
+                shown_path(path),
                 dids.len(),
                 dids[1],
                 dids[0],
-                Shown(&path.display().to_string())
+                shown_path(path)
             )
         },
     );

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::cli::{ConvertArgs, DecryptArgs};
 use crate::context::Ctx;
-use crate::output::Shown;
+use crate::output::shown_path;
 
 fn new_key(args: &ConvertArgs) -> Result<Key, Error> {
     crate::keys::read_key(
@@ -84,7 +84,6 @@ fn convert(
 ) -> Result<(), Error> {
     let path = &ctx.db.path;
     let converted = Database::convert(path, &current, options)?;
-    let shown = |p: &std::path::Path| Shown(&p.display().to_string()).to_string();
     let format_change = match (converted.previous_format, converted.sqlcipher_format) {
         (Some(before), Some(after)) if before != after => Some(format!(
             "its format changed from SQLCipher {before} to SQLCipher {after}, as --sqlcipher-compat asked: programs configured for SQLCipher {before} no longer open it"
@@ -117,7 +116,7 @@ fn convert(
         || {
             let mut lines = Vec::new();
             if let (Some(b), Some(holds)) = (&converted.backup, backup_holds) {
-                lines.push(format!("backup: {} ({holds})", shown(b)));
+                lines.push(format!("backup: {} ({holds})", shown_path(b)));
             }
             let format = match converted.sqlcipher_format {
                 Some(f) => format!(" (SQLCipher {f} format)"),
@@ -125,7 +124,7 @@ fn convert(
             };
             lines.push(format!(
                 "{done} {}{format}: {} tables, {} rows, every one checked",
-                shown(path),
+                shown_path(path),
                 converted.tables,
                 converted.rows
             ));
@@ -133,7 +132,7 @@ fn convert(
                 lines.push(format!("note: {change}"));
             }
             for removed in &converted.removed_copies {
-                lines.push(format!("removed plaintext copy: {}", shown(removed)));
+                lines.push(format!("removed plaintext copy: {}", shown_path(removed)));
             }
             if !converted.removed_copies.is_empty() {
                 lines.push(
@@ -148,7 +147,7 @@ fn convert(
         let names: Vec<String> = converted
             .plaintext_copies
             .iter()
-            .map(|p| shown(p))
+            .map(|p| shown_path(p))
             .collect();
         crate::output::note(&format!(
             "warning: plaintext copies of this database remain beside it, readable by anyone who can read the files: {}; --remove-plaintext-copies overwrites them with zeros and deletes them",

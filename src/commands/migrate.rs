@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::{MigrateArgs, RollbackArgs};
 use crate::context::{Ctx, NewFile};
-use crate::output::{Shown, note, shown_or_none};
+use crate::output::{note, shown_or_none, shown_path};
 
 /// Progress on stderr while a migration runs (the caller draws it only on a
 /// terminal): a line per step, and a bar with the elapsed time below them.
@@ -111,7 +111,7 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
     out.emit_serialized(&doc, || {
         let mut lines = Vec::new();
         if let Some(b) = backup {
-            lines.push(format!("backup: {}", Shown(&b.display().to_string())));
+            lines.push(format!("backup: {}", shown_path(b)));
         }
         if report.adopted_legacy && !report.applied.is_empty() {
             lines.push("adopted a legacy database".to_owned());
@@ -198,7 +198,7 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {
     ctx.out.emit(doc, || {
         let mut lines = Vec::new();
         if let Some(b) = backup {
-            lines.push(format!("backup: {}", Shown(&b.display().to_string())));
+            lines.push(format!("backup: {}", shown_path(b)));
         }
         if report.reverted.is_empty() {
             lines.push("nothing to roll back".to_owned());

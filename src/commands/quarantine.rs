@@ -228,7 +228,7 @@ fn decide(
         let path = ctx.backup_path();
         db.backup_to(&path)?;
         if ctx.out.verbose && !ctx.out.json {
-            note(&format!("backup: {}", Shown(&path.display().to_string())));
+            note(&format!("backup: {}", crate::output::shown_path(&path)));
         }
     }
     run(&mut db.store()?)

@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::output::{Shown, shown_or_none};
 
 pub(super) fn status(ctx: &Ctx) -> Result<(), Error> {
-    let shown_path = Shown(&ctx.db.path.display().to_string()).to_string();
+    let shown_path = crate::output::shown_path(&ctx.db.path);
     if ctx.key.is_none() && ctx.db.path.is_file() && Database::is_encrypted(&ctx.db.path)? {
         // All that can be told without the key.
         let leftovers = Database::leftover_copies(&ctx.db.path);
@@ -135,6 +135,6 @@ not created yet: `idstore migrate` creates it"
 fn leftover_line(copy: &std::path::Path) -> String {
     format!(
         "\nleftover: {}, left by an interrupted conversion; it may hold the data unencrypted (the next command given the key removes it, or `idstore repair`)",
-        Shown(&copy.display().to_string())
+        crate::output::shown_path(copy)
     )
 }
