@@ -45,7 +45,10 @@ impl OpenOptions {
         OpenOptions::default()
     }
 
-    /// Whether a missing file may be created (default: yes).
+    /// Whether a missing file may be created (default: yes). A file the open
+    /// creates is an empty database at once (its first page written, under the key
+    /// when there is one): left unmigrated, the next open serves it. Nothing of a
+    /// create that fails is left behind.
     pub fn create(mut self, create: bool) -> Self {
         self.settings.create = create;
         self

@@ -204,3 +204,24 @@ fn an_encrypted_file_is_served_with_its_key_and_refused_without() -> Result<(), 
     assert!(pool.get()?.store()?.active_identity()?.active_did.is_none());
     Ok(())
 }
+
+/// A database the open created is a database from the start: dropped before any
+/// migration, or after a dry run, the next open serves it instead of refusing an
+/// empty file.
+#[test]
+fn a_new_database_left_unmigrated_opens_again() -> Result<(), Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let untouched = dir.path().join("untouched.sqlite");
+    assert!(Database::open(&untouched)?.created());
+    let mut again = Database::open(&untouched)?;
+    assert!(!again.created());
+    assert_eq!(again.status()?.pending.len(), 3);
+
+    let dry = dir.path().join("dry.sqlite");
+    Database::open(&dry)?.migrate(&MigrateOptions::new().dry_run(true))?;
+    let mut db = Database::open(&dry)?;
+    assert!(db.status()?.needs_migration());
+    db.migrate(&MigrateOptions::new())?;
+    assert!(db.store().is_ok());
+    Ok(())
+}

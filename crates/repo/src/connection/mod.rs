@@ -3,7 +3,8 @@
 //! read as such, the key tried before anything else, and SQLite's defensive
 //! settings on. Every [`Handle`] is opened here.
 //!
-//! Nothing is written to the file by opening it. A read-write handle switches the
+//! Nothing is written to an existing file by opening it (a file the open creates
+//! gets its first page, so it is a database from the start). A read-write handle switches the
 //! file to write-ahead logging only after its first write has committed, so a call
 //! refused before that leaves the file byte for byte as it was.
 
@@ -93,6 +94,14 @@ impl Handle {
         };
         let mut conn = establish_detecting(path, &mut settings, immutable)?;
         let journal_mode = configure(&mut conn, path, &settings)?;
+        if created {
+            // The new file gets its first page now (an empty database, under its key
+            // when it has one), so whatever comes next (a failed migration, a dry
+            // run, a caller that stops here) leaves a database the next open serves,
+            // never an empty file that it must refuse.
+            conn.batch_execute("PRAGMA user_version = 0;")
+                .map_err(|e| configure_error(path, e))?;
+        }
         Ok(Handle {
             conn,
             path: path.to_owned(),
