@@ -117,7 +117,8 @@ pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<Repai
                     "removed what an interrupted conversion left: {} (overwritten with zeros first)",
                     copies
                         .iter()
-                        .map(|c| c.display().to_string())
+                        .map(|c| idstore_domain::display::Shown(&c.display().to_string())
+                            .to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
