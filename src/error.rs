@@ -53,7 +53,7 @@ fn hint(e: &Error) -> Option<String> {
         ErrorKind::NotEncrypted => {
             "unset IDSTORE_KEY and drop --key-file, or encrypt it with `idstore encrypt`"
         }
-        ErrorKind::BaselineNeedsFlag => "pass --include-baseline to really do that",
+        ErrorKind::BaselineNotIncluded => "pass --include-baseline to really do that",
         ErrorKind::DecisionsWouldBeUndone => "or pass --forget-decisions to roll back anyway",
         ErrorKind::NeedsForce => "pass --force with --forget, or --export PATH to keep a copy",
         ErrorKind::Locked => {

@@ -591,7 +591,7 @@ fn every_refusal_leaves_the_file_byte_for_byte() {
             "the baseline without the flag",
             |_| {},
             &["rollback", "--steps", "3"],
-            "baseline_needs_flag",
+            "baseline_not_included",
         ),
         (
             "migrated",

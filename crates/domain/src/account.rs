@@ -159,6 +159,69 @@ impl NewAccount {
         self.passkey_cred_id_hex = Some(id.into());
         self
     }
+
+    /// Checks the fields a new account must have right: a public key of hex digits,
+    /// at most [`MAX_PUBLIC_KEY_HEX`] of them, and an RFC 3339 `dateCreated`.
+    ///
+    /// ```
+    /// use idstore_domain::{AccountError, Did, NewAccount};
+    ///
+    /// let did = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
+    /// let bad = NewAccount::new(did, "not hex", "2024-03-01T12:00:00.000Z");
+    /// assert_eq!(bad.validate(), Err(AccountError::PublicKeyNotHex));
+    /// # Ok::<(), idstore_domain::DidError>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), AccountError> {
+        let key = &self.public_key_hex;
+        if key.is_empty() {
+            return Err(AccountError::MissingPublicKey);
+        }
+        if key.len() > MAX_PUBLIC_KEY_HEX {
+            return Err(AccountError::PublicKeyTooLong {
+                max: MAX_PUBLIC_KEY_HEX,
+                len: key.len(),
+            });
+        }
+        if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AccountError::PublicKeyNotHex);
+        }
+        if DateTime::parse_from_rfc3339(&self.date_created).is_err() {
+            return Err(AccountError::DateCreated {
+                given: self.date_created.chars().take(40).collect(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Longest public key a new account may have, in hex digits (a COSE key is a few
+/// hundred).
+pub const MAX_PUBLIC_KEY_HEX: usize = 4096;
+
+/// Why a [`NewAccount`] is not acceptable.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// The public key is empty.
+    #[error("a public key is required")]
+    MissingPublicKey,
+    /// The public key holds something other than hex digits.
+    #[error("the public key must be hex digits (0-9, a-f)")]
+    PublicKeyNotHex,
+    /// The public key is longer than [`MAX_PUBLIC_KEY_HEX`].
+    #[error("the public key is {len} hex digits long; at most {max} are accepted")]
+    PublicKeyTooLong {
+        /// The longest accepted.
+        max: usize,
+        /// The length given.
+        len: usize,
+    },
+    /// `dateCreated` is not RFC 3339.
+    #[error("dateCreated {given:?} is not an RFC 3339 time such as 2024-03-01T12:00:00.000Z")]
+    DateCreated {
+        /// The value given (its first 40 characters).
+        given: String,
+    },
 }
 
 /// Formats a time the way the app writes `dateCreated`: `2024-03-01T12:00:00.000Z`.

@@ -13,7 +13,7 @@ pub mod settings;
 /// callers use the same version.
 pub use chrono;
 
-pub use account::{Account, AccountInfo, NewAccount, Secret};
+pub use account::{Account, AccountError, AccountInfo, NewAccount, Secret};
 pub use active_identity::ActiveIdentity;
 pub use did::{Did, DidError};
 pub use settings::{

@@ -1,18 +1,14 @@
 //! Accounts: add, list, look up, and delete without leaving the pointer dangling.
 
-use chrono::DateTime;
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use idstore_domain::{Account, AccountInfo, Did, NewAccount, Secret};
 use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
-use crate::error::{Error, InvalidAccount, Repr};
-use crate::queries::{account_exists, parse_stored_did, write_pointer};
+use crate::error::{Error, ErrorKind};
+use crate::queries::{account_exists, parse_stored_did, unknown_account, write_pointer};
 use crate::store::Store;
-
-/// Longest public key accepted, in hex digits (a COSE key is a few hundred).
-const MAX_PUBLIC_KEY_HEX: usize = 4096;
 
 /// An account's row without its secrets, its text read as bytes: a value that is
 /// not UTF-8 is an error naming its row and column, never a bare decoding failure.
@@ -43,14 +39,13 @@ impl InfoRow {
         let id = self.id;
         let text = |column: &str, bytes: Vec<u8>| -> Result<String, Error> {
             String::from_utf8(bytes).map_err(|e| {
-                Repr::StoredValue {
-                    where_: format!("accounts row {id}, column {column}"),
-                    reason: format!(
+                Error::stored_value(
+                    format_args!("accounts row {id}, column {column}"),
+                    format_args!(
                         "its text is not UTF-8 ({})",
                         idstore_domain::display::lossless(e.as_bytes())
                     ),
-                }
-                .into()
+                )
             })
         };
         Ok(AccountInfo {
@@ -63,13 +58,13 @@ impl InfoRow {
             did: {
                 let did = text("did", self.did)?;
                 Did::try_from(did.clone()).map_err(|e| {
-                    Error::from(Repr::StoredValue {
-                        where_: format!(
+                    Error::stored_value(
+                        format_args!(
                             "accounts row {id}, column did ({})",
                             idstore_domain::display::Shown::quoted(&did)
                         ),
-                        reason: e.to_string(),
-                    })
+                        e,
+                    )
                 })?
             },
             passkey_cred_id_hex: self
@@ -95,40 +90,17 @@ pub struct AccountRemoval {
     pub settings_rows_removed: usize,
 }
 
-fn check_new_account(new: &NewAccount) -> Result<(), Error> {
-    let invalid = |why| Err(Repr::InvalidAccount(why).into());
-    let key = &new.public_key_hex;
-    if key.is_empty() {
-        return invalid(InvalidAccount::MissingPublicKey);
-    }
-    if key.len() > MAX_PUBLIC_KEY_HEX {
-        return invalid(InvalidAccount::PublicKeyTooLong {
-            max: MAX_PUBLIC_KEY_HEX,
-            len: key.len(),
-        });
-    }
-    if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return invalid(InvalidAccount::PublicKeyNotHex);
-    }
-    if DateTime::parse_from_rfc3339(&new.date_created).is_err() {
-        return invalid(InvalidAccount::DateCreated {
-            given: new.date_created.chars().take(40).collect(),
-        });
-    }
-    Ok(())
-}
-
 impl Store<'_> {
     /// Adds an identity. Its DID must be new; a public key (hex) and an RFC 3339
     /// `dateCreated` are required.
     pub fn add_account(&mut self, new: &NewAccount) -> Result<AccountInfo, Error> {
-        check_new_account(new)?;
+        new.validate()?;
         self.write(|conn| {
             if account_exists(conn, new.did.as_str())? {
-                return Err(Repr::AccountExists {
-                    did: new.did.clone(),
-                }
-                .into());
+                return Err(Error::new(
+                    ErrorKind::AccountExists,
+                    format!("an account with DID {} already exists", new.did),
+                ));
             }
             let id = diesel::insert_into(accounts::table)
                 .values((
@@ -172,21 +144,32 @@ impl Store<'_> {
     pub fn accounts(
         &mut self,
     ) -> Result<impl Iterator<Item = Result<AccountInfo, Error>> + '_, Error> {
+        let path = self.path().to_owned();
         let rows = diesel::sql_query(format!(
             "SELECT {INFO_COLUMNS} FROM accounts ORDER BY dateCreated, did"
         ))
-        .load_iter::<InfoRow, DefaultLoadingMode>(self.conn())?;
-        Ok(rows.map(|row| row.map_err(Error::from).and_then(InfoRow::into_info)))
+        .load_iter::<InfoRow, DefaultLoadingMode>(self.conn());
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return Err(Error::from(e).in_file(&path)),
+        };
+        Ok(rows.map(move |row| {
+            row.map_err(Error::from)
+                .and_then(InfoRow::into_info)
+                .map_err(|e| e.in_file(&path))
+        }))
     }
 
     /// One identity, without secret material.
     pub fn account(&mut self, did: &Did) -> Result<AccountInfo, Error> {
-        diesel::sql_query(format!("SELECT {INFO_COLUMNS} FROM accounts WHERE did = ?"))
-            .bind::<diesel::sql_types::Text, _>(did.as_str())
-            .get_result::<InfoRow>(self.conn())
-            .optional()?
-            .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?
-            .into_info()
+        self.read(|conn| {
+            diesel::sql_query(format!("SELECT {INFO_COLUMNS} FROM accounts WHERE did = ?"))
+                .bind::<diesel::sql_types::Text, _>(did.as_str())
+                .get_result::<InfoRow>(conn)
+                .optional()?
+                .ok_or_else(|| unknown_account(did))?
+                .into_info()
+        })
     }
 
     /// One identity with its encrypted key material (a separate call on purpose).
@@ -217,7 +200,7 @@ impl Store<'_> {
             Ok(row) => row,
             Err(e) => return Err(self.explain(e.into())),
         };
-        let row = row.ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?;
+        let row = row.ok_or_else(|| self.context(unknown_account(did)))?;
         let (id, date_created, derivation_path, identity, mnemonic, passkey, public_key_hex) = row;
         Ok(Account {
             id,
@@ -242,7 +225,7 @@ impl Store<'_> {
                 .select(accounts::dateCreated)
                 .get_result(conn)
                 .optional()?
-                .ok_or_else(|| Error::from(Repr::UnknownAccount { did: did.clone() }))?;
+                .ok_or_else(|| unknown_account(did))?;
             // The next identity by (dateCreated, did) after this one, wrapping round.
             let after: Option<String> = accounts::table
                 .filter(
@@ -266,7 +249,12 @@ impl Store<'_> {
                     .transpose()?,
             };
             if others.is_none() && !allow_last {
-                return Err(Repr::LastAccount { did: did.clone() }.into());
+                return Err(Error::new(
+                    ErrorKind::LastAccount,
+                    format!(
+                        "{did} is the last account; deleting it leaves no identity, so it must be allowed explicitly"
+                    ),
+                ));
             }
             let active: Option<String> = active_identity::table
                 .find(1)

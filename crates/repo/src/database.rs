@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::connection::{Handle, Settings};
 use crate::encryption::{ConvertOptions, Converted};
-use crate::error::{Error, Repr};
+use crate::error::Error;
 use crate::health::{HealthReport, Problem, RepairReport};
 use crate::key::Key;
 use crate::migrations::{MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions};
@@ -216,7 +216,8 @@ impl Database {
     /// ```
     pub fn store(&mut self) -> Result<Store<'_>, Error> {
         if !self.handle.servable {
-            crate::store::ensure_servable(&mut self.handle.conn)?;
+            crate::store::ensure_servable(&mut self.handle.conn)
+                .map_err(|e| self.handle.context(e))?;
             self.handle.servable = true;
         }
         Ok(Store::over(&mut self.handle))
@@ -235,13 +236,16 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn status(&mut self) -> Result<MigrationStatus, Error> {
-        let mut status = crate::migrations::status(&mut self.handle.conn)?;
-        status.leftover_copies = Database::leftover_copies(&self.handle.path);
-        status.foreign_objects =
-            crate::migrations::foreign::foreign_objects(&mut self.handle.conn)?
+        let conn = &mut self.handle.conn;
+        let status = crate::migrations::status(conn).and_then(|mut status| {
+            status.foreign_objects = crate::migrations::foreign::foreign_objects(conn)?
                 .into_iter()
                 .map(|f| f.description)
                 .collect();
+            Ok(status)
+        });
+        let mut status = status.map_err(|e| self.handle.context(e))?;
+        status.leftover_copies = Database::leftover_copies(&self.handle.path);
         Ok(status)
     }
 
@@ -249,6 +253,7 @@ impl Database {
     /// `None`), with every refusal it would make. Reads only.
     pub fn plan_migration(&mut self, to: Option<&str>) -> Result<MigrationPlan, Error> {
         crate::migrations::plan_migration(&mut self.handle.conn, to)
+            .map_err(|e| self.handle.context(e))
     }
 
     /// Adopts a legacy file when needed and applies pending migrations (all, or up to
@@ -270,13 +275,14 @@ impl Database {
     /// ```
     pub fn migrate(&mut self, options: &MigrateOptions<'_>) -> Result<MigrationReport, Error> {
         self.handle.servable = false;
-        crate::migrations::migrate(&mut self.handle, options)
+        crate::migrations::migrate(&mut self.handle, options).map_err(|e| self.handle.context(e))
     }
 
     /// The versions [`Database::rollback`] would revert, newest first, after its
     /// refusals. Reads only.
     pub fn rollback_plan(&mut self, options: &RollbackOptions) -> Result<Vec<String>, Error> {
         crate::migrations::rollback_plan(&mut self.handle.conn, options)
+            .map_err(|e| self.handle.context(e))
     }
 
     /// Reverts migrations, newest first, in one validated transaction; by default
@@ -299,7 +305,7 @@ impl Database {
     /// ```
     pub fn rollback(&mut self, options: &RollbackOptions) -> Result<RollbackReport, Error> {
         self.handle.servable = false;
-        crate::migrations::rollback(&mut self.handle, options)
+        crate::migrations::rollback(&mut self.handle, options).map_err(|e| self.handle.context(e))
     }
 
     /// Every problem of the file, up to ten of a kind (the rest counted), and each
@@ -318,13 +324,13 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn check(&mut self) -> Result<HealthReport, Error> {
-        crate::health::check(&mut self.handle.conn)
+        crate::health::check(&mut self.handle.conn).map_err(|e| self.handle.context(e))
     }
 
     /// Hands every problem [`Database::check`] finds to `visit`, one at a time,
     /// however many there are: memory stays flat as the file grows.
     pub fn check_each(&mut self, visit: impl FnMut(Problem)) -> Result<(), Error> {
-        crate::health::check_each(&mut self.handle.conn, visit)
+        crate::health::check_each(&mut self.handle.conn, visit).map_err(|e| self.handle.context(e))
     }
 
     /// Fixes what can be fixed without losing data, in one transaction, and reports
@@ -341,7 +347,7 @@ impl Database {
     /// ```
     pub fn repair(&mut self) -> Result<RepairReport, Error> {
         self.store()?;
-        crate::health::repair(&mut self.handle)
+        crate::health::repair(&mut self.handle).map_err(|e| self.handle.context(e))
     }
 
     /// Writes a consistent copy of the database to `dest`, which must not exist:
@@ -354,19 +360,14 @@ impl Database {
             self.handle.settings.keying.as_ref(),
             dest,
         )
+        .map_err(|e| self.handle.context(e))
     }
 
     /// Whether the file at `path` looks encrypted, as far as can be told without its
     /// key: it exists, does not start with the SQLite header, and is made of whole
     /// pages of random-looking bytes (random noise passes too).
     pub fn is_encrypted(path: &Path) -> Result<bool, Error> {
-        crate::connection::is_encrypted(path).map_err(|source| {
-            Repr::Io {
-                path: path.to_owned(),
-                source,
-            }
-            .into()
-        })
+        crate::connection::is_encrypted(path).map_err(|source| Error::io(path, source))
     }
 
     /// What an interrupted conversion left beside the file at `path` (a copy that

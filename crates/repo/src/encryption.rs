@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::connection::{Handle, Settings};
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind, io_cause, io_kind};
 use crate::files::{conversion_copy, create_private, sync_folder};
 use crate::key::Key;
 
@@ -99,11 +99,11 @@ pub struct Converted {
 
 /// SQLite's error in a conversion, as the crate's error.
 fn failed(source: diesel::result::Error) -> Error {
-    Repr::Convert {
-        kind: crate::error::classify(&source),
-        source,
-    }
-    .into()
+    Error::new(
+        crate::error::classify(&source),
+        "the conversion failed; nothing was changed",
+    )
+    .caused_by(source)
 }
 
 /// Copies the open, keyed database to the new file `target` under the same key and
@@ -168,18 +168,11 @@ pub(crate) fn convert(
     current: &Settings,
     options: &ConvertOptions,
 ) -> Result<Converted, Error> {
-    let real = std::fs::canonicalize(path).map_err(|source| Repr::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let real = std::fs::canonicalize(path).map_err(|source| Error::io(path, source))?;
     let path = real.as_path();
     let holders = crate::files::other_holders(path);
     if !holders.is_empty() {
-        return Err(Repr::InUse {
-            path: path.to_owned(),
-            holders: holders.join(", "),
-        }
-        .into());
+        return Err(in_use(path, &holders.join(", ")));
     }
     let settings = Settings {
         create: false,
@@ -194,11 +187,10 @@ pub(crate) fn convert(
     let settings = holder.settings.clone();
     let lock = &mut holder.conn;
     let in_use = || -> Error {
-        Repr::InUse {
-            path: path.to_owned(),
-            holders: "another connection (a program not seen by this check)".to_owned(),
-        }
-        .into()
+        in_use(
+            path,
+            "another connection (a program not seen by this check)",
+        )
     };
     let mode_before = diesel::sql_query("PRAGMA journal_mode")
         .get_result::<Mode>(lock)
@@ -262,9 +254,16 @@ pub(crate) fn convert(
     let copies = crate::files::plaintext_copies(path);
     if options.remove_plaintext_copies && converted.encrypted {
         for copy in copies {
-            crate::files::wipe(&copy).map_err(|error| Repr::Wipe {
-                path: copy.clone(),
-                error,
+            crate::files::wipe(&copy).map_err(|error| {
+                Error::at(
+                    io_kind(&error),
+                    &copy,
+                    format!(
+                        "the file was converted, but the plaintext copy {} could not be removed ({}); remove it by hand",
+                        copy.display(),
+                        io_cause(&error)
+                    ),
+                )
             })?;
             converted.removed_copies.push(copy);
         }
@@ -278,38 +277,35 @@ pub(crate) fn convert(
 /// give the new file the owner, group and mode of the old one: tried on a probe
 /// file beside it, removed at once.
 fn owner_can_be_kept(path: &Path) -> Result<(), Error> {
-    let original = std::fs::metadata(path).map_err(|source| Repr::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let original = std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
     let probe = crate::files::beside(
         &conversion_copy(path),
         &format!("-probe-{}", std::process::id()),
     );
-    create_private(&probe).map_err(|error| Repr::ConvertWrite {
-        path: probe.clone(),
-        error,
-    })?;
+    create_private(&probe).map_err(|error| convert_write(&probe, error))?;
     let kept = crate::files::keep_owner_and_mode(&probe, &original);
     let _ = std::fs::remove_file(&probe);
-    kept.map_err(|error| {
-        Repr::KeepOwner {
-            path: path.to_owned(),
-            error,
-        }
-        .into()
-    })
+    kept.map_err(|error| keep_owner(path, &error))
 }
 
 /// Copies the (locked, journal-less) file `source` to the new file `dest`,
 /// owner-only, and makes it durable; nothing is left of a failed copy.
 fn copy_backup(source: &Path, dest: &Path) -> Result<(), Error> {
     let write_err = |error: std::io::Error| -> Error {
-        Repr::BackupWrite {
-            path: dest.to_owned(),
-            error,
-        }
-        .into()
+        let kind = match io_kind(&error) {
+            ErrorKind::DiskFull => ErrorKind::DiskFull,
+            ErrorKind::Exists => ErrorKind::Exists,
+            _ => ErrorKind::BackupFailed,
+        };
+        Error::at(
+            kind,
+            dest,
+            format!(
+                "could not write the backup {} ({}); it was removed and the database was not changed",
+                dest.display(),
+                io_cause(&error)
+            ),
+        )
     };
     create_private(dest).map_err(write_err)?;
     let copied = (|| {
@@ -317,7 +313,7 @@ fn copy_backup(source: &Path, dest: &Path) -> Result<(), Error> {
         let mut to = std::fs::OpenOptions::new().write(true).open(dest)?;
         std::io::copy(&mut from, &mut to)?;
         to.sync_all()?;
-        sync_folder(crate::error::folder_of(dest))
+        sync_folder(crate::files::folder_of(dest))
     })();
     copied.map_err(|e| {
         let _ = std::fs::remove_file(dest);
@@ -366,27 +362,20 @@ fn export(
     target_keying: Option<&crate::hooks::Keying>,
 ) -> Result<Converted, Error> {
     remove_leftover(path); // a killed run's
-    create_private(copy).map_err(|error| Repr::ConvertWrite {
-        path: copy.to_owned(),
-        error,
-    })?;
+    create_private(copy).map_err(|error| convert_write(copy, error))?;
     // The owner first, on the empty copy: refused before any work when this
     // process may not give the file its owner back.
-    let original = std::fs::metadata(path).map_err(|source| Repr::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    crate::files::keep_owner_and_mode(copy, &original).map_err(|error| Repr::KeepOwner {
-        path: path.to_owned(),
-        error,
-    })?;
+    let original = std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
+    crate::files::keep_owner_and_mode(copy, &original).map_err(|error| keep_owner(path, &error))?;
     let mut reader = Handle::open(path, settings)?;
     let conn = &mut reader.conn;
     conn.batch_execute("PRAGMA foreign_keys = OFF;")
         .map_err(failed)?;
-    let copy_text = copy.to_str().ok_or_else(|| Repr::ConvertWrite {
-        path: copy.to_owned(),
-        error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+    let copy_text = copy.to_str().ok_or_else(|| {
+        convert_write(
+            copy,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+        )
     })?;
     attach(conn, copy_text, target_keying).map_err(failed)?;
     let result = (|| -> Result<Converted, Error> {
@@ -417,7 +406,7 @@ fn export(
     let problems: Vec<String> =
         crate::sql::integrity_problems(&mut reopened.conn).map_err(failed)?;
     if !problems.is_empty() {
-        return Err(Repr::Mismatch(problems.join("; ")).into());
+        return Err(mismatch(&problems.join("; ")));
     }
     Ok(converted)
 }
@@ -450,7 +439,7 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
     )
     .map_err(failed)?;
     if schema_differs > 0 {
-        return Err(Repr::Mismatch(format!("{schema_differs} schema entries differ")).into());
+        return Err(mismatch(&format!("{schema_differs} schema entries differ")));
     }
     let tables = diesel::sql_query(
         "SELECT name FROM main.sqlite_master WHERE type = 'table' AND rootpage > 0 ORDER BY name",
@@ -473,10 +462,9 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
         )
         .map_err(failed)?;
         if before != after || differ > 0 {
-            return Err(Repr::Mismatch(format!(
+            return Err(mismatch(&format!(
                 "table {name}: {before} rows before, {after} after, {differ} not copied"
-            ))
-            .into());
+            )));
         }
         rows += u64::try_from(before).unwrap_or(0);
     }
@@ -495,22 +483,68 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
 
 /// Makes the copy durable, renames it over the file, and makes the rename durable.
 fn install(copy: &Path, path: &Path) -> Result<(), Error> {
-    let write_err = |error| -> Error {
-        Repr::ConvertWrite {
-            path: copy.to_owned(),
-            error,
-        }
-        .into()
-    };
+    let write_err = |error| convert_write(copy, error);
     std::fs::File::open(copy)
         .and_then(|f| f.sync_all())
         .map_err(write_err)?;
     std::fs::rename(copy, path).map_err(write_err)?;
-    sync_folder(crate::error::folder_of(path)).map_err(|error| {
-        Repr::NotDurable {
-            path: path.to_owned(),
-            error,
-        }
-        .into()
+    sync_folder(crate::files::folder_of(path)).map_err(|error| {
+        Error::at(
+            io_kind(&error),
+            path,
+            format!(
+                "{} was converted, but its folder could not be synced ({}), so the change may not survive a power loss (the old file would come back whole); check the disk",
+                path.display(),
+                io_cause(&error)
+            ),
+        )
     })
+}
+
+/// The refusal of a conversion while another program has the file open.
+fn in_use(path: &Path, holders: &str) -> Error {
+    Error::at(
+        ErrorKind::InUse,
+        path,
+        format!(
+            "{} is open in another program ({holders}); close it and try again; nothing was changed",
+            path.display()
+        ),
+    )
+}
+
+/// A conversion's copy (or probe) at `path` that could not be written.
+fn convert_write(path: &Path, error: std::io::Error) -> Error {
+    Error::at(
+        io_kind(&error),
+        path,
+        format!(
+            "could not write the converted copy {}: {}; nothing was changed",
+            path.display(),
+            io_cause(&error)
+        ),
+    )
+}
+
+/// The refusal of a conversion that could not give the new file the owner of `path`.
+fn keep_owner(path: &Path, error: &std::io::Error) -> Error {
+    Error::at(
+        ErrorKind::CannotKeepOwner,
+        path,
+        format!(
+            "could not give the converted copy the owner and mode of {} ({}): the program that owns the file could not open it any more; run this as the file's owner or as root; nothing was changed",
+            path.display(),
+            io_cause(error)
+        ),
+    )
+}
+
+/// A converted copy that differs from the original.
+fn mismatch(what: &str) -> Error {
+    Error::new(
+        ErrorKind::ValidationFailed,
+        format!(
+            "the converted copy differs from the original ({what}); it was removed and nothing was changed"
+        ),
+    )
 }

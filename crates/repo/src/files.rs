@@ -6,6 +6,14 @@ use std::fs::{self, OpenOptions as FsOpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The folder a file is in (`.` for a bare name).
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The file beside `path` whose name ends in `suffix` (`-journal`, `-wal`).
 pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -117,7 +125,7 @@ pub(crate) fn plaintext_copies(path: &Path) -> Vec<PathBuf> {
     };
     let backup_prefix = format!("{name}.backup-");
     let copy = conversion_copy(path);
-    let mut found: Vec<PathBuf> = fs::read_dir(crate::error::folder_of(path))
+    let mut found: Vec<PathBuf> = fs::read_dir(folder_of(path))
         .into_iter()
         .flatten()
         .flatten()
@@ -151,7 +159,7 @@ pub(crate) fn wipe(path: &Path) -> io::Result<()> {
     file.sync_all()?;
     drop(file);
     fs::remove_file(path)?;
-    sync_folder(crate::error::folder_of(path))
+    sync_folder(folder_of(path))
 }
 
 /// The other processes that have the file at `path` open (Linux: their open file

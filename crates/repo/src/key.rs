@@ -6,7 +6,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 
 /// The key of an encrypted database. `Debug` shows no key material; the memory
 /// holding it is wiped when it is dropped.
@@ -27,7 +27,7 @@ impl Key {
     pub fn new(text: impl Into<String>) -> Result<Self, Error> {
         let text = Zeroizing::new(text.into());
         if text.is_empty() {
-            return Err(Repr::EmptyKey.into());
+            return Err(Error::new(ErrorKind::InvalidKey, "the key is empty"));
         }
         if text.starts_with("x'") || text.starts_with("X'") {
             // The closing quote is checked first: it makes `len - 1` a char boundary.
@@ -36,7 +36,10 @@ impl Key {
                 (hex.len() == 64 || hex.len() == 96) && hex.bytes().all(|b| b.is_ascii_hexdigit())
             };
             if !ok {
-                return Err(Repr::BadRawKey.into());
+                return Err(Error::new(
+                    ErrorKind::InvalidKey,
+                    "a raw key is x' followed by 64 hex digits (or 96, with the salt) and a closing '; this one is not",
+                ));
             }
         }
         Ok(Key(Zeroizing::new(text.as_bytes().to_vec())))

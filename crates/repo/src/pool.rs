@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::database::{Database, OpenOptions};
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 
 /// Opens the pool's connections.
 #[derive(Debug, Clone)]
@@ -111,7 +111,15 @@ impl Pool {
             // was the crate's and is reported again by opening once more.
             match self.options.open(&self.path) {
                 Err(open) => open,
-                Ok(_) => Repr::PoolTimeout(e).into(),
+                Ok(_) => Error::at(
+                    ErrorKind::PoolTimeout,
+                    &self.path,
+                    format!(
+                        "no pooled connection to {} became free in time; give the pool more connections or return them sooner",
+                        self.path.display()
+                    ),
+                )
+                .caused_by(e),
             }
         })
     }

@@ -13,7 +13,7 @@ use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use idstore_domain::Did;
 use idstore_domain::settings::DEFAULT_API_SERVER;
 
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::sql::{self, Fixed};
 
 /// Whether an account has this DID (any version: `accounts.did`).
@@ -32,8 +32,16 @@ pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<
     if account_exists(conn, did.as_str())? {
         Ok(())
     } else {
-        Err(Repr::UnknownAccount { did: did.clone() }.into())
+        Err(unknown_account(did))
     }
+}
+
+/// The refusal of an operation on a DID no account has.
+pub(crate) fn unknown_account(did: &Did) -> Error {
+    Error::new(
+        ErrorKind::UnknownAccount,
+        format!("no account has DID {did}"),
+    )
 }
 
 /// The pointer row (from the active-identity step on): `None` when the row is
@@ -156,11 +164,10 @@ pub(crate) fn parse_stored_did(
     value
         .map(|v| {
             Did::try_from(v.clone()).map_err(|e| {
-                Repr::StoredValue {
-                    where_: format!("{what} {}", idstore_domain::display::Shown::quoted(&v)),
-                    reason: e.to_string(),
-                }
-                .into()
+                Error::stored_value(
+                    format_args!("{what} {}", idstore_domain::display::Shown::quoted(&v)),
+                    e,
+                )
             })
         })
         .transpose()

@@ -83,13 +83,7 @@ macro_rules! settings_rows {
                         $($field: self.$field.map(<$ty as Stored>::load).transpose()?,)*
                     })
                 })();
-                decoded.map_err(|e| {
-                    crate::error::Repr::StoredValue {
-                        where_: format!("settings row {id}"),
-                        reason: e.to_string(),
-                    }
-                    .into()
-                })
+                decoded.map_err(|e| crate::error::Error::stored_value(format_args!("settings row {id}"), e))
             }
         }
 

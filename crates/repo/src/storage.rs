@@ -7,55 +7,95 @@ use std::path::{Path, PathBuf};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::error::{Error, ErrorKind, Repr, StorageFault, folder_of};
+use crate::error::{Detail, Error, ErrorKind, human};
+use crate::files::folder_of;
 
 /// Gives a storage error (a full disk, an I/O error) met on `conn` the database's
 /// path and the free space beside it; any other error is returned as it was.
 pub(crate) fn with_context(e: Error, conn: &mut SqliteConnection) -> Error {
-    if !matches!(e.kind(), ErrorKind::DiskFull | ErrorKind::IoError) || e.repr().sqlite().is_none()
-    {
+    if !matches!(e.kind(), ErrorKind::DiskFull | ErrorKind::IoError) || e.raw_sqlite().is_none() {
         return e;
     }
-    match e.into_repr() {
-        Repr::Sqlite { kind, source } | Repr::Step { kind, source, .. } => {
-            match database_path(conn) {
-                Some(path) => fault_at(&path, kind, source),
-                None => Repr::Storage(StorageFault {
-                    kind,
-                    path: None,
-                    free_bytes: None,
-                    needed_bytes: None,
-                    source,
-                })
-                .into(),
-            }
-        }
-        other => other.into(),
-    }
+    let path = database_path(conn);
+    let kind = e.kind();
+    let source = e.into_source();
+    storage_fault(kind, path.as_deref(), None, source)
 }
 
 /// A storage fault (full disk or I/O error) met on the file at `path`, with the
 /// free space beside it.
 pub(crate) fn fault_at(path: &Path, kind: ErrorKind, source: diesel::result::Error) -> Error {
-    let free_bytes = free_space(folder_of(path));
-    Repr::Storage(StorageFault {
-        kind: full_if_no_room(kind, free_bytes),
-        path: Some(path.to_owned()),
-        free_bytes,
-        needed_bytes: None,
-        source,
-    })
-    .into()
+    storage_fault(kind, Some(path), None, Some(Box::new(source)))
 }
 
 /// A storage fault with the room the operation needs, when it has none yet.
 pub(crate) fn with_needed(e: Error, conn: &mut SqliteConnection) -> Error {
-    match e.into_repr() {
-        Repr::Storage(mut fault) if fault.needed_bytes.is_none() => {
-            fault.needed_bytes = space_needed(conn, false).ok();
-            Repr::Storage(fault).into()
+    let Some(fault) = StorageFault::of(&e) else {
+        return e;
+    };
+    if fault.needed.is_some() {
+        return e;
+    }
+    let needed = space_needed(conn, false).ok();
+    let (kind, path) = (e.kind(), e.path().map(Path::to_owned));
+    storage_fault(kind, path.as_deref(), needed, e.into_source())
+}
+
+/// What a storage fault's error carries: the room the operation needs.
+struct StorageFault {
+    needed: Option<u64>,
+}
+
+impl StorageFault {
+    fn of(e: &Error) -> Option<StorageFault> {
+        match e.detail() {
+            Detail::Storage { needed } => Some(StorageFault { needed: *needed }),
+            _ => None,
         }
-        other => other.into(),
+    }
+}
+
+/// The error of a storage fault (full disk or I/O error) on the database at `path`:
+/// where, how much is free there, what the operation needs, that nothing changed.
+fn storage_fault(
+    kind: ErrorKind,
+    path: Option<&Path>,
+    needed: Option<u64>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    let free = path.and_then(|p| free_space(folder_of(p)));
+    let kind = full_if_no_room(kind, free);
+    let file = path.map_or_else(|| "the database".to_owned(), |p| p.display().to_string());
+    let message = if kind == ErrorKind::DiskFull {
+        let folder = path.map_or_else(
+            || "the database's folder".to_owned(),
+            |p| folder_of(p).display().to_string(),
+        );
+        let room = match (free, needed) {
+            (Some(free), Some(needed)) => format!(
+                " ({} free, the operation needs about {})",
+                human(free),
+                human(needed)
+            ),
+            (Some(free), None) => format!(" ({} free)", human(free)),
+            _ => String::new(),
+        };
+        format!(
+            "the disk holding {folder} is full{room}: nothing was changed in {file}; free some space there (or move the file to a disk with room) and retry"
+        )
+    } else {
+        format!(
+            "a disk I/O error interrupted the work on {file}: nothing was changed (SQLite rolled it back); check the storage device, then retry"
+        )
+    };
+    let e = match path {
+        Some(p) => Error::at(kind, p, message),
+        None => Error::new(kind, message),
+    };
+    let e = e.with_detail(Detail::Storage { needed });
+    match source {
+        Some(source) => e.caused_by_boxed(source),
+        None => e,
     }
 }
 
@@ -126,14 +166,30 @@ pub(crate) fn ensure_space(
     let needed = room_for(db, with_backup);
     let without_backup = with_backup.then(|| room_for(db, false));
     match free_space(folder_of(path)) {
-        Some(free) if free < needed => Err(Repr::NotEnoughSpace {
-            operation,
-            path: path.to_owned(),
-            needed,
-            free,
-            without_backup,
+        Some(free) if free < needed => {
+            let e = Error::at(
+                ErrorKind::DiskFull,
+                path,
+                format!(
+                    "not enough free space beside {}: {operation} needs about {} there ({}write-ahead log and rebuilt tables), and {} is free; nothing was changed; free some space there and retry{}",
+                    path.display(),
+                    human(needed),
+                    if without_backup.is_some() {
+                        "backup, "
+                    } else {
+                        ""
+                    },
+                    human(free),
+                    without_backup
+                        .map(|n| format!(" (without a backup it needs about {})", human(n)))
+                        .unwrap_or_default()
+                ),
+            );
+            Err(match without_backup {
+                Some(n) => e.with_detail(Detail::WithoutBackup(n)),
+                None => e,
+            })
         }
-        .into()),
         _ => Ok(()),
     }
 }

@@ -13,7 +13,7 @@ use idstore_schema::{active_identity, settings};
 use serde::Serialize;
 
 use crate::connection::Handle;
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::queries::{ensure_master_row, parse_stored_did, require_account, write_pointer};
 use crate::rows::{SettingsChangeset, SettingsRow};
 use crate::sql::UpdateById;
@@ -91,10 +91,7 @@ pub(crate) fn ensure_servable(conn: &mut SqliteConnection) -> Result<(), Error> 
     let st = crate::migrations::status(conn)?;
     st.refuse_unknown()?;
     if !st.servable() {
-        return Err(Repr::NeedsMigration {
-            pending: st.pending,
-        }
-        .into());
+        return Err(crate::migrations::needs_migration(&st.pending));
     }
     Ok(())
 }
@@ -152,6 +149,11 @@ impl<'c> Store<'c> {
         &mut self.handle.conn
     }
 
+    /// The file this store serves.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.handle.path
+    }
+
     /// Runs a write in one immediate transaction (see [`Handle::write`]).
     pub(crate) fn write<T>(
         &mut self,
@@ -159,6 +161,11 @@ impl<'c> Store<'c> {
     ) -> Result<T, Error> {
         let done = self.handle.write(f);
         done.map_err(|e| self.explain(e))
+    }
+
+    /// An error of this store's file, in context (see [`Handle::context`]).
+    pub(crate) fn context(&self, e: Error) -> Error {
+        self.handle.context(e)
     }
 
     /// Runs a read in one read transaction.
@@ -173,7 +180,8 @@ impl<'c> Store<'c> {
     /// A read that failed on a stored value it could not decode, with the row and
     /// column named (see [`crate::values::explain`]).
     pub(crate) fn explain(&mut self, e: Error) -> Error {
-        crate::values::explain(&mut self.handle.conn, e, &crate::values::READ_TABLES)
+        let e = crate::values::explain(&mut self.handle.conn, e, &crate::values::READ_TABLES);
+        self.handle.context(e)
     }
 
     /// Runs a read-only query of your own: `f` gets the connection inside a read
@@ -203,12 +211,17 @@ impl<'c> Store<'c> {
     ) -> Result<T, Error> {
         use diesel::connection::SimpleConnection;
         let conn = self.conn();
-        conn.batch_execute("PRAGMA query_only = ON;")?;
-        let result = crate::txn::read(conn, |conn| f(conn).map_err(Error::from));
-        let restored = conn.batch_execute("PRAGMA query_only = OFF;");
-        let value = result?;
-        restored?;
-        Ok(value)
+        let result = conn
+            .batch_execute("PRAGMA query_only = ON;")
+            .map_err(Error::from)
+            .and_then(|()| {
+                let result = crate::txn::read(conn, |conn| f(conn).map_err(Error::from));
+                let restored = conn.batch_execute("PRAGMA query_only = OFF;");
+                let value = result?;
+                restored?;
+                Ok(value)
+            });
+        result.map_err(|e| self.context(e))
     }
 
     /// Settings as `scope` says: the master row, an identity's override row, or the
@@ -369,7 +382,10 @@ impl<'c> Store<'c> {
         change: &SettingsChange,
     ) -> Result<(), Error> {
         if !change.active_did.is_keep() {
-            return Err(Repr::ActiveDidInAccountSettings.into());
+            return Err(Error::new(
+                ErrorKind::InvalidSetting,
+                "the active identity is not a per-account setting; change it with save_settings or set_active_did",
+            ));
         }
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);

@@ -10,7 +10,7 @@ use diesel::row::{NamedRow, Row};
 use diesel::sql_types::{BigInt, Binary, Nullable};
 use diesel::sqlite::Sqlite;
 
-use crate::error::{Error, ErrorKind, Repr};
+use crate::error::{Error, ErrorKind};
 
 /// One value that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +109,7 @@ pub(crate) fn scan(
 /// value of `tables` in the column the failure names (else the first of any
 /// column) is named, row and column. Any other error is given back.
 pub(crate) fn explain(conn: &mut SqliteConnection, e: Error, tables: &[&'static str]) -> Error {
-    let field = match e.repr().sqlite() {
+    let field = match e.raw_sqlite() {
         Some(diesel::result::Error::DeserializationError(inner))
             if e.kind() == ErrorKind::InvalidStoredValue =>
         {
@@ -134,11 +134,7 @@ pub(crate) fn explain(conn: &mut SqliteConnection, e: Error, tables: &[&'static 
         }
     }
     match in_field.or(first) {
-        Some(u) => Repr::StoredValue {
-            where_: u.place(),
-            reason: u.why,
-        }
-        .into(),
+        Some(u) => Error::stored_value(u.place(), u.why),
         None => e,
     }
 }

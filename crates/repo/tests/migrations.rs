@@ -708,7 +708,7 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
     let everything = RollbackOptions::new().target(RollbackTarget::Everything);
     assert_eq!(
         rollback(&mut conn, &everything).unwrap_err().kind(),
-        ErrorKind::BaselineNeedsFlag
+        ErrorKind::BaselineNotIncluded
     );
     let migrated = dump(&mut conn);
     let with_flag = everything.include_baseline(true);

@@ -8,7 +8,7 @@ use std::io;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::files::beside;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -52,41 +52,81 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// a key must not be plain SQLite (its header would be readable); one opened
 /// without must be plain SQLite, and is reported as encrypted when it looks it.
 pub(super) fn check_header(path: &Path, keyed: bool) -> Result<(), Error> {
-    let path_buf = || path.to_owned();
     let mut header = [0u8; 100];
-    let read = read_header(path, &mut header).map_err(|source| Repr::Io {
-        path: path_buf(),
-        source,
-    })?;
+    let read = read_header(path, &mut header).map_err(|source| Error::io(path, source))?;
     if read == 0 {
-        return Err(Repr::Empty { path: path_buf() }.into());
+        return Err(Error::at(
+            ErrorKind::NotADatabase,
+            path,
+            format!(
+                "{} is an empty file, not an SQLite database; remove it or pass another path",
+                path.display()
+            ),
+        ));
     }
     let plain = read >= 16 && &header[..16] == SQLITE_HEADER;
     if keyed {
         // An encrypted file's first bytes are its salt: nothing more to check until
         // the key is tried on it.
         return if plain {
-            Err(Repr::NotEncrypted { path: path_buf() }.into())
+            Err(Error::at(
+                ErrorKind::NotEncrypted,
+                path,
+                format!(
+                    "{} is not encrypted, but a key was given; it was left untouched",
+                    path.display()
+                ),
+            ))
         } else {
             Ok(())
         };
     }
     if !plain {
-        return Err(if looks_encrypted(path, read) {
-            if cfg!(feature = "encryption") {
-                Repr::Encrypted { path: path_buf() }
-            } else {
-                Repr::NoEncryption { path: path_buf() }
-            }
+        return Err(if !looks_encrypted(path, read) {
+            Error::at(
+                ErrorKind::NotADatabase,
+                path,
+                format!(
+                    "{} is not an SQLite database (it does not start with \"SQLite format 3\"); it was left untouched",
+                    path.display()
+                ),
+            )
+        } else if cfg!(feature = "encryption") {
+            Error::at(
+                ErrorKind::Encrypted,
+                path,
+                format!(
+                    "{} is encrypted (or is not an SQLite database at all): it needs its key",
+                    path.display()
+                ),
+            )
         } else {
-            Repr::NotSqlite { path: path_buf() }
-        }
-        .into());
+            no_encryption(path)
+        });
     }
     if read == header.len() && is_truncated(path, &header) {
-        return Err(Repr::Truncated { path: path_buf() }.into());
+        return Err(Error::at(
+            ErrorKind::Damaged,
+            path,
+            format!(
+                "{} is damaged: it is shorter than its header says (truncated?); restore it from a backup",
+                path.display()
+            ),
+        ));
     }
     Ok(())
+}
+
+/// The refusal of an encrypted file by a build without encryption.
+pub(crate) fn no_encryption(path: &Path) -> Error {
+    Error::at(
+        ErrorKind::Encrypted,
+        path,
+        format!(
+            "this build of idstore has no encryption (the `encryption` feature), so it cannot open the encrypted file {}",
+            path.display()
+        ),
+    )
 }
 
 /// Whether a file that does not start with the SQLite header looks encrypted: an

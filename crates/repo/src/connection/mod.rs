@@ -16,12 +16,12 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use crate::error::{Error, ErrorKind, ReadOnlyCause, Repr, folder_of};
+use crate::error::{Error, ErrorKind};
 
 mod file;
 
 use crate::files::{
-    beside, create_private, folder_writable, remove_with_journals, storage_is_read_only,
+    beside, create_private, folder_of, folder_writable, remove_with_journals, storage_is_read_only,
 };
 pub(crate) use file::is_encrypted;
 use file::{check_header, hot_journal, sqlite_uri, wal_has_frames};
@@ -71,10 +71,7 @@ impl Handle {
     /// recovered here.
     pub fn open(path: &Path, settings: &Settings) -> Result<Handle, Error> {
         if settings.keying.is_some() && !cfg!(feature = "encryption") {
-            return Err(Repr::NoEncryption {
-                path: path.to_owned(),
-            }
-            .into());
+            return Err(file::no_encryption(path));
         }
         let created = prepare_file(path, settings)?;
         let opened = Self::open_existing(path, settings, created);
@@ -146,23 +143,55 @@ impl Handle {
     pub fn read_only(&self) -> bool {
         self.settings.read_only
     }
+
+    /// An error met on this file, in context: about this file when it names none
+    /// yet, and a lock held past the busy timeout says by whom (where the system
+    /// tells) and how long it waited.
+    pub fn context(&self, e: Error) -> Error {
+        if e.kind() == ErrorKind::Locked && e.raw_sqlite().is_some() {
+            return locked(&self.path, self.settings.busy_timeout).caused_by(e);
+        }
+        e.in_file(&self.path)
+    }
+}
+
+/// The refusal of an operation on `path` that another connection kept locked past
+/// `waited`: who holds it (other processes with the file open, where the system
+/// tells), and what to do.
+pub(crate) fn locked(path: &Path, waited: Duration) -> Error {
+    let holders = crate::files::other_holders(path);
+    let by = if holders.is_empty() {
+        "another connection".to_owned()
+    } else {
+        format!(
+            "another connection (the file is open in {})",
+            holders.join(", ")
+        )
+    };
+    Error::at(
+        ErrorKind::Locked,
+        path,
+        format!(
+            "{} stayed locked by {by} for longer than the busy timeout ({} ms); nothing was changed: retry once it is done, or wait longer (the busy timeout)",
+            path.display(),
+            waited.as_millis()
+        ),
+    )
 }
 
 /// Checks the path and, when allowed, creates a missing file (owner-only). Returns
 /// whether it created the file.
 fn prepare_file(path: &Path, settings: &Settings) -> Result<bool, Error> {
-    let io_err = |source: io::Error| -> Error {
-        Repr::Io {
-            path: path.to_owned(),
-            source,
-        }
-        .into()
-    };
+    let io_err = |source: io::Error| Error::io(path, source);
     match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(Repr::IsDirectory {
-            path: path.to_owned(),
-        }
-        .into()),
+        Ok(meta) if meta.is_dir() => Err(Error::at(
+            ErrorKind::IsDirectory,
+            path,
+            format!(
+                "{} is a directory; pass the path of a database file",
+                path.display()
+            ),
+        )),
         Ok(meta) => {
             check_header(path, settings.keying.is_some())?;
             if !settings.read_only {
@@ -172,18 +201,23 @@ fn prepare_file(path: &Path, settings: &Settings) -> Result<bool, Error> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !settings.create || settings.read_only {
-                return Err(Repr::NotFound {
-                    path: path.to_owned(),
-                }
-                .into());
+                return Err(Error::at(
+                    ErrorKind::NotFound,
+                    path,
+                    format!("no database at {}", path.display()),
+                ));
             }
             let parent = folder_of(path);
             if !parent.is_dir() {
-                return Err(Repr::MissingParent {
-                    path: path.to_owned(),
-                    parent: parent.to_owned(),
-                }
-                .into());
+                return Err(Error::at(
+                    ErrorKind::MissingFolder,
+                    path,
+                    format!(
+                        "cannot create {}: the folder {} does not exist; create it first",
+                        path.display(),
+                        parent.display()
+                    ),
+                ));
             }
             refuse_read_only(path, None)?;
             create_private(path).map_err(io_err)?;
@@ -198,13 +232,7 @@ fn prepare_file(path: &Path, settings: &Settings) -> Result<bool, Error> {
 /// to SQLite, which would silently open read-only; root would not be stopped by the
 /// mode bits at all), a folder SQLite cannot put its journal in.
 fn refuse_read_only(path: &Path, meta: Option<&fs::Metadata>) -> Result<(), Error> {
-    let refuse = |cause| -> Result<(), Error> {
-        Err(Repr::ReadOnly {
-            path: path.to_owned(),
-            cause,
-        }
-        .into())
-    };
+    let refuse = |cause| -> Result<(), Error> { Err(read_only(path, cause)) };
     if storage_is_read_only(folder_of(path)) {
         return refuse(ReadOnlyCause::Filesystem);
     }
@@ -217,6 +245,55 @@ fn refuse_read_only(path: &Path, meta: Option<&fs::Metadata>) -> Result<(), Erro
     Ok(())
 }
 
+/// Why a file cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadOnlyCause {
+    /// The filesystem is mounted read-only.
+    Filesystem,
+    /// The file's permissions allow no writing.
+    FilePermission,
+    /// The folder cannot be written (SQLite writes its journal there).
+    FolderPermission,
+}
+
+/// The refusal to write a file that cannot be written, and why.
+fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
+    let file = path.display();
+    let folder = folder_of(path).display();
+    let why = match cause {
+        ReadOnlyCause::Filesystem => {
+            format!("{file} is on a read-only filesystem (the one holding {folder})")
+        }
+        ReadOnlyCause::FilePermission => {
+            format!("{file} is read-only (its permissions allow no writing)")
+        }
+        ReadOnlyCause::FolderPermission => format!(
+            "the folder {folder} cannot be written, and SQLite writes its journal beside {file}"
+        ),
+    };
+    Error::at(
+        ErrorKind::ReadOnly,
+        path,
+        format!(
+            "{why}: nothing was written; to change it, copy the file to writable storage (or make it writable) and run the command there"
+        ),
+    )
+}
+
+/// The refusal to read a file whose interrupted write (`journal` beside it) cannot
+/// be recovered here.
+fn needs_recovery(path: &Path, journal: &Path) -> Error {
+    Error::at(
+        ErrorKind::NeedsRecovery,
+        path,
+        format!(
+            "{} holds an interrupted write ({} beside it) that SQLite must recover before the file can be read, and it cannot here: the storage is read-only; copy both files to writable storage and open the copy there (any idstore command recovers it), or open it where it is once the storage is writable",
+            path.display(),
+            journal.display()
+        ),
+    )
+}
+
 /// Before a read-only open: an interrupted write is recovered when the storage can
 /// be written (a read-write connection rolls a hot journal back, as any SQLite
 /// client would) and refused plainly when it cannot. Returns whether the file must
@@ -226,11 +303,7 @@ fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error>
     let read_only_storage = storage_is_read_only(folder_of(path));
     if let Some(journal) = hot_journal(path) {
         if refuse_read_only(path, fs::metadata(path).ok().as_ref()).is_err() {
-            return Err(Repr::NeedsRecovery {
-                path: path.to_owned(),
-                journal,
-            }
-            .into());
+            return Err(needs_recovery(path, &journal));
         }
         // The recovery itself: a read-write connection's first read rolls it back.
         let writable = Settings {
@@ -249,11 +322,7 @@ fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error>
         if beside(path, "-shm").exists() {
             return Ok(false); // SQLite reads the log through the index it finds
         }
-        return Err(Repr::NeedsRecovery {
-            path: path.to_owned(),
-            journal: wal,
-        }
-        .into());
+        return Err(needs_recovery(path, &wal));
     }
     Ok(true)
 }
@@ -319,15 +388,13 @@ fn establish(path: &Path, settings: &Settings, immutable: bool) -> Result<Sqlite
             .write(!settings.read_only)
             .open(path)
         {
-            Err(io) => Error::from(Repr::Io {
-                path: path.to_owned(),
-                source: io,
-            }),
-            Ok(_) => Repr::Connection {
-                path: path.to_owned(),
-                source,
-            }
-            .into(),
+            Err(io) => Error::io(path, io),
+            Ok(_) => Error::at(
+                ErrorKind::CannotOpen,
+                path,
+                format!("could not open database at {}", path.display()),
+            )
+            .caused_by(source),
         }
     })?;
     if settings.keying.is_some() {
@@ -349,21 +416,25 @@ fn configure_error(path: &Path, source: diesel::result::Error) -> Error {
     } else {
         kind
     };
-    Repr::Configure {
-        path: path.to_owned(),
+    Error::at(
         kind,
-        source,
-    }
-    .into()
+        path,
+        format!("could not configure database at {}", path.display()),
+    )
+    .caused_by(source)
 }
 
 /// Tries the key on the file's first page: a wrong key reads as "not a database".
 fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
     match conn.batch_execute("SELECT count(*) FROM sqlite_master;") {
-        Err(e) if crate::error::classify(&e) == ErrorKind::NotADatabase => Err(Repr::WrongKey {
-            path: path.to_owned(),
-        }
-        .into()),
+        Err(e) if crate::error::classify(&e) == ErrorKind::NotADatabase => Err(Error::at(
+            ErrorKind::WrongKey,
+            path,
+            format!(
+                "the key does not open {}: it is not this file's key, or the file is not in the SQLCipher format asked for (without one, SQLCipher 3 and 4 files are both tried); the file was left untouched",
+                path.display()
+            ),
+        )),
         Err(source) => Err(configure_error(path, source)),
         Ok(()) => Ok(()),
     }

@@ -9,7 +9,7 @@ use super::check::{
     find_problems, has_unique_did_index, legacy_pointer_out_of_step, missing_guards,
 };
 use super::{HealthReport, ProblemKind, RepairReport, problem};
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::migrations::missing_quarantine_tables;
 use crate::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::sql;
@@ -129,11 +129,14 @@ pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<Repai
     find_problems(conn, &mut |p| left.add(p))?;
     if let Some(p) = left.problems.iter().find(|p| p.kind.repairable()) {
         // Nothing may be committed half-repaired.
-        return Err(Repr::RepairIncomplete {
-            kind: p.kind.as_str(),
-            detail: p.detail.clone(),
-        }
-        .into());
+        return Err(Error::new(
+            ErrorKind::RepairIncomplete,
+            format!(
+                "repair rolled back: a fixable problem remained ({}: {})",
+                p.kind.as_str(),
+                p.detail
+            ),
+        ));
     }
     Ok(RepairReport {
         fixed,

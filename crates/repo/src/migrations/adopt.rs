@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::sqlite::Sqlite;
 
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 
 /// One `sqlite_master` entry.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -184,12 +184,13 @@ pub(crate) struct Collision {
 impl Collision {
     /// The refusal as the error the plan returns.
     pub fn refuse(&self, why: &str) -> Error {
-        Repr::NameCollision {
-            kind: self.theirs.kind.clone(),
-            name: self.theirs.name.clone(),
-            why: why.to_owned(),
-        }
-        .into()
+        let (kind, name) = (&self.theirs.kind, &self.theirs.name);
+        Error::new(
+            ErrorKind::NameCollision,
+            format!(
+                "the file already has a {kind} named {name} and {why}; idstore would create its own under that name: rename or drop the file's {kind} first (nothing was changed)"
+            ),
+        )
     }
 }
 

@@ -201,3 +201,20 @@ pub(super) fn acting_on(found: &[Foreign], writes: &[Write]) -> Vec<String> {
         .map(|f| f.description.clone())
         .collect()
 }
+
+/// The refusal of an `operation` (`migration`, `rollback`) that `objects` would act
+/// inside.
+pub(super) fn refusal(operation: &str, objects: &[String]) -> crate::error::Error {
+    let (an, them) = if objects.len() == 1 {
+        ("an object", "it")
+    } else {
+        ("objects", "them")
+    };
+    crate::error::Error::new(
+        crate::error::ErrorKind::ForeignObjects,
+        format!(
+            "the file carries {an} that would run inside this {operation}: {}; idstore runs no program's code but its own, so nothing was changed: make a copy, drop {them} (the app does not create such objects), and retry",
+            objects.join("; ")
+        ),
+    )
+}

@@ -8,7 +8,7 @@ use diesel::sql_types::Nullable;
 
 use super::adopt::Collision;
 use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, known_versions, pinned};
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::{queries, sql};
 
 /// Where a database stands, read without writing anything.
@@ -73,10 +73,17 @@ impl MigrationStatus {
         if self.unknown.is_empty() {
             Ok(())
         } else {
-            Err(Repr::UnknownVersions {
-                versions: self.unknown.clone(),
-            }
-            .into())
+            Err(Error::new(
+                ErrorKind::NewerDatabase,
+                format!(
+                    "the database has migrations this build of idstore does not know ({}): it was written by a newer idstore; upgrade idstore before touching it",
+                    self.unknown
+                        .iter()
+                        .map(|v| idstore_domain::display::Shown(v).to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
         }
     }
 }
@@ -162,7 +169,16 @@ pub(crate) fn refuse_missing_quarantine_tables(conn: &mut SqliteConnection) -> R
     if tables.is_empty() {
         Ok(())
     } else {
-        Err(Repr::MissingTables { tables }.into())
+        let (them, list) = match tables.as_slice() {
+            [one] => ("it", format!("table {one} is")),
+            _ => ("them", format!("tables {} are", tables.join(", "))),
+        };
+        Err(Error::new(
+            ErrorKind::NeedsRepair,
+            format!(
+                "idstore's {list} missing from this file (another program dropped {them}); a repair re-creates {them} (empty)"
+            ),
+        ))
     }
 }
 

@@ -21,7 +21,7 @@ use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::connection::Handle;
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::report::MigrationReport;
 
 mod adopt;
@@ -285,16 +285,29 @@ pub(crate) fn plan_migration(
     MigrationPlan::decide(inspect::Inspection::read(conn)?, to)
 }
 
+/// The refusal to serve a file that needs migrating first.
+pub(crate) fn needs_migration(pending: &[String]) -> Error {
+    Error::new(
+        ErrorKind::NeedsMigration,
+        format!(
+            "the database needs migrating first (pending: {})",
+            pending.join(", ")
+        ),
+    )
+}
+
 /// Refuses a version this build does not have.
 pub(crate) fn check_target(version: &str) -> Result<(), Error> {
     let known = known_versions();
     if known.iter().any(|v| v == version) {
         Ok(())
     } else {
-        Err(Repr::UnknownTarget {
-            version: version.to_owned(),
-            known: known.to_vec(),
-        }
-        .into())
+        Err(Error::new(
+            ErrorKind::UnknownVersion,
+            format!(
+                "no migration has version {version}; known versions: {}",
+                known.join(", ")
+            ),
+        ))
     }
 }

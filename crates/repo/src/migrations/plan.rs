@@ -10,7 +10,7 @@ use super::inspect::{AppPointer, Inspection, MigrationStatus};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, BOOKKEEPING_TABLE, CLEANUP_VERSION, check_target,
 };
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 
 /// What [`Database::migrate`](crate::Database::migrate) will do to a file: decided from one read of it,
 /// with every refusal already made. Get one with
@@ -82,19 +82,24 @@ impl MigrationPlan {
         }
         if plan.status.legacy {
             if !legacy_shape.is_empty() {
-                return Err(Repr::LegacyShape {
-                    problems: legacy_shape,
-                }
-                .into());
+                return Err(Error::new(
+                    ErrorKind::LegacyShape,
+                    format!(
+                        "this file does not have the legacy shape idstore can adopt without loss: {}",
+                        legacy_shape.join("; ")
+                    ),
+                ));
             }
             plan.add_late_column = lacks_late_column;
         }
         let creates_active_identity = plan.creates_active_identity();
         if app_pointer.is_some() && !creates_active_identity {
-            return Err(Repr::TargetTooLowForAdoption {
-                needed: ACTIVE_IDENTITY_VERSION.to_owned(),
-            }
-            .into());
+            return Err(Error::new(
+                ErrorKind::TargetTooLow,
+                format!(
+                    "the file holds the app's own active_identity table; migrate at least to version {ACTIVE_IDENTITY_VERSION} to adopt it"
+                ),
+            ));
         }
         for c in &collisions {
             if !plan.steps.contains(&c.step)
@@ -119,11 +124,7 @@ impl MigrationPlan {
         plan.decide_checks(&existing);
         let acting = acting_on(&foreign, &plan.writes());
         if !acting.is_empty() {
-            return Err(Repr::ForeignObjects {
-                operation: "migration",
-                objects: acting,
-            }
-            .into());
+            return Err(super::foreign::refusal("migration", &acting));
         }
         Ok(plan)
     }

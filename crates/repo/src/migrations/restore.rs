@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 
 use super::adopt::{SchemaObject, objects};
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::sql::quote_ident;
 use crate::sqltext::{self, Kind, Literal};
 
@@ -143,11 +143,12 @@ pub(crate) fn recorded(conn: &mut SqliteConnection, reason: &str) -> Result<Vec<
 
 /// A record that cannot be trusted, as the refusal says it.
 fn untrusted(what: &str, why: &str) -> Error {
-    Repr::UntrustedSchema {
-        what: what.to_owned(),
-        why: why.to_owned(),
-    }
-    .into()
+    Error::new(
+        ErrorKind::UntrustedSchema,
+        format!(
+            "{what} was changed by another program and cannot be trusted ({why}); nothing was changed: restore the file from a backup taken before the change"
+        ),
+    )
 }
 
 /// Checks one kept record before anything is done with it: an object idstore keeps

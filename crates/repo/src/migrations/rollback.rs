@@ -11,7 +11,7 @@ use super::{
     restore, status,
 };
 use crate::connection::Handle;
-use crate::error::{Error, ErrorKind, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::report::{MigrationReport, RollbackReport};
 use crate::{queries, sql};
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
@@ -162,18 +162,25 @@ pub(crate) fn rollback_plan(
         RollbackTarget::Everything => newest_first.collect(),
     };
     if to_revert.iter().any(|v| v == BASELINE_VERSION) && !options.include_baseline {
-        return Err(Repr::BaselineNeedsFlag.into());
+        return Err(Error::new(
+            ErrorKind::BaselineNotIncluded,
+            "rolling back the baseline drops the accounts and settings tables; it must be asked for explicitly (include_baseline)",
+        ));
     }
     if to_revert.iter().any(|v| v == ACTIVE_IDENTITY_VERSION) && !options.forget_decisions {
         let undone = queries::restores_a_migrate_would_undo(conn)?;
         if !undone.is_empty() {
-            return Err(Repr::DecisionsWouldBeUndone {
-                items: undone
-                    .into_iter()
-                    .map(|(_, id)| account_item(id).to_string())
-                    .collect(),
-            }
-            .into());
+            let items: Vec<String> = undone
+                .into_iter()
+                .map(|(_, id)| account_item(id).to_string())
+                .collect();
+            return Err(Error::new(
+                ErrorKind::DecisionsWouldBeUndone,
+                format!(
+                    "rolling back drops the record of restore decisions ({}) that a later migrate would undo, keeping the replaced accounts instead; discard the replaced accounts first, or roll back forgetting those decisions (forget_decisions)",
+                    items.join(", ")
+                ),
+            ));
         }
     }
     let acting = super::foreign::acting_on(
@@ -181,11 +188,7 @@ pub(crate) fn rollback_plan(
         &rollback_writes(&to_revert),
     );
     if !acting.is_empty() {
-        return Err(Repr::ForeignObjects {
-            operation: "rollback",
-            objects: acting,
-        }
-        .into());
+        return Err(super::foreign::refusal("rollback", &acting));
     }
     // What the rollback will take from the file is checked before it writes anything.
     restore::check_for_rollback(
@@ -303,13 +306,10 @@ fn revert(
         );
     }
     if !errors.is_empty() {
-        return Err(Repr::ValidationFailed {
-            report: Box::new(MigrationReport {
-                errors,
-                ..Default::default()
-            }),
-        }
-        .into());
+        return Err(super::verify::validation_failed(MigrationReport {
+            errors,
+            ..Default::default()
+        }));
     }
     report.active_did = queries::stored_active_did(conn)?;
     Ok(report)

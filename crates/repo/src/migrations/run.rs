@@ -8,7 +8,7 @@ use diesel::sqlite::Sqlite;
 
 use super::plan::MigrationPlan;
 use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
-use crate::error::{Error, ErrorKind, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::queries;
 use crate::report::{MigrationReport, MigrationWarning};
 
@@ -248,10 +248,10 @@ fn step_failed(version: &str, source: diesel::result::Error) -> Error {
         ErrorKind::Database | ErrorKind::InvalidStoredValue => ErrorKind::MigrationFailed,
         other => other,
     };
-    Repr::Step {
-        version: version.to_owned(),
+    Error::new(
         kind,
-        source,
-    }
-    .into()
+        format!("migration {version} failed, everything was rolled back"),
+    )
+    .caused_by(source)
+    .with_detail(crate::error::Detail::Sqlite)
 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::plan::MigrationPlan;
 use super::{ExtraCheck, Integrity, inspect};
-use crate::error::{Error, Repr};
+use crate::error::{Detail, Error, ErrorKind};
 use crate::report::MigrationReport;
 use crate::sql;
 
@@ -24,8 +24,26 @@ pub(super) fn check_input(conn: &mut SqliteConnection, plan: &MigrationPlan) -> 
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Repr::DamagedInput { problems }.into())
+        Err(Error::new(
+            ErrorKind::DamagedInput,
+            format!(
+                "the database is damaged, so nothing was migrated: {}; restore it from a backup",
+                problems.join("; ")
+            ),
+        ))
     }
+}
+
+/// The failure of a run whose result did not validate; `report` holds the errors.
+pub(super) fn validation_failed(report: MigrationReport) -> Error {
+    Error::new(
+        ErrorKind::ValidationFailed,
+        format!(
+            "validation failed, everything was rolled back: {}",
+            report.errors.join("; ")
+        ),
+    )
+    .with_detail(Detail::Report(Box::new(report)))
 }
 
 /// Validates the run's result; the errors found go into the report.
@@ -87,10 +105,7 @@ pub(super) fn verify(
         Ok(())
     } else {
         report.errors = errors;
-        Err(Repr::ValidationFailed {
-            report: Box::new(std::mem::take(report)),
-        }
-        .into())
+        Err(validation_failed(std::mem::take(report)))
     }
 }
 

@@ -16,7 +16,7 @@ use super::read::{decisions, detail, require_log};
 use super::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
 };
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::queries::write_pointer;
 use crate::store::Store;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
@@ -69,11 +69,15 @@ fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {
 /// leaves a half-written file at `path`.
 fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let export_err = |source: io::Error| -> Error {
-        Repr::Export {
-            path: path.to_owned(),
-            source,
-        }
-        .into()
+        Error::at(
+            ErrorKind::ExportFailed,
+            path,
+            format!(
+                "could not write the export to {}; the item was not deleted",
+                path.display()
+            ),
+        )
+        .caused_by(source)
     };
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -98,14 +102,23 @@ fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     match written {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(Repr::ExportExists {
-                path: path.to_owned(),
-            }
-            .into());
+            return Err(export_exists(path));
         }
         Err(e) => return Err(export_err(e)),
     }
     crate::files::sync_folder(&folder).map_err(export_err)
+}
+
+/// The refusal to export over a file that exists.
+fn export_exists(path: &Path) -> Error {
+    Error::at(
+        ErrorKind::Exists,
+        path,
+        format!(
+            "{} already exists; exports never overwrite a file: pass a new path",
+            path.display()
+        ),
+    )
 }
 
 #[cfg(unix)]
@@ -229,7 +242,7 @@ impl Store<'_> {
 
     /// Every recorded decision, oldest first.
     pub fn quarantine_decisions(&mut self) -> Result<Vec<Decision>, Error> {
-        Ok(decisions(self.conn(), None)?)
+        self.read(|conn| Ok(decisions(conn, None)?))
     }
 
     /// The refusals of [`Store::restore_quarantined`], read only: call it first to
@@ -343,16 +356,22 @@ fn restorable(conn: &mut SqliteConnection, item: QuarantineRef) -> Result<Restor
         QuarantinedDetail::Pointer { row, summary } => {
             let shortened = || row.active_did.chars().take(80).collect::<String>();
             if !summary.names_account {
-                return Err(Repr::PointerNamesNoAccount {
-                    item: item.to_string(),
-                    value: shortened(),
-                }
-                .into());
+                return Err(Error::new(
+                    ErrorKind::UnknownAccount,
+                    format!(
+                        "{item} cannot be restored: its value {:?} names no account; add that account first, or discard the value",
+                        shortened()
+                    ),
+                ));
             }
-            let did = Did::parse(&row.active_did).map_err(|e| Repr::InvalidPointer {
-                item: item.to_string(),
-                value: shortened(),
-                reason: e.to_string(),
+            let did = Did::parse(&row.active_did).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidStoredValue,
+                    format!(
+                        "{item} cannot be restored: {:?} is not a valid DID ({e})",
+                        shortened()
+                    ),
+                )
             })?;
             Ok(Restorable::Pointer {
                 id: row.id,
@@ -372,16 +391,15 @@ fn discardable(
     require_log(conn)?;
     match how {
         Discard::Export(path) if std::fs::symlink_metadata(path).is_ok() => {
-            return Err(Repr::ExportExists {
-                path: path.to_owned(),
-            }
-            .into());
+            return Err(export_exists(path));
         }
         Discard::Forget { force: false } if item.kind == QuarantineKind::Account => {
-            return Err(Repr::ForgetNeedsForce {
-                item: item.to_string(),
-            }
-            .into());
+            return Err(Error::new(
+                ErrorKind::NeedsForce,
+                format!(
+                    "{item} holds key material: forgetting it deletes that for good; export it instead, or force it"
+                ),
+            ));
         }
         _ => {}
     }

@@ -13,7 +13,7 @@ use super::{
     COMPARED_ACCOUNT_FIELDS, Decision, DecisionKind, QuarantinedAccount, QuarantinedDetail,
     QuarantinedItem, QuarantinedPointer,
 };
-use crate::error::{Error, Repr};
+use crate::error::{Error, ErrorKind};
 use crate::queries::account_exists;
 use crate::sql::Lossless;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
@@ -247,7 +247,10 @@ pub(super) fn require_log(conn: &mut SqliteConnection) -> Result<(), Error> {
     if crate::sql::table_exists(conn, crate::guard::DECISION_LOG)? {
         Ok(())
     } else {
-        Err(Repr::NoDecisionLog.into())
+        Err(Error::new(
+            ErrorKind::NeedsRepair,
+            "this file has no quarantine_decisions log to record the decision in; a repair re-creates it",
+        ))
     }
 }
 
@@ -256,9 +259,10 @@ pub(super) fn detail(
     item: QuarantineRef,
 ) -> Result<QuarantinedDetail, Error> {
     let not_found = || {
-        Error::from(Repr::QuarantineNotFound {
-            item: item.to_string(),
-        })
+        Error::new(
+            ErrorKind::NotQuarantined,
+            format!("{item} is not in the quarantine (it may have been decided already)"),
+        )
     };
     match item.kind {
         QuarantineKind::Account => {
