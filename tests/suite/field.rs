@@ -3,11 +3,9 @@
 //! characters, text that is not UTF-8, values of a megabyte, a trigger of its own).
 //! Each gets correct service or a clear refusal with the file unchanged.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::Value;

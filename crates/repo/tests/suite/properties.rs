@@ -3,9 +3,7 @@
 //! NUL-free unicode) migrated up and rolled all the way back are identical row for
 //! row, and once migrated they pass `check` (bar what the data itself holds).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Nullable, Text};
 use idstore_repo::{MigrateOptions, ProblemKind, RollbackOptions};

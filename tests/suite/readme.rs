@@ -4,8 +4,6 @@
 //! run by CI itself: see `.ci/run`.) Checks that the README's list of error kinds is
 //! the library's, and its library example the crate's own doctest.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -40,7 +38,7 @@ fn every_idstore_command_in_the_readme_works_as_described() {
         "the README's quick start was found: {lines:?}"
     );
     let work = TempDir::new().unwrap();
-    let app_db = common::legacy(work.path(), "the-apps-file.sqlite");
+    let app_db = crate::common::legacy(work.path(), "the-apps-file.sqlite");
     let original = std::fs::read(&app_db).unwrap();
     let bin_dir = cargo_bin("idstore").parent().unwrap().to_owned();
     let path = format!(

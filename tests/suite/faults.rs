@@ -10,13 +10,11 @@
 //! `mount` from util-linux with user namespaces (or root); without them they say
 //! loudly that they skipped (CI installs them and sets IDSTORE_REQUIRE_TOOLS=1).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
+use crate::common::*;
 use assert_cmd::cargo::cargo_bin;
-use common::*;
 use tempfile::TempDir;
 
 /// Whether strace can trace and inject here.

@@ -2,11 +2,9 @@
 //! with the same and with different key material and for stray pointer values, the
 //! decision log, and rollback after decisions.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use idstore_domain::Did;

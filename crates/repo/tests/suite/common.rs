@@ -2,6 +2,11 @@
 //! writes them, raw connections, and a row-by-row dump of every table.
 #![allow(dead_code, missing_docs)]
 
+pub use idstore_testkit::*;
+
+/// A DID no account has.
+pub const ORPHAN: &str = UNKNOWN;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -66,11 +71,6 @@ pub fn status(db: &mut Database) -> Result<MigrationStatus, Error> {
     db.status()
 }
 
-pub const DID_A: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
-pub const DID_B: &str = "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678";
-pub const DID_C: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
-pub const ORPHAN: &str = "did:ethr:0x00000000000000000000000000000000DeadBeef";
-
 /// One row in each table idstore must never touch (the app's schema itself is
 /// [`idstore_repo::fixtures::LEGACY_APP_SCHEMA`]).
 pub const UNRELATED_ROWS: &str = r#"
@@ -81,11 +81,6 @@ INSERT INTO secret VALUES (1, 'c2VjcmV0IGtleSBtYXRlcmlhbA==');
 INSERT INTO logs VALUES ('2024-03-01T12:00:00.000Z', 'app started');
 INSERT INTO temp VALUES ('x', 'YmxvYg==');
 "#;
-
-/// A plain connection, as the legacy app or a tool would have it: no pragmas set.
-pub fn raw(path: &Path) -> SqliteConnection {
-    SqliteConnection::establish(path.to_str().expect("utf-8 temp path")).expect("open raw")
-}
 
 /// Runs a batch of SQL.
 pub fn exec(conn: &mut impl Raw, sql: &str) {

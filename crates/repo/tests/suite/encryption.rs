@@ -2,11 +2,9 @@
 //! legacy file through migrate and rollback, backups, conversions, pools, and no
 //! plaintext anywhere on disk.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use diesel::prelude::*;
 use idstore_domain::Did;
 use idstore_repo::{

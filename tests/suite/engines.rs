@@ -9,12 +9,10 @@
 //! lock file (`npm ci` in `tests/engines`, as CI's script does): the test never
 //! reaches a package registry itself, and says loudly that it skipped without them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use common::*;
+use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::Value;

@@ -9,13 +9,11 @@
 //!
 //! `PROPTEST_CASES` sets how many mutated files are tried (64 by default).
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Binary, Text};

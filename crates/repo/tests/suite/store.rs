@@ -1,13 +1,11 @@
 //! The repository API against real temp-file databases: reads, writes, accounts,
 //! health, and concurrent writers in threads and processes.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use diesel::connection::InstrumentationEvent;
 use diesel::prelude::*;
 use idstore_domain::{Change, Did, NewAccount, Secret, Settings, SettingsChange, SettingsField};
@@ -839,7 +837,7 @@ fn several_processes_writing_at_once_lose_nothing_and_see_no_lock_errors() {
         .map(|id| {
             std::process::Command::new(&exe)
                 .args([
-                    "a_writer_process_acknowledges_every_save",
+                    "store::a_writer_process_acknowledges_every_save",
                     "--exact",
                     "--nocapture",
                     "--test-threads",
@@ -974,7 +972,7 @@ fn a_second_connection_keeps_the_first_ones_locks() {
     let probe = |path: &Path| {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
-                "lock_probe_child",
+                "store::lock_probe_child",
                 "--exact",
                 "--nocapture",
                 "--test-threads",

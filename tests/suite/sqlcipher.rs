@@ -10,12 +10,10 @@
 //! tests/engines/requirements.txt`, as CI's script does): the test never reaches a
 //! package registry itself, and says loudly that it skipped without it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tempfile::TempDir;
 

@@ -2,11 +2,9 @@
 //! quarantined duplicate, restoring or discarding it, secrets kept out of every
 //! listing, refusals that change nothing, and `check` pointing to the answer.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use predicates::str::contains;
 use tempfile::TempDir;
 

@@ -2,11 +2,9 @@
 //! write `settings.activeDid`) is served by the whole repository API, and the legacy
 //! column stays in step with `active_identity` both ways.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
 use idstore_repo::{Database, ErrorKind, MigrateOptions, ProblemKind, SettingsScope};
 use tempfile::TempDir;

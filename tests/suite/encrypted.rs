@@ -1,11 +1,9 @@
 //! The command on encrypted files: keys from the environment or a file, every
 //! command on an encrypted file, wrong and missing keys, and encrypt/rekey/decrypt.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tempfile::TempDir;
 

@@ -1,9 +1,7 @@
 //! Managing identities and settings with the `idstore` binary, and every kind of bad
 //! input: a clear error, exit 1 or 2, and the file byte for byte as it was.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use predicates::str::contains;

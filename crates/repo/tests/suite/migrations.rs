@@ -2,9 +2,7 @@
 //! chain up → down → up, every legacy case, foreign keys on and off, adoption,
 //! injected validation failure, and the refusals.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;

@@ -3,15 +3,13 @@
 //! Bounded for CI; `IDSTORE_LONG=1` runs the long mode (more trials, longer loops).
 //! Each test prints its figures (`figures: …`), which RELIABILITY.md reports.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use assert_cmd::cargo::cargo_bin;
-use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use idstore_domain::{Did, SettingsChange, SettingsField};
@@ -547,7 +545,7 @@ fn a_writer_loop_keeps_the_file_consistent() {
 fn spawn_writer(db: &Path) -> (Child, std::thread::JoinHandle<Option<u64>>) {
     let mut child = StdCommand::new(std::env::current_exe().unwrap())
         .args([
-            "a_writer_loop_keeps_the_file_consistent",
+            "reliability::a_writer_loop_keeps_the_file_consistent",
             "--exact",
             "--nocapture",
             "--test-threads",
@@ -632,7 +630,7 @@ fn processes_and_threads_contending_lose_no_acknowledged_write() {
         children.push(
             StdCommand::new(std::env::current_exe().unwrap())
                 .args([
-                    "a_contending_worker_does_its_rounds",
+                    "reliability::a_contending_worker_does_its_rounds",
                     "--exact",
                     "--nocapture",
                     "--test-threads",

@@ -1,11 +1,9 @@
 //! The `idstore` binary from the outside, as an operator runs it, on temp files.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::*;
 use assert_cmd::Command;
-use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use predicates::str::contains;

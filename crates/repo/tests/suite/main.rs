@@ -1,0 +1,14 @@
+//! The repo crate's integration tests, in one binary (each file under `tests/`
+//! would be a binary of its own, linking SQLCipher again).
+
+mod common;
+
+mod architecture;
+mod bookkeeping;
+mod encryption;
+mod migrations;
+mod properties;
+mod public_api;
+mod quarantine;
+mod rollout;
+mod store;
