@@ -602,9 +602,41 @@ fn conversions_keep_the_owner_group_and_mode() {
     // (A fresh migrated file, in WAL mode: the refusal must not even switch that.)
     let dir = TempDir::new().unwrap();
     let db = migrated_with_secrets(dir.path());
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut raw(&db),
+        "PRAGMA journal_mode = WAL;",
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&db).unwrap()[18], 2, "WAL mode");
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o666)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("idstore"))
+        .arg("--db")
+        .arg(&db)
+        .args(["encrypt", "--no-backup", "--json"])
+        .env("IDSTORE_NEW_KEY", KEY)
+        .env_remove("IDSTORE_DB")
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Another user's file is not this user's to write at all (its journal would be
+    // theirs): refused before the conversion starts.
+    assert_eq!(doc["error"]["kind"], "read_only", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to another user"),
+        "{doc}"
+    );
+    assert!(std::fs::read(&db).unwrap() == before, "nothing was changed");
+    assert_eq!(owner(&db), (0, 0, 0o666));
+    // The user's own file with a group they are not in: the new file could not be
+    // given that group, so the conversion refuses before touching anything.
+    std::os::unix::fs::chown(&db, Some(65534), Some(0)).unwrap();
     let before = std::fs::read(&db).unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -626,7 +658,7 @@ fn conversions_keep_the_owner_group_and_mode() {
         "{doc}"
     );
     assert!(std::fs::read(&db).unwrap() == before, "nothing was changed");
-    assert_eq!(owner(&db), (0, 0, 0o666));
+    assert_eq!(owner(&db), (65534, 0, 0o666));
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -246,7 +246,8 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
                 stderr.contains("not changed")
                     || stderr.contains("rolled back")
                     || stderr.contains("nothing was")
-                    || stderr.contains("was converted, but"),
+                    || stderr.contains("was converted, but")
+                    || stderr.contains("was made, but"),
                 "{} {spec}: does not say the file is as it was: {stderr}",
                 case.what
             );
@@ -254,7 +255,7 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
         // A failure leaves the file as it was; a success leaves it fully changed. (A
         // conversion whose rename could not be made durable says so: it is the new one.)
         let (now, converted) = case.read(&db);
-        let not_durable = stderr.contains("was converted");
+        let not_durable = stderr.contains("was converted") || stderr.contains("was made, but");
         assert_eq!(
             converted,
             case.converts_to.is_some() && (code == Some(0) || not_durable),
@@ -295,6 +296,14 @@ fn inject_everywhere(case: &Case<'_>, root: &Path) -> String {
                     keyed_rows(&path, backup_key),
                     Some(before.clone()),
                     "{} {spec}: a partial backup",
+                    case.what
+                );
+            } else if name.contains(".before-recovery-") {
+                // A failed run left a hot journal, and reading the file back recovered
+                // it: the file and journal as they were are kept aside, as promised.
+                assert!(
+                    name.ends_with(".sqlite") || name.ends_with(".sqlite-journal"),
+                    "{} {spec}: {name}",
                     case.what
                 );
             } else {

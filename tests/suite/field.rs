@@ -196,7 +196,7 @@ fn on_read_only_media_reads_work_and_writes_are_refused_naming_the_filesystem() 
         let mut writer = raw(&migrated_file);
         writer
             .batch_execute(
-                "PRAGMA wal_autocheckpoint = 0; UPDATE settings SET firstName = 'FromTheLog' WHERE id = 1;",
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; UPDATE settings SET firstName = 'FromTheLog' WHERE id = 1;",
             )
             .unwrap();
         for suffix in ["", "-wal", "-shm"] {

@@ -1,71 +1,147 @@
-//! Backup copies: a consistent copy of the open database beside it, owner-only,
-//! under the same key and format when it is encrypted, refused up front when the
-//! disk has no room for it, and never left half-written.
+//! Backup copies: a copy of the open database as its connection sees it, written
+//! with SQLite's online backup API into a new owner-only file beside it (the
+//! database owner's), under the same key and format when it is encrypted, refused
+//! up front when the disk has no room for it, never left half-written, and durable
+//! (its content, then its name) before it is reported.
+//!
+//! Taken inside a write transaction, the copy is exactly the state the next write
+//! starts from: no other program can commit in between. That is how `migrate`,
+//! `rollback` and quarantine decisions take theirs.
 
-use std::io;
 use std::path::Path;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 
+use crate::connection::{Settings, Synchronous};
 use crate::error::{Detail, Error, ErrorKind, human};
-use crate::files::folder_of;
+use crate::ffi::{Keying, RawDb};
+use crate::files::{DbFile, Folder, Protects, folder_of};
 use crate::storage::{database_bytes, free_space};
 
-/// Writes a consistent copy of the open database to `dest` (which must not exist),
-/// owner-only, with `VACUUM INTO`: safe while other connections write, and a valid
-/// database on its own (no `-wal` file needed). An encrypted database is copied
-/// under its own key and SQLCipher settings (see [`crate::encryption::export_copy`]).
+/// The database a backup is taken of: its connection, that connection's handle,
+/// its file and key, and whether that connection holds a write transaction (the
+/// backup API cannot read from one: the copy is then read by a second connection,
+/// which sees exactly the state the write transaction started from, since no
+/// other program can commit while it is held).
+pub(crate) struct Source<'a> {
+    pub conn: &'a mut SqliteConnection,
+    pub raw: RawDb,
+    pub file: &'a DbFile,
+    pub keying: Option<&'a Keying>,
+    pub in_write: bool,
+}
+
+/// Writes a copy of the database `from` to `dest` (which must not exist, a link
+/// there included): owner-only, the database owner's, a valid database on its own
+/// (no `-wal` needed), under the same key and SQLCipher settings when encrypted.
 ///
 /// Refuses before creating anything when the disk holding `dest` has less free space
-/// than the copy needs. On any failure nothing is left behind: no partial copy and no
-/// journal of one.
-pub(crate) fn backup_to(
-    conn: &mut SqliteConnection,
-    keying: Option<&crate::hooks::Keying>,
-    dest: &Path,
-) -> Result<(), Error> {
-    let target = dest.to_str().ok_or_else(|| {
-        Error::io(
-            dest,
-            io::Error::new(io::ErrorKind::InvalidInput, "backup path is not UTF-8"),
-        )
-    })?;
-    let backup_err = |source: diesel::result::Error| -> Error {
+/// than the copy needs. On any failure nothing is left behind. One sync of the copy
+/// and one of its folder make it durable.
+pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
+    let backup_err = |kind: ErrorKind, what: String| -> Error {
         Error::at(
-            crate::error::classify(&source),
+            kind,
             dest,
             format!(
-                "could not write a backup to {} (the database was not changed)",
+                "could not write a backup to {} ({what}); the database was not changed",
                 dest.display()
             ),
         )
-        .caused_by(source)
     };
-    let needed = database_bytes(conn).map_err(backup_err)?;
-    let folder = folder_of(dest);
-    if let Some(free) = free_space(folder)
+    let needed = database_bytes(from.conn)
+        .map_err(|e| backup_err(crate::error::classify(&e), e.to_string()))?;
+    let folder_path = folder_of(dest);
+    if let Some(free) = free_space(folder_path)
         && free < needed
     {
         return Err(no_room(dest, needed, Some(free)));
     }
-    crate::files::create_private(dest).map_err(|source| Error::io(dest, source))?;
-    let copied = match keying {
-        #[cfg(feature = "encryption")]
-        Some(keying) => crate::encryption::export_copy(conn, target, keying),
-        _ => diesel::sql_query("VACUUM INTO ?")
-            .bind::<Text, _>(target)
-            .execute(conn)
-            .map(drop),
-    };
-    copied.map_err(|source| {
-        crate::files::remove_with_journals(dest);
-        if crate::error::classify(&source) == ErrorKind::DiskFull {
-            no_room(dest, needed, free_space(folder))
+    let name = dest
+        .file_name()
+        .ok_or_else(|| backup_err(ErrorKind::BackupFailed, "the path names no file".into()))?;
+    let folder = Folder::open(folder_path).map_err(|e| Error::io(dest, e))?;
+    let target = folder
+        .create_new(name, Some(from.file.owner()))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::at(
+                ErrorKind::Exists,
+                dest,
+                format!(
+                    "{} already exists (or is a link); a backup never overwrites a file: nothing was written and the database was not changed",
+                    dest.display()
+                ),
+            ),
+            _ => Error::io(dest, e),
+        })?;
+    let copied = (|| -> Result<(), (ErrorKind, String)> {
+        let settings = Settings {
+            create: false,
+            read_only: false,
+            busy_timeout: std::time::Duration::ZERO,
+            keying: from.keying.cloned(),
+            synchronous: Synchronous::Off,
+            journal_mode: None,
+        };
+        let (mut to, to_raw) = crate::connection::establish(dest, &settings, false)
+            .map_err(|e| (e.kind(), e.to_string()))?;
+        // The copy is written once and synced once, by this module: no journal.
+        to.batch_execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .map_err(|e| (crate::error::classify(&e), e.to_string()))?;
+        let reader = if from.in_write {
+            let reading = Settings {
+                read_only: true,
+                synchronous: Synchronous::Off,
+                ..settings.clone()
+            };
+            let (conn, raw) = crate::connection::establish(&from.file.path, &reading, false)
+                .map_err(|e| (e.kind(), e.to_string()))?;
+            Some((conn, raw))
         } else {
-            backup_err(source)
+            None
+        };
+        let source = reader.as_ref().map_or(from.raw, |(_, raw)| *raw);
+        crate::ffi::backup(source, to_raw).map_err(|(code, message)| (code_kind(code), message))?;
+        drop(reader);
+        drop(to);
+        target
+            .sync(Protects::BackupContent)
+            .map_err(|e| (crate::error::io_kind(&e), crate::error::io_cause(&e)))
+    })();
+    drop(target);
+    let synced = copied.and_then(|()| {
+        folder
+            .sync(Protects::BackupName)
+            .map_err(|e| (crate::error::io_kind(&e), crate::error::io_cause(&e)))
+    });
+    synced.map_err(|(kind, what)| {
+        crate::files::remove_new(&folder, name);
+        if kind == ErrorKind::DiskFull {
+            no_room(dest, needed, free_space(folder_path))
+        } else {
+            backup_err(
+                if kind == ErrorKind::Database {
+                    ErrorKind::BackupFailed
+                } else {
+                    kind
+                },
+                what,
+            )
         }
     })
+}
+
+/// The kind of a failed backup step's result code.
+fn code_kind(code: i32) -> ErrorKind {
+    use libsqlite3_sys as ffi;
+    match code & 0xff {
+        ffi::SQLITE_FULL => ErrorKind::DiskFull,
+        ffi::SQLITE_IOERR => ErrorKind::IoError,
+        ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => ErrorKind::Locked,
+        ffi::SQLITE_READONLY => ErrorKind::ReadOnly,
+        _ => ErrorKind::BackupFailed,
+    }
 }
 
 /// The refusal of a backup the disk has no room for.

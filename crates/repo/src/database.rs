@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::connection::{Handle, Settings};
+use crate::connection::{Handle, JournalMode, Settings, Synchronous};
 use crate::encryption::{ConvertOptions, Converted};
 use crate::error::Error;
 use crate::health::{HealthReport, Problem, RepairReport};
@@ -67,6 +67,25 @@ impl OpenOptions {
         self
     }
 
+    /// How commits are made durable (default [`Synchronous::Extra`]: every commit
+    /// survives a power cut, in both journal modes). A lower level makes ordinary
+    /// writes cheaper and lets a power cut undo the last ones (see [`Synchronous`]);
+    /// migrations, rollbacks, repairs and quarantine decisions always commit at
+    /// `Extra`.
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.settings.synchronous = synchronous;
+        self
+    }
+
+    /// Sets the file's journal mode as it opens (default: none, the file keeps its
+    /// own). The mode stays with the file: once in WAL, every program that opens it
+    /// uses WAL, and the app's web build (absurd-sql) cannot open it. A switch needs
+    /// the file to itself, and waits up to the busy timeout for other connections.
+    pub fn journal_mode(mut self, mode: JournalMode) -> Self {
+        self.settings.journal_mode = Some(mode);
+        self
+    }
+
     /// The key of an encrypted file (none: a plain file); a new file created with a
     /// key is encrypted with it. Needs the `encryption` feature: without it, opening
     /// with a key is refused ([`ErrorKind::Encrypted`](crate::ErrorKind::Encrypted)).
@@ -76,7 +95,7 @@ impl OpenOptions {
     /// [`sqlcipher_compatibility`](Self::sqlcipher_compatibility) fixes it instead.
     pub fn key(mut self, key: Option<Key>) -> Self {
         let compatibility = self.settings.keying.take().and_then(|k| k.compatibility);
-        self.settings.keying = key.map(|key| crate::hooks::Keying { key, compatibility });
+        self.settings.keying = key.map(|key| crate::ffi::Keying { key, compatibility });
         self
     }
 
@@ -99,7 +118,7 @@ impl OpenOptions {
     /// ([`ErrorKind::NeedsRecovery`](crate::ErrorKind::NeedsRecovery)).
     pub fn open(&self, path: &Path) -> Result<Database, Error> {
         let handle = Handle::open(path, &self.settings)?;
-        remove_interrupted_conversion(path, &handle.settings);
+        remove_interrupted_conversion(&handle);
         Ok(Database { handle })
     }
 
@@ -108,30 +127,29 @@ impl OpenOptions {
     }
 }
 
-/// Removes the copy an interrupted conversion left beside the file (it may hold the
-/// data unencrypted), when there is one and the file's write lock can be had at
-/// once: a running conversion holds that lock until its copy is gone. Where it
-/// cannot (read-only storage, no key, another writer), the copy stays, and
-/// [`Database::status`] and [`Database::check`] report it.
-fn remove_interrupted_conversion(path: &Path, settings: &Settings) {
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    if crate::files::leftover_copies(&real).is_empty() {
+/// Removes what an interrupted conversion left beside the file (a copy that may
+/// hold the data unencrypted, or a name planted in its place), when there is
+/// anything and the file's write lock can be had at once: a running conversion
+/// holds that lock until its copy is gone. Where it cannot (read-only storage, no
+/// key, another user's file, another writer), it stays, and [`Database::status`]
+/// and [`Database::check`] report it.
+fn remove_interrupted_conversion(handle: &Handle) {
+    if crate::files::leftovers(&handle.file).is_empty() {
         return;
     }
     let writer = Settings {
         create: false,
         read_only: false,
         busy_timeout: Duration::ZERO,
-        keying: settings.keying.clone(),
+        ..handle.settings.clone()
     };
-    let Ok(mut lock) = Handle::open(&real, &writer) else {
+    let Ok(mut lock) = Handle::open(&handle.path, &writer) else {
         return;
     };
     use diesel::connection::SimpleConnection;
     if lock.conn.batch_execute("BEGIN IMMEDIATE").is_ok() {
-        crate::encryption::remove_leftover(&real);
+        crate::encryption::remove_leftovers(&lock.file);
         let _ = lock.conn.batch_execute("ROLLBACK");
-        tracing::info!(path = %real.display(), "removed the copy an interrupted conversion left beside the file");
     }
 }
 
@@ -245,7 +263,13 @@ impl Database {
             Ok(status)
         });
         let mut status = status.map_err(|e| self.handle.context(e))?;
-        status.leftover_copies = Database::leftover_copies(&self.handle.path);
+        for leftover in crate::files::leftovers(&self.handle.file) {
+            match leftover.untrusted {
+                None => status.leftover_copies.push(leftover.path),
+                Some(why) => status.untrusted_files.push((leftover.path, why)),
+            }
+        }
+        status.kept_aside = self.handle.kept_aside.clone();
         Ok(status)
     }
 
@@ -324,13 +348,15 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn check(&mut self) -> Result<HealthReport, Error> {
-        crate::health::check(&mut self.handle.conn).map_err(|e| self.handle.context(e))
+        crate::health::check(&mut self.handle.conn, &self.handle.file)
+            .map_err(|e| self.handle.context(e))
     }
 
     /// Hands every problem [`Database::check`] finds to `visit`, one at a time,
     /// however many there are: memory stays flat as the file grows.
     pub fn check_each(&mut self, visit: impl FnMut(Problem)) -> Result<(), Error> {
-        crate::health::check_each(&mut self.handle.conn, visit).map_err(|e| self.handle.context(e))
+        crate::health::check_each(&mut self.handle.conn, &self.handle.file, visit)
+            .map_err(|e| self.handle.context(e))
     }
 
     /// Fixes what can be fixed without losing data, in one transaction, and reports
@@ -355,12 +381,20 @@ impl Database {
     /// settings when the file is encrypted. Refused before anything is created when
     /// the disk has no room for it; a failed copy leaves nothing behind.
     pub fn backup_to(&mut self, dest: &Path) -> Result<(), Error> {
-        crate::backup::backup_to(
-            &mut self.handle.conn,
-            self.handle.settings.keying.as_ref(),
-            dest,
-        )
-        .map_err(|e| self.handle.context(e))
+        let handle = &mut self.handle;
+        let taken = crate::txn::read(&mut handle.conn, |conn| {
+            crate::backup::backup_to(
+                crate::backup::Source {
+                    conn,
+                    raw: handle.raw,
+                    file: &handle.file,
+                    keying: handle.settings.keying.as_ref(),
+                    in_write: false,
+                },
+                dest,
+            )
+        });
+        taken.map_err(|e| self.handle.context(e))
     }
 
     /// Whether the file at `path` looks encrypted, as far as can be told without its
@@ -374,8 +408,14 @@ impl Database {
     /// may hold the data unencrypted, and its journal), found without opening it.
     /// The next read-write open that can take the file's write lock removes it.
     pub fn leftover_copies(path: &Path) -> Vec<std::path::PathBuf> {
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        crate::files::leftover_copies(&real)
+        crate::files::DbFile::locate(path)
+            .map(|file| {
+                crate::files::leftovers(&file)
+                    .into_iter()
+                    .map(|l| l.path)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Rewrites the file at `path`, opened with `current` (its key, or none), in

@@ -11,7 +11,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::connection::{Handle, Settings};
 use crate::error::{Error, ErrorKind, io_cause, io_kind};
-use crate::files::{conversion_copy, create_private, sync_folder};
+use crate::files::{Protects, conversion_copy_name};
 use crate::key::Key;
 
 /// How [`Database::convert`](crate::Database::convert) rewrites a file: under which
@@ -95,6 +95,13 @@ pub struct Converted {
     /// Plaintext copies of the file still beside it (its earlier backups, say):
     /// anyone who can read them reads the data.
     pub plaintext_copies: Vec<PathBuf>,
+    /// Names beside the file that look like plaintext copies but were not idstore's
+    /// to read or remove (a link, a FIFO, a file with other links, another user's),
+    /// each with why: nothing was written through them.
+    pub not_removed: Vec<(PathBuf, String)>,
+    /// The page size, when the conversion changed it (before, after): an encrypted
+    /// file has SQLCipher's page size, which its key alone must open.
+    pub page_size_changed: Option<(u32, u32)>,
 }
 
 /// SQLite's error in a conversion, as the crate's error.
@@ -106,34 +113,12 @@ fn failed(source: diesel::result::Error) -> Error {
     .caused_by(source)
 }
 
-/// Copies the open, keyed database to the new file `target` under the same key and
-/// SQLCipher settings (a backup of an encrypted file: `VACUUM INTO` would write it
-/// with SQLCipher's defaults, which a SQLCipher 3 file's key does not open).
-#[cfg(feature = "encryption")]
-pub(crate) fn export_copy(
-    conn: &mut SqliteConnection,
-    target: &str,
-    keying: &crate::hooks::Keying,
-) -> QueryResult<()> {
-    attach(conn, target, Some(keying))?;
-    let copied = (|| {
-        conn.batch_execute("BEGIN; SELECT sqlcipher_export('converted');")?;
-        copy_header_values(conn)?;
-        conn.batch_execute("COMMIT;")
-    })();
-    if copied.is_err() {
-        let _ = conn.batch_execute("ROLLBACK;");
-    }
-    let detached = conn.batch_execute("DETACH DATABASE converted;");
-    copied.and(detached)
-}
-
 /// Attaches `target` as `converted` under `keying` (none: plain). The key is bound,
 /// never written into the SQL.
 fn attach(
     conn: &mut SqliteConnection,
     target: &str,
-    keying: Option<&crate::hooks::Keying>,
+    keying: Option<&crate::ffi::Keying>,
 ) -> QueryResult<()> {
     let key_text = keying.map_or("", |k| k.key.as_text());
     diesel::sql_query("ATTACH DATABASE ? AS converted KEY ?")
@@ -158,7 +143,7 @@ fn copy_header_values(conn: &mut SqliteConnection) -> QueryResult<()> {
 
 /// Rewrites the file at `path`, opened with `current` (its key, or none), as
 /// `options` say. Every table, idstore's and the app's, is copied with its rows,
-/// indexes, triggers and `user_version`; the copy is checked table by table against
+/// indexes, triggers and header values; the copy is checked table by table against
 /// the original, given the original's owner, group and mode, and opened with the new
 /// key before it replaces the file. `path` is resolved first (a symlink: the file it
 /// names is converted, the link stays). Other programs must have the file closed
@@ -168,45 +153,57 @@ pub(crate) fn convert(
     current: &Settings,
     options: &ConvertOptions,
 ) -> Result<Converted, Error> {
-    let real = std::fs::canonicalize(path).map_err(|source| Error::io(path, source))?;
-    let path = real.as_path();
-    let holders = crate::files::other_holders(path);
-    if !holders.is_empty() {
-        return Err(in_use(path, &holders.join(", ")));
-    }
     let settings = Settings {
         create: false,
         read_only: false,
         ..current.clone()
     };
     // The lock holder: exclusive use first (leaving WAL needs it), then a write lock
-    // that keeps writers out until the new file is in place.
+    // that keeps writers out until the new file is in place. (Its open refuses
+    // read-only storage, another user's file and planted side files as such.)
     let mut holder = Handle::open(path, &settings)?;
-    // (After the open, which refuses read-only storage as such.)
-    owner_can_be_kept(path)?;
+    let file = &holder.file;
+    let entry = file.entry.expect("an opened file exists");
+    let path = file.path.clone();
+    let mut holders = crate::files::other_holders(&entry);
+    if crate::files::open_here(&entry) > 1 {
+        holders.push("another connection of this process".to_owned());
+    }
+    if !holders.is_empty() {
+        return Err(in_use(&path, &holders.join(", ")));
+    }
+    // Before anything of the file is touched: the new file must get its owner back.
+    if !crate::files::may_give_to(entry.owner) {
+        return Err(keep_owner(
+            &path,
+            &std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        ));
+    }
     let settings = holder.settings.clone();
-    let lock = &mut holder.conn;
     let in_use = || -> Error {
         in_use(
-            path,
+            &path,
             "another connection (a program not seen by this check)",
         )
     };
+    let lock = &mut holder.conn;
     let mode_before = diesel::sql_query("PRAGMA journal_mode")
         .get_result::<Mode>(lock)
         .map(|m| m.journal_mode)
         .map_err(failed)?;
+    let wal = mode_before.eq_ignore_ascii_case("wal");
     match journal_mode(lock, "DELETE") {
         Ok(mode) if mode.eq_ignore_ascii_case("delete") => {}
         Ok(_) => return Err(in_use()),
         Err(e) if crate::error::is_locked(&e) => return Err(in_use()),
         Err(e) => return Err(failed(e)),
     }
+    let file = &holder.file;
+    let lock = &mut holder.conn;
     let result = (|| -> Result<Converted, Error> {
         lock.batch_execute("BEGIN IMMEDIATE").map_err(failed)?;
-        let copy = conversion_copy(path);
         let previous_format = settings.keying.as_ref().and_then(|k| k.compatibility);
-        let target = options.new_key.as_ref().map(|key| crate::hooks::Keying {
+        let target = options.new_key.as_ref().map(|key| crate::ffi::Keying {
             key: key.clone(),
             compatibility: Some(
                 options
@@ -215,82 +212,92 @@ pub(crate) fn convert(
                     .unwrap_or(4),
             ),
         });
-        let done = export(path, &settings, &copy, target.as_ref()).and_then(|mut converted| {
-            converted.previous_format = previous_format;
-            converted.sqlcipher_format = target.as_ref().and_then(|k| k.compatibility);
-            if let Some(dest) = &options.backup_to {
-                // The same rows under the new key, or the file as it is (under its key).
-                let (source, encrypted) = match &target {
-                    Some(_) => (copy.as_path(), true),
-                    None => (path, settings.keying.is_some()),
-                };
-                copy_backup(source, dest)?;
-                converted.backup = Some(dest.clone());
-                converted.backup_encrypted = encrypted;
-            }
-            if let Err(e) = install(&copy, path) {
-                if let Some(dest) = &converted.backup {
-                    let _ = std::fs::remove_file(dest);
+        let copy_name = conversion_copy_name(&file.name);
+        let done = export(file, &settings, &copy_name, target.as_ref(), wal).and_then(
+            |(mut converted, copy)| {
+                converted.previous_format = previous_format;
+                converted.sqlcipher_format = target.as_ref().and_then(|k| k.compatibility);
+                if let Some(dest) = &options.backup_to {
+                    // The same rows under the new key, or the file as it is (under its key).
+                    let (source, encrypted) = match &target {
+                        Some(_) => (copy_name.as_os_str(), true),
+                        None => (file.name.as_os_str(), settings.keying.is_some()),
+                    };
+                    copy_backup(file, source, dest)?;
+                    converted.backup = Some(dest.clone());
+                    converted.backup_encrypted = encrypted;
                 }
-                return Err(e);
-            }
-            Ok(converted)
-        });
+                if let Err(e) = install(file, copy, &copy_name) {
+                    if let Some(dest) = &converted.backup {
+                        remove_backup(dest);
+                    }
+                    return Err(e);
+                }
+                Ok(converted)
+            },
+        );
         if done.is_err() {
-            remove_copy(&copy);
+            remove_copy(file, &copy_name);
         }
         let _ = lock.batch_execute("ROLLBACK");
         done
     })();
     if result.is_err() {
         // Back to how the file was; the error that matters is the first one.
-        if mode_before.eq_ignore_ascii_case("wal") {
+        if wal {
             let _ = journal_mode(lock, "WAL");
         }
         return result;
     }
-    drop(holder);
     let mut converted = result?;
-    let copies = crate::files::plaintext_copies(path);
-    if options.remove_plaintext_copies && converted.encrypted {
-        for copy in copies {
-            crate::files::wipe(&copy).map_err(|error| {
-                Error::at(
+    let copies = crate::files::plaintext_copies(&holder.file);
+    drop(holder);
+    let db = crate::files::DbFile::locate(&path)?;
+    for copy in copies {
+        if let Some(why) = &copy.untrusted {
+            converted
+                .not_removed
+                .push((copy.path.clone(), format!("not idstore's to touch: {why}")));
+            continue;
+        }
+        if !(options.remove_plaintext_copies && converted.encrypted) {
+            converted.plaintext_copies.push(copy.path);
+            continue;
+        }
+        match crate::files::wipe(&db.folder, &copy.name, db.owner()) {
+            Ok(()) => converted.removed_copies.push(copy.path),
+            Err(crate::files::WipeError::Untrusted(why)) => converted
+                .not_removed
+                .push((copy.path, format!("not idstore's to touch: {why}"))),
+            Err(crate::files::WipeError::Io(error)) => {
+                return Err(Error::at(
                     io_kind(&error),
-                    &copy,
+                    &copy.path,
                     format!(
                         "the file was converted, but the plaintext copy {} could not be removed ({}); remove it by hand",
-                        copy.display(),
+                        copy.path.display(),
                         io_cause(&error)
                     ),
-                )
-            })?;
-            converted.removed_copies.push(copy);
+                ));
+            }
         }
-    } else {
-        converted.plaintext_copies = copies;
+    }
+    if !converted.removed_copies.is_empty() {
+        db.folder
+            .sync(Protects::Removal)
+            .map_err(|e| Error::io(&path, e))?;
     }
     Ok(converted)
 }
 
-/// Refuses, before anything of the file is touched, a conversion that could not
-/// give the new file the owner, group and mode of the old one: tried on a probe
-/// file beside it, removed at once.
-fn owner_can_be_kept(path: &Path) -> Result<(), Error> {
-    let original = std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
-    let probe = crate::files::beside(
-        &conversion_copy(path),
-        &format!("-probe-{}", std::process::id()),
-    );
-    create_private(&probe).map_err(|error| convert_write(&probe, error))?;
-    let kept = crate::files::keep_owner_and_mode(&probe, &original);
-    let _ = std::fs::remove_file(&probe);
-    kept.map_err(|error| keep_owner(path, &error))
-}
-
-/// Copies the (locked, journal-less) file `source` to the new file `dest`,
-/// owner-only, and makes it durable; nothing is left of a failed copy.
-fn copy_backup(source: &Path, dest: &Path) -> Result<(), Error> {
+/// Copies the (locked, journal-less) file `source` beside the database to the new
+/// file `dest`, owner-only (the database owner's), and makes it durable; nothing is
+/// left of a failed copy.
+fn copy_backup(
+    file: &crate::files::DbFile,
+    source: &std::ffi::OsStr,
+    dest: &Path,
+) -> Result<(), Error> {
     let write_err = |error: std::io::Error| -> Error {
         let kind = match io_kind(&error) {
             ErrorKind::DiskFull => ErrorKind::DiskFull,
@@ -307,18 +314,26 @@ fn copy_backup(source: &Path, dest: &Path) -> Result<(), Error> {
             ),
         )
     };
-    create_private(dest).map_err(write_err)?;
-    let copied = (|| {
-        let mut from = std::fs::File::open(source)?;
-        let mut to = std::fs::OpenOptions::new().write(true).open(dest)?;
-        std::io::copy(&mut from, &mut to)?;
-        to.sync_all()?;
-        sync_folder(crate::files::folder_of(dest))
-    })();
-    copied.map_err(|e| {
-        let _ = std::fs::remove_file(dest);
-        write_err(e)
-    })
+    let (mut from, _) = file.folder.open_read(source).map_err(write_err)?;
+    crate::files::write_new(
+        dest,
+        Some(file.owner()),
+        Protects::BackupContent,
+        Protects::BackupName,
+        |to| to.copy_from(&mut from).map(drop),
+    )
+    .map_err(write_err)
+}
+
+/// Removes a backup this conversion wrote, when the conversion failed after it.
+fn remove_backup(dest: &Path) {
+    if let (Ok(folder), Some(name)) = (
+        crate::files::Folder::open(crate::files::folder_of(dest)),
+        dest.file_name(),
+    ) {
+        let _ = folder.remove(name);
+        let _ = folder.sync(Protects::Removal);
+    }
 }
 
 /// The journal mode SQLite reports.
@@ -335,67 +350,122 @@ fn journal_mode(conn: &mut SqliteConnection, mode: &str) -> QueryResult<String> 
         .map(|m| m.journal_mode)
 }
 
-/// Removes the copy and the journal SQLite may have kept for it, zeroed first (it
-/// may hold the data unencrypted).
-fn remove_copy(copy: &Path) {
-    for file in [crate::files::beside(copy, "-journal"), copy.to_owned()] {
-        if crate::files::wipe(&file).is_err() {
-            let _ = std::fs::remove_file(&file);
-        }
+/// Removes the copy and what SQLite may have kept beside it, idstore's own zeroed
+/// first (it may hold the data unencrypted), anything planted unlinked unwritten.
+fn remove_copy(file: &crate::files::DbFile, copy_name: &std::ffi::OsStr) {
+    for suffix in ["-journal", "-wal", "-shm", ""] {
+        let name = crate::files::suffixed(copy_name, suffix);
+        let Ok(Some(entry)) = file.folder.inspect(&name) else {
+            continue;
+        };
+        let leftover = crate::files::Leftover {
+            path: file.folder.join(&name),
+            untrusted: entry.untrusted_because(file.owner()),
+            name,
+        };
+        let _ = crate::files::remove_leftover(file, &leftover);
     }
 }
 
-/// Removes what an interrupted conversion left beside the database at `path`
-/// (see [`remove_copy`]). The caller holds the database's write lock, which a
-/// running conversion holds throughout.
-pub(crate) fn remove_leftover(path: &Path) {
-    remove_copy(&conversion_copy(path));
+/// Removes what an interrupted conversion left beside the database (see
+/// [`crate::files::remove_leftover`]); returns what was done to each name. The
+/// caller holds the database's write lock, which a running conversion holds
+/// throughout.
+pub(crate) fn remove_leftovers(
+    file: &crate::files::DbFile,
+) -> Vec<(
+    crate::files::Leftover,
+    std::io::Result<crate::files::Removed>,
+)> {
+    crate::files::leftovers(file)
+        .into_iter()
+        .map(|l| {
+            let done = crate::files::remove_leftover(file, &l);
+            (l, done)
+        })
+        .collect()
 }
 
-/// Copies every table into `copy` under `new_key` and checks it against the
-/// original, on a connection of its own (the lock holder's write lock does not
-/// stop its reads).
+/// Copies every table into the new file `copy_name` beside the database under
+/// `new_key` and checks it against the original, on a connection of its own (the
+/// lock holder's write lock does not stop its reads). Returns what was copied and
+/// the copy, open.
 fn export(
-    path: &Path,
+    file: &crate::files::DbFile,
     settings: &Settings,
-    copy: &Path,
-    target_keying: Option<&crate::hooks::Keying>,
-) -> Result<Converted, Error> {
-    remove_leftover(path); // a killed run's
-    create_private(copy).map_err(|error| convert_write(copy, error))?;
-    // The owner first, on the empty copy: refused before any work when this
-    // process may not give the file its owner back.
-    let original = std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
-    crate::files::keep_owner_and_mode(copy, &original).map_err(|error| keep_owner(path, &error))?;
-    let mut reader = Handle::open(path, settings)?;
+    copy_name: &std::ffi::OsStr,
+    target_keying: Option<&crate::ffi::Keying>,
+    wal: bool,
+) -> Result<(Converted, crate::files::SeamFile), Error> {
+    remove_copy(file, copy_name); // a killed run's
+    let copy_path = file.folder.join(copy_name);
+    let entry = file.entry.expect("an opened file exists");
+    let copy = file
+        .folder
+        .create_new(copy_name, Some(entry.owner))
+        .map_err(|error| convert_write(&copy_path, error))?;
+    copy.take_owner_and_mode(&entry)
+        .map_err(|error| keep_owner(&file.path, &error))?;
+    let mut reader = Handle::open(&file.path, settings)?;
     let conn = &mut reader.conn;
     conn.batch_execute("PRAGMA foreign_keys = OFF;")
         .map_err(failed)?;
-    let copy_text = copy.to_str().ok_or_else(|| {
+    let copy_text = copy_path.to_str().ok_or_else(|| {
         convert_write(
-            copy,
+            &copy_path,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
         )
     })?;
     attach(conn, copy_text, target_keying).map_err(failed)?;
     let result = (|| -> Result<Converted, Error> {
+        // The header values that must be set before the first table is created.
+        let page_size_before =
+            integer(conn, "SELECT page_size AS n FROM pragma_page_size").map_err(failed)?;
+        copy_layout(conn, target_keying.is_some(), page_size_before).map_err(failed)?;
         // Deferred: the lock holder keeps its write lock on the original.
         conn.batch_execute("BEGIN; SELECT sqlcipher_export('converted');")
             .map_err(failed)?;
         copy_header_values(conn).map_err(failed)?;
-        let converted = compare(conn)?;
+        let mut converted = compare(conn)?;
         conn.batch_execute("COMMIT;").map_err(failed)?;
+        if wal {
+            // The file's journal mode, kept: the copy's header says WAL too.
+            conn.batch_execute("PRAGMA converted.journal_mode = WAL;")
+                .map_err(failed)?;
+        }
+        let page_size_after = integer(
+            conn,
+            "SELECT page_size AS n FROM converted.pragma_page_size",
+        )
+        .map_err(failed)?;
+        if page_size_after != page_size_before {
+            converted.page_size_changed = Some((
+                u32::try_from(page_size_before).unwrap_or(0),
+                u32::try_from(page_size_after).unwrap_or(0),
+            ));
+        }
         Ok(converted)
     })();
     if result.is_err() {
         let _ = conn.batch_execute("ROLLBACK;");
     }
     let _ = conn.batch_execute("DETACH DATABASE converted;");
+    drop(reader);
     let mut converted = result?;
+    // SQLite opened the copy by name: it must be the file created above.
+    match file.folder.inspect(copy_name) {
+        Ok(Some(now)) if copy.entry().is_ok_and(|e| e.same_file(&now)) => {}
+        _ => {
+            return Err(convert_write(
+                &copy_path,
+                std::io::Error::other("the copy was replaced by another file while it was written"),
+            ));
+        }
+    }
     converted.encrypted = target_keying.is_some();
     // The new key must open the copy, and its structure must be sound.
     let mut reopened = Handle::open(
-        copy,
+        &copy_path,
         &Settings {
             create: false,
             read_only: true,
@@ -408,7 +478,19 @@ fn export(
     if !problems.is_empty() {
         return Err(mismatch(&problems.join("; ")));
     }
-    Ok(converted)
+    Ok((converted, copy))
+}
+
+/// The attached copy's page layout, set before its first table: `auto_vacuum` as
+/// the original has it, and for a plain copy its page size (an encrypted copy has
+/// SQLCipher's, which its key alone must open: the change is reported).
+fn copy_layout(conn: &mut SqliteConnection, encrypted: bool, page_size: i64) -> QueryResult<()> {
+    let auto_vacuum = integer(conn, "SELECT auto_vacuum AS n FROM pragma_auto_vacuum")?;
+    conn.batch_execute(&format!("PRAGMA converted.auto_vacuum = {auto_vacuum};"))?;
+    if !encrypted {
+        conn.batch_execute(&format!("PRAGMA converted.page_size = {page_size};"))?;
+    }
+    Ok(())
 }
 
 fn integer(conn: &mut SqliteConnection, query: &str) -> QueryResult<i64> {
@@ -478,23 +560,31 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
         backup_encrypted: false,
         removed_copies: Vec::new(),
         plaintext_copies: Vec::new(),
+        not_removed: Vec::new(),
+        page_size_changed: None,
     })
 }
 
 /// Makes the copy durable, renames it over the file, and makes the rename durable.
-fn install(copy: &Path, path: &Path) -> Result<(), Error> {
-    let write_err = |error| convert_write(copy, error);
-    std::fs::File::open(copy)
-        .and_then(|f| f.sync_all())
-        .map_err(write_err)?;
-    std::fs::rename(copy, path).map_err(write_err)?;
-    sync_folder(crate::files::folder_of(path)).map_err(|error| {
+fn install(
+    file: &crate::files::DbFile,
+    copy: crate::files::SeamFile,
+    copy_name: &std::ffi::OsStr,
+) -> Result<(), Error> {
+    let copy_path = file.folder.join(copy_name);
+    copy.sync(Protects::ConvertedContent)
+        .map_err(|error| convert_write(&copy_path, error))?;
+    drop(copy);
+    file.folder
+        .rename(copy_name, &file.name)
+        .map_err(|error| convert_write(&copy_path, error))?;
+    file.folder.sync(Protects::ConvertedRename).map_err(|error| {
         Error::at(
             io_kind(&error),
-            path,
+            &file.path,
             format!(
                 "{} was converted, but its folder could not be synced ({}), so the change may not survive a power loss (the old file would come back whole); check the disk",
-                path.display(),
+                file.path.display(),
                 io_cause(&error)
             ),
         )

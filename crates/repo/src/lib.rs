@@ -40,12 +40,12 @@ mod connection;
 mod database;
 mod encryption;
 mod error;
+mod ffi;
 mod files;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 mod guard;
 mod health;
-mod hooks;
 mod key;
 mod migrations;
 #[cfg(feature = "pool")]
@@ -67,6 +67,7 @@ mod values;
 pub use diesel;
 
 pub use accounts::AccountRemoval;
+pub use connection::{JournalMode, Synchronous};
 pub use database::{Database, OpenOptions};
 pub use encryption::{ConvertOptions, Converted};
 pub use error::{Error, ErrorKind};

@@ -88,6 +88,14 @@ pub(crate) fn table_integrity_problems(
         .map(problems)
 }
 
+/// `PRAGMA quick_check`: the structure of the whole file, without comparing the
+/// indexes with their tables.
+pub(crate) fn quick_check_problems(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+    diesel::sql_query("SELECT quick_check AS line FROM pragma_quick_check")
+        .load(conn)
+        .map(problems)
+}
+
 /// `PRAGMA quick_check(table)`: the structure of one table and its indexes, without
 /// comparing the indexes with the table.
 pub(crate) fn table_quick_check_problems(

@@ -43,12 +43,44 @@ fn within<T>(
             DieselError::RollbackTransaction
         })
     };
-    let result = if write {
-        conn.immediate_transaction(body)
-    } else {
-        conn.transaction(body)
+    let (result, logged) = crate::ffi::watch_errors(|| {
+        if write {
+            conn.immediate_transaction(body)
+        } else {
+            conn.transaction(body)
+        }
+    });
+    let at_commit = result.is_err() && first.is_none();
+    settle(result, first).map_err(|e| {
+        let past_commit_point = logged
+            .as_ref()
+            .is_some_and(|codes| codes.contains(&crate::ffi::IOERR_DIR_FSYNC));
+        if write && at_commit && past_commit_point {
+            return committed_not_durable(e, conn);
+        }
+        crate::storage::with_context(e, conn)
+    })
+}
+
+/// A COMMIT that failed after its commit point: the rollback journal was deleted
+/// (the change is in the file), then syncing its folder failed, so a power cut
+/// could still undo it. Said as such, never as "nothing was changed".
+fn committed_not_durable(e: Error, conn: &mut SqliteConnection) -> Error {
+    let path = crate::storage::database_path(conn);
+    let file = path
+        .as_deref()
+        .map_or_else(|| "the database".to_owned(), |p| p.display().to_string());
+    let message = format!(
+        "the change to {file} was made, but the disk failed to make it durable (an I/O error syncing its folder after the commit), so a power cut could still undo it; check the storage device"
+    );
+    let made = match path {
+        Some(p) => Error::at(crate::error::ErrorKind::IoError, &p, message),
+        None => Error::new(crate::error::ErrorKind::IoError, message),
     };
-    settle(result, first).map_err(|e| crate::storage::with_context(e, conn))
+    match e.into_source() {
+        Some(source) => made.caused_by_boxed(source),
+        None => made,
+    }
 }
 
 fn settle<T>(result: Result<T, DieselError>, first: Option<Error>) -> Result<T, Error> {

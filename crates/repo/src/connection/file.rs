@@ -2,14 +2,11 @@
 //! SQLite opens it, what the storage allows, an interrupted write's journal, and
 //! files created owner-only.
 
-use std::fs;
 use std::io;
-#[cfg(not(unix))]
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
-use crate::files::beside;
+use crate::files::DbFile;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -24,34 +21,62 @@ pub(crate) fn sqlite_uri(path: &Path, read_only: bool, immutable: bool) -> Strin
 
 /// The rollback journal of an interrupted write, when there is one: SQLite calls a
 /// journal hot when it is there, not empty and its header not zeroed.
-pub(crate) fn hot_journal(path: &Path) -> Option<PathBuf> {
-    let journal = beside(path, "-journal");
+/// (Read through no link and no FIFO: [`DbFile::check_side_files`] refused those.)
+pub(crate) fn hot_journal(file: &DbFile) -> Option<PathBuf> {
+    use std::io::Read;
+    let name = file.side_name("-journal");
     let mut first = [0u8; 1];
-    let hot = fs::File::open(&journal)
-        .and_then(|f| {
-            use std::io::Read;
-            (&f).read(&mut first)
-        })
+    let hot = file
+        .folder
+        .open_read(&name)
+        .and_then(|(mut f, _)| f.read(&mut first))
         .is_ok_and(|n| n == 1 && first[0] != 0);
-    hot.then_some(journal)
+    // A journal is hot only while no writer holds the RESERVED lock: one that does
+    // is in the middle of its transaction, and the journal is its live one.
+    let hot = hot && !crate::ffi::reserved_lock_held(&file.path).unwrap_or(true);
+    hot.then(|| file.folder.join(&name))
 }
 
-/// Whether a write-ahead log holds frames (more than its 32-byte header).
-pub(crate) fn wal_has_frames(wal: &Path) -> bool {
-    fs::metadata(wal).is_ok_and(|m| m.len() > 32)
+/// Whether the file's write-ahead log holds frames (more than its 32-byte header).
+pub(crate) fn wal_has_frames(file: &DbFile) -> bool {
+    matches!(file.folder.inspect(&file.side_name("-wal")), Ok(Some(e)) if e.len > 32)
+}
+
+/// Whether a name SQLite keeps beside the file exists.
+pub(crate) fn has_side(file: &DbFile, suffix: &str) -> bool {
+    file.has(&file.side_name(suffix))
+}
+
+/// The system's refusal of reading (and, with `write`, writing) `path`, asked
+/// without opening it (closing a descriptor would drop this process's locks on it).
+pub(crate) fn access_error(path: &Path, write: bool) -> Option<io::Error> {
+    #[cfg(unix)]
+    {
+        let mut access = rustix::fs::Access::READ_OK;
+        if write {
+            access |= rustix::fs::Access::WRITE_OK;
+        }
+        rustix::fs::access(path, access).err().map(io::Error::from)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = write;
+        std::fs::metadata(path).err()
+    }
 }
 
 /// Reads the first bytes of the file into `buf`; returns how many there were
 /// (through SQLite's VFS, which takes no other connection's locks away: see
-/// [`crate::hooks::read_file_start`]).
+/// [`crate::ffi::read_file_start`]).
 fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
-    crate::hooks::read_file_start(path, buf)
+    crate::ffi::read_file_start(path, buf)
 }
 
 /// Checks the start of an existing file before SQLite opens it. A file opened with
 /// a key must not be plain SQLite (its header would be readable); one opened
 /// without must be plain SQLite, and is reported as encrypted when it looks it.
-pub(super) fn check_header(path: &Path, keyed: bool) -> Result<(), Error> {
+pub(super) fn check_header(file: &DbFile, keyed: bool) -> Result<(), Error> {
+    let path = file.path.as_path();
     let mut header = [0u8; 100];
     let read = read_header(path, &mut header).map_err(|source| Error::io(path, source))?;
     if read == 0 {
@@ -104,7 +129,7 @@ pub(super) fn check_header(path: &Path, keyed: bool) -> Result<(), Error> {
             no_encryption(path)
         });
     }
-    if read == header.len() && is_truncated(path, &header) {
+    if read == header.len() && is_truncated(file, &header) {
         return Err(Error::at(
             ErrorKind::Damaged,
             path,
@@ -135,7 +160,7 @@ pub(crate) fn no_encryption(path: &Path) -> Error {
 /// file of zeros, text or a repeated byte does not). Random noise passes too:
 /// without the key the two cannot be told apart.
 fn looks_encrypted(path: &Path, read: usize) -> bool {
-    let whole_pages = fs::metadata(path).is_ok_and(|m| m.len() >= 1024 && m.len() % 512 == 0);
+    let whole_pages = crate::files::entry_at(path).is_ok_and(|m| m.len >= 1024 && m.len % 512 == 0);
     if read < 16 || !whole_pages {
         return false;
     }
@@ -163,7 +188,7 @@ pub fn is_encrypted(path: &Path) -> io::Result<bool> {
 /// trusts that count only while the "version-valid-for" field matches the change
 /// counter, and a `-wal` file may hold pages not yet in the main file, so the check
 /// is skipped then.
-fn is_truncated(path: &Path, header: &[u8; 100]) -> bool {
+fn is_truncated(file: &DbFile, header: &[u8; 100]) -> bool {
     let be32 = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
@@ -176,14 +201,12 @@ fn is_truncated(path: &Path, header: &[u8; 100]) -> bool {
     // rolls back before it reads anything: that is no truncation.
     if change_counter != valid_for
         || pages == 0
-        || beside(path, "-wal").exists()
-        || hot_journal(path).is_some()
+        || has_side(file, "-wal")
+        || hot_journal(file).is_some()
     {
         return false;
     }
-    fs::metadata(path)
-        .map(|m| m.len() < pages * page_size)
-        .unwrap_or(false)
+    file.entry.is_some_and(|e| e.len < pages * page_size)
 }
 
 /// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file

@@ -1,34 +1,96 @@
-//! The one way a connection is opened: the file checked before SQLite sees it, an
-//! interrupted write recovered (or refused where it cannot be), read-only storage
-//! read as such, the key tried before anything else, and SQLite's defensive
-//! settings on. Every [`Handle`] is opened here.
+//! The one way a connection is opened: the file found once and checked before
+//! SQLite sees it ([`DbFile`]: a regular file, its side files SQLite's own), an
+//! interrupted write recovered only after the file and its journal are kept aside
+//! and checked afterwards (or refused where it cannot be), a file the caller may
+//! not write read without creating anything beside it, the key tried before
+//! anything else, and SQLite's defensive settings on. Every [`Handle`] is opened
+//! here.
 //!
-//! Nothing is written to an existing file by opening it (a file the open creates
-//! gets its first page, so it is a database from the start). A read-write handle switches the
-//! file to write-ahead logging only after its first write has committed, so a call
-//! refused before that leaves the file byte for byte as it was.
+//! Nothing is written to an existing file by opening it, and nothing about it is
+//! changed for good that the caller did not ask for: its journal mode stays the
+//! file's own unless [`crate::OpenOptions::journal_mode`] says otherwise. (A file
+//! the open creates gets its first page, so it is a database from the start.)
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::error::{Error, ErrorKind};
+use crate::files::{DbFile, Protects, storage_is_read_only};
 
+mod access;
 mod file;
 
-use crate::files::{
-    beside, create_private, folder_of, folder_writable, remove_with_journals, storage_is_read_only,
-};
 pub(crate) use file::is_encrypted;
-use file::{check_header, hot_journal, sqlite_uri, wal_has_frames};
+use file::{check_header, sqlite_uri};
 
 /// How long a connection waits for another writer before reporting `database is
 /// locked` (the default of [`crate::OpenOptions::busy_timeout`]).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a connection makes its commits durable: SQLite's `synchronous`.
+///
+/// The default, [`Synchronous::Extra`], makes every committed write survive a power
+/// cut in both journal modes: in rollback-journal mode SQLite then also syncs the
+/// folder after deleting the journal (the commit itself: a journal that comes back
+/// after a power cut would be rolled back). Lower levels trade that for speed, and
+/// apply to a service's ordinary writes only: migrations, rollbacks, repairs and
+/// quarantine decisions always commit at `Extra`.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Synchronous {
+    /// No syncs: a power cut (not a crash of the program) can lose recent commits,
+    /// and in rollback-journal mode damage the file.
+    Off,
+    /// Syncs at checkpoints only in WAL mode (a power cut can lose the commits since
+    /// the last one, never damage the file); in rollback-journal mode, fewer syncs
+    /// than `Full`, with a small risk of damage on a power cut.
+    Normal,
+    /// Syncs every commit (in rollback-journal mode the folder is not synced after
+    /// the journal is deleted, so the last commit can be undone by a power cut).
+    Full,
+    /// `Full`, and in rollback-journal mode the folder synced after the journal is
+    /// deleted: every commit survives a power cut.
+    #[default]
+    Extra,
+}
+
+impl Synchronous {
+    /// The pragma's value.
+    pub(crate) fn as_sql(self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+            Synchronous::Extra => "EXTRA",
+        }
+    }
+}
+
+/// The journal mode a connection sets on the file (none given: the file keeps its
+/// own). The mode is a property of the file once set to WAL: every program that
+/// opens it afterwards uses WAL.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalMode {
+    /// A rollback journal, deleted at each commit: what SQLite and the app's web
+    /// build (absurd-sql) use.
+    Delete,
+    /// Write-ahead logging: readers do not block the writer; needs shared memory
+    /// (the app's web build cannot open such a file).
+    Wal,
+}
+
+impl JournalMode {
+    fn as_sql(self) -> &'static str {
+        match self {
+            JournalMode::Delete => "DELETE",
+            JournalMode::Wal => "WAL",
+        }
+    }
+}
 
 /// What a handle is opened with (see [`crate::OpenOptions`]).
 #[derive(Debug, Clone)]
@@ -36,7 +98,9 @@ pub(crate) struct Settings {
     pub create: bool,
     pub read_only: bool,
     pub busy_timeout: Duration,
-    pub keying: Option<crate::hooks::Keying>,
+    pub keying: Option<crate::ffi::Keying>,
+    pub synchronous: Synchronous,
+    pub journal_mode: Option<JournalMode>,
 }
 
 impl Default for Settings {
@@ -46,6 +110,8 @@ impl Default for Settings {
             read_only: false,
             busy_timeout: BUSY_TIMEOUT,
             keying: None,
+            synchronous: Synchronous::default(),
+            journal_mode: None,
         }
     }
 }
@@ -53,90 +119,132 @@ impl Default for Settings {
 /// An open, configured connection and what is known of its file.
 pub(crate) struct Handle {
     pub conn: SqliteConnection,
-    pub path: PathBuf,
+    /// The connection's own SQLite handle (for the online backup API).
+    pub raw: crate::ffi::RawDb,
+    /// The database file: its real path, its folder, what it is.
+    pub file: DbFile,
+    /// The file's real path (`file.path`).
+    pub path: std::path::PathBuf,
     pub settings: Settings,
-    /// The file is not in WAL mode yet: switched after the first committed write.
-    wal_pending: bool,
     /// This open created the file.
     pub created: bool,
     /// Whether the file was found servable (cached: the check is a few reads, and
     /// every [`crate::Database::store`] asks); forgotten by migrate and rollback.
     pub servable: bool,
+    /// Copies of the file and its journal kept aside before an interrupted write was
+    /// recovered by this open (the state before recovery), when there was one.
+    pub kept_aside: Vec<std::path::PathBuf>,
+    /// This connection, counted among the process's connections to the file.
+    _open_here: Option<crate::files::OpenHere>,
 }
 
 impl Handle {
     /// Opens `path` as `settings` say. Refuses, without writing anything, what it
-    /// cannot serve: a directory, a file that is not SQLite, a key that does not fit,
-    /// read-only storage for a read-write open, an interrupted write that cannot be
-    /// recovered here.
+    /// cannot serve: a directory, a FIFO or device, a file that is not SQLite, a
+    /// side file that is not SQLite's own, a key that does not fit, a file the
+    /// caller may not write for a read-write open, an interrupted write that cannot
+    /// be recovered here (or that does not check out once recovered: then the file
+    /// is put back as it was).
     pub fn open(path: &Path, settings: &Settings) -> Result<Handle, Error> {
         if settings.keying.is_some() && !cfg!(feature = "encryption") {
             return Err(file::no_encryption(path));
         }
-        let created = prepare_file(path, settings)?;
-        let opened = Self::open_existing(path, settings, created);
-        if opened.is_err() && created {
-            // Nothing of a file this call created is left behind.
-            remove_with_journals(path);
-        }
-        opened
-    }
-
-    fn open_existing(path: &Path, settings: &Settings, created: bool) -> Result<Handle, Error> {
-        let mut settings = settings.clone();
-        let immutable = if settings.read_only {
-            read_only_access(path, &mut settings)?
-        } else {
-            false
-        };
-        let mut conn = establish_detecting(path, &mut settings, immutable)?;
-        let journal_mode = configure(&mut conn, path, &settings)?;
-        if created {
-            // The new file gets its first page now (an empty database, under its key
-            // when it has one), so whatever comes next (a failed migration, a dry
-            // run, a caller that stops here) leaves a database the next open serves,
-            // never an empty file that it must refuse.
-            conn.batch_execute("PRAGMA user_version = 0;")
-                .map_err(|e| configure_error(path, e))?;
-        }
-        Ok(Handle {
-            conn,
-            path: path.to_owned(),
-            wal_pending: !settings.read_only && !journal_mode.eq_ignore_ascii_case("wal"),
-            settings,
-            created,
-            servable: false,
+        let mut file = DbFile::locate(path).map_err(|e| {
+            if e.kind() == ErrorKind::MissingFolder && (!settings.create || settings.read_only) {
+                Error::at(
+                    ErrorKind::NotFound,
+                    path,
+                    format!("no database at {}", path.display()),
+                )
+            } else {
+                e
+            }
+        })?;
+        let created = prepare_file(&mut file, settings)?;
+        Self::open_existing(file, settings, created).map_err(|failed| {
+            let (e, file) = *failed;
+            if created {
+                // Nothing of a file this call created is left behind.
+                crate::files::remove_new(&file.folder, &file.name);
+            }
+            e
         })
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (see [`crate::txn`]); once a
-    /// first write has committed, the file is switched to write-ahead logging.
+    fn open_existing(
+        file: DbFile,
+        settings: &Settings,
+        created: bool,
+    ) -> Result<Handle, Box<(Error, DbFile)>> {
+        let mut settings = settings.clone();
+        let opened = (|| {
+            let plan = access::prepare(&file, &mut settings)?;
+            let (mut conn, raw) = establish_detecting(&file.path, &mut settings, plan.immutable)?;
+            file.check_still_same()?;
+            configure(&mut conn, &file.path, &settings)?;
+            if created {
+                // The new file gets its first page now (an empty database, under its
+                // key when it has one), so whatever comes next (a failed migration, a
+                // dry run, a caller that stops here) leaves a database the next open
+                // serves, never an empty file that it must refuse; and its name is
+                // made durable.
+                conn.batch_execute("PRAGMA user_version = 0;")
+                    .map_err(|e| configure_error(&file.path, e))?;
+                file.folder
+                    .sync(Protects::NewDatabaseName)
+                    .map_err(|e| Error::io(&file.path, e))?;
+            }
+            Ok((conn, raw, plan.kept_aside))
+        })();
+        match opened {
+            Ok((conn, raw, kept_aside)) => Ok(Handle {
+                _open_here: file.entry.as_ref().map(crate::files::register_open),
+                conn,
+                raw,
+                path: file.path.clone(),
+                file,
+                settings,
+                created,
+                servable: false,
+                kept_aside,
+            }),
+            Err(e) => Err(Box::new((e, file))),
+        }
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (see [`crate::txn`]), committed
+    /// as the handle's [`Synchronous`] setting says.
     pub fn write<T>(
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let done = crate::txn::immediate(&mut self.conn, f)?;
-        self.after_commit();
-        Ok(done)
+        crate::txn::immediate(&mut self.conn, f)
     }
 
-    /// Switches to WAL after a committed write, when the file is not in it yet. The
-    /// write is done either way: a switch that fails (another program reading) is
-    /// tried again after the next one.
-    pub fn after_commit(&mut self) {
-        if !self.wal_pending {
-            return;
+    /// Runs `f` (which commits what it writes) with every commit durable whatever
+    /// the handle's setting: migrations, rollbacks, repairs and quarantine decisions
+    /// are reported as done only once they would survive a power cut.
+    pub fn durably<T>(
+        &mut self,
+        f: impl FnOnce(&mut Handle) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let lowered = self.settings.synchronous < Synchronous::Extra;
+        if lowered {
+            self.conn
+                .batch_execute("PRAGMA synchronous = EXTRA;")
+                .map_err(Error::from)?;
         }
-        let timeout = self.settings.busy_timeout;
-        let conn = &mut self.conn;
-        match retry_while_locked(timeout, || {
-            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-        }) {
-            Ok(()) => self.wal_pending = false,
-            Err(e) => {
-                tracing::warn!(error = %e, "the switch to write-ahead logging waits for the next write")
-            }
+        let done = f(self);
+        if lowered {
+            let back = format!(
+                "PRAGMA synchronous = {};",
+                self.settings.synchronous.as_sql()
+            );
+            // The first error is the one that matters; a failure to lower it again
+            // only leaves the connection safer than asked.
+            let _ = self.conn.batch_execute(&back);
         }
+        done
     }
 
     /// Whether the handle was opened read-only.
@@ -149,17 +257,20 @@ impl Handle {
     /// tells) and how long it waited.
     pub fn context(&self, e: Error) -> Error {
         if e.kind() == ErrorKind::Locked && e.raw_sqlite().is_some() {
-            return locked(&self.path, self.settings.busy_timeout).caused_by(e);
+            return locked(&self.file, self.settings.busy_timeout).caused_by(e);
         }
         e.in_file(&self.path)
     }
 }
 
-/// The refusal of an operation on `path` that another connection kept locked past
+/// The refusal of an operation on `file` that another connection kept locked past
 /// `waited`: who holds it (other processes with the file open, where the system
 /// tells), and what to do.
-pub(crate) fn locked(path: &Path, waited: Duration) -> Error {
-    let holders = crate::files::other_holders(path);
+pub(crate) fn locked(file: &DbFile, waited: Duration) -> Error {
+    let holders = file
+        .entry
+        .map(|e| crate::files::other_holders(&e))
+        .unwrap_or_default();
     let by = if holders.is_empty() {
         "another connection".to_owned()
     } else {
@@ -170,96 +281,87 @@ pub(crate) fn locked(path: &Path, waited: Duration) -> Error {
     };
     Error::at(
         ErrorKind::Locked,
-        path,
+        &file.path,
         format!(
             "{} stayed locked by {by} for longer than the busy timeout ({} ms); nothing was changed: retry once it is done, or wait longer (the busy timeout)",
-            path.display(),
+            file.path.display(),
             waited.as_millis()
         ),
     )
 }
 
-/// Checks the path and, when allowed, creates a missing file (owner-only). Returns
+/// Checks the file and, when allowed, creates a missing one (owner-only). Returns
 /// whether it created the file.
-fn prepare_file(path: &Path, settings: &Settings) -> Result<bool, Error> {
-    let io_err = |source: io::Error| Error::io(path, source);
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(Error::at(
-            ErrorKind::IsDirectory,
-            path,
-            format!(
-                "{} is a directory; pass the path of a database file",
-                path.display()
-            ),
-        )),
-        Ok(meta) => {
-            check_header(path, settings.keying.is_some())?;
+fn prepare_file(file: &mut DbFile, settings: &Settings) -> Result<bool, Error> {
+    let path = file.path.clone();
+    match file.entry {
+        Some(entry) => {
+            check_header(file, settings.keying.is_some())?;
             if !settings.read_only {
-                refuse_read_only(path, Some(&meta))?;
+                refuse_read_only(file, Some(entry.mode))?;
             }
             Ok(false)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        None => {
             if !settings.create || settings.read_only {
                 return Err(Error::at(
                     ErrorKind::NotFound,
-                    path,
+                    &path,
                     format!("no database at {}", path.display()),
                 ));
             }
-            let parent = folder_of(path);
-            if !parent.is_dir() {
-                return Err(Error::at(
-                    ErrorKind::MissingFolder,
-                    path,
-                    format!(
-                        "cannot create {}: the folder {} does not exist; create it first",
-                        path.display(),
-                        parent.display()
-                    ),
-                ));
-            }
-            refuse_read_only(path, None)?;
-            create_private(path).map_err(io_err)?;
+            refuse_read_only(file, None)?;
+            file.folder
+                .create_new(&file.name, None)
+                .map_err(|e| Error::io(&path, e))?;
+            file.refresh().map_err(|e| Error::io(&path, e))?;
             Ok(true)
         }
-        Err(e) => Err(io_err(e)),
     }
 }
 
-/// Refuses a read-write open of a file (or a new file) that cannot be written: a
-/// read-only filesystem, a file whose mode allows no writing (checked here, not left
-/// to SQLite, which would silently open read-only; root would not be stopped by the
-/// mode bits at all), a folder SQLite cannot put its journal in.
-fn refuse_read_only(path: &Path, meta: Option<&fs::Metadata>) -> Result<(), Error> {
-    let refuse = |cause| -> Result<(), Error> { Err(read_only(path, cause)) };
-    if storage_is_read_only(folder_of(path)) {
-        return refuse(ReadOnlyCause::Filesystem);
+/// Refuses a read-write open of a file (or a new file) that cannot or may not be
+/// written: a read-only filesystem, a file whose mode allows no writing (checked
+/// here, not left to SQLite, which would silently open read-only; root would not
+/// be stopped by the mode bits at all), a folder SQLite cannot put its journal in,
+/// another user's file (its journal and log would be this user's, and lock its
+/// owner out).
+fn refuse_read_only(file: &DbFile, mode: Option<u32>) -> Result<(), Error> {
+    if storage_is_read_only(file.folder.path()) {
+        return Err(read_only(&file.path, ReadOnlyCause::Filesystem));
     }
-    if meta.is_some_and(|m| m.permissions().readonly()) {
-        return refuse(ReadOnlyCause::FilePermission);
+    if mode.is_some_and(|m| m & 0o222 == 0) {
+        return Err(read_only(&file.path, ReadOnlyCause::FilePermission));
     }
-    if !folder_writable(folder_of(path)) {
-        return refuse(ReadOnlyCause::FolderPermission);
+    if !file.mine() {
+        return Err(read_only(
+            &file.path,
+            ReadOnlyCause::NotOwner(file.owner().uid),
+        ));
+    }
+    if !file.folder.writable() {
+        return Err(read_only(&file.path, ReadOnlyCause::FolderPermission));
     }
     Ok(())
 }
 
 /// Why a file cannot be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadOnlyCause {
+pub(crate) enum ReadOnlyCause {
     /// The filesystem is mounted read-only.
     Filesystem,
     /// The file's permissions allow no writing.
     FilePermission,
     /// The folder cannot be written (SQLite writes its journal there).
     FolderPermission,
+    /// Another user (this uid) owns the file.
+    NotOwner(u32),
 }
 
 /// The refusal to write a file that cannot be written, and why.
-fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
+pub(crate) fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
     let file = path.display();
-    let folder = folder_of(path).display();
+    let folder = crate::files::folder_of(path).display();
     let why = match cause {
         ReadOnlyCause::Filesystem => {
             format!("{file} is on a read-only filesystem (the one holding {folder})")
@@ -270,61 +372,23 @@ fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
         ReadOnlyCause::FolderPermission => format!(
             "the folder {folder} cannot be written, and SQLite writes its journal beside {file}"
         ),
+        ReadOnlyCause::NotOwner(uid) => format!(
+            "{file} belongs to another user (uid {uid}); writing it would leave its journal and log owned by you, which locks its owner out"
+        ),
+    };
+    let fix = match cause {
+        ReadOnlyCause::NotOwner(_) => {
+            "run the command as the file's owner (or as root), or work on a copy of your own"
+        }
+        _ => {
+            "to change it, copy the file to writable storage (or make it writable) and run the command there"
+        }
     };
     Error::at(
         ErrorKind::ReadOnly,
         path,
-        format!(
-            "{why}: nothing was written; to change it, copy the file to writable storage (or make it writable) and run the command there"
-        ),
+        format!("{why}: nothing was written; {fix}"),
     )
-}
-
-/// The refusal to read a file whose interrupted write (`journal` beside it) cannot
-/// be recovered here.
-fn needs_recovery(path: &Path, journal: &Path) -> Error {
-    Error::at(
-        ErrorKind::NeedsRecovery,
-        path,
-        format!(
-            "{} holds an interrupted write ({} beside it) that SQLite must recover before the file can be read, and it cannot here: the storage is read-only; copy both files to writable storage and open the copy there (any idstore command recovers it), or open it where it is once the storage is writable",
-            path.display(),
-            journal.display()
-        ),
-    )
-}
-
-/// Before a read-only open: an interrupted write is recovered when the storage can
-/// be written (a read-write connection rolls a hot journal back, as any SQLite
-/// client would) and refused plainly when it cannot. Returns whether the file must
-/// be opened `immutable` (read-only storage, in WAL mode or not, with no log to read:
-/// SQLite could otherwise not open a WAL file without creating its `-shm`).
-fn read_only_access(path: &Path, settings: &mut Settings) -> Result<bool, Error> {
-    let read_only_storage = storage_is_read_only(folder_of(path));
-    if let Some(journal) = hot_journal(path) {
-        if refuse_read_only(path, fs::metadata(path).ok().as_ref()).is_err() {
-            return Err(needs_recovery(path, &journal));
-        }
-        // The recovery itself: a read-write connection's first read rolls it back.
-        let writable = Settings {
-            read_only: false,
-            ..settings.clone()
-        };
-        let mut recover = establish_detecting(path, &mut writable.clone(), false)?;
-        configure(&mut recover, path, &writable)?;
-        tracing::info!(path = %path.display(), "rolled back an interrupted write (hot journal)");
-    }
-    if !read_only_storage {
-        return Ok(false);
-    }
-    let wal = beside(path, "-wal");
-    if wal_has_frames(&wal) {
-        if beside(path, "-shm").exists() {
-            return Ok(false); // SQLite reads the log through the index it finds
-        }
-        return Err(needs_recovery(path, &wal));
-    }
-    Ok(true)
 }
 
 /// [`establish`], and for a key without a SQLCipher compatibility setting, tried as
@@ -334,7 +398,7 @@ fn establish_detecting(
     path: &Path,
     settings: &mut Settings,
     immutable: bool,
-) -> Result<SqliteConnection, Error> {
+) -> Result<(SqliteConnection, crate::ffi::RawDb), Error> {
     match establish(path, settings, immutable) {
         Err(e) if e.kind() == ErrorKind::WrongKey => {
             let Some(keying) = settings
@@ -345,7 +409,7 @@ fn establish_detecting(
                 return Err(e);
             };
             let mut older = settings.clone();
-            older.keying = Some(crate::hooks::Keying {
+            older.keying = Some(crate::ffi::Keying {
                 key: keying.key.clone(),
                 compatibility: Some(3),
             });
@@ -372,24 +436,25 @@ fn establish_detecting(
 }
 
 /// Opens the SQLite connection (keyed, when there is a key, with the busy handler
-/// and the defensive settings: see [`crate::hooks`]), and tries the key before
+/// and the defensive settings: see [`crate::ffi`]), and tries the key before
 /// anything else reads the file.
-fn establish(path: &Path, settings: &Settings, immutable: bool) -> Result<SqliteConnection, Error> {
+pub(crate) fn establish(
+    path: &Path,
+    settings: &Settings,
+    immutable: bool,
+) -> Result<(SqliteConnection, crate::ffi::RawDb), Error> {
     let uri = sqlite_uri(path, settings.read_only, immutable);
-    let mut conn = crate::hooks::opening(settings.keying.as_ref(), settings.busy_timeout, || {
-        SqliteConnection::establish(&uri)
-    })
-    .map_err(|source| {
-        // SQLite says only "unable to open database file"; the system's own error,
-        // when opening the file the same way fails too, names the real cause (a
-        // full disk, an I/O error, a permission).
-        match fs::OpenOptions::new()
-            .read(true)
-            .write(!settings.read_only)
-            .open(path)
-        {
-            Err(io) => Error::io(path, io),
-            Ok(_) => Error::at(
+    let (opened, raw) =
+        crate::ffi::opening(settings.keying.as_ref(), settings.busy_timeout, || {
+            SqliteConnection::establish(&uri)
+        });
+    let mut conn = opened.map_err(|source| {
+        // SQLite says only "unable to open database file"; the system's own answer
+        // for the same access (asked without opening the file, which would drop
+        // this process's locks on it) names the real cause: a permission, say.
+        match file::access_error(path, !settings.read_only) {
+            Some(io) => Error::io(path, io),
+            None => Error::at(
                 ErrorKind::CannotOpen,
                 path,
                 format!("could not open database at {}", path.display()),
@@ -400,13 +465,14 @@ fn establish(path: &Path, settings: &Settings, immutable: bool) -> Result<Sqlite
     if settings.keying.is_some() {
         check_key(&mut conn, path)?;
     }
-    Ok(conn)
+    let raw = raw.expect("an idstore connection passes through the open hook");
+    Ok((conn, raw))
 }
 
 /// An error met while opening: a full disk or an I/O error (creating the `-shm`
 /// file of a WAL database, say) reported as the storage fault it is, with the room
 /// beside the file; anything else as a failure to open.
-fn configure_error(path: &Path, source: diesel::result::Error) -> Error {
+pub(crate) fn configure_error(path: &Path, source: diesel::result::Error) -> Error {
     let kind = crate::error::classify(&source);
     if matches!(kind, ErrorKind::DiskFull | ErrorKind::IoError) {
         return crate::storage::fault_at(path, kind, source);
@@ -442,18 +508,18 @@ fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
 
 /// Sets what every connection runs with and reads the schema (which surfaces a
 /// damaged file now, and on a read-write connection rolls back a hot journal).
-/// Returns the file's journal mode. Writes nothing to the file.
+/// Writes nothing to the file unless a journal mode was asked for.
 ///
 /// `foreign_keys = ON`; temporary tables and sorts in temporary files for a plain
 /// file (memory stays flat however large the file) but in memory for an encrypted
-/// one (no plaintext copy of any table lands in a temporary file); `synchronous`
-/// FULL while the file uses a rollback journal, NORMAL in WAL mode. SQLite's
-/// defensive settings are set as the connection opens (see [`crate::hooks`]).
-fn configure(
+/// one (no plaintext copy of any table lands in a temporary file); `synchronous` as
+/// the settings say. SQLite's defensive settings are set as the connection opens
+/// (see [`crate::ffi`]).
+pub(crate) fn configure(
     conn: &mut SqliteConnection,
     path: &Path,
     settings: &Settings,
-) -> Result<String, Error> {
+) -> Result<(), Error> {
     conn.set_instrumentation(SlowStatements::default());
     let temp_store = if settings.keying.is_some() {
         "MEMORY"
@@ -461,18 +527,20 @@ fn configure(
         "FILE"
     };
     conn.batch_execute(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA temp_store = {temp_store};"
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = {temp_store}; PRAGMA synchronous = {};",
+        settings.synchronous.as_sql()
     ))
     .map_err(|e| configure_error(path, e))?;
+    // Reading the schema surfaces a damaged file now.
     let mode = crate::sql::journal_mode(conn).map_err(|e| configure_error(path, e))?;
-    let sync = if mode.eq_ignore_ascii_case("wal") {
-        "NORMAL"
-    } else {
-        "FULL"
-    };
-    conn.batch_execute(&format!("PRAGMA synchronous = {sync};"))
-        .map_err(|e| configure_error(path, e))?;
-    Ok(mode)
+    if let Some(wanted) = settings.journal_mode.filter(|_| !settings.read_only)
+        && !mode.eq_ignore_ascii_case(wanted.as_sql())
+    {
+        let set = format!("PRAGMA journal_mode = {};", wanted.as_sql());
+        retry_while_locked(settings.busy_timeout, || conn.batch_execute(&set))
+            .map_err(|e| configure_error(path, e))?;
+    }
+    Ok(())
 }
 
 /// Statements slower than this are reported through `tracing` (at `warn`).

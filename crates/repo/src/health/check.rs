@@ -8,6 +8,7 @@ use idstore_schema::{active_identity, settings};
 
 use super::{HealthReport, Problem, ProblemKind, problem};
 use crate::error::{Error, ErrorKind};
+use crate::files::DbFile;
 use crate::queries::dangling_pointer;
 use crate::sql;
 use idstore_domain::display::Shown;
@@ -114,9 +115,9 @@ fn account_problems(conn: &mut SqliteConnection, emit: &mut dyn FnMut(Problem)) 
 /// every check; one that still needs migrating gets `integrity_check`, a
 /// [`ProblemKind::NeedsMigration`] problem, and what `migrate` will have to
 /// quarantine (duplicate DIDs, a pointer naming no account). Reads only.
-pub(crate) fn check(conn: &mut SqliteConnection) -> Result<HealthReport, Error> {
+pub(crate) fn check(conn: &mut SqliteConnection, file: &DbFile) -> Result<HealthReport, Error> {
     let mut report = HealthReport::default();
-    check_each(conn, |p| report.add(p))?;
+    check_each(conn, file, |p| report.add(p))?;
     Ok(report)
 }
 
@@ -124,6 +125,7 @@ pub(crate) fn check(conn: &mut SqliteConnection) -> Result<HealthReport, Error> 
 /// are: memory stays flat as the file grows.
 pub(crate) fn check_each(
     conn: &mut SqliteConnection,
+    file: &DbFile,
     mut visit: impl FnMut(Problem),
 ) -> Result<(), Error> {
     crate::txn::read(conn, |conn| {
@@ -137,16 +139,25 @@ pub(crate) fn check_each(
                 ))
             })?;
         }
-        if let Some(path) = crate::storage::database_path(conn) {
-            for copy in crate::files::leftover_copies(&path) {
-                visit(problem(
+        for leftover in crate::files::leftovers(file) {
+            let shown = leftover.path.display().to_string();
+            visit(match &leftover.untrusted {
+                None => problem(
                     ProblemKind::LeftoverCopy,
                     format!(
                         "{} was left by an interrupted conversion and may hold the data unencrypted; a repair (or the next conversion) removes it",
-                        Shown(&copy.display().to_string())
+                        Shown(&shown)
                     ),
-                ));
-            }
+                ),
+                Some(why) => problem(
+                    ProblemKind::UntrustedFile,
+                    format!(
+                        "{} is where a conversion's copy goes, but it is not idstore's ({}): nothing is written through it; a repair removes it unless it is another user's file",
+                        Shown(&shown),
+                        Shown(why)
+                    ),
+                ),
+            });
         }
         for f in crate::migrations::foreign::foreign_objects(conn)? {
             visit(problem(

@@ -82,6 +82,10 @@ problem_kinds! {
     /// A copy a conversion left beside the file when it was interrupted (it may hold
     /// the data unencrypted); the next conversion, or `repair`, removes it.
     LeftoverCopy = "leftover_copy",
+    /// A name beside the file where idstore's own files go that is not idstore's: a
+    /// link, a FIFO, a file with other links or of another user. Nothing is written
+    /// through it; `repair` removes the name unless it is another user's file.
+    UntrustedFile = "untrusted_file",
     /// An account row moved aside by the migration, waiting for a decision
     /// ([`Store::restore_quarantined`](crate::Store::restore_quarantined) or
     /// [`Store::discard_quarantined`](crate::Store::discard_quarantined)).
@@ -112,6 +116,7 @@ impl ProblemKind {
             | ProblemKind::OrphanOverride
             | ProblemKind::ExtraNullAccountRow
             | ProblemKind::ForeignObject
+            | ProblemKind::UntrustedFile
             | ProblemKind::QuarantinedAccount
             | ProblemKind::QuarantinedPointer => false,
         }
@@ -224,7 +229,10 @@ pub(super) fn problem(kind: ProblemKind, detail: String) -> Problem {
 /// "foreign key mismatch"); `foreign_key_check` must be clean before it commits.
 pub(crate) fn repair(handle: &mut Handle) -> Result<RepairReport, Error> {
     handle.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
-    let result = handle.write(repair::repair_in_transaction);
+    let file = &handle.file;
+    let result = crate::txn::immediate(&mut handle.conn, |conn| {
+        repair::repair_in_transaction(conn, file)
+    });
     // Turned back on whatever happened; the repair's own error comes first.
     let restored = handle.conn.batch_execute("PRAGMA foreign_keys = ON;");
     let report = result?;

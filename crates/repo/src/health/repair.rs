@@ -15,7 +15,10 @@ use crate::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::sql;
 use crate::store::read_master;
 
-pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<RepairReport, Error> {
+pub(super) fn repair_in_transaction(
+    conn: &mut SqliteConnection,
+    file: &crate::files::DbFile,
+) -> Result<RepairReport, Error> {
     let mut fixed = Vec::new();
     if read_master(conn)?.is_none() {
         ensure_master_row(conn)?;
@@ -107,26 +110,40 @@ pub(super) fn repair_in_transaction(conn: &mut SqliteConnection) -> Result<Repai
         ));
     }
     // Inside the write transaction: a running conversion holds the lock throughout.
-    if let Some(path) = crate::storage::database_path(conn) {
-        let copies = crate::files::leftover_copies(&path);
-        if !copies.is_empty() {
-            crate::encryption::remove_leftover(&path);
-            fixed.push(problem(
+    for (leftover, done) in crate::encryption::remove_leftovers(file) {
+        let shown =
+            idstore_domain::display::Shown(&leftover.path.display().to_string()).to_string();
+        match done {
+            Ok(crate::files::Removed::Wiped) => fixed.push(problem(
                 ProblemKind::LeftoverCopy,
+                format!("removed what an interrupted conversion left: {shown} (overwritten with zeros first)"),
+            )),
+            Ok(crate::files::Removed::UnlinkedOnly(why)) => fixed.push(problem(
+                ProblemKind::UntrustedFile,
                 format!(
-                    "removed what an interrupted conversion left: {} (overwritten with zeros first)",
-                    copies
-                        .iter()
-                        .map(|c| idstore_domain::display::Shown(&c.display().to_string())
-                            .to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "removed the name {shown}, which was not idstore's ({}), without writing through it",
+                    idstore_domain::display::Shown(&why)
                 ),
-            ));
+            )),
+            // Another user's file stays, and is listed as left.
+            Ok(crate::files::Removed::Left(_)) => {}
+            Err(e) => return Err(Error::io(&leftover.path, e)),
         }
     }
     let mut left = HealthReport::default();
     find_problems(conn, &mut |p| left.add(p))?;
+    for leftover in crate::files::leftovers(file) {
+        if let Some(why) = leftover.untrusted {
+            left.add(problem(
+                ProblemKind::UntrustedFile,
+                format!(
+                    "{} is another user's file where a conversion's copy goes ({}): idstore leaves it; its owner can remove it",
+                    idstore_domain::display::Shown(&leftover.path.display().to_string()),
+                    idstore_domain::display::Shown(&why)
+                ),
+            ));
+        }
+    }
     if let Some(p) = left.problems.iter().find(|p| p.kind.repairable()) {
         // Nothing may be committed half-repaired.
         return Err(Error::new(

@@ -37,6 +37,15 @@ pub struct MigrationStatus {
     /// write lock, by the next conversion, or by a repair (filled in by
     /// [`Database::status`](crate::Database::status)).
     pub leftover_copies: Vec<std::path::PathBuf>,
+    /// Names beside the file where idstore's own files go (a conversion's copy)
+    /// that are not idstore's (a link, a FIFO, another user's file), with why:
+    /// nothing is written through them (filled in by
+    /// [`Database::status`](crate::Database::status)).
+    pub untrusted_files: Vec<(std::path::PathBuf, String)>,
+    /// Copies of the file and its journal kept aside before this open recovered an
+    /// interrupted write: the state before recovery (filled in by
+    /// [`Database::status`](crate::Database::status)).
+    pub kept_aside: Vec<std::path::PathBuf>,
 }
 
 impl MigrationStatus {
@@ -120,6 +129,8 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
         accounts,
         foreign_objects: Vec::new(),
         leftover_copies: Vec::new(),
+        untrusted_files: Vec::new(),
+        kept_aside: Vec::new(),
     })
 }
 

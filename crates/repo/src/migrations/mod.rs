@@ -239,37 +239,53 @@ pub(crate) fn migrate(
         .as_deref()
         .filter(|_| !options.dry_run && plan.has_user_tables());
     crate::storage::ensure_space(&mut handle.conn, &handle.path, "migrate", backup.is_some())?;
-    if let Some(dest) = backup {
-        crate::backup::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
-    }
-    let mut report = run::atomically(
-        &mut handle.conn,
-        options.dry_run,
-        |conn| {
-            let mut plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
-            if !plan.is_empty() {
-                if options.integrity == Integrity::Written {
-                    verify::check_input(conn, &plan)?;
+    let mut report = handle.durably(|handle| {
+        let Handle {
+            conn,
+            raw,
+            file,
+            settings,
+            ..
+        } = handle;
+        run::atomically(
+            conn,
+            options.dry_run,
+            |conn| {
+                if let Some(dest) = backup {
+                    // Under the run's write lock: the copy is exactly what is migrated.
+                    crate::backup::backup_to(
+                        crate::backup::Source {
+                            conn,
+                            raw: *raw,
+                            file,
+                            keying: settings.keying.as_ref(),
+                            in_write: true,
+                        },
+                        dest,
+                    )?;
                 }
-                plan.accounts = Some(inspect::AccountDigest::read(conn)?);
-            }
-            let mut report = run::execute(conn, &plan, options.progress)?;
-            if !plan.is_empty() {
-                verify::verify(
-                    conn,
-                    &plan,
-                    &mut report,
-                    options.integrity,
-                    options.extra_check,
-                )?;
-            }
-            Ok(report)
-        },
-        |r: &mut MigrationReport| r.dry_run = true,
-    )?;
-    if !report.dry_run && !report.applied.is_empty() {
-        handle.after_commit();
-    }
+                let mut plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
+                if !plan.is_empty() {
+                    if options.integrity == Integrity::Written {
+                        verify::check_input(conn, &plan)?;
+                    }
+                    plan.accounts = Some(inspect::AccountDigest::read(conn)?);
+                }
+                let mut report = run::execute(conn, &plan, options.progress)?;
+                if !plan.is_empty() {
+                    verify::verify(
+                        conn,
+                        &plan,
+                        &mut report,
+                        options.integrity,
+                        options.extra_check,
+                    )?;
+                }
+                Ok(report)
+            },
+            |r: &mut MigrationReport| r.dry_run = true,
+        )
+    })?;
     report.backup = backup.map(Path::to_owned);
     Ok(report)
 }

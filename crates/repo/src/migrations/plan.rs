@@ -229,6 +229,8 @@ mod tests {
                 accounts: 1,
                 foreign_objects: vec![],
                 leftover_copies: vec![],
+                untrusted_files: vec![],
+                kept_aside: vec![],
             },
             legacy_shape: vec![],
             lacks_late_column: true,

@@ -111,11 +111,31 @@ pub(crate) fn rollback(
     }
     let backup = options.backup.as_deref().filter(|_| !options.dry_run);
     crate::storage::ensure_space(&mut handle.conn, &handle.path, "rollback", backup.is_some())?;
-    let run = |conn: &mut SqliteConnection, dry_run: bool| {
+    let run = |handle: &mut Handle, dry_run: bool, backup: Option<&std::path::Path>| {
+        let Handle {
+            conn,
+            raw,
+            file,
+            settings,
+            ..
+        } = handle;
         atomically(
             conn,
             dry_run,
             |conn| {
+                if let Some(dest) = backup {
+                    // Under the run's write lock: the copy is exactly what is reverted.
+                    crate::backup::backup_to(
+                        crate::backup::Source {
+                            conn,
+                            raw: *raw,
+                            file,
+                            keying: settings.keying.as_ref(),
+                            in_write: true,
+                        },
+                        dest,
+                    )?;
+                }
                 let plan = rollback_plan(conn, options)?;
                 revert(conn, &plan, options)
             },
@@ -125,15 +145,9 @@ pub(crate) fn rollback(
     if plan.iter().any(|v| v == BASELINE_VERSION) && !options.dry_run {
         // The baseline's down.sql refuses while user data exists: found out before
         // anything is written.
-        run(&mut handle.conn, true)?;
+        run(handle, true, None)?;
     }
-    if let Some(dest) = backup {
-        crate::backup::backup_to(&mut handle.conn, handle.settings.keying.as_ref(), dest)?;
-    }
-    let mut report = run(&mut handle.conn, options.dry_run)?;
-    if !report.dry_run {
-        handle.after_commit();
-    }
+    let mut report = handle.durably(|handle| run(handle, options.dry_run, backup))?;
     report.backup = backup.map(ToOwned::to_owned);
     Ok(report)
 }

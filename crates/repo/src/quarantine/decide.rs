@@ -1,8 +1,8 @@
 //! The decisions: restore and discard, each in one immediate transaction with its
 //! log row, and the owner-only export file a discard writes first.
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -63,11 +63,12 @@ fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {
     })
 }
 
-/// Writes `bytes` to `path`, which must not exist, owner-only and fsynced, folder
-/// included. The content goes to a temporary file beside it first and is then
-/// hard-linked into place, which fails rather than overwrite: a killed process never
-/// leaves a half-written file at `path`.
+/// Writes `bytes` to `path`, which must not exist (a link there counts),
+/// owner-only and durable, folder included. The content goes to a temporary file
+/// beside it first and is then linked into place, which fails rather than
+/// overwrite: a killed process never leaves a half-written file at `path`.
 fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use crate::files::{Folder, Protects, folder_of};
     let export_err = |source: io::Error| -> Error {
         Error::at(
             ErrorKind::ExportFailed,
@@ -79,34 +80,32 @@ fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         )
         .caused_by(source)
     };
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().ok_or_else(|| {
+    let name = path.file_name().ok_or_else(|| {
         export_err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the export path names no file",
         ))
-    })?);
+    })?;
+    let folder = Folder::open(folder_of(path)).map_err(export_err)?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
     tmp_name.push(format!(".partial-{}", std::process::id()));
-    let tmp = folder.join(tmp_name);
     let written = (|| {
-        let mut file = private_new(&tmp)?;
+        let mut file = folder.create_new(&tmp_name, None)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::hard_link(&tmp, path)
+        file.sync(Protects::ExportContent)?;
+        drop(file);
+        folder.link(&tmp_name, name)
     })();
-    let _ = std::fs::remove_file(&tmp);
+    if folder.inspect(&tmp_name).is_ok_and(|e| e.is_some()) {
+        let _ = folder.remove(&tmp_name);
+    }
     match written {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(export_exists(path));
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(export_exists(path)),
         Err(e) => return Err(export_err(e)),
     }
-    crate::files::sync_folder(&folder).map_err(export_err)
+    folder.sync(Protects::ExportName).map_err(export_err)
 }
 
 /// The refusal to export over a file that exists.
@@ -119,24 +118,6 @@ fn export_exists(path: &Path) -> Error {
             path.display()
         ),
     )
-}
-
-#[cfg(unix)]
-fn private_new(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn private_new(path: &Path) -> io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
 }
 
 /// A new log row; returns its id.
@@ -336,7 +317,13 @@ impl Store<'_> {
             && let Some(path) = exported
         {
             // The row is still there: the export would be a stray copy of key material.
-            let _ = std::fs::remove_file(path);
+            if let (Ok(folder), Some(name)) = (
+                crate::files::Folder::open(crate::files::folder_of(path)),
+                path.file_name(),
+            ) {
+                let _ = folder.remove(name);
+                let _ = folder.sync(crate::files::Protects::Removal);
+            }
         }
         result
     }
@@ -391,6 +378,7 @@ fn discardable(
     require_log(conn)?;
     match how {
         Discard::Export(path) if std::fs::symlink_metadata(path).is_ok() => {
+            // (Checked again, without a race, when the export is linked into place.)
             return Err(export_exists(path));
         }
         Discard::Forget { force: false } if item.kind == QuarantineKind::Account => {

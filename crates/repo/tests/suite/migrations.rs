@@ -80,8 +80,8 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
         ),
         Some("1".into())
     );
-    // Opening writes nothing: the file switches to WAL (and `synchronous` from FULL
-    // to NORMAL) once its first write has committed.
+    // Opening writes nothing, and the file keeps its own journal mode; every commit
+    // is durable (`synchronous` EXTRA, 3).
     let journal = |conn: &mut Database| {
         (
             text(
@@ -96,11 +96,15 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     };
     assert_eq!(
         journal(&mut conn),
-        (Some("delete".into()), Some("2".into()))
+        (Some("delete".into()), Some("3".into()))
     );
 
     let report = migrate(&mut conn, all()).unwrap();
-    assert_eq!(journal(&mut conn), (Some("wal".into()), Some("1".into())));
+    assert_eq!(
+        journal(&mut conn),
+        (Some("delete".into()), Some("3".into())),
+        "migrating changes neither"
+    );
     assert_eq!(
         report.applied,
         vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]

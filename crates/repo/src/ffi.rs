@@ -1,6 +1,6 @@
-//! The one place idstore calls SQLite's C API, on each of its connections as SQLite
-//! opens it (an auto-extension runs inside `sqlite3_open_v2`, on the opening thread,
-//! before the file is read):
+//! The one place idstore calls SQLite's C API (the crate's only `unsafe` code). On
+//! each of its connections as SQLite opens it (an auto-extension runs inside
+//! `sqlite3_open_v2`, on the opening thread, before the file is read):
 //!
 //! - SQLite's defensive settings: `SQLITE_DBCONFIG_DEFENSIVE` (no `writable_schema`,
 //!   no writes to shadow tables or `sqlite_dbpage`) and `trusted_schema` off (the
@@ -14,6 +14,10 @@
 //!
 //! What a connection is given waits in a thread-local slot for exactly that open.
 //! Connections opened elsewhere in the process (a caller's own) are left alone.
+//!
+//! Also here: the connection's own handle kept for the calls Diesel does not offer
+//! ([`RawDb`]: the online backup API), and reading a file's first bytes through
+//! SQLite's VFS.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -39,7 +43,19 @@ pub(crate) struct Keying {
 struct Opening {
     keying: Option<Keying>,
     busy_timeout: Duration,
+    /// The connection's handle, once SQLite has made it.
+    opened: Option<RawDb>,
 }
+
+/// An idstore connection's own SQLite handle, for the C calls Diesel does not offer.
+/// It is valid while the connection it came from is open, and is used only through
+/// that connection's owner (`&mut` access), never from two threads at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawDb(std::ptr::NonNull<ffi::sqlite3>);
+
+// SAFETY: a connection handle may move between threads (SQLite is built
+// threadsafe); idstore uses it only while it has the connection to itself.
+unsafe impl Send for RawDb {}
 
 thread_local! {
     /// The settings for the connection this thread is opening, if it is idstore's.
@@ -57,21 +73,24 @@ impl Drop for Clear {
 
 /// Runs `open`, which opens one SQLite connection on this thread, giving that
 /// connection the defensive settings, the busy handler and `keying` (none: a plain
-/// connection) as it opens.
+/// connection) as it opens; returns what `open` did and the connection's handle.
 pub(crate) fn opening<T>(
     keying: Option<&Keying>,
     busy_timeout: Duration,
     open: impl FnOnce() -> T,
-) -> T {
+) -> (T, Option<RawDb>) {
     register();
     OPENING.with(|slot| {
         *slot.borrow_mut() = Some(Opening {
             keying: keying.cloned(),
             busy_timeout,
+            opened: None,
         })
     });
     let _clear = Clear;
-    open()
+    let done = open();
+    let raw = OPENING.with(|slot| slot.borrow().as_ref().and_then(|o| o.opened));
+    (done, raw)
 }
 
 /// Runs one statement on a raw connection.
@@ -101,10 +120,11 @@ unsafe extern "C" fn on_open(
     _api: *const ffi::sqlite3_api_routines,
 ) -> c_int {
     OPENING.with(|slot| {
-        let slot = slot.borrow();
-        let Some(opening) = slot.as_ref() else {
+        let mut slot = slot.borrow_mut();
+        let Some(opening) = slot.as_mut() else {
             return ffi::SQLITE_OK;
         };
+        opening.opened = std::ptr::NonNull::new(db).map(RawDb);
         for option in [
             ffi::SQLITE_DBCONFIG_DEFENSIVE,
             ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA,
@@ -206,12 +226,64 @@ unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
 fn register() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
+        // SAFETY: the error log can only be set before SQLite initializes (it fails
+        // harmlessly, SQLITE_MISUSE, when another part of the process already
+        // started it); the callback has the signature SQLite declares and no
+        // argument.
+        let logged = unsafe {
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_LOG,
+                on_log as unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
+                std::ptr::null_mut::<c_void>(),
+            )
+        };
+        ERRORS_SEEN.store(
+            logged == ffi::SQLITE_OK,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // SAFETY: SQLite declares auto-extension entry points with this exact
         // signature; registering one has no other precondition.
         let rc = unsafe { ffi::sqlite3_auto_extension(Some(on_open)) };
         assert_eq!(rc, ffi::SQLITE_OK, "registering the connection hook");
     });
 }
+
+/// Whether SQLite's error log reaches [`on_log`] in this process.
+static ERRORS_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    /// The extended result codes SQLite logged on this thread while [`watch_errors`]
+    /// looked.
+    static LOGGED: RefCell<Option<Vec<c_int>>> = const { RefCell::new(None) };
+}
+
+/// SQLite's error log: notes each error's extended result code for the thread's
+/// [`watch_errors`], if one is looking. (Never the message: it may name a path,
+/// never a value, but nothing here needs it.)
+unsafe extern "C" fn on_log(_arg: *mut c_void, code: c_int, _message: *const c_char) {
+    LOGGED.with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut()
+            && let Some(codes) = l.as_mut()
+        {
+            codes.push(code);
+        }
+    });
+}
+
+/// What SQLite's error log said during `f` on this thread: `None` when the log is
+/// not available in this process (another part of it started SQLite first).
+pub(crate) fn watch_errors<T>(f: impl FnOnce() -> T) -> (T, Option<Vec<c_int>>) {
+    register();
+    let before = LOGGED.with(|l| l.borrow_mut().replace(Vec::new()));
+    let done = f();
+    let codes = LOGGED.with(|l| std::mem::replace(&mut *l.borrow_mut(), before));
+    let seen = ERRORS_SEEN.load(std::sync::atomic::Ordering::Relaxed);
+    (done, codes.filter(|_| seen))
+}
+
+/// The extended result code of a failed folder sync after a file was deleted: in a
+/// commit, after its commit point.
+pub(crate) const IOERR_DIR_FSYNC: c_int = ffi::SQLITE_IOERR_DIR_FSYNC;
 
 /// Reads the first bytes of the file at `path` into `buf` through SQLite's own
 /// default VFS; returns how many there were.
@@ -225,6 +297,63 @@ fn register() {
 /// it takes nothing away, and keeps no descriptor open afterwards.
 pub(crate) fn read_file_start(path: &std::path::Path, buf: &mut [u8]) -> std::io::Result<usize> {
     use std::io;
+    with_vfs_file(path, |file, methods| {
+        let mut len: ffi::sqlite3_int64 = 0;
+        // SAFETY: `file` is open with these methods (see `with_vfs_file`); the
+        // buffer is `buf`, of the length passed.
+        unsafe {
+            let sized = methods
+                .xFileSize
+                .map_or(ffi::SQLITE_ERROR, |f| f(file, &mut len));
+            let want = usize::try_from(len).unwrap_or(0).min(buf.len());
+            if sized != ffi::SQLITE_OK {
+                Err(io::Error::other("SQLite could not size the file"))
+            } else if want == 0 {
+                Ok(0)
+            } else {
+                match methods.xRead.map_or(ffi::SQLITE_ERROR, |f| {
+                    f(file, buf.as_mut_ptr().cast(), want as c_int, 0)
+                }) {
+                    ffi::SQLITE_OK => Ok(want),
+                    _ => Err(io::Error::other("SQLite could not read the file")),
+                }
+            }
+        }
+    })
+}
+
+/// Whether any connection (of any process) holds the RESERVED lock on the
+/// database at `path`: a writer is in the middle of a transaction, so a journal
+/// beside the file is its live journal, not an interrupted write (SQLite's own test
+/// of a hot journal). Asked through SQLite's VFS, like [`read_file_start`].
+pub(crate) fn reserved_lock_held(path: &std::path::Path) -> std::io::Result<bool> {
+    with_vfs_file(path, |file, methods| {
+        let mut held: c_int = 0;
+        // SAFETY: `file` is open with these methods (see `with_vfs_file`).
+        let rc = unsafe {
+            methods
+                .xCheckReservedLock
+                .map_or(ffi::SQLITE_ERROR, |f| f(file, &mut held))
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(held != 0)
+        } else {
+            Err(std::io::Error::other(
+                "SQLite could not test the file's lock",
+            ))
+        }
+    })
+}
+
+/// Opens the file at `path` read-only through SQLite's default VFS, runs `f` on it,
+/// and closes it (a close SQLite defers while another connection of the process
+/// holds a lock on the file).
+fn with_vfs_file<T>(
+    path: &std::path::Path,
+    f: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::io;
+    register();
     let name = path_c_string(path)?;
     // SAFETY: a null name asks for the default VFS (initializing SQLite if needed);
     // the pointer SQLite returns stays valid for the life of the process.
@@ -273,30 +402,14 @@ pub(crate) fn read_file_start(path: &std::path::Path, buf: &mut [u8]) -> std::io
         })
     } else {
         // SAFETY: a successful xOpen set `pMethods` to the file's methods, valid
-        // until xClose; the buffer is `buf`, of the length passed.
+        // until xClose.
         unsafe {
             let methods = &*(*file).pMethods;
-            let mut len: ffi::sqlite3_int64 = 0;
-            let sized = methods
-                .xFileSize
-                .map_or(ffi::SQLITE_ERROR, |f| f(file, &mut len));
-            let want = usize::try_from(len).unwrap_or(0).min(buf.len());
-            let read = if sized != ffi::SQLITE_OK {
-                Err(io::Error::other("SQLite could not size the file"))
-            } else if want == 0 {
-                Ok(0)
-            } else {
-                match methods.xRead.map_or(ffi::SQLITE_ERROR, |f| {
-                    f(file, buf.as_mut_ptr().cast(), want as c_int, 0)
-                }) {
-                    ffi::SQLITE_OK => Ok(want),
-                    _ => Err(io::Error::other("SQLite could not read the file")),
-                }
-            };
+            let done = f(file, methods);
             if let Some(close) = methods.xClose {
                 close(file);
             }
-            read
+            done
         }
     };
     // SAFETY: made by sqlite3_create_filename above, and the file is closed.
@@ -318,4 +431,50 @@ fn path_c_string(path: &std::path::Path) -> std::io::Result<std::ffi::CString> {
         .as_bytes()
         .to_vec();
     std::ffi::CString::new(bytes).map_err(|_| std::io::Error::other("the path holds a NUL byte"))
+}
+
+/// Copies the whole database `from` (the main schema of a connection idstore
+/// opened) into `to`, a connection to an empty new file, page by page with SQLite's
+/// online backup API, in one step. When `from` has a transaction open, the copy is
+/// of what that transaction sees: under a write transaction, exactly the state the
+/// next write starts from, which no other program can change meanwhile.
+///
+/// Returns SQLite's result code and message on failure.
+pub(crate) fn backup(from: RawDb, to: RawDb) -> Result<(), (c_int, String)> {
+    // SAFETY: both handles belong to open connections the caller holds exclusively;
+    // the names are NUL-terminated literals.
+    unsafe {
+        let b = ffi::sqlite3_backup_init(
+            to.0.as_ptr(),
+            c"main".as_ptr(),
+            from.0.as_ptr(),
+            c"main".as_ptr(),
+        );
+        if b.is_null() {
+            return Err(last_error(to));
+        }
+        let stepped = ffi::sqlite3_backup_step(b, -1);
+        let finished = ffi::sqlite3_backup_finish(b);
+        match (stepped, finished) {
+            (ffi::SQLITE_DONE, ffi::SQLITE_OK) => Ok(()),
+            _ => Err(last_error(to)),
+        }
+    }
+}
+
+/// The connection's last error: its extended result code and message.
+fn last_error(db: RawDb) -> (c_int, String) {
+    // SAFETY: `db` is an open connection; the message is copied out at once.
+    unsafe {
+        let code = ffi::sqlite3_extended_errcode(db.0.as_ptr());
+        let message = ffi::sqlite3_errmsg(db.0.as_ptr());
+        let text = if message.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(message)
+                .to_string_lossy()
+                .into_owned()
+        };
+        (code, text)
+    }
 }
