@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::queries::{account_exists, parse_stored_did, unknown_account, write_pointer};
+use crate::sql::StoredText;
 use crate::store::Store;
 
 /// An account's row without its secrets, its text read as bytes: a value that is
@@ -17,36 +18,34 @@ struct InfoRow {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     id: i32,
     #[diesel(sql_type = diesel::sql_types::Binary)]
-    date_created: Vec<u8>,
+    date_created: StoredText,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-    derivation_path: Option<Vec<u8>>,
+    derivation_path: Option<StoredText>,
     #[diesel(sql_type = diesel::sql_types::Binary)]
-    did: Vec<u8>,
+    did: StoredText,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-    passkey_cred_id_hex: Option<Vec<u8>>,
+    passkey_cred_id_hex: Option<StoredText>,
     #[diesel(sql_type = diesel::sql_types::Binary)]
-    public_key_hex: Vec<u8>,
+    public_key_hex: StoredText,
 }
 
 /// The columns of [`InfoRow`], by name, from `accounts`.
-const INFO_COLUMNS: &str = "id, CAST(dateCreated AS BLOB) AS date_created,
-    CAST(derivationPath AS BLOB) AS derivation_path, CAST(did AS BLOB) AS did,
-    CAST(passkeyCredIdHex AS BLOB) AS passkey_cred_id_hex,
-    CAST(publicKeyHex AS BLOB) AS public_key_hex";
+const INFO_COLUMNS: &str = "id, dateCreated AS date_created,
+    derivationPath AS derivation_path, did,
+    passkeyCredIdHex AS passkey_cred_id_hex,
+    publicKeyHex AS public_key_hex";
 
 impl InfoRow {
     fn into_info(self) -> Result<AccountInfo, Error> {
         let id = self.id;
-        let text = |column: &str, bytes: Vec<u8>| -> Result<String, Error> {
-            String::from_utf8(bytes).map_err(|e| {
-                Error::stored_value(
+        let text = |column: &str, stored: StoredText| -> Result<String, Error> {
+            match stored.why_undecodable() {
+                Some(why) => Err(Error::stored_value(
                     format_args!("accounts row {id}, column {column}"),
-                    format_args!(
-                        "its text is not UTF-8 ({})",
-                        idstore_domain::display::lossless(e.as_bytes())
-                    ),
-                )
-            })
+                    why,
+                )),
+                None => Ok(stored.lossless()),
+            }
         };
         Ok(AccountInfo {
             id,

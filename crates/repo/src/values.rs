@@ -43,14 +43,16 @@ pub(crate) const READ_TABLES: [&str; 7] = [
 /// them (text as is, numbers as their text), read without a copy made in SQL.
 struct AnyRow {
     rowid: i64,
-    values: Vec<Option<Vec<u8>>>,
+    values: Vec<Option<crate::sql::StoredText>>,
 }
 
 impl QueryableByName<Sqlite> for AnyRow {
     fn build<'a>(row: &impl NamedRow<'a, Sqlite>) -> deserialize::Result<Self> {
         let rowid = Row::get_value::<BigInt, i64, usize>(row, 0)?;
         let values = (1..Row::field_count(row))
-            .map(|i| Row::get_value::<Nullable<Binary>, Option<Vec<u8>>, usize>(row, i))
+            .map(|i| {
+                Row::get_value::<Nullable<Binary>, Option<crate::sql::StoredText>, usize>(row, i)
+            })
             .collect::<deserialize::Result<_>>()?;
         Ok(AnyRow { rowid, values })
     }
@@ -79,18 +81,15 @@ pub(crate) fn scan(
         let row = row?;
         for (i, (column, value)) in columns.iter().zip(&row.values).enumerate() {
             let Some(value) = value else { continue };
-            let why = match std::str::from_utf8(value) {
-                Err(e) => Some(format!(
-                    "its text is not UTF-8 (a bad byte at {}: {})",
-                    e.valid_up_to(),
-                    idstore_domain::display::lossless(&value[..value.len().min(64)])
-                )),
-                Ok(text) if Some(i) == search_boxes && table == "settings" && !text.is_empty() => {
+            let why = match value {
+                crate::sql::StoredText::Text(text)
+                    if Some(i) == search_boxes && table == "settings" && !text.is_empty() =>
+                {
                     idstore_domain::settings::parse_search_boxes(text)
                         .err()
                         .map(|e| e.to_string())
                 }
-                Ok(_) => None,
+                other => other.why_undecodable(),
             };
             if let Some(why) = why {
                 visit(Undecodable {

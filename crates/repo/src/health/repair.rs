@@ -170,6 +170,9 @@ fn first_valid_account(conn: &mut SqliteConnection) -> QueryResult<Option<Did>> 
         date: Vec<u8>,
         #[diesel(sql_type = diesel::sql_types::Binary)]
         did: Vec<u8>,
+        // The DID decoded in the file's encoding (the bytes above order the scan).
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        did_text: crate::sql::StoredText,
     }
     // One row at a time in (dateCreated, did) order, each found by a scan that keeps
     // only the best row so far: no sort of the whole table (which an encrypted file,
@@ -177,7 +180,7 @@ fn first_valid_account(conn: &mut SqliteConnection) -> QueryResult<Option<Did>> 
     let mut after: Option<(Vec<u8>, Vec<u8>)> = None;
     loop {
         let next = diesel::sql_query(
-            "SELECT CAST(dateCreated AS BLOB) AS date, CAST(did AS BLOB) AS did FROM accounts
+            "SELECT CAST(dateCreated AS BLOB) AS date, CAST(did AS BLOB) AS did, did AS did_text FROM accounts
               WHERE ?1 IS NULL OR (CAST(dateCreated AS BLOB), CAST(did AS BLOB)) > (?1, ?2)
               ORDER BY CAST(dateCreated AS BLOB), CAST(did AS BLOB) LIMIT 1",
         )
@@ -192,9 +195,8 @@ fn first_valid_account(conn: &mut SqliteConnection) -> QueryResult<Option<Did>> 
         let Some(next) = next else {
             return Ok(None);
         };
-        if let Some(valid) = std::str::from_utf8(&next.did)
-            .ok()
-            .and_then(|d| Did::try_from(d.to_owned()).ok())
+        if let crate::sql::StoredText::Text(d) = &next.did_text
+            && let Ok(valid) = Did::try_from(d.clone())
         {
             return Ok(Some(valid));
         }
