@@ -343,17 +343,28 @@ impl Cli {
     }
 }
 
-/// `FIELD=VALUE`, with the value checked against the field's type.
-fn parse_assignment(s: &str) -> Result<(SettingsField, String), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| {
-        format!(
+/// A `FIELD=VALUE` argument without its `=`.
+#[derive(Debug)]
+pub struct AssignmentError;
+
+impl std::fmt::Display for AssignmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "expected FIELD=VALUE; valid fields are: {}",
             SettingsField::names().join(", ")
         )
-    })?;
-    let field: SettingsField = name.parse().map_err(|e| format!("{e}"))?;
-    SettingsChange::default()
-        .set_from_str(field, value)
-        .map_err(|e| e.to_string())?;
+    }
+}
+
+impl std::error::Error for AssignmentError {}
+
+/// `FIELD=VALUE`, with the value checked against the field's type.
+fn parse_assignment(
+    s: &str,
+) -> Result<(SettingsField, String), Box<dyn std::error::Error + Send + Sync>> {
+    let (name, value) = s.split_once('=').ok_or(AssignmentError)?;
+    let field: SettingsField = name.parse()?;
+    SettingsChange::default().set_from_str(field, value)?;
     Ok((field, value.to_owned()))
 }

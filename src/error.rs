@@ -29,6 +29,65 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
     }
 }
 
+/// A command line that does not parse: help and the version print as clap prints
+/// them; anything else is one `error:` line on stderr (and with `--json`, one JSON
+/// document on stdout whose kind is `invalid_did`, `invalid_setting` or `usage`),
+/// exit status 2.
+pub fn usage(e: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind as Clap;
+    if matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        let _ = e.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    // Clap's words up to its usage block, on one line.
+    let rendered = e.render().to_string();
+    let said: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let joined = said.join(" ");
+    let first = joined.strip_prefix("error: ").unwrap_or(&joined).trim();
+    let first = if first.is_empty() {
+        "the command line could not be read"
+    } else {
+        first
+    };
+    let kind = usage_kind(e);
+    let message = format!("{first}; `idstore help` lists the commands and their arguments");
+    crate::output::error_line(&message);
+    if json_asked() {
+        let doc = serde_json::json!({ "error": { "kind": kind, "message": message } });
+        crate::output::Output::new(true, false, false).line(&doc.to_string());
+    }
+    std::process::ExitCode::from(2)
+}
+
+/// The kind of a usage error: what its value failed to parse as.
+fn usage_kind(e: &clap::Error) -> &'static str {
+    let source = std::error::Error::source(e);
+    match source {
+        Some(s) if s.downcast_ref::<idstore_domain::DidError>().is_some() => "invalid_did",
+        Some(s)
+            if s.downcast_ref::<idstore_domain::SettingsError>().is_some()
+                || s.downcast_ref::<crate::cli::AssignmentError>().is_some() =>
+        {
+            "invalid_setting"
+        }
+        _ => "usage",
+    }
+}
+
+/// Whether `--json` is on the command line (before any `--`): asked for when the
+/// rest of it did not parse.
+fn json_asked() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
 /// What `--json` prints on stdout for a failure.
 pub fn json(e: &Error) -> serde_json::Value {
     serde_json::json!({ "error": { "kind": e.kind().as_str(), "message": one_line(e) } })

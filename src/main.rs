@@ -13,7 +13,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => return error::usage(&e),
+    };
     if args.verbose {
         // The library's own reports (steps, quarantined values, decisions, waits for
         // a lock, slow statements) to stderr; never key material.
