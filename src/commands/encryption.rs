@@ -112,6 +112,8 @@ fn convert(
             "backup_holds": backup_holds,
             "removed_plaintext_copies": converted.removed_copies.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "plaintext_copies": converted.plaintext_copies.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "not_removed": converted.not_removed.iter().map(|(p, why)| json!({"path": p.display().to_string(), "why": why})).collect::<Vec<_>>(),
+            "page_size_changed": converted.page_size_changed.map(|(before, after)| json!({"before": before, "after": after})),
         }),
         || {
             let mut lines = Vec::new();
@@ -130,6 +132,18 @@ fn convert(
             ));
             if let Some(change) = &format_change {
                 lines.push(format!("note: {change}"));
+            }
+            if let Some((before, after)) = converted.page_size_changed {
+                lines.push(format!(
+                    "note: its page size changed from {before} to {after} bytes, the page size of its SQLCipher format (its key alone must open it); every row is kept"
+                ));
+            }
+            for (name, why) in &converted.not_removed {
+                lines.push(format!(
+                    "left alone: {} ({}); nothing was written through it",
+                    shown_path(name),
+                    crate::output::Shown(why)
+                ));
             }
             for removed in &converted.removed_copies {
                 lines.push(format!("removed plaintext copy: {}", shown_path(removed)));

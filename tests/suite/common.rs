@@ -254,3 +254,55 @@ pub fn has_private_mounts(test: &str) -> bool {
         "Debian's util-linux, and unprivileged user namespaces or root",
     )
 }
+
+/// A legacy file with 400 contacts of 1 kB each: big enough that a transaction
+/// rewriting them spills changed pages into the main file before it commits.
+pub fn legacy_with_contacts(dir: &Path) -> PathBuf {
+    let db = legacy(dir, "source.sqlite");
+    raw(&db)
+        .batch_execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+             INSERT INTO contacts (did, name)
+             SELECT printf('did:ethr:0x%040d', i), hex(randomblob(500)) FROM n;",
+        )
+        .unwrap();
+    db
+}
+
+/// Copies `src` to `dst` as the app leaves it when killed inside a transaction in
+/// rollback-journal mode: the main file already holds some of the transaction's
+/// pages, and `dst-journal` holds the originals (a hot journal).
+pub fn killed_mid_write(src: &Path, dst: &Path) {
+    let committed = std::fs::read(src).unwrap();
+    let mut app = raw(src);
+    app.batch_execute(&format!(
+        "PRAGMA cache_size = 2;
+         BEGIN IMMEDIATE;
+         UPDATE contacts SET name = hex(randomblob(500));
+         UPDATE settings SET activeDid = 'did:ethr:0xHalfWritten', firstName = 'half';
+         DELETE FROM accounts WHERE did = '{DID_B}';"
+    ))
+    .unwrap();
+    std::fs::copy(src, dst).unwrap();
+    std::fs::copy(beside(src, "-journal"), beside(dst, "-journal")).unwrap();
+    app.batch_execute("ROLLBACK;").unwrap();
+    assert!(
+        std::fs::read(dst).unwrap() != committed,
+        "the copy holds pages of the unfinished transaction (else this tests nothing)"
+    );
+}
+
+/// One text value of a query on `conn` (its `value` column; NULL and "no row" read
+/// as `None`).
+pub fn text_value(conn: &mut SqliteConnection, sql: &str) -> Option<String> {
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        value: Option<String>,
+    }
+    diesel::sql_query(sql)
+        .get_result::<V>(conn)
+        .optional()
+        .unwrap()
+        .and_then(|v| v.value)
+}

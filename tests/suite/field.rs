@@ -11,50 +11,6 @@ use diesel::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// `path` with `suffix` appended (`-journal`, `-wal`, `-shm`).
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(suffix);
-    PathBuf::from(p)
-}
-
-/// A legacy file with 400 contacts of 1 kB each: big enough that a transaction
-/// rewriting them spills changed pages into the main file before it commits.
-fn legacy_with_contacts(dir: &Path) -> PathBuf {
-    let db = legacy(dir, "source.sqlite");
-    raw(&db)
-        .batch_execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
-             INSERT INTO contacts (did, name)
-             SELECT printf('did:ethr:0x%040d', i), hex(randomblob(500)) FROM n;",
-        )
-        .unwrap();
-    db
-}
-
-/// Copies `src` to `dst` as the app leaves it when killed inside a transaction in
-/// rollback-journal mode: the main file already holds some of the transaction's
-/// pages, and `dst-journal` holds the originals (a hot journal).
-fn killed_mid_write(src: &Path, dst: &Path) {
-    let committed = std::fs::read(src).unwrap();
-    let mut app = raw(src);
-    app.batch_execute(&format!(
-        "PRAGMA cache_size = 2;
-         BEGIN IMMEDIATE;
-         UPDATE contacts SET name = hex(randomblob(500));
-         UPDATE settings SET activeDid = 'did:ethr:0xHalfWritten', firstName = 'half';
-         DELETE FROM accounts WHERE did = '{DID_B}';"
-    ))
-    .unwrap();
-    std::fs::copy(src, dst).unwrap();
-    std::fs::copy(beside(src, "-journal"), beside(dst, "-journal")).unwrap();
-    app.batch_execute("ROLLBACK;").unwrap();
-    assert!(
-        std::fs::read(dst).unwrap() != committed,
-        "the copy holds pages of the unfinished transaction (else this tests nothing)"
-    );
-}
-
 /// Every table's rows as idstore's library reads them, journal recovered first.
 fn rows(path: &Path) -> Rows {
     keyed_rows(path, None).expect("a plain file")

@@ -12,4 +12,5 @@ mod manage;
 mod quarantine;
 mod readme;
 mod reliability;
+mod shared;
 mod sqlcipher;

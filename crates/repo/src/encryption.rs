@@ -399,6 +399,24 @@ fn export(
 ) -> Result<(Converted, crate::files::SeamFile), Error> {
     remove_copy(file, copy_name); // a killed run's
     let copy_path = file.folder.join(copy_name);
+    for name in [
+        copy_name.to_owned(),
+        crate::files::suffixed(copy_name, "-journal"),
+    ] {
+        if let Ok(Some(entry)) = file.folder.inspect(&name)
+            && let Some(why) = entry.untrusted_because(file.owner())
+        {
+            // Another user's file where the copy goes: not idstore's to remove.
+            return Err(Error::at(
+                ErrorKind::UntrustedFile,
+                &file.path,
+                format!(
+                    "{} is where the conversion writes its copy, but it is not idstore's ({why}); nothing was changed: its owner can remove it, then retry",
+                    file.folder.join(&name).display()
+                ),
+            ));
+        }
+    }
     let entry = file.entry.expect("an opened file exists");
     let copy = file
         .folder
@@ -433,9 +451,10 @@ fn export(
             conn.batch_execute("PRAGMA converted.journal_mode = WAL;")
                 .map_err(failed)?;
         }
+        // (`converted.pragma_page_size` would read main's.)
         let page_size_after = integer(
             conn,
-            "SELECT page_size AS n FROM converted.pragma_page_size",
+            "SELECT page_size AS n FROM pragma_page_size WHERE schema = 'converted'",
         )
         .map_err(failed)?;
         if page_size_after != page_size_before {

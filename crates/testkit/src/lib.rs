@@ -91,3 +91,63 @@ pub fn assert_unchanged(db: &Path, before: &(Vec<u8>, Option<Vec<u8>>), what: &s
 pub fn raw(path: &Path) -> SqliteConnection {
     SqliteConnection::establish(path.to_str().expect("utf-8 temp path")).expect("open raw")
 }
+
+/// Two users of this machine's for tests of shared folders: ids with no account
+/// (`setpriv` needs none), so nothing is added to the system.
+pub const USER_A: u32 = 41001;
+/// The second.
+pub const USER_B: u32 = 41002;
+
+/// Whether this process can run programs as other users: it is root, and
+/// `setpriv` (util-linux) is there. Says so loudly when not (see
+/// [`tool_available`]).
+pub fn can_switch_users(test: &str) -> bool {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    tool_available(test, "root", root, "run the tests as root, as CI does")
+        && tool_available(
+            test,
+            "`setpriv` from util-linux",
+            runs(
+                "setpriv",
+                &["--reuid=41001", "--regid=41001", "--clear-groups", "true"],
+            ),
+            "Debian's util-linux",
+        )
+}
+
+/// `program` run as the user `uid` (its group `uid` too, no other group).
+pub fn as_user(uid: u32, program: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(program);
+    cmd
+}
+
+/// Gives `path` to `uid` (and its group `uid`) with `mode`.
+pub fn give(path: &Path, uid: u32, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every name in `dir` with its owner's uid, sorted.
+pub fn names_and_owners(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<(String, u32)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::symlink_metadata(e.path()).unwrap().uid(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}

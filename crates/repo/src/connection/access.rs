@@ -235,12 +235,28 @@ fn check_frames(file: &DbFile, settings: &Settings) -> Result<(), Error> {
         read_only: true,
         ..settings.clone()
     };
-    let (mut conn, _) = establish_detecting(&file.path, &mut reading.clone(), false)?;
-    configure(&mut conn, &file.path, &reading)?;
-    let problems = sound(&mut conn)?;
-    if problems.is_empty() {
-        return Ok(());
-    }
+    let checked = (|| -> Result<Vec<String>, Error> {
+        let (mut conn, _) = establish_detecting(&file.path, &mut reading.clone(), false)?;
+        configure(&mut conn, &file.path, &reading)?;
+        Ok(sound(&mut conn)?)
+    })();
+    let problems = match checked {
+        Ok(problems) if problems.is_empty() => return Ok(()),
+        Ok(problems) => problems,
+        // A key that does not fit, a lock, a full disk: said as what they are.
+        Err(e)
+            if !matches!(
+                e.kind(),
+                ErrorKind::Database | ErrorKind::CannotOpen | ErrorKind::Damaged
+            ) =>
+        {
+            return Err(e);
+        }
+        // The schema itself does not read through the log.
+        Err(e) => {
+            vec![std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())]
+        }
+    };
     Err(Error::at(
         ErrorKind::Damaged,
         &file.path,

@@ -11,4 +11,5 @@ mod properties;
 mod public_api;
 mod quarantine;
 mod rollout;
+mod shared;
 mod store;
