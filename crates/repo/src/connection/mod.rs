@@ -160,10 +160,10 @@ impl Handle {
                 e
             }
         })?;
-        let created = prepare_file(&mut file, settings)?;
-        Self::open_existing(file, settings, created).map_err(|failed| {
+        let fresh = prepare_file(&mut file, settings)?;
+        Self::open_existing(file, settings, fresh).map_err(|failed| {
             let (e, file) = *failed;
-            if created {
+            if fresh == Fresh::Created {
                 // Nothing of a file this call created is left behind.
                 crate::files::remove_new(&file.folder, &file.name);
             }
@@ -174,7 +174,7 @@ impl Handle {
     fn open_existing(
         file: DbFile,
         settings: &Settings,
-        created: bool,
+        fresh: Fresh,
     ) -> Result<Handle, Box<(Error, DbFile)>> {
         let mut settings = settings.clone();
         let opened = (|| {
@@ -182,7 +182,7 @@ impl Handle {
             let (mut conn, raw) = establish_detecting(&file.path, &mut settings, plan.immutable)?;
             file.check_still_same()?;
             configure(&mut conn, &file.path, &settings)?;
-            if created {
+            if fresh != Fresh::No {
                 // The new file gets its first page now (an empty database, under its
                 // key when it has one), so whatever comes next (a failed migration, a
                 // dry run, a caller that stops here) leaves a database the next open
@@ -204,7 +204,7 @@ impl Handle {
                 path: file.path.clone(),
                 file,
                 settings,
-                created,
+                created: fresh == Fresh::Created,
                 servable: false,
                 kept_aside,
             }),
@@ -291,16 +291,30 @@ pub(crate) fn locked(file: &DbFile, waited: Duration) -> Error {
 }
 
 /// Checks the file and, when allowed, creates a missing one (owner-only). Returns
-/// whether it created the file.
-fn prepare_file(file: &mut DbFile, settings: &Settings) -> Result<bool, Error> {
+/// whether the open starts a new database.
+fn prepare_file(file: &mut DbFile, settings: &Settings) -> Result<Fresh, Error> {
     let path = file.path.clone();
     match file.entry {
+        Some(entry)
+            if entry.len == 0
+                && entry.mode & 0o777 == 0o600
+                && settings.create
+                && !settings.read_only
+                && file.mine() =>
+        {
+            // An empty owner-only file is what idstore's own create leaves when a
+            // crash or a power cut stops it before the first page: it becomes the
+            // new database. (Any other empty file is refused, as not a database.)
+            refuse_read_only(file, Some(entry.mode))?;
+            tracing::info!(path = %path.display(), "an empty file becomes a new database");
+            Ok(Fresh::Empty)
+        }
         Some(entry) => {
             check_header(file, settings.keying.is_some())?;
             if !settings.read_only {
                 refuse_read_only(file, Some(entry.mode))?;
             }
-            Ok(false)
+            Ok(Fresh::No)
         }
         None => {
             if !settings.create || settings.read_only {
@@ -315,9 +329,17 @@ fn prepare_file(file: &mut DbFile, settings: &Settings) -> Result<bool, Error> {
                 .create_new(&file.name, None)
                 .map_err(|e| Error::io(&path, e))?;
             file.refresh().map_err(|e| Error::io(&path, e))?;
-            Ok(true)
+            Ok(Fresh::Created)
         }
     }
+}
+
+/// Whether the open starts a new database: one it created, or an empty file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    No,
+    Created,
+    Empty,
 }
 
 /// Refuses a read-write open of a file (or a new file) that cannot or may not be

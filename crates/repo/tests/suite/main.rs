@@ -7,6 +7,7 @@ mod architecture;
 mod bookkeeping;
 mod encryption;
 mod migrations;
+mod power;
 mod properties;
 mod public_api;
 mod quarantine;
