@@ -5,10 +5,6 @@
 //! existed, or a tool that dropped one) and `repair` re-creates it from the very SQL
 //! the migration runs, so there is one definition.
 
-/// The active-identity migration's up.sql, where the guard is defined.
-const ACTIVE_IDENTITY_UP: &str =
-    include_str!("../../../migrations/2026-11-25-000001_active_identity/up.sql");
-
 /// The guard's triggers, by name.
 pub(crate) const GUARD_TRIGGERS: [&str; 4] = [
     "active_identity_guard_insert",
@@ -20,24 +16,21 @@ pub(crate) const GUARD_TRIGGERS: [&str; 4] = [
 /// The table of recorded quarantine decisions.
 pub(crate) const DECISION_LOG: &str = "quarantine_decisions";
 
-/// The `CREATE TRIGGER … END;` statement of one guard trigger, as the migration has it.
+/// The `CREATE TRIGGER` statement of one guard trigger, as the migration has it
+/// (and `sqlite_master` keeps it).
 pub(crate) fn create_sql(name: &str) -> &'static str {
-    statement(&format!("CREATE TRIGGER {name}\n"), "\nEND;")
+    definition(name)
 }
 
-/// The `CREATE TABLE quarantine_decisions (…);` statement, as the migration has it.
+/// The `CREATE TABLE quarantine_decisions` statement, as the migration has it.
 pub(crate) fn create_decision_log_sql() -> &'static str {
-    statement(&format!("CREATE TABLE {DECISION_LOG} ("), "\n);")
+    definition(DECISION_LOG)
 }
 
-fn statement(head: &str, end: &str) -> &'static str {
-    let start = ACTIVE_IDENTITY_UP
-        .find(head)
-        .unwrap_or_else(|| panic!("the active-identity migration has {head:?}"));
-    let len = ACTIVE_IDENTITY_UP[start..]
-        .find(end)
-        .unwrap_or_else(|| panic!("{head:?} ends with {end:?}"));
-    &ACTIVE_IDENTITY_UP[start..start + len + end.len()]
+fn definition(name: &str) -> &'static str {
+    crate::migrations::source::object(name)
+        .map(|o| o.sql.as_str())
+        .unwrap_or_else(|| panic!("one of idstore's steps creates {name}"))
 }
 
 #[cfg(test)]
@@ -45,16 +38,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_guard_trigger_is_found_whole_in_the_migration() {
+    fn every_guard_trigger_is_named_by_the_migration() {
         for name in GUARD_TRIGGERS {
             let sql = create_sql(name);
             assert!(sql.starts_with(&format!("CREATE TRIGGER {name}\n")));
-            assert!(sql.ends_with("\nEND;"));
+            assert!(sql.ends_with("\nEND"));
             assert_eq!(sql.matches("CREATE TRIGGER").count(), 1, "{sql}");
             assert!(sql.contains("RAISE(ABORT"), "{sql}");
         }
         let log = create_decision_log_sql();
         assert!(log.starts_with("CREATE TABLE quarantine_decisions ("));
-        assert!(log.ends_with("exportPath TEXT\n);"), "{log}");
+        assert!(log.ends_with("exportPath TEXT\n)"), "{log}");
     }
 }

@@ -57,12 +57,27 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, Refusal> {
 
 /// Splits `sql` into tokens as SQLite's tokenizer would.
 fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
+    Ok(tokenize_spans(sql)?.into_iter().map(|(t, _)| t).collect())
+}
+
+/// [`tokenize`], each token with the byte range of `sql` it came from.
+fn tokenize_spans(sql: &str) -> Result<Vec<(Token, std::ops::Range<usize>)>, Refusal> {
     let b = sql.as_bytes();
-    let mut out = Vec::new();
+    let mut out: Vec<(Token, std::ops::Range<usize>)> = Vec::new();
+    let mut starts_at = 0;
+    let mut tokens_seen = 0;
     let mut i = 0;
     // The text between two byte positions (always at ASCII boundaries here).
     let text = |from: usize, to: usize| sql[from..to].to_owned();
     while i < b.len() {
+        // Every token pushed in this round spans from here to where `i` ends up.
+        if out.len() > tokens_seen {
+            for t in &mut out[tokens_seen..] {
+                t.1 = starts_at..i;
+            }
+            tokens_seen = out.len();
+        }
+        starts_at = i;
         let c = b[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
@@ -95,11 +110,14 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
                     j += 1;
                 }
                 let value = String::from_utf8(value).map_err(|_| Refusal("not UTF-8".into()))?;
-                out.push(if c == b'\'' {
-                    Token::Text(value)
-                } else {
-                    Token::Quoted(value)
-                });
+                push(
+                    &mut out,
+                    if c == b'\'' {
+                        Token::Text(value)
+                    } else {
+                        Token::Quoted(value)
+                    },
+                );
                 i = j + 1;
             }
             b'x' | b'X' if b.get(i + 1) == Some(&b'\'') => {
@@ -114,11 +132,11 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
                     .step_by(2)
                     .map(|k| u8::from_str_radix(&hex[k..k + 2], 16).expect("checked hex"))
                     .collect();
-                out.push(Token::Blob(bytes));
+                push(&mut out, Token::Blob(bytes));
                 i += 2 + end + 1;
             }
             b';' => {
-                out.push(Token::Semicolon);
+                push(&mut out, Token::Semicolon);
                 i += 1;
             }
             c if c.is_ascii_digit()
@@ -132,7 +150,7 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
                 {
                     i += 1;
                 }
-                out.push(Token::Number(text(start, i)));
+                push(&mut out, Token::Number(text(start, i)));
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let start = i;
@@ -144,7 +162,7 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
                 {
                     i += 1;
                 }
-                out.push(Token::Word(text(start, i)));
+                push(&mut out, Token::Word(text(start, i)));
             }
             _ => {
                 let two = sql.get(i..i + 2);
@@ -157,12 +175,19 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Refusal> {
                     .get(i..end)
                     .or_else(|| sql.get(i..i + sql[i..].chars().next().map_or(1, char::len_utf8)))
                     .ok_or_else(|| Refusal("unreadable text".into()))?;
-                out.push(Token::Punct(piece.to_owned()));
+                push(&mut out, Token::Punct(piece.to_owned()));
                 i += piece.len();
             }
         }
     }
+    for t in &mut out[tokens_seen..] {
+        t.1 = starts_at..i;
+    }
     Ok(out)
+}
+
+fn push(out: &mut Vec<(Token, std::ops::Range<usize>)>, token: Token) {
+    out.push((token, 0..0));
 }
 
 /// What kind of object a stored definition must create.
@@ -717,4 +742,99 @@ mod tests {
             assert!(parse_inserts(bad, "active_identity").is_err(), "{bad}");
         }
     }
+}
+
+/// A `CREATE` statement of a script: the kind of object (`table`, `index`,
+/// `trigger`, `view`), its name, and its text as `sqlite_master` keeps it (from
+/// `CREATE` to its end, without the `;`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Created {
+    pub kind: &'static str,
+    pub name: String,
+    /// The table it is on (its own name, for a table).
+    pub tbl_name: String,
+    pub sql: String,
+}
+
+/// Every `CREATE TABLE`, `INDEX`, `TRIGGER` and `VIEW` statement of `script` (one of
+/// idstore's own migrations), in order.
+pub(crate) fn created_objects(script: &str) -> Result<Vec<Created>, Refusal> {
+    let tokens = tokenize_spans(script)?;
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        // One statement: to its `;` (a trigger's: to the `;` after its `END`).
+        let start = i;
+        let is_trigger = tokens[i].0.is_word("CREATE")
+            && tokens[i..]
+                .iter()
+                .take(4)
+                .any(|(t, _)| t.is_word("TRIGGER"));
+        let mut end = i;
+        while end < tokens.len() {
+            if tokens[end].0 == Token::Semicolon
+                && (!is_trigger || tokens[end - 1].0.is_word("END"))
+            {
+                break;
+            }
+            end += 1;
+        }
+        if tokens[start].0.is_word("CREATE") && end > start {
+            let words: Vec<&Token> = tokens[start..end].iter().map(|(t, _)| t).collect();
+            let mut k = 1;
+            while words
+                .get(k)
+                .is_some_and(|w| w.is_word("UNIQUE") || w.is_word("TEMP") || w.is_word("TEMPORARY"))
+            {
+                k += 1;
+            }
+            let kind = match words.get(k) {
+                Some(w) if w.is_word("TABLE") => Some("table"),
+                Some(w) if w.is_word("INDEX") => Some("index"),
+                Some(w) if w.is_word("TRIGGER") => Some("trigger"),
+                Some(w) if w.is_word("VIEW") => Some("view"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                k += 1;
+                if words.get(k).is_some_and(|w| w.is_word("IF")) {
+                    k += 3;
+                }
+                let name = match words.get(k) {
+                    Some(Token::Word(n) | Token::Quoted(n)) => n.clone(),
+                    _ => return refuse("a CREATE statement names no object"),
+                };
+                let unique = words[1..k].iter().any(|w| w.is_word("UNIQUE"));
+                let name_at = tokens[start + k].1.start;
+                let tbl_name = if kind == "table" || kind == "view" {
+                    name.clone()
+                } else {
+                    match words
+                        .iter()
+                        .position(|w| w.is_word("ON"))
+                        .and_then(|at| words.get(at + 1))
+                    {
+                        Some(Token::Word(t) | Token::Quoted(t)) => t.clone(),
+                        _ => return refuse("an index or trigger names no table"),
+                    }
+                };
+                // SQLite keeps `CREATE [UNIQUE] KIND` and the text from the name on
+                // (`IF NOT EXISTS` and `TEMP` dropped, the keywords as it spells them).
+                let sql = format!(
+                    "CREATE {}{} {}",
+                    if unique { "UNIQUE " } else { "" },
+                    kind.to_uppercase(),
+                    &script[name_at..tokens[end - 1].1.end]
+                );
+                found.push(Created {
+                    kind,
+                    name,
+                    tbl_name,
+                    sql,
+                });
+            }
+        }
+        i = end + 1;
+    }
+    Ok(found)
 }

@@ -140,33 +140,29 @@ fn created_by_step() -> &'static BTreeMap<String, Vec<(SchemaObject, Shape)>> {
 }
 
 /// The definition idstore's own object `name` has, as one of its steps creates it
-/// (`None`: idstore makes no object of that name).
+/// (`None`: idstore makes no object of that name), as `sqlite_master` keeps it.
 pub(crate) fn idstore_definition(name: &str) -> Option<&'static str> {
-    created_by_step()
-        .values()
-        .flatten()
-        .find(|(o, _)| o.name == name)
-        .and_then(|(o, _)| o.sql.as_deref())
+    super::source::object(name).map(|o| o.sql.as_str())
 }
 
 /// Every name one of idstore's steps creates (a table, index or trigger).
 pub(super) fn names_created_by_steps() -> std::collections::BTreeSet<&'static str> {
-    created_by_step()
+    super::source::created()
         .values()
         .flatten()
-        .map(|(o, _)| o.name.as_str())
+        .map(|o| o.name.as_str())
         .collect()
 }
 
 /// The tables whose b-trees `step` writes when it creates what it creates (a table,
 /// or an index on a table), each with the name of the object created.
 pub(super) fn tables_created_by(step: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
-    created_by_step()
+    super::source::created()
         .get(step)
         .into_iter()
         .flatten()
-        .filter(|(o, _)| o.kind == "table" || o.kind == "index")
-        .map(|(o, _)| (o.name.as_str(), o.tbl_name.as_str()))
+        .filter(|o| o.kind == "table" || o.kind == "index")
+        .map(|o| (o.name.as_str(), o.tbl_name.as_str()))
 }
 
 /// A file's object under a name one of idstore's steps creates, found by the
@@ -204,6 +200,15 @@ pub(super) fn collisions(
 ) -> QueryResult<Vec<Collision>> {
     let mut found = Vec::new();
     for step in pending.iter().filter(|s| *s != super::BASELINE_VERSION) {
+        let names = super::source::created()
+            .get(step.as_str())
+            .into_iter()
+            .flatten();
+        if !names.into_iter().any(|o| present.contains_key(&o.name)) {
+            // The common case: no name to compare, and no need to learn the shape
+            // of idstore's objects (which runs the steps in memory).
+            continue;
+        }
         for (ours, our_shape) in created_by_step().get(step).into_iter().flatten() {
             let Some(theirs) = present.get(&ours.name) else {
                 continue;
@@ -280,4 +285,42 @@ pub(crate) fn set_aside(conn: &mut SqliteConnection, adopted: &[SchemaObject]) -
         ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// What the steps' SQL says they create is what running them creates: the same
+    /// objects, each with the definition `sqlite_master` keeps.
+    #[test]
+    fn the_parsed_steps_match_a_run_of_them() {
+        for (version, run) in super::created_by_step() {
+            let parsed = &super::super::source::created()[version.as_str()];
+            let ran: Vec<(&str, &str, &str, Option<&str>)> = run
+                .iter()
+                .map(|(o, _)| {
+                    (
+                        o.kind.as_str(),
+                        o.name.as_str(),
+                        o.tbl_name.as_str(),
+                        o.sql.as_deref(),
+                    )
+                })
+                .collect();
+            let mut said: Vec<(&str, &str, &str, Option<&str>)> = parsed
+                .iter()
+                .map(|o| {
+                    (
+                        o.kind,
+                        o.name.as_str(),
+                        o.tbl_name.as_str(),
+                        Some(o.sql.as_str()),
+                    )
+                })
+                .collect();
+            let mut ran = ran;
+            ran.sort();
+            said.sort();
+            assert_eq!(said, ran, "{version}");
+        }
+    }
 }

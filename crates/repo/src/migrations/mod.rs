@@ -32,6 +32,7 @@ mod plan;
 mod restore;
 mod rollback;
 mod run;
+pub(crate) mod source;
 mod verify;
 
 pub(crate) use adopt::idstore_definition;
