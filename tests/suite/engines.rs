@@ -92,7 +92,7 @@ fn the_web_builds_engine_runs_the_apps_statements_on_migrated_files() {
     }
     let dir = TempDir::new().unwrap();
     for (step, to) in [
-        ("transition", "20261125000001"),
+        ("transition", "202611250000011"),
         ("final", "20261125000002"),
     ] {
         let db = legacy(dir.path(), &format!("{step}.sqlite"));

@@ -544,7 +544,7 @@ fn every_refusal_leaves_the_file_byte_for_byte() {
             "migrated",
             "the baseline without the flag",
             |_| {},
-            &["rollback", "--steps", "3"],
+            &["rollback", "--steps", "4"],
             "baseline_not_included",
         ),
         (

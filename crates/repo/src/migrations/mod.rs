@@ -51,6 +51,10 @@ pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migra
 pub(crate) const BASELINE_VERSION: &str = "00000000000000";
 /// Creates `active_identity`, makes `accounts.did` unique, adds the transition triggers.
 pub(crate) const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
+/// An empty string written to the pointer means none; no REPLACE can leave it
+/// dangling. Sorts between the active-identity step and the cleanup, since it
+/// belongs to both the transition step and the final one.
+pub(crate) const EMPTY_MEANS_NONE_VERSION: &str = "202611250000011";
 /// Drops `settings.activeDid` and the transition triggers.
 pub(crate) const CLEANUP_VERSION: &str = "20261125000002";
 
@@ -80,7 +84,9 @@ fn embedded() -> Vec<Box<dyn Migration<Sqlite>>> {
 /// migrated one. At the transition step, older app builds still write
 /// `settings.activeDid`, and the transition triggers keep it and `active_identity`
 /// in step both ways.
-pub(crate) const PAUSE_POINTS: &[&str] = &[ACTIVE_IDENTITY_VERSION];
+/// (A file stopped at the active-identity step by an idstore from before the
+/// empty-string step is served too: it is that step it lacks.)
+pub(crate) const PAUSE_POINTS: &[&str] = &[EMPTY_MEANS_NONE_VERSION, ACTIVE_IDENTITY_VERSION];
 
 /// What a step does, as `status` tells an operator about the next one.
 pub(crate) fn step_summary(version: &str) -> &'static str {
@@ -88,6 +94,9 @@ pub(crate) fn step_summary(version: &str) -> &'static str {
         BASELINE_VERSION => "creates the legacy accounts and settings tables if missing",
         ACTIVE_IDENTITY_VERSION => {
             "moves the active identity to active_identity (duplicates quarantined, the pointer guarded) and keeps settings.activeDid in step for older app builds"
+        }
+        EMPTY_MEANS_NONE_VERSION => {
+            "an empty active identity from any writer means none, and no REPLACE can leave the pointer naming no account"
         }
         CLEANUP_VERSION => {
             "removes settings.activeDid and the transition triggers: app builds that still write settings.activeDid stop seeing the active identity"

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use super::{ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION};
+use super::{ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, EMPTY_MEANS_NONE_VERSION};
 use crate::sqltext::{Created, created_objects};
 
 /// Each step's up.sql, by version, oldest first.
@@ -18,6 +18,12 @@ pub(crate) const UP_SQL: &[(&str, &str)] = &[
     (
         ACTIVE_IDENTITY_VERSION,
         include_str!("../../../../migrations/2026-11-25-000001_active_identity/up.sql"),
+    ),
+    (
+        EMPTY_MEANS_NONE_VERSION,
+        include_str!(
+            "../../../../migrations/2026-11-25-000001-1_empty_active_did_means_none/up.sql"
+        ),
     ),
     (
         CLEANUP_VERSION,

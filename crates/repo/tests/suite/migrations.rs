@@ -107,7 +107,12 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     );
     assert_eq!(
         report.applied,
-        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+        vec![
+            BASELINE_VERSION,
+            ACTIVE_IDENTITY_VERSION,
+            EMPTY_MEANS_NONE_VERSION,
+            CLEANUP_VERSION
+        ]
     );
     assert!(!report.adopted_legacy);
     assert_eq!(report.active_did, None);
@@ -129,7 +134,11 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
 
 #[test]
 fn each_migration_is_reversed_exactly_by_its_down() {
-    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION] {
+    for step in [
+        ACTIVE_IDENTITY_VERSION,
+        EMPTY_MEANS_NONE_VERSION,
+        CLEANUP_VERSION,
+    ] {
         let dir = TempDir::new().unwrap();
         let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
         let mut conn = open(&path).unwrap();
@@ -142,7 +151,11 @@ fn each_migration_is_reversed_exactly_by_its_down() {
         // Up to the step, then back down one migration at a time.
         migrate(&mut conn, to(step)).unwrap();
         assert_ne!(dump(&mut conn), at_baseline, "{step} changed something");
-        let steps = if step == CLEANUP_VERSION { 2 } else { 1 };
+        let steps = match step {
+            CLEANUP_VERSION => 3,
+            EMPTY_MEANS_NONE_VERSION => 2,
+            _ => 1,
+        };
         let back = rollback(
             &mut conn,
             &RollbackOptions::new().target(RollbackTarget::Steps(steps)),
@@ -211,7 +224,11 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let back = rollback(&mut conn, &back_to_baseline()).unwrap();
         assert_eq!(
             back.reverted,
-            vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
+            vec![
+                CLEANUP_VERSION,
+                EMPTY_MEANS_NONE_VERSION,
+                ACTIVE_IDENTITY_VERSION
+            ]
         );
         assert_eq!(
             dump(&mut conn),
@@ -226,7 +243,11 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let second = migrate(&mut conn, all()).unwrap();
         assert_eq!(
             second.applied,
-            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+            vec![
+                ACTIVE_IDENTITY_VERSION,
+                EMPTY_MEANS_NONE_VERSION,
+                CLEANUP_VERSION
+            ]
         );
         assert_eq!(
             dump(&mut conn),
@@ -395,8 +416,9 @@ fn foreign_keys_on_or_off_give_the_same_result() {
         exec(&mut conn, &format!("PRAGMA foreign_keys = {fk};"));
         conn.raw().run_pending_migrations(MIGRATIONS).unwrap();
         let up = dump(&mut conn);
-        conn.revert_migration(&*MIGRATIONS_LIST()[2]).unwrap();
-        conn.revert_migration(&*MIGRATIONS_LIST()[1]).unwrap();
+        for step in MIGRATIONS_LIST().iter().skip(1).rev() {
+            conn.revert_migration(&**step).unwrap();
+        }
         let down = dump(&mut conn);
         results.push((up, down));
     }
@@ -427,14 +449,19 @@ fn adopting_a_legacy_file_leaves_other_tables_untouched() {
     };
     let mut conn = open(&path).unwrap();
     let st = status(&mut conn).unwrap();
-    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 3);
+    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 4);
     assert_eq!(st.active_did.as_deref(), Some(DID_A));
 
     let report = migrate(&mut conn, all()).unwrap();
     assert!(report.adopted_legacy);
     assert_eq!(
         report.applied,
-        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
+        vec![
+            BASELINE_VERSION,
+            ACTIVE_IDENTITY_VERSION,
+            EMPTY_MEANS_NONE_VERSION,
+            CLEANUP_VERSION
+        ]
     );
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     assert_eq!(report.values_migrated, 1);
@@ -593,7 +620,7 @@ fn an_injected_validation_failure_rolls_everything_back() {
     assert_eq!(report.errors, vec!["injected failure".to_string()]);
     assert_eq!(
         report.applied.len(),
-        3,
+        4,
         "the report says what was attempted"
     );
     assert_eq!(dump(&mut conn), original, "nothing changed");
@@ -611,7 +638,7 @@ fn the_full_structure_check_validates_too() {
     let mut conn = open(&path).unwrap();
     let options = MigrateOptions::new().integrity(idstore_repo::Integrity::Full);
     let report = migrate(&mut conn, options.clone()).unwrap();
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), 4);
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     // The other validations still run: an injected failure still rolls back.
     rollback(&mut conn, &back_to_baseline()).unwrap();
@@ -737,7 +764,12 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
     let report = rollback(&mut conn, &with_flag).unwrap();
     assert_eq!(
         report.reverted,
-        vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION, BASELINE_VERSION]
+        vec![
+            CLEANUP_VERSION,
+            EMPTY_MEANS_NONE_VERSION,
+            ACTIVE_IDENTITY_VERSION,
+            BASELINE_VERSION
+        ]
     );
     assert!(!dump(&mut conn).contains_key("accounts"));
 }
@@ -1106,7 +1138,7 @@ fn an_equivalent_object_under_idstores_name_is_adopted_and_given_back() {
     // changing nothing.
     rollback(
         &mut conn,
-        &RollbackOptions::new().target(RollbackTarget::Steps(1)),
+        &RollbackOptions::new().target(RollbackTarget::Steps(2)),
     )
     .unwrap();
     let before = dump(&mut conn);

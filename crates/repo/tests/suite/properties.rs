@@ -194,7 +194,7 @@ proptest! {
         let before = dump(&mut conn);
 
         let report = migrate(&mut conn, MigrateOptions::new()).unwrap();
-        prop_assert_eq!(&report.applied, &[ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]);
+        prop_assert_eq!(&report.applied, &[ACTIVE_IDENTITY_VERSION, EMPTY_MEANS_NONE_VERSION, CLEANUP_VERSION]);
         let expected_active = match &pointer {
             Pointer::Valid(i) if master && accounts.iter().any(|a| a.did == *i) => Some(POOL[*i].to_owned()),
             _ => None,

@@ -446,11 +446,12 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     );
     assert_eq!(dump(&mut conn), before, "refused before writing");
 
-    // The down.sql refuses on its own, as it does under the diesel CLI (the cleanup
-    // above it reverts, as it restores only settings.activeDid).
+    // The down.sql refuses on its own, as it does under the diesel CLI (the steps
+    // above it revert: the cleanup restores only settings.activeDid, the
+    // empty-string step drops only its triggers).
     rollback(
         &mut conn,
-        &RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(1)),
+        &RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(2)),
     )
     .unwrap();
     let before = dump(&mut conn);
