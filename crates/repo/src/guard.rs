@@ -5,13 +5,27 @@
 //! existed, or a tool that dropped one) and `repair` re-creates it from the very SQL
 //! the migration runs, so there is one definition.
 
-/// The guard's triggers, by name.
-pub(crate) const GUARD_TRIGGERS: [&str; 4] = [
-    "active_identity_guard_insert",
-    "active_identity_guard_update",
-    "accounts_guard_active_delete",
-    "accounts_guard_active_did_update",
+/// The guard's triggers, by name, each with the step that creates it.
+pub(crate) const GUARD_TRIGGERS: [(&str, &str); 8] = [
+    ("active_identity_guard_insert", ACTIVE_IDENTITY_VERSION),
+    ("active_identity_guard_update", ACTIVE_IDENTITY_VERSION),
+    ("accounts_guard_active_delete", ACTIVE_IDENTITY_VERSION),
+    ("accounts_guard_active_did_update", ACTIVE_IDENTITY_VERSION),
+    ("accounts_guard_active_replace", EMPTY_MEANS_NONE_VERSION),
+    ("accounts_guard_active_id_update", EMPTY_MEANS_NONE_VERSION),
+    ("active_identity_empty_means_none_on_update", EMPTY_MEANS_NONE_VERSION),
+    ("active_identity_empty_means_none_on_insert", EMPTY_MEANS_NONE_VERSION),
 ];
+
+use crate::migrations::{ACTIVE_IDENTITY_VERSION, EMPTY_MEANS_NONE_VERSION};
+
+/// The guard's triggers a file at the steps `applied` must have.
+pub(crate) fn guard_triggers(applied: &[String]) -> impl Iterator<Item = &'static str> + '_ {
+    GUARD_TRIGGERS
+        .iter()
+        .filter(|(_, step)| applied.iter().any(|a| a == step))
+        .map(|(name, _)| *name)
+}
 
 /// The table of recorded quarantine decisions.
 pub(crate) const DECISION_LOG: &str = "quarantine_decisions";
@@ -39,12 +53,17 @@ mod tests {
 
     #[test]
     fn every_guard_trigger_is_named_by_the_migration() {
-        for name in GUARD_TRIGGERS {
+        for (name, step) in GUARD_TRIGGERS {
             let sql = create_sql(name);
             assert!(sql.starts_with(&format!("CREATE TRIGGER {name}\n")));
             assert!(sql.ends_with("\nEND"));
             assert_eq!(sql.matches("CREATE TRIGGER").count(), 1, "{sql}");
-            assert!(sql.contains("RAISE(ABORT"), "{sql}");
+            assert!(sql.contains("RAISE(ABORT") || sql.contains("RAISE(IGNORE"), "{sql}");
+            let made_by = crate::migrations::source::created()
+                .iter()
+                .find(|(_, objects)| objects.iter().any(|o| o.name == name))
+                .map(|(v, _)| *v);
+            assert_eq!(made_by, Some(step), "{name}");
         }
         let log = create_decision_log_sql();
         assert!(log.starts_with("CREATE TABLE quarantine_decisions ("));

@@ -126,7 +126,7 @@ pub(crate) fn observe(observe: impl FnMut(&FileStep) + 'static) -> ObserverGuard
     ObserverGuard { previous }
 }
 
-/// Removes the observer [`observe`] installed (putting back any earlier one).
+/// Removes the file-step observer it was returned for (putting back any earlier one).
 #[cfg(feature = "fixtures")]
 pub struct ObserverGuard {
     previous: Option<Observer>,

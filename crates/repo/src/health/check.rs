@@ -44,8 +44,9 @@ pub(super) fn legacy_pointer_out_of_step(
 
 /// The pointer guard's triggers that the file lacks.
 pub(super) fn missing_guards(conn: &mut SqliteConnection) -> QueryResult<Vec<&'static str>> {
+    let applied = crate::migrations::applied_versions(conn)?;
     let mut missing = Vec::new();
-    for name in crate::guard::GUARD_TRIGGERS {
+    for name in crate::guard::guard_triggers(&applied) {
         if !sql::object_exists(conn, "trigger", name)? {
             missing.push(name);
         }
