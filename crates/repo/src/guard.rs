@@ -13,8 +13,14 @@ pub(crate) const GUARD_TRIGGERS: [(&str, &str); 8] = [
     ("accounts_guard_active_did_update", ACTIVE_IDENTITY_VERSION),
     ("accounts_guard_active_replace", EMPTY_MEANS_NONE_VERSION),
     ("accounts_guard_active_id_update", EMPTY_MEANS_NONE_VERSION),
-    ("active_identity_empty_means_none_on_update", EMPTY_MEANS_NONE_VERSION),
-    ("active_identity_empty_means_none_on_insert", EMPTY_MEANS_NONE_VERSION),
+    (
+        "active_identity_empty_means_none_on_update",
+        EMPTY_MEANS_NONE_VERSION,
+    ),
+    (
+        "active_identity_empty_means_none_on_insert",
+        EMPTY_MEANS_NONE_VERSION,
+    ),
 ];
 
 use crate::migrations::{ACTIVE_IDENTITY_VERSION, EMPTY_MEANS_NONE_VERSION};
@@ -58,7 +64,10 @@ mod tests {
             assert!(sql.starts_with(&format!("CREATE TRIGGER {name}\n")));
             assert!(sql.ends_with("\nEND"));
             assert_eq!(sql.matches("CREATE TRIGGER").count(), 1, "{sql}");
-            assert!(sql.contains("RAISE(ABORT") || sql.contains("RAISE(IGNORE"), "{sql}");
+            assert!(
+                sql.contains("RAISE(ABORT") || sql.contains("RAISE(IGNORE"),
+                "{sql}"
+            );
             let made_by = crate::migrations::source::created()
                 .iter()
                 .find(|(_, objects)| objects.iter().any(|o| o.name == name))
