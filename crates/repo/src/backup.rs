@@ -62,6 +62,26 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
         .file_name()
         .ok_or_else(|| backup_err(ErrorKind::BackupFailed, "the path names no file".into()))?;
     let folder = Folder::open(folder_path).map_err(|e| Error::io(dest, e))?;
+    // A new file has no side files: one there is someone else's, and SQLite would
+    // read it as the copy's own journal or log when it opens the copy.
+    for suffix in crate::files::SIDE_SUFFIXES {
+        let side = crate::files::suffixed(name, suffix);
+        if folder
+            .inspect(&side)
+            .map_err(|e| Error::io(dest, e))?
+            .is_some()
+        {
+            return Err(Error::at(
+                ErrorKind::UntrustedFile,
+                dest,
+                format!(
+                    "{} is already there, beside the name of the new backup {}; SQLite would take it for the backup's own: nothing was written and the database was not changed; remove it if it is not yours, or choose another backup path",
+                    folder.join(&side).display(),
+                    dest.display()
+                ),
+            ));
+        }
+    }
     let target = folder
         .create_new(name, Some(from.file.owner()))
         .map_err(|e| match e.kind() {
@@ -86,8 +106,10 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
         };
         let (mut to, to_raw) = crate::connection::establish(dest, &settings, false)
             .map_err(|e| (e.kind(), e.to_string()))?;
-        // The copy is written once and synced once, by this module: no journal.
-        to.batch_execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        // The copy is written once and synced once, by this module: no journal file
+        // beside it (whose name could be planted). MEMORY, since OFF is a silent
+        // no-op under the defensive mode every connection runs with.
+        to.batch_execute("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")
             .map_err(|e| (crate::error::classify(&e), e.to_string()))?;
         let reader = if from.in_write {
             let reading = Settings {

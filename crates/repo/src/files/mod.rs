@@ -13,7 +13,7 @@ mod dbfile;
 mod folder;
 pub(crate) mod seam;
 
-pub(crate) use dbfile::DbFile;
+pub(crate) use dbfile::{DbFile, SIDE_SUFFIXES};
 pub(crate) use folder::{
     Entry, EntryKind, Folder, Owner, SeamFile, Untrusted, entry_at, is_root, may_give_to,
 };
