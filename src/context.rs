@@ -62,13 +62,13 @@ impl Ctx {
     /// Opens read-only, never creating: nothing is written to the file (an
     /// interrupted write is rolled back first where the storage allows it).
     pub fn open_read(&self) -> Result<Database, Error> {
-        self.options().read_only(true).open(&self.db.path)
+        self.told(self.options().read_only(true).open(&self.db.path))
     }
 
     /// Opens an existing file to write it: refused, before anything is written, on
     /// read-only storage or without write permission.
     pub fn open_write(&self) -> Result<Database, Error> {
-        self.options().create(false).open(&self.db.path)
+        self.told(self.options().create(false).open(&self.db.path))
     }
 
     /// Opens to write, creating the file (and, for the default path, its folder).
@@ -82,7 +82,28 @@ impl Ctx {
                 )
             })?;
         }
-        self.options().open(&self.db.path)
+        self.told(self.options().open(&self.db.path))
+    }
+
+    /// Says on stderr (unless `--quiet`) which copies the open kept aside before it
+    /// recovered an interrupted write, so the user can find them.
+    fn told(&self, opened: Result<Database, Error>) -> Result<Database, Error> {
+        if let Ok(db) = &opened
+            && !db.kept_aside().is_empty()
+            && !self.out.quiet()
+        {
+            let kept: Vec<String> = db
+                .kept_aside()
+                .iter()
+                .map(|p| crate::output::shown_path(p))
+                .collect();
+            crate::output::note(&format!(
+                "note: {} held an interrupted write, now rolled back; the file and its journal as they were are kept at {} (delete them once the file is known to be good)",
+                crate::output::shown_path(&self.db.path),
+                kept.join(" and ")
+            ));
+        }
+        opened
     }
 
     /// `<file>.backup-<UTC time>.sqlite` beside the database.

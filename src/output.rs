@@ -26,6 +26,11 @@ impl Output {
         }
     }
 
+    /// Whether `--quiet` asked for nothing but errors.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Prints `doc` when `--json`, else `text()` unless `--quiet`.
     pub fn emit(&self, doc: serde_json::Value, text: impl FnOnce() -> String) {
         if self.json {

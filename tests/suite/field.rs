@@ -47,6 +47,30 @@ fn a_hot_journal_is_rolled_back_before_every_command() {
             !text.contains("HalfWritten") && !stderr.contains("readonly"),
             "{args:?}: {text} {stderr}"
         );
+        // The file and its journal as they were are kept aside, and the note names
+        // both copies.
+        let kept: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("hot-{i}.sqlite.before-recovery-"))
+            })
+            .collect();
+        assert_eq!(
+            kept.len(),
+            2,
+            "{args:?}: the file and its journal: {kept:?}"
+        );
+        for copy in &kept {
+            assert!(
+                stderr.contains(&copy.display().to_string()),
+                "{args:?}: the note names {}: {stderr}",
+                copy.display()
+            );
+        }
         match args {
             ["status"] => {
                 assert!(out.status.success(), "{stderr}");

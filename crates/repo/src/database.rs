@@ -196,6 +196,14 @@ impl Database {
         OpenOptions::new().open(path)
     }
 
+    /// Copies of the file and its journal kept aside before this open recovered an
+    /// interrupted write (owner-only, beside the file); empty when nothing was
+    /// recovered. They are the file as it was found: delete them once the
+    /// recovered file is known to be good.
+    pub fn kept_aside(&self) -> &[std::path::PathBuf] {
+        &self.handle.kept_aside
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.handle.path
