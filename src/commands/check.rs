@@ -23,7 +23,7 @@ pub(super) fn check(ctx: &Ctx, all: bool) -> Result<bool, Error> {
             }
             if p.is_decision() {
                 decisions += 1;
-            } else {
+            } else if !p.kind.is_notice() {
                 problems += 1;
             }
         })?;
@@ -33,7 +33,7 @@ pub(super) fn check(ctx: &Ctx, all: bool) -> Result<bool, Error> {
         emit_health(ctx, &report);
         let decisions = report.count(ProblemKind::QuarantinedAccount)
             + report.count(ProblemKind::QuarantinedPointer);
-        (report.total() - decisions, decisions)
+        (report.total() - decisions - report.notices(), decisions)
     };
     if problems + decisions > 0 && !ctx.out.json {
         let mut parts = Vec::new();
@@ -67,6 +67,11 @@ fn problem_line(prefix: &str, p: &Problem) -> String {
             p.kind.as_str(),
             p.detail
         ),
+        None if p.kind.is_notice() => format!(
+            "{prefix}notice ({}): {}; left by the app's ordinary use, harmless",
+            p.kind.as_str(),
+            p.detail
+        ),
         None => format!("{prefix}{}: {}", p.kind.as_str(), p.detail),
     }
 }
@@ -75,7 +80,7 @@ fn emit_health(ctx: &Ctx, report: &HealthReport) {
     ctx.out.emit(
         json!({ "ok": report.ok(), "problems": report.problems, "omitted": report.omitted }),
         || {
-            if report.ok() {
+            if report.problems.is_empty() {
                 return "ok: no problems found".to_owned();
             }
             let mut lines: Vec<String> = report
@@ -89,6 +94,12 @@ fn emit_health(ctx: &Ctx, report: &HealthReport) {
                     kind.as_str()
                 )
             }));
+            if report.ok() {
+                lines.push(format!(
+                    "ok: no problems found ({} notice(s) only)",
+                    report.notices()
+                ));
+            }
             lines.join("\n")
         },
     );

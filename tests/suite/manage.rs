@@ -518,19 +518,19 @@ fn check_summarises_many_problems_and_all_lists_every_one() {
         &db,
         &format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-             INSERT INTO settings (accountDid, firstName) SELECT '{UNKNOWN}', 'o' || i FROM n;"
+             INSERT INTO settings (accountDid, firstName) SELECT NULL, 'o' || i FROM n;"
         ),
     );
     let out = idstore(&db).arg("check").assert().code(1);
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(
         text.lines()
-            .filter(|l| l.starts_with("orphan_override:"))
+            .filter(|l| l.starts_with("extra_null_account_row:"))
             .count(),
         10
     );
     assert!(
-        text.contains("… and 490 more orphan_override problem(s)"),
+        text.contains("… and 490 more extra_null_account_row problem(s)"),
         "{text}"
     );
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
@@ -540,7 +540,7 @@ fn check_summarises_many_problems_and_all_lists_every_one() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(
         text.lines()
-            .filter(|l| l.starts_with("orphan_override:"))
+            .filter(|l| l.starts_with("extra_null_account_row:"))
             .count(),
         500
     );
@@ -555,9 +555,56 @@ fn check_summarises_many_problems_and_all_lists_every_one() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(docs.len(), 500);
-    assert!(docs.iter().all(|d| d["kind"] == "orphan_override"));
+    assert!(docs.iter().all(|d| d["kind"] == "extra_null_account_row"));
 
     let out = idstore(&db).args(["check", "--json"]).assert().code(1);
     let summary: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(summary["omitted"]["orphan_override"], 490);
+    assert_eq!(summary["omitted"]["extra_null_account_row"], 490);
+}
+
+/// What the app's ordinary use leaves is a notice, not a problem: its smart deletion
+/// of the active account (re-point, then delete) leaves that account's override row;
+/// `check` names it as a notice and exits 0, and JSON says `ok`.
+#[test]
+fn the_apps_ordinary_leftovers_are_notices_that_do_not_fail_check() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated(dir.path());
+    idstore(&db).args(["check"]).assert().success();
+    let out = idstore(&db).args(["status", "--json"]).assert().success();
+    let status: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let active = status["active_did"].as_str().unwrap().to_owned();
+    // The app's own statements: an override row for the active account, then its
+    // deletion the app's way (re-point to another account first).
+    let mut app = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    app.batch_execute(
+        &format!(
+            "INSERT INTO settings (accountDid, firstName) VALUES ('{active}', 'Mine');
+             UPDATE active_identity SET activeDid = (SELECT did FROM accounts WHERE did <> '{active}' ORDER BY id LIMIT 1), lastUpdated = datetime('now') WHERE id = 1;
+             DELETE FROM accounts WHERE did = '{active}';"
+        ),
+    )
+    .unwrap();
+    drop(app);
+    let out = idstore(&db).arg("check").assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("notice (orphan_override):") && l.contains("harmless")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok: no problems found (1 notice(s) only)"),
+        "{text}"
+    );
+    let out = idstore(&db).args(["check", "--json"]).assert().success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["problems"][0]["kind"], "orphan_override", "{doc}");
+    idstore(&db).args(["check", "--all"]).assert().success();
+    // Damage still fails it.
+    unguarded(
+        &db,
+        "INSERT INTO settings (accountDid, firstName) VALUES (NULL, 'stray');",
+    );
+    idstore(&db).arg("check").assert().code(1);
 }

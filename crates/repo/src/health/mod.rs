@@ -57,7 +57,9 @@ problem_kinds! {
     NeedsMigration = "needs_migration",
     /// An account's DID is not a valid DID.
     InvalidDid = "invalid_did",
-    /// An override settings row names no account.
+    /// An override settings row names no account: what the app leaves when it
+    /// deletes an account (it never deletes the account's settings row). A notice,
+    /// not a problem: it does not make [`HealthReport::ok`] false.
     OrphanOverride = "orphan_override",
     /// A settings row other than the master has no `accountDid`.
     ExtraNullAccountRow = "extra_null_account_row",
@@ -95,6 +97,13 @@ problem_kinds! {
 }
 
 impl ProblemKind {
+    /// Whether this kind is a notice: what the app's ordinary use leaves behind (an
+    /// override row of a deleted account), reported but harmless, so it does not
+    /// make [`HealthReport::ok`] false.
+    pub fn is_notice(self) -> bool {
+        matches!(self, ProblemKind::OrphanOverride)
+    }
+
     /// Whether [`Database::repair`](crate::Database::repair) fixes this kind.
     pub fn repairable(self) -> bool {
         match self {
@@ -165,9 +174,19 @@ impl HealthReport {
     /// not in one formatted line per row.
     pub const SAMPLE_PER_KIND: usize = 10;
 
-    /// True when no problem was found.
+    /// True when nothing needs attention: no problem was found but notices (see
+    /// [`ProblemKind::is_notice`]), and no quarantined item waits for a decision.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.iter().all(|p| p.kind.is_notice())
+    }
+
+    /// How many of the problems found are notices, shown or not.
+    pub fn notices(&self) -> u64 {
+        ProblemKind::ALL
+            .iter()
+            .filter(|k| k.is_notice())
+            .map(|&k| self.count(k))
+            .sum()
     }
 
     /// Every problem found of this kind, shown or not.
