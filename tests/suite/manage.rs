@@ -516,10 +516,8 @@ fn check_summarises_many_problems_and_all_lists_every_one() {
     let db = migrated(dir.path());
     unguarded(
         &db,
-        &format!(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-             INSERT INTO settings (accountDid, firstName) SELECT NULL, 'o' || i FROM n;"
-        ),
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO settings (accountDid, firstName) SELECT NULL, 'o' || i FROM n;",
     );
     let out = idstore(&db).arg("check").assert().code(1);
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
