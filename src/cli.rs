@@ -97,16 +97,73 @@ pub enum Command {
     Rekey(ConvertArgs),
     /// Turn an encrypted database back into a plain one, in place.
     Decrypt(DecryptArgs),
+    /// Rehearse the rollout on a folder of files (copies of users' files): each is
+    /// migrated, checked, rolled back and compared on a private copy, one JSON Lines
+    /// record a file, then a summary; the originals are never written. Exits 1 when
+    /// a rollback trigger fired.
+    Rehearse(RehearseArgs),
     /// Write sample databases to try idstore on.
     #[command(subcommand)]
     Demo(DemoCommand),
-    /// Print shell completions or the man page, generated from these definitions.
+    /// Print shell completions, the man page, or idstore's migrations in the app's
+    /// own format.
     #[command(hide = true)]
     Generate {
         /// What to print.
         #[arg(value_enum)]
         what: Generated,
     },
+}
+
+/// `idstore rehearse`.
+#[derive(Debug, clap::Args)]
+pub struct RehearseArgs {
+    /// A folder of database files, searched recursively (a file's `-journal` or
+    /// `-wal` is copied with it).
+    pub corpus: PathBuf,
+    /// The JSON Lines report, appended to: files it already holds a record of are
+    /// skipped, so a rerun picks up where a run stopped.
+    #[arg(long, value_name = "FILE")]
+    pub report: PathBuf,
+    /// Only this shard of the corpus, `I/N` with 1 <= I <= N: the I-th of every N
+    /// files in name order, for N jobs of any runner.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Another engine to compare with: a command that, given a copy of a file and an
+    /// output path as its last two arguments, writes there the file its own run of
+    /// idstore's exported steps gives (`idstore generate app-migrations`).
+    #[arg(long, value_name = "COMMAND")]
+    pub engine: Option<String>,
+    /// A migration slower than this (milliseconds) fires the performance trigger.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub slow_ms: u64,
+}
+
+/// A shard of a corpus: the `index`-th (from 1) of every `count` files.
+#[derive(Debug, Clone, Copy)]
+pub struct Shard {
+    /// From 1.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not I/N (say 2/8)"))?;
+    let index: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{i:?} is not a number"))?;
+    let count: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a number"))?;
+    if count == 0 || index == 0 || index > count {
+        return Err(format!("{text}: I must be between 1 and N"));
+    }
+    Ok(Shard { index, count })
 }
 
 /// `idstore migrate`.
@@ -321,6 +378,9 @@ pub enum Generated {
     CompleteFish,
     /// PowerShell completions.
     CompletePowershell,
+    /// idstore's migrations as the app's migration service runs them: JSON, an
+    /// ordered list of `{ name, version, sql, down }` (`export/app-migrations.json`).
+    AppMigrations,
 }
 
 /// `idstore demo …`.

@@ -41,7 +41,14 @@ fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
         .iter()
         .map(|w| w["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["added_legacy_column", "quarantined_account"]);
+    assert_eq!(
+        kinds,
+        [
+            "added_legacy_column",
+            "recorded_app_step",
+            "quarantined_account"
+        ]
+    );
 
     let backup = PathBuf::from(report["backup"].as_str().unwrap());
     assert_eq!(

@@ -41,6 +41,7 @@ pub const CLOCK_COLUMNS: &[&str] = &[
     "lastUpdated",
     "run_on",
     "decidedAt",
+    "applied_at",
 ];
 
 #[derive(QueryableByName)]

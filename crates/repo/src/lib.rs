@@ -52,6 +52,7 @@ mod migrations;
 mod pool;
 mod quarantine;
 mod queries;
+mod rehearsal;
 mod report;
 mod rows;
 mod sql;
@@ -74,13 +75,18 @@ pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
 pub use key::Key;
 pub use migrations::{
-    Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions, RollbackTarget,
+    AppStep, Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions,
+    RollbackTarget, app_steps,
 };
 #[cfg(feature = "pool")]
 pub use pool::{Pool, PooledDatabase};
 pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
     QuarantinedPointer,
+};
+pub use rehearsal::{
+    Engine, Rehearsal, RehearsalDurations, RehearsalOptions, RehearsalOutcome, RolloutTrigger,
+    WorkFolder, rehearse,
 };
 pub use report::{MigrationReport, MigrationWarning, RollbackReport};
 pub use store::{SettingsScope, SettingsView, Store};

@@ -40,6 +40,15 @@ pub enum MigrationWarning {
         /// Column.
         column: String,
     },
+    /// The app's own step that adds the column idstore added was recorded as applied
+    /// in the app's migration bookkeeping, so that the app's migration service does
+    /// not run it again (it would fail: "duplicate column name").
+    RecordedAppStep {
+        /// The app's bookkeeping table.
+        table: String,
+        /// The step's name there.
+        name: String,
+    },
     /// The app's own `active_identity` table was adopted into idstore's.
     AdoptedAppActiveIdentity {
         /// Its pointer.
@@ -64,6 +73,7 @@ impl MigrationWarning {
             MigrationWarning::QuarantinedAccount { .. } => "quarantined_account",
             MigrationWarning::ClearedPointer { .. } => "cleared_pointer",
             MigrationWarning::AddedLegacyColumn { .. } => "added_legacy_column",
+            MigrationWarning::RecordedAppStep { .. } => "recorded_app_step",
             MigrationWarning::AdoptedAppActiveIdentity { .. } => "adopted_app_active_identity",
             MigrationWarning::ArchivedActiveDid { .. } => "archived_active_did",
         }
@@ -92,6 +102,10 @@ impl fmt::Display for MigrationWarning {
             MigrationWarning::AddedLegacyColumn { table, column } => {
                 write!(f, "added missing legacy column {table}.{column}")
             }
+            MigrationWarning::RecordedAppStep { table, name } => write!(
+                f,
+                "recorded the app's step {name} as applied in its {table} table (idstore added the column that step adds)"
+            ),
             MigrationWarning::AdoptedAppActiveIdentity { value, used: true } => write!(
                 f,
                 "adopted the app's active_identity table; its pointer {} is the active identity",

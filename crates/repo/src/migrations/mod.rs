@@ -44,6 +44,7 @@ pub(crate) use inspect::{
 pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};
+pub use source::{AppStep, app_steps};
 
 /// Every migration, embedded at compile time (`build.rs` reruns when they change).
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -58,6 +59,9 @@ pub(crate) const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
 pub(crate) const EMPTY_MEANS_NONE_VERSION: &str = "202611250000011";
 /// Drops `settings.activeDid` and the transition triggers.
 pub(crate) const CLEANUP_VERSION: &str = "20261125000002";
+
+/// The app's migration service's bookkeeping table.
+pub(crate) const APP_MIGRATIONS_TABLE: &str = pinned::app_service::TABLE;
 
 /// diesel's record of applied versions.
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";

@@ -66,6 +66,10 @@ pub(super) mod baseline {
     pub const ADD_LATE_COLUMN: &str =
         "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE";
 
+    /// The app's shipped step that adds [`LATE_COLUMN`], by its name in the app's
+    /// migration bookkeeping (see [`super::app_service`]).
+    pub const APP_LATE_COLUMN_STEP: &str = "003_add_hasBackedUpSeed_to_settings";
+
     /// Whether the file's `settings` exists and lacks [`LATE_COLUMN`].
     pub fn lacks_late_column(conn: &mut SqliteConnection) -> QueryResult<bool> {
         let present = sql::columns(conn, "settings")?;
@@ -256,5 +260,52 @@ pub(super) mod cleanup {
               ORDER BY type, name",
         )
         .load(conn)
+    }
+}
+
+/// The app's own migration service: an ordered list of `{ name, sql }` steps, each
+/// recorded by name in its table `migrations (name, applied_at)` once applied, and
+/// run when its name is not there. idstore records there what it did on the app's
+/// behalf, so that the service neither runs a step again (its 003 would fail with
+/// "duplicate column name") nor misses that one of idstore's exported steps is in.
+/// A table of another shape is not the app's and is left alone.
+pub(super) mod app_service {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    use crate::sql;
+
+    /// The app's bookkeeping table.
+    pub const TABLE: &str = "migrations";
+
+    /// Whether the file has the app's bookkeeping, in exactly its shape.
+    fn present(conn: &mut SqliteConnection) -> QueryResult<bool> {
+        Ok(sql::columns(conn, TABLE)? == ["name", "applied_at"])
+    }
+
+    /// Records `name` as applied (once); returns whether a row was added.
+    pub fn record(conn: &mut SqliteConnection, name: &str) -> QueryResult<bool> {
+        if !present(conn)? {
+            return Ok(false);
+        }
+        let added = diesel::sql_query(
+            "INSERT INTO migrations (name, applied_at)
+             SELECT ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+              WHERE NOT EXISTS (SELECT 1 FROM migrations WHERE name = ?)",
+        )
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(name)
+        .execute(conn)?;
+        Ok(added > 0)
+    }
+
+    /// Forgets `name`, as the app's service does when it runs a step's down SQL.
+    pub fn forget(conn: &mut SqliteConnection, name: &str) -> QueryResult<()> {
+        if present(conn)? {
+            diesel::sql_query("DELETE FROM migrations WHERE name = ?")
+                .bind::<Text, _>(name)
+                .execute(conn)?;
+        }
+        Ok(())
     }
 }

@@ -60,6 +60,12 @@ pub(super) fn execute(
             table: "settings".to_owned(),
             column: pinned::baseline::LATE_COLUMN.to_owned(),
         });
+        if pinned::app_service::record(conn, pinned::baseline::APP_LATE_COLUMN_STEP)? {
+            report.warn(MigrationWarning::RecordedAppStep {
+                table: pinned::app_service::TABLE.to_owned(),
+                name: pinned::baseline::APP_LATE_COLUMN_STEP.to_owned(),
+            });
+        }
     }
     let mut adopted: Vec<restore::Kept> = plan
         .set_aside
@@ -191,8 +197,9 @@ pub(super) enum Direction {
     Down,
 }
 
-/// Runs one step's up.sql (recording it) or down.sql (forgetting it) inside the
-/// run's own transaction. (Not diesel's `run_migration`: it wraps each step in a
+/// Runs one step's up.sql (recording it, in diesel's bookkeeping and in the app's
+/// migration service's where the file has it) or down.sql (forgetting it) inside
+/// the run's own transaction. (Not diesel's `run_migration`: it wraps each step in a
 /// savepoint, and when SQLite has already rolled everything back after a full disk,
 /// rolling back to that savepoint fails and diesel reports that failure instead.)
 pub(super) fn step(
@@ -219,6 +226,20 @@ pub(super) fn step(
         .bind::<Text, _>(version)
         .execute(conn)
         .map_err(|source| step_failed(version, source))?;
+    // The app's migration service keeps its own record, by name, of the same step
+    // shipped in its format (`app_steps`). Not the baseline's: it stays applied when
+    // a legacy file is rolled back, and the app's file must come back as it was;
+    // the service may run it again, since it changes nothing there.
+    if version != super::BASELINE_VERSION {
+        let name = super::source::step(version)
+            .expect("every embedded step has its files")
+            .app_name();
+        match direction {
+            Direction::Up => pinned::app_service::record(conn, &name).map(drop),
+            Direction::Down => pinned::app_service::forget(conn, &name),
+        }
+        .map_err(|source| step_failed(version, source))?;
+    }
     Ok(())
 }
 

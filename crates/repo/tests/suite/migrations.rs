@@ -466,9 +466,29 @@ fn adopting_a_legacy_file_leaves_other_tables_untouched() {
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     assert_eq!(report.values_migrated, 1);
     let after = dump(&mut conn);
-    for table in ["contacts", "secret", "logs", "temp", "migrations"] {
+    for table in ["contacts", "secret", "logs", "temp"] {
         assert_eq!(after[table], original[table], "{table} untouched");
     }
+    // The app's bookkeeping gains its 003, whose column idstore added, and the
+    // names of idstore's steps but the baseline, as the app's service records them.
+    let added: Vec<&String> = after["migrations"]
+        .iter()
+        .filter(|r| !original["migrations"].contains(r))
+        .collect();
+    assert_eq!(added.len(), 4, "{added:?}");
+    for name in [
+        "003_add_hasBackedUpSeed_to_settings",
+        "idstore_2026-11-25-000001_active_identity",
+        "idstore_2026-11-25-000001-1_empty_active_did_means_none",
+        "idstore_2026-11-25-000002_drop_settings_active_did",
+    ] {
+        assert!(added.iter().any(|r| r.contains(name)), "{name}: {added:?}");
+    }
+    assert!(
+        original["migrations"]
+            .iter()
+            .all(|r| after["migrations"].contains(r))
+    );
     let st = status(&mut conn).unwrap();
     assert!(!st.legacy && st.pending.is_empty());
 }
@@ -1488,4 +1508,105 @@ fn a_backup_destination_that_is_taken_is_refused_with_both_files_unchanged() {
     drop(conn);
     assert!(bytes(&path) == before, "the database changed");
     assert_eq!(bytes(&taken), b"someone else's file");
+}
+
+/// The app's migration service and idstore's steps coexist: on a file from before
+/// the app's `003_add_hasBackedUpSeed_to_settings`, idstore adds that column itself
+/// and records the step as applied in the app's `migrations` table, so the service
+/// (which runs every step not recorded there) does not run it again and fail with
+/// "duplicate column name". A file that already has the column, and a `migrations`
+/// table of another shape, are left alone.
+#[test]
+fn the_apps_own_step_003_is_not_run_again_on_a_migrated_file() {
+    const APP_STEPS: [(&str, &str); 3] = [
+        ("001_initial", "SELECT 1"),
+        ("002_contacts", "SELECT 1"),
+        (
+            "003_add_hasBackedUpSeed_to_settings",
+            "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE",
+        ),
+    ];
+    /// The app's migration service: each step not recorded yet, then its record.
+    fn app_service(conn: &mut SqliteConnection) -> Result<Vec<&'static str>, String> {
+        let mut ran = Vec::new();
+        for (name, sql) in APP_STEPS {
+            let done = text(
+                conn,
+                &format!("SELECT name AS value FROM migrations WHERE name = '{name}'"),
+            );
+            if done.is_none() {
+                conn.batch_execute(sql)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                conn.batch_execute(&format!(
+                    "INSERT INTO migrations (name, applied_at) VALUES ('{name}', datetime('now'))"
+                ))
+                .map_err(|e| e.to_string())?;
+                ran.push(name);
+            }
+        }
+        Ok(ran)
+    }
+    for has_column in [false, true] {
+        let dir = TempDir::new().unwrap();
+        let path = legacy_file(
+            dir.path(),
+            "app.sqlite",
+            has_column,
+            &account_sql(1, DID_A, "a"),
+        );
+        if has_column {
+            // The app ran its 003 before idstore came.
+            exec(
+                &mut raw(&path),
+                "INSERT INTO migrations VALUES ('003_add_hasBackedUpSeed_to_settings', '2024-05-01');",
+            );
+        }
+        let report = migrate(&mut open(&path).unwrap(), all()).unwrap();
+        let recorded = report
+            .warnings
+            .iter()
+            .any(|w| w.kind() == "recorded_app_step");
+        assert_eq!(recorded, !has_column, "has the column: {has_column}");
+        let mut app = raw(&path);
+        assert_eq!(
+            app_service(&mut app),
+            Ok(Vec::new()),
+            "the app finds every step it shipped applied"
+        );
+        assert_eq!(
+            text(
+                &mut app,
+                "SELECT count(*) AS value FROM migrations WHERE name LIKE '003%'"
+            ),
+            Some("1".into())
+        );
+        drop(app);
+        // Rolled back to the legacy file, the column stays (it is the app's), and so
+        // does its record: the app's service still has nothing to run.
+        rollback(&mut open(&path).unwrap(), &back_to_baseline()).unwrap();
+        assert_eq!(app_service(&mut raw(&path)), Ok(Vec::new()));
+    }
+    // A `migrations` table of another shape is not the app's bookkeeping.
+    let dir = TempDir::new().unwrap();
+    let path = legacy_file(
+        dir.path(),
+        "other.sqlite",
+        false,
+        &account_sql(1, DID_A, "a"),
+    );
+    exec(
+        &mut raw(&path),
+        "DROP TABLE migrations; CREATE TABLE migrations (id INTEGER PRIMARY KEY, step TEXT);",
+    );
+    let report = migrate(&mut open(&path).unwrap(), all()).unwrap();
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.kind() == "recorded_app_step")
+    );
+    assert_eq!(
+        text(&mut raw(&path), "SELECT count(*) AS value FROM migrations"),
+        Some("0".into())
+    );
 }
