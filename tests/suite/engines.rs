@@ -1,157 +1,617 @@
-//! Migrated files in another engine: the app's web build runs absurd-sql over
-//! `@jlongster/sql.js` 1.6.x, SQLite 3.35.0 compiled to wasm, with foreign keys off.
-//! At the transition step and at the final one, the app's own statements run there
-//! (switching the identity the old way and the new way, its merged read, deleting an
-//! account) and so do the writes the pointer guard must refuse; `idstore check`
-//! then finds the file sound.
+//! The app's own code on idstore's files, in every engine the app ships: the web
+//! build's (absurd-sql's VFS over `@jlongster/sql.js` 1.6.7, SQLite 3.35.0 in wasm),
+//! current sql.js, SQLite3 Multiple Ciphers in SQLCipher mode (Electron's
+//! better-sqlite3-multiple-ciphers), SQLCipher 4 (the mobile builds), and the SQLite
+//! idstore bundles. Each runs `tests/engines/app_suite.json` (the app's statements,
+//! verbatim and bound as its code binds them) at the transition step and the final
+//! one, with foreign keys on and off; and each applies idstore's exported migrations
+//! (`export/app-migrations.json`) to a legacy file as the app's migration service
+//! would, giving the same file as `idstore migrate`.
 //!
-//! Needs node, and the engine installed into `tests/engines/node_modules` from its
-//! lock file (`npm ci` in `tests/engines`, as CI's script does): the test never
-//! reaches a package registry itself, and says loudly that it skipped without them.
+//! The engines are installed by CI's script (`npm ci` in `tests/engines`, and its
+//! Python venv): no test reaches a package registry itself, and each says loudly
+//! that it skipped without them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use crate::common::*;
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
+
+/// The passphrase of the encrypted engines' files.
+const PASSPHRASE: &str = "correct horse battery staple";
+const TRANSITION: &str = "202611250000011";
+const FINAL: &str = "20261125000002";
 
 fn engine_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engines")
 }
 
-/// Whether node and the engine (installed from the lock file) are there.
-fn engine_available(test: &str) -> bool {
-    tool_available(
-        test,
-        "node",
-        runs("node", &["--version"]),
-        "Debian's nodejs",
-    ) && tool_available(
-        test,
-        "the sql.js engine in tests/engines/node_modules",
-        engine_dir().join("node_modules/@jlongster/sql.js").is_dir(),
-        "run `npm ci` in tests/engines",
+fn export_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("export/app-migrations.json")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Engine {
+    /// The web build: absurd-sql over @jlongster/sql.js 1.6.7.
+    Absurd,
+    /// Current sql.js.
+    SqlJs,
+    /// SQLite3 Multiple Ciphers, SQLCipher mode (Electron).
+    Sqlite3mc,
+    /// SQLCipher 4 (iOS, Android).
+    SqlCipher,
+    /// The SQLite idstore links.
+    Bundled,
+}
+
+const ENGINES: [Engine; 5] = [
+    Engine::Absurd,
+    Engine::SqlJs,
+    Engine::Sqlite3mc,
+    Engine::SqlCipher,
+    Engine::Bundled,
+];
+
+impl Engine {
+    fn encrypted(self) -> bool {
+        matches!(self, Engine::Sqlite3mc | Engine::SqlCipher)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Absurd => "absurd",
+            Engine::SqlJs => "sqljs",
+            Engine::Sqlite3mc => "sqlite3mc",
+            Engine::SqlCipher => "sqlcipher",
+            Engine::Bundled => "bundled",
+        }
+    }
+
+    fn available(self, test: &str) -> bool {
+        match self {
+            Engine::Bundled => true,
+            Engine::Absurd | Engine::SqlJs => {
+                tool_available(
+                    test,
+                    "node",
+                    runs("node", &["--version"]),
+                    "Debian's nodejs",
+                ) && tool_available(
+                    test,
+                    "the app's JavaScript engines in tests/engines/node_modules",
+                    ["@jlongster/sql.js", "absurd-sql", "sql.js"]
+                        .iter()
+                        .all(|p| engine_dir().join("node_modules").join(p).is_dir()),
+                    "run `npm ci` in tests/engines",
+                )
+            }
+            Engine::Sqlite3mc | Engine::SqlCipher => tool_available(
+                test,
+                "the app's native engines (sqlcipher3-binary, apsw-sqlite3mc) in tests/engines/.venv",
+                runs(
+                    engine_dir().join(".venv/bin/python").to_str().unwrap(),
+                    &["-c", "import apsw, sqlcipher3"],
+                ),
+                "python3 -m venv tests/engines/.venv && tests/engines/.venv/bin/pip install -r tests/engines/requirements.txt",
+            ),
+        }
+    }
+
+    /// Runs `mode` ("suite" or "apply") on a copy of `input`; returns the report
+    /// and the file as the engine left it.
+    fn run(self, mode: &str, input: &Path, work: &Path, config: &Value) -> (Value, PathBuf) {
+        let tag = format!(
+            "{}-{mode}-{}-{}",
+            self.name(),
+            config["step"].as_str().unwrap_or("legacy"),
+            config["foreign_keys"]
+        );
+        let output = work.join(format!("{tag}.sqlite"));
+        let report = work.join(format!("{tag}.json"));
+        if self == Engine::Bundled {
+            std::fs::copy(input, &output).unwrap();
+            let value = bundled::run(mode, &output, config);
+            return (value, output);
+        }
+        let mut cmd = match self {
+            Engine::Absurd | Engine::SqlJs => {
+                let mut c = StdCommand::new("node");
+                c.arg(engine_dir().join("run_app_suite.mjs"));
+                c
+            }
+            _ => {
+                let mut c = StdCommand::new(engine_dir().join(".venv/bin/python"));
+                c.arg(engine_dir().join("run_app_suite.py"));
+                c
+            }
+        };
+        let out = cmd
+            .args([self.name(), mode])
+            .arg(input)
+            .arg(&output)
+            .arg(&report)
+            .arg(config.to_string())
+            .current_dir(engine_dir())
+            .output()
+            .expect("the engine runs");
+        assert!(
+            out.status.success(),
+            "{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        (value, output)
+    }
+}
+
+fn config(step: &str, foreign_keys: bool) -> Value {
+    json!({
+        "step": step,
+        "foreign_keys": foreign_keys,
+        "dids": { "ACTIVE": DID_B, "OTHER": DID_C, "UNKNOWN": UNKNOWN },
+        "suite": engine_dir().join("app_suite.json"),
+        "export": export_path(),
+        "key": PASSPHRASE,
+        // The app's own step before idstore's: its migration service runs 003 on a
+        // file from before it, as it always has.
+        "app_steps": [{
+            "name": "003_add_hasBackedUpSeed_to_settings",
+            "sql": "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE",
+        }],
+    })
+}
+
+/// `idstore` on `db`, with the engines' passphrase when it is encrypted.
+fn on(db: &Path, encrypted: bool) -> assert_cmd::Command {
+    if encrypted {
+        with_key(db, PASSPHRASE)
+    } else {
+        idstore(db)
+    }
+}
+
+fn encrypt(db: &Path) {
+    idstore(db)
+        .env("IDSTORE_NEW_KEY", PASSPHRASE)
+        .args(["encrypt", "--no-backup", "-q"])
+        .assert()
+        .success();
+}
+
+/// A legacy file (accounts A, B and a duplicate A, B active, the app's
+/// `migrations` table) migrated by idstore to `to`, with account C added.
+fn migrated_to(dir: &Path, name: &str, to: &str, encrypted: bool) -> PathBuf {
+    let db = legacy(dir, &format!("{name}-{to}.sqlite"));
+    idstore(&db)
+        .args(["migrate", "--no-backup", "-q", "--to", to])
+        .assert()
+        .success();
+    idstore(&db)
+        .args(["account", "add", DID_C, "--public-key", "02cd", "-q"])
+        .assert()
+        .success();
+    if encrypted {
+        encrypt(&db);
+    }
+    db
+}
+
+/// The schema and every row (clock columns left out) of a file, read through idstore.
+fn logical_dump(path: &Path, encrypted: bool) -> Rows {
+    let key = encrypted.then_some(PASSPHRASE);
+    let mut rows = keyed_rows(path, key).expect("the key opens it");
+    let options = idstore_repo::OpenOptions::new()
+        .key(key.map(|k| idstore_repo::Key::new(k).unwrap()))
+        .read_only(true);
+    let mut db = options.open(path).unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Object {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        object: String,
+    }
+    use diesel::RunQueryDsl;
+    let schema = diesel::sql_query(
+        "SELECT json_array(type, name, tbl_name, sql) AS object FROM sqlite_master ORDER BY type, name",
     )
-}
-
-/// Runs the app's statements on a copy of `db` in sql.js; returns its report and the
-/// file as the engine left it.
-fn run_app(db: &Path, step: &str, work: &Path) -> (Value, PathBuf) {
-    // The web build keeps its own file, never in WAL mode: hand the engine a copy in
-    // the rollback-journal mode the app uses.
-    let input = work.join(format!("{step}-in.sqlite"));
-    std::fs::copy(db, &input).unwrap();
-    let mut conn = SqliteConnection::establish(input.to_str().unwrap()).unwrap();
-    conn.batch_execute("PRAGMA journal_mode = DELETE;").unwrap();
-    drop(conn);
-    let output = work.join(format!("{step}-out.sqlite"));
-    let out = StdCommand::new("node")
-        .arg(engine_dir().join("app_statements.js"))
-        .arg(&input)
-        .arg(&output)
-        .args([step, DID_B, DID_C, UNKNOWN])
-        .current_dir(engine_dir())
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&out.stderr)
+    .load::<Object>(db.raw_connection())
+    .unwrap();
+    rows.insert(
+        "(schema)".into(),
+        schema.into_iter().map(|o| o.object).collect(),
     );
-    (serde_json::from_slice(&out.stdout).unwrap(), output)
+    // The app's service records the baseline step it ran; idstore does not (see
+    // the README): a difference of bookkeeping, not of content.
+    if let Some(app) = rows.get_mut("migrations") {
+        app.retain(|r| !r.contains("idstore_00000000000000_legacy_baseline"));
+    }
+    rows
 }
 
-fn result<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("{name} ran: {report}"))
-}
-
-fn refused(report: &Value, name: &str, says: &str) {
-    let r = result(report, name);
-    assert_eq!(r["ok"], false, "{name} was refused: {r}");
-    assert!(r["error"].as_str().unwrap().contains(says), "{name}: {r}");
-}
-
-fn value(report: &Value, name: &str) -> Value {
-    let r = result(report, name);
-    assert_eq!(r["ok"], true, "{name}: {r}");
-    r["rows"][0].clone()
+/// `idstore check` finds nothing wrong with `db`: no problem but notices (the
+/// override row of an account the app deleted) and the legacy file's quarantined
+/// items waiting for a decision.
+fn assert_sound(db: &Path, encrypted: bool, what: &str) {
+    let check = on(db, encrypted)
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let health: Value = serde_json::from_slice(&check.stdout).unwrap();
+    for p in health["problems"].as_array().unwrap() {
+        assert!(
+            p["item"].is_string() || p["kind"] == "orphan_override",
+            "{what}: {health}"
+        );
+    }
 }
 
 #[test]
-fn the_web_builds_engine_runs_the_apps_statements_on_migrated_files() {
-    if !engine_available("the_web_builds_engine_runs_the_apps_statements_on_migrated_files") {
-        return;
-    }
+fn the_apps_statements_run_in_every_engine_on_migrated_files() {
+    let test = "the_apps_statements_run_in_every_engine_on_migrated_files";
     let dir = TempDir::new().unwrap();
-    for (step, to) in [
-        ("transition", "202611250000011"),
-        ("final", "20261125000002"),
-    ] {
-        let db = legacy(dir.path(), &format!("{step}.sqlite"));
-        idstore(&db)
-            .args(["migrate", "--no-backup", "-q", "--to", to])
-            .assert()
-            .success();
-        idstore(&db)
-            .args(["account", "add", DID_C, "--public-key", "02cd", "-q"])
-            .assert()
-            .success();
-        let (report, out) = run_app(&db, step, dir.path());
-        assert_eq!(report["version"], "3.35.0", "the web build's SQLite");
-        assert_eq!(report["foreign_keys"], 0, "foreign keys off, as in the app");
-
-        assert_eq!(
-            value(&report, "read the pointer"),
-            serde_json::json!([DID_C])
-        );
-        if step == "transition" {
-            assert_eq!(
-                value(&report, "read the pointer after the old way"),
-                serde_json::json!([DID_B])
-            );
-            assert_eq!(
-                value(&report, "read both after the stray write"),
-                serde_json::json!([DID_B, DID_B]),
-                "a stray legacy write is kept aside, both stay on the account"
-            );
-        } else {
-            value(&report, "switch back the new way");
+    let mut ran = 0;
+    for engine in ENGINES {
+        if !engine.available(test) {
+            continue;
         }
-        assert_eq!(
-            value(&report, "merged read"),
-            serde_json::json!(["Me", "Me", DID_B])
-        );
-        refused(&report, "point at an unknown DID", "must name an account");
-        refused(&report, "replace the pointer row", "must name an account");
-        refused(&report, "delete the active account", "cannot be deleted");
-        refused(
-            &report,
-            "change the active account's did",
-            "cannot change its did",
-        );
-        value(&report, "delete another account");
-        assert_eq!(
-            value(&report, "read the pointer at the end"),
-            serde_json::json!([DID_B])
-        );
-
-        // idstore finds the engine's file sound: nothing but decisions waiting.
-        let check = idstore(&out).args(["check", "--json"]).output().unwrap();
-        let health: Value = serde_json::from_slice(&check.stdout).unwrap();
-        for p in health["problems"].as_array().unwrap() {
-            assert!(p["item"].is_string(), "{step}: {health}");
+        for (step, to) in [("transition", TRANSITION), ("final", FINAL)] {
+            let db = migrated_to(dir.path(), engine.name(), to, engine.encrypted());
+            let before = std::fs::read(&db).unwrap();
+            for foreign_keys in [true, false] {
+                let what = format!("{engine:?} at the {step} step, foreign keys {foreign_keys}");
+                let (report, out) =
+                    engine.run("suite", &db, dir.path(), &config(step, foreign_keys));
+                assert!(report.get("open_error").is_none(), "{what}: {report}");
+                assert_eq!(
+                    report["failures"],
+                    json!([]),
+                    "{what}: every statement as the app expects"
+                );
+                assert_eq!(
+                    report["foreign_keys"],
+                    json!(i32::from(foreign_keys)),
+                    "{what}"
+                );
+                if engine == Engine::Absurd {
+                    assert_eq!(report["version"], "3.35.0", "the web build's SQLite");
+                }
+                // idstore finds the engine's file sound (the deleted account's
+                // override row is a notice): nothing but the quarantined duplicate
+                // and stray legacy pointer waiting for a decision; and it reports
+                // the identity the app set.
+                assert_sound(&out, engine.encrypted(), &what);
+                let active = json_of(on(&out, engine.encrypted()).arg("active"));
+                assert_eq!(active["active_did"], report["pointer"], "{what}");
+                assert_eq!(active["active_did"], DID_C, "{what}");
+                ran += 1;
+            }
+            assert_eq!(
+                std::fs::read(&db).unwrap(),
+                before,
+                "each engine ran on a copy"
+            );
         }
-        let active = json_of(idstore(&out).arg("active"));
-        assert_eq!(active["active_did"], DID_B, "{step}");
-        let accounts = json_of(idstore(&out).args(["account", "list"]));
-        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 2, "{step}");
     }
+    assert!(ran >= 4, "at least the bundled SQLite ran");
+}
+
+#[test]
+fn every_engine_applies_the_exported_migrations_as_idstore_migrates() {
+    let test = "every_engine_applies_the_exported_migrations_as_idstore_migrates";
+    let dir = TempDir::new().unwrap();
+    for engine in ENGINES {
+        if !engine.available(test) {
+            continue;
+        }
+        let enc = engine.encrypted();
+        let by_app = legacy(dir.path(), &format!("{}-app.sqlite", engine.name()));
+        let by_idstore = legacy(dir.path(), &format!("{}-idstore.sqlite", engine.name()));
+        if enc {
+            encrypt(&by_app);
+            encrypt(&by_idstore);
+        }
+        let (report, out) = engine.run("apply", &by_app, dir.path(), &config("legacy", true));
+        assert!(report.get("open_error").is_none(), "{engine:?}: {report}");
+        assert_eq!(report["failures"], json!([]), "{engine:?}: {report}");
+        on(&by_idstore, enc)
+            .args(["migrate", "--no-backup", "-q"])
+            .assert()
+            .success();
+        assert_eq!(
+            logical_dump(&out, enc),
+            logical_dump(&by_idstore, enc),
+            "{engine:?}: the app's service gives the file idstore gives"
+        );
+        // idstore sees the service's file as migrated, checks and rolls it back.
+        let status = json_of(on(&out, enc).arg("status"));
+        assert_eq!(status["legacy"], false, "{engine:?}: {status}");
+        assert_eq!(status["pending"], json!([]), "{engine:?}: {status}");
+        assert_sound(&out, enc, &format!("{engine:?}"));
+        on(&out, enc)
+            .args(["rollback", "--to", "00000000000000", "--no-backup", "-q"])
+            .assert()
+            .success();
+        // The other way round: the app's service finds idstore's file migrated and
+        // runs nothing but the baseline, which changes nothing (idstore records it
+        // nowhere in the app's table, so a rolled-back file is the app's own again).
+        let (again, again_out) =
+            engine.run("apply", &by_idstore, dir.path(), &config("again", true));
+        assert_eq!(again["failures"], json!([]), "{engine:?}: {again}");
+        for r in again["results"].as_array().unwrap() {
+            let baseline = r["name"] == "idstore_00000000000000_legacy_baseline";
+            assert_eq!(r["skipped"].is_string(), !baseline, "{engine:?}: {r}");
+        }
+        assert_eq!(
+            logical_dump(&again_out, enc),
+            logical_dump(&by_idstore, enc),
+            "{engine:?}: the baseline changed nothing"
+        );
+    }
+}
+
+/// The app's service reverting idstore's steps with the exported down SQL gives the
+/// file `idstore rollback` gives, and idstore then sees the step it is at.
+#[test]
+fn the_exported_down_steps_revert_as_idstore_rolls_back() {
+    let dir = TempDir::new().unwrap();
+    let by_app = migrated_to(dir.path(), "by-app", FINAL, false);
+    let by_idstore = dir.path().join("by-idstore.sqlite");
+    std::fs::copy(&by_app, &by_idstore).unwrap();
+    idstore(&by_idstore)
+        .args(["rollback", "--to", "00000000000000", "--no-backup", "-q"])
+        .assert()
+        .success();
+    let export: Value = serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&by_app).unwrap();
+    for step in export["steps"].as_array().unwrap().iter().skip(1).rev() {
+        let tx = conn.unchecked_transaction().unwrap();
+        tx.execute_batch(step["down"].as_str().unwrap()).unwrap();
+        tx.execute(
+            "DELETE FROM migrations WHERE name = ?",
+            [step["name"].as_str()],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    drop(conn);
+    // Every row the same; `settings` keeps its columns and their order, its text
+    // being idstore's own (only `idstore rollback` puts the file's own text back:
+    // the diesel down.sql cannot run DDL kept in the file, see the README).
+    assert_eq!(
+        keyed_rows(&by_app, None).unwrap(),
+        keyed_rows(&by_idstore, None).unwrap()
+    );
+    let columns = |p: &Path| {
+        let conn = rusqlite::Connection::open(p).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, type FROM pragma_table_info('settings')")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    };
+    assert_eq!(columns(&by_app), columns(&by_idstore));
+    let status = json_of(idstore(&by_app).arg("status"));
+    assert_eq!(status["pending"].as_array().unwrap().len(), 3, "{status}");
+}
+
+/// CI's drift check: the export in the repository is what this build generates.
+#[test]
+fn the_exported_migrations_match_the_migrations_folder() {
+    let out = StdCommand::new(assert_cmd::cargo::cargo_bin("idstore"))
+        .args(["generate", "app-migrations"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let committed = std::fs::read_to_string(export_path()).unwrap_or_default();
+    assert!(
+        generated.trim_end() == committed.trim_end(),
+        "export/app-migrations.json has drifted from migrations/: run \
+         `cargo run -- generate app-migrations > export/app-migrations.json` and commit it"
+    );
+}
+
+/// The same rules as `tests/engines/suite_rules.mjs`, in the SQLite idstore links.
+mod bundled {
+    use super::*;
+    use rusqlite::types::Value as Sql;
+
+    fn run_one(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        params: &[Sql],
+    ) -> Result<Vec<Vec<Sql>>, String> {
+        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let width = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+            out.push((0..width).map(|i| row.get::<_, Sql>(i).unwrap()).collect());
+        }
+        Ok(out)
+    }
+
+    fn bind(v: &Value, dids: &Value) -> Sql {
+        match v {
+            Value::String(s) if s == "$MASTER" => Sql::Text("1".into()),
+            Value::String(s) if s.starts_with('$') => {
+                Sql::Text(dids[&s[1..]].as_str().unwrap().into())
+            }
+            Value::String(s) => Sql::Text(s.clone()),
+            Value::Number(n) => Sql::Integer(n.as_i64().unwrap()),
+            other => panic!("bind {other}"),
+        }
+    }
+
+    fn pointer(conn: &rusqlite::Connection) -> Value {
+        match run_one(
+            conn,
+            "SELECT activeDid FROM active_identity WHERE id = 1",
+            &[],
+        ) {
+            Ok(rows) => match rows.first().map(|r| &r[0]) {
+                Some(Sql::Text(t)) => json!(t),
+                Some(Sql::Null) => Value::Null,
+                other => json!(format!("{other:?}")),
+            },
+            Err(e) => json!(e),
+        }
+    }
+
+    fn recorded(conn: &rusqlite::Connection, name: &str) -> bool {
+        matches!(
+            run_one(conn, "SELECT count(*) FROM migrations WHERE name = ?", &[Sql::Text(name.into())]).as_deref(),
+            Ok([row]) if row[0] != Sql::Integer(0)
+        )
+    }
+
+    fn record(conn: &rusqlite::Connection, name: &str) -> Result<(), String> {
+        conn.execute(
+            "INSERT INTO migrations (name, applied_at) VALUES (?, datetime('now'))",
+            [name],
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn run(mode: &str, path: &Path, config: &Value) -> Value {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let fk = config["foreign_keys"].as_bool().unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = {};",
+            if fk { "ON" } else { "OFF" }
+        ))
+        .unwrap();
+        let mut failures: Vec<String> = Vec::new();
+        let mut results = Vec::new();
+        let dids = &config["dids"];
+        if mode == "suite" {
+            let suite: Value = serde_json::from_slice(
+                &std::fs::read(engine_dir().join("app_suite.json")).unwrap(),
+            )
+            .unwrap();
+            let step = config["step"].as_str().unwrap();
+            for st in suite["statements"].as_array().unwrap() {
+                if let Some(steps) = st["steps"].as_array()
+                    && !steps.iter().any(|s| s == step)
+                {
+                    continue;
+                }
+                let name = st["name"].as_str().unwrap();
+                let params: Vec<Sql> = st["params"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| bind(p, dids))
+                    .collect();
+                let service = st["service_step"].as_str();
+                let result = if service.is_some_and(|s| recorded(&conn, s)) {
+                    Ok(Vec::new())
+                } else {
+                    let r = run_one(&conn, st["sql"].as_str().unwrap(), &params);
+                    if let (Ok(_), Some(s)) = (&r, service) {
+                        record(&conn, s).unwrap();
+                    }
+                    r
+                };
+                match (st["expect"].as_str().unwrap(), &result) {
+                    ("ok", Err(e)) => failures.push(format!("{name}: failed: {e}")),
+                    ("refused", Ok(_)) => {
+                        failures.push(format!("{name}: succeeded, but must be refused"))
+                    }
+                    _ => {}
+                }
+                if let Some(want) = st.get("pointer") {
+                    let want = match want {
+                        Value::Null => Value::Null,
+                        v => json!(match bind(v, dids) {
+                            Sql::Text(t) => t,
+                            _ => unreachable!(),
+                        }),
+                    };
+                    let got = pointer(&conn);
+                    if got != want {
+                        failures.push(format!("{name}: pointer is {got}, not {want}"));
+                    }
+                }
+                let inv = run_one(
+                    &conn,
+                    "SELECT (SELECT count(*) FROM active_identity), (SELECT count(*) FROM active_identity WHERE activeDid = '' OR (activeDid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM accounts WHERE did = active_identity.activeDid)))",
+                    &[],
+                );
+                if inv.as_deref() != Ok(&[vec![Sql::Integer(1), Sql::Integer(0)]][..]) {
+                    failures.push(format!(
+                        "{name}: the pointer row is missing or dangling: {inv:?}"
+                    ));
+                }
+                results.push(json!({ "name": name, "ok": result.is_ok() }));
+            }
+        } else {
+            let export: Value =
+                serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
+            let app_steps = config["app_steps"].as_array().unwrap();
+            for step in app_steps.iter().chain(export["steps"].as_array().unwrap()) {
+                let name = step["name"].as_str().unwrap();
+                if recorded(&conn, name) {
+                    results.push(
+                        json!({ "name": name, "ok": true, "skipped": "recorded as applied" }),
+                    );
+                    continue;
+                }
+                let tx = conn.unchecked_transaction().unwrap();
+                let r = tx
+                    .execute_batch(step["sql"].as_str().unwrap())
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| record(&tx, name));
+                match &r {
+                    Ok(()) => tx.commit().unwrap(),
+                    Err(e) => failures.push(format!("{name}: {e}")),
+                }
+                results.push(json!({ "name": name, "ok": r.is_ok() }));
+            }
+        }
+        let integrity = run_one(&conn, "PRAGMA integrity_check", &[]).unwrap();
+        if integrity != [vec![Sql::Text("ok".into())]] {
+            failures.push(format!("integrity_check: {integrity:?}"));
+        }
+        let fk_rows = run_one(&conn, "PRAGMA foreign_key_check", &[]).unwrap();
+        if !fk_rows.is_empty() {
+            failures.push(format!("foreign_key_check: {fk_rows:?}"));
+        }
+        json!({
+            "engine": "bundled",
+            "version": rusqlite::version(),
+            "foreign_keys": i32::from(fk),
+            "results": results,
+            "failures": failures,
+            "pointer": pointer(&conn),
+        })
+    }
+}
+
+/// The suite proves itself: on a file from before the step that makes `''` mean
+/// none (idstore's earlier release), the app's way of clearing the identity is
+/// caught failing, as issue #24 found it.
+#[test]
+fn the_suite_catches_a_file_without_the_empty_string_step() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated_to(dir.path(), "planted", "20261125000001", false);
+    let (report, _) = Engine::Bundled.run("suite", &db, dir.path(), &config("transition", false));
+    let failures: Vec<&str> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("$updateActiveDid(null): failed")),
+        "{failures:#?}"
+    );
 }

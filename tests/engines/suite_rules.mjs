@@ -1,0 +1,85 @@
+// What app_suite.json asks of each statement, for the JavaScript engines
+// (run_app_suite.py holds the same rules for the Python ones). `run(sql, params)`
+// returns { ok, rows } or { ok: false, error }.
+
+export const INVARIANT =
+  "SELECT (SELECT count(*) FROM active_identity), " +
+  "(SELECT count(*) FROM active_identity WHERE activeDid = '' OR (activeDid IS NOT NULL " +
+  "AND NOT EXISTS (SELECT 1 FROM accounts WHERE did = active_identity.activeDid)))";
+
+function bind(value, dids) {
+  if (typeof value === "string" && value.startsWith("$")) {
+    const name = value.slice(1);
+    if (name === "MASTER") return "1";
+    if (!(name in dids)) throw new Error(`unknown bind ${value}`);
+    return dids[name];
+  }
+  return value;
+}
+
+function recorded(run, name) {
+  const r = run("SELECT count(*) FROM migrations WHERE name = ?", [name]);
+  return r.ok && r.rows[0][0] > 0;
+}
+
+function record(run, name) {
+  const has = run("SELECT count(*) FROM pragma_table_info('migrations')");
+  if (has.ok && has.rows[0][0] > 0) {
+    return run("INSERT INTO migrations (name, applied_at) VALUES (?, datetime('now'))", [name]);
+  }
+  return { ok: true };
+}
+
+function pointer(run) {
+  const r = run("SELECT activeDid FROM active_identity WHERE id = 1");
+  return r.ok && r.rows.length ? r.rows[0][0] : undefined;
+}
+
+export function checkStatement(st, config, run, report) {
+  if (st.steps && !st.steps.includes(config.step)) return;
+  const params = (st.params || []).map((p) => bind(p, config.dids));
+  let result;
+  if (st.service_step && recorded(run, st.service_step)) {
+    result = { ok: true, skipped: "recorded as applied" };
+  } else {
+    result = run(st.sql, params);
+    if (result.ok && st.service_step) record(run, st.service_step);
+  }
+  report.results.push({ name: st.name, ...result });
+  const fail = (why) => report.failures.push(`${st.name}: ${why}`);
+  if (st.expect === "ok" && !result.ok) fail(`failed: ${result.error}`);
+  if (st.expect === "refused" && result.ok) fail("succeeded, but must be refused");
+  if ("pointer" in st) {
+    const want = st.pointer === null ? null : bind(st.pointer, config.dids);
+    const got = pointer(run);
+    if (got !== want) fail(`pointer is ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
+  }
+  const inv = run(INVARIANT);
+  if (!inv.ok || inv.rows[0][0] !== 1 || inv.rows[0][1] !== 0) {
+    fail(`the pointer row is missing or dangling: ${JSON.stringify(inv)}`);
+  }
+}
+
+// One exported step, as the app's migration service runs it: skipped when its name
+// is recorded, else its SQL and its record in one transaction.
+export function applyStep(step, run, report) {
+  if (recorded(run, step.name)) {
+    report.results.push({ name: step.name, ok: true, skipped: "recorded as applied" });
+    return;
+  }
+  run("BEGIN");
+  let result = run(step.sql);
+  if (result.ok) result = record(run, step.name);
+  run(result.ok ? "COMMIT" : "ROLLBACK");
+  report.results.push({ name: step.name, ...result });
+  if (!result.ok) report.failures.push(`${step.name}: ${result.error}`);
+}
+
+export function finalChecks(run, report) {
+  const integrity = run("PRAGMA integrity_check");
+  report.integrity = integrity.ok ? integrity.rows.map((r) => r[0]).join("; ") : integrity.error;
+  if (report.integrity !== "ok") report.failures.push(`integrity_check: ${report.integrity}`);
+  const fk = run("PRAGMA foreign_key_check");
+  if (!fk.ok || fk.rows.length) report.failures.push(`foreign_key_check: ${JSON.stringify(fk)}`);
+  report.pointer = pointer(run) ?? null;
+}
