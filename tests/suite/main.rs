@@ -11,6 +11,7 @@ mod field;
 mod manage;
 mod quarantine;
 mod readme;
+mod rehearse;
 mod reliability;
 mod shared;
 mod sqlcipher;

@@ -22,7 +22,7 @@ fn readme_shell_lines() -> Vec<String> {
             in_sh = t == "```sh";
             continue;
         }
-        let runs = ["idstore ", "cp ", "printf ", "chmod ", "IDSTORE_"];
+        let runs = ["idstore ", "cp ", "printf ", "chmod ", "mkdir ", "IDSTORE_"];
         if in_sh && runs.iter().any(|r| t.starts_with(r)) {
             lines.push(t.to_owned());
         }

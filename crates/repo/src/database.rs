@@ -457,6 +457,11 @@ impl Database {
         crate::encryption::convert(path, current.settings(), options)
     }
 
+    /// The connection, for the crate's own reads beside the public API.
+    pub(crate) fn conn(&mut self) -> &mut diesel::SqliteConnection {
+        &mut self.handle.conn
+    }
+
     /// The raw connection, for tests that set up or inspect a file with SQL of their
     /// own (feature `fixtures`; not part of the data layer's API).
     #[cfg(feature = "fixtures")]

@@ -320,7 +320,7 @@ impl Error {
     }
 
     /// An I/O error met on the file at `path`.
-    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+    pub fn io(path: &Path, source: io::Error) -> Self {
         Error::at(
             io_kind(&source),
             path,
@@ -364,6 +364,12 @@ impl std::error::Error for Error {
             .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
