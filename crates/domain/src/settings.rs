@@ -106,6 +106,15 @@ pub enum SettingsError {
         /// Why.
         reason: String,
     },
+    /// The active identity in a settings change is not a valid DID.
+    #[error("activeDid: {0}")]
+    ActiveDid(DidError),
+    /// A settings change given as JSON is not an object of settings.
+    #[error("a settings change is a JSON object of settings by their legacy names; got {got}")]
+    NotAnObject {
+        /// What was given (shortened when long).
+        got: String,
+    },
     /// `searchBoxes` as stored is not the JSON the app writes.
     #[error("stored searchBoxes is not a JSON list of search boxes: {0}")]
     StoredSearchBoxes(String),
@@ -122,6 +131,8 @@ pub trait SettingValue: Sized + Clone {
     fn parse_value(s: &str) -> Option<Self>;
     /// The value as JSON, as the app would show it.
     fn to_json(&self) -> serde_json::Value;
+    /// The value from JSON, as a service receives it (`None`: not this type).
+    fn from_json(value: &serde_json::Value) -> Option<Self>;
     /// Bytes the value takes when stored (checked against [`MAX_SETTING_LEN`]).
     fn stored_len(&self) -> usize {
         0
@@ -140,6 +151,9 @@ impl SettingValue for String {
     fn to_json(&self) -> serde_json::Value {
         serde_json::Value::String(self.clone())
     }
+    fn from_json(value: &serde_json::Value) -> Option<Self> {
+        value.as_str().map(str::to_owned)
+    }
     fn stored_len(&self) -> usize {
         self.len()
     }
@@ -157,6 +171,18 @@ impl SettingValue for bool {
     fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Bool(*self)
     }
+    fn from_json(value: &serde_json::Value) -> Option<Self> {
+        // The app stores booleans as 0/1; either form is taken.
+        match value {
+            serde_json::Value::Bool(b) => Some(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(0) => Some(false),
+                Some(1) => Some(true),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 impl SettingValue for i32 {
@@ -167,6 +193,9 @@ impl SettingValue for i32 {
     fn to_json(&self) -> serde_json::Value {
         serde_json::Value::from(*self)
     }
+    fn from_json(value: &serde_json::Value) -> Option<Self> {
+        value.as_i64().and_then(|n| i32::try_from(n).ok())
+    }
 }
 
 impl SettingValue for Vec<SearchBox> {
@@ -176,6 +205,9 @@ impl SettingValue for Vec<SearchBox> {
     }
     fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+    fn from_json(value: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(value.clone()).ok()
     }
     fn stored_len(&self) -> usize {
         search_boxes_json(self).len()
@@ -213,6 +245,10 @@ macro_rules! settings_fields {
         /// Every legacy setting but `activeDid` (which lives in `active_identity`), typed.
         /// Every field is optional: in an override row `None` falls through to the master
         /// row's value; in the master row it means "not set".
+        ///
+        /// The app adds settings over time, so this struct is `#[non_exhaustive]`:
+        /// start from `Settings::default()` and set fields, or read them.
+        #[non_exhaustive]
         #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
         #[serde(rename_all = "camelCase")]
         pub struct Settings {
@@ -224,6 +260,14 @@ macro_rules! settings_fields {
 
         /// A partial update of [`Settings`]: each field can be kept, set or cleared.
         /// `id` and `accountDid` are not fields, so a change cannot move a row.
+        ///
+        /// `#[non_exhaustive]`, since the app adds settings: start from
+        /// [`SettingsChange::new`] and use [`set_from_str`](SettingsChange::set_from_str),
+        /// [`set_json`](SettingsChange::set_json), [`clear`](SettingsChange::clear) or the
+        /// fields. It deserializes from the JSON a service receives: a setting's
+        /// legacy name with a value sets it, with `null` clears it, and a name left
+        /// out is kept (`{"firstName": "Ada", "lastName": null}`; `activeDid` too).
+        #[non_exhaustive]
         #[derive(Debug, Clone, PartialEq, Default)]
         pub struct SettingsChange {
             $(
@@ -304,6 +348,27 @@ macro_rules! settings_fields {
         }
 
         impl SettingsChange {
+            /// A change that keeps every field.
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            /// Sets `field` from a JSON value (`null` clears it), checking type and size.
+            pub fn set_json(&mut self, field: SettingsField, value: &serde_json::Value) -> Result<(), SettingsError> {
+                if value.is_null() {
+                    self.clear(field);
+                    return Ok(());
+                }
+                match field {
+                    $(SettingsField::$variant => {
+                        self.$field = Change::Set(<$ty as SettingValue>::from_json(value).ok_or_else(|| {
+                            SettingsError::InvalidValue { field, expected: field.expected(), got: shorten(&value.to_string()) }
+                        })?);
+                    })*
+                }
+                self.validate()
+            }
+
             /// Sets `field` from its command-line text form, checking type and size.
             pub fn set_from_str(&mut self, field: SettingsField, value: &str) -> Result<(), SettingsError> {
                 if value.len() > MAX_SETTING_LEN {
@@ -412,5 +477,45 @@ fn shorten(s: &str) -> String {
     match s.char_indices().nth(KEEP) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),
+    }
+}
+
+impl SettingsChange {
+    /// The change a JSON object describes: a setting's legacy name with a value sets
+    /// it, with `null` clears it, a name left out keeps it; `activeDid` names the
+    /// active identity (`null` for none). An unknown name or a value of the wrong
+    /// type is an error naming it.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, SettingsError> {
+        let object = value
+            .as_object()
+            .ok_or_else(|| SettingsError::NotAnObject {
+                got: shorten(&value.to_string()),
+            })?;
+        let mut change = SettingsChange::new();
+        for (name, value) in object {
+            if name == "activeDid" {
+                change.active_did = match value {
+                    serde_json::Value::Null => Change::Clear,
+                    serde_json::Value::String(s) => {
+                        Change::Set(s.parse::<Did>().map_err(SettingsError::ActiveDid)?)
+                    }
+                    other => {
+                        return Err(SettingsError::NotAnObject {
+                            got: format!("activeDid: {}", shorten(&other.to_string())),
+                        });
+                    }
+                };
+                continue;
+            }
+            change.set_json(name.parse()?, value)?;
+        }
+        Ok(change)
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingsChange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        SettingsChange::from_json(&value).map_err(serde::de::Error::custom)
     }
 }

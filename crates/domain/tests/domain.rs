@@ -77,22 +77,22 @@ fn did_serde_validates() {
 }
 
 fn sample(first: Option<&str>, registered: Option<bool>, minutes: Option<i32>) -> Settings {
-    Settings {
-        first_name: first.map(str::to_owned),
-        is_registered: registered,
-        passkey_expiration_minutes: minutes,
-        api_server: Some("https://api.endorser.ch".into()),
-        ..Default::default()
-    }
+    let mut s = Settings::default();
+    s.first_name = first.map(str::to_owned);
+    s.is_registered = registered;
+    s.passkey_expiration_minutes = minutes;
+    s.api_server = Some("https://api.endorser.ch".into());
+    s
 }
 
 #[test]
 fn merge_lets_set_overrides_win_and_null_fall_through() {
     let master = sample(Some("Master"), Some(false), Some(15));
-    let over = Settings {
-        first_name: Some("Override".into()),
-        is_registered: None,
-        ..Default::default()
+    let over = {
+        let mut s = Settings::default();
+        s.first_name = Some("Override".into());
+        s.is_registered = None;
+        s
     };
     let merged = merge(&master, &over);
     assert_eq!(
@@ -107,9 +107,10 @@ fn merge_lets_set_overrides_win_and_null_fall_through() {
         Some("https://api.endorser.ch")
     );
     // `false` is a value, not "unset": it must win over a master `true`.
-    let over = Settings {
-        is_registered: Some(false),
-        ..Default::default()
+    let over = {
+        let mut s = Settings::default();
+        s.is_registered = Some(false);
+        s
     };
     assert_eq!(
         merge(&sample(None, Some(true), None), &over).is_registered,
@@ -334,4 +335,44 @@ fn settings_serialize_with_every_legacy_field_name() {
     let mut names: Vec<&str> = idstore_domain::SettingsField::names();
     names.sort_unstable();
     assert_eq!(keys, names);
+}
+
+/// A settings update as a service receives it: a value sets, `null` clears, a name
+/// left out is kept; unknown names and wrong types are refused, naming them.
+#[test]
+fn a_settings_change_deserializes_from_the_json_a_service_receives() {
+    use idstore_domain::{Change, SettingsChange};
+    let change: SettingsChange = serde_json::from_str(
+        r#"{"firstName": "Ada", "isRegistered": 1, "lastName": null,
+            "passkeyExpirationMinutes": 15, "activeDid": "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01",
+            "searchBoxes": [{"name": "Home", "bbox": {"eastLong": 1, "maxLat": 2, "minLat": 0, "westLong": 0}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(change.first_name, Change::Set("Ada".to_owned()));
+    assert_eq!(change.is_registered, Change::Set(true));
+    assert_eq!(change.last_name, Change::Clear);
+    assert_eq!(change.passkey_expiration_minutes, Change::Set(15));
+    assert!(matches!(change.search_boxes, Change::Set(ref b) if b.len() == 1));
+    assert!(matches!(change.active_did, Change::Set(_)));
+    assert_eq!(change.vapid, Change::Keep, "a name left out is kept");
+
+    let cleared: SettingsChange = serde_json::from_str(r#"{"activeDid": null}"#).unwrap();
+    assert_eq!(cleared.active_did, Change::Clear);
+    assert!(SettingsChange::new().is_empty());
+
+    for (bad, says) in [
+        (r#"{"noSuch": 1}"#, "noSuch"),
+        (r#"{"isRegistered": "maybe"}"#, "isRegistered"),
+        (
+            r#"{"passkeyExpirationMinutes": 1e20}"#,
+            "passkeyExpirationMinutes",
+        ),
+        (r#"{"activeDid": "not a did"}"#, "activeDid"),
+        (r#"["firstName"]"#, "object"),
+    ] {
+        let err = serde_json::from_str::<SettingsChange>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
 }

@@ -95,35 +95,35 @@ const COLS: &str = "apiServer, filterFeedByNearby, filterFeedByVisible, finished
 fn settings_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Settings> {
     let s = |i: usize| row.get::<_, Option<String>>(at + i);
     let b = |i: usize| row.get::<_, Option<bool>>(at + i);
-    Ok(Settings {
-        api_server: s(0)?,
-        filter_feed_by_nearby: b(1)?,
-        filter_feed_by_visible: b(2)?,
-        finished_onboarding: b(3)?,
-        first_name: s(4)?,
-        hide_register_prompt_on_new_contact: b(5)?,
-        is_registered: b(6)?,
-        last_name: s(7)?,
-        last_acked_offer_to_user_jwt_id: s(8)?,
-        last_acked_offer_to_user_projects_jwt_id: s(9)?,
-        last_notified_claim_id: s(10)?,
-        last_viewed_claim_id: s(11)?,
-        notifying_new_activity_time: s(12)?,
-        notifying_reminder_message: s(13)?,
-        notifying_reminder_time: s(14)?,
-        partner_api_server: s(15)?,
-        passkey_expiration_minutes: row.get(at + 16)?,
-        profile_image_url: s(17)?,
-        search_boxes: s(18)?.as_deref().map(|j| parse_search_boxes(j).unwrap()),
-        show_contact_gives_inline: b(19)?,
-        show_general_advanced: b(20)?,
-        show_shortcut_bvc: b(21)?,
-        vapid: s(22)?,
-        warn_if_prod_server: b(23)?,
-        warn_if_test_server: b(24)?,
-        web_push_server: s(25)?,
-        has_backed_up_seed: b(26)?,
-    })
+    let mut out = Settings::default();
+    out.api_server = s(0)?;
+    out.filter_feed_by_nearby = b(1)?;
+    out.filter_feed_by_visible = b(2)?;
+    out.finished_onboarding = b(3)?;
+    out.first_name = s(4)?;
+    out.hide_register_prompt_on_new_contact = b(5)?;
+    out.is_registered = b(6)?;
+    out.last_name = s(7)?;
+    out.last_acked_offer_to_user_jwt_id = s(8)?;
+    out.last_acked_offer_to_user_projects_jwt_id = s(9)?;
+    out.last_notified_claim_id = s(10)?;
+    out.last_viewed_claim_id = s(11)?;
+    out.notifying_new_activity_time = s(12)?;
+    out.notifying_reminder_message = s(13)?;
+    out.notifying_reminder_time = s(14)?;
+    out.partner_api_server = s(15)?;
+    out.passkey_expiration_minutes = row.get(at + 16)?;
+    out.profile_image_url = s(17)?;
+    out.search_boxes = s(18)?.as_deref().map(|j| parse_search_boxes(j).unwrap());
+    out.show_contact_gives_inline = b(19)?;
+    out.show_general_advanced = b(20)?;
+    out.show_shortcut_bvc = b(21)?;
+    out.vapid = s(22)?;
+    out.warn_if_prod_server = b(23)?;
+    out.warn_if_test_server = b(24)?;
+    out.web_push_server = s(25)?;
+    out.has_backed_up_seed = b(26)?;
+    Ok(out)
 }
 
 fn prefixed(prefix: &str) -> String {
@@ -302,9 +302,10 @@ fn save_settings(c: &mut Criterion) {
     g.bench_function("idstore", |b| {
         b.iter(|| {
             i += 1;
-            let change = SettingsChange {
-                first_name: Change::Set(format!("name {i}")),
-                ..Default::default()
+            let change = {
+                let mut c = SettingsChange::default();
+                c.first_name = Change::Set(format!("name {i}"));
+                c
             };
             store.save_settings(&change).unwrap()
         })

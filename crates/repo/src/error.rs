@@ -390,7 +390,13 @@ impl From<diesel::result::Error> for Error {
 
 impl From<idstore_domain::SettingsError> for Error {
     fn from(e: idstore_domain::SettingsError) -> Self {
-        Error::new(ErrorKind::InvalidSetting, e.to_string())
+        let kind = match e {
+            idstore_domain::SettingsError::Did(_) | idstore_domain::SettingsError::ActiveDid(_) => {
+                ErrorKind::InvalidDid
+            }
+            _ => ErrorKind::InvalidSetting,
+        };
+        Error::new(kind, e.to_string())
     }
 }
 

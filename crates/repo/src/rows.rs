@@ -79,9 +79,9 @@ macro_rules! settings_rows {
             pub fn into_settings(self) -> Result<Settings, crate::error::Error> {
                 let id = self.id;
                 let decoded = (|| -> Result<Settings, SettingsError> {
-                    Ok(Settings {
-                        $($field: self.$field.map(<$ty as Stored>::load).transpose()?,)*
-                    })
+                    let mut s = Settings::default();
+                    $(s.$field = self.$field.map(<$ty as Stored>::load).transpose()?;)*
+                    Ok(s)
                 })();
                 decoded.map_err(|e| crate::error::Error::stored_value(format_args!("settings row {id}"), e))
             }

@@ -388,10 +388,11 @@ fn merged_settings_layer_the_override_over_the_master() {
     set(&mut o, SettingsField::LastName, "Override");
     store.save_account_settings(&did(DID_A), &o).unwrap();
     // A caller's own defaults go under the view: each set value wins.
-    let fallback = Settings {
-        first_name: Some("Fallback".into()),
-        vapid: Some("fallback-vapid".into()),
-        ..Default::default()
+    let fallback = {
+        let mut s = Settings::default();
+        s.first_name = Some("Fallback".into());
+        s.vapid = Some("fallback-vapid".into());
+        s
     };
     let view = store
         .settings(SettingsScope::Merged(Some(&did(DID_A))))
@@ -1039,8 +1040,9 @@ fn a_non_finite_search_box_coordinate_is_refused() {
     let path = db_with_accounts(&dir);
     let mut conn = open(&path).unwrap();
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let change = SettingsChange {
-            search_boxes: idstore_domain::Change::Set(vec![SearchBox {
+        let change = {
+            let mut c = SettingsChange::default();
+            c.search_boxes = idstore_domain::Change::Set(vec![SearchBox {
                 name: "home".into(),
                 bbox: BoundingBox {
                     east_long: 1.0,
@@ -1048,8 +1050,8 @@ fn a_non_finite_search_box_coordinate_is_refused() {
                     min_lat: 0.0,
                     west_long: 0.5,
                 },
-            }]),
-            ..Default::default()
+            }]);
+            c
         };
         let before = dump(&mut conn);
         let mut store = conn.store().unwrap();
