@@ -79,7 +79,7 @@ pub use migrations::{
     RollbackTarget, app_steps,
 };
 #[cfg(feature = "pool")]
-pub use pool::{Pool, PooledDatabase};
+pub use pool::{Pool, PoolOptions, PooledDatabase};
 pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
     QuarantinedPointer,

@@ -71,6 +71,7 @@ pub struct Pool {
     pool: r2d2::Pool<Manager>,
     path: PathBuf,
     options: OpenOptions,
+    checkout_timeout: Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -81,11 +82,98 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// How a [`Pool`] is sized, and how long a checkout waits: at most 8 connections,
+/// a checkout timeout of 30 s, idle connections kept open for 10 minutes, by
+/// default. Every connection's own settings (busy timeout, `synchronous`, journal
+/// mode, key) are the [`OpenOptions`] given to [`Pool::with_options`].
+///
+/// ```
+/// use std::time::Duration;
+/// use idstore_repo::PoolOptions;
+///
+/// let options = PoolOptions::new()
+///     .max_size(4)
+///     .checkout_timeout(Duration::from_millis(500)) // a request waits at most this
+///     .min_idle(Some(1));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolOptions {
+    max_size: u32,
+    checkout_timeout: Duration,
+    min_idle: Option<u32>,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 8,
+            checkout_timeout: Duration::from_secs(30),
+            min_idle: None,
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: None,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// The defaults above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most this many connections (at least 1).
+    pub fn max_size(mut self, max_size: u32) -> Self {
+        self.max_size = max_size.max(1);
+        self
+    }
+
+    /// How long [`Pool::get`] waits for a free connection before it fails with
+    /// [`ErrorKind::PoolTimeout`].
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.checkout_timeout = timeout;
+        self
+    }
+
+    /// Idle connections kept open (none: as many as were opened).
+    pub fn min_idle(mut self, min_idle: Option<u32>) -> Self {
+        self.min_idle = min_idle;
+        self
+    }
+
+    /// How long a connection above `min_idle` may stay idle before it is closed.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a connection lives before it is closed and opened anew.
+    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+}
+
 impl Pool {
     /// A pool of at most `max_size` connections to the migrated database at `path`,
-    /// each opened with `options` (never creating the file). The file is checked
-    /// once, up front: it must open and be migrated (or stopped at a pause point).
+    /// each opened with `options` (never creating the file); the other settings as
+    /// [`PoolOptions::new`] has them.
     pub fn open(path: &Path, options: OpenOptions, max_size: u32) -> Result<Pool, Error> {
+        Self::with_options(path, options, PoolOptions::new().max_size(max_size))
+    }
+
+    /// A pool of connections to the migrated database at `path`, each opened with
+    /// `options` (never creating the file), sized and timed by `pool`. The file is
+    /// checked once, up front: it must open and be migrated (or stopped at a pause
+    /// point).
+    pub fn with_options(
+        path: &Path,
+        options: OpenOptions,
+        pool: PoolOptions,
+    ) -> Result<Pool, Error> {
         let options = options.create(false);
         let mut first = options.open(path)?;
         first.store()?;
@@ -93,18 +181,23 @@ impl Pool {
             path: path.to_owned(),
             options: options.clone(),
         };
-        let pool = r2d2::Pool::builder()
-            .max_size(max_size)
-            .connection_timeout(Duration::from_secs(30))
+        let built = r2d2::Pool::builder()
+            .max_size(pool.max_size)
+            .connection_timeout(pool.checkout_timeout)
+            .min_idle(pool.min_idle)
+            .idle_timeout(pool.idle_timeout)
+            .max_lifetime(pool.max_lifetime)
             .build_unchecked(manager);
         Ok(Pool {
-            pool,
+            pool: built,
             path: path.to_owned(),
             options,
+            checkout_timeout: pool.checkout_timeout,
         })
     }
 
-    /// A connection from the pool, waiting up to 30 s for one to become free.
+    /// A connection from the pool, waiting up to the checkout timeout for one to
+    /// become free.
     pub fn get(&self) -> Result<PooledDatabase, Error> {
         self.pool.get().map(PooledDatabase).map_err(|e| {
             // r2d2 keeps the last connection error as text only: the open's own error
@@ -115,8 +208,9 @@ impl Pool {
                     ErrorKind::PoolTimeout,
                     &self.path,
                     format!(
-                        "no pooled connection to {} became free in time; give the pool more connections or return them sooner",
-                        self.path.display()
+                        "no pooled connection to {} became free within the checkout timeout ({} ms); give the pool more connections, return them sooner, or wait longer (PoolOptions::checkout_timeout)",
+                        self.path.display(),
+                        self.checkout_timeout.as_millis()
                     ),
                 )
                 .caused_by(e),

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use idstore_domain::{Did, NewAccount, Secret, SettingsChange, SettingsField};
 use idstore_repo::{
-    Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, Pool, RollbackOptions,
-    SettingsScope,
+    Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, Pool, PoolOptions,
+    RollbackOptions, SettingsScope,
 };
 
 const ALICE: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
@@ -131,6 +131,30 @@ fn a_file_that_needs_migrating_or_a_missing_one_is_answered_by_kind() -> Result<
     assert_eq!(http_status(&missing), 404);
     let mut fresh = Database::open(&dir.path().join("fresh.sqlite"))?;
     assert_eq!(http_status(&fresh.store().unwrap_err()), 409);
+    Ok(())
+}
+
+/// The pool's checkout timeout is the service's to set: a request that finds every
+/// connection taken fails with `pool_timeout`, naming the wait it gave up after.
+#[test]
+fn a_pools_checkout_timeout_is_the_services_to_set() -> Result<(), Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pooled.sqlite");
+    drop(start(&path, OpenOptions::new())?);
+    let pool = Pool::with_options(
+        &path,
+        OpenOptions::new(),
+        PoolOptions::new()
+            .max_size(1)
+            .checkout_timeout(std::time::Duration::from_millis(150)),
+    )?;
+    let held = pool.get()?;
+    let err = pool.get().err().expect("the one connection is taken");
+    assert_eq!(err.kind(), ErrorKind::PoolTimeout);
+    assert_eq!(http_status(&err), 503);
+    assert!(err.to_string().contains("150 ms"), "{err}");
+    drop(held);
+    pool.get()?.store()?.settings(SettingsScope::Master)?;
     Ok(())
 }
 
