@@ -116,10 +116,27 @@ impl OpenOptions {
     /// another program (a hot journal) is rolled back first, as SQLite does; where
     /// the storage is read-only and it cannot be, the open is refused
     /// ([`ErrorKind::NeedsRecovery`](crate::ErrorKind::NeedsRecovery)).
+    ///
+    /// `:memory:` opens a private database of this `Database`'s own, as SQLite's
+    /// `:memory:` does: a new file in a new owner-only temporary folder, removed
+    /// with everything in it when the `Database` is dropped (so backups, recovery
+    /// and every check work on it as on any file, and nothing is left behind).
     pub fn open(&self, path: &Path) -> Result<Database, Error> {
+        if path == Path::new(":memory:") {
+            let scratch = crate::rehearsal::WorkFolder::new(&std::env::temp_dir())?;
+            let file = scratch.path().join("memory.sqlite");
+            let handle = Handle::open(&file, &self.settings.clone_creating())?;
+            return Ok(Database {
+                handle,
+                _scratch: Some(scratch),
+            });
+        }
         let handle = Handle::open(path, &self.settings)?;
         remove_interrupted_conversion(&handle);
-        Ok(Database { handle })
+        Ok(Database {
+            handle,
+            _scratch: None,
+        })
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -178,6 +195,9 @@ fn remove_interrupted_conversion(handle: &Handle) {
 /// ```
 pub struct Database {
     handle: Handle,
+    /// The temporary folder of a `:memory:` database, removed after the
+    /// connection closes (fields drop in order).
+    _scratch: Option<crate::rehearsal::WorkFolder>,
 }
 
 impl std::fmt::Debug for Database {

@@ -34,6 +34,8 @@
 //! [`Pool`]). The internals (the connection, the migration runner, the checks) are
 //! private modules; everything public is re-exported here.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod accounts;
 mod backup;
 mod connection;
@@ -59,6 +61,8 @@ mod sql;
 mod sqltext;
 mod storage;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod txn;
 mod values;
 

@@ -103,6 +103,17 @@ pub(crate) struct Settings {
     pub journal_mode: Option<JournalMode>,
 }
 
+impl Settings {
+    /// These settings, creating a missing file (a private `:memory:` one).
+    pub fn clone_creating(&self) -> Settings {
+        Settings {
+            create: true,
+            read_only: false,
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

@@ -249,3 +249,71 @@ fn a_new_database_left_unmigrated_opens_again() -> Result<(), Error> {
     assert!(db.store().is_ok());
     Ok(())
 }
+
+/// `:memory:` is a private database that works like any other and leaves nothing
+/// behind: no stray file named `:memory:`, and its folder goes with it.
+#[test]
+fn memory_databases_work_and_leave_nothing_behind() -> Result<(), Error> {
+    let mut db = Database::open(Path::new(":memory:"))?;
+    db.migrate(&MigrateOptions::new())?;
+    let alice = Did::parse(ALICE)?;
+    let mut store = db.store()?;
+    store.add_account(&NewAccount::new(
+        alice.clone(),
+        "02ab",
+        "2024-03-01T12:00:00Z",
+    ))?;
+    store.set_active_did(Some(&alice))?;
+    assert!(db.check()?.ok());
+    // Each `:memory:` database is its own, as in SQLite.
+    let mut other = Database::open(Path::new(":memory:"))?;
+    assert_eq!(other.store().unwrap_err().kind(), ErrorKind::NeedsMigration);
+    let folder = db.path().parent().unwrap().to_owned();
+    assert!(folder.is_dir());
+    drop(db);
+    drop(other);
+    assert!(!folder.exists(), "its folder went with it");
+    assert!(
+        !Path::new(":memory:").exists(),
+        "no stray file in the working folder"
+    );
+    Ok(())
+}
+
+/// The test helper: a migrated, seeded database in a folder of its own, shared by
+/// a pool, and gone when dropped.
+#[test]
+fn the_test_helper_gives_a_seeded_database_and_removes_it() -> Result<(), Error> {
+    use idstore_repo::testing::{ALICE as SEEDED, BOB as OTHER, TestDatabase};
+    let test = TestDatabase::seeded()?;
+    let path = test.path().to_owned();
+    let pool = Pool::with_options(&path, OpenOptions::new(), PoolOptions::new().max_size(2))?;
+    let mut conn = pool.get()?;
+    let mut store = conn.store()?;
+    assert_eq!(
+        store
+            .active_identity()?
+            .active_did
+            .map(|d| d.to_string())
+            .as_deref(),
+        Some(SEEDED)
+    );
+    let dids: Vec<String> = store
+        .accounts()?
+        .map(|a| a.map(|a| a.did.to_string()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(dids.len(), 2);
+    assert!(dids.iter().any(|d| d == OTHER));
+    let view = store.settings(SettingsScope::Master)?;
+    assert_eq!(view.settings.first_name.as_deref(), Some("Test"));
+    drop(conn);
+    drop(pool);
+    let empty = TestDatabase::new()?;
+    assert_eq!(empty.open()?.store()?.accounts()?.count(), 0);
+    drop(test);
+    assert!(
+        !path.exists() && !path.parent().unwrap().exists(),
+        "removed with its folder"
+    );
+    Ok(())
+}
