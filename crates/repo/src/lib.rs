@@ -37,6 +37,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod accounts;
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod backup;
 mod connection;
 mod database;
@@ -72,6 +74,8 @@ mod values;
 pub use diesel;
 
 pub use accounts::AccountRemoval;
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncDatabase;
 pub use connection::{JournalMode, Synchronous};
 pub use database::{Database, OpenOptions};
 pub use encryption::{ConvertOptions, Converted};

@@ -4,6 +4,7 @@
 mod common;
 
 mod architecture;
+mod asynchronous;
 mod bookkeeping;
 mod encryption;
 mod migrations;
