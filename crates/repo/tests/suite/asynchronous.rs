@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::mpsc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use idstore_domain::{SettingsChange, SettingsField};
@@ -15,7 +15,7 @@ async fn cancel_after<F: Future>(fut: F, polls: usize) -> bool {
     let mut fut = std::pin::pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..polls {
-        if let Poll::Ready(_) = fut.as_mut().poll(&mut cx) {
+        if fut.as_mut().poll(&mut cx).is_ready() {
             return true;
         }
         tokio::task::yield_now().await;

@@ -317,3 +317,52 @@ fn the_test_helper_gives_a_seeded_database_and_removes_it() -> Result<(), Error>
     );
     Ok(())
 }
+
+/// Opening and serving a file leaves its journal mode as the app chose it (the
+/// header's bytes 18 and 19: 1 for a rollback journal, 2 for WAL), unless the
+/// service asks for another.
+#[test]
+fn serving_a_file_keeps_its_journal_mode_unless_asked() -> Result<(), Error> {
+    use idstore_repo::JournalMode;
+    let header = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        (bytes[18], bytes[19])
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, wal) in [("delete.sqlite", false), ("wal.sqlite", true)] {
+        let path = dir.path().join(name);
+        let mut db = start(&path, OpenOptions::new())?;
+        if wal {
+            drop(db);
+            db = OpenOptions::new()
+                .journal_mode(JournalMode::Wal)
+                .open(&path)?;
+        }
+        let expected = if wal { (2, 2) } else { (1, 1) };
+        let alice = Did::parse(ALICE)?;
+        let mut store = db.store()?;
+        store.add_account(&NewAccount::new(
+            alice.clone(),
+            "02ab",
+            "2024-03-01T12:00:00Z",
+        ))?;
+        store.set_active_did(Some(&alice))?;
+        db.migrate(&MigrateOptions::new())?;
+        db.check()?;
+        drop(db);
+        assert_eq!(header(&path), expected, "{name}: kept");
+        let mut again = Database::open(&path)?;
+        again.store()?.settings(SettingsScope::Master)?;
+        drop(again);
+        assert_eq!(header(&path), expected, "{name}: kept");
+    }
+    // Asked, it switches, for good.
+    let path = dir.path().join("delete.sqlite");
+    drop(
+        OpenOptions::new()
+            .journal_mode(JournalMode::Wal)
+            .open(&path)?,
+    );
+    assert_eq!(header(&path), (2, 2));
+    Ok(())
+}
