@@ -48,6 +48,12 @@ mod ffi;
 mod files;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+/// Entry points for the fuzz targets (feature `fuzzing`; not part of the API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::sqltext::fuzz as sqltext;
+}
 mod guard;
 mod health;
 mod key;

@@ -838,3 +838,32 @@ pub(crate) fn created_objects(script: &str) -> Result<Vec<Created>, Refusal> {
     }
     Ok(found)
 }
+
+/// Every reader here run on `input`, for the fuzz target (feature `fuzzing`): none
+/// may panic, every token's span lies inside the input on character boundaries,
+/// and a definition accepted as one `CREATE` starts with `CREATE`.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz(input: &str) {
+    if let Ok(spans) = tokenize_spans(input) {
+        for (token, r) in &spans {
+            assert!(
+                r.start <= r.end && r.end <= input.len(),
+                "{token:?} spans {r:?} of {} bytes",
+                input.len()
+            );
+            assert!(input.is_char_boundary(r.start) && input.is_char_boundary(r.end));
+        }
+    }
+    for kind in [Kind::Table, Kind::Index, Kind::Trigger] {
+        if check_create(input, kind, "t", Some("t")).is_ok() {
+            let toks = tokenize(input).expect("an accepted definition tokenizes");
+            assert!(
+                toks.first().is_some_and(|t| t.is_word("CREATE")),
+                "{input:?}"
+            );
+        }
+    }
+    let _ = trigger_event(input);
+    let _ = parse_inserts(input, "t");
+    let _ = created_objects(input);
+}

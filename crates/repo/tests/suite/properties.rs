@@ -212,3 +212,41 @@ proptest! {
         prop_assert_eq!(dump(&mut conn), before);
     }
 }
+
+/// The SQL tokenizer's fuzz target (`fuzz/fuzz_targets/sqltext.rs`), run here on
+/// arbitrary text and on the migrations' own SQL cut and spliced at random: no input
+/// panics any reader of SQL text (CI also runs the target under libFuzzer).
+mod sqltext_fuzz {
+    use super::*;
+
+    const SEEDS: &[&str] = &[
+        include_str!("../../../../migrations/2026-11-25-000001_active_identity/up.sql"),
+        include_str!("../../../../migrations/2026-11-25-000002_drop_settings_active_did/down.sql"),
+        "CREATE TRIGGER t AFTER UPDATE OF a, \"b\" ON t BEGIN SELECT 1; END",
+        "INSERT INTO \"t\" (\"a\", [b]) VALUES (X'00ff', -1.5e3, 'it''s', NULL);",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn arbitrary_text_panics_no_reader(text in "\\PC{0,200}") {
+            idstore_repo::fuzzing::sqltext(&text);
+        }
+
+        #[test]
+        fn spliced_migration_sql_panics_no_reader(
+            seed in 0..SEEDS.len(),
+            cut in any::<prop::sample::Index>(),
+            len in 0usize..400,
+            insert in "[\"'`\\[\\];()*/\\-xX0-9a-zA-Z ]{0,8}",
+        ) {
+            let s = SEEDS[seed];
+            let at = cut.index(s.len() + 1);
+            let at = (0..=at).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            let end = (at + len).min(s.len());
+            let end = (end..=s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+            let text = format!("{}{insert}{}", &s[..at], &s[end..]);
+            idstore_repo::fuzzing::sqltext(&text);
+        }
+    }
+}
