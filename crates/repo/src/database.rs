@@ -123,7 +123,7 @@ impl OpenOptions {
     /// and every check work on it as on any file, and nothing is left behind).
     pub fn open(&self, path: &Path) -> Result<Database, Error> {
         if path == Path::new(":memory:") {
-            let scratch = crate::rehearsal::WorkFolder::new(&std::env::temp_dir())?;
+            let scratch = crate::scratch::WorkFolder::new(&std::env::temp_dir())?;
             let file = scratch.path().join("memory.sqlite");
             let handle = Handle::open(&file, &self.settings.clone_creating())?;
             return Ok(Database {
@@ -197,7 +197,7 @@ pub struct Database {
     handle: Handle,
     /// The temporary folder of a `:memory:` database, removed after the
     /// connection closes (fields drop in order).
-    _scratch: Option<crate::rehearsal::WorkFolder>,
+    _scratch: Option<crate::scratch::WorkFolder>,
 }
 
 impl std::fmt::Debug for Database {

@@ -65,6 +65,7 @@ mod queries;
 mod rehearsal;
 mod report;
 mod rows;
+mod scratch;
 mod sql;
 mod sqltext;
 mod storage;
@@ -100,7 +101,8 @@ pub use quarantine::{
 };
 pub use rehearsal::{
     Engine, Rehearsal, RehearsalDurations, RehearsalOptions, RehearsalOutcome, RolloutTrigger,
-    WorkFolder, rehearse,
+    rehearse,
 };
 pub use report::{MigrationReport, MigrationWarning, RollbackReport};
+pub use scratch::WorkFolder;
 pub use store::{SettingsScope, SettingsView, Store};

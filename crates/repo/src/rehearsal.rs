@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -497,36 +497,4 @@ fn round_trip_intact(before: &Contents, after: &Contents) -> bool {
         projected.sort();
         &projected == rows
     })
-}
-
-/// Where a run of [`rehearse`] keeps its work: a new owner-only folder in `parent`,
-/// removed when dropped.
-pub struct WorkFolder(PathBuf);
-
-impl WorkFolder {
-    /// Creates it.
-    pub fn new(parent: &Path) -> Result<Self, Error> {
-        use std::os::unix::fs::DirBuilderExt;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = parent.join(format!("idstore-rehearsal-{}-{stamp}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(WorkFolder(path))
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for WorkFolder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

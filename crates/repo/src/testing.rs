@@ -25,7 +25,7 @@ use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
 use crate::database::{Database, OpenOptions};
 use crate::error::Error;
 use crate::migrations::MigrateOptions;
-use crate::rehearsal::WorkFolder;
+use crate::scratch::WorkFolder;
 
 /// The first seeded identity, active in [`TestDatabase::seeded`].
 pub const ALICE: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
@@ -37,12 +37,6 @@ pub const BOB: &str = "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2do
 pub struct TestDatabase {
     path: PathBuf,
     _folder: WorkFolder,
-}
-
-impl std::fmt::Debug for WorkFolder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("WorkFolder").field(&self.path()).finish()
-    }
 }
 
 impl TestDatabase {
