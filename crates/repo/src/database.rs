@@ -282,30 +282,23 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn status(&mut self) -> Result<MigrationStatus, Error> {
-        let conn = &mut self.handle.conn;
-        let status = crate::migrations::status(conn).and_then(|mut status| {
-            status.foreign_objects = crate::migrations::foreign::foreign_objects(conn)?
-                .into_iter()
-                .map(|f| f.description)
-                .collect();
+        let handle = &mut self.handle;
+        let status = crate::migrations::status(&mut handle.conn).and_then(|mut status| {
+            crate::migrations::add_file_facts(&mut status, handle)?;
             Ok(status)
         });
-        let mut status = status.map_err(|e| self.handle.context(e))?;
-        for leftover in crate::files::leftovers(&self.handle.file) {
-            match leftover.untrusted {
-                None => status.leftover_copies.push(leftover.path),
-                Some(why) => status.untrusted_files.push((leftover.path, why)),
-            }
-        }
-        status.kept_aside = self.handle.kept_aside.clone();
-        Ok(status)
+        status.map_err(|e| self.handle.context(e))
     }
 
     /// What [`Database::migrate`] would do up to `to` (every pending step when
     /// `None`), with every refusal it would make. Reads only.
     pub fn plan_migration(&mut self, to: Option<&str>) -> Result<MigrationPlan, Error> {
-        crate::migrations::plan_migration(&mut self.handle.conn, to)
-            .map_err(|e| self.handle.context(e))
+        let handle = &mut self.handle;
+        let plan = crate::migrations::plan_migration(&mut handle.conn, to).and_then(|mut plan| {
+            crate::migrations::add_file_facts(plan.status_mut(), handle)?;
+            Ok(plan)
+        });
+        plan.map_err(|e| self.handle.context(e))
     }
 
     /// Adopts a legacy file when needed and applies pending migrations (all, or up to

@@ -97,6 +97,30 @@ impl MigrationStatus {
     }
 }
 
+/// Completes `status` with what is known of the file beside its tables: the
+/// objects other programs added, what an interrupted conversion left beside it,
+/// names there that are not idstore's own, and the copies this open kept aside.
+/// [`Database::status`](crate::Database::status) and
+/// [`Database::plan_migration`](crate::Database::plan_migration) both build their
+/// status this way.
+pub(crate) fn add_file_facts(
+    status: &mut MigrationStatus,
+    handle: &mut crate::connection::Handle,
+) -> Result<(), Error> {
+    status.foreign_objects = super::foreign::foreign_objects(&mut handle.conn)?
+        .into_iter()
+        .map(|f| f.description)
+        .collect();
+    for leftover in crate::files::leftovers(&handle.file) {
+        match leftover.untrusted {
+            None => status.leftover_copies.push(leftover.path),
+            Some(why) => status.untrusted_files.push((leftover.path, why)),
+        }
+    }
+    status.kept_aside = handle.kept_aside.clone();
+    Ok(())
+}
+
 /// Reads applied and pending migrations, the legacy flag, the active identity and the
 /// account count. Writes nothing (it works on a read-only connection).
 pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Error> {

@@ -38,8 +38,8 @@ mod verify;
 pub(crate) use adopt::idstore_definition;
 pub use inspect::MigrationStatus;
 pub(crate) use inspect::{
-    applied_versions, missing_quarantine_tables, refuse_missing_quarantine_tables, status,
-    up_to_date,
+    add_file_facts, applied_versions, missing_quarantine_tables, refuse_missing_quarantine_tables,
+    status, up_to_date,
 };
 pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};

@@ -190,6 +190,11 @@ impl MigrationPlan {
         &self.status
     }
 
+    /// The status, to complete with what is known of the file.
+    pub(crate) fn status_mut(&mut self) -> &mut MigrationStatus {
+        &mut self.status
+    }
+
     /// True when the run adopts a file the legacy app made.
     pub fn adopts_legacy(&self) -> bool {
         self.status.legacy && !self.steps.is_empty()

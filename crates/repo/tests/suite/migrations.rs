@@ -1610,3 +1610,30 @@ fn the_apps_own_step_003_is_not_run_again_on_a_migrated_file() {
         Some("0".into())
     );
 }
+
+/// A plan's status is the status: it names what an interrupted conversion left
+/// beside the file as `status` does (both are completed in one place).
+#[test]
+fn a_plans_status_names_leftover_copies_as_status_does() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("app.sqlite");
+    migrate(&mut open(&path).unwrap(), all()).unwrap();
+    // Another program holds the write lock, so the open cannot tidy the copy away.
+    let mut other = raw(&path);
+    other.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    std::fs::write(
+        dir.path().join(".app.sqlite.idstore-convert"),
+        b"plain copy",
+    )
+    .unwrap();
+    let mut db = idstore_repo::OpenOptions::new()
+        .read_only(true)
+        .open(&path)
+        .unwrap();
+    let status = db.status().unwrap();
+    assert_eq!(status.leftover_copies.len(), 1, "{status:?}");
+    let plan = db.plan_migration(None).unwrap();
+    assert_eq!(plan.status().leftover_copies, status.leftover_copies);
+    assert_eq!(plan.status().foreign_objects, status.foreign_objects);
+    other.batch_execute("ROLLBACK;").unwrap();
+}
