@@ -51,9 +51,9 @@ pub struct Cli {
         global = true,
         env = "IDSTORE_SQLCIPHER_COMPAT",
         value_name = "VERSION",
-        value_parser = clap::value_parser!(u8).range(3..=4)
+        value_parser = parse_cipher_format
     )]
-    pub sqlcipher_compat: Option<u8>,
+    pub sqlcipher_compat: Option<idstore_repo::CipherFormat>,
 
     /// What to do.
     #[command(subcommand)]
@@ -146,6 +146,13 @@ pub struct Shard {
     pub index: usize,
     /// How many shards.
     pub count: usize,
+}
+
+fn parse_cipher_format(text: &str) -> Result<idstore_repo::CipherFormat, String> {
+    text.parse::<u8>()
+        .ok()
+        .and_then(idstore_repo::CipherFormat::from_version)
+        .ok_or_else(|| format!("{text:?} is not a SQLCipher version idstore writes: 3 or 4"))
 }
 
 fn parse_shard(text: &str) -> Result<Shard, String> {

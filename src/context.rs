@@ -18,7 +18,7 @@ pub struct Ctx {
     /// The database's key (none: a plain file).
     pub key: Option<Key>,
     /// SQLCipher's format, when given (else found by trying).
-    pub sqlcipher_compat: Option<u8>,
+    pub sqlcipher_compat: Option<idstore_repo::CipherFormat>,
 }
 
 /// The database path.

@@ -86,7 +86,7 @@ fn convert(
     let converted = Database::convert(path, &current, options)?;
     let format_change = match (converted.previous_format, converted.sqlcipher_format) {
         (Some(before), Some(after)) if before != after => Some(format!(
-            "its format changed from SQLCipher {before} to SQLCipher {after}, as --sqlcipher-compat asked: programs configured for SQLCipher {before} no longer open it"
+            "its format changed from {before} to {after}, as --sqlcipher-compat asked: programs configured for {before} no longer open it"
         )),
         _ => None,
     };
@@ -121,7 +121,7 @@ fn convert(
                 lines.push(format!("backup: {} ({holds})", shown_path(b)));
             }
             let format = match converted.sqlcipher_format {
-                Some(f) => format!(" (SQLCipher {f} format)"),
+                Some(f) => format!(" ({f} format)"),
                 None => String::new(),
             };
             lines.push(format!(

@@ -92,7 +92,7 @@ not created yet: `idstore migrate` creates it"
             format!(
                 "encrypted: {}",
                 match format {
-                    Some(v) => format!("yes (SQLCipher {v} format)"),
+                    Some(v) => format!("yes ({v} format)"),
                     None => "no".to_owned(),
                 }
             ),

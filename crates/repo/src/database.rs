@@ -9,7 +9,7 @@ use crate::connection::{Handle, JournalMode, Settings, Synchronous};
 use crate::encryption::{ConvertOptions, Converted};
 use crate::error::Error;
 use crate::health::{HealthReport, Problem, RepairReport};
-use crate::key::Key;
+use crate::key::{CipherFormat, Key};
 use crate::migrations::{MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions};
 use crate::report::{MigrationReport, RollbackReport};
 use crate::store::Store;
@@ -99,12 +99,11 @@ impl OpenOptions {
         self
     }
 
-    /// Opens the encrypted file with the settings of SQLCipher `version` (3: 1024-byte
-    /// pages, 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1; 4: the defaults) instead of
-    /// finding them. Only applies with a key; `version` is 3 or 4.
-    pub fn sqlcipher_compatibility(mut self, version: u8) -> Self {
+    /// Opens the encrypted file in `format` instead of finding it. Only applies
+    /// with a key.
+    pub fn sqlcipher_compatibility(mut self, format: CipherFormat) -> Self {
         if let Some(k) = &mut self.settings.keying {
-            k.compatibility = Some(version);
+            k.compatibility = Some(format.version());
         }
         self
     }
@@ -234,13 +233,14 @@ impl Database {
         self.handle.created
     }
 
-    /// The SQLCipher format of an encrypted file (3 or 4; `None` for a plain one).
-    pub fn cipher_format(&self) -> Option<u8> {
+    /// The SQLCipher format of an encrypted file (`None` for a plain one).
+    pub fn cipher_format(&self) -> Option<CipherFormat> {
         self.handle
             .settings
             .keying
             .as_ref()
             .and_then(|k| k.compatibility)
+            .and_then(CipherFormat::from_version)
     }
 
     /// The repository API over this database: settings, accounts, the active
@@ -459,7 +459,7 @@ impl Database {
     /// let done = Database::convert(&path, &OpenOptions::new(), &ConvertOptions::new(Some(key.clone())))?;
     /// assert!(done.encrypted && done.plaintext_copies.is_empty());
     /// let mut db = OpenOptions::new().key(Some(key)).open(&path)?;
-    /// assert_eq!(db.cipher_format(), Some(4));
+    /// assert_eq!(db.cipher_format(), Some(idstore_repo::CipherFormat::Sqlcipher4));
     /// # Ok(()) }
     /// ```
     pub fn convert(

@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Text};
 use crate::connection::{Handle, Settings};
 use crate::error::{Error, ErrorKind, io_cause, io_kind};
 use crate::files::{Protects, conversion_copy_name};
-use crate::key::Key;
+use crate::key::{CipherFormat, Key};
 
 /// How [`Database::convert`](crate::Database::convert) rewrites a file: under which
 /// key (none: plain) and SQLCipher format, with or without a backup, and whether
@@ -30,7 +30,7 @@ use crate::key::Key;
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     new_key: Option<Key>,
-    sqlcipher_compatibility: Option<u8>,
+    sqlcipher_compatibility: Option<CipherFormat>,
     backup_to: Option<PathBuf>,
     remove_plaintext_copies: bool,
 }
@@ -45,10 +45,10 @@ impl ConvertOptions {
         }
     }
 
-    /// The SQLCipher format to write (3 or 4). Without it, an encrypted file keeps
-    /// its own format and a plain one gets SQLCipher 4's.
-    pub fn sqlcipher_compatibility(mut self, version: u8) -> Self {
-        self.sqlcipher_compatibility = Some(version);
+    /// The SQLCipher format to write. Without it, an encrypted file keeps its own
+    /// format and a plain one gets SQLCipher 4's.
+    pub fn sqlcipher_compatibility(mut self, format: CipherFormat) -> Self {
+        self.sqlcipher_compatibility = Some(format);
         self
     }
 
@@ -82,9 +82,9 @@ pub struct Converted {
     /// Whether the file is encrypted now.
     pub encrypted: bool,
     /// The SQLCipher format the file has now (`None`: plain).
-    pub sqlcipher_format: Option<u8>,
+    pub sqlcipher_format: Option<CipherFormat>,
     /// The SQLCipher format it had (`None`: it was plain).
-    pub previous_format: Option<u8>,
+    pub previous_format: Option<CipherFormat>,
     /// The backup written, when one was asked for.
     pub backup: Option<PathBuf>,
     /// Whether the backup is encrypted (under the new key when the file is
@@ -208,6 +208,7 @@ pub(crate) fn convert(
             compatibility: Some(
                 options
                     .sqlcipher_compatibility
+                    .map(CipherFormat::version)
                     .or(previous_format)
                     .unwrap_or(4),
             ),
@@ -215,8 +216,11 @@ pub(crate) fn convert(
         let copy_name = conversion_copy_name(&file.name);
         let done = export(file, &settings, &copy_name, target.as_ref(), wal).and_then(
             |(mut converted, copy)| {
-                converted.previous_format = previous_format;
-                converted.sqlcipher_format = target.as_ref().and_then(|k| k.compatibility);
+                converted.previous_format = previous_format.and_then(CipherFormat::from_version);
+                converted.sqlcipher_format = target
+                    .as_ref()
+                    .and_then(|k| k.compatibility)
+                    .and_then(CipherFormat::from_version);
                 if let Some(dest) = &options.backup_to {
                     // The same rows under the new key, or the file as it is (under its key).
                     let (source, encrypted) = match &target {

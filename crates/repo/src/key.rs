@@ -135,3 +135,47 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 }
+
+/// An encrypted file's SQLCipher format: the page size, key derivation and HMAC its
+/// key is used with.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CipherFormat {
+    /// SQLCipher 3: 1024-byte pages, 64,000 PBKDF2-SHA1 iterations, HMAC-SHA1.
+    Sqlcipher3,
+    /// SQLCipher 4's defaults: 4096-byte pages, 256,000 PBKDF2-SHA512 iterations,
+    /// HMAC-SHA512.
+    Sqlcipher4,
+}
+
+impl CipherFormat {
+    /// The SQLCipher major version (`cipher_compatibility`): 3 or 4.
+    pub fn version(self) -> u8 {
+        match self {
+            CipherFormat::Sqlcipher3 => 3,
+            CipherFormat::Sqlcipher4 => 4,
+        }
+    }
+
+    /// The format of SQLCipher major version `version`, if it is 3 or 4.
+    pub fn from_version(version: u8) -> Option<Self> {
+        match version {
+            3 => Some(CipherFormat::Sqlcipher3),
+            4 => Some(CipherFormat::Sqlcipher4),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CipherFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SQLCipher {}", self.version())
+    }
+}
+
+/// As its version number, as the command's JSON shows it.
+impl serde::Serialize for CipherFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.version())
+    }
+}

@@ -88,7 +88,7 @@ pub use database::{Database, OpenOptions};
 pub use encryption::{ConvertOptions, Converted};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
-pub use key::Key;
+pub use key::{CipherFormat, Key};
 pub use migrations::{
     AppStep, Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions,
     RollbackTarget, app_steps,

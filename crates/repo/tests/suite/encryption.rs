@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use diesel::prelude::*;
 use idstore_domain::Did;
+use idstore_repo::CipherFormat;
 use idstore_repo::{
     ConvertOptions, Database, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions,
 };
@@ -294,16 +295,20 @@ fn diesels_own_harness_runs_the_migrations_on_an_encrypted_file() {
 fn a_sqlcipher_3_file_is_found_by_its_key_alone_and_stays_sqlcipher_3() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("v3.sqlite");
-    let v3 = || keyed("old").sqlcipher_compatibility(3);
+    let v3 = || keyed("old").sqlcipher_compatibility(CipherFormat::Sqlcipher3);
     migrate(&mut v3().open(&path).unwrap(), MigrateOptions::new()).unwrap();
     // Forced to SQLCipher 4's settings, the key does not open it…
     assert_eq!(
-        refused(keyed("old").sqlcipher_compatibility(4), &path).kind(),
+        refused(
+            keyed("old").sqlcipher_compatibility(CipherFormat::Sqlcipher4),
+            &path
+        )
+        .kind(),
         ErrorKind::WrongKey
     );
     // …but without a setting its format is found, and kept for every later use.
     let mut conn = keyed("old").open(&path).unwrap();
-    assert_eq!(conn.cipher_format(), Some(3));
+    assert_eq!(conn.cipher_format(), Some(CipherFormat::Sqlcipher3));
     assert!(conn.check().unwrap().ok());
     let page_size: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
         "(SELECT page_size FROM pragma_page_size)",
@@ -317,9 +322,13 @@ fn a_sqlcipher_3_file_is_found_by_its_key_alone_and_stays_sqlcipher_3() {
     let mut copy = v3().read_only(true).open(&backup).unwrap();
     assert_eq!(whole_dump(&mut copy), whole_dump(&mut conn));
     assert_eq!(
-        refused(keyed("old").sqlcipher_compatibility(4), &backup).kind(),
+        refused(
+            keyed("old").sqlcipher_compatibility(CipherFormat::Sqlcipher4),
+            &backup
+        )
+        .kind(),
         ErrorKind::WrongKey
     );
     let plain = keyed("old").open(&dir.path().join("v4.sqlite")).unwrap();
-    assert_eq!(plain.cipher_format(), Some(4));
+    assert_eq!(plain.cipher_format(), Some(CipherFormat::Sqlcipher4));
 }

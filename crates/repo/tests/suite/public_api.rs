@@ -210,7 +210,10 @@ fn an_encrypted_file_is_served_with_its_key_and_refused_without() -> Result<(), 
     let path = dir.path().join("secret.sqlite");
     let key = || Key::new("x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'");
     let mut db = start(&path, OpenOptions::new().key(Some(key()?)))?;
-    assert_eq!(db.cipher_format(), Some(4));
+    assert_eq!(
+        db.cipher_format(),
+        Some(idstore_repo::CipherFormat::Sqlcipher4)
+    );
     assert!(db.store()?.active_identity()?.active_did.is_none());
     drop(db);
     assert!(Database::is_encrypted(&path)?);
