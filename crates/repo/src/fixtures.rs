@@ -8,7 +8,6 @@ use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text};
 
 /// The tables the legacy app creates (its `001_initial` and later additive
 /// migrations), before the later `hasBackedUpSeed` column, with its own migration
@@ -35,26 +34,7 @@ pub fn write_legacy_demo(path: &Path) -> Result<(), Box<dyn std::error::Error>> 
 
 /// Columns that hold clocks (when a row was quarantined, archived, updated or decided, when a
 /// migration ran) rather than user data: [`table_rows`] callers usually skip them.
-pub const CLOCK_COLUMNS: &[&str] = &[
-    "quarantinedAt",
-    "archivedAt",
-    "lastUpdated",
-    "run_on",
-    "decidedAt",
-    "applied_at",
-];
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Nullable<Text>)]
-    row: Option<String>,
-}
+pub const CLOCK_COLUMNS: &[&str] = crate::sql::CLOCK_COLUMNS;
 
 /// Every table's rows (`sqlite_sequence` included), each row a JSON array of its
 /// columns' SQL literals (`quote()`, so `1`, `'1'` and `X'01'` differ), sorted, by
@@ -63,33 +43,10 @@ pub fn table_rows(
     conn: &mut SqliteConnection,
     skip: &[&str],
 ) -> QueryResult<BTreeMap<String, Vec<String>>> {
-    let tables =
-        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .load::<Name>(conn)?;
-    let mut out = BTreeMap::new();
-    for table in tables {
-        let columns = diesel::sql_query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
-            .bind::<Text, _>(&table.name)
-            .load::<Name>(conn)?;
-        let quoted: Vec<String> = columns
-            .iter()
-            .filter(|c| !skip.contains(&c.name.as_str()))
-            .map(|c| format!("quote({})", crate::sql::quote_ident(&c.name)))
-            .collect();
-        let query = format!(
-            "SELECT json_array({}) AS row FROM {}",
-            quoted.join(", "),
-            crate::sql::quote_ident(&table.name)
-        );
-        let mut rows: Vec<String> = diesel::sql_query(query)
-            .load::<Row>(conn)?
-            .into_iter()
-            .filter_map(|r| r.row)
-            .collect();
-        rows.sort();
-        out.insert(table.name, rows);
-    }
-    Ok(out)
+    Ok(crate::sql::table_rows(conn, skip)?
+        .into_iter()
+        .map(|(table, (_, rows))| (table, rows))
+        .collect())
 }
 
 pub use crate::files::seam::{FileStep, ObserverGuard, Protects};

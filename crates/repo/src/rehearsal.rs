@@ -3,7 +3,6 @@
 //! naming which of the planning document's rollback triggers fired. The original is
 //! only ever read.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,7 +16,6 @@ use crate::error::{Error, ErrorKind};
 use crate::health::ProblemKind;
 use crate::key::Key;
 use crate::migrations::{MigrateOptions, RollbackOptions, RollbackTarget};
-use crate::sql::quote_ident;
 
 /// How one file's rehearsal ended.
 #[non_exhaustive]
@@ -368,14 +366,8 @@ fn copy_regular(from: &Path, to: &Path) -> Result<(), Error> {
 }
 
 /// Every table's columns and rows (as SQL literals, sorted), with the schema's
-/// objects; the bookkeeping's clock columns (`run_on`, `applied_at`) left out.
-type Contents = BTreeMap<String, (Vec<String>, Vec<String>)>;
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
+/// objects under `(schema)`; the columns named in `skip` left out.
+type Contents = crate::sql::TableRows;
 
 #[derive(QueryableByName)]
 struct Row {
@@ -385,21 +377,11 @@ struct Row {
 
 /// The bookkeeping's clock columns.
 const BOOKKEEPING_CLOCKS: &[&str] = &["run_on", "applied_at"];
-/// Every clock column two runs of the same steps set apart (when a row was
-/// quarantined, archived, updated or decided, when a step ran).
-const CLOCKS: &[&str] = &[
-    "run_on",
-    "applied_at",
-    "quarantinedAt",
-    "archivedAt",
-    "lastUpdated",
-    "decidedAt",
-];
 
 /// What another engine's run of idstore's steps should equal: every clock left out,
 /// and the baseline's name, which the app's service records and idstore does not.
 fn migrated_contents(conn: &mut SqliteConnection) -> QueryResult<Contents> {
-    let mut c = contents(conn, CLOCKS)?;
+    let mut c = contents(conn, crate::sql::CLOCK_COLUMNS)?;
     if let Some((_, rows)) = c.get_mut(crate::migrations::APP_MIGRATIONS_TABLE) {
         let baseline = crate::migrations::app_steps()
             .into_iter()
@@ -412,7 +394,7 @@ fn migrated_contents(conn: &mut SqliteConnection) -> QueryResult<Contents> {
 }
 
 fn contents(conn: &mut SqliteConnection, skip: &[&str]) -> QueryResult<Contents> {
-    let mut out = Contents::new();
+    let mut out = crate::sql::table_rows(conn, skip)?;
     let schema = diesel::sql_query(
         "SELECT json_array(type, name, tbl_name, sql) AS row FROM sqlite_master ORDER BY type, name",
     )
@@ -424,40 +406,7 @@ fn contents(conn: &mut SqliteConnection, skip: &[&str]) -> QueryResult<Contents>
             schema.into_iter().filter_map(|r| r.row).collect(),
         ),
     );
-    let tables =
-        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .load::<Name>(conn)?;
-    for table in tables {
-        let columns: Vec<String> = crate::sql::columns(conn, &table.name)?
-            .into_iter()
-            .filter(|c| !skip.contains(&c.as_str()))
-            .collect();
-        let rows = rows(conn, &table.name, &columns)?;
-        out.insert(table.name, (columns, rows));
-    }
     Ok(out)
-}
-
-fn rows(conn: &mut SqliteConnection, table: &str, columns: &[String]) -> QueryResult<Vec<String>> {
-    if columns.is_empty() {
-        return Ok(Vec::new());
-    }
-    let quoted: Vec<String> = columns
-        .iter()
-        .map(|c| format!("quote({})", quote_ident(c)))
-        .collect();
-    let query = format!(
-        "SELECT json_array({}) AS row FROM {}",
-        quoted.join(", "),
-        quote_ident(table)
-    );
-    let mut rows: Vec<String> = diesel::sql_query(query)
-        .load::<Row>(conn)?
-        .into_iter()
-        .filter_map(|r| r.row)
-        .collect();
-    rows.sort();
-    Ok(rows)
 }
 
 /// Whether rolling back gave every row of every table the file had back, in the

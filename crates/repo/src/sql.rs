@@ -426,3 +426,60 @@ pub(crate) fn optional_text(
         .optional()?
         .and_then(|r| r.value.map(|l| l.0)))
 }
+
+/// Columns that hold clocks (when a row was quarantined, archived, updated or
+/// decided, when a migration ran) rather than user data.
+pub(crate) const CLOCK_COLUMNS: &[&str] = &[
+    "quarantinedAt",
+    "archivedAt",
+    "lastUpdated",
+    "run_on",
+    "decidedAt",
+    "applied_at",
+];
+
+/// Each table's columns, and its rows as [`table_rows`] reads them, by table name.
+pub(crate) type TableRows = std::collections::BTreeMap<String, (Vec<String>, Vec<String>)>;
+
+/// Every table's columns and rows, each row a JSON array of its columns' SQL
+/// literals (`quote()`, so `1`, `'1'` and `X'01'` differ), sorted, by table name;
+/// the columns named in `skip` left out. (Names read from the file are quoted as
+/// identifiers: data, never SQL.)
+pub(crate) fn table_rows(conn: &mut SqliteConnection, skip: &[&str]) -> QueryResult<TableRows> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Text>)]
+        row: Option<String>,
+    }
+    let tables =
+        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .load::<Name>(conn)?;
+    let mut out = std::collections::BTreeMap::new();
+    for table in tables {
+        let columns: Vec<String> = columns(conn, &table.name)?
+            .into_iter()
+            .filter(|c| !skip.contains(&c.as_str()))
+            .collect();
+        let mut rows: Vec<String> = if columns.is_empty() {
+            Vec::new()
+        } else {
+            let quoted: Vec<String> = columns
+                .iter()
+                .map(|c| format!("quote({})", quote_ident(c)))
+                .collect();
+            let query = format!(
+                "SELECT json_array({}) AS row FROM {}",
+                quoted.join(", "),
+                quote_ident(&table.name)
+            );
+            diesel::sql_query(query)
+                .load::<Row>(conn)?
+                .into_iter()
+                .filter_map(|r| r.row)
+                .collect()
+        };
+        rows.sort();
+        out.insert(table.name, (columns, rows));
+    }
+    Ok(out)
+}
