@@ -598,6 +598,10 @@ fn the_apps_ordinary_leftovers_are_notices_that_do_not_fail_check() {
     let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(doc["ok"], true, "{doc}");
     assert_eq!(doc["problems"][0]["kind"], "orphan_override", "{doc}");
+    assert_eq!(
+        doc["problems"][0]["notice"], true,
+        "a notice says so in JSON: {doc}"
+    );
     idstore(&db).args(["check", "--all"]).assert().success();
     // Damage still fails it.
     unguarded(

@@ -132,9 +132,11 @@ impl ProblemKind {
     }
 }
 
-/// One problem, with what a person needs to find it.
+/// One problem, with what a person needs to find it. In JSON: `kind`, `detail`,
+/// `item` for a decision waiting, and `"notice": true` for what the app's ordinary
+/// use leaves behind ([`ProblemKind::is_notice`]).
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// What kind of problem.
     pub kind: ProblemKind,
@@ -143,8 +145,25 @@ pub struct Problem {
     /// For a quarantined item waiting for a decision: which one (`account:4`), to
     /// pass to [`Store::restore_quarantined`](crate::Store::restore_quarantined) or
     /// [`Store::discard_quarantined`](crate::Store::discard_quarantined).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<QuarantineRef>,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let notice = self.kind.is_notice();
+        let len = 2 + usize::from(self.item.is_some()) + usize::from(notice);
+        let mut map = serializer.serialize_map(Some(len))?;
+        map.serialize_entry("kind", &self.kind)?;
+        map.serialize_entry("detail", &self.detail)?;
+        if let Some(item) = &self.item {
+            map.serialize_entry("item", item)?;
+        }
+        if notice {
+            map.serialize_entry("notice", &true)?;
+        }
+        map.end()
+    }
 }
 
 impl Problem {
