@@ -403,7 +403,7 @@ impl Database {
     /// the disk has no room for it; a failed copy leaves nothing behind.
     pub fn backup_to(&mut self, dest: &Path) -> Result<(), Error> {
         let handle = &mut self.handle;
-        let taken = crate::txn::read(&mut handle.conn, |conn| {
+        let taken = crate::txn::read(&mut handle.conn, &handle.path, |conn| {
             crate::backup::backup_to(
                 crate::backup::Source {
                     conn,

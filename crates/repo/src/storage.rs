@@ -2,24 +2,22 @@
 //! storage faults reported for what they are (a full disk, an I/O error: where, how
 //! much is free, what the operation needs), and backup copies.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 
 use crate::error::{Detail, Error, ErrorKind, human};
 use crate::files::folder_of;
 
-/// Gives a storage error (a full disk, an I/O error) met on `conn` the database's
-/// path and the free space beside it; any other error is returned as it was.
-pub(crate) fn with_context(e: Error, conn: &mut SqliteConnection) -> Error {
+/// Gives a storage error (a full disk, an I/O error) met on the database at `path`
+/// that path and the free space beside it; any other error is returned as it was.
+pub(crate) fn with_context(e: Error, path: &Path) -> Error {
     if !matches!(e.kind(), ErrorKind::DiskFull | ErrorKind::IoError) || e.raw_sqlite().is_none() {
         return e;
     }
-    let path = database_path(conn);
     let kind = e.kind();
     let source = e.into_source();
-    storage_fault(kind, path.as_deref(), None, source)
+    storage_fault(kind, Some(path), None, source)
 }
 
 /// A storage fault (full disk or I/O error) met on the file at `path`, with the
@@ -106,21 +104,6 @@ fn full_if_no_room(kind: ErrorKind, free: Option<u64>) -> ErrorKind {
         (ErrorKind::IoError, Some(free)) if free < 1 << 20 => ErrorKind::DiskFull,
         _ => kind,
     }
-}
-
-/// The main database's file (`None` for an in-memory one, or when it cannot be read).
-pub(crate) fn database_path(conn: &mut SqliteConnection) -> Option<PathBuf> {
-    #[derive(QueryableByName)]
-    struct Db {
-        #[diesel(sql_type = Text)]
-        file: String,
-    }
-    diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        .get_result::<Db>(conn)
-        .ok()
-        .map(|d| d.file)
-        .filter(|f| !f.is_empty())
-        .map(PathBuf::from)
 }
 
 /// The database's size in bytes (`page_count × page_size`).

@@ -173,7 +173,7 @@ impl<'c> Store<'c> {
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let done = crate::txn::read(&mut self.handle.conn, f);
+        let done = crate::txn::read(&mut self.handle.conn, &self.handle.path, f);
         done.map_err(|e| self.explain(e))
     }
 
@@ -210,12 +210,13 @@ impl<'c> Store<'c> {
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
     ) -> Result<T, Error> {
         use diesel::connection::SimpleConnection;
+        let path = self.handle.path.clone();
         let conn = self.conn();
         let result = conn
             .batch_execute("PRAGMA query_only = ON;")
             .map_err(Error::from)
             .and_then(|()| {
-                let result = crate::txn::read(conn, |conn| f(conn).map_err(Error::from));
+                let result = crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from));
                 let restored = conn.batch_execute("PRAGMA query_only = OFF;");
                 let value = result?;
                 restored?;

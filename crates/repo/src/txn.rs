@@ -7,6 +7,8 @@
 //! failed, the commit's own error; a storage fault gets the file's path and the
 //! free space beside it.
 
+use std::path::Path;
+
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
@@ -14,25 +16,29 @@ use crate::error::Error;
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction (every write path: the write lock is
 /// taken up front, so the busy timeout covers it). On failure the first error is
-/// returned: `f`'s own, or the COMMIT's, never the rollback's.
+/// returned: `f`'s own, or the COMMIT's, never the rollback's. `path` is the
+/// database's file, which a storage fault names (passed, not read back).
 pub(crate) fn immediate<T>(
     conn: &mut SqliteConnection,
+    path: &Path,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    within(conn, true, f)
+    within(conn, path, true, f)
 }
 
 /// Runs `f` in a deferred transaction (consistent reads), with the same error rule
 /// as [`immediate`].
 pub(crate) fn read<T>(
     conn: &mut SqliteConnection,
+    path: &Path,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    within(conn, false, f)
+    within(conn, path, false, f)
 }
 
 fn within<T>(
     conn: &mut SqliteConnection,
+    path: &Path,
     write: bool,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
 ) -> Result<T, Error> {
@@ -56,27 +62,21 @@ fn within<T>(
             .as_ref()
             .is_some_and(|codes| codes.contains(&crate::ffi::IOERR_DIR_FSYNC));
         if write && at_commit && past_commit_point {
-            return committed_not_durable(e, conn);
+            return committed_not_durable(e, path);
         }
-        crate::storage::with_context(e, conn)
+        crate::storage::with_context(e, path)
     })
 }
 
 /// A COMMIT that failed after its commit point: the rollback journal was deleted
 /// (the change is in the file), then syncing its folder failed, so a power cut
 /// could still undo it. Said as such, never as "nothing was changed".
-fn committed_not_durable(e: Error, conn: &mut SqliteConnection) -> Error {
-    let path = crate::storage::database_path(conn);
-    let file = path
-        .as_deref()
-        .map_or_else(|| "the database".to_owned(), |p| p.display().to_string());
+fn committed_not_durable(e: Error, path: &Path) -> Error {
     let message = format!(
-        "the change to {file} was made, but the disk failed to make it durable (an I/O error syncing its folder after the commit), so a power cut could still undo it; check the storage device"
+        "the change to {} was made, but the disk failed to make it durable (an I/O error syncing its folder after the commit), so a power cut could still undo it; check the storage device",
+        path.display()
     );
-    let made = match path {
-        Some(p) => Error::at(crate::error::ErrorKind::IoError, &p, message),
-        None => Error::new(crate::error::ErrorKind::IoError, message),
-    };
+    let made = Error::at(crate::error::ErrorKind::IoError, path, message);
     match e.into_source() {
         Some(source) => made.caused_by_boxed(source),
         None => made,

@@ -229,7 +229,7 @@ impl Handle {
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        crate::txn::immediate(&mut self.conn, f)
+        crate::txn::immediate(&mut self.conn, &self.path, f)
     }
 
     /// Runs `f` (which commits what it writes) with every commit durable whatever

@@ -129,7 +129,7 @@ pub(crate) fn check_each(
     file: &DbFile,
     mut visit: impl FnMut(Problem),
 ) -> Result<(), Error> {
-    crate::txn::read(conn, |conn| {
+    crate::txn::read(conn, &file.path, |conn| {
         let st = crate::migrations::status(conn)?;
         st.refuse_unknown()?;
         for table in crate::values::READ_TABLES {

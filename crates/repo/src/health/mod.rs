@@ -268,7 +268,7 @@ pub(super) fn problem(kind: ProblemKind, detail: String) -> Problem {
 pub(crate) fn repair(handle: &mut Handle) -> Result<RepairReport, Error> {
     handle.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
     let file = &handle.file;
-    let result = crate::txn::immediate(&mut handle.conn, |conn| {
+    let result = crate::txn::immediate(&mut handle.conn, &handle.path, |conn| {
         repair::repair_in_transaction(conn, file)
     });
     // Turned back on whatever happened; the repair's own error comes first.

@@ -262,8 +262,10 @@ pub(crate) fn migrate(
             settings,
             ..
         } = handle;
+        let path = file.path.clone();
         run::atomically(
             conn,
+            &path,
             options.dry_run,
             |conn| {
                 if let Some(dest) = backup {

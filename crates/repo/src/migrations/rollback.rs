@@ -119,8 +119,10 @@ pub(crate) fn rollback(
             settings,
             ..
         } = handle;
+        let path = file.path.clone();
         atomically(
             conn,
+            &path,
             dry_run,
             |conn| {
                 if let Some(dest) = backup {

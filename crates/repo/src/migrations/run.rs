@@ -17,12 +17,13 @@ use crate::report::{MigrationReport, MigrationWarning};
 /// the space the run needs.
 pub(super) fn atomically<T>(
     conn: &mut SqliteConnection,
+    path: &std::path::Path,
     dry_run: bool,
     run: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
     mark: impl FnOnce(&mut T),
 ) -> Result<T, Error> {
     let mut rolled_back: Option<T> = None;
-    let result = crate::txn::immediate(conn, |conn| {
+    let result = crate::txn::immediate(conn, path, |conn| {
         let mut report = run(conn)?;
         if dry_run {
             mark(&mut report);
