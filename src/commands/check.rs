@@ -31,9 +31,7 @@ pub(super) fn check(ctx: &Ctx, all: bool) -> Result<bool, Error> {
     } else {
         let report = db.check()?;
         emit_health(ctx, &report);
-        let decisions = report.count(ProblemKind::QuarantinedAccount)
-            + report.count(ProblemKind::QuarantinedPointer);
-        (report.total() - decisions - report.notices(), decisions)
+        (report.damage(), report.decisions())
     };
     if problems + decisions > 0 && !ctx.out.json {
         let mut parts = Vec::new();

@@ -75,7 +75,7 @@ pub(super) fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<bool, Error> {
         .engine(
             args.engine
                 .is_some()
-                .then_some(&engine as idstore_repo::Engine<'_>),
+                .then_some(&engine as idstore_repo::RehearsalEngine<'_>),
         );
     for file in &todo {
         let name = relative(&args.corpus, file);

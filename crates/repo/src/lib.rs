@@ -100,8 +100,8 @@ pub use quarantine::{
     QuarantinedPointer,
 };
 pub use rehearsal::{
-    Engine, Rehearsal, RehearsalDurations, RehearsalOptions, RehearsalOutcome, RolloutTrigger,
-    rehearse,
+    Rehearsal, RehearsalDurations, RehearsalEngine, RehearsalOptions, RehearsalOutcome,
+    RolloutTrigger, rehearse,
 };
 pub use report::{MigrationReport, MigrationWarning, RollbackReport};
 pub use scratch::WorkFolder;

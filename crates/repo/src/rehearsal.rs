@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::database::{Database, OpenOptions};
 use crate::error::{Error, ErrorKind};
-use crate::health::ProblemKind;
 use crate::key::Key;
 use crate::migrations::{MigrateOptions, RollbackOptions, RollbackTarget};
 
@@ -127,7 +126,7 @@ pub struct Rehearsal {
 
 /// Another engine for [`RehearsalOptions::engine`]: given a copy of the original
 /// and a path, it writes there the file its own run of idstore's steps gives.
-pub type Engine<'a> = &'a dyn Fn(&Path, &Path) -> Result<(), String>;
+pub type RehearsalEngine<'a> = &'a dyn Fn(&Path, &Path) -> Result<(), String>;
 
 /// How [`rehearse`] runs.
 #[derive(Default)]
@@ -135,7 +134,7 @@ pub type Engine<'a> = &'a dyn Fn(&Path, &Path) -> Result<(), String>;
 pub struct RehearsalOptions<'a> {
     key: Option<Key>,
     slow: Option<Duration>,
-    engine: Option<Engine<'a>>,
+    engine: Option<RehearsalEngine<'a>>,
 }
 
 impl<'a> RehearsalOptions<'a> {
@@ -157,7 +156,7 @@ impl<'a> RehearsalOptions<'a> {
     }
 
     /// Another engine whose migrated file is compared with idstore's.
-    pub fn engine(mut self, engine: Option<Engine<'a>>) -> Self {
+    pub fn engine(mut self, engine: Option<RehearsalEngine<'a>>) -> Self {
         self.engine = engine;
         self
     }
@@ -292,9 +291,7 @@ fn run(
     let t = Instant::now();
     let health = db.check().map_err(at("check"))?;
     r.durations.check_ms = ms(t.elapsed());
-    let decisions = health.count(ProblemKind::QuarantinedAccount)
-        + health.count(ProblemKind::QuarantinedPointer);
-    r.check_problems = health.total() - decisions - health.notices();
+    r.check_problems = health.damage();
     if r.check_problems > 0 {
         r.triggers.push(RolloutTrigger::IntegrityCheckFailed);
     }

@@ -219,6 +219,17 @@ impl HealthReport {
         self.problems.len() as u64 + self.omitted.values().sum::<u64>()
     }
 
+    /// How many quarantined items wait for a person's decision, shown or not.
+    pub fn decisions(&self) -> u64 {
+        self.count(ProblemKind::QuarantinedAccount) + self.count(ProblemKind::QuarantinedPointer)
+    }
+
+    /// How many problems are neither notices nor decisions waiting: what
+    /// [`Database::repair`](crate::Database::repair) is for, shown or not.
+    pub fn damage(&self) -> u64 {
+        self.total() - self.decisions() - self.notices()
+    }
+
     /// Adds a problem: shown while its kind has fewer than [`Self::SAMPLE_PER_KIND`],
     /// else counted.
     pub(crate) fn add(&mut self, p: Problem) {

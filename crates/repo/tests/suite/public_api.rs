@@ -31,6 +31,18 @@ fn http_status(e: &Error) -> u16 {
     }
 }
 
+/// Alice added to a migrated database, and made the active identity.
+fn add_active_alice(db: &mut Database) -> Result<(), Error> {
+    let alice = Did::parse(ALICE)?;
+    let mut store = db.store()?;
+    store.add_account(&NewAccount::new(
+        alice.clone(),
+        "02ab",
+        "2024-03-01T12:00:00Z",
+    ))?;
+    store.set_active_did(Some(&alice))
+}
+
 /// A service's start-up: open (creating), migrate, and hand back the database.
 fn start(path: &Path, options: OpenOptions) -> Result<Database, Error> {
     let mut db = options.open(path)?;
@@ -259,14 +271,7 @@ fn a_new_database_left_unmigrated_opens_again() -> Result<(), Error> {
 fn memory_databases_work_and_leave_nothing_behind() -> Result<(), Error> {
     let mut db = Database::open(Path::new(":memory:"))?;
     db.migrate(&MigrateOptions::new())?;
-    let alice = Did::parse(ALICE)?;
-    let mut store = db.store()?;
-    store.add_account(&NewAccount::new(
-        alice.clone(),
-        "02ab",
-        "2024-03-01T12:00:00Z",
-    ))?;
-    store.set_active_did(Some(&alice))?;
+    add_active_alice(&mut db)?;
     assert!(db.check()?.ok());
     // Each `:memory:` database is its own, as in SQLite.
     let mut other = Database::open(Path::new(":memory:"))?;
@@ -342,14 +347,7 @@ fn serving_a_file_keeps_its_journal_mode_unless_asked() -> Result<(), Error> {
                 .open(&path)?;
         }
         let expected = if wal { (2, 2) } else { (1, 1) };
-        let alice = Did::parse(ALICE)?;
-        let mut store = db.store()?;
-        store.add_account(&NewAccount::new(
-            alice.clone(),
-            "02ab",
-            "2024-03-01T12:00:00Z",
-        ))?;
-        store.set_active_did(Some(&alice))?;
+        add_active_alice(&mut db)?;
         db.migrate(&MigrateOptions::new())?;
         db.check()?;
         drop(db);
