@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use idstore_repo::{Error, Integrity, MigrateOptions, RollbackOptions, RollbackTarget};
+use idstore_repo::{Error, Integrity, MigrateOptions, RollbackOptions, RollbackTarget, Version};
 use serde_json::json;
 
 use crate::cli::{MigrateArgs, RollbackArgs};
@@ -147,7 +147,7 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
 /// What `migrate --json` prints.
 #[derive(serde::Serialize)]
 struct MigrateOutput<'a> {
-    applied: &'a [String],
+    applied: &'a [Version],
     backup: Option<String>,
     active_did: Option<&'a str>,
     warnings: &'a [idstore_repo::MigrationWarning],
@@ -160,7 +160,7 @@ struct MigrateOutput<'a> {
 
 pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {
     let target = match (&args.to, args.steps) {
-        (Some(v), _) => RollbackTarget::Version(v.clone()),
+        (Some(v), _) => RollbackTarget::Version(Version::new(v.as_str())),
         (None, Some(n)) => RollbackTarget::Steps(n),
         (None, None) if args.include_baseline => RollbackTarget::Everything,
         (None, None) => RollbackTarget::Baseline,

@@ -1,6 +1,6 @@
 //! `status`: where the file stands, read without writing anything.
 
-use idstore_repo::{Database, Error};
+use idstore_repo::{Database, Error, Version};
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -72,11 +72,11 @@ not created yet: `idstore migrate` creates it"
         "readable": true,
     });
     ctx.out.emit(doc, || {
-        let list = |v: &[String]| {
+        let list = |v: &[Version]| {
             if v.is_empty() {
                 "none".to_owned()
             } else {
-                v.join(", ")
+                v.iter().map(Version::as_str).collect::<Vec<_>>().join(", ")
             }
         };
         let mut lines = vec![

@@ -10,6 +10,7 @@ use crate::encryption::{ConvertOptions, Converted};
 use crate::error::Error;
 use crate::health::{HealthReport, Problem, RepairReport};
 use crate::key::{CipherFormat, Key};
+use crate::migrations::Version;
 use crate::migrations::{MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions};
 use crate::report::{MigrationReport, RollbackReport};
 use crate::store::Store;
@@ -325,7 +326,7 @@ impl Database {
 
     /// The versions [`Database::rollback`] would revert, newest first, after its
     /// refusals. Reads only.
-    pub fn rollback_plan(&mut self, options: &RollbackOptions) -> Result<Vec<String>, Error> {
+    pub fn rollback_plan(&mut self, options: &RollbackOptions) -> Result<Vec<Version>, Error> {
         crate::migrations::rollback_plan(&mut self.handle.conn, options)
             .map_err(|e| self.handle.context(e))
     }

@@ -23,10 +23,10 @@ pub(crate) const GUARD_TRIGGERS: [(&str, &str); 8] = [
     ),
 ];
 
-use crate::migrations::{ACTIVE_IDENTITY_VERSION, EMPTY_MEANS_NONE_VERSION};
+use crate::migrations::{ACTIVE_IDENTITY_VERSION, EMPTY_MEANS_NONE_VERSION, Version};
 
 /// The guard's triggers a file at the steps `applied` must have.
-pub(crate) fn guard_triggers(applied: &[String]) -> impl Iterator<Item = &'static str> + '_ {
+pub(crate) fn guard_triggers(applied: &[Version]) -> impl Iterator<Item = &'static str> + '_ {
     GUARD_TRIGGERS
         .iter()
         .filter(|(_, step)| applied.iter().any(|a| a == step))

@@ -74,6 +74,7 @@ mod store;
 pub mod testing;
 mod txn;
 mod values;
+mod version;
 
 /// The Diesel version idstore uses, for queries of your own in
 /// [`Store::read_only`] and checks in [`MigrateOptions::extra_check`] (their
@@ -91,7 +92,7 @@ pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
 pub use key::{CipherFormat, Key};
 pub use migrations::{
     AppStep, Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions,
-    RollbackTarget, app_steps,
+    RollbackTarget, Version, app_steps,
 };
 #[cfg(feature = "pool")]
 pub use pool::{Pool, PoolOptions, PooledDatabase};

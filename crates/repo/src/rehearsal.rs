@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::database::{Database, OpenOptions};
 use crate::error::{Error, ErrorKind};
 use crate::key::Key;
-use crate::migrations::{MigrateOptions, RollbackOptions, RollbackTarget};
+use crate::migrations::{MigrateOptions, RollbackOptions, RollbackTarget, Version};
 
 /// How one file's rehearsal ended.
 #[non_exhaustive]
@@ -102,9 +102,9 @@ pub struct Rehearsal {
     /// Whether it was a legacy file, not yet adopted.
     pub legacy: bool,
     /// The newest version it had, if any.
-    pub from_version: Option<String>,
+    pub from_version: Option<Version>,
     /// The versions the migration applied.
-    pub applied: Vec<String>,
+    pub applied: Vec<Version>,
     /// Accounts quarantined (duplicate DIDs).
     pub quarantined_accounts: u64,
     /// Pointer values quarantined (naming no account).

@@ -7,6 +7,8 @@ use idstore_domain::display::Shown;
 use idstore_domain::quarantine::QuarantineRef;
 use serde::Serialize;
 
+use crate::version::Version;
+
 /// Something a migration did that a person should know about. Nothing reported here
 /// was lost: each names where the value is kept.
 #[non_exhaustive]
@@ -130,7 +132,7 @@ impl fmt::Display for MigrationWarning {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct MigrationReport {
     /// Versions applied by this run, oldest first.
-    pub applied: Vec<String>,
+    pub applied: Vec<Version>,
     /// What a person should know; each names where moved data is kept. At most
     /// [`MigrationReport::WARNINGS_PER_KIND`] of a kind: the rest are counted in
     /// `omitted_warnings` (every value stays in the table its warning names).
@@ -178,7 +180,7 @@ impl MigrationReport {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RollbackReport {
     /// Reverted versions, newest first.
-    pub reverted: Vec<String>,
+    pub reverted: Vec<Version>,
     /// The active identity afterwards, as stored.
     pub active_did: Option<String>,
     /// True when everything was rolled back on purpose (a dry run).

@@ -170,7 +170,7 @@ pub(super) fn tables_created_by(step: &str) -> impl Iterator<Item = (&'static st
 #[derive(Debug, Clone)]
 pub(crate) struct Collision {
     /// The step that creates the name.
-    pub step: String,
+    pub step: super::Version,
     /// The file's object.
     pub theirs: SchemaObject,
     /// Why it cannot be adopted (`None`: it is equivalent to idstore's, and empty).
@@ -196,7 +196,7 @@ impl Collision {
 pub(super) fn collisions(
     conn: &mut SqliteConnection,
     present: &BTreeMap<String, SchemaObject>,
-    pending: &[String],
+    pending: &[super::Version],
 ) -> QueryResult<Vec<Collision>> {
     let mut found = Vec::new();
     for step in pending.iter().filter(|s| *s != super::BASELINE_VERSION) {
@@ -209,7 +209,7 @@ pub(super) fn collisions(
             // of idstore's objects (which runs the steps in memory).
             continue;
         }
-        for (ours, our_shape) in created_by_step().get(step).into_iter().flatten() {
+        for (ours, our_shape) in created_by_step().get(step.as_str()).into_iter().flatten() {
             let Some(theirs) = present.get(&ours.name) else {
                 continue;
             };

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Nullable;
 
 use super::adopt::Collision;
-use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, known_versions, pinned};
+use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, Version, known_versions, pinned};
 use crate::error::{Error, ErrorKind};
 use crate::{queries, sql};
 
@@ -16,11 +16,11 @@ use crate::{queries, sql};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationStatus {
     /// Applied versions this build knows, oldest first.
-    pub applied: Vec<String>,
+    pub applied: Vec<Version>,
     /// Versions not yet applied, oldest first.
-    pub pending: Vec<String>,
+    pub pending: Vec<Version>,
     /// Applied versions this build does not know (a newer idstore wrote the file).
-    pub unknown: Vec<String>,
+    pub unknown: Vec<Version>,
     /// The file was made by the legacy app and has not been adopted yet.
     pub legacy: bool,
     /// The file holds the app's own `active_identity` table, to be adopted.
@@ -74,7 +74,7 @@ impl MigrationStatus {
     /// The next pending step and what it does, as an operator is told about it.
     pub fn next_step(&self) -> Option<(&str, &'static str)> {
         let v = self.pending.first()?;
-        Some((v.as_str(), super::step_summary(v)))
+        Some((v.as_str(), super::step_summary(v.as_str())))
     }
 
     /// Refuses a file a newer idstore wrote.
@@ -88,7 +88,7 @@ impl MigrationStatus {
                     "the database has migrations this build of idstore does not know ({}): it was written by a newer idstore; upgrade idstore before touching it",
                     self.unknown
                         .iter()
-                        .map(|v| idstore_domain::display::Shown(v).to_string())
+                        .map(|v| idstore_domain::display::Shown(v.as_str()).to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -126,9 +126,9 @@ pub(crate) fn add_file_facts(
 pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Error> {
     let applied_all = applied_versions(conn)?;
     let known = known_versions();
-    let (applied, pending): (Vec<String>, Vec<String>) =
+    let (applied, pending): (Vec<Version>, Vec<Version>) =
         known.iter().cloned().partition(|v| applied_all.contains(v));
-    let unknown: Vec<String> = applied_all
+    let unknown: Vec<Version> = applied_all
         .into_iter()
         .filter(|v| !known.contains(v))
         .collect();
@@ -167,9 +167,9 @@ pub(crate) fn up_to_date(conn: &mut SqliteConnection) -> QueryResult<bool> {
 
 /// The versions the migrations table records, read as bytes: one that is not UTF-8
 /// (another program's) is an unknown version, shown escaped, not a decoding error.
-pub(crate) fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
+pub(crate) fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<Version>> {
     #[derive(QueryableByName)]
-    struct Version {
+    struct Row {
         #[diesel(sql_type = diesel::sql_types::Binary)]
         version: sql::Lossless,
     }
@@ -179,8 +179,11 @@ pub(crate) fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<Vec<S
     let rows = diesel::sql_query(format!(
         "SELECT version FROM {BOOKKEEPING_TABLE} WHERE version IS NOT NULL ORDER BY version"
     ))
-    .load::<Version>(conn)?;
-    Ok(rows.into_iter().map(|r| r.version.0).collect())
+    .load::<Row>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Version::new(r.version.0))
+        .collect())
 }
 
 /// The tables where the applied steps keep what they moved aside, when missing.

@@ -45,6 +45,7 @@ pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};
 pub use source::{AppStep, app_steps};
+pub use crate::version::Version;
 
 /// Every migration, embedded at compile time (`build.rs` reruns when they change).
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -67,12 +68,12 @@ pub(crate) const APP_MIGRATIONS_TABLE: &str = pinned::app_service::TABLE;
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 
 /// Every version this build knows, oldest first.
-pub(crate) fn known_versions() -> &'static [String] {
-    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+pub(crate) fn known_versions() -> &'static [Version] {
+    static KNOWN: std::sync::OnceLock<Vec<Version>> = std::sync::OnceLock::new();
     KNOWN.get_or_init(|| {
         embedded()
             .iter()
-            .map(|m| m.name().version().to_string())
+            .map(|m| Version::new(m.name().version().to_string()))
             .collect()
     })
 }
@@ -133,7 +134,7 @@ pub(crate) type Progress<'a> = &'a dyn Fn(&str, usize, usize);
 /// ```
 #[derive(Default, Clone)]
 pub struct MigrateOptions<'a> {
-    to: Option<String>,
+    to: Option<Version>,
     dry_run: bool,
     extra_check: Option<ExtraCheck<'a>>,
     progress: Option<Progress<'a>>,
@@ -148,7 +149,7 @@ impl<'a> MigrateOptions<'a> {
     }
 
     /// Stop after this version (refused when no migration has it).
-    pub fn to(mut self, version: impl Into<String>) -> Self {
+    pub fn to(mut self, version: impl Into<Version>) -> Self {
         self.to = Some(version.into());
         self
     }
@@ -230,7 +231,7 @@ pub(crate) fn migrate(
     handle: &mut Handle,
     options: &MigrateOptions<'_>,
 ) -> Result<MigrationReport, Error> {
-    let to = options.to.as_deref();
+    let to = options.to.as_ref().map(Version::as_str);
     if to.is_none() && up_to_date(&mut handle.conn)? {
         // The common case of a service's start: a few reads, no write lock.
         return Ok(MigrationReport {
@@ -319,7 +320,8 @@ pub(crate) fn plan_migration(
 }
 
 /// The refusal to serve a file that needs migrating first.
-pub(crate) fn needs_migration(pending: &[String]) -> Error {
+pub(crate) fn needs_migration(pending: &[Version]) -> Error {
+    let pending: Vec<&str> = pending.iter().map(Version::as_str).collect();
     Error::new(
         ErrorKind::NeedsMigration,
         format!(

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::Version;
 use super::adopt::{SchemaObject, tables_created_by};
 use super::foreign::{Write, acting_on};
 use super::inspect::{AppPointer, Inspection, MigrationStatus};
@@ -18,7 +19,7 @@ use crate::error::{Error, ErrorKind};
 #[derive(Debug, Clone)]
 pub struct MigrationPlan {
     pub(super) status: MigrationStatus,
-    pub(super) steps: Vec<String>,
+    pub(super) steps: Vec<Version>,
     /// The legacy `settings` gets the column a later app build appended.
     pub(super) add_late_column: bool,
     /// Equivalent objects of the file, dropped for idstore's own and recorded.
@@ -58,7 +59,7 @@ impl MigrationPlan {
             foreign,
         } = inspection;
         status.refuse_unknown()?;
-        let steps: Vec<String> = status
+        let steps: Vec<Version> = status
             .pending
             .iter()
             .filter(|v| to.is_none_or(|to| v.as_str() <= to))
@@ -156,7 +157,7 @@ impl MigrationPlan {
     /// else is created now. The cleanup rewrites every `settings` row in place.
     fn decide_checks(&mut self, existing: &BTreeSet<String>) {
         for step in &self.steps {
-            for (name, table) in tables_created_by(step) {
+            for (name, table) in tables_created_by(step.as_str()) {
                 if step == BASELINE_VERSION && existing.contains(name) {
                     continue;
                 }
@@ -176,7 +177,7 @@ impl MigrationPlan {
     }
 
     /// The versions to apply, oldest first.
-    pub fn steps(&self) -> &[String] {
+    pub fn steps(&self) -> &[Version] {
         &self.steps
     }
 

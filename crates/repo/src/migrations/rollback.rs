@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use std::path::PathBuf;
 
+use super::Version;
 use super::run::{Direction, atomically, step};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, embedded, pinned,
@@ -24,7 +25,7 @@ pub enum RollbackTarget {
     #[default]
     Baseline,
     /// Revert every migration newer than this version.
-    Version(String),
+    Version(Version),
     /// Revert the newest `n` applied migrations.
     Steps(usize),
     /// Revert everything, the baseline included (needs `include_baseline`).
@@ -160,16 +161,16 @@ pub(crate) fn rollback(
 pub(crate) fn rollback_plan(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<Version>, Error> {
     if let RollbackTarget::Version(v) = &options.target {
-        check_target(v)?;
+        check_target(v.as_str())?;
     }
     let before = status(conn)?;
     before.refuse_unknown()?;
     // What the steps moved aside goes back from these tables.
     super::refuse_missing_quarantine_tables(conn)?;
     let newest_first = before.applied.into_iter().rev();
-    let to_revert: Vec<String> = match &options.target {
+    let to_revert: Vec<Version> = match &options.target {
         RollbackTarget::Baseline => newest_first.filter(|v| v != BASELINE_VERSION).collect(),
         RollbackTarget::Version(target) => newest_first
             .filter(|v| v.as_str() > target.as_str())
@@ -217,7 +218,7 @@ pub(crate) fn rollback_plan(
 
 /// The writes reverting `to_revert` makes to tables that hold the file's rows (see
 /// [`MigrationPlan::writes`](super::MigrationPlan)).
-fn rollback_writes(to_revert: &[String]) -> Vec<super::foreign::Write> {
+fn rollback_writes(to_revert: &[Version]) -> Vec<super::foreign::Write> {
     use super::foreign::Write;
     let mut writes = vec![Write::delete(super::BOOKKEEPING_TABLE)];
     for version in to_revert {
@@ -250,7 +251,7 @@ fn account_item(id: i32) -> QuarantineRef {
 
 fn revert(
     conn: &mut SqliteConnection,
-    to_revert: &[String],
+    to_revert: &[Version],
     options: &RollbackOptions,
 ) -> Result<RollbackReport, Error> {
     let migrations = embedded();
@@ -290,7 +291,7 @@ fn revert(
                 report.forgotten_decisions.push(account_item(id));
             }
         }
-        step(conn, migration.as_ref(), version, Direction::Down)?;
+        step(conn, migration.as_ref(), version.as_str(), Direction::Down)?;
         restore::recreate_on_settings(conn, &foreign)
             .and_then(|()| restore::restore_rebuilt_settings(conn, &rebuilt))
             .and_then(|()| restore::restore_adopted(conn, &adopted, overridden))

@@ -89,13 +89,13 @@ pub(super) fn execute(
     let steps = plan.steps.len() + 1;
     for (i, version) in plan.steps.iter().enumerate() {
         if let Some(progress) = progress {
-            progress(version, i + 1, steps);
+            progress(version.as_str(), i + 1, steps);
         }
         let migration = migrations
             .iter()
             .find(|m| m.name().version().to_string() == *version)
             .expect("pending versions come from the embedded list");
-        step(conn, migration.as_ref(), version, Direction::Up)?;
+        step(conn, migration.as_ref(), version.as_str(), Direction::Up)?;
         report.applied.push(version.clone());
     }
 
