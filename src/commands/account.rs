@@ -2,7 +2,7 @@
 
 use idstore_domain::NewAccount;
 use idstore_domain::account::format_date_created;
-use idstore_repo::{Error, ErrorKind};
+use idstore_repo::{Error, ErrorKind, WhenLast};
 use serde_json::json;
 
 use crate::cli::AccountCommand;
@@ -41,7 +41,14 @@ pub(super) fn account(ctx: &Ctx, cmd: &AccountCommand) -> Result<bool, Error> {
         AccountCommand::List => return list(ctx),
         AccountCommand::Remove { did, allow_last } => {
             let mut db = ctx.open_write()?;
-            let r = db.store()?.delete_account(did, *allow_last)?;
+            let r = db.store()?.delete_account(
+                did,
+                if *allow_last {
+                    WhenLast::Delete
+                } else {
+                    WhenLast::Refuse
+                },
+            )?;
             ctx.out.emit(
                 json!({ "removed": r.removed, "active_did": r.active_did }),
                 || {

@@ -70,7 +70,9 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
         !out.quiet
             && !out.json
             && std::io::stderr().is_terminal()
-            && !db.plan_migration(args.to.as_deref())?.is_empty(),
+            && !db
+                .plan_migration(args.to.as_deref().map(Version::new).as_ref())?
+                .is_empty(),
     );
     let report_step = |v: &str, at: usize, of: usize| {
         if let Some(p) = &progress {

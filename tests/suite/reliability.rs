@@ -13,8 +13,8 @@ use assert_cmd::cargo::cargo_bin;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use idstore_domain::{Did, SettingsChange, SettingsField};
-use idstore_repo::Database;
 use idstore_repo::fixtures::{CLOCK_COLUMNS, table_rows};
+use idstore_repo::{Database, WhenLast};
 use tempfile::TempDir;
 
 fn long_mode() -> bool {
@@ -759,7 +759,7 @@ fn contend(db: &Path, id: u32, rounds: u32) -> Outcome {
         store.add_account(&new(&a)).unwrap();
         store.add_account(&new(&b)).unwrap();
         store
-            .delete_account(&Did::parse(&a).unwrap(), false)
+            .delete_account(&Did::parse(&a).unwrap(), WhenLast::Refuse)
             .unwrap();
         store
             .set_active_did(Some(&shared[(r % 3) as usize]))

@@ -75,6 +75,18 @@ impl InfoRow {
     }
 }
 
+/// What [`Store::delete_account`](crate::Store::delete_account) does when the
+/// account is the file's last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenLast {
+    /// Refuse, with [`ErrorKind::LastAccount`](crate::ErrorKind::LastAccount);
+    /// nothing changes.
+    #[default]
+    Refuse,
+    /// Delete it, leaving no account and no active identity.
+    Delete,
+}
+
 /// What [`Store::delete_account`] did.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -215,9 +227,10 @@ impl Store<'_> {
 
     /// Deletes an identity and its override settings rows. When it is the active one,
     /// the pointer moves, in the same transaction, to the next identity by
-    /// (`dateCreated`, DID) after it, or to the first when it was the last. Deleting the last identity is refused unless `allow_last`, which
-    /// leaves no active identity.
-    pub fn delete_account(&mut self, did: &Did, allow_last: bool) -> Result<AccountRemoval, Error> {
+    /// (`dateCreated`, DID) after it, or to the first when it was the last. Deleting
+    /// the last identity is refused ([`ErrorKind::LastAccount`](crate::ErrorKind))
+    /// unless `last` is [`WhenLast::Delete`], which leaves no active identity.
+    pub fn delete_account(&mut self, did: &Did, last: WhenLast) -> Result<AccountRemoval, Error> {
         self.write(|conn| {
             let created: String = accounts::table
                 .filter(accounts::did.eq(did.as_str()))
@@ -247,7 +260,7 @@ impl Store<'_> {
                     .next()
                     .transpose()?,
             };
-            if others.is_none() && !allow_last {
+            if others.is_none() && last == WhenLast::Refuse {
                 return Err(Error::new(
                     ErrorKind::LastAccount,
                     format!(

@@ -293,12 +293,13 @@ impl Database {
 
     /// What [`Database::migrate`] would do up to `to` (every pending step when
     /// `None`), with every refusal it would make. Reads only.
-    pub fn plan_migration(&mut self, to: Option<&str>) -> Result<MigrationPlan, Error> {
+    pub fn plan_migration(&mut self, to: Option<&Version>) -> Result<MigrationPlan, Error> {
         let handle = &mut self.handle;
-        let plan = crate::migrations::plan_migration(&mut handle.conn, to).and_then(|mut plan| {
-            crate::migrations::add_file_facts(plan.status_mut(), handle)?;
-            Ok(plan)
-        });
+        let plan = crate::migrations::plan_migration(&mut handle.conn, to.map(Version::as_str))
+            .and_then(|mut plan| {
+                crate::migrations::add_file_facts(plan.status_mut(), handle)?;
+                Ok(plan)
+            });
         plan.map_err(|e| self.handle.context(e))
     }
 

@@ -81,7 +81,7 @@ mod version;
 /// connection is a `diesel::SqliteConnection`).
 pub use diesel;
 
-pub use accounts::AccountRemoval;
+pub use accounts::{AccountRemoval, WhenLast};
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncDatabase;
 pub use connection::{JournalMode, Synchronous};

@@ -35,6 +35,7 @@ mod run;
 pub(crate) mod source;
 mod verify;
 
+pub use crate::version::Version;
 pub(crate) use adopt::idstore_definition;
 pub use inspect::MigrationStatus;
 pub(crate) use inspect::{
@@ -45,7 +46,6 @@ pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};
 pub use source::{AppStep, app_steps};
-pub use crate::version::Version;
 
 /// Every migration, embedded at compile time (`build.rs` reruns when they change).
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");

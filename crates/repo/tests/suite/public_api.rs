@@ -8,7 +8,7 @@ use std::path::Path;
 use idstore_domain::{Did, NewAccount, Secret, SettingsChange, SettingsField};
 use idstore_repo::{
     Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, Pool, PoolOptions,
-    RollbackOptions, SettingsScope,
+    RollbackOptions, SettingsScope, WhenLast,
 };
 
 const ALICE: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
@@ -98,7 +98,10 @@ fn a_service_opens_migrates_serves_and_rolls_back() -> Result<(), Error> {
                 .unwrap_err(),
             400,
         ),
-        (store.delete_account(&alice, false).unwrap_err(), 409),
+        (
+            store.delete_account(&alice, WhenLast::Refuse).unwrap_err(),
+            409,
+        ),
         (
             Did::parse("did:none:HIDDEN")
                 .map_err(Error::from)

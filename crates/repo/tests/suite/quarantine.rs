@@ -10,7 +10,7 @@ use diesel_migrations::MigrationHarness;
 use idstore_domain::Did;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 use idstore_repo::{
-    DecisionKind, Discard, ErrorKind, ProblemKind, QuarantinedDetail, RollbackOptions,
+    DecisionKind, Discard, ErrorKind, ProblemKind, QuarantinedDetail, RollbackOptions, WhenLast,
 };
 use tempfile::TempDir;
 
@@ -204,7 +204,7 @@ fn restoring_an_account_whose_kept_account_was_deleted_reinstates_it() {
     let mut conn = open(&path).unwrap();
     conn.store()
         .unwrap()
-        .delete_account(&Did::parse(DID_A).unwrap(), false)
+        .delete_account(&Did::parse(DID_A).unwrap(), WhenLast::Refuse)
         .unwrap();
     let d = conn
         .store()

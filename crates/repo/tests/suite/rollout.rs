@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::common::*;
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
-use idstore_repo::{Database, ErrorKind, MigrateOptions, ProblemKind, SettingsScope};
+use idstore_repo::{Database, ErrorKind, MigrateOptions, ProblemKind, SettingsScope, WhenLast};
 use tempfile::TempDir;
 
 fn did(s: &str) -> Did {
@@ -113,7 +113,7 @@ fn every_operation_works_and_the_legacy_column_follows_both_ways() {
             "2025-01-01T00:00:00.000Z",
         ))
         .unwrap();
-    let removed = store.delete_account(&did(DID_A), false).unwrap();
+    let removed = store.delete_account(&did(DID_A), WhenLast::Refuse).unwrap();
     assert!(removed.was_active);
     let now = removed.active_did.map(|d| d.to_string());
     assert_eq!(pointer(&mut conn), now);

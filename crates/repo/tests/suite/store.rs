@@ -10,7 +10,7 @@ use diesel::connection::InstrumentationEvent;
 use diesel::prelude::*;
 use idstore_domain::{Change, Did, NewAccount, Secret, Settings, SettingsChange, SettingsField};
 use idstore_repo::{
-    Database, ErrorKind, MigrateOptions, OpenOptions, ProblemKind, SettingsScope, Store,
+    Database, ErrorKind, MigrateOptions, OpenOptions, ProblemKind, SettingsScope, Store, WhenLast,
 };
 use tempfile::TempDir;
 
@@ -479,7 +479,7 @@ fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
     store.save_account_settings(&did(DID_A), &o).unwrap();
 
     // A non-active account: the pointer stays.
-    let r = store.delete_account(&did(DID_B), false).unwrap();
+    let r = store.delete_account(&did(DID_B), WhenLast::Refuse).unwrap();
     assert_eq!(
         (r.was_active, r.active_did.clone()),
         (false, Some(did(DID_A)))
@@ -489,13 +489,15 @@ fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
         .add_account(&new_account(ORPHAN, "2024-03-05T12:00:00.000Z"))
         .unwrap();
     store.set_active_did(Some(&did(DID_C))).unwrap();
-    let r = store.delete_account(&did(DID_C), false).unwrap();
+    let r = store.delete_account(&did(DID_C), WhenLast::Refuse).unwrap();
     assert_eq!(
         (r.was_active, r.active_did.clone()),
         (true, Some(did(ORPHAN)))
     );
     // …or, from the last one, wraps round to the first.
-    let r = store.delete_account(&did(ORPHAN), false).unwrap();
+    let r = store
+        .delete_account(&did(ORPHAN), WhenLast::Refuse)
+        .unwrap();
     assert_eq!(
         (r.was_active, r.active_did.clone()),
         (true, Some(did(DID_A)))
@@ -503,7 +505,7 @@ fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
     store
         .add_account(&new_account(DID_C, "2024-03-03T12:00:00.000Z"))
         .unwrap();
-    let r = store.delete_account(&did(DID_A), false).unwrap();
+    let r = store.delete_account(&did(DID_A), WhenLast::Refuse).unwrap();
     assert_eq!(
         (r.was_active, r.active_did.clone(), r.settings_rows_removed),
         (true, Some(did(DID_C)), 1)
@@ -513,17 +515,19 @@ fn deleting_accounts_moves_the_pointer_and_guards_the_last_one() {
         Some(did(DID_C))
     );
     // The last account: refused unless allowed.
-    let err = store.delete_account(&did(DID_C), false).unwrap_err();
+    let err = store
+        .delete_account(&did(DID_C), WhenLast::Refuse)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LastAccount, "{err}");
     assert_eq!(store.accounts().unwrap().count(), 1);
-    let r = store.delete_account(&did(DID_C), true).unwrap();
+    let r = store.delete_account(&did(DID_C), WhenLast::Delete).unwrap();
     assert_eq!(r.active_did, None);
     assert!(store.accounts().unwrap().next().is_none());
     assert!(db.check().unwrap().ok(), "{:?}", db.check().unwrap());
     let mut store = db.store().unwrap();
     assert_eq!(
         store
-            .delete_account(&did(DID_C), true)
+            .delete_account(&did(DID_C), WhenLast::Delete)
             .map_err(|e| e.kind())
             .err(),
         Some(ErrorKind::UnknownAccount)
