@@ -110,7 +110,10 @@ impl Store<'_> {
             if account_exists(conn, new.did.as_str())? {
                 return Err(Error::new(
                     ErrorKind::AccountExists,
-                    format!("an account with DID {} already exists", new.did),
+                    format!(
+                        "an account with DID {} already exists; nothing was changed (delete it first to replace it)",
+                        new.did
+                    ),
                 ));
             }
             let id = diesel::insert_into(accounts::table)
@@ -264,7 +267,7 @@ impl Store<'_> {
                 return Err(Error::new(
                     ErrorKind::LastAccount,
                     format!(
-                        "{did} is the last account; deleting it leaves no identity, so it must be allowed explicitly"
+                        "{did} is the last account; deleting it leaves no identity, so it must be allowed explicitly (WhenLast::Delete); nothing was changed"
                     ),
                 ));
             }

@@ -40,7 +40,9 @@ pub(crate) fn require_account(conn: &mut SqliteConnection, did: &Did) -> Result<
 pub(crate) fn unknown_account(did: &Did) -> Error {
     Error::new(
         ErrorKind::UnknownAccount,
-        format!("no account has DID {did}"),
+        format!(
+            "no account has DID {did}; nothing was changed (Store::accounts lists the known ones)"
+        ),
     )
 }
 

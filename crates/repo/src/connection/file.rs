@@ -98,7 +98,7 @@ pub(super) fn check_header(file: &DbFile, keyed: bool) -> Result<(), Error> {
                 ErrorKind::NotEncrypted,
                 path,
                 format!(
-                    "{} is not encrypted, but a key was given; it was left untouched",
+                    "{} is not encrypted, but a key was given; it was left untouched: open it without a key, or encrypt it first (Database::convert)",
                     path.display()
                 ),
             ))
@@ -112,7 +112,7 @@ pub(super) fn check_header(file: &DbFile, keyed: bool) -> Result<(), Error> {
                 ErrorKind::NotADatabase,
                 path,
                 format!(
-                    "{} is not an SQLite database (it does not start with \"SQLite format 3\"); it was left untouched",
+                    "{} is not an SQLite database (it does not start with \"SQLite format 3\"); it was left untouched: check the path",
                     path.display()
                 ),
             )

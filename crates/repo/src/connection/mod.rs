@@ -165,7 +165,10 @@ impl Handle {
                 Error::at(
                     ErrorKind::NotFound,
                     path,
-                    format!("no database at {}", path.display()),
+                    format!(
+                        "no database at {}; check the path (only a read-write open with OpenOptions::create makes a new one)",
+                        path.display()
+                    ),
                 )
             } else {
                 e
@@ -264,13 +267,38 @@ impl Handle {
     }
 
     /// An error met on this file, in context: about this file when it names none
-    /// yet, and a lock held past the busy timeout says by whom (where the system
-    /// tells) and how long it waited.
+    /// yet. SQLite's own errors are put in words with the next step: a lock held
+    /// past the busy timeout says by whom (where the system tells) and how long it
+    /// waited; a storage fault, where and how much room is free; a write refused,
+    /// why.
     pub fn context(&self, e: Error) -> Error {
-        if e.kind() == ErrorKind::Locked && e.raw_sqlite().is_some() {
-            return locked(&self.file, self.settings.busy_timeout).caused_by(e);
+        if e.raw_sqlite().is_none() {
+            return e.in_file(&self.path);
         }
-        e.in_file(&self.path)
+        let path = &self.path;
+        let shown = path.display();
+        let message = match e.kind() {
+            ErrorKind::Locked => {
+                return locked(&self.file, self.settings.busy_timeout).caused_by(e);
+            }
+            ErrorKind::DiskFull | ErrorKind::IoError => {
+                return crate::storage::with_context(e, path);
+            }
+            ErrorKind::ReadOnly if self.settings.read_only => format!(
+                "{shown} was opened read-only, so nothing was written; open it read-write (OpenOptions::read_only(false)) to change it"
+            ),
+            ErrorKind::ReadOnly => format!(
+                "{shown} cannot be written (the file, its folder or its filesystem is read-only, or it belongs to another user); nothing was changed, and reads still work"
+            ),
+            ErrorKind::Damaged => format!(
+                "{shown} is damaged (SQLite found it malformed); nothing was changed: check it (Database::check) and restore it from a backup"
+            ),
+            _ => return e.in_file(path),
+        };
+        Error::at(e.kind(), path, message).caused_by_boxed(
+            e.into_source()
+                .expect("a raw SQLite error carries its source"),
+        )
     }
 }
 
@@ -332,7 +360,10 @@ fn prepare_file(file: &mut DbFile, settings: &Settings) -> Result<Fresh, Error> 
                 return Err(Error::at(
                     ErrorKind::NotFound,
                     &path,
-                    format!("no database at {}", path.display()),
+                    format!(
+                        "no database at {}; check the path (only a read-write open with OpenOptions::create makes a new one)",
+                        path.display()
+                    ),
                 ));
             }
             refuse_read_only(file, None)?;
@@ -530,7 +561,7 @@ fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
             ErrorKind::WrongKey,
             path,
             format!(
-                "the key does not open {}: it is not this file's key, or the file is not in the SQLCipher format asked for (without one, SQLCipher 3 and 4 files are both tried); the file was left untouched",
+                "the key does not open {}: it is not this file's key, or the file is not in the SQLCipher format asked for (without one, SQLCipher 3 and 4 files are both tried); the file was left untouched: give its own key, and the format it was written in (OpenOptions::sqlcipher_compatibility) if it is not SQLCipher 3 or 4",
                 path.display()
             ),
         )),

@@ -325,7 +325,7 @@ pub(crate) fn needs_migration(pending: &[Version]) -> Error {
     Error::new(
         ErrorKind::NeedsMigration,
         format!(
-            "the database needs migrating first (pending: {})",
+            "the database needs migrating before it is served (pending: {}): migrate it first (Database::migrate)",
             pending.join(", ")
         ),
     )
@@ -340,7 +340,7 @@ pub(crate) fn check_target(version: &str) -> Result<(), Error> {
         Err(Error::new(
             ErrorKind::UnknownVersion,
             format!(
-                "no migration has version {version}; known versions: {}",
+                "no migration has version {version}; nothing was changed: give one of the known versions ({})",
                 known.join(", ")
             ),
         ))

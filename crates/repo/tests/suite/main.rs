@@ -7,6 +7,7 @@ mod architecture;
 mod asynchronous;
 mod bookkeeping;
 mod encryption;
+mod errors;
 mod migrations;
 mod power;
 mod properties;

@@ -1,0 +1,235 @@
+//! The errors a service meets through the API, provoked one by one: each has its
+//! kind, names the file it is about, and says what to do next. (The storage faults,
+//! the pool's timeout and the quarantine's refusals have their own tests.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use idstore_domain::{Did, NewAccount};
+use idstore_repo::{
+    Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions, RollbackTarget,
+    WhenLast,
+};
+
+use crate::common::*;
+
+/// A migrated database with one account, at `dir/name`.
+fn migrated(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut db = Database::open(&path).unwrap();
+    db.migrate(&MigrateOptions::new()).unwrap();
+    db.store().unwrap().add_account(&alice()).unwrap();
+    path
+}
+
+fn did(s: &str) -> Did {
+    Did::parse(s).unwrap()
+}
+
+fn alice() -> NewAccount {
+    NewAccount::new(did(DID_A), "02ab", "2024-03-01T12:00:00.000Z")
+}
+
+/// One provoked error: its kind, the file it must name, and words of the next step
+/// its message must give.
+struct Case {
+    err: Error,
+    kind: ErrorKind,
+    file: Option<PathBuf>,
+    next: &'static str,
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let mut out = Vec::new();
+    let mut case = |err: Error, kind: ErrorKind, file: &Path, next: &'static str| {
+        out.push(Case {
+            err,
+            kind,
+            file: Some(file.to_owned()),
+            next,
+        });
+    };
+
+    // Opening.
+    let missing = dir.join("missing.sqlite");
+    let err = OpenOptions::new().create(false).open(&missing).unwrap_err();
+    case(err, ErrorKind::NotFound, &missing, "check the path");
+    let err = Database::open(dir).unwrap_err();
+    case(
+        err,
+        ErrorKind::IsDirectory,
+        dir,
+        "pass the path of a database file",
+    );
+    let no_folder = dir.join("no-such-folder/app.sqlite");
+    let err = Database::open(&no_folder).unwrap_err();
+    case(err, ErrorKind::MissingFolder, &no_folder, "create it first");
+    let junk = dir.join("junk.sqlite");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let err = Database::open(&junk).unwrap_err();
+    case(err, ErrorKind::NotADatabase, &junk, "check the path");
+    let fifo = dir.join("fifo.sqlite");
+    assert!(runs("mkfifo", &[fifo.to_str().unwrap()]), "mkfifo");
+    let err = Database::open(&fifo).unwrap_err();
+    case(err, ErrorKind::NotAFile, &fifo, "");
+
+    // Serving.
+    let legacy = legacy_file(dir, "legacy.sqlite", true, &account_sql(1, DID_A, "a"));
+    let mut db = Database::open(&legacy).unwrap();
+    let err = db.store().map(drop).unwrap_err();
+    case(err, ErrorKind::NeedsMigration, &legacy, "migrate it first");
+    drop(db);
+
+    let path = migrated(dir, "served.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let mut store = db.store().unwrap();
+    let err = store.set_active_did(Some(&did(UNKNOWN))).unwrap_err();
+    case(
+        err,
+        ErrorKind::UnknownAccount,
+        &path,
+        "lists the known ones",
+    );
+    let err = store.add_account(&alice()).unwrap_err();
+    case(err, ErrorKind::AccountExists, &path, "delete it first");
+    let err = store
+        .delete_account(&did(DID_A), WhenLast::Refuse)
+        .unwrap_err();
+    case(err, ErrorKind::LastAccount, &path, "WhenLast::Delete");
+    drop(store);
+    let err = db
+        .migrate(&MigrateOptions::new().to("19990101000000"))
+        .unwrap_err();
+    case(
+        err,
+        ErrorKind::UnknownVersion,
+        &path,
+        "give one of the known versions",
+    );
+    let err = db
+        .rollback(&RollbackOptions::new().target(RollbackTarget::Everything))
+        .unwrap_err();
+    case(
+        err,
+        ErrorKind::BaselineNotIncluded,
+        &path,
+        "asked for explicitly",
+    );
+    let err = db.backup_to(&legacy).unwrap_err();
+    case(err, ErrorKind::Exists, &legacy, "never overwrites");
+    drop(db);
+
+    let mut reader = OpenOptions::new().read_only(true).open(&path).unwrap();
+    let err = reader.store().unwrap().set_active_did(None).unwrap_err();
+    case(err, ErrorKind::ReadOnly, &path, "open it read-write");
+    drop(reader);
+
+    // Locked: another connection holds the write lock past the busy timeout.
+    let mut holder = raw(&path);
+    exec(
+        &mut holder,
+        "BEGIN IMMEDIATE; UPDATE settings SET firstName = 'x';",
+    );
+    let mut waiting = OpenOptions::new()
+        .busy_timeout(Duration::from_millis(50))
+        .open(&path)
+        .unwrap();
+    let err = waiting.store().unwrap().set_active_did(None).unwrap_err();
+    case(err, ErrorKind::Locked, &path, "retry once it is done");
+    exec(&mut holder, "ROLLBACK;");
+    drop((holder, waiting));
+
+    // Written by a newer idstore.
+    let newer = migrated(dir, "newer.sqlite");
+    exec(
+        &mut raw(&newer),
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000000');",
+    );
+    let err = Database::open(&newer)
+        .unwrap()
+        .store()
+        .map(drop)
+        .unwrap_err();
+    case(err, ErrorKind::NewerDatabase, &newer, "upgrade idstore");
+
+    // Cut short.
+    let damaged = migrated(dir, "damaged.sqlite");
+    let len = std::fs::metadata(&damaged).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&damaged)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = Database::open(&damaged)
+        .and_then(|mut db| {
+            db.store()
+                .and_then(|mut s| s.accounts().map(|a| a.count()))
+                .map(drop)
+        })
+        .unwrap_err();
+    case(err, ErrorKind::Damaged, &damaged, "");
+
+    // Keys.
+    let plain = migrated(dir, "plain.sqlite");
+    let err = OpenOptions::new()
+        .key(Some(Key::new("correct horse").unwrap()))
+        .open(&plain)
+        .map(drop)
+        .unwrap_err();
+    case(
+        err,
+        ErrorKind::NotEncrypted,
+        &plain,
+        "open it without a key",
+    );
+    #[cfg(feature = "encryption")]
+    {
+        let secret = migrated(dir, "secret.sqlite");
+        let key = |k: &str| Some(Key::new(k).unwrap());
+        idstore_repo::Database::convert(
+            &secret,
+            &OpenOptions::new(),
+            &idstore_repo::ConvertOptions::new(key("the passphrase")),
+        )
+        .unwrap();
+        let err = Database::open(&secret).map(drop).unwrap_err();
+        case(err, ErrorKind::Encrypted, &secret, "needs its key");
+        let err = OpenOptions::new()
+            .key(key("another passphrase"))
+            .open(&secret)
+            .map(drop)
+            .unwrap_err();
+        case(err, ErrorKind::WrongKey, &secret, "give its own key");
+    }
+    out
+}
+
+#[test]
+fn every_error_names_its_file_and_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = cases(dir.path());
+    for Case {
+        err,
+        kind,
+        file,
+        next,
+    } in &cases
+    {
+        let shown = err.to_string();
+        assert_eq!(err.kind(), *kind, "{shown}");
+        if let Some(file) = file {
+            assert_eq!(err.path(), Some(file.as_path()), "{kind}: {shown}");
+            assert!(
+                shown.contains(&file.display().to_string()),
+                "{kind} does not name its file: {shown}"
+            );
+        }
+        assert!(
+            shown.contains(next),
+            "{kind} does not say what to do next ({next:?}): {shown}"
+        );
+    }
+    let kinds: std::collections::BTreeSet<_> = cases.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds.len(), cases.len(), "one case per kind");
+}
