@@ -96,7 +96,6 @@ fn cases(dir: &Path) -> Vec<Case> {
         .delete_account(&did(DID_A), WhenLast::Refuse)
         .unwrap_err();
     case(err, ErrorKind::LastAccount, &path, "WhenLast::Delete");
-    drop(store);
     let err = db
         .migrate(&MigrateOptions::new().to("19990101000000"))
         .unwrap_err();
