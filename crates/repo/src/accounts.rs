@@ -7,8 +7,8 @@ use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
-use crate::queries::{account_exists, parse_stored_did, unknown_account, write_pointer};
 use crate::sql::StoredText;
+use crate::sql::queries::{account_exists, parse_stored_did, unknown_account, write_pointer};
 use crate::store::Store;
 
 /// An account's row without its secrets, its text read as bytes: a value that is
@@ -79,7 +79,7 @@ impl InfoRow {
 /// account is the file's last one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenLast {
-    /// Refuse, with [`ErrorKind::LastAccount`](crate::ErrorKind::LastAccount);
+    /// Refuse, with [`ErrorKind::LastAccount`];
     /// nothing changes.
     #[default]
     Refuse,

@@ -186,7 +186,7 @@ struct Inner {
     message: String,
     /// The file the error is about.
     path: Option<PathBuf>,
-    /// Whether the message itself names `path`; when not, [`Display`] puts it first.
+    /// Whether the message itself names `path`; when not, [`Display`](fmt::Display) puts it first.
     names_path: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     detail: Detail,

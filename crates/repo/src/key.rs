@@ -23,7 +23,7 @@ impl Key {
     /// A key from its text: a passphrase, or a raw key `x'<64 hex digits>'` (96 with
     /// the salt). The text is moved in and wiped when the key is dropped. An empty
     /// text, or one that starts like a raw key but is not one, is refused
-    /// ([`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey)).
+    /// ([`ErrorKind::InvalidKey`]).
     pub fn new(text: impl Into<String>) -> Result<Self, Error> {
         let text = Zeroizing::new(text.into());
         if text.is_empty() {

@@ -52,7 +52,7 @@ pub mod fixtures;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::sqltext::fuzz as sqltext;
+    pub use crate::sql::text::fuzz as sqltext;
 }
 mod guard;
 mod health;
@@ -61,13 +61,11 @@ mod migrations;
 #[cfg(feature = "pool")]
 mod pool;
 mod quarantine;
-mod queries;
 mod rehearsal;
 mod report;
 mod rows;
 mod scratch;
 mod sql;
-mod sqltext;
 mod storage;
 mod store;
 #[cfg(feature = "testing")]

@@ -14,11 +14,11 @@ use serde::Serialize;
 
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
-use crate::queries::{ensure_master_row, parse_stored_did, require_account, write_pointer};
 use crate::rows::{SettingsChangeset, SettingsRow};
 use crate::sql::UpdateById;
+use crate::sql::queries::{ensure_master_row, parse_stored_did, require_account, write_pointer};
 
-/// The one statement behind [`Store::account_settings`]: the master row, the pointer,
+/// The one statement behind [`Store::settings`]: the master row, the pointer,
 /// and the override row of the given DID (else of the active one), typed as
 /// (`settings`, nullable `settings`, nullable text).
 ///
@@ -295,7 +295,7 @@ impl<'c> Store<'c> {
         let (master, over, active) = match row {
             Some((master, over, active)) => (Some(master), over, active),
             None => {
-                let active = crate::queries::pointer(conn)?.flatten();
+                let active = crate::sql::queries::pointer(conn)?.flatten();
                 let over = match did.map(Did::as_str).or(active.as_deref()) {
                     Some(d) => read_override(conn, d)?,
                     None => None,
@@ -411,7 +411,7 @@ impl<'c> Store<'c> {
 fn read_active(conn: &mut SqliteConnection) -> Result<Option<Did>, Error> {
     parse_stored_did(
         "the active identity",
-        crate::queries::pointer(conn)?.flatten(),
+        crate::sql::queries::pointer(conn)?.flatten(),
     )
 }
 

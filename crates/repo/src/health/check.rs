@@ -9,8 +9,8 @@ use idstore_schema::{active_identity, settings};
 use super::{HealthReport, Problem, ProblemKind, problem};
 use crate::error::{Error, ErrorKind};
 use crate::files::DbFile;
-use crate::queries::dangling_pointer;
 use crate::sql;
+use crate::sql::queries::dangling_pointer;
 use idstore_domain::display::Shown;
 use idstore_domain::quarantine::QuarantineKind;
 
@@ -193,7 +193,7 @@ fn unmigrated_problems(
     if sql::table_exists(conn, "accounts")? {
         tolerate(account_problems(conn, emit).map_err(Error::from))?;
         let dangling = match &st.active_did {
-            Some(did) if !crate::queries::account_exists(conn, did)? => Some(did),
+            Some(did) if !crate::sql::queries::account_exists(conn, did)? => Some(did),
             _ => None,
         };
         if let Some(did) = dangling {

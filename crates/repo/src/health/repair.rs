@@ -11,8 +11,8 @@ use super::check::{
 use super::{HealthReport, ProblemKind, RepairReport, problem};
 use crate::error::{Error, ErrorKind};
 use crate::migrations::missing_quarantine_tables;
-use crate::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::sql;
+use crate::sql::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::store::read_master;
 
 pub(super) fn repair_in_transaction(

@@ -278,9 +278,20 @@ fn describe(theirs: &Shape, ours: &Shape) -> String {
 /// Drops the adopted objects so the migration can create its own in their place.
 pub(crate) fn set_aside(conn: &mut SqliteConnection, adopted: &[SchemaObject]) -> QueryResult<()> {
     for o in adopted {
+        // The keyword is one of the crate's own, never the text the file gave.
+        let kind = match o.kind.as_str() {
+            "table" => "TABLE",
+            "index" => "INDEX",
+            "trigger" => "TRIGGER",
+            "view" => "VIEW",
+            _ => {
+                return Err(diesel::result::Error::QueryBuilderError(
+                    format!("{:?} is not a kind of schema object", o.kind).into(),
+                ));
+            }
+        };
         conn.batch_execute(&format!(
-            "DROP {} {};",
-            o.kind.to_uppercase(),
+            "DROP {kind} {};",
             crate::sql::quote_ident(&o.name)
         ))?;
     }

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::adopt::{SchemaObject, idstore_definition, objects};
-use crate::sqltext::{Event, trigger_event};
+use crate::sql::text::{Event, trigger_event};
 
 /// One write a run makes to a table that already holds the file's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use diesel::sql_types::Nullable;
 use super::adopt::Collision;
 use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, Version, known_versions, pinned};
 use crate::error::{Error, ErrorKind};
-use crate::{queries, sql};
+use crate::sql::{self, queries};
 
 /// Where a database stands, read without writing anything.
 #[non_exhaustive]

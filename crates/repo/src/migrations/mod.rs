@@ -10,7 +10,7 @@
 //! 4. `verify.rs`: one validation at the end.
 //!
 //! Every run is one `BEGIN IMMEDIATE` transaction: either every step and its
-//! validation succeed and the whole run commits, or nothing changes. [`rollback`]
+//! validation succeed and the whole run commits, or nothing changes. [`rollback()`]
 //! runs the down migrations the same way.
 
 use std::path::{Path, PathBuf};
@@ -235,7 +235,7 @@ pub(crate) fn migrate(
     if to.is_none() && up_to_date(&mut handle.conn)? {
         // The common case of a service's start: a few reads, no write lock.
         return Ok(MigrationReport {
-            active_did: crate::queries::stored_active_did(&mut handle.conn)?,
+            active_did: crate::sql::queries::stored_active_did(&mut handle.conn)?,
             dry_run: options.dry_run,
             ..Default::default()
         });

@@ -17,7 +17,7 @@ use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use super::adopt::{SchemaObject, objects};
 use crate::error::{Error, ErrorKind};
 use crate::sql::quote_ident;
-use crate::sqltext::{self, Kind, Literal};
+use crate::sql::text::{self as sqltext, Kind, Literal};
 
 /// The app's `active_identity` rows, as rows, while idstore's table stands in its place.
 const ADOPTED_ROWS: &str = "idstore_adopted_active_identity";

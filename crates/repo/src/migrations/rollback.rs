@@ -14,7 +14,7 @@ use super::{
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
 use crate::report::{MigrationReport, RollbackReport};
-use crate::{queries, sql};
+use crate::sql::{self, queries};
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
 /// How far [`Database::rollback`](crate::Database::rollback) goes.
@@ -78,7 +78,7 @@ impl RollbackOptions {
     }
 
     /// Roll back even when that drops the record of restore decisions a later
-    /// `migrate` would undo ([`ErrorKind::DecisionsWouldBeUndone`](crate::ErrorKind::DecisionsWouldBeUndone)).
+    /// `migrate` would undo ([`ErrorKind::DecisionsWouldBeUndone`]).
     pub fn forget_decisions(mut self, forget: bool) -> Self {
         self.forget_decisions = forget;
         self

@@ -9,8 +9,8 @@ use diesel::sqlite::Sqlite;
 use super::plan::MigrationPlan;
 use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
 use crate::error::{Error, ErrorKind};
-use crate::queries;
 use crate::report::{MigrationReport, MigrationWarning};
+use crate::sql::queries;
 
 /// Runs `run` in one immediate transaction; a dry run is rolled back on purpose
 /// after `mark` notes it in the report. A full disk met mid-run is reported with

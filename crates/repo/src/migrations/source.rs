@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use super::{ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, EMPTY_MEANS_NONE_VERSION};
-use crate::sqltext::{Created, created_objects};
+use crate::sql::text::{Created, created_objects};
 
 /// One of idstore's steps as its files hold it.
 pub(crate) struct Step {

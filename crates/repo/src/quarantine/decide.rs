@@ -17,7 +17,7 @@ use super::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
 };
 use crate::error::{Error, ErrorKind};
-use crate::queries::write_pointer;
+use crate::sql::queries::write_pointer;
 use crate::store::Store;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 

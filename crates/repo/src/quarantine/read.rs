@@ -14,8 +14,8 @@ use super::{
     QuarantinedItem, QuarantinedPointer,
 };
 use crate::error::{Error, ErrorKind};
-use crate::queries::account_exists;
 use crate::sql::Lossless;
+use crate::sql::queries::account_exists;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
 #[derive(QueryableByName)]

@@ -1,9 +1,32 @@
-//! Small catalogue and health queries shared by the migration runner and the repository.
+//! All of the crate's SQL that is not a migration, and the rule for which style of
+//! query goes where.
+//!
+//! | what | style | where |
+//! |---|---|---|
+//! | The store's reads and writes on a file at a version it serves | Diesel's query builder over the generated `table!` definitions (`idstore_schema`), so that the compiler checks every table, column and type against the schema | `store.rs`, `accounts.rs`, `quarantine/` |
+//! | Statements that must work on a file at any version (the migration runner's, the checks', the repairs', and the few the store shares with them) | plain SQL text, written here as a literal, every value bound (`?`), never formatted in; the hot ones through [`Fixed`], which Diesel keeps prepared | [`queries`], and this module for the catalogue |
+//! | The catalogue: `sqlite_master`, `pragma_*` table-valued functions, counts, integrity checks | plain SQL, values bound | this module |
+//! | A migration's own SQL | the `up.sql`/`down.sql` pairs, embedded at compile time, and the SQL the runner issues itself pinned to the version it runs on | `migrations/` (`pinned.rs`) |
+//! | SQL text read from a file (a stored definition, rows an older idstore kept as `INSERT` text) | never run: read as data by a tokenizer after SQLite's own | [`text`] |
+//!
+//! Three rules hold everywhere:
+//! - a value goes in as a bound parameter, never into the text;
+//! - an identifier that is not a literal of the crate's own is quoted with
+//!   [`quote_ident`] (a table name read from `sqlite_master`, say), and one that
+//!   is idstore's own is a `const`;
+//! - a `PRAGMA` whose value is formatted in takes it from a typed value (an enum's
+//!   fixed text, an integer), never from text.
+//!
+//! `tests/suite/architecture.rs` checks the first two where it can: no SQL is built
+//! with `format!` outside the places listed there.
 
 use diesel::prelude::*;
 use std::marker::PhantomData;
 
 use diesel::sql_types::{BigInt, Nullable, Text};
+
+pub(crate) mod queries;
+pub(crate) mod text;
 
 #[derive(QueryableByName)]
 struct Name {
