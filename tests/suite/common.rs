@@ -193,7 +193,7 @@ pub fn keyed_rows(path: &Path, key: Option<&str>) -> Option<Rows> {
         }
         Err(e) => panic!("{}: {e}", path.display()),
     };
-    let conn = db.raw_connection();
+    let conn = idstore_repo::fixtures::raw_connection(&mut db);
     let lines = diesel::sql_query("PRAGMA integrity_check")
         .load::<Line>(conn)
         .unwrap();

@@ -809,8 +809,7 @@ fn a_keyed_process_makes_no_core_dump() {
         .unwrap();
     {
         use diesel::connection::SimpleConnection;
-        holder
-            .raw_connection()
+        idstore_repo::fixtures::raw_connection(&mut holder)
             .batch_execute("BEGIN IMMEDIATE;")
             .unwrap();
     }
@@ -836,7 +835,9 @@ fn a_keyed_process_makes_no_core_dump() {
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", run.id())).unwrap();
     {
         use diesel::connection::SimpleConnection;
-        holder.raw_connection().batch_execute("ROLLBACK;").unwrap();
+        idstore_repo::fixtures::raw_connection(&mut holder)
+            .batch_execute("ROLLBACK;")
+            .unwrap();
     }
     assert!(run.wait().unwrap().success());
     let core = limits

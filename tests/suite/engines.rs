@@ -215,7 +215,7 @@ fn logical_dump(path: &Path, encrypted: bool) -> Rows {
     let schema = diesel::sql_query(
         "SELECT json_array(type, name, tbl_name, sql) AS object FROM sqlite_master ORDER BY type, name",
     )
-    .load::<Object>(db.raw_connection())
+    .load::<Object>(idstore_repo::fixtures::raw_connection(&mut db))
     .unwrap();
     rows.insert(
         "(schema)".into(),

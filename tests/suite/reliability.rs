@@ -60,7 +60,11 @@ fn big_legacy(dir: &Path, rows: usize) -> PathBuf {
 
 fn rows_of(path: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut conn = Database::open(path).unwrap();
-    let mut rows = table_rows(conn.raw_connection(), CLOCK_COLUMNS).unwrap();
+    let mut rows = table_rows(
+        idstore_repo::fixtures::raw_connection(&mut conn),
+        CLOCK_COLUMNS,
+    )
+    .unwrap();
     rows.remove("__diesel_schema_migrations");
     rows
 }
@@ -87,7 +91,7 @@ fn integrity_ok(path: &Path) {
         integrity_check: String,
     }
     let lines = diesel::sql_query("PRAGMA integrity_check")
-        .load::<Line>(conn.raw_connection())
+        .load::<Line>(idstore_repo::fixtures::raw_connection(&mut conn))
         .unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].integrity_check, "ok");

@@ -230,7 +230,7 @@ fn set_active_did(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("set_active_did/{sync}"));
         let mut conn = Database::open(&path).unwrap();
         diesel::connection::SimpleConnection::batch_execute(
-            conn.raw_connection(),
+            idstore_repo::fixtures::raw_connection(&mut conn),
             &format!("PRAGMA synchronous = {sync};"),
         )
         .unwrap();

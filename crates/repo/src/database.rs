@@ -476,11 +476,4 @@ impl Database {
     pub(crate) fn conn(&mut self) -> &mut diesel::SqliteConnection {
         &mut self.handle.conn
     }
-
-    /// The raw connection, for tests that set up or inspect a file with SQL of their
-    /// own (feature `fixtures`; not part of the data layer's API).
-    #[cfg(feature = "fixtures")]
-    pub fn raw_connection(&mut self) -> &mut diesel::SqliteConnection {
-        &mut self.handle.conn
-    }
 }

@@ -9,6 +9,12 @@ use std::path::Path;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
+/// The connection under `db`, for tests that set up or inspect a file with SQL of
+/// their own.
+pub fn raw_connection(db: &mut crate::Database) -> &mut SqliteConnection {
+    db.conn()
+}
+
 /// The tables the legacy app creates (its `001_initial` and later additive
 /// migrations), before the later `hasBackedUpSeed` column, with its own migration
 /// bookkeeping and the tables idstore never touches. No rows.

@@ -126,7 +126,7 @@ mod tests {
         let mut db = crate::Database::open(&dir.path().join("t.sqlite")).unwrap();
         db.migrate(&crate::MigrateOptions::new()).unwrap();
         assert_eq!(
-            crate::sql::columns(db.raw_connection(), "settings").unwrap(),
+            crate::sql::columns(db.conn(), "settings").unwrap(),
             SETTINGS_COLUMNS
         );
     }

@@ -43,13 +43,13 @@ impl Raw for SqliteConnection {
 
 impl Raw for Database {
     fn raw(&mut self) -> &mut SqliteConnection {
-        self.raw_connection()
+        idstore_repo::fixtures::raw_connection(self)
     }
 }
 
 impl Raw for idstore_repo::PooledDatabase {
     fn raw(&mut self) -> &mut SqliteConnection {
-        self.raw_connection()
+        idstore_repo::fixtures::raw_connection(self)
     }
 }
 

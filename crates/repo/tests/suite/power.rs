@@ -57,7 +57,7 @@ fn next_start(path: &Path, key: Option<&str>) -> Result<Rows, String> {
 }
 
 fn db_raw(db: &mut Database) -> &mut diesel::SqliteConnection {
-    db.raw_connection()
+    idstore_repo::fixtures::raw_connection(db)
 }
 
 /// One command variant: how its file is made, what it runs, with which keys, and

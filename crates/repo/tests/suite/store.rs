@@ -1193,7 +1193,7 @@ fn idstore_connections_run_with_sqlites_defensive_settings() {
     drop(control);
 
     let mut db = open(&path).unwrap();
-    let conn = db.raw_connection();
+    let conn = idstore_repo::fixtures::raw_connection(&mut db);
     assert_eq!(trusted(conn), 0);
     let err = conn.batch_execute(tamper).unwrap_err();
     assert!(err.to_string().contains("may not be modified"), "{err}");
