@@ -7,12 +7,17 @@ the network (CI runs it):
   the standard library against the same version);
 - licences: every locked package's licence expression is satisfied by the licences
   below, all of which allow use in a closed or open product without copyleft on
-  idstore's own code (MPL-2.0 is file-level).
+  idstore's own code (MPL-2.0 is file-level);
+- the advisory snapshot (audit/advisory-db, which `cargo audit` reads in CI) holds
+  every advisory the RustSec database had, when it was taken, for each locked
+  crate: a new dependency with advisories of its own means refreshing it
+  (scripts/refresh_advisories.py).
 
     python3 scripts/check_deps.py        # exits 1 and names the offenders
 """
 import json
 import re
+from pathlib import Path
 import subprocess
 import sys
 
@@ -82,10 +87,22 @@ def main():
                             f"above the declared {'.'.join(map(str, msrv))}")
         if not p.get("license") or not allowed(p["license"]):
             problems.append(f"{p['name']} {p['version']}: licence {p.get('license')!r} is not allowed")
+    snapshot = Path(__file__).resolve().parent.parent / "audit" / "advisory-db"
+    with_advisories = set((snapshot / "NAMES").read_text().split())
+    kept = {d.name for d in (snapshot / "crates").iterdir()}
+    import tomllib
+    fuzz_lock = tomllib.loads((snapshot.parent.parent / "fuzz" / "Cargo.lock").read_text())
+    locked = {p["name"] for p in meta["packages"] if p["id"] not in workspace}
+    locked |= {p["name"] for p in fuzz_lock["package"] if "source" in p}
+    for name in sorted(locked):
+        if name in with_advisories and name not in kept:
+            problems.append(f"{name} has advisories that audit/advisory-db lacks: "
+                            "refresh it with scripts/refresh_advisories.py")
     for p in problems:
         print(p)
     print(f"{len(meta['packages']) - len(ours)} dependencies: rust-version at most "
-          f"{'.'.join(map(str, msrv))}, licences allowed: {'no' if problems else 'yes'}")
+          f"{'.'.join(map(str, msrv))}, licences allowed, advisories in the snapshot: "
+          f"{'no' if problems else 'yes'}")
     return 1 if problems else 0
 
 
