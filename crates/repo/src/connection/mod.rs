@@ -276,26 +276,31 @@ impl Handle {
             return e.in_file(&self.path);
         }
         let path = &self.path;
-        let shown = path.display();
-        let message = match e.kind() {
+        let explained = match e.kind() {
             ErrorKind::Locked => {
                 return locked(&self.file, self.settings.busy_timeout).caused_by(e);
             }
             ErrorKind::DiskFull | ErrorKind::IoError => {
                 return crate::storage::with_context(e, path);
             }
-            ErrorKind::ReadOnly if self.settings.read_only => format!(
-                "{shown} was opened read-only, so nothing was written; open it read-write (OpenOptions::read_only(false)) to change it"
-            ),
-            ErrorKind::ReadOnly => format!(
-                "{shown} cannot be written (the file, its folder or its filesystem is read-only, or it belongs to another user); nothing was changed, and reads still work"
-            ),
-            ErrorKind::Damaged => format!(
-                "{shown} is damaged (SQLite found it malformed); nothing was changed: check it (Database::check) and restore it from a backup"
+            ErrorKind::ReadOnly if self.settings.read_only => {
+                read_only(path, ReadOnlyCause::OpenedReadOnly)
+            }
+            // The open found the file writable: what changed since, where it shows.
+            ErrorKind::ReadOnly => refuse_read_only(&self.file, None)
+                .err()
+                .unwrap_or_else(|| read_only(path, ReadOnlyCause::Unknown)),
+            ErrorKind::Damaged => Error::at(
+                ErrorKind::Damaged,
+                path,
+                format!(
+                    "{} is damaged (SQLite found it malformed); nothing was changed: check it (Database::check) and restore it from a backup",
+                    path.display()
+                ),
             ),
             _ => return e.in_file(path),
         };
-        Error::at(e.kind(), path, message).caused_by_boxed(
+        explained.caused_by_boxed(
             e.into_source()
                 .expect("a raw SQLite error carries its source"),
         )
@@ -420,6 +425,10 @@ pub(crate) enum ReadOnlyCause {
     FolderPermission,
     /// Another user (this uid) owns the file.
     NotOwner(u32),
+    /// The handle was opened read-only.
+    OpenedReadOnly,
+    /// SQLite refused a write and no cause shows.
+    Unknown,
 }
 
 /// The refusal to write a file that cannot be written, and why.
@@ -439,10 +448,17 @@ pub(crate) fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
         ReadOnlyCause::NotOwner(uid) => format!(
             "{file} belongs to another user (uid {uid}); writing it would leave its journal and log owned by you, which locks its owner out"
         ),
+        ReadOnlyCause::OpenedReadOnly => format!("{file} was opened read-only"),
+        ReadOnlyCause::Unknown => format!(
+            "{file} cannot be written (the file, its folder or its filesystem is read-only, or it belongs to another user)"
+        ),
     };
     let fix = match cause {
         ReadOnlyCause::NotOwner(_) => {
             "run the command as the file's owner (or as root), or work on a copy of your own"
+        }
+        ReadOnlyCause::OpenedReadOnly => {
+            "open it read-write (OpenOptions::read_only(false)) to change it; reads still work"
         }
         _ => {
             "to change it, copy the file to writable storage (or make it writable) and run the command there"
