@@ -184,7 +184,7 @@ pub struct MigrateArgs {
     pub no_backup: bool,
     /// Stop after this migration version.
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<String>,
+    pub to: Option<idstore_repo::Version>,
     /// Validate with SQLite's integrity_check of the whole file, not only of what the
     /// run wrote (slower on large files: every index of every table is compared with
     /// its table).
@@ -223,7 +223,7 @@ pub struct DecryptArgs {
 pub struct RollbackArgs {
     /// Revert every migration newer than this version [default: everything above the baseline].
     #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
-    pub to: Option<String>,
+    pub to: Option<idstore_repo::Version>,
     /// Revert the newest N applied migrations.
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,

@@ -70,9 +70,7 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
         !out.quiet
             && !out.json
             && std::io::stderr().is_terminal()
-            && !db
-                .plan_migration(args.to.as_deref().map(Version::new).as_ref())?
-                .is_empty(),
+            && !db.plan_migration(args.to.as_ref())?.is_empty(),
     );
     let report_step = |v: &str, at: usize, of: usize| {
         if let Some(p) = &progress {
@@ -162,7 +160,7 @@ struct MigrateOutput<'a> {
 
 pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {
     let target = match (&args.to, args.steps) {
-        (Some(v), _) => RollbackTarget::Version(Version::new(v.as_str())),
+        (Some(v), _) => RollbackTarget::Version(v.clone()),
         (None, Some(n)) => RollbackTarget::Steps(n),
         (None, None) if args.include_baseline => RollbackTarget::Everything,
         (None, None) => RollbackTarget::Baseline,
