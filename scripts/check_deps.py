@@ -18,6 +18,8 @@ the network (CI runs it):
 import json
 import re
 from pathlib import Path
+
+from refresh_advisories import locked_names
 import subprocess
 import sys
 
@@ -90,11 +92,7 @@ def main():
     snapshot = Path(__file__).resolve().parent.parent / "audit" / "advisory-db"
     with_advisories = set((snapshot / "NAMES").read_text().split())
     kept = {d.name for d in (snapshot / "crates").iterdir()}
-    import tomllib
-    fuzz_lock = tomllib.loads((snapshot.parent.parent / "fuzz" / "Cargo.lock").read_text())
-    locked = {p["name"] for p in meta["packages"] if p["id"] not in workspace}
-    locked |= {p["name"] for p in fuzz_lock["package"] if "source" in p}
-    for name in sorted(locked):
+    for name in sorted(locked_names()):
         if name in with_advisories and name not in kept:
             problems.append(f"{name} has advisories that audit/advisory-db lacks: "
                             "refresh it with scripts/refresh_advisories.py")

@@ -21,12 +21,14 @@ LOCKS = [ROOT / "Cargo.lock", ROOT / "fuzz" / "Cargo.lock"]
 
 
 def locked_names():
+    """The crates from a registry in the lock files (the workspace's own left out)."""
     import tomllib
 
     names = set()
     for lock in LOCKS:
         for package in tomllib.loads(lock.read_text())["package"]:
-            names.add(package["name"])
+            if "source" in package:
+                names.add(package["name"])
     return names
 
 
