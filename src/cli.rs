@@ -385,8 +385,16 @@ pub enum Generated {
     CompleteFish,
     /// PowerShell completions.
     CompletePowershell,
-    /// idstore's migrations as the app's migration service runs them: JSON, an
-    /// ordered list of `{ name, version, sql, down }` (`export/app-migrations.json`).
+    /// idstore's steps as the app's migration service runs them
+    /// (`export/app-migrations.json`): a JSON object with `format`
+    /// ("idstore-app-migrations"), `formatVersion` (1), `producer` ({ name, version }),
+    /// `about`, `preflight` (a read-only query: a row `{ step, token }` per step, the
+    /// token its run would raise now, NULL when it runs), `steps` (oldest first, each
+    /// `{ name, version, summary, pausePoint, sql, sqlSha256, down, downSha256 }`)
+    /// and `refusals` (each `{ token, message, raisedBy, step }`). Ship every step up
+    /// to the one with `pausePoint` to stop at the transition; roll back by running
+    /// the `down` of each applied step, newest first. Its shape is
+    /// `export/app-migrations.schema.json` and `export/app-migrations.d.ts`.
     AppMigrations,
 }
 

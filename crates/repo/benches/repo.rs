@@ -372,12 +372,12 @@ const UP: [(&str, &str); 3] = [
         include_str!("../../../migrations/00000000000000_legacy_baseline/up.sql"),
     ),
     (
-        "20261125000001",
-        include_str!("../../../migrations/2026-11-25-000001_active_identity/up.sql"),
+        "20261206000001",
+        include_str!("../../../migrations/2026-12-06-000001_active_identity/up.sql"),
     ),
     (
-        "20261125000002",
-        include_str!("../../../migrations/2026-11-25-000002_drop_settings_active_did/up.sql"),
+        "20261206000002",
+        include_str!("../../../migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
     ),
 ];
 

@@ -105,8 +105,11 @@ error_kinds! {
     UnknownVersion = "unknown_version",
     /// A legacy file whose tables idstore cannot adopt without loss.
     LegacyShape = "legacy_shape",
-    /// The app's own `active_identity` needs a later target to be adopted.
-    TargetTooLow = "target_too_low",
+    /// A table holds a column idstore does not know, which the migration or
+    /// rollback could not keep.
+    UnknownColumns = "unknown_columns",
+    /// The file already has the step (its objects exist) without a record of it.
+    AlreadyApplied = "already_applied",
     /// The file has an object under a name idstore creates, and it differs.
     NameCollision = "name_collision",
     /// The file carries triggers or foreign keys that would act inside the run.
@@ -119,6 +122,11 @@ error_kinds! {
     BaselineNotIncluded = "baseline_not_included",
     /// Rolling back would undo recorded quarantine decisions.
     DecisionsWouldBeUndone = "decisions_would_be_undone",
+    /// Rolling back would lose quarantined items kept nowhere else: they must be
+    /// decided on first.
+    QuarantineWaiting = "quarantine_waiting",
+    /// Rolling back the baseline would drop tables that hold user data.
+    HoldsUserData = "holds_user_data",
     /// The migrated (or converted) result failed validation; it was rolled back.
     ValidationFailed = "validation_failed",
     /// A migration step's SQL failed; it was rolled back.
@@ -207,6 +215,8 @@ pub(crate) enum Detail {
     /// A storage fault put in context, with the bytes the operation needs when
     /// known.
     Storage { needed: Option<u64> },
+    /// A refusal one of idstore's steps raises, by its stable token.
+    Token(&'static str),
 }
 
 impl Error {
@@ -246,6 +256,16 @@ impl Error {
     pub fn report(&self) -> Option<&MigrationReport> {
         match &self.0.detail {
             Detail::Report(report) => Some(report),
+            _ => None,
+        }
+    }
+
+    /// For a refusal raised by one of idstore's migration steps: its stable token
+    /// (`unknown_columns`), the one the app's migration service meets running the
+    /// same step (its message starts `idstore:unknown_columns:`).
+    pub fn token(&self) -> Option<&'static str> {
+        match self.0.detail {
+            Detail::Token(token) => Some(token),
             _ => None,
         }
     }

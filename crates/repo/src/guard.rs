@@ -5,32 +5,13 @@
 //! existed, or a tool that dropped one) and `repair` re-creates it from the very SQL
 //! the migration runs, so there is one definition.
 
-/// The guard's triggers, by name, each with the step that creates it.
-pub(crate) const GUARD_TRIGGERS: [(&str, &str); 8] = [
-    ("active_identity_guard_insert", ACTIVE_IDENTITY_VERSION),
-    ("active_identity_guard_update", ACTIVE_IDENTITY_VERSION),
-    ("accounts_guard_active_delete", ACTIVE_IDENTITY_VERSION),
-    ("accounts_guard_active_did_update", ACTIVE_IDENTITY_VERSION),
-    ("accounts_guard_active_replace", EMPTY_MEANS_NONE_VERSION),
-    ("accounts_guard_active_id_update", EMPTY_MEANS_NONE_VERSION),
-    (
-        "active_identity_empty_means_none_on_update",
-        EMPTY_MEANS_NONE_VERSION,
-    ),
-    (
-        "active_identity_empty_means_none_on_insert",
-        EMPTY_MEANS_NONE_VERSION,
-    ),
-];
-
-use crate::migrations::{ACTIVE_IDENTITY_VERSION, EMPTY_MEANS_NONE_VERSION, Version};
+use crate::migrations::Version;
 
 /// The guard's triggers a file at the steps `applied` must have.
 pub(crate) fn guard_triggers(applied: &[Version]) -> impl Iterator<Item = &'static str> + '_ {
-    GUARD_TRIGGERS
-        .iter()
+    crate::migrations::steps::guard_triggers()
         .filter(|(_, step)| applied.iter().any(|a| a == step))
-        .map(|(name, _)| *name)
+        .map(|(name, _)| name)
 }
 
 /// The table of recorded quarantine decisions.
@@ -48,7 +29,7 @@ pub(crate) fn create_decision_log_sql() -> &'static str {
 }
 
 fn definition(name: &str) -> &'static str {
-    crate::migrations::source::object(name)
+    crate::migrations::steps::object(name)
         .map(|o| o.sql.as_str())
         .unwrap_or_else(|| panic!("one of idstore's steps creates {name}"))
 }
@@ -59,16 +40,12 @@ mod tests {
 
     #[test]
     fn every_guard_trigger_is_named_by_the_migration() {
-        for (name, step) in GUARD_TRIGGERS {
+        for (name, step) in crate::migrations::steps::guard_triggers() {
             let sql = create_sql(name);
             assert!(sql.starts_with(&format!("CREATE TRIGGER {name}\n")));
             assert!(sql.ends_with("\nEND"));
             assert_eq!(sql.matches("CREATE TRIGGER").count(), 1, "{sql}");
-            assert!(
-                sql.contains("RAISE(ABORT") || sql.contains("RAISE(IGNORE"),
-                "{sql}"
-            );
-            let made_by = crate::migrations::source::created()
+            let made_by = crate::migrations::steps::created()
                 .iter()
                 .find(|(_, objects)| objects.iter().any(|o| o.name == name))
                 .map(|(v, _)| *v);

@@ -88,9 +88,10 @@ pub use encryption::{ConvertOptions, Converted};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
 pub use key::{CipherFormat, Key};
+pub use migrations::steps;
 pub use migrations::{
-    AppStep, Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions,
-    RollbackTarget, Version, app_steps,
+    Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions, RollbackTarget,
+    Version,
 };
 #[cfg(feature = "pool")]
 pub use pool::{Pool, PoolOptions, PooledDatabase};

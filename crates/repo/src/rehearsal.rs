@@ -380,11 +380,7 @@ const BOOKKEEPING_CLOCKS: &[&str] = &["run_on", "applied_at"];
 fn migrated_contents(conn: &mut SqliteConnection) -> QueryResult<Contents> {
     let mut c = contents(conn, crate::sql::CLOCK_COLUMNS)?;
     if let Some((_, rows)) = c.get_mut(crate::migrations::APP_MIGRATIONS_TABLE) {
-        let baseline = crate::migrations::app_steps()
-            .into_iter()
-            .next()
-            .map(|s| s.name)
-            .unwrap_or_default();
+        let baseline = crate::steps::all()[0].app_name();
         rows.retain(|r| !r.contains(&baseline));
     }
     Ok(c)

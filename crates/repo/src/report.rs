@@ -66,6 +66,24 @@ pub enum MigrationWarning {
         /// Its value.
         value: String,
     },
+    /// The app's migration bookkeeping could not record the steps idstore ran (the
+    /// file has no `migrations (name, applied_at)` table, or one of another shape):
+    /// the app's migration service will not know they are in, will run them again,
+    /// and will meet `idstore:already_applied`; record these names there as applied.
+    UnrecordedAppSteps {
+        /// The app's bookkeeping table.
+        table: String,
+        /// What was found instead.
+        found: String,
+        /// The steps' names, as the app's service records them.
+        names: Vec<String>,
+    },
+    /// The file had been migrated by a preview build of idstore (its steps of
+    /// 2026-11-25); it was brought to the current steps, every row kept.
+    UpgradedPreview {
+        /// The preview's versions it recorded, now replaced by the current ones.
+        from: Vec<Version>,
+    },
 }
 
 impl MigrationWarning {
@@ -78,6 +96,8 @@ impl MigrationWarning {
             MigrationWarning::RecordedAppStep { .. } => "recorded_app_step",
             MigrationWarning::AdoptedAppActiveIdentity { .. } => "adopted_app_active_identity",
             MigrationWarning::ArchivedActiveDid { .. } => "archived_active_did",
+            MigrationWarning::UnrecordedAppSteps { .. } => "unrecorded_app_steps",
+            MigrationWarning::UpgradedPreview { .. } => "upgraded_preview",
         }
     }
 }
@@ -122,6 +142,25 @@ impl fmt::Display for MigrationWarning {
                 f,
                 "settings row {settings_id}: activeDid {} kept in settings_active_did_archive",
                 Shown::quoted(value)
+            ),
+            MigrationWarning::UnrecordedAppSteps {
+                table,
+                found,
+                names,
+            } => write!(
+                f,
+                "the app's migration service cannot see these steps ({}): {}; it would run them again and stop at idstore:already_applied, so record {} as applied in its {table} table",
+                names.join(", "),
+                Shown(found),
+                if names.len() == 1 { "it" } else { "them" }
+            ),
+            MigrationWarning::UpgradedPreview { from } => write!(
+                f,
+                "the file had been migrated by a preview build of idstore (versions {}); it now has the current steps, every row kept",
+                from.iter()
+                    .map(Version::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -185,6 +224,9 @@ pub struct RollbackReport {
     pub active_did: Option<String>,
     /// True when everything was rolled back on purpose (a dry run).
     pub dry_run: bool,
+    /// The versions of a preview build of idstore the file recorded, brought to
+    /// the current steps (every row kept) before they were reverted.
+    pub upgraded_preview: Vec<Version>,
     /// Restore decisions whose record was dropped on request (`forget_decisions`):
     /// a later `migrate` keeps the lowest id of their DID again.
     pub forgotten_decisions: Vec<QuarantineRef>,

@@ -47,6 +47,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    idstore_adopted_active_identity (id) {
+        id -> Nullable<Binary>,
+        activeDid -> Nullable<Binary>,
+        lastUpdated -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    idstore_adoption (id) {
+        id -> Integer,
+        legacyActiveDid -> Nullable<Text>,
+        pointerAfter -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     idstore_original_schema (id) {
         id -> Integer,
         reason -> Text,
@@ -121,6 +137,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts_quarantine,
     active_did_quarantine,
     active_identity,
+    idstore_adopted_active_identity,
+    idstore_adoption,
     idstore_original_schema,
     quarantine_decisions,
     settings,

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use diesel::prelude::*;
 use diesel::sql_types::Nullable;
 
-use super::adopt::Collision;
-use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, Version, known_versions, pinned};
+use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, Version, known_versions, pinned, preview};
 use crate::error::{Error, ErrorKind};
 use crate::sql::{self, queries};
 
@@ -21,6 +20,10 @@ pub struct MigrationStatus {
     pub pending: Vec<Version>,
     /// Applied versions this build does not know (a newer idstore wrote the file).
     pub unknown: Vec<Version>,
+    /// Versions a preview build of idstore recorded (its steps of 2026-11-25, which
+    /// the current ones replaced before any release): `migrate` brings the file to
+    /// the current steps, keeping every row.
+    pub preview: Vec<Version>,
     /// The file was made by the legacy app and has not been adopted yet.
     pub legacy: bool,
     /// The file holds the app's own `active_identity` table, to be adopted.
@@ -60,15 +63,18 @@ impl MigrationStatus {
     pub fn paused_at(&self) -> Option<&str> {
         let last = self.applied.last()?;
         (self.unknown.is_empty()
+            && self.preview.is_empty()
             && !self.pending.is_empty()
-            && super::PAUSE_POINTS.contains(&last.as_str()))
+            && super::steps::step(last.as_str()).is_some_and(super::steps::Step::is_pause_point))
         .then_some(last.as_str())
     }
 
     /// True when the repository API can serve the file: fully migrated, or stopped at
     /// a pause point, and written by no newer idstore.
     pub fn servable(&self) -> bool {
-        self.unknown.is_empty() && (self.pending.is_empty() || self.paused_at().is_some())
+        self.unknown.is_empty()
+            && self.preview.is_empty()
+            && (self.pending.is_empty() || self.paused_at().is_some())
     }
 
     /// The next pending step and what it does, as an operator is told about it.
@@ -128,14 +134,15 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
     let known = known_versions();
     let (applied, pending): (Vec<Version>, Vec<Version>) =
         known.iter().cloned().partition(|v| applied_all.contains(v));
-    let unknown: Vec<Version> = applied_all
+    let (preview, unknown): (Vec<Version>, Vec<Version>) = applied_all
         .into_iter()
         .filter(|v| !known.contains(v))
-        .collect();
+        .partition(|v| preview::is_preview(v.as_str()));
     let has_bookkeeping = sql::table_exists(conn, BOOKKEEPING_TABLE)?;
     let has_accounts = sql::table_exists(conn, "accounts")?;
     let legacy = !has_bookkeeping && (has_accounts || sql::table_exists(conn, "settings")?);
     let app_active_identity = !applied.iter().any(|v| v == ACTIVE_IDENTITY_VERSION)
+        && preview.is_empty()
         && sql::table_exists(conn, "active_identity")?;
     let active_did = queries::stored_active_did(conn)?;
     let accounts = if has_accounts {
@@ -147,6 +154,7 @@ pub(crate) fn status(conn: &mut SqliteConnection) -> Result<MigrationStatus, Err
         applied,
         pending,
         unknown,
+        preview,
         legacy,
         app_active_identity,
         active_did,
@@ -240,50 +248,44 @@ pub(crate) struct AppPointer {
 #[derive(Debug, Clone)]
 pub(crate) struct Inspection {
     pub status: MigrationStatus,
-    /// Why a legacy file cannot be adopted (empty: it can, or it is not legacy).
-    pub legacy_shape: Vec<String>,
     /// The legacy `settings` lacks the column a later app build appended.
     pub lacks_late_column: bool,
     /// The app's own pointer, when the file has its `active_identity`.
     pub app_pointer: Option<AppPointer>,
     /// The master row's `settings.activeDid`, when it names an account.
     pub legacy_pointer_account: Option<String>,
-    /// The file's objects under names pending steps create.
-    pub collisions: Vec<Collision>,
     /// The names of every object the file has.
     pub existing: BTreeSet<String>,
     /// Account rows, kept or quarantined.
     pub account_rows: i64,
-    /// Code of the file's that idstore did not write.
-    pub foreign: Vec<super::foreign::Foreign>,
+    /// What the next step's own preflight refuses, most fundamental first (its
+    /// tokens; empty: it runs).
+    pub refusals: Vec<String>,
+    /// What idstore's inspection finds behind the first refusal, in words: the
+    /// columns, the colliding objects, the foreign code, the damage.
+    pub detail: Vec<String>,
 }
 
 impl Inspection {
     /// Reads the file. Writes nothing (it works on a read-only connection).
     pub fn read(conn: &mut SqliteConnection) -> Result<Self, Error> {
         let status = status(conn)?;
-        if status.pending.is_empty() {
+        if status.pending.is_empty() && status.preview.is_empty() {
             // Nothing to plan: opening an up-to-date file stays cheap.
             return Ok(Inspection {
                 status,
-                legacy_shape: Vec::new(),
                 lacks_late_column: false,
                 app_pointer: None,
                 legacy_pointer_account: None,
-                collisions: Vec::new(),
                 existing: BTreeSet::new(),
                 account_rows: 0,
-                foreign: Vec::new(),
+                refusals: Vec::new(),
+                detail: Vec::new(),
             });
         }
-        let (legacy_shape, lacks_late_column) = if status.legacy {
-            (
-                pinned::baseline::shape_problems(conn)?,
-                pinned::baseline::lacks_late_column(conn)?,
-            )
-        } else {
-            (Vec::new(), false)
-        };
+        let legacy_tables =
+            sql::table_exists(conn, "accounts")? && sql::table_exists(conn, "settings")?;
+        let lacks_late_column = legacy_tables && pinned::baseline::lacks_late_column(conn)?;
         let app_pointer = if status.app_active_identity {
             Some(app_pointer(conn)?)
         } else {
@@ -293,22 +295,114 @@ impl Inspection {
             Some(did) if !did.is_empty() && names_account(conn, &did)? => Some(did),
             _ => None,
         };
-        let present = super::adopt::objects(conn)?;
-        let collisions = super::adopt::collisions(conn, &present, &status.pending)?;
+        // The next step's own checks, as it will run them (before a brand-new file
+        // has the legacy tables, the step creates them first and checks those).
+        let refusals = match status.pending.first() {
+            Some(next) if legacy_tables && status.preview.is_empty() => {
+                let step = super::steps::step(next.as_str()).expect("a known step");
+                // The runner adds the app's late column itself, as the app's service
+                // runs the app's own step 003 before idstore's.
+                let ignore: &[&str] = if lacks_late_column {
+                    &[MISSING_APP_STEP]
+                } else {
+                    &[]
+                };
+                run_preflight(conn, &step.preflight(), ignore)?
+            }
+            _ => Vec::new(),
+        };
+        let detail = match refusals.first() {
+            Some(token) => refusal_detail(conn, token)?,
+            None => Vec::new(),
+        };
+        let existing = super::adopt::objects(conn)?.into_keys().collect();
         let account_rows = account_rows(conn)?;
-        let foreign = super::foreign::foreign_objects(conn)?;
         Ok(Inspection {
             status,
-            legacy_shape,
             lacks_late_column,
             app_pointer,
             legacy_pointer_account,
-            collisions,
-            existing: present.into_keys().collect(),
+            existing,
             account_rows,
-            foreign,
+            refusals,
+            detail,
         })
     }
+}
+
+/// What the inspection finds behind a preflight's refusal, in words, where it can
+/// say more than the step's message: which columns, objects, code or damage.
+fn refusal_detail(conn: &mut SqliteConnection, token: &str) -> QueryResult<Vec<String>> {
+    Ok(match token {
+        "legacy_shape" | "unknown_columns" => pinned::baseline::shape_problems(conn)?,
+        "damaged_input" => sql::table_quick_check_problems(conn, "accounts")?,
+        "name_collision" => {
+            let objects = super::adopt::objects(conn)?;
+            super::steps::created()[super::ACTIVE_IDENTITY_VERSION]
+                .iter()
+                .filter_map(|ours| objects.get(&ours.name))
+                .filter(|theirs| {
+                    !(theirs.kind == "table" && theirs.name == "active_identity")
+                        && theirs.tbl_name != "active_identity"
+                })
+                .map(|theirs| {
+                    let an = if theirs.kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    };
+                    format!(
+                        "the file has {an} {} named {}",
+                        idstore_domain::display::Shown(&theirs.kind),
+                        idstore_domain::display::Shown(&theirs.name)
+                    )
+                })
+                .collect()
+        }
+        "foreign_objects" => {
+            use super::foreign::{Write, acting_on, foreign_objects};
+            acting_on(
+                &foreign_objects(conn)?,
+                &[
+                    Write::delete("accounts"),
+                    Write::insert("settings"),
+                    Write::update("settings", &["activeDid"]),
+                    Write::insert(BOOKKEEPING_TABLE),
+                ],
+            )
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// The token of the refusal of a file that lacks the app's late column.
+pub(super) const MISSING_APP_STEP: &str = "missing_app_step";
+
+/// The tokens a preflight's queries refuse the file with, as it stands (read only):
+/// those of the first query that finds any but the `ignore`d, most fundamental
+/// first, as the step would run them.
+pub(super) fn run_preflight(
+    conn: &mut SqliteConnection,
+    queries: &[&str],
+    ignore: &[&str],
+) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        token: String,
+    }
+    for query in queries {
+        let found: Vec<String> = diesel::sql_query(*query)
+            .load::<Row>(conn)?
+            .into_iter()
+            .map(|r| r.token)
+            .filter(|t| !ignore.contains(&t.as_str()))
+            .collect();
+        if !found.is_empty() {
+            return Ok(found);
+        }
+    }
+    Ok(Vec::new())
 }
 
 fn names_account(conn: &mut SqliteConnection, did: &str) -> QueryResult<bool> {
@@ -404,10 +498,9 @@ impl AccountDigest {
             sum: 0,
             xor: 0,
         };
-        let quarantine_is_ours = status(conn)?
-            .applied
-            .iter()
-            .any(|v| v == ACTIVE_IDENTITY_VERSION);
+        let st = status(conn)?;
+        let quarantine_is_ours =
+            !st.preview.is_empty() || st.applied.iter().any(|v| v == ACTIVE_IDENTITY_VERSION);
         for table in ["accounts", "accounts_quarantine"] {
             if !sql::table_exists(conn, table)? || (table != "accounts" && !quarantine_is_ours) {
                 continue;

@@ -1,24 +1,26 @@
-//! The embedded migrations and the runner that applies, validates and reverts them.
+//! The migration steps and the runner that applies, validates and reverts them.
 //!
-//! A run goes in four parts, each in its own file:
+//! The steps are declared once, in [`steps`], and their SQL carries its own
+//! guarantees (a preflight that refuses what it cannot take over, the adoption of
+//! the app's own objects, the pointer's guard), so the app's migration service,
+//! running the exported text, gets what idstore's runner gets. The runner adds
+//! what only it can do around them, in four parts, each in its own file:
 //! 1. `inspect.rs`: one read-only inspection of the file (versions, legacy shape,
-//!    the app's own objects, the pointer, counts);
+//!    the app's own objects, the pointer, counts, the next step's preflight);
 //! 2. `plan.rs` ([`MigrationPlan`]): a pure decision of the steps, with every refusal made there;
-//! 3. `run.rs`: the steps, with what adoption does around them (`adopt.rs`,
-//!    `restore.rs`); the SQL the runner issues itself is pinned to the version it
-//!    runs on (`pinned.rs`);
+//! 3. `run.rs`: the steps' own SQL, with the app's step 003 run first where its
+//!    service would have run it (`pinned.rs`), and a preview build's file brought
+//!    to the current steps (`preview.rs`);
 //! 4. `verify.rs`: one validation at the end.
 //!
 //! Every run is one `BEGIN IMMEDIATE` transaction: either every step and its
 //! validation succeed and the whole run commits, or nothing changes. [`rollback()`]
-//! runs the down migrations the same way.
+//! runs the down migrations the same way, putting back what only idstore can
+//! (`restore.rs`: the definitions of the app's objects the steps replaced).
 
 use std::path::{Path, PathBuf};
 
-use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
-use diesel::sqlite::Sqlite;
-use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
@@ -29,10 +31,11 @@ pub(crate) mod foreign;
 mod inspect;
 mod pinned;
 mod plan;
+mod preview;
 mod restore;
 mod rollback;
 mod run;
-pub(crate) mod source;
+pub mod steps;
 mod verify;
 
 pub use crate::version::Version;
@@ -45,21 +48,7 @@ pub(crate) use inspect::{
 pub use plan::MigrationPlan;
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};
-pub use source::{AppStep, app_steps};
-
-/// Every migration, embedded at compile time (`build.rs` reruns when they change).
-pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
-
-/// The legacy baseline: `accounts` and `settings` as the app creates them.
-pub(crate) const BASELINE_VERSION: &str = "00000000000000";
-/// Creates `active_identity`, makes `accounts.did` unique, adds the transition triggers.
-pub(crate) const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
-/// An empty string written to the pointer means none; no REPLACE can leave it
-/// dangling. Sorts between the active-identity step and the cleanup, since it
-/// belongs to both the transition step and the final one.
-pub(crate) const EMPTY_MEANS_NONE_VERSION: &str = "202611250000011";
-/// Drops `settings.activeDid` and the transition triggers.
-pub(crate) const CLEANUP_VERSION: &str = "20261125000002";
+pub(crate) use steps::{ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION};
 
 /// The app's migration service's bookkeeping table.
 pub(crate) const APP_MIGRATIONS_TABLE: &str = pinned::app_service::TABLE;
@@ -71,44 +60,16 @@ const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 pub(crate) fn known_versions() -> &'static [Version] {
     static KNOWN: std::sync::OnceLock<Vec<Version>> = std::sync::OnceLock::new();
     KNOWN.get_or_init(|| {
-        embedded()
+        steps::all()
             .iter()
-            .map(|m| Version::new(m.name().version().to_string()))
+            .map(|s| Version::new(s.version()))
             .collect()
     })
 }
 
-fn embedded() -> Vec<Box<dyn Migration<Sqlite>>> {
-    let mut all = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
-        .expect("embedded migrations are readable");
-    all.sort_by_key(|m| m.name().version().to_string());
-    all
-}
-
-/// Steps a file may be left at while a phased rollout is under way: the repository
-/// API and every command serve a file stopped at one of these as well as a fully
-/// migrated one. At the transition step, older app builds still write
-/// `settings.activeDid`, and the transition triggers keep it and `active_identity`
-/// in step both ways.
-/// (A file stopped at the active-identity step by an idstore from before the
-/// empty-string step is served too: it is that step it lacks.)
-pub(crate) const PAUSE_POINTS: &[&str] = &[EMPTY_MEANS_NONE_VERSION, ACTIVE_IDENTITY_VERSION];
-
 /// What a step does, as `status` tells an operator about the next one.
 pub(crate) fn step_summary(version: &str) -> &'static str {
-    match version {
-        BASELINE_VERSION => "creates the legacy accounts and settings tables if missing",
-        ACTIVE_IDENTITY_VERSION => {
-            "moves the active identity to active_identity (duplicates quarantined, the pointer guarded) and keeps settings.activeDid in step for older app builds"
-        }
-        EMPTY_MEANS_NONE_VERSION => {
-            "an empty active identity from any writer means none, and no REPLACE can leave the pointer naming no account"
-        }
-        CLEANUP_VERSION => {
-            "removes settings.activeDid and the transition triggers: app builds that still write settings.activeDid stop seeing the active identity"
-        }
-        _ => "",
-    }
+    steps::step(version).map_or("", steps::Step::summary)
 }
 
 /// An additional check run on the migrated data inside the transaction; an `Err`
@@ -195,8 +156,9 @@ impl<'a> MigrateOptions<'a> {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Integrity {
-    /// The default. Before the first write, `quick_check` of the existing tables the
-    /// steps build new b-trees from (`accounts`). Afterwards, `integrity_check` of
+    /// The default. Before the first write, the steps' own preflight runs
+    /// `quick_check` of the existing table they build new b-trees from (`accounts`),
+    /// whichever check is chosen. Afterwards, `integrity_check` of
     /// every table the run wrote (each new table, and each table with a new index,
     /// every index entry compared with its table), and every row of a table the
     /// steps rewrite in place (`settings`, by the cleanup) read back whole. Tables the
@@ -284,9 +246,6 @@ pub(crate) fn migrate(
                 }
                 let mut plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
                 if !plan.is_empty() {
-                    if options.integrity == Integrity::Written {
-                        verify::check_input(conn, &plan)?;
-                    }
                     plan.accounts = Some(inspect::AccountDigest::read(conn)?);
                 }
                 let mut report = run::execute(conn, &plan, options.progress)?;
@@ -309,9 +268,9 @@ pub(crate) fn migrate(
 }
 
 /// What [`migrate`] would do up to `to`, with every refusal it would make (an
-/// unknown target, a newer idstore's database, a legacy file of the wrong shape, the
-/// app's own `active_identity` with a target too low to adopt it, a name collision).
-/// Reads only.
+/// unknown target, a newer idstore's database, and whatever the next step's own
+/// preflight refuses: a legacy file of the wrong shape, a name collision, foreign
+/// code, damaged input). Reads only.
 pub(crate) fn plan_migration(
     conn: &mut SqliteConnection,
     to: Option<&str>,

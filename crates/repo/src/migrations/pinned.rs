@@ -134,42 +134,13 @@ pub(super) mod baseline {
     }
 }
 
-/// `20261125000001`: `active_identity`, the quarantine tables and the decision log.
+/// `20261206000001`: `active_identity`, the quarantine tables and the decision log.
 pub(super) mod active_identity {
     use diesel::connection::DefaultLoadingMode;
     use diesel::prelude::*;
-    use diesel::sql_types::{Binary, Integer, Nullable, Text};
+    use diesel::sql_types::{Binary, Integer};
 
     use crate::sql::Lossless;
-
-    /// Points `active_identity` at `did`, keeping the app's `lastUpdated` when given.
-    pub fn set_pointer(
-        conn: &mut SqliteConnection,
-        did: &str,
-        last_updated: Option<&str>,
-    ) -> QueryResult<()> {
-        diesel::sql_query(
-            "UPDATE active_identity SET activeDid = ?1, \
-             lastUpdated = coalesce(?2, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = 1",
-        )
-        .bind::<Text, _>(did)
-        .bind::<Nullable<Text>, _>(last_updated)
-        .execute(conn)
-        .map(drop)
-    }
-
-    /// Keeps a pointer value that names no account in `active_did_quarantine`.
-    pub fn quarantine_pointer(
-        conn: &mut SqliteConnection,
-        did: &str,
-        reason: &str,
-    ) -> QueryResult<()> {
-        diesel::sql_query("INSERT INTO active_did_quarantine (activeDid, reason) VALUES (?, ?)")
-            .bind::<Text, _>(did)
-            .bind::<Text, _>(reason)
-            .execute(conn)
-            .map(drop)
-    }
 
     /// An account row the step moved to `accounts_quarantine` (text as reported).
     #[derive(QueryableByName)]
@@ -220,7 +191,7 @@ pub(super) mod active_identity {
     }
 }
 
-/// `20261125000002`: `settings.activeDid` dropped, its values archived.
+/// `20261206000002`: `settings.activeDid` dropped, its values archived.
 pub(super) mod cleanup {
     use diesel::connection::DefaultLoadingMode;
     use diesel::prelude::*;
@@ -278,9 +249,28 @@ pub(super) mod app_service {
     /// The app's bookkeeping table.
     pub const TABLE: &str = "migrations";
 
+    /// The app's bookkeeping's columns.
+    const COLUMNS: [&str; 2] = ["name", "applied_at"];
+
     /// Whether the file has the app's bookkeeping, in exactly its shape.
     fn present(conn: &mut SqliteConnection) -> QueryResult<bool> {
-        Ok(sql::columns(conn, TABLE)? == ["name", "applied_at"])
+        Ok(sql::columns(conn, TABLE)? == COLUMNS)
+    }
+
+    /// Why the app's bookkeeping cannot record idstore's steps, when it cannot: the
+    /// file has no such table, or one of another shape (its columns, as found).
+    pub fn unrecognized(conn: &mut SqliteConnection) -> QueryResult<Option<String>> {
+        let columns = sql::columns(conn, TABLE)?;
+        Ok(if columns == COLUMNS {
+            None
+        } else if columns.is_empty() {
+            Some(format!("the file has no {TABLE} table"))
+        } else {
+            Some(format!(
+                "its {TABLE} table has the columns ({}), not (name, applied_at)",
+                columns.join(", ")
+            ))
+        })
     }
 
     /// Records `name` as applied (once); returns whether a row was added.

@@ -1,17 +1,19 @@
-//! The plan: which steps run and what adoption does, decided from one
-//! [`Inspection`] without touching the file. Every refusal `migrate` makes is made
-//! here, so a caller can ask the plan before writing anything (a backup, say).
+//! The plan: which steps run, decided from one [`Inspection`] without touching the
+//! file. Every refusal `migrate` makes up front is made here, so a caller can ask the
+//! plan before writing anything (a backup, say): the next step's own preflight
+//! (what its SQL would refuse, read without running it), and what only the runner
+//! knows (a target no step has, a newer idstore's file).
 
 use std::collections::BTreeSet;
 
 use super::Version;
-use super::adopt::{SchemaObject, tables_created_by};
-use super::foreign::{Write, acting_on};
+use super::adopt::tables_created_by;
 use super::inspect::{AppPointer, Inspection, MigrationStatus};
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, BOOKKEEPING_TABLE, CLEANUP_VERSION, check_target,
+    known_versions, preview, steps,
 };
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 /// What [`Database::migrate`](crate::Database::migrate) will do to a file: decided from one read of it,
 /// with every refusal already made. Get one with
@@ -20,11 +22,12 @@ use crate::error::{Error, ErrorKind};
 pub struct MigrationPlan {
     pub(super) status: MigrationStatus,
     pub(super) steps: Vec<Version>,
-    /// The legacy `settings` gets the column a later app build appended.
+    /// The file a preview build of idstore migrated is brought to the current steps first.
+    pub(super) upgrades_preview: bool,
+    /// The legacy `settings` gets the column a later app build appended (the app's
+    /// own step 003, which its service runs before idstore's steps).
     pub(super) add_late_column: bool,
-    /// Equivalent objects of the file, dropped for idstore's own and recorded.
-    pub(super) set_aside: Vec<SchemaObject>,
-    /// The app's own `active_identity`, adopted.
+    /// The app's own `active_identity`, which the active-identity step adopts.
     pub(super) app_pointer: Option<AppPointer>,
     /// The active identity the old data implies the run must end with.
     pub(super) expected_active_did: Option<String>,
@@ -35,8 +38,6 @@ pub struct MigrationPlan {
     pub(super) written_tables: BTreeSet<String>,
     /// Existing tables the steps rewrite row by row in place: read back whole.
     pub(super) rewritten_tables: BTreeSet<String>,
-    /// Existing tables the steps build new b-trees from: checked before the run.
-    pub(super) read_tables: BTreeSet<String>,
     /// Every account row before the run, as a digest the result must match.
     pub(super) accounts: Option<super::inspect::AccountDigest>,
 }
@@ -49,19 +50,25 @@ impl MigrationPlan {
         }
         let Inspection {
             status,
-            legacy_shape,
             lacks_late_column,
             app_pointer,
             legacy_pointer_account,
-            collisions,
             existing,
             account_rows,
-            foreign,
+            refusals,
+            detail,
         } = inspection;
         status.refuse_unknown()?;
-        let steps: Vec<Version> = status
-            .pending
+        let upgrades_preview = !status.preview.is_empty();
+        // A preview build's file is planned as the current steps it will have.
+        let applied = if upgrades_preview {
+            preview::current_equivalents(&[status.applied.clone(), status.preview.clone()].concat())
+        } else {
+            status.applied.clone()
+        };
+        let steps: Vec<Version> = known_versions()
             .iter()
+            .filter(|v| !applied.contains(v))
             .filter(|v| to.is_none_or(|to| v.as_str() <= to))
             .cloned()
             .collect();
@@ -69,51 +76,26 @@ impl MigrationPlan {
             expected_active_did: status.active_did.clone(),
             status,
             steps,
+            upgrades_preview,
             add_late_column: false,
-            set_aside: Vec::new(),
             app_pointer: None,
             account_rows,
             written_tables: BTreeSet::new(),
             rewritten_tables: BTreeSet::new(),
-            read_tables: BTreeSet::new(),
             accounts: None,
         };
-        if plan.steps.is_empty() {
+        if plan.is_empty() {
             return Ok(plan);
         }
-        if plan.status.legacy {
-            if !legacy_shape.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::LegacyShape,
-                    format!(
-                        "this file does not have the legacy shape idstore can adopt without loss: {}",
-                        legacy_shape.join("; ")
-                    ),
-                ));
-            }
-            plan.add_late_column = lacks_late_column;
+        if let Some(token) = refusals.first() {
+            return Err(steps::refused(token, &detail));
         }
-        let creates_active_identity = plan.creates_active_identity();
-        if app_pointer.is_some() && !creates_active_identity {
-            return Err(Error::new(
-                ErrorKind::TargetTooLow,
-                format!(
-                    "the file holds the app's own active_identity table; migrate at least to version {ACTIVE_IDENTITY_VERSION} to adopt it"
-                ),
-            ));
-        }
-        for c in &collisions {
-            if !plan.steps.contains(&c.step)
-                || (app_pointer.is_some() && c.theirs.tbl_name == "active_identity")
-            {
-                continue; // not run, or adopted with the app's table
-            }
-            match &c.refusal {
-                Some(why) => return Err(c.refuse(why)),
-                None => plan.set_aside.push(c.theirs.clone()),
-            }
-        }
-        if creates_active_identity {
+        plan.add_late_column = lacks_late_column
+            && plan
+                .steps
+                .iter()
+                .any(|v| v == BASELINE_VERSION || v == ACTIVE_IDENTITY_VERSION);
+        if plan.creates_active_identity() {
             // The app's pointer is the newer truth when it names an account.
             plan.expected_active_did = app_pointer
                 .as_ref()
@@ -123,33 +105,7 @@ impl MigrationPlan {
         }
         plan.app_pointer = app_pointer;
         plan.decide_checks(&existing);
-        let acting = acting_on(&foreign, &plan.writes());
-        if !acting.is_empty() {
-            return Err(super::foreign::refusal("migration", &acting));
-        }
         Ok(plan)
-    }
-
-    /// The writes the steps make to tables that already hold the file's rows (new
-    /// tables can carry no one else's trigger): what a foreign trigger or foreign
-    /// key must not act on.
-    pub(super) fn writes(&self) -> Vec<Write> {
-        let mut writes = vec![Write::insert(BOOKKEEPING_TABLE)];
-        for step in &self.steps {
-            match step.as_str() {
-                // The master row, when the file has none.
-                BASELINE_VERSION => writes.push(Write::insert("settings")),
-                ACTIVE_IDENTITY_VERSION => {
-                    // Duplicates move out of accounts; the transition triggers write
-                    // the legacy column when the pointer is set.
-                    writes.push(Write::delete("accounts"));
-                    writes.push(Write::update("settings", &["activeDid"]));
-                }
-                CLEANUP_VERSION => writes.push(Write::insert("idstore_original_schema")),
-                _ => {}
-            }
-        }
-        writes
     }
 
     /// Which b-trees the validation checks, from what each step creates: a
@@ -164,16 +120,14 @@ impl MigrationPlan {
                 self.written_tables.insert(table.to_owned());
             }
         }
+        if self.upgrades_preview {
+            // The pointer table is rebuilt in place.
+            self.written_tables.insert("active_identity".to_owned());
+        }
         self.written_tables.insert(BOOKKEEPING_TABLE.to_owned());
         if self.drops_legacy_column() && !self.written_tables.contains("settings") {
             self.rewritten_tables.insert("settings".to_owned());
         }
-        self.read_tables = self
-            .written_tables
-            .iter()
-            .filter(|t| existing.contains(*t))
-            .cloned()
-            .collect();
     }
 
     /// The versions to apply, oldest first.
@@ -183,7 +137,13 @@ impl MigrationPlan {
 
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && !self.upgrades_preview
+    }
+
+    /// True when the file was migrated by a preview build of idstore (its steps of
+    /// 2026-11-25), which the run first brings to the current steps, every row kept.
+    pub fn upgrades_preview(&self) -> bool {
+        self.upgrades_preview
     }
 
     /// The file as it was read.
@@ -204,7 +164,7 @@ impl MigrationPlan {
     /// True when the file already holds user tables (a backup has something to keep).
     pub fn has_user_tables(&self) -> bool {
         let st = &self.status;
-        st.legacy || !st.applied.is_empty() || st.app_active_identity
+        st.legacy || !st.applied.is_empty() || !st.preview.is_empty() || st.app_active_identity
     }
 
     pub(super) fn creates_active_identity(&self) -> bool {
@@ -220,7 +180,6 @@ impl MigrationPlan {
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::migrations::adopt::Collision;
     use crate::migrations::known_versions;
 
     fn legacy_file() -> Inspection {
@@ -229,6 +188,7 @@ mod tests {
                 applied: vec![],
                 pending: known_versions().to_vec(),
                 unknown: vec![],
+                preview: vec![],
                 legacy: true,
                 app_active_identity: false,
                 active_did: Some("did:example:a".into()),
@@ -238,11 +198,9 @@ mod tests {
                 untrusted_files: vec![],
                 kept_aside: vec![],
             },
-            legacy_shape: vec![],
             lacks_late_column: true,
             app_pointer: None,
             legacy_pointer_account: Some("did:example:a".into()),
-            collisions: vec![],
             existing: [
                 "accounts",
                 "settings",
@@ -252,7 +210,8 @@ mod tests {
             .map(String::from)
             .into(),
             account_rows: 1,
-            foreign: vec![],
+            refusals: vec![],
+            detail: vec![],
         }
     }
 
@@ -280,18 +239,20 @@ mod tests {
         assert!(plan.written_tables.contains("active_identity"));
         assert!(!plan.written_tables.contains("settings"));
         assert_eq!(plan.rewritten_tables, ["settings".to_owned()].into());
-        assert_eq!(plan.read_tables, ["accounts".to_owned()].into());
         let mut new_file = legacy_file();
         new_file.existing.clear();
         let plan = MigrationPlan::decide(new_file, None).unwrap();
         assert!(plan.written_tables.contains("settings") && plan.rewritten_tables.is_empty());
-        assert!(plan.read_tables.is_empty());
     }
 
     #[test]
     fn the_target_limits_the_steps_and_an_unknown_one_is_refused() {
         let plan = MigrationPlan::decide(legacy_file(), Some(BASELINE_VERSION)).unwrap();
         assert_eq!(plan.steps(), [BASELINE_VERSION]);
+        assert!(
+            plan.add_late_column,
+            "the baseline checks the legacy tables as the next step does"
+        );
         let err = MigrationPlan::decide(legacy_file(), Some("1999")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownVersion, "{err}");
     }
@@ -305,11 +266,16 @@ mod tests {
     }
 
     #[test]
-    fn a_legacy_file_of_the_wrong_shape_is_refused() {
+    fn the_next_steps_preflight_refuses_with_its_token_and_the_detail() {
         let mut file = legacy_file();
-        file.legacy_shape = vec!["accounts lacks columns did".into()];
+        file.refusals = vec!["unknown_columns".into(), "legacy_shape".into()];
+        file.detail = vec!["accounts has columns idstore does not know (label)".into()];
         let err = MigrationPlan::decide(file, None).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::LegacyShape, "{err}");
+        assert_eq!(err.kind(), ErrorKind::UnknownColumns, "{err}");
+        assert_eq!(err.token(), Some("unknown_columns"));
+        let text = err.to_string();
+        assert!(text.starts_with("idstore:unknown_columns: "), "{text}");
+        assert!(text.contains("(label)"), "{text}");
     }
 
     #[test]
@@ -320,32 +286,22 @@ mod tests {
         let plan = MigrationPlan::decide(file.clone(), None).unwrap();
         assert_eq!(plan.expected_active_did.as_deref(), Some("did:example:b"));
         file.app_pointer = Some(app_pointer("did:example:gone", false));
-        let plan = MigrationPlan::decide(file.clone(), None).unwrap();
+        let plan = MigrationPlan::decide(file, None).unwrap();
         assert_eq!(plan.expected_active_did.as_deref(), Some("did:example:a"));
-        let err = MigrationPlan::decide(file, Some(BASELINE_VERSION)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::TargetTooLow, "{err}");
     }
 
     #[test]
-    fn collisions_are_adopted_or_refused_only_for_steps_that_run() {
-        let object = SchemaObject {
-            kind: "index".into(),
-            name: "accounts_did_unique".into(),
-            tbl_name: "accounts".into(),
-            sql: Some("CREATE UNIQUE INDEX accounts_did_unique ON accounts(did)".into()),
-        };
+    fn a_preview_builds_file_is_planned_as_the_current_steps_it_will_have() {
         let mut file = legacy_file();
-        file.collisions = vec![Collision {
-            step: ACTIVE_IDENTITY_VERSION.into(),
-            theirs: object.clone(),
-            refusal: None,
-        }];
+        file.status.legacy = false;
+        file.status.applied = vec![BASELINE_VERSION.into()];
+        file.status.pending = known_versions()[1..].to_vec();
+        file.status.preview = vec!["20261125000001".into(), "202611250000011".into()];
         let plan = MigrationPlan::decide(file.clone(), None).unwrap();
-        assert_eq!(plan.set_aside, std::slice::from_ref(&object));
-        let plan = MigrationPlan::decide(file.clone(), Some(BASELINE_VERSION)).unwrap();
-        assert!(plan.set_aside.is_empty());
-        file.collisions[0].refusal = Some("it differs".into());
-        let err = MigrationPlan::decide(file, None).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NameCollision, "{err}");
+        assert!(plan.upgrades_preview());
+        assert_eq!(plan.steps(), [CLEANUP_VERSION]);
+        file.status.preview.push("20261125000002".into());
+        let plan = MigrationPlan::decide(file, None).unwrap();
+        assert!(plan.upgrades_preview() && plan.steps().is_empty() && !plan.is_empty());
     }
 }

@@ -19,78 +19,59 @@ use crate::error::{Error, ErrorKind};
 use crate::sql::quote_ident;
 use crate::sql::text::{self as sqltext, Kind, Literal};
 
-/// The app's `active_identity` rows, as rows, while idstore's table stands in its place.
+/// The app's `active_identity` rows, as rows, while idstore's table stands in its
+/// place (the active-identity step keeps them).
 const ADOPTED_ROWS: &str = "idstore_adopted_active_identity";
+/// [`ADOPTED_ROWS`] copied aside by a rollback, before the step's own SQL drops it.
+const ADOPTED_ROWS_COPY: &str = "temp.idstore_adopted_rows";
 /// The legacy pointer the adoption overrode, and the pointer it left.
 const ADOPTION: &str = "idstore_adoption";
+/// [`ADOPTION`] copied aside by a rollback, before the step's own SQL drops it.
+const ADOPTION_COPY: &str = "temp.idstore_adoption_copy";
 
-/// A kept definition, with (from an older idstore only) its rows as `INSERT` text.
+/// A kept definition, with (from a preview build only) its rows as `INSERT` text.
 #[derive(Debug, Clone)]
 pub(crate) struct Kept {
     pub object: SchemaObject,
     pub rows_sql: Option<String>,
 }
 
-impl Kept {
-    pub fn new(object: SchemaObject) -> Self {
-        Kept {
-            object,
-            rows_sql: None,
+/// Copies what an adoption kept as rows aside (temporary tables): the app's
+/// `active_identity` rows and the legacy value its pointer overrode, so they can go
+/// back once the step's own SQL has dropped the tables that keep them.
+/// [`restore_adopted`] drops the copies.
+pub(crate) fn keep_adopted_rows(conn: &mut SqliteConnection) -> QueryResult<()> {
+    for (table, copy) in [
+        (ADOPTED_ROWS, "idstore_adopted_rows"),
+        (ADOPTION, "idstore_adoption_copy"),
+    ] {
+        if crate::sql::table_exists(conn, table)? {
+            conn.batch_execute(&format!(
+                "DROP TABLE IF EXISTS temp.{copy};
+                 CREATE TEMP TABLE {copy} AS SELECT * FROM main.{table};"
+            ))?;
         }
     }
+    Ok(())
 }
 
-/// Keeps the app's table `table` for a rollback: its definition and those of its
-/// indexes and triggers, and its rows, copied as they are into [`ADOPTED_ROWS`].
-pub(crate) fn keep_table(conn: &mut SqliteConnection, table: &str) -> QueryResult<Vec<Kept>> {
-    let mut objs: Vec<SchemaObject> = objects(conn)?
-        .into_values()
-        .filter(|o| o.tbl_name == table && o.sql.is_some())
-        .collect();
-    objs.sort_by_key(|o| (o.kind != "table", o.name.clone()));
-    conn.batch_execute(&format!(
-        "CREATE TABLE {ADOPTED_ROWS} AS SELECT * FROM main.{}",
-        quote_ident(table)
-    ))?;
-    Ok(objs.into_iter().map(Kept::new).collect())
-}
-
-/// Keeps the master row's `settings.activeDid` as it is, before the adoption
-/// overrides it with the app's own pointer: copied by SQLite, byte for byte.
-pub(crate) fn keep_legacy_pointer(conn: &mut SqliteConnection) -> QueryResult<()> {
-    conn.batch_execute(&format!(
-        "CREATE TABLE {ADOPTION} (
-            id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-            legacyActiveDid TEXT,
-            pointerAfter TEXT
-        );
-        INSERT INTO {ADOPTION} (id, legacyActiveDid)
-        SELECT 1, (SELECT activeDid FROM settings WHERE id = 1);"
-    ))
-}
-
-/// Notes the pointer the adoption left: a rollback gives the legacy value back
-/// while the active identity is still this one.
-pub(crate) fn note_pointer_after_adoption(conn: &mut SqliteConnection) -> QueryResult<()> {
-    conn.batch_execute(&format!(
-        "UPDATE {ADOPTION} SET pointerAfter = (SELECT activeDid FROM active_identity WHERE id = 1)
-          WHERE id = 1;"
-    ))
-}
-
-/// Records adopted objects in `idstore_original_schema` (created by the step that
-/// adopts them, in the same transaction).
-pub(crate) fn record_adopted(conn: &mut SqliteConnection, kept: &[Kept]) -> QueryResult<()> {
-    for k in kept {
-        diesel::sql_query(
-            "INSERT INTO idstore_original_schema (reason, type, name, tbl_name, sql)
-             VALUES ('adopted', ?, ?, ?, ?)",
-        )
-        .bind::<Text, _>(&k.object.kind)
-        .bind::<Text, _>(&k.object.name)
-        .bind::<Text, _>(&k.object.tbl_name)
-        .bind::<Nullable<Text>, _>(&k.object.sql)
-        .execute(conn)?;
+/// Drops `objects` (indexes and triggers), each by its name; the keyword is the
+/// crate's own, never text the file gave.
+pub(crate) fn drop_objects(
+    conn: &mut SqliteConnection,
+    objects: &[SchemaObject],
+) -> QueryResult<()> {
+    for o in objects {
+        let kind = match o.kind.as_str() {
+            "index" => "INDEX",
+            "trigger" => "TRIGGER",
+            _ => {
+                return Err(diesel::result::Error::QueryBuilderError(
+                    format!("{:?} is not an index or a trigger", o.kind).into(),
+                ));
+            }
+        };
+        conn.batch_execute(&format!("DROP {kind} {};", quote_ident(&o.name)))?;
     }
     Ok(())
 }
@@ -317,15 +298,15 @@ pub(crate) fn restore_adopted(
             legacy = "(SELECT nullif(activeDid, '') FROM settings WHERE id = 1)"
         ))?;
     }
-    if overridden.recorded {
-        if overridden.pointer_unchanged {
-            conn.batch_execute(&format!(
-                "UPDATE settings SET activeDid = (SELECT legacyActiveDid FROM {ADOPTION} WHERE id = 1)
-                  WHERE id = 1;"
-            ))?;
-        }
-        conn.batch_execute(&format!("DROP TABLE {ADOPTION};"))?;
+    if overridden.recorded && overridden.pointer_unchanged {
+        conn.batch_execute(&format!(
+            "UPDATE settings SET activeDid = (SELECT legacyActiveDid FROM {ADOPTION_COPY} WHERE id = 1)
+              WHERE id = 1;"
+        ))?;
     }
+    conn.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {ADOPTION_COPY}; DROP TABLE IF EXISTS {ADOPTED_ROWS_COPY};"
+    ))?;
     for k in triggers {
         if let Some(sql) = &k.object.sql {
             conn.batch_execute(sql)?;
@@ -334,26 +315,25 @@ pub(crate) fn restore_adopted(
     Ok(())
 }
 
-/// Puts an adopted table's rows back: from the copy kept as rows, or, for a file
-/// adopted by an older idstore, from its `INSERT` text read as literals and bound.
+/// Puts an adopted table's rows back: from the `INSERT` text an older idstore kept
+/// them as, read as literals and bound, or else from the copy of the rows kept as
+/// rows.
 fn restore_rows(conn: &mut SqliteConnection, k: &Kept) -> Result<(), Error> {
     let table = quote_ident(&k.object.name);
     let present = crate::sql::columns(conn, &k.object.name)?;
-    if crate::sql::table_exists(conn, ADOPTED_ROWS)? {
-        let columns = crate::sql::columns(conn, ADOPTED_ROWS)?;
-        let list = column_list(&columns, &present).ok_or_else(|| {
-            untrusted(
-                ADOPTED_ROWS,
-                "its columns are not those of the table it keeps",
-            )
-        })?;
-        conn.batch_execute(&format!(
-            "INSERT INTO main.{table} ({list}) SELECT {list} FROM {ADOPTED_ROWS} ORDER BY rowid;
-             DROP TABLE {ADOPTED_ROWS};"
-        ))?;
-        return Ok(());
-    }
     let Some(text) = k.rows_sql.as_deref().filter(|t| !t.is_empty()) else {
+        if crate::sql::temp_table_exists(conn, "idstore_adopted_rows")? {
+            let columns = crate::sql::temp_columns(conn, "idstore_adopted_rows")?;
+            let list = column_list(&columns, &present).ok_or_else(|| {
+                untrusted(
+                    ADOPTED_ROWS,
+                    "its columns are not those of the table it keeps",
+                )
+            })?;
+            conn.batch_execute(&format!(
+                "INSERT INTO main.{table} ({list}) SELECT {list} FROM {ADOPTED_ROWS_COPY} ORDER BY rowid;"
+            ))?;
+        }
         return Ok(());
     };
     let rows = sqltext::parse_inserts(text, &k.object.name)

@@ -1,15 +1,16 @@
 //! Rollback: down migrations, newest first, in one transaction, giving back what
 //! adoption and the steps' rebuilds took.
 
-use diesel::prelude::*;
-
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+
+use diesel::prelude::*;
 
 use super::Version;
 use super::run::{Direction, atomically, step};
 use super::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, embedded, pinned,
-    restore, status,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, pinned, preview,
+    restore, status, steps,
 };
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
@@ -92,12 +93,16 @@ impl RollbackOptions {
     }
 }
 
-/// Runs down migrations, newest first, in one immediate transaction, then checks
-/// `integrity_check` and `foreign_key_check`. Stops above the baseline unless
+/// Runs down migrations, newest first, in one immediate transaction (a preview
+/// build's file brought to the current steps first), then checks what it wrote as
+/// `migrate` does: `integrity_check` of every table it rebuilt or wrote rows into,
+/// `foreign_key_check`, and every account row there. Stops above the baseline unless
 /// `include_baseline` is set. Indexes and triggers that another program created on
-/// `settings` survive the rebuild that puts `settings.activeDid` back. Every refusal
-/// (the baseline's own guard against dropping user data among them) is made, and
-/// the room checked, before the backup and the first write.
+/// `settings` survive the rebuild that puts `settings.activeDid` back, and the app's
+/// own objects the active-identity step adopted come back with their own
+/// definitions. Every refusal (the steps' own preflights, the baseline's guard
+/// against dropping user data among them) is made, and the room checked, before
+/// the backup and the first write.
 pub(crate) fn rollback(
     handle: &mut Handle,
     options: &RollbackOptions,
@@ -169,7 +174,13 @@ pub(crate) fn rollback_plan(
     before.refuse_unknown()?;
     // What the steps moved aside goes back from these tables.
     super::refuse_missing_quarantine_tables(conn)?;
-    let newest_first = before.applied.into_iter().rev();
+    // A preview build's file is reverted as the current steps it is brought to first.
+    let applied = if before.preview.is_empty() {
+        before.applied.clone()
+    } else {
+        preview::current_equivalents(&[before.applied.clone(), before.preview.clone()].concat())
+    };
+    let newest_first = applied.into_iter().rev();
     let to_revert: Vec<Version> = match &options.target {
         RollbackTarget::Baseline => newest_first.filter(|v| v != BASELINE_VERSION).collect(),
         RollbackTarget::Version(target) => newest_first
@@ -200,6 +211,20 @@ pub(crate) fn rollback_plan(
             ));
         }
     }
+    // The newest step's own down preflight, read as it will run, but for what this
+    // rollback takes care of itself (the app's adopted objects and other programs'
+    // objects on settings, put back by their definitions; the decisions above).
+    if before.preview.is_empty()
+        && let Some(newest) = to_revert.first()
+    {
+        let down = steps::step(newest.as_str())
+            .expect("a known step")
+            .down_preflight();
+        let ignore = [NEEDS_IDSTORE_ROLLBACK, "decisions_would_be_undone"];
+        if let Some(token) = super::inspect::run_preflight(conn, &down, &ignore)?.first() {
+            return Err(steps::refused(token, &[]));
+        }
+    }
     let acting = super::foreign::acting_on(
         &super::foreign::foreign_objects(conn)?,
         &rollback_writes(&to_revert),
@@ -216,8 +241,9 @@ pub(crate) fn rollback_plan(
     Ok(to_revert)
 }
 
-/// The writes reverting `to_revert` makes to tables that hold the file's rows (see
-/// [`MigrationPlan::writes`](super::MigrationPlan)).
+/// The writes reverting `to_revert` makes to tables that hold the file's rows: what
+/// another program's trigger or foreign key must not act on (idstore runs no
+/// program's code but its own).
 fn rollback_writes(to_revert: &[Version]) -> Vec<super::foreign::Write> {
     use super::foreign::Write;
     let mut writes = vec![Write::delete(super::BOOKKEEPING_TABLE)];
@@ -249,68 +275,74 @@ fn account_item(id: i32) -> QuarantineRef {
     }
 }
 
+/// The token of a down preflight's refusal of what only `idstore rollback` can put
+/// back: this rollback does it, so it clears the way first.
+const NEEDS_IDSTORE_ROLLBACK: &str = "needs_idstore_rollback";
+
 fn revert(
     conn: &mut SqliteConnection,
     to_revert: &[Version],
     options: &RollbackOptions,
 ) -> Result<RollbackReport, Error> {
-    let migrations = embedded();
     let mut report = RollbackReport::default();
+    if !status(conn)?.preview.is_empty() {
+        report.upgraded_preview =
+            preview::upgrade(conn).map_err(|e| revert_failed("preview", e.into()))?;
+    }
     let accounts_before = super::inspect::AccountDigest::read(conn)?;
+    // The tables this rollback writes, checked afterwards (and only those, as
+    // `migrate` checks what it writes: damage elsewhere is not this run's).
+    let mut written: BTreeSet<&str> = BTreeSet::new();
     for version in to_revert {
-        let migration = migrations
-            .iter()
-            .find(|m| m.name().version().to_string() == *version)
-            .expect("applied versions were checked against the embedded list");
-        let cleanup = version == CLEANUP_VERSION;
-        let active_identity = version == ACTIVE_IDENTITY_VERSION;
-        let foreign = if cleanup {
-            pinned::cleanup::foreign_settings_objects(conn)?
-        } else {
-            vec![]
-        };
-        // Objects to put back with the text the file had, read before the step's
-        // down.sql drops the table that keeps them.
-        let rebuilt = if cleanup {
-            restore::recorded(conn, "rebuilt")?
-        } else {
-            vec![]
-        };
-        let (adopted, overridden) = if active_identity {
-            let kept = restore::recorded(conn, "adopted")?;
-            let overridden = restore::overridden(conn)?;
-            restore::forget_adopted(conn)?;
-            (kept, overridden)
-        } else {
-            (vec![], restore::Overridden::default())
-        };
-        if active_identity && options.forget_decisions {
-            // The down.sql's own guard would refuse while these log rows exist.
-            for (decision, id) in queries::restores_a_migrate_would_undo(conn)? {
-                pinned::active_identity::forget_decision(conn, decision)?;
-                report.forgotten_decisions.push(account_item(id));
+        match version.as_str() {
+            CLEANUP_VERSION => {
+                // Other programs' indexes and triggers on settings, and the text
+                // the file's own settings had: kept here, the objects set aside so
+                // the step's SQL rebuilds settings, then all put back.
+                let foreign = pinned::cleanup::foreign_settings_objects(conn)?;
+                let rebuilt = restore::recorded(conn, "rebuilt")?;
+                restore::drop_objects(conn, &foreign)?;
+                step(conn, version.as_str(), Direction::Down)?;
+                restore::recreate_on_settings(conn, &foreign)
+                    .and_then(|()| restore::restore_rebuilt_settings(conn, &rebuilt))
+                    .map_err(|e| revert_failed(version.as_str(), e))?;
+                written.insert("settings");
             }
-        }
-        step(conn, migration.as_ref(), version.as_str(), Direction::Down)?;
-        restore::recreate_on_settings(conn, &foreign)
-            .and_then(|()| restore::restore_rebuilt_settings(conn, &rebuilt))
-            .and_then(|()| restore::restore_adopted(conn, &adopted, overridden))
-            .map_err(|e| {
-                // (A storage fault or a lock keeps its own kind and report.)
-                if e.kind() != ErrorKind::Database {
-                    return e;
+            ACTIVE_IDENTITY_VERSION => {
+                // The app's own objects the step adopted: their definitions, its
+                // rows and the value its pointer overrode, read before the step's
+                // SQL drops the tables that keep them.
+                let adopted = restore::recorded(conn, "adopted")?;
+                let overridden = restore::overridden(conn)?;
+                if !adopted.is_empty() {
+                    restore::keep_adopted_rows(conn)?;
                 }
-                Error::with_source(
-                    ErrorKind::Database,
-                    format!(
-                        "migration {version} was reverted, but what it kept of the file's own objects could not be put back, so everything was rolled back"
-                    ),
-                    e,
-                )
-            })?;
+                restore::forget_adopted(conn)?;
+                if options.forget_decisions {
+                    // The step's own preflight refuses while these log rows exist.
+                    for (decision, id) in queries::restores_a_migrate_would_undo(conn)? {
+                        pinned::active_identity::forget_decision(conn, decision)?;
+                        report.forgotten_decisions.push(account_item(id));
+                    }
+                }
+                step(conn, version.as_str(), Direction::Down)?;
+                restore::restore_adopted(conn, &adopted, overridden)
+                    .map_err(|e| revert_failed(version.as_str(), e))?;
+                written.insert("accounts");
+                if !adopted.is_empty() {
+                    written.extend(["active_identity", "settings"]);
+                }
+            }
+            _ => step(conn, version.as_str(), Direction::Down)?,
+        }
         report.reverted.push(version.clone());
     }
-    let mut errors = sql::integrity_problems(conn)?;
+    let mut errors = Vec::new();
+    for table in written {
+        if sql::table_exists(conn, table)? {
+            errors.extend(sql::table_integrity_problems(conn, table)?);
+        }
+    }
     errors.extend(
         sql::foreign_key_violations(conn)?
             .iter()
@@ -330,4 +362,19 @@ fn revert(
     }
     report.active_did = queries::stored_active_did(conn)?;
     Ok(report)
+}
+
+/// A failure putting back what a step kept, once its SQL ran: a storage fault or a
+/// lock keeps its own kind and report.
+fn revert_failed(version: &str, e: Error) -> Error {
+    if e.kind() != ErrorKind::Database {
+        return e;
+    }
+    Error::with_source(
+        ErrorKind::Database,
+        format!(
+            "migration {version} was reverted, but what it kept of the file's own objects could not be put back, so everything was rolled back"
+        ),
+        e,
+    )
 }

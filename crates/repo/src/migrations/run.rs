@@ -1,13 +1,12 @@
-//! Executing a plan: the steps, run inside idstore's own transaction, with what
-//! adoption does around them, and the report of what moved.
+//! Executing a plan: the steps' own SQL, run inside idstore's own transaction, and
+//! the report of what moved.
 
-use diesel::migration::Migration;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel::sqlite::Sqlite;
 
 use super::plan::MigrationPlan;
-use super::{BOOKKEEPING_TABLE, Progress, embedded, pinned, restore};
+use super::{BASELINE_VERSION, BOOKKEEPING_TABLE, Progress, pinned, preview, steps};
 use crate::error::{Error, ErrorKind};
 use crate::report::{MigrationReport, MigrationWarning};
 use crate::sql::queries;
@@ -39,9 +38,10 @@ pub(super) fn atomically<T>(
     }
 }
 
-/// Carries out `plan` (inside the caller's transaction): adoption's preparations,
-/// each step, then what adoption restores, and the report of every value moved.
-/// Validation is the caller's next step.
+/// Carries out `plan` (inside the caller's transaction): a preview build's file
+/// brought to the current steps, the app's late column where its service would have
+/// added it, each step's own SQL, and the report of every value moved. Validation is
+/// the caller's next step.
 pub(super) fn execute(
     conn: &mut SqliteConnection,
     plan: &MigrationPlan,
@@ -55,7 +55,12 @@ pub(super) fn execute(
         report.active_did = plan.status.active_did.clone();
         return Ok(report);
     }
+    if plan.upgrades_preview {
+        let from = preview::upgrade(conn).map_err(|e| step_failed("preview", e))?;
+        report.warn(MigrationWarning::UpgradedPreview { from });
+    }
     if plan.add_late_column {
+        // As the app's own step 003 does, which its service runs before idstore's.
         diesel::sql_query(pinned::baseline::ADD_LATE_COLUMN).execute(conn)?;
         report.warn(MigrationWarning::AddedLegacyColumn {
             table: "settings".to_owned(),
@@ -68,50 +73,48 @@ pub(super) fn execute(
             });
         }
     }
-    let mut adopted: Vec<restore::Kept> = plan
-        .set_aside
-        .iter()
-        .map(|o| restore::Kept::new(o.clone()))
-        .collect();
-    super::adopt::set_aside(conn, &plan.set_aside)?;
-    if plan.app_pointer.is_some() {
-        // The legacy pointer the app's own table will override, as it is; the
-        // app's table, kept with its rows for a rollback, then dropped for
-        // idstore's own.
-        restore::keep_legacy_pointer(conn)?;
-        adopted.extend(restore::keep_table(conn, "active_identity")?);
-        diesel::sql_query("DROP TABLE active_identity").execute(conn)?;
-    }
 
     // The bookkeeping table, as diesel's harness creates it.
     diesel::migration::MigrationConnection::setup(conn)?;
-    let migrations = embedded();
     let steps = plan.steps.len() + 1;
     for (i, version) in plan.steps.iter().enumerate() {
         if let Some(progress) = progress {
             progress(version.as_str(), i + 1, steps);
         }
-        let migration = migrations
-            .iter()
-            .find(|m| m.name().version().to_string() == *version)
-            .expect("pending versions come from the embedded list");
-        step(conn, migration.as_ref(), version.as_str(), Direction::Up)?;
+        step(conn, version.as_str(), Direction::Up)?;
         report.applied.push(version.clone());
     }
 
-    if !adopted.is_empty() {
-        // The step that created idstore_original_schema has run.
-        restore::record_adopted(conn, &adopted)?;
-    }
-    if let Some(app) = &plan.app_pointer {
-        apply_app_pointer(conn, app, &mut report)?;
-        restore::note_pointer_after_adoption(conn)?;
-    }
     if plan.creates_active_identity() {
+        if let Some(app) = &plan.app_pointer {
+            let used = app.names_account
+                && queries::stored_active_did(conn)?.as_deref() == app.active_did.as_deref();
+            report.warn(MigrationWarning::AdoptedAppActiveIdentity {
+                value: app.active_did.clone(),
+                used,
+            });
+        }
         report_quarantine(conn, &mut report)?;
     }
     if plan.drops_legacy_column() {
         report_archive(conn, &mut report)?;
+    }
+    let recorded: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|v| *v != BASELINE_VERSION)
+        .map(|v| steps::step(v.as_str()).expect("a known step").app_name())
+        .collect();
+    // (A file this run created is no file of the app's: its service never sees it.)
+    if !recorded.is_empty()
+        && plan.has_user_tables()
+        && let Some(found) = pinned::app_service::unrecognized(conn)?
+    {
+        report.warn(MigrationWarning::UnrecordedAppSteps {
+            table: pinned::app_service::TABLE.to_owned(),
+            found,
+            names: recorded,
+        });
     }
     report.active_did = queries::stored_active_did(conn)?;
     report.values_migrated +=
@@ -120,35 +123,6 @@ pub(super) fn execute(
         progress("validate", steps, steps);
     }
     Ok(report)
-}
-
-/// Puts the app's pointer into idstore's `active_identity` when it names an
-/// account, else keeps its value in the quarantine.
-fn apply_app_pointer(
-    conn: &mut SqliteConnection,
-    app: &super::inspect::AppPointer,
-    report: &mut MigrationReport,
-) -> QueryResult<()> {
-    let used = match &app.active_did {
-        Some(did) if app.names_account => {
-            pinned::active_identity::set_pointer(conn, did, app.last_updated.as_deref())?;
-            true
-        }
-        Some(did) => {
-            pinned::active_identity::quarantine_pointer(
-                conn,
-                did,
-                "the app's active_identity.activeDid names no account",
-            )?;
-            false
-        }
-        None => false,
-    };
-    report.warn(MigrationWarning::AdoptedAppActiveIdentity {
-        value: app.active_did.clone(),
-        used,
-    });
-    Ok(())
 }
 
 /// Names each row the active-identity step quarantined (its tables are new, so
@@ -198,43 +172,41 @@ pub(super) enum Direction {
     Down,
 }
 
-/// Runs one step's up.sql (recording it, in diesel's bookkeeping and in the app's
-/// migration service's where the file has it) or down.sql (forgetting it) inside
-/// the run's own transaction. (Not diesel's `run_migration`: it wraps each step in a
-/// savepoint, and when SQLite has already rolled everything back after a full disk,
-/// rolling back to that savepoint fails and diesel reports that failure instead.)
+/// Runs one step's own SQL, its up (recording it, in diesel's bookkeeping and in
+/// the app's migration service's where the file has it) or its down (forgetting
+/// it), inside the run's own transaction: the very text the app's service runs. A
+/// refusal of its preflight comes back by its token.
 pub(super) fn step(
     conn: &mut SqliteConnection,
-    migration: &dyn Migration<Sqlite>,
     version: &str,
     direction: Direction,
 ) -> Result<(), Error> {
-    let (ran, bookkeeping, way) = match direction {
+    let step = steps::step(version).expect("a known step");
+    let (sql, bookkeeping, way) = match direction {
         Direction::Up => (
-            migration.run(conn),
+            step.up_sql(),
             format!("INSERT INTO {BOOKKEEPING_TABLE} (version) VALUES (?)"),
             "up",
         ),
         Direction::Down => (
-            migration.revert(conn),
+            step.down_sql(),
             format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"),
             "down",
         ),
     };
     tracing::info!(version, direction = way, "migration step");
-    ran.map_err(|e| step_error(version, e))?;
+    conn.batch_execute(sql)
+        .map_err(|source| step_failed(version, source))?;
     diesel::sql_query(bookkeeping)
         .bind::<Text, _>(version)
         .execute(conn)
         .map_err(|source| step_failed(version, source))?;
     // The app's migration service keeps its own record, by name, of the same step
-    // shipped in its format (`app_steps`). Not the baseline's: it stays applied when
-    // a legacy file is rolled back, and the app's file must come back as it was;
-    // the service may run it again, since it changes nothing there.
-    if version != super::BASELINE_VERSION {
-        let name = super::source::step(version)
-            .expect("every embedded step has its files")
-            .app_name();
+    // shipped in its format. Not the baseline's: it stays applied when a legacy file
+    // is rolled back, and the app's file must come back as it was; the service may
+    // run it again, since it changes nothing there.
+    if version != BASELINE_VERSION {
+        let name = step.app_name();
         match direction {
             Direction::Up => pinned::app_service::record(conn, &name).map(drop),
             Direction::Down => pinned::app_service::forget(conn, &name),
@@ -244,28 +216,14 @@ pub(super) fn step(
     Ok(())
 }
 
-/// A step's failure as SQLite's own error, so a full disk is reported as such.
-/// diesel_migrations wraps SQL errors in a type it does not export; its message ends
-/// with SQLite's (`Failed to run <name> with: <message>`), which is kept.
-fn step_error(version: &str, e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-    let source = match e.downcast::<diesel::result::Error>() {
-        Ok(source) => *source,
-        Err(e) => {
-            let text = e.to_string();
-            let message = text
-                .rsplit_once(" with: ")
-                .map_or(text.as_str(), |(_, m)| m);
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::Unknown,
-                Box::new(message.to_owned()),
-            )
-        }
-    };
-    step_failed(version, source)
-}
-
-/// A step's SQL error: the storage or lock it names, else a failed migration.
+/// A step's SQL error: its preflight's refusal by token, else the storage or lock
+/// it names, else a failed migration.
 fn step_failed(version: &str, source: diesel::result::Error) -> Error {
+    if let diesel::result::Error::DatabaseError(_, info) = &source
+        && let Some((token, _)) = steps::token_of(info.message())
+    {
+        return steps::refused(token, &[]);
+    }
     let kind = match crate::error::classify(&source) {
         ErrorKind::Database | ErrorKind::InvalidStoredValue => ErrorKind::MigrationFailed,
         other => other,

@@ -71,6 +71,24 @@ pub(crate) fn object_exists(
         .map(|c| c.n > 0)
 }
 
+/// Whether a temporary table exists (the connection's own).
+pub(crate) fn temp_table_exists(conn: &mut SqliteConnection, table: &str) -> QueryResult<bool> {
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM sqlite_temp_master WHERE type = 'table' AND name = ?",
+    )
+    .bind::<Text, _>(table)
+    .get_result::<Count>(conn)
+    .map(|c| c.n > 0)
+}
+
+/// Column names of a temporary table, in declaration order.
+pub(crate) fn temp_columns(conn: &mut SqliteConnection, table: &str) -> QueryResult<Vec<String>> {
+    diesel::sql_query("SELECT name FROM pragma_table_info(?, 'temp') ORDER BY cid")
+        .bind::<Text, _>(table)
+        .load::<Name>(conn)
+        .map(|rows| rows.into_iter().map(|r| r.name).collect())
+}
+
 /// Column names of a table, in declaration order (empty when it does not exist).
 pub(crate) fn columns(conn: &mut SqliteConnection, table: &str) -> QueryResult<Vec<String>> {
     diesel::sql_query("SELECT name FROM pragma_table_info(?) ORDER BY cid")

@@ -188,10 +188,14 @@ const FORMATTED_SQL: &[(&str, usize)] = &[
     ("accounts.rs", 2),
     ("connection/mod.rs", 3),
     ("encryption.rs", 7),
-    ("migrations/adopt.rs", 1),
     ("migrations/inspect.rs", 2),
-    ("migrations/restore.rs", 9),
+    // The names and definitions of idstore's own steps, quoted; the bookkeeping's
+    // constant name.
+    ("migrations/preview.rs", 4),
+    ("migrations/restore.rs", 8),
     ("migrations/run.rs", 2),
+    // The steps' own preflight queries, joined.
+    ("migrations/steps.rs", 1),
     ("quarantine/read.rs", 1),
     ("sql/mod.rs", 3),
     ("store.rs", 1),

@@ -24,10 +24,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 
 /// The migration versions, oldest first.
 pub const BASELINE_VERSION: &str = "00000000000000";
-pub const ACTIVE_IDENTITY_VERSION: &str = "20261125000001";
-/// The step where '' means no active identity (it sorts between the two around it).
-pub const EMPTY_MEANS_NONE_VERSION: &str = "202611250000011";
-pub const CLEANUP_VERSION: &str = "20261125000002";
+/// The transition step, where a phased rollout may pause.
+pub const ACTIVE_IDENTITY_VERSION: &str = "20261206000001";
+pub const CLEANUP_VERSION: &str = "20261206000002";
 
 /// A connection to set up or inspect a file with SQL: a raw one, or the one under a
 /// [`Database`].

@@ -107,12 +107,7 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     );
     assert_eq!(
         report.applied,
-        vec![
-            BASELINE_VERSION,
-            ACTIVE_IDENTITY_VERSION,
-            EMPTY_MEANS_NONE_VERSION,
-            CLEANUP_VERSION
-        ]
+        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
     );
     assert!(!report.adopted_legacy);
     assert_eq!(report.active_did, None);
@@ -134,11 +129,7 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
 
 #[test]
 fn each_migration_is_reversed_exactly_by_its_down() {
-    for step in [
-        ACTIVE_IDENTITY_VERSION,
-        EMPTY_MEANS_NONE_VERSION,
-        CLEANUP_VERSION,
-    ] {
+    for step in [ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION] {
         let dir = TempDir::new().unwrap();
         let path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
         let mut conn = open(&path).unwrap();
@@ -152,8 +143,7 @@ fn each_migration_is_reversed_exactly_by_its_down() {
         migrate(&mut conn, to(step)).unwrap();
         assert_ne!(dump(&mut conn), at_baseline, "{step} changed something");
         let steps = match step {
-            CLEANUP_VERSION => 3,
-            EMPTY_MEANS_NONE_VERSION => 2,
+            CLEANUP_VERSION => 2,
             _ => 1,
         };
         let back = rollback(
@@ -224,11 +214,7 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let back = rollback(&mut conn, &back_to_baseline()).unwrap();
         assert_eq!(
             back.reverted,
-            vec![
-                CLEANUP_VERSION,
-                EMPTY_MEANS_NONE_VERSION,
-                ACTIVE_IDENTITY_VERSION
-            ]
+            vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION]
         );
         assert_eq!(
             dump(&mut conn),
@@ -243,11 +229,7 @@ fn whole_chain_up_down_up_is_row_for_row_identical() {
         let second = migrate(&mut conn, all()).unwrap();
         assert_eq!(
             second.applied,
-            vec![
-                ACTIVE_IDENTITY_VERSION,
-                EMPTY_MEANS_NONE_VERSION,
-                CLEANUP_VERSION
-            ]
+            vec![ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
         );
         assert_eq!(
             dump(&mut conn),
@@ -449,19 +431,14 @@ fn adopting_a_legacy_file_leaves_other_tables_untouched() {
     };
     let mut conn = open(&path).unwrap();
     let st = status(&mut conn).unwrap();
-    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 4);
+    assert!(st.legacy && st.applied.is_empty() && st.pending.len() == 3);
     assert_eq!(st.active_did.as_deref(), Some(DID_A));
 
     let report = migrate(&mut conn, all()).unwrap();
     assert!(report.adopted_legacy);
     assert_eq!(
         report.applied,
-        vec![
-            BASELINE_VERSION,
-            ACTIVE_IDENTITY_VERSION,
-            EMPTY_MEANS_NONE_VERSION,
-            CLEANUP_VERSION
-        ]
+        vec![BASELINE_VERSION, ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION]
     );
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     assert_eq!(report.values_migrated, 1);
@@ -475,12 +452,11 @@ fn adopting_a_legacy_file_leaves_other_tables_untouched() {
         .iter()
         .filter(|r| !original["migrations"].contains(r))
         .collect();
-    assert_eq!(added.len(), 4, "{added:?}");
+    assert_eq!(added.len(), 3, "{added:?}");
     for name in [
         "003_add_hasBackedUpSeed_to_settings",
-        "idstore_2026-11-25-000001_active_identity",
-        "idstore_2026-11-25-000001-1_empty_active_did_means_none",
-        "idstore_2026-11-25-000002_drop_settings_active_did",
+        "idstore_2026-12-06-000001_active_identity",
+        "idstore_2026-12-06-000002_drop_settings_active_did",
     ] {
         assert!(added.iter().any(|r| r.contains(name)), "{name}: {added:?}");
     }
@@ -611,20 +587,27 @@ fn an_app_pointer_naming_no_account_is_quarantined_and_settings_decide() {
     );
 }
 
+/// The baseline changes nothing of the app's own `active_identity`: a file may stop
+/// there (as the app's service may stop after any step) and be adopted later.
 #[test]
-fn adopting_the_apps_active_identity_needs_a_target_that_creates_ours() {
+fn a_file_with_the_apps_active_identity_can_stop_at_the_baseline_and_be_adopted_later() {
     let dir = TempDir::new().unwrap();
     let path = app_active_identity_file(&dir, "RESTRICT", &format!("'{DID_B}'"), "NULL");
-    let before = bytes(&path);
     let mut conn = open(&path).unwrap();
-    let err = migrate(&mut conn, to(BASELINE_VERSION)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TargetTooLow, "{err}");
-    drop(conn);
-    assert_eq!(dump(&mut raw(&path)), {
-        let copy = dir.path().join("copy.sqlite");
-        std::fs::write(&copy, &before).unwrap();
-        dump(&mut raw(&copy))
-    });
+    migrate(&mut conn, to(BASELINE_VERSION)).unwrap();
+    let schema = |conn: &mut idstore_repo::Database| {
+        text(
+            conn,
+            "SELECT group_concat(sql, ';') AS value FROM (SELECT sql FROM sqlite_master WHERE tbl_name = 'active_identity' ORDER BY name)",
+        )
+    };
+    assert!(
+        schema(&mut conn).unwrap().contains("ON DELETE RESTRICT"),
+        "the app's table is untouched"
+    );
+    let report = migrate(&mut conn, all()).unwrap();
+    assert_eq!(report.active_did.as_deref(), Some(DID_B));
+    assert!(!schema(&mut conn).unwrap().contains("ON DELETE RESTRICT"));
 }
 
 #[test]
@@ -640,7 +623,7 @@ fn an_injected_validation_failure_rolls_everything_back() {
     assert_eq!(report.errors, vec!["injected failure".to_string()]);
     assert_eq!(
         report.applied.len(),
-        4,
+        3,
         "the report says what was attempted"
     );
     assert_eq!(dump(&mut conn), original, "nothing changed");
@@ -658,7 +641,7 @@ fn the_full_structure_check_validates_too() {
     let mut conn = open(&path).unwrap();
     let options = MigrateOptions::new().integrity(idstore_repo::Integrity::Full);
     let report = migrate(&mut conn, options.clone()).unwrap();
-    assert_eq!(report.applied.len(), 4);
+    assert_eq!(report.applied.len(), 3);
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
     // The other validations still run: an injected failure still rolls back.
     rollback(&mut conn, &back_to_baseline()).unwrap();
@@ -766,9 +749,12 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
         std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
             .map(ToString::to_string)
             .collect();
+    assert_eq!(err.kind(), ErrorKind::HoldsUserData, "{chain:?}");
+    assert_eq!(err.token(), Some("holds_user_data"));
     assert!(
-        chain[0].contains(BASELINE_VERSION)
-            && chain[1].contains("refusing_to_drop_accounts_and_settings_that_hold_user_data"),
+        chain[0].contains(
+            "idstore:holds_user_data: reverting the baseline drops accounts and settings"
+        ),
         "{chain:?}"
     );
     assert_eq!(
@@ -784,12 +770,7 @@ fn rollback_stops_above_the_baseline_unless_asked_and_the_baseline_guards_user_d
     let report = rollback(&mut conn, &with_flag).unwrap();
     assert_eq!(
         report.reverted,
-        vec![
-            CLEANUP_VERSION,
-            EMPTY_MEANS_NONE_VERSION,
-            ACTIVE_IDENTITY_VERSION,
-            BASELINE_VERSION
-        ]
+        vec![CLEANUP_VERSION, ACTIVE_IDENTITY_VERSION, BASELINE_VERSION]
     );
     assert!(!dump(&mut conn).contains_key("accounts"));
 }
@@ -844,12 +825,10 @@ fn during_the_transition_legacy_writes_and_the_pointer_stay_in_step() {
         &format!("UPDATE active_identity SET activeDid = '{DID_C}' WHERE id = 1"),
     );
     assert_eq!(master(&mut conn).as_deref(), Some(DID_C));
-    // A healed (re-inserted) pointer row does too.
+    // A replaced pointer row does too.
     exec(
         &mut conn,
-        &format!(
-            "DELETE FROM active_identity; INSERT INTO active_identity (id, activeDid) VALUES (1, '{DID_A}');"
-        ),
+        &format!("INSERT OR REPLACE INTO active_identity (id, activeDid) VALUES (1, '{DID_A}');"),
     );
     assert_eq!(master(&mut conn).as_deref(), Some(DID_A));
     // Override rows never move the pointer.
@@ -877,7 +856,7 @@ fn the_foreign_key_restricts_deleting_the_active_account() {
         .execute(conn.raw())
         .unwrap_err();
     assert!(
-        err.to_string().contains("CHECK") || err.to_string().contains("UNIQUE"),
+        err.to_string().starts_with("idstore:pointer_row: "),
         "{err}"
     );
 }
@@ -949,34 +928,59 @@ fn hostile_pointer_writes() -> Vec<(String, &'static str)> {
     vec![
         (
             format!("DELETE FROM accounts WHERE did = '{DID_A}'"),
-            "cannot be deleted",
+            "idstore:active_account: the active identity's account cannot be deleted",
         ),
         (
             format!("UPDATE accounts SET did = '{ORPHAN}' WHERE did = '{DID_A}'"),
-            "cannot change its did",
+            "idstore:active_account: the active identity's account cannot change its did",
+        ),
+        (
+            format!(
+                "INSERT OR REPLACE INTO accounts (id, dateCreated, did, publicKeyHex) VALUES (1, '2024', '{DID_C}', '02')"
+            ),
+            "idstore:active_account: the active identity's account cannot be replaced",
         ),
         (
             format!("UPDATE active_identity SET activeDid = '{ORPHAN}' WHERE id = 1"),
-            "must name an account",
+            "idstore:unknown_account: active_identity.activeDid must name an account",
         ),
         // The new app build's own statement.
         (
             format!(
                 "UPDATE active_identity SET activeDid = '{ORPHAN}', lastUpdated = datetime('now') WHERE id = 1"
             ),
-            "must name an account",
+            "idstore:unknown_account:",
         ),
         (
             format!(
                 "INSERT OR REPLACE INTO active_identity (id, activeDid) VALUES (1, '{ORPHAN}')"
             ),
-            "must name an account",
+            "idstore:unknown_account:",
+        ),
+        (
+            format!(
+                "INSERT INTO active_identity (id, activeDid) VALUES (1, '{ORPHAN}') ON CONFLICT (id) DO UPDATE SET activeDid = excluded.activeDid"
+            ),
+            "idstore:unknown_account:",
+        ),
+        // The single row is permanent, however it is asked to go.
+        (
+            "DELETE FROM active_identity".to_owned(),
+            "idstore:pointer_row: the active_identity row cannot be deleted",
         ),
         (
             format!(
                 "DELETE FROM active_identity; INSERT INTO active_identity (id, activeDid) VALUES (1, '{ORPHAN}')"
             ),
-            "must name an account",
+            "idstore:pointer_row:",
+        ),
+        (
+            "INSERT INTO active_identity (id, activeDid) VALUES (2, NULL)".to_owned(),
+            "idstore:pointer_row: active_identity has exactly one row, id 1",
+        ),
+        (
+            "UPDATE active_identity SET id = 2".to_owned(),
+            "idstore:pointer_row:",
         ),
     ]
 }
@@ -1158,14 +1162,13 @@ fn an_equivalent_object_under_idstores_name_is_adopted_and_given_back() {
     // changing nothing.
     rollback(
         &mut conn,
-        &RollbackOptions::new().target(RollbackTarget::Steps(2)),
+        &RollbackOptions::new().target(RollbackTarget::Steps(1)),
     )
     .unwrap();
     let before = dump(&mut conn);
     let err = conn.raw().revert_last_migration(MIGRATIONS).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("refusing_to_drop_the_apps_adopted_objects_use_idstore_rollback"),
+        err.to_string().contains("idstore:needs_idstore_rollback:"),
         "{err}"
     );
     assert_eq!(dump(&mut conn), before);
@@ -1275,21 +1278,29 @@ fn rollback_gives_the_apps_own_active_identity_back() {
 fn a_damaged_input_is_refused_before_anything_is_written() {
     let dir = TempDir::new().unwrap();
     let path = rich_legacy(&dir, &format!("'{DID_A}'"));
-    // The file claims a NOT NULL column whose rows hold NULL: damaged, as quick_check sees it.
+    // A NULL in a column declared NOT NULL, written behind SQLite's back: damaged,
+    // as quick_check sees it, while the declarations are the app's own.
     raw(&path)
         .batch_execute(
             "PRAGMA writable_schema = ON;
-             UPDATE sqlite_master SET sql = replace(sql, 'passkeyCredIdHex TEXT', 'passkeyCredIdHex TEXT NOT NULL')
-              WHERE name = 'accounts';",
+             UPDATE sqlite_master SET sql = replace(sql, 'publicKeyHex TEXT NOT NULL', 'publicKeyHex TEXT')
+              WHERE name = 'accounts';
+             PRAGMA writable_schema = RESET;
+             INSERT INTO accounts (id, dateCreated, did, publicKeyHex) VALUES (90, '2024', 'did:example:damaged', NULL);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = replace(sql, 'publicKeyHex TEXT', 'publicKeyHex TEXT NOT NULL')
+              WHERE name = 'accounts';
+             PRAGMA writable_schema = RESET;",
         )
         .unwrap();
     let mut conn = open(&path).unwrap();
     let before = dump(&mut conn);
     let err = migrate(&mut conn, all()).unwrap_err();
     assert!(
-        err.kind() == ErrorKind::DamagedInput && err.to_string().contains("passkeyCredIdHex"),
+        err.kind() == ErrorKind::DamagedInput && err.to_string().contains("publicKeyHex"),
         "{err}"
     );
+    assert_eq!(err.token(), Some("damaged_input"));
     assert_eq!(err.kind().as_str(), "damaged_input");
     assert_eq!(dump(&mut conn), before, "nothing written");
     assert!(status(&mut conn).unwrap().legacy, "still the legacy file");
@@ -1395,7 +1406,8 @@ fn rollback_runs_no_statement_stored_in_the_file() {
         assert!(!target.exists(), "{sql}: a statement of the file's ran");
     }
 
-    // A file adopted by an older idstore, which kept the rows as INSERT text.
+    // A file adopted by an older idstore, which kept the rows as INSERT text (and
+    // none as rows: a preview build's file brought to the current steps).
     let dir = TempDir::new().unwrap();
     let path = app_active_identity_file(
         &dir,
@@ -1409,7 +1421,7 @@ fn rollback_runs_no_statement_stored_in_the_file() {
     exec(
         &mut conn,
         &format!(
-            "DROP TABLE idstore_adopted_active_identity; DROP TABLE idstore_adoption;
+            "DELETE FROM idstore_adopted_active_identity; DELETE FROM idstore_adoption;
              UPDATE idstore_original_schema
                 SET rowsSql = 'INSERT INTO \"active_identity\" (\"id\", \"activeDid\", \"lastUpdated\") VALUES (1, ''{DID_B}'', ''2025-06-01 10:00:00'');'
               WHERE reason = 'adopted' AND type = 'table';"

@@ -446,12 +446,12 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     );
     assert_eq!(dump(&mut conn), before, "refused before writing");
 
-    // The down.sql refuses on its own, as it does under the diesel CLI (the steps
-    // above it revert: the cleanup restores only settings.activeDid, the
-    // empty-string step drops only its triggers).
+    // The down.sql refuses on its own, as it does under the diesel CLI and in the
+    // app's migration service (the cleanup above it reverts: it restores only
+    // settings.activeDid).
     rollback(
         &mut conn,
-        &RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(2)),
+        &RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(1)),
     )
     .unwrap();
     let before = dump(&mut conn);
@@ -460,7 +460,7 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     assert!(
         down.unwrap_err()
             .to_string()
-            .contains("refusing_to_forget_restore_decisions"),
+            .contains("idstore:decisions_would_be_undone:"),
     );
     assert_eq!(dump(&mut conn), before);
 

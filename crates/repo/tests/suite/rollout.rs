@@ -27,7 +27,7 @@ fn at_transition(dir: &TempDir) -> PathBuf {
     let path = legacy_file(dir.path(), "rollout.sqlite", true, &data);
     migrate(
         &mut open(&path).unwrap(),
-        MigrateOptions::new().to(EMPTY_MEANS_NONE_VERSION),
+        MigrateOptions::new().to(ACTIVE_IDENTITY_VERSION),
     )
     .unwrap();
     path
@@ -50,7 +50,7 @@ fn the_transition_step_is_a_pause_point_the_api_serves() {
     let path = at_transition(&dir);
     let st = status(&mut open(&path).unwrap()).unwrap();
     assert_eq!(st.pending, vec![CLEANUP_VERSION]);
-    assert_eq!(st.paused_at(), Some(EMPTY_MEANS_NONE_VERSION));
+    assert_eq!(st.paused_at(), Some(ACTIVE_IDENTITY_VERSION));
     assert!(st.servable());
     let mut db = Database::open(&path).expect("a paused file is served");
     let mut store = db.store().unwrap();

@@ -224,7 +224,12 @@ fn set_active_did_updates_last_updated_clears_and_heals_a_missing_row() {
         "cleared to NULL, never ''"
     );
 
-    exec(&mut conn, "DELETE FROM active_identity");
+    // A tool that drops the guard can take the row away: the store still serves,
+    // `check` says so, and the next write heals it.
+    exec(
+        &mut conn,
+        "DROP TRIGGER active_identity_keep_row; DELETE FROM active_identity;",
+    );
     assert_eq!(
         conn.store()
             .unwrap()
@@ -247,6 +252,15 @@ fn set_active_did_updates_last_updated_clears_and_heals_a_missing_row() {
         Some(did(DID_A)),
         "the upsert healed the row"
     );
+    assert!(
+        conn.check()
+            .unwrap()
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::MissingPointerGuard),
+        "the dropped trigger is named"
+    );
+    conn.repair().unwrap();
     assert!(conn.check().unwrap().ok());
 }
 
