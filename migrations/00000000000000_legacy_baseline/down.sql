@@ -9,10 +9,10 @@ BEGIN
     SELECT RAISE(ABORT, 'idstore:holds_user_data: reverting the baseline drops accounts and settings, and they hold user data; nothing was changed: keep the baseline (a legacy file rolled back to it is the app''s own again)') WHERE NEW.token = 'holds_user_data';
 END;
 INSERT INTO temp.idstore_preflight (token)
-SELECT 'later_step_applied'
+SELECT 'later_step_applied' AS token
  WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts_quarantine');
 INSERT INTO temp.idstore_preflight (token)
-SELECT 'holds_user_data'
+SELECT 'holds_user_data' AS token
  WHERE EXISTS (SELECT 1 FROM accounts)
     OR EXISTS (SELECT 1 FROM settings
                 WHERE NOT (id = 1

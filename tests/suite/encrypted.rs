@@ -59,7 +59,7 @@ fn every_command_works_on_an_encrypted_file_which_stays_encrypted() {
         &["check"],
         &["repair"],
         &["rollback", "--no-backup", "--forget-decisions"],
-        &["migrate", "--no-backup", "--to", "20261125000001"],
+        &["migrate", "--no-backup", "--to", "20261206000001"],
         &["migrate"],
         &["status"],
     ];

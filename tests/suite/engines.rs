@@ -21,8 +21,8 @@ use tempfile::TempDir;
 
 /// The passphrase of the encrypted engines' files.
 const PASSPHRASE: &str = "correct horse battery staple";
-const TRANSITION: &str = "202611250000011";
-const FINAL: &str = "20261125000002";
+const TRANSITION: &str = "20261206000001";
+const FINAL: &str = "20261206000002";
 
 fn engine_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engines")
@@ -394,7 +394,7 @@ fn the_exported_down_steps_revert_as_idstore_rolls_back() {
     };
     assert_eq!(columns(&by_app), columns(&by_idstore));
     let status = json_of(idstore(&by_app).arg("status"));
-    assert_eq!(status["pending"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["pending"].as_array().unwrap().len(), 2, "{status}");
 }
 
 /// CI's drift check: the export in the repository is what this build generates.
@@ -594,13 +594,22 @@ mod bundled {
     }
 }
 
-/// The suite proves itself: on a file from before the step that makes `''` mean
-/// none (idstore's earlier release), the app's way of clearing the identity is
+/// The suite proves itself: on a file whose pointer table refuses `''` (the
+/// trigger that makes it mean none dropped, a CHECK against it put in its place, as
+/// idstore's first release had it), the app's way of clearing the identity is
 /// caught failing, as issue #24 found it.
 #[test]
-fn the_suite_catches_a_file_without_the_empty_string_step() {
+fn the_suite_catches_a_file_that_refuses_the_empty_string() {
     let dir = TempDir::new().unwrap();
-    let db = migrated_to(dir.path(), "planted", "20261125000001", false);
+    let db = migrated_to(dir.path(), "planted", TRANSITION, false);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "DROP TRIGGER active_identity_empty_means_none_on_update;
+             CREATE TRIGGER planted_refuse_empty BEFORE UPDATE OF activeDid ON active_identity
+             WHEN NEW.activeDid = '' BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed'); END;",
+        )
+        .unwrap();
     let (report, _) = Engine::Bundled.run("suite", &db, dir.path(), &config("transition", false));
     let failures: Vec<&str> = report["failures"]
         .as_array()

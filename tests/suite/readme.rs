@@ -80,7 +80,7 @@ fn every_idstore_command_in_the_readme_works_as_described() {
     };
     assert_eq!(status("demo.sqlite")["pending"], serde_json::json!([]));
     assert_eq!(status("copy.sqlite")["pending"], serde_json::json!([]));
-    assert_eq!(status("phased.sqlite")["paused_at"], "202611250000011");
+    assert_eq!(status("phased.sqlite")["paused_at"], "20261206000001");
     // The encrypted copy was re-keyed and decrypted again.
     assert_eq!(status("secret.sqlite")["encrypted"], false);
     assert_eq!(status("secret.sqlite")["pending"], serde_json::json!([]));

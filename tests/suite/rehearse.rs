@@ -59,7 +59,7 @@ fn corpus(dir: &Path) -> BTreeMap<String, &'static str> {
         let path = demo(&name);
         Database::open(&path)
             .unwrap()
-            .migrate(&MigrateOptions::new().to("202611250000011"))
+            .migrate(&MigrateOptions::new().to("20261206000001"))
             .unwrap();
         add(name, "transition");
     }

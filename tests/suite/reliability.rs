@@ -911,7 +911,7 @@ fn hostile_files_are_refused_and_left_untouched() {
     let before = std::fs::read(&odd).unwrap();
     let err = fails(idstore(&odd).arg("migrate"), 1);
     assert!(
-        err.contains("legacy shape") && err.contains("nickname"),
+        err.contains("idstore:unknown_columns:") && err.contains("nickname"),
         "{err}"
     );
     assert!(std::fs::read(&odd).unwrap() == before, "the file changed");

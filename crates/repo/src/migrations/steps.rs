@@ -473,6 +473,47 @@ mod tests {
         }
     }
 
+    /// Every preflight query, up and down, reads as rows of one `token` column,
+    /// on the file each runs on (up: the legacy tables; down: the step applied).
+    #[test]
+    fn every_preflight_query_reads_tokens() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            #[allow(dead_code)]
+            token: String,
+        }
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        conn.batch_execute(crate::fixtures::LEGACY_APP_SCHEMA)
+            .unwrap();
+        for s in STEPS {
+            // (Naming the column outside the query finds it missing even when
+            // the query returns no row.)
+            for q in s.preflight() {
+                diesel::sql_query(format!("SELECT token FROM ({q})"))
+                    .load::<Row>(&mut conn)
+                    .unwrap_or_else(|e| panic!("{} up: {e}\n{q}", s.version));
+            }
+            conn.batch_execute(
+                "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE;",
+            )
+            .ok();
+            conn.batch_execute(s.up).unwrap();
+            for q in s.down_preflight() {
+                diesel::sql_query(format!("SELECT token FROM ({q})"))
+                    .load::<Row>(&mut conn)
+                    .unwrap_or_else(|e| panic!("{} down: {e}\n{q}", s.version));
+            }
+            assert!(
+                !s.down_preflight().is_empty(),
+                "{} has a down preflight",
+                s.version
+            );
+        }
+    }
+
     #[test]
     fn the_guard_is_every_refusing_trigger() {
         let guard: Vec<&str> = guard_triggers().map(|(n, _)| n).collect();
