@@ -92,6 +92,9 @@ def check_statement(st, config, run, report):
         result = {"ok": True, "skipped": "recorded as applied"}
     else:
         result = run(st["sql"], params)
+        # The changed-row count, read before anything else runs.
+        if result["ok"] and "changes" in st:
+            result["changes"] = run("SELECT changes()")["rows"][0][0]
         if result["ok"] and st.get("service_step"):
             record(run, st["service_step"])
     report["results"].append({"name": st["name"], **result})
@@ -100,6 +103,10 @@ def check_statement(st, config, run, report):
         fail("failed: " + result["error"])
     if st["expect"] == "refused" and result["ok"]:
         fail("succeeded, but must be refused")
+    if st.get("token") and not result["ok"] and not result["error"].startswith(f"idstore:{st['token']}: "):
+        fail(f"refused without its token idstore:{st['token']}: {result['error']}")
+    if "changes" in st and result["ok"] and result["changes"] != st["changes"]:
+        fail(f"reported {result['changes']} changed row(s), not {st['changes']}")
     if "pointer" in st:
         want = None if st["pointer"] is None else bind(st["pointer"], config["dids"])
         got = pointer(run)

@@ -43,12 +43,20 @@ export function checkStatement(st, config, run, report) {
     result = { ok: true, skipped: "recorded as applied" };
   } else {
     result = run(st.sql, params);
+    // The changed-row count, read before anything else runs.
+    if (result.ok && "changes" in st) result.changes = run("SELECT changes()").rows[0][0];
     if (result.ok && st.service_step) record(run, st.service_step);
   }
   report.results.push({ name: st.name, ...result });
   const fail = (why) => report.failures.push(`${st.name}: ${why}`);
   if (st.expect === "ok" && !result.ok) fail(`failed: ${result.error}`);
   if (st.expect === "refused" && result.ok) fail("succeeded, but must be refused");
+  if (st.token && !result.ok && !result.error.startsWith(`idstore:${st.token}: `)) {
+    fail(`refused without its token idstore:${st.token}: ${result.error}`);
+  }
+  if ("changes" in st && result.ok && result.changes !== st.changes) {
+    fail(`reported ${result.changes} changed row(s), not ${st.changes}`);
+  }
   if ("pointer" in st) {
     const want = st.pointer === null ? null : bind(st.pointer, config.dids);
     const got = pointer(run);

@@ -510,10 +510,13 @@ mod bundled {
                     .map(|p| bind(p, dids))
                     .collect();
                 let service = st["service_step"].as_str();
+                let mut changes = None;
                 let result = if service.is_some_and(|s| recorded(&conn, s)) {
                     Ok(Vec::new())
                 } else {
                     let r = run_one(&conn, st["sql"].as_str().unwrap(), &params);
+                    // The changed-row count, read before anything else runs.
+                    changes = Some(conn.changes());
                     if let (Ok(_), Some(s)) = (&r, service) {
                         record(&conn, s).unwrap();
                     }
@@ -525,6 +528,16 @@ mod bundled {
                         failures.push(format!("{name}: succeeded, but must be refused"))
                     }
                     _ => {}
+                }
+                if let (Some(token), Err(e)) = (st["token"].as_str(), &result)
+                    && !e.starts_with(&format!("idstore:{token}: "))
+                {
+                    failures.push(format!("{name}: refused without its token idstore:{token}: {e}"));
+                }
+                if let (Some(want), Ok(_)) = (st["changes"].as_u64(), &result)
+                    && changes != Some(want)
+                {
+                    failures.push(format!("{name}: reported {changes:?} changed row(s), not {want}"));
                 }
                 if let Some(want) = st.get("pointer") {
                     let want = match want {
@@ -621,6 +634,51 @@ fn the_suite_catches_a_file_that_refuses_the_empty_string() {
         failures
             .iter()
             .any(|f| f.starts_with("$updateActiveDid(null): failed")),
+        "{failures:#?}"
+    );
+}
+
+/// The suite proves it checks what a plain table would report: with the preview
+/// build's way of clearing the pointer planted back (the write dropped by
+/// `RAISE(IGNORE)` after the trigger stored NULL itself), a clear reports no
+/// changed row and is caught; with a refusal whose message lost its token, so is
+/// that.
+#[test]
+fn the_suite_catches_a_clear_that_reports_no_change_and_a_refusal_without_its_token() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated_to(dir.path(), "planted-count", TRANSITION, false);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "DROP TRIGGER active_identity_empty_means_none_on_update;
+             CREATE TRIGGER planted_empty_ignored BEFORE UPDATE OF activeDid ON active_identity
+             FOR EACH ROW WHEN NEW.activeDid = ''
+             BEGIN
+                 UPDATE active_identity SET activeDid = NULL WHERE id = OLD.id;
+                 SELECT RAISE(IGNORE);
+             END;
+             DROP TRIGGER active_identity_keep_row;
+             CREATE TRIGGER planted_keep_row BEFORE DELETE ON active_identity
+             BEGIN SELECT RAISE(ABORT, 'the row stays'); END;",
+        )
+        .unwrap();
+    let (report, _) = Engine::Bundled.run("suite", &db, dir.path(), &config("transition", true));
+    let failures: Vec<&str> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("$updateActiveDid(null): reported Some(0) changed row(s), not 1")),
+        "{failures:#?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("delete the pointer row: refused without its token idstore:pointer_row")),
         "{failures:#?}"
     );
 }
