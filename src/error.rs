@@ -88,9 +88,14 @@ fn json_asked() -> bool {
         .any(|a| a == "--json")
 }
 
-/// What `--json` prints on stdout for a failure.
+/// What `--json` prints on stdout for a failure: its kind and message, and for a
+/// refusal of one of idstore's steps, the stable token the app's service sees too.
 pub fn json(e: &Error) -> serde_json::Value {
-    serde_json::json!({ "error": { "kind": e.kind().as_str(), "message": one_line(e) } })
+    let mut error = serde_json::json!({ "kind": e.kind().as_str(), "message": one_line(e) });
+    if let Some(token) = e.token() {
+        error["token"] = token.into();
+    }
+    serde_json::json!({ "error": error })
 }
 
 /// The command that helps with an error of this kind.

@@ -116,7 +116,11 @@ fn run_migrate(ctx: &Ctx, args: &MigrateArgs) -> Result<(), Error> {
         if report.adopted_legacy && !report.applied.is_empty() {
             lines.push("adopted a legacy database".to_owned());
         }
-        if report.applied.is_empty() {
+        let upgraded = report
+            .warnings
+            .iter()
+            .any(|w| w.kind() == "upgraded_preview");
+        if report.applied.is_empty() && !upgraded {
             lines.push("nothing to migrate: the database is up to date".to_owned());
         }
         lines.extend(report.applied.iter().map(|v| format!("applied {v}")));
@@ -191,6 +195,7 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {
     let backup = report.backup.as_ref();
     let doc = json!({
         "reverted": report.reverted,
+        "upgraded_preview": report.upgraded_preview,
         "backup": backup.map(|p| p.display().to_string()),
         "active_did": report.active_did,
         "dry_run": report.dry_run,
@@ -199,6 +204,17 @@ pub(super) fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<(), Error> {
         let mut lines = Vec::new();
         if let Some(b) = backup {
             lines.push(format!("backup: {}", shown_path(b)));
+        }
+        if !report.upgraded_preview.is_empty() {
+            lines.push(format!(
+                "brought a preview build's steps ({}) to the current ones first, every row kept",
+                report
+                    .upgraded_preview
+                    .iter()
+                    .map(Version::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if report.reverted.is_empty() {
             lines.push("nothing to roll back".to_owned());

@@ -59,6 +59,7 @@ not created yet: `idstore migrate` creates it"
         "applied": st.applied,
         "pending": st.pending,
         "unknown": st.unknown,
+        "preview": st.preview,
         "legacy": st.legacy,
         "paused_at": st.paused_at(),
         "servable": st.servable(),
@@ -103,6 +104,12 @@ not created yet: `idstore migrate` creates it"
             lines.push(format!(
                 "unknown:  {} (written by a newer idstore)",
                 Shown(&list(&st.unknown))
+            ));
+        }
+        if !st.preview.is_empty() {
+            lines.push(format!(
+                "preview:  {} (a preview build of idstore's steps: `idstore migrate` brings the file to the current ones, every row kept)",
+                list(&st.preview)
             ));
         }
         if let Some(at) = st.paused_at() {

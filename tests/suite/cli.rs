@@ -523,3 +523,103 @@ fn verbose_shows_the_librarys_reports() {
         "no reports without -v"
     );
 }
+
+/// When the file has no `migrations (name, applied_at)` table of the app's, or one
+/// of another shape, `migrate` cannot record its steps where the app's service
+/// looks, and says so, in text and in JSON, naming the steps to record; with the
+/// app's own table it records them and says nothing.
+#[test]
+fn migrate_warns_when_the_apps_bookkeeping_cannot_record_its_steps() {
+    let dir = TempDir::new().unwrap();
+    for (name, setup, found) in [
+        (
+            "none.sqlite",
+            "DROP TABLE migrations;",
+            "has no migrations table",
+        ),
+        (
+            "other.sqlite",
+            "DROP TABLE migrations; CREATE TABLE migrations (id INTEGER PRIMARY KEY, step TEXT);",
+            "has the columns (id, step)",
+        ),
+    ] {
+        let db = legacy(dir.path(), name);
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(setup)
+            .unwrap();
+        let copy = dir.path().join(format!("json-{name}"));
+        std::fs::copy(&db, &copy).unwrap();
+        let out = idstore(&db)
+            .args(["migrate", "--no-backup"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("warning: the app's migration service cannot see these steps (idstore_2026-12-06-000001_active_identity, idstore_2026-12-06-000002_drop_settings_active_did)")
+                && text.contains(found)
+                && text.contains("idstore:already_applied"),
+            "{name}: {text}"
+        );
+        let report = json_of(idstore(&copy).args(["migrate", "--no-backup"]));
+        let warning = report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["kind"] == "unrecorded_app_steps")
+            .unwrap_or_else(|| panic!("{name}: {report}"));
+        assert_eq!(warning["table"], "migrations");
+        assert_eq!(
+            warning["names"],
+            serde_json::json!([
+                "idstore_2026-12-06-000001_active_identity",
+                "idstore_2026-12-06-000002_drop_settings_active_did"
+            ])
+        );
+    }
+    let db = legacy(dir.path(), "app.sqlite");
+    let report = json_of(idstore(&db).args(["migrate", "--no-backup"]));
+    assert!(
+        !report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "unrecorded_app_steps"),
+        "{report}"
+    );
+}
+
+/// A refusal of one of the steps' own preflights carries its stable token in the
+/// JSON error, the one the app's service meets in the same state.
+#[test]
+fn a_refusal_by_a_steps_preflight_carries_its_token() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "label.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("ALTER TABLE accounts ADD COLUMN label TEXT;")
+        .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let out = idstore(&db)
+        .args(["--json", "migrate"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["error"]["kind"], "unknown_columns", "{doc}");
+    assert_eq!(doc["error"]["token"], "unknown_columns", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("idstore:unknown_columns: ")
+            && doc["error"]["message"].as_str().unwrap().contains("label"),
+        "{doc}"
+    );
+    assert!(std::fs::read(&db).unwrap() == before, "nothing changed");
+}

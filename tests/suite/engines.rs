@@ -532,12 +532,16 @@ mod bundled {
                 if let (Some(token), Err(e)) = (st["token"].as_str(), &result)
                     && !e.starts_with(&format!("idstore:{token}: "))
                 {
-                    failures.push(format!("{name}: refused without its token idstore:{token}: {e}"));
+                    failures.push(format!(
+                        "{name}: refused without its token idstore:{token}: {e}"
+                    ));
                 }
                 if let (Some(want), Ok(_)) = (st["changes"].as_u64(), &result)
                     && changes != Some(want)
                 {
-                    failures.push(format!("{name}: reported {changes:?} changed row(s), not {want}"));
+                    failures.push(format!(
+                        "{name}: reported {changes:?} changed row(s), not {want}"
+                    ));
                 }
                 if let Some(want) = st.get("pointer") {
                     let want = match want {
@@ -670,15 +674,14 @@ fn the_suite_catches_a_clear_that_reports_no_change_and_a_refusal_without_its_to
         .map(|f| f.as_str().unwrap())
         .collect();
     assert!(
-        failures
-            .iter()
-            .any(|f| f.starts_with("$updateActiveDid(null): reported Some(0) changed row(s), not 1")),
+        failures.iter().any(
+            |f| f.starts_with("$updateActiveDid(null): reported Some(0) changed row(s), not 1")
+        ),
         "{failures:#?}"
     );
     assert!(
-        failures
-            .iter()
-            .any(|f| f.starts_with("delete the pointer row: refused without its token idstore:pointer_row")),
+        failures.iter().any(|f| f
+            .starts_with("delete the pointer row: refused without its token idstore:pointer_row")),
         "{failures:#?}"
     );
 }

@@ -50,6 +50,8 @@ impl Write {
 /// Something of the file's that is code idstore did not write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Foreign {
+    /// Its name in the schema (the table's, for a foreign key).
+    pub name: String,
     /// As a person reads it: `trigger "evil" AFTER DELETE ON accounts`.
     pub description: String,
     /// What fires it: a trigger's table and event (`None`: it fires on any write of
@@ -135,6 +137,7 @@ pub(crate) fn foreign_objects(conn: &mut SqliteConnection) -> QueryResult<Vec<Fo
                     None => format!("ON {}", o.tbl_name),
                 };
                 found.push(Foreign {
+                    name: o.name.clone(),
                     description: format!("trigger {quoted} ({what})"),
                     fires: Fires::Trigger {
                         table: event
@@ -145,12 +148,14 @@ pub(crate) fn foreign_objects(conn: &mut SqliteConnection) -> QueryResult<Vec<Fo
                 });
             }
             "view" if idstore_definition(&o.name).is_none() => found.push(Foreign {
+                name: o.name.clone(),
                 description: format!("view {quoted}"),
                 fires: Fires::Nothing,
             }),
             "table" if !IDSTORE_TABLES.contains(&o.name.as_str()) => {
                 for (parent, action) in deleting_foreign_keys(conn, &o.name)? {
                     found.push(Foreign {
+                        name: o.name.clone(),
                         description: format!(
                             "the foreign key of table {quoted} on {parent} (ON DELETE {action})"
                         ),

@@ -233,3 +233,57 @@ pub fn whole_dump(conn: &mut impl Raw) -> (Vec<String>, BTreeMap<String, Vec<Str
     data.remove("__diesel_schema_migrations");
     (schema, data)
 }
+
+/// The steps of idstore's preview build (its steps of 2026-11-25, replaced before
+/// any release): version, folder, up.sql, as that build ran them.
+pub const PREVIEW_STEPS: [(&str, &str, &str); 3] = [
+    (
+        "20261125000001",
+        "2026-11-25-000001_active_identity",
+        include_str!("../../../../fixtures/preview/2026-11-25-000001_active_identity/up.sql"),
+    ),
+    (
+        "202611250000011",
+        "2026-11-25-000001-1_empty_active_did_means_none",
+        include_str!(
+            "../../../../fixtures/preview/2026-11-25-000001-1_empty_active_did_means_none/up.sql"
+        ),
+    ),
+    (
+        "20261125000002",
+        "2026-11-25-000002_drop_settings_active_did",
+        include_str!(
+            "../../../../fixtures/preview/2026-11-25-000002_drop_settings_active_did/up.sql"
+        ),
+    ),
+];
+
+/// Migrates the legacy file at `path` as the preview build did, through the preview
+/// step `to`: the baseline, then each step's SQL with its record in diesel's
+/// bookkeeping and in the app's, in one transaction.
+pub fn preview_migrate(path: &Path, to: &str) {
+    let mut conn = raw(path);
+    exec(&mut conn, "BEGIN;");
+    exec(&mut conn, idstore_repo::steps::all()[0].up_sql());
+    exec(
+        &mut conn,
+        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
+             version VARCHAR(50) PRIMARY KEY NOT NULL,
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('00000000000000');",
+    );
+    for (version, folder, up) in PREVIEW_STEPS {
+        if version > to {
+            break;
+        }
+        exec(&mut conn, up);
+        exec(
+            &mut conn,
+            &format!(
+                "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}');
+                 INSERT INTO migrations (name, applied_at) VALUES ('idstore_{folder}', '2026-11-30T00:00:00Z');"
+            ),
+        );
+    }
+    exec(&mut conn, "COMMIT;");
+}

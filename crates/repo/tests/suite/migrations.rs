@@ -1649,3 +1649,162 @@ fn a_plans_status_names_leftover_copies_as_status_does() {
     assert_eq!(plan.status().foreign_objects, status.foreign_objects);
     other.batch_execute("ROLLBACK;").unwrap();
 }
+
+/// A file a preview build of idstore migrated (its steps of 2026-11-25, replaced
+/// before any release) is recognized, not served until migrated, and brought to the
+/// current steps by `migrate` with every row kept: the same file, row for row and
+/// object for object, as migrating the original now gives. Rolled back from there,
+/// it is the original again; rolled back directly, too.
+#[test]
+fn a_preview_builds_file_is_brought_to_the_current_steps_with_every_row() {
+    for (preview_to, current) in [
+        ("20261125000001", ACTIVE_IDENTITY_VERSION),
+        ("202611250000011", ACTIVE_IDENTITY_VERSION),
+        ("20261125000002", CLEANUP_VERSION),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let original_path = rich_legacy(&dir, &format!("'{ORPHAN}'"));
+        let original = whole_dump(&mut raw(&original_path));
+        let fresh = dir.path().join("fresh.sqlite");
+        std::fs::copy(&original_path, &fresh).unwrap();
+        migrate(&mut open(&fresh).unwrap(), to(current)).unwrap();
+        let preview = dir.path().join("preview.sqlite");
+        std::fs::copy(&original_path, &preview).unwrap();
+        preview_migrate(&preview, preview_to);
+
+        let mut conn = open(&preview).unwrap();
+        let st = status(&mut conn).unwrap();
+        assert!(
+            !st.preview.is_empty() && st.unknown.is_empty(),
+            "{preview_to}: {st:?}"
+        );
+        assert!(
+            !st.servable(),
+            "{preview_to}: a preview build's file waits for migrate"
+        );
+        assert_eq!(
+            conn.store().unwrap_err().kind(),
+            ErrorKind::NeedsMigration,
+            "{preview_to}"
+        );
+        let plan = conn.plan_migration(Some(&current.into())).unwrap();
+        assert!(plan.upgrades_preview(), "{preview_to}");
+        let report = migrate(&mut conn, to(current)).unwrap();
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| matches!(w, MigrationWarning::UpgradedPreview { .. })),
+            "{preview_to}: {report:?}"
+        );
+        assert_eq!(
+            whole_dump(&mut conn),
+            whole_dump(&mut raw(&fresh)),
+            "{preview_to}: as migrating the original now gives"
+        );
+        assert_eq!(
+            conn.check().unwrap().problems,
+            open(&fresh).unwrap().check().unwrap().problems,
+            "{preview_to}: check finds what it finds in the freshly migrated file"
+        );
+        rollback(&mut conn, &back_to_baseline()).unwrap();
+        assert_eq!(
+            whole_dump(&mut conn),
+            original,
+            "{preview_to}: back to the original"
+        );
+
+        // Rolled back directly from the preview build's steps.
+        let direct = dir.path().join("direct.sqlite");
+        std::fs::copy(&original_path, &direct).unwrap();
+        preview_migrate(&direct, preview_to);
+        let mut conn = open(&direct).unwrap();
+        let back = rollback(&mut conn, &back_to_baseline()).unwrap();
+        assert!(!back.upgraded_preview.is_empty(), "{preview_to}");
+        assert_eq!(
+            whole_dump(&mut conn),
+            original,
+            "{preview_to}: rolled back directly"
+        );
+    }
+}
+
+/// A legacy `accounts` without AUTOINCREMENT lets a new account take the id of a
+/// row the migration keeps aside, and the rollback could not put that row back: such
+/// a file is refused at migrate when it has duplicates to keep aside (by the step's
+/// own preflight, with its token), and served as usual when it has none.
+#[test]
+fn accounts_without_autoincrement_and_duplicates_are_refused_at_migrate() {
+    let dir = TempDir::new().unwrap();
+    let without_autoincrement = |name: &str, rows: &str| {
+        let path = legacy_file(dir.path(), name, true, rows);
+        exec(
+            &mut raw(&path),
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = replace(sql, 'PRIMARY KEY AUTOINCREMENT', 'PRIMARY KEY')
+              WHERE name = 'accounts';
+             PRAGMA writable_schema = RESET;",
+        );
+        path
+    };
+    let dup = without_autoincrement(
+        "dup.sqlite",
+        &format!(
+            "{}{}",
+            account_sql(1, DID_A, "a"),
+            account_sql(2, DID_A, "b")
+        ),
+    );
+    let before = bytes(&dup);
+    let mut conn = open(&dup).unwrap();
+    let err = migrate(&mut conn, all()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LegacyShape, "{err}");
+    assert_eq!(err.token(), Some("no_autoincrement"), "{err}");
+    drop(conn);
+    assert!(bytes(&dup) == before, "nothing written");
+
+    let single = without_autoincrement(
+        "single.sqlite",
+        &format!(
+            "{}{}",
+            account_sql(1, DID_A, "a"),
+            account_sql(2, DID_B, "b")
+        ),
+    );
+    let mut conn = open(&single).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+}
+
+/// Damage in a table idstore never touches (an index of the app's `logs` whose
+/// entries no longer match its rows) is not the migration's: migrate validates what
+/// it wrote, and rollback validates what it wrote too, so the file that migrated
+/// can be rolled back.
+#[test]
+fn rollback_holds_wherever_migrate_held_damage_elsewhere_is_not_its_own() {
+    let dir = TempDir::new().unwrap();
+    let path = rich_legacy(&dir, &format!("'{DID_A}'"));
+    exec(
+        &mut raw(&path),
+        "INSERT INTO logs VALUES ('2024-03-02T00:00:00.000Z', 'second');
+         CREATE INDEX idx_logs_message ON logs(message);
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_master SET sql = 'CREATE INDEX idx_logs_message ON logs(date)'
+          WHERE name = 'idx_logs_message';
+         PRAGMA writable_schema = RESET;",
+    );
+    let damaged = text(
+        &mut raw(&path),
+        "SELECT group_concat(integrity_check) AS value FROM pragma_integrity_check",
+    );
+    assert_ne!(damaged.as_deref(), Some("ok"), "the index is damaged");
+    let mut conn = open(&path).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    rollback(&mut conn, &back_to_baseline()).unwrap();
+    migrate(&mut conn, all()).unwrap();
+    rollback(
+        &mut conn,
+        &RollbackOptions::new().target(RollbackTarget::Steps(1)),
+    )
+    .unwrap();
+}
