@@ -3,9 +3,10 @@
 -- its own name (never renamed: a rename would rewrite, or trip over, every view and
 -- trigger of other programs that names settings), and the rows go back. The master
 -- row gets the archived raw value when the pointer has not moved since the archive
--- was taken, otherwise the current pointer. The table's text is idstore's (the app's
--- columns, in its order, declared as the app declares them: up.sql's preflight made
--- sure of that); `idstore rollback` also puts back the exact text the file had.
+-- was taken, otherwise the current pointer. The table's text is idstore's, declaring
+-- the app's columns as the app declares them, in its order (the active-identity
+-- step's preflight made sure the file's were those); `idstore rollback` also puts
+-- back the exact text the file had.
 
 -- 0. Preflight (the schema only): refuses, before anything is written, what this SQL
 --    cannot take back without loss.
@@ -69,7 +70,7 @@ ORDER BY s.id;
 
 DROP TABLE settings;
 CREATE TABLE settings (
-    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     accountDid TEXT,
     activeDid TEXT,
     apiServer TEXT,

@@ -4,10 +4,14 @@ as the app's migration service does, on a copy of an encrypted database file.
 
     run_app_suite.py ENGINE MODE IN OUT REPORT CONFIG
 
+    run_app_suite.py ENGINE batch JOBS   (JOBS: a JSON file, a list of
+                                          { mode, input, output, report, config })
+
 ENGINE: "sqlcipher" is SQLCipher 4 (PyPI sqlcipher3-binary), as the iOS and Android
 builds open the file; "sqlite3mc" is SQLite3 Multiple Ciphers (PyPI apsw-sqlite3mc)
 in SQLCipher mode (`cipher=sqlcipher`, `legacy=4`), as Electron's
-better-sqlite3-multiple-ciphers opens it. MODE: "suite" or "apply". CONFIG: JSON,
+better-sqlite3-multiple-ciphers opens it. MODE: "suite", "apply" (the app's migration
+service running the steps) or "down" (its rollback). CONFIG: JSON,
 { step, foreign_keys, dids, suite, export, key }. The rules are those of
 suite_rules.mjs, for the JavaScript engines. Writes the report (JSON) to REPORT.
 """
@@ -69,14 +73,29 @@ def bind(value, dids):
 
 def recorded(run, name):
     r = run("SELECT count(*) FROM migrations WHERE name = ?", (name,))
-    return r["ok"] and r["rows"][0][0] > 0
+    return r["ok"] and bool(r["rows"]) and r["rows"][0][0] > 0
 
 
 def record(run, name):
-    has = run("SELECT count(*) FROM pragma_table_info('migrations')")
-    if has["ok"] and has["rows"][0][0] > 0:
+    # The service's own table, where it has one of its shape.
+    has = run("SELECT count(*) FROM pragma_table_info('migrations') WHERE name IN ('name', 'applied_at')")
+    if has["ok"] and has["rows"][0][0] == 2:
         return run("INSERT INTO migrations (name, applied_at) VALUES (?, datetime('now'))", (name,))
     return {"ok": True}
+
+
+def forget(run, name):
+    has = run("SELECT count(*) FROM pragma_table_info('migrations') WHERE name = 'name'")
+    if has["ok"] and has["rows"][0][0] > 0:
+        return run("DELETE FROM migrations WHERE name = ?", (name,))
+    return {"ok": True}
+
+
+def token_of(result):
+    import re
+
+    m = not result["ok"] and re.match(r"idstore:([a-z_]+): ", result["error"])
+    return m.group(1) if m else None
 
 
 def pointer(run):
@@ -117,19 +136,49 @@ def check_statement(st, config, run, report):
         fail(f"the pointer row is missing or dangling: {inv}")
 
 
-def apply_step(step, run, report):
-    if recorded(run, step["name"]):
-        report["results"].append({"name": step["name"], "ok": True, "skipped": "recorded as applied"})
-        return
-    # One transaction, as the service runs a step (executescript would commit first).
-    result = run("BEGIN;\n" + step["sql"] + ";\nCOMMIT;", script=True)
+def in_transaction(run, sql, after):
+    """One step's SQL and its record, in one transaction, as the service runs a step
+    (executescript would commit first)."""
+    result = run("BEGIN;\n" + sql + ";\n", script=True)
     if result["ok"]:
-        result = record(run, step["name"])
-    else:
-        run("ROLLBACK")
-    report["results"].append({"name": step["name"], **result})
-    if not result["ok"]:
-        report["failures"].append(f"{step['name']}: {result['error']}")
+        result = after()
+    run("COMMIT" if result["ok"] else "ROLLBACK")
+    return result
+
+
+def apply_steps(steps, run, report):
+    """The app's migration service, as suite_rules.mjs's applySteps describes it."""
+    for step in steps:
+        if recorded(run, step["name"]):
+            report["results"].append({"name": step["name"], "ok": True, "skipped": "recorded as applied"})
+            continue
+        result = in_transaction(run, step["sql"], lambda: record(run, step["name"]))
+        token = token_of(result)
+        report["results"].append({"name": step["name"], **result, "token": token})
+        if not result["ok"] and token == "already_applied":
+            record(run, step["name"])
+            continue
+        if not result["ok"]:
+            report["failures"].append(f"{step['name']}: {result['error']}")
+            report["refused"] = {"step": step["name"], "token": token, "error": result["error"]}
+            return
+
+
+def revert_steps(steps, run, report):
+    """The app's rollback, as suite_rules.mjs's revertSteps describes it."""
+    for step in reversed(steps):
+        if step["version"] == "00000000000000":
+            continue
+        has = run("SELECT count(*) FROM __diesel_schema_migrations WHERE version = ?", (step["version"],))
+        if not has["ok"] or has["rows"][0][0] == 0:
+            continue
+        result = in_transaction(run, step["down"], lambda: forget(run, step["name"]))
+        token = token_of(result)
+        report["results"].append({"name": step["name"], **result, "token": token})
+        if not result["ok"]:
+            report["failures"].append(f"{step['name']}: {result['error']}")
+            report["refused"] = {"step": step["name"], "token": token, "error": result["error"]}
+            return
 
 
 def final_checks(run, report):
@@ -145,9 +194,7 @@ def final_checks(run, report):
     report["pointer"] = pointer(run)
 
 
-def main():
-    engine, mode, src, out, report_path, config = sys.argv[1:7]
-    config = json.loads(config)
+def run_job(engine, mode, src, out, report_path, config):
     shutil.copyfile(src, out)
     opener = open_sqlcipher if engine == "sqlcipher" else open_sqlite3mc
     run, close = opener(out, config["key"])
@@ -171,12 +218,24 @@ def main():
         else:
             with open(config["export"], encoding="utf-8") as f:
                 exported = json.load(f)
-            for step in config.get("app_steps", []) + exported["steps"]:
-                apply_step(step, run, report)
+            if mode == "down":
+                revert_steps(exported["steps"], run, report)
+            else:
+                apply_steps(config.get("app_steps", []) + exported["steps"], run, report)
         final_checks(run, report)
     close()
     with open(report_path, "w", encoding="utf-8") as f:
         json.dump(report, f)
+
+
+def main():
+    if sys.argv[2] == "batch":
+        with open(sys.argv[3], encoding="utf-8") as f:
+            for job in json.load(f):
+                run_job(sys.argv[1], job["mode"], job["input"], job["output"], job["report"], job["config"])
+        return
+    engine, mode, src, out, report_path, config = sys.argv[1:7]
+    run_job(engine, mode, src, out, report_path, json.loads(config))
 
 
 if __name__ == "__main__":

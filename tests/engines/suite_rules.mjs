@@ -19,12 +19,13 @@ function bind(value, dids) {
 
 function recorded(run, name) {
   const r = run("SELECT count(*) FROM migrations WHERE name = ?", [name]);
-  return r.ok && r.rows[0][0] > 0;
+  return r.ok && r.rows.length > 0 && r.rows[0][0] > 0;
 }
 
 function record(run, name) {
-  const has = run("SELECT count(*) FROM pragma_table_info('migrations')");
-  if (has.ok && has.rows[0][0] > 0) {
+  // The service's own table, where it has one of its shape.
+  const has = run("SELECT count(*) FROM pragma_table_info('migrations') WHERE name IN ('name', 'applied_at')");
+  if (has.ok && has.rows[0][0] === 2) {
     return run("INSERT INTO migrations (name, applied_at) VALUES (?, datetime('now'))", [name]);
   }
   return { ok: true };
@@ -68,19 +69,68 @@ export function checkStatement(st, config, run, report) {
   }
 }
 
-// One exported step, as the app's migration service runs it: skipped when its name
-// is recorded, else its SQL and its record in one transaction.
-export function applyStep(step, run, report) {
-  if (recorded(run, step.name)) {
-    report.results.push({ name: step.name, ok: true, skipped: "recorded as applied" });
-    return;
+// The app's migration service: each step not yet recorded by name runs once, its
+// whole SQL in one transaction, then its name is recorded; a step refused with
+// idstore:already_applied (the file has it, from idstore's own runner) is recorded
+// and passed; any other failure is rolled back and the run stops, to try again at
+// the next launch. Each result is reported with its token, when it has one.
+export function applySteps(steps, run, report) {
+  for (const step of steps) {
+    if (recorded(run, step.name)) {
+      report.results.push({ name: step.name, ok: true, skipped: "recorded as applied" });
+      continue;
+    }
+    run("BEGIN");
+    let result = run(step.sql, [], true);
+    if (result.ok) result = record(run, step.name);
+    run(result.ok ? "COMMIT" : "ROLLBACK");
+    const token = tokenOf(result);
+    report.results.push({ name: step.name, ...result, token });
+    if (!result.ok && token === "already_applied") {
+      record(run, step.name);
+      continue;
+    }
+    if (!result.ok) {
+      report.failures.push(`${step.name}: ${result.error}`);
+      report.refused = { step: step.name, token, error: result.error };
+      return;
+    }
   }
-  run("BEGIN");
-  let result = run(step.sql);
-  if (result.ok) result = record(run, step.name);
-  run(result.ok ? "COMMIT" : "ROLLBACK");
-  report.results.push({ name: step.name, ...result });
-  if (!result.ok) report.failures.push(`${step.name}: ${result.error}`);
+}
+
+// The app's rollback: the down of each step idstore's record says is applied,
+// newest first, each in one transaction with its name forgotten; the baseline is
+// kept (its down refuses a file with data). Stops at the first failure.
+export function revertSteps(steps, run, report) {
+  for (const step of [...steps].reverse()) {
+    if (step.version === "00000000000000") continue;
+    const has = run("SELECT count(*) FROM __diesel_schema_migrations WHERE version = ?", [step.version]);
+    if (!has.ok || has.rows[0][0] === 0) continue;
+    run("BEGIN");
+    let result = run(step.down, [], true);
+    if (result.ok) result = forget(run, step.name);
+    run(result.ok ? "COMMIT" : "ROLLBACK");
+    const token = tokenOf(result);
+    report.results.push({ name: step.name, ...result, token });
+    if (!result.ok) {
+      report.failures.push(`${step.name}: ${result.error}`);
+      report.refused = { step: step.name, token, error: result.error };
+      return;
+    }
+  }
+}
+
+function tokenOf(result) {
+  const m = !result.ok && /^idstore:([a-z_]+): /.exec(result.error);
+  return m ? m[1] : null;
+}
+
+function forget(run, name) {
+  const has = run("SELECT count(*) FROM pragma_table_info('migrations') WHERE name = 'name'");
+  if (has.ok && has.rows[0][0] > 0) {
+    return run("DELETE FROM migrations WHERE name = ?", [name]);
+  }
+  return { ok: true };
 }
 
 export function finalChecks(run, report) {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// The passphrase of the encrypted engines' files.
-const PASSPHRASE: &str = "correct horse battery staple";
+pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 const TRANSITION: &str = "20261206000001";
 const FINAL: &str = "20261206000002";
 
@@ -28,16 +28,18 @@ fn engine_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engines")
 }
 
-fn export_path() -> PathBuf {
+pub(crate) fn export_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("export/app-migrations.json")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Engine {
+pub(crate) enum Engine {
     /// The web build: absurd-sql over @jlongster/sql.js 1.6.7.
     Absurd,
     /// Current sql.js.
     SqlJs,
+    /// better-sqlite3, the Electron build's driver (WAL, as the app sets it up).
+    Better,
     /// SQLite3 Multiple Ciphers, SQLCipher mode (Electron).
     Sqlite3mc,
     /// SQLCipher 4 (iOS, Android).
@@ -46,33 +48,44 @@ enum Engine {
     Bundled,
 }
 
-const ENGINES: [Engine; 5] = [
+const ENGINES: [Engine; 6] = [
     Engine::Absurd,
     Engine::SqlJs,
+    Engine::Better,
     Engine::Sqlite3mc,
     Engine::SqlCipher,
     Engine::Bundled,
 ];
 
 impl Engine {
-    fn encrypted(self) -> bool {
+    /// The engines of plain files, then those of encrypted ones.
+    pub(crate) const PLAIN: [Engine; 4] = [
+        Engine::Absurd,
+        Engine::SqlJs,
+        Engine::Better,
+        Engine::Bundled,
+    ];
+    pub(crate) const ENCRYPTED: [Engine; 2] = [Engine::SqlCipher, Engine::Sqlite3mc];
+
+    pub(crate) fn encrypted(self) -> bool {
         matches!(self, Engine::Sqlite3mc | Engine::SqlCipher)
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Engine::Absurd => "absurd",
             Engine::SqlJs => "sqljs",
+            Engine::Better => "better",
             Engine::Sqlite3mc => "sqlite3mc",
             Engine::SqlCipher => "sqlcipher",
             Engine::Bundled => "bundled",
         }
     }
 
-    fn available(self, test: &str) -> bool {
+    pub(crate) fn available(self, test: &str) -> bool {
         match self {
             Engine::Bundled => true,
-            Engine::Absurd | Engine::SqlJs => {
+            Engine::Absurd | Engine::SqlJs | Engine::Better => {
                 tool_available(
                     test,
                     "node",
@@ -81,9 +94,14 @@ impl Engine {
                 ) && tool_available(
                     test,
                     "the app's JavaScript engines in tests/engines/node_modules",
-                    ["@jlongster/sql.js", "absurd-sql", "sql.js"]
-                        .iter()
-                        .all(|p| engine_dir().join("node_modules").join(p).is_dir()),
+                    [
+                        "@jlongster/sql.js",
+                        "absurd-sql",
+                        "sql.js",
+                        "better-sqlite3",
+                    ]
+                    .iter()
+                    .all(|p| engine_dir().join("node_modules").join(p).is_dir()),
                     "run `npm ci` in tests/engines",
                 )
             }
@@ -115,19 +133,8 @@ impl Engine {
             let value = bundled::run(mode, &output, config);
             return (value, output);
         }
-        let mut cmd = match self {
-            Engine::Absurd | Engine::SqlJs => {
-                let mut c = StdCommand::new("node");
-                c.arg(engine_dir().join("run_app_suite.mjs"));
-                c
-            }
-            _ => {
-                let mut c = StdCommand::new(engine_dir().join(".venv/bin/python"));
-                c.arg(engine_dir().join("run_app_suite.py"));
-                c
-            }
-        };
-        let out = cmd
+        let out = self
+            .command()
             .args([self.name(), mode])
             .arg(input)
             .arg(&output)
@@ -144,9 +151,69 @@ impl Engine {
         let value: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         (value, output)
     }
+
+    /// The engine's runner (not the bundled SQLite's, which runs in this process).
+    fn command(self) -> StdCommand {
+        match self {
+            Engine::Absurd | Engine::SqlJs | Engine::Better => {
+                let mut c = StdCommand::new("node");
+                c.arg(engine_dir().join("run_app_suite.mjs"));
+                c
+            }
+            _ => {
+                let mut c = StdCommand::new(engine_dir().join(".venv/bin/python"));
+                c.arg(engine_dir().join("run_app_suite.py"));
+                c
+            }
+        }
+    }
+
+    /// Runs each job, `(mode, input, output, config)`, in one process of the
+    /// engine; returns each job's report, in order (each job works on a copy of its
+    /// input, written to its output).
+    pub(crate) fn batch(self, work: &Path, jobs: &[(&str, PathBuf, PathBuf, Value)]) -> Vec<Value> {
+        let reports: Vec<PathBuf> = (0..jobs.len())
+            .map(|i| work.join(format!("{}-job-{i}.json", self.name())))
+            .collect();
+        if self == Engine::Bundled {
+            return jobs
+                .iter()
+                .map(|(mode, input, output, config)| {
+                    std::fs::copy(input, output).unwrap();
+                    bundled::run(mode, output, config)
+                })
+                .collect();
+        }
+        let list: Vec<Value> = jobs
+            .iter()
+            .zip(&reports)
+            .map(|((mode, input, output, config), report)| {
+                json!({ "mode": mode, "input": input, "output": output, "report": report, "config": config })
+            })
+            .collect();
+        let file = work.join(format!("{}-jobs.json", self.name()));
+        std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
+        let out = self
+            .command()
+            .args([self.name(), "batch"])
+            .arg(&file)
+            .current_dir(engine_dir())
+            .output()
+            .expect("the engine runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            self.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reports
+            .iter()
+            .map(|r| serde_json::from_slice(&std::fs::read(r).unwrap()).unwrap())
+            .collect()
+    }
 }
 
-fn config(step: &str, foreign_keys: bool) -> Value {
+pub(crate) fn config(step: &str, foreign_keys: bool) -> Value {
     json!({
         "step": step,
         "foreign_keys": foreign_keys,
@@ -164,7 +231,7 @@ fn config(step: &str, foreign_keys: bool) -> Value {
 }
 
 /// `idstore` on `db`, with the engines' passphrase when it is encrypted.
-fn on(db: &Path, encrypted: bool) -> assert_cmd::Command {
+pub(crate) fn on(db: &Path, encrypted: bool) -> assert_cmd::Command {
     if encrypted {
         with_key(db, PASSPHRASE)
     } else {
@@ -172,7 +239,7 @@ fn on(db: &Path, encrypted: bool) -> assert_cmd::Command {
     }
 }
 
-fn encrypt(db: &Path) {
+pub(crate) fn encrypt(db: &Path) {
     idstore(db)
         .env("IDSTORE_NEW_KEY", PASSPHRASE)
         .args(["encrypt", "--no-backup", "-q"])
@@ -199,7 +266,7 @@ fn migrated_to(dir: &Path, name: &str, to: &str, encrypted: bool) -> PathBuf {
 }
 
 /// The schema and every row (clock columns left out) of a file, read through idstore.
-fn logical_dump(path: &Path, encrypted: bool) -> Rows {
+pub(crate) fn logical_dump(path: &Path, encrypted: bool) -> Rows {
     let key = encrypted.then_some(PASSPHRASE);
     let mut rows = keyed_rows(path, key).expect("the key opens it");
     let options = idstore_repo::OpenOptions::new()
@@ -470,13 +537,37 @@ mod bundled {
         )
     }
 
+    /// The service's record of a step, where the file has its table, of its shape.
     fn record(conn: &rusqlite::Connection, name: &str) -> Result<(), String> {
+        let has = run_one(
+            conn,
+            "SELECT count(*) FROM pragma_table_info('migrations') WHERE name IN ('name', 'applied_at')",
+            &[],
+        );
+        if !matches!(has.as_deref(), Ok([row]) if row[0] == Sql::Integer(2)) {
+            return Ok(());
+        }
         conn.execute(
             "INSERT INTO migrations (name, applied_at) VALUES (?, datetime('now'))",
             [name],
         )
         .map(drop)
         .map_err(|e| e.to_string())
+    }
+
+    /// The service forgetting a step it reverted.
+    fn forget(conn: &rusqlite::Connection, name: &str) -> Result<(), String> {
+        let has = run_one(
+            conn,
+            "SELECT count(*) FROM pragma_table_info('migrations') WHERE name = 'name'",
+            &[],
+        );
+        if !matches!(has.as_deref(), Ok([row]) if row[0] != Sql::Integer(0)) {
+            return Ok(());
+        }
+        conn.execute("DELETE FROM migrations WHERE name = ?", [name])
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     pub(super) fn run(mode: &str, path: &Path, config: &Value) -> Value {
@@ -489,6 +580,7 @@ mod bundled {
         .unwrap();
         let mut failures: Vec<String> = Vec::new();
         let mut results = Vec::new();
+        let mut refused: Option<Value> = None;
         let dids = &config["dids"];
         if mode == "suite" {
             let suite: Value = serde_json::from_slice(
@@ -572,24 +664,69 @@ mod bundled {
             let export: Value =
                 serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
             let app_steps = config["app_steps"].as_array().unwrap();
-            for step in app_steps.iter().chain(export["steps"].as_array().unwrap()) {
+            // The app's migration service and its rollback, as suite_rules.mjs's
+            // applySteps and revertSteps describe them.
+            let steps: Vec<&Value> = if mode == "down" {
+                export["steps"].as_array().unwrap().iter().rev().collect()
+            } else {
+                app_steps
+                    .iter()
+                    .chain(export["steps"].as_array().unwrap())
+                    .collect()
+            };
+            for step in steps {
                 let name = step["name"].as_str().unwrap();
-                if recorded(&conn, name) {
-                    results.push(
-                        json!({ "name": name, "ok": true, "skipped": "recorded as applied" }),
+                let sql = if mode == "down" {
+                    let version = step["version"].as_str().unwrap();
+                    let applied = matches!(
+                        run_one(&conn, "SELECT count(*) FROM __diesel_schema_migrations WHERE version = ?", &[Sql::Text(version.into())]).as_deref(),
+                        Ok([row]) if row[0] != Sql::Integer(0)
                     );
-                    continue;
-                }
+                    if version == "00000000000000" || !applied {
+                        continue;
+                    }
+                    step["down"].as_str().unwrap()
+                } else {
+                    if recorded(&conn, name) {
+                        results.push(
+                            json!({ "name": name, "ok": true, "skipped": "recorded as applied" }),
+                        );
+                        continue;
+                    }
+                    step["sql"].as_str().unwrap()
+                };
                 let tx = conn.unchecked_transaction().unwrap();
                 let r = tx
-                    .execute_batch(step["sql"].as_str().unwrap())
+                    .execute_batch(sql)
                     .map_err(|e| e.to_string())
-                    .and_then(|()| record(&tx, name));
+                    .and_then(|()| {
+                        if mode == "down" {
+                            forget(&tx, name)
+                        } else {
+                            record(&tx, name)
+                        }
+                    });
+                let token = r.as_ref().err().and_then(|e| {
+                    e.strip_prefix("idstore:")
+                        .and_then(|t| t.split_once(": "))
+                        .map(|(t, _)| t.to_owned())
+                });
                 match &r {
                     Ok(()) => tx.commit().unwrap(),
-                    Err(e) => failures.push(format!("{name}: {e}")),
+                    Err(_) => drop(tx),
                 }
-                results.push(json!({ "name": name, "ok": r.is_ok() }));
+                results.push(json!({ "name": name, "ok": r.is_ok(), "token": token }));
+                match r {
+                    Ok(()) => {}
+                    Err(_) if mode != "down" && token.as_deref() == Some("already_applied") => {
+                        record(&conn, name).unwrap();
+                    }
+                    Err(e) => {
+                        failures.push(format!("{name}: {e}"));
+                        refused = Some(json!({ "step": name, "token": token, "error": e }));
+                        break;
+                    }
+                }
             }
         }
         let integrity = run_one(&conn, "PRAGMA integrity_check", &[]).unwrap();
@@ -606,6 +743,7 @@ mod bundled {
             "foreign_keys": i32::from(fk),
             "results": results,
             "failures": failures,
+            "refused": refused,
             "pointer": pointer(&conn),
         })
     }

@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod corpus;
 mod encrypted;
 mod engines;
 mod faults;

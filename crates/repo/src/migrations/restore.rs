@@ -220,6 +220,22 @@ fn check_on_settings(o: &SchemaObject, sql: &str) -> Result<(), Error> {
     })
 }
 
+/// How many objects the active-identity step adopted (0 before it, or when it
+/// adopted none).
+pub(crate) fn adopted_count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    if !crate::sql::table_exists(conn, "idstore_original_schema")? {
+        return Ok(0);
+    }
+    diesel::sql_query("SELECT count(*) AS n FROM idstore_original_schema WHERE reason = 'adopted'")
+        .get_result::<N>(conn)
+        .map(|r| r.n)
+}
+
 /// Forgets the adopted records, so the active-identity step's down.sql (which
 /// refuses while any is left, for the diesel CLI) can run; the caller puts the
 /// objects back after it.
@@ -261,8 +277,8 @@ pub(crate) fn overridden(conn: &mut SqliteConnection) -> QueryResult<Overridden>
 }
 
 /// Recreates adopted objects after the step that replaced them was reverted: each
-/// from its own (checked) definition, the app's table with its rows, triggers last
-/// so none fires on the rollback's own writes. The app's `active_identity` then
+/// from its own (checked) definition, tables and indexes, then the app's table's
+/// rows, triggers last so none fires on the rollback's own writes. The app's `active_identity` then
 /// names the identity the legacy column names now (the transition kept them in
 /// step), and the legacy column gets back the value the adoption overrode when
 /// the active identity is still the one the adoption left.
@@ -273,17 +289,21 @@ pub(crate) fn restore_adopted(
 ) -> Result<(), Error> {
     let (triggers, others): (Vec<&Kept>, Vec<&Kept>) =
         kept.iter().partition(|k| k.object.kind == "trigger");
+    // Every table and index first, the rows after: the app's table's foreign key
+    // needs its unique index on accounts(did), which may be one of those adopted.
     for k in &others {
         if let Some(sql) = &k.object.sql {
             conn.batch_execute(sql)?;
         }
-        if k.object.kind == "table" {
-            restore_rows(conn, k)?;
-        }
     }
-    if kept
-        .iter()
-        .any(|k| k.object.kind == "table" && k.object.name == "active_identity")
+    for k in others.iter().filter(|k| k.object.kind == "table") {
+        restore_rows(conn, k)?;
+    }
+    let moved = !(overridden.recorded && overridden.pointer_unchanged);
+    if moved
+        && kept
+            .iter()
+            .any(|k| k.object.kind == "table" && k.object.name == "active_identity")
     {
         let columns = crate::sql::columns(conn, "active_identity")?;
         let touch = if columns.iter().any(|c| c == "lastUpdated") {

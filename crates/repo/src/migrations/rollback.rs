@@ -155,9 +155,47 @@ pub(crate) fn rollback(
         // anything is written.
         run(handle, true, None)?;
     }
-    let mut report = handle.durably(|handle| run(handle, options.dry_run, backup))?;
+    // The app's own rows go back as the file had them, even one naming no account
+    // (written by a program that never turned foreign keys on): the run does not
+    // enforce them, and checks them itself, the rows it put back exactly aside.
+    let restores_adopted = plan.iter().any(|v| v == ACTIVE_IDENTITY_VERSION)
+        && restore::adopted_count(&mut handle.conn)? > 0;
+    let report = if restores_adopted {
+        without_foreign_keys(handle, |handle| {
+            handle.durably(|handle| run(handle, options.dry_run, backup))
+        })
+    } else {
+        handle.durably(|handle| run(handle, options.dry_run, backup))
+    };
+    let mut report = report?;
     report.backup = backup.map(ToOwned::to_owned);
     Ok(report)
+}
+
+/// Runs `f` with the connection's foreign keys off (they cannot change inside a
+/// transaction, so around it), and puts them back as they were; a failure to put
+/// them back is reported only when `f` itself succeeded.
+fn without_foreign_keys<T>(
+    handle: &mut Handle,
+    f: impl FnOnce(&mut Handle) -> Result<T, Error>,
+) -> Result<T, Error> {
+    use diesel::connection::SimpleConnection;
+    let were_on = sql::foreign_keys_on(&mut handle.conn)?;
+    if were_on {
+        handle.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
+    }
+    let result = f(handle);
+    let restored = if were_on {
+        handle
+            .conn
+            .batch_execute("PRAGMA foreign_keys = ON;")
+            .map_err(Error::from)
+    } else {
+        Ok(())
+    };
+    let value = result?;
+    restored?;
+    Ok(value)
 }
 
 /// The versions [`rollback`] would revert, newest first, after its refusals (a newer
@@ -297,6 +335,7 @@ fn revert(
     // The tables this rollback writes, checked afterwards (and only those, as
     // `migrate` checks what it writes: damage elsewhere is not this run's).
     let mut written: BTreeSet<&str> = BTreeSet::new();
+    let mut restored_app_rows = false;
     for version in to_revert {
         match version.as_str() {
             CLEANUP_VERSION => {
@@ -335,6 +374,9 @@ fn revert(
                 written.insert("accounts");
                 if !adopted.is_empty() {
                     written.extend(["active_identity", "settings"]);
+                    restored_app_rows = adopted
+                        .iter()
+                        .any(|k| k.object.kind == "table" && k.object.name == "active_identity");
                 }
             }
             _ => step(conn, version.as_str(), Direction::Down)?,
@@ -342,14 +384,16 @@ fn revert(
         report.reverted.push(version.clone());
     }
     let mut errors = Vec::new();
-    for table in written {
+    for table in &written {
         if sql::table_exists(conn, table)? {
             errors.extend(sql::table_integrity_problems(conn, table)?);
         }
     }
     errors.extend(
-        sql::foreign_key_violations(conn)?
+        sql::foreign_key_violations_of(conn, written.iter().copied())?
             .iter()
+            // The app's own rows, put back as the file had them.
+            .filter(|v| !(restored_app_rows && v.table == "active_identity"))
             .map(ToString::to_string),
     );
     if accounts_before.again(conn)? != accounts_before {

@@ -50,11 +50,18 @@ pub(super) fn verify(
             }
         }
     }
-    errors.extend(
-        sql::foreign_key_violations(conn)?
-            .iter()
-            .map(ToString::to_string),
-    );
+    // The foreign keys of what the run wrote (with `Full`, of the whole file).
+    let violations = match integrity {
+        Integrity::Full => sql::foreign_key_violations(conn)?,
+        Integrity::Written => sql::foreign_key_violations_of(
+            conn,
+            plan.written_tables
+                .iter()
+                .chain(&plan.rewritten_tables)
+                .map(String::as_str),
+        )?,
+    };
+    errors.extend(violations.iter().map(ToString::to_string));
     if report.active_did != plan.expected_active_did {
         errors.push(format!(
             "the active identity is {:?} but the old data predicted {:?}",

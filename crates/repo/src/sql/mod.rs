@@ -52,6 +52,18 @@ pub(crate) fn journal_mode(conn: &mut SqliteConnection) -> QueryResult<String> {
         .map(|m| m.journal_mode)
 }
 
+/// Whether the connection enforces foreign keys.
+pub(crate) fn foreign_keys_on(conn: &mut SqliteConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Fk {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        foreign_keys: bool,
+    }
+    diesel::sql_query("PRAGMA foreign_keys")
+        .get_result::<Fk>(conn)
+        .map(|r| r.foreign_keys)
+}
+
 /// Whether a table exists in the main schema.
 pub(crate) fn table_exists(conn: &mut SqliteConnection, table: &str) -> QueryResult<bool> {
     object_exists(conn, "table", table)
@@ -204,6 +216,42 @@ impl std::fmt::Display for FkViolation {
 /// `PRAGMA foreign_key_check`: every row whose foreign key names no parent.
 pub(crate) fn foreign_key_violations(conn: &mut SqliteConnection) -> QueryResult<Vec<FkViolation>> {
     diesel::sql_query("PRAGMA foreign_key_check").load::<FkViolation>(conn)
+}
+
+/// `PRAGMA foreign_key_check` of the rows a run that wrote `tables` can have
+/// affected: those of each of `tables`, and those of every table whose foreign key
+/// names one of them as its parent. Rows of other tables are not the run's.
+pub(crate) fn foreign_key_violations_of<'a>(
+    conn: &mut SqliteConnection,
+    tables: impl IntoIterator<Item = &'a str>,
+) -> QueryResult<Vec<FkViolation>> {
+    #[derive(QueryableByName)]
+    struct Child {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let mut checked: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for table in tables {
+        checked.insert(table.to_owned());
+        let children = diesel::sql_query(
+            "SELECT DISTINCT m.name AS name FROM sqlite_master AS m, pragma_foreign_key_list(m.name) AS f
+              WHERE m.type = 'table' AND f.\"table\" = ?",
+        )
+        .bind::<Text, _>(table)
+        .load::<Child>(conn)?;
+        checked.extend(children.into_iter().map(|c| c.name));
+    }
+    let mut found = Vec::new();
+    for table in checked {
+        if table_exists(conn, &table)? {
+            found.extend(
+                diesel::sql_query("SELECT * FROM pragma_foreign_key_check(?)")
+                    .bind::<Text, _>(&table)
+                    .load::<FkViolation>(conn)?,
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// `count(*)` of a table known to exist.
