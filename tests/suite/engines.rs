@@ -481,6 +481,179 @@ fn the_exported_migrations_match_the_migrations_folder() {
     );
 }
 
+/// What the lock file says against the export: each step the export has must be
+/// in the lock with the same checksums, and each step of the lock in the export
+/// (empty: they agree).
+fn lock_mismatches(export: &Value, lock: &str) -> Vec<String> {
+    let locked: Vec<(&str, &str, &str)> = lock
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next().unwrap(), f.next().unwrap(), f.next().unwrap())
+        })
+        .collect();
+    let steps = export["steps"].as_array().unwrap();
+    let mut found = Vec::new();
+    for step in steps {
+        let name = step["name"].as_str().unwrap();
+        match locked.iter().find(|(n, _, _)| *n == name) {
+            None => found.push(format!("{name} is not in export/steps.lock: add it there")),
+            Some((_, sql, down)) => {
+                if step["sqlSha256"] != *sql || step["downSha256"] != *down {
+                    found.push(format!(
+                        "{name} changed after it shipped: a shipped step is never edited; add a new step instead"
+                    ));
+                }
+            }
+        }
+    }
+    for (name, _, _) in &locked {
+        if !steps.iter().any(|s| s["name"] == *name) {
+            found.push(format!("{name}, shipped, is gone from the export"));
+        }
+    }
+    found
+}
+
+/// Every shipped step is frozen: the export's checksums are those of
+/// `export/steps.lock`, and each is the SHA-256 of the text it goes with. The check
+/// can fail: an edited step, a dropped one and an unlisted one are each caught.
+#[test]
+fn shipped_steps_are_frozen_by_the_lock_file() {
+    let export: Value = serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
+    let lock = std::fs::read_to_string(export_path().with_file_name("steps.lock")).unwrap();
+    assert_eq!(lock_mismatches(&export, &lock), Vec::<String>::new());
+    for step in export["steps"].as_array().unwrap() {
+        for (text, sum) in [("sql", "sqlSha256"), ("down", "downSha256")] {
+            let out = StdCommand::new("sha256sum")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child
+                        .stdin
+                        .take()
+                        .unwrap()
+                        .write_all(step[text].as_str().unwrap().as_bytes())?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            let hex = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                hex.split_whitespace().next(),
+                step[sum].as_str(),
+                "{}",
+                step["name"]
+            );
+        }
+    }
+    let mut edited = export.clone();
+    edited["steps"][1]["sqlSha256"] = json!("0".repeat(64));
+    assert!(lock_mismatches(&edited, &lock)[0].contains("changed after it shipped"));
+    let mut dropped = export.clone();
+    dropped["steps"].as_array_mut().unwrap().pop();
+    assert!(lock_mismatches(&dropped, &lock)[0].contains("is gone from the export"));
+    let mut added = export.clone();
+    let mut new_step = added["steps"][2].clone();
+    new_step["name"] = json!("idstore_2027-01-01-000001_next");
+    added["steps"].as_array_mut().unwrap().push(new_step);
+    assert!(lock_mismatches(&added, &lock)[0].contains("is not in export/steps.lock"));
+}
+
+/// The export is what its JSON Schema and its TypeScript declaration say (checked
+/// with Python's jsonschema and TypeScript's own compiler), and both checks can
+/// fail: a document missing a step's checksum is refused by each.
+#[test]
+fn the_export_matches_its_json_schema_and_typescript_declaration() {
+    let test = "the_export_matches_its_json_schema_and_typescript_declaration";
+    let dir = TempDir::new().unwrap();
+    let export: Value = serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
+    let mut bad = export.clone();
+    bad["steps"][0].as_object_mut().unwrap().remove("sqlSha256");
+    let bad_path = dir.path().join("bad.json");
+    std::fs::write(&bad_path, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let python = engine_dir().join(".venv/bin/python");
+    if tool_available(
+        test,
+        "Python's jsonschema in tests/engines/.venv",
+        runs(python.to_str().unwrap(), &["-c", "import jsonschema"]),
+        "tests/engines/.venv/bin/pip install -r tests/engines/requirements.txt",
+    ) {
+        let validate = |doc: &Path| {
+            StdCommand::new(&python)
+                .args([
+                    "-c",
+                    "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))",
+                ])
+                .arg(doc)
+                .arg(export_path().with_file_name("app-migrations.schema.json"))
+                .output()
+                .unwrap()
+        };
+        let good = validate(&export_path());
+        assert!(
+            good.status.success(),
+            "{}",
+            String::from_utf8_lossy(&good.stderr)
+        );
+        assert!(
+            !validate(&bad_path).status.success(),
+            "the schema refuses a step without its checksum"
+        );
+    }
+    let tsc = engine_dir().join("node_modules/typescript/bin/tsc");
+    if tool_available(
+        test,
+        "TypeScript in tests/engines/node_modules",
+        tsc.is_file(),
+        "run `npm ci` in tests/engines",
+    ) {
+        let check = |doc: &Path| {
+            let source = dir.path().join("check.ts");
+            std::fs::write(
+                &source,
+                format!(
+                    "import type {{ AppMigrations }} from {:?};\nimport data from {:?};\nconst typed: AppMigrations = data;\nexport default typed;\n",
+                    export_path().with_file_name("app-migrations").display().to_string(),
+                    doc.display().to_string(),
+                ),
+            )
+            .unwrap();
+            StdCommand::new("node")
+                .arg(&tsc)
+                .args([
+                    "--noEmit",
+                    "--strict",
+                    "--resolveJsonModule",
+                    "--esModuleInterop",
+                    "--module",
+                    "esnext",
+                    "--moduleResolution",
+                    "bundler",
+                    "--target",
+                    "es2020",
+                ])
+                .arg(&source)
+                .output()
+                .unwrap()
+        };
+        let good = check(&export_path());
+        assert!(
+            good.status.success(),
+            "{}",
+            String::from_utf8_lossy(&good.stdout)
+        );
+        let refused = check(&bad_path);
+        assert!(
+            !refused.status.success(),
+            "tsc refuses a step without its checksum"
+        );
+        assert!(String::from_utf8_lossy(&refused.stdout).contains("sqlSha256"));
+    }
+}
+
 /// The same rules as `tests/engines/suite_rules.mjs`, in the SQLite idstore links.
 mod bundled {
     use super::*;
