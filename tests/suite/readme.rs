@@ -137,3 +137,38 @@ fn the_readme_library_example_is_the_crates_doctest() {
     }
     assert_eq!(shown, doc);
 }
+
+/// The app's integration page lists every token idstore's steps can raise, where
+/// each is raised, and nothing else.
+#[test]
+fn the_app_integration_page_lists_every_token() {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/app-integration.md"),
+    )
+    .unwrap();
+    let start = page.find("<!-- tokens:begin -->").expect("the tokens table");
+    let end = page.find("<!-- tokens:end -->").expect("its end");
+    let listed: std::collections::BTreeMap<String, String> = page[start..end]
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let token = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((token.to_owned(), cells[2].to_owned()))
+        })
+        .collect();
+    let mut raised: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for r in idstore_repo::steps::refusals() {
+        raised.entry(r.token.to_owned()).or_default().insert(r.raised_by);
+    }
+    assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        raised.keys().collect::<Vec<_>>(),
+        "docs/app-integration.md's tokens"
+    );
+    for (token, by) in raised {
+        let mut order: Vec<&str> = by.into_iter().collect();
+        order.sort_by_key(|w| ["up", "down", "guard"].iter().position(|x| x == w));
+        assert_eq!(listed[&token], order.join(", "), "where {token} is raised");
+    }
+}
