@@ -344,6 +344,9 @@ fn legacy_template(dir: &Path, rows: usize) -> PathBuf {
     let mut c = Connection::open(&path).unwrap();
     c.execute_batch(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
         .unwrap();
+    // The app's own 003, which its service runs before idstore's steps.
+    c.execute_batch("ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE;")
+        .unwrap();
     let accounts = (rows / 10).max(1);
     let tx = c.transaction().unwrap();
     {
