@@ -14,8 +14,9 @@
 //   its file (absurd-sql's memory backend stands in for IndexedDB). "sqljs" is the
 //   current sql.js, the file handed over as bytes. "better" is better-sqlite3, the
 //   driver of the Electron build, on the file itself.
-// MODE: "suite", "apply" (the service's run of the steps) or "down" (the service's
-//   rollback: each applied step's down, newest first, the baseline kept).
+// MODE: "suite", "apply" (the service's run of the steps), "down" (the service's
+//   rollback: each applied step's down, newest first, the baseline kept) or
+//   "preflight" (the export's read-only query, its rows in the report).
 //   CONFIG: JSON, { step, foreign_keys, dids, suite, export, app_steps }.
 // Writes the report (JSON) to REPORT, and the file as the engine left it to OUT.
 import fs from "node:fs";
@@ -168,7 +169,12 @@ async function runJob(engine, mode, input, output, reportPath, config) {
       }
     } else {
       const exported = JSON.parse(fs.readFileSync(config.export, "utf8"));
-      if (mode === "down") {
+      if (mode === "preflight") {
+        // The export's read-only query: a (step, token) row per step.
+        const result = run(exported.preflight);
+        if (result.ok) report.preflight = result.rows;
+        else report.failures.push(`preflight: ${result.error}`);
+      } else if (mode === "down") {
         revertSteps(exported.steps, run, report);
       } else {
         applySteps([...(config.app_steps || []), ...exported.steps], run, report);

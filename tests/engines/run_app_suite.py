@@ -218,7 +218,13 @@ def run_job(engine, mode, src, out, report_path, config):
         else:
             with open(config["export"], encoding="utf-8") as f:
                 exported = json.load(f)
-            if mode == "down":
+            if mode == "preflight":
+                result = run(exported["preflight"])
+                if result["ok"]:
+                    report["preflight"] = result["rows"]
+                else:
+                    report["failures"].append("preflight: " + result["error"])
+            elif mode == "down":
                 revert_steps(exported["steps"], run, report)
             else:
                 apply_steps(config.get("app_steps", []) + exported["steps"], run, report)

@@ -754,6 +754,7 @@ mod bundled {
         let mut failures: Vec<String> = Vec::new();
         let mut results = Vec::new();
         let mut refused: Option<Value> = None;
+        let mut preflight: Option<Value> = None;
         let dids = &config["dids"];
         if mode == "suite" {
             let suite: Value = serde_json::from_slice(
@@ -832,6 +833,25 @@ mod bundled {
                     ));
                 }
                 results.push(json!({ "name": name, "ok": result.is_ok() }));
+            }
+        } else if mode == "preflight" {
+            let export: Value =
+                serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
+            match run_one(&conn, export["preflight"].as_str().unwrap(), &[]) {
+                Ok(rows) => {
+                    preflight = Some(json!(
+                        rows.iter()
+                            .map(|r| r
+                                .iter()
+                                .map(|v| match v {
+                                    Sql::Text(t) => json!(t),
+                                    _ => Value::Null,
+                                })
+                                .collect::<Vec<_>>())
+                            .collect::<Vec<_>>()
+                    ))
+                }
+                Err(e) => failures.push(format!("preflight: {e}")),
             }
         } else {
             let export: Value =
@@ -917,6 +937,7 @@ mod bundled {
             "results": results,
             "failures": failures,
             "refused": refused,
+            "preflight": preflight,
             "pointer": pointer(&conn),
         })
     }

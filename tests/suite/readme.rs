@@ -146,7 +146,9 @@ fn the_app_integration_page_lists_every_token() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/app-integration.md"),
     )
     .unwrap();
-    let start = page.find("<!-- tokens:begin -->").expect("the tokens table");
+    let start = page
+        .find("<!-- tokens:begin -->")
+        .expect("the tokens table");
     let end = page.find("<!-- tokens:end -->").expect("its end");
     let listed: std::collections::BTreeMap<String, String> = page[start..end]
         .lines()
@@ -159,7 +161,10 @@ fn the_app_integration_page_lists_every_token() {
     let mut raised: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
         std::collections::BTreeMap::new();
     for r in idstore_repo::steps::refusals() {
-        raised.entry(r.token.to_owned()).or_default().insert(r.raised_by);
+        raised
+            .entry(r.token.to_owned())
+            .or_default()
+            .insert(r.raised_by);
     }
     assert_eq!(
         listed.keys().collect::<Vec<_>>(),
