@@ -149,6 +149,15 @@ error_kinds! {
     ExportFailed = "export_failed",
     /// The connection pool could not hand out a connection in time.
     PoolTimeout = "pool_timeout",
+    /// An async handle's queue of waiting calls was full: the call was not queued,
+    /// and nothing of it ran.
+    QueueFull = "queue_full",
+    /// The call was cancelled (its future dropped) before it finished: the
+    /// statement running was interrupted and its transaction rolled back.
+    Cancelled = "cancelled",
+    /// Code run inside a call (a closure given to the API) panicked: its
+    /// transaction was rolled back, and the handle can be used again.
+    Panicked = "panicked",
     /// Another database error.
     Database = "database_error",
     /// Anything else (an error made by a caller with [`Error::new`]).
@@ -190,6 +199,9 @@ struct Inner {
     names_path: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     detail: Detail,
+    /// What was wrong with the caller's input, in words safe to show a client
+    /// (see [`Error::public_message`]).
+    input: Option<String>,
 }
 
 /// What some errors carry beyond their message.
@@ -219,6 +231,7 @@ impl Error {
             names_path: false,
             source: None,
             detail: Detail::None,
+            input: None,
         }))
     }
 
@@ -239,6 +252,27 @@ impl Error {
     /// The file the error is about, when it is about one.
     pub fn path(&self) -> Option<&Path> {
         self.0.path.as_deref()
+    }
+
+    /// The error in words fit to show a service's client: what went wrong, by its
+    /// kind, with no path, no process, no key and no name of this API; for input
+    /// the caller gave (a DID, a setting, an account's fields), what was wrong with
+    /// it. [`Display`](fmt::Display) is the operator's message, which names the
+    /// file, the programs holding it and the next step: log that one.
+    ///
+    /// ```
+    /// use idstore_repo::{Error, ErrorKind};
+    ///
+    /// let err = Error::from(idstore_domain::Did::parse("did:none").unwrap_err());
+    /// assert_eq!(err.kind(), ErrorKind::InvalidDid);
+    /// assert!(err.public_message().starts_with("the DID is not valid: "));
+    /// ```
+    pub fn public_message(&self) -> String {
+        let said = public_words(self.kind());
+        match &self.0.input {
+            Some(input) => format!("{said}: {input}"),
+            None => said.to_owned(),
+        }
     }
 
     /// For [`ErrorKind::ValidationFailed`] of a migration: the rolled-back run's
@@ -282,6 +316,14 @@ impl Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     ) -> Self {
         self.0.source = Some(source);
+        self
+    }
+
+    /// The same error, about the caller's input: `what` (the domain's own words
+    /// about a value, which name no file and no API) is what
+    /// [`Error::public_message`] adds.
+    pub(crate) fn of_input(mut self, what: &dyn fmt::Display) -> Self {
+        self.0.input = Some(what.to_string());
         self
     }
 
@@ -329,12 +371,55 @@ impl Error {
         .caused_by(source)
     }
 
+    /// A panic of code run inside `what` (a closure given to the API), caught: its
+    /// transaction was rolled back, and the handle goes on.
+    pub(crate) fn panicked(what: &str, panic: Box<dyn std::any::Any + Send>) -> Self {
+        let said = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Error::new(
+            ErrorKind::Panicked,
+            format!(
+                "{what} panicked ({said}): its transaction was rolled back, and the handle can be used again"
+            ),
+        )
+    }
+
     /// A stored value that cannot be read as what it should be, at `place`.
     pub(crate) fn stored_value(place: impl fmt::Display, reason: impl fmt::Display) -> Self {
         Error::new(
             ErrorKind::InvalidStoredValue,
             format!("{place} is not valid: {reason}"),
         )
+    }
+}
+
+/// What [`Error::public_message`] says of each kind.
+fn public_words(kind: ErrorKind) -> &'static str {
+    use ErrorKind as K;
+    match kind {
+        K::UnknownAccount => "no account has this DID",
+        K::AccountExists => "an account with this DID exists already",
+        K::LastAccount => "the last account cannot be deleted",
+        K::InvalidAccount => "the account's fields are not acceptable",
+        K::InvalidSetting => "a setting, or its value, is not acceptable",
+        K::InvalidDid => "the DID is not valid",
+        K::NotQuarantined => "no quarantined item has this name",
+        K::NeedsForce => "discarding this item deletes key material and must be forced",
+        K::Locked | K::PoolTimeout | K::InUse => "the database is busy; retry shortly",
+        K::QueueFull => "too many requests are waiting for the database; retry shortly",
+        K::Cancelled => "the request was cancelled before it finished; nothing of it was kept",
+        K::DiskFull => "the service has no storage space left",
+        K::ReadOnly => "the database cannot be written at the moment",
+        K::Encrypted | K::WrongKey | K::NotEncrypted | K::InvalidKey => {
+            "the database cannot be opened with the key given"
+        }
+        K::NeedsMigration | K::NeedsRepair => "the database must be upgraded before it can be used",
+        K::NewerDatabase => "the database was written by a newer version of the service",
+        K::NotFound => "the database does not exist",
+        _ => "the service's database failed; the error was logged",
     }
 }
 
@@ -396,19 +481,24 @@ impl From<idstore_domain::SettingsError> for Error {
             }
             _ => ErrorKind::InvalidSetting,
         };
-        Error::new(kind, e.to_string())
+        let made = Error::new(kind, e.to_string());
+        match e {
+            // About the file's content, not the caller's input.
+            idstore_domain::SettingsError::StoredSearchBoxes(_) => made,
+            _ => made.of_input(&e),
+        }
     }
 }
 
 impl From<idstore_domain::DidError> for Error {
     fn from(e: idstore_domain::DidError) -> Self {
-        Error::new(ErrorKind::InvalidDid, e.to_string())
+        Error::new(ErrorKind::InvalidDid, e.to_string()).of_input(&e)
     }
 }
 
 impl From<idstore_domain::AccountError> for Error {
     fn from(e: idstore_domain::AccountError) -> Self {
-        Error::new(ErrorKind::InvalidAccount, format!("invalid account: {e}"))
+        Error::new(ErrorKind::InvalidAccount, format!("invalid account: {e}")).of_input(&e)
     }
 }
 
@@ -441,6 +531,10 @@ pub(crate) fn classify(e: &diesel::result::Error) -> ErrorKind {
                 ErrorKind::NotADatabase
             } else if m.contains("unable to open database file") {
                 ErrorKind::CannotOpen
+            } else if m == "interrupted" {
+                // SQLITE_INTERRUPT: only an async call whose future was dropped
+                // interrupts a connection of idstore's.
+                ErrorKind::Cancelled
             } else {
                 ErrorKind::Database
             }
@@ -532,6 +626,7 @@ mod tests {
             ("database disk image is malformed", ErrorKind::Damaged),
             ("file is not a database", ErrorKind::NotADatabase),
             ("unable to open database file", ErrorKind::CannotOpen),
+            ("interrupted", ErrorKind::Cancelled),
             ("no such table: x", ErrorKind::Database),
         ] {
             let e = Error::from(db(message));

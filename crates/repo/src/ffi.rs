@@ -57,6 +57,27 @@ pub(crate) struct RawDb(std::ptr::NonNull<ffi::sqlite3>);
 // threadsafe); idstore uses it only while it has the connection to itself.
 unsafe impl Send for RawDb {}
 
+impl RawDb {
+    /// Whether the connection has a transaction open (SQLite is not in autocommit
+    /// mode): after a call, one left open means the call broke the connection.
+    #[cfg(any(feature = "tokio", feature = "pool"))]
+    pub(crate) fn in_transaction(self) -> bool {
+        // SAFETY: the connection is open (see the type's promise).
+        unsafe { ffi::sqlite3_get_autocommit(self.0.as_ptr()) == 0 }
+    }
+
+    /// Interrupts the statement the connection runs (`SQLITE_INTERRUPT`, its
+    /// transaction rolled back); none running, nothing happens. Unlike the rest,
+    /// called from another thread than the one using the connection, as SQLite
+    /// allows, by a caller that keeps the connection from closing meanwhile.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn interrupt(self) {
+        // SAFETY: the connection is open and stays open for the call (the caller's
+        // promise); sqlite3_interrupt may be called from any thread.
+        unsafe { ffi::sqlite3_interrupt(self.0.as_ptr()) }
+    }
+}
+
 thread_local! {
     /// The settings for the connection this thread is opening, if it is idstore's.
     static OPENING: RefCell<Option<Opening>> = const { RefCell::new(None) };
@@ -195,9 +216,14 @@ unsafe fn key(db: *mut ffi::sqlite3, keying: &Keying) -> c_int {
 pub(crate) const QUIET: &std::ffi::CStr = c"PRAGMA cipher_log_level = NONE";
 
 /// The busy handler: sleeps as SQLite's own default handler does (short waits
-/// first, then 100 ms at a time) until the timeout carried in `timeout` has passed;
-/// reports once, on the first wait, that another program holds a lock.
+/// first, then 100 ms at a time) until the timeout carried in `timeout` has passed,
+/// or the call waiting is cancelled; reports once, on the first wait, that another
+/// program holds a lock.
 unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
+    if crate::txn::cancelled() {
+        // The call waiting was cancelled: it stops waiting, and rolls back.
+        return 0;
+    }
     const DELAYS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
     let timeout = timeout as usize as u64;
     let count = usize::try_from(count).unwrap_or(0);

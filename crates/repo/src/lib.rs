@@ -38,7 +38,7 @@
 
 mod accounts;
 #[cfg(feature = "tokio")]
-mod asynchronous;
+pub mod asynchronous;
 mod backup;
 mod connection;
 mod database;

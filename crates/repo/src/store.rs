@@ -149,6 +149,11 @@ impl<'c> Store<'c> {
         &mut self.handle.conn
     }
 
+    /// The quarantine exports of the unit of work this store runs in, if any.
+    pub(crate) fn unit_exports(&mut self) -> Option<&mut Vec<std::path::PathBuf>> {
+        self.handle.unit_exports.as_mut()
+    }
+
     /// The file this store serves.
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.handle.path
@@ -205,6 +210,10 @@ impl<'c> Store<'c> {
     /// assert!(refused.is_err());
     /// # Ok(()) }
     /// ```
+    ///
+    /// `query_only` is off again however `f` ends, a panic included: a panic is
+    /// caught, its read rolled back, and it comes back as
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked).
     pub fn read_only<T>(
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
@@ -216,9 +225,11 @@ impl<'c> Store<'c> {
             .batch_execute("PRAGMA query_only = ON;")
             .map_err(Error::from)
             .and_then(|()| {
-                let result = crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from))
+                }));
                 let restored = conn.batch_execute("PRAGMA query_only = OFF;");
-                let value = result?;
+                let value = result.map_err(|p| Error::panicked("the read_only closure", p))??;
                 restored?;
                 Ok(value)
             });

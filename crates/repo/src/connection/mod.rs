@@ -145,8 +145,17 @@ pub(crate) struct Handle {
     /// Copies of the file and its journal kept aside before an interrupted write was
     /// recovered by this open (the state before recovery), when there was one.
     pub kept_aside: Vec<std::path::PathBuf>,
+    /// Inside a unit of work ([`crate::Database::transaction`]): the quarantine
+    /// exports written in it, removed again if it rolls back.
+    pub unit_exports: Option<Vec<std::path::PathBuf>>,
     /// This connection, counted among the process's connections to the file.
     _open_here: Option<crate::files::OpenHere>,
+}
+
+impl crate::txn::OnConnection for Handle {
+    fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
 }
 
 impl Handle {
@@ -221,6 +230,7 @@ impl Handle {
                 created: fresh == Fresh::Created,
                 servable: false,
                 kept_aside,
+                unit_exports: None,
             }),
             Err(e) => Err(Box::new((e, file))),
         }

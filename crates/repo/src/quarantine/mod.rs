@@ -63,6 +63,19 @@ pub(crate) fn items(conn: &mut SqliteConnection) -> Result<Vec<QuarantinedItem>,
     Ok(items)
 }
 
+/// Removes an export whose row was not deleted after all (its deletion failed, or
+/// the unit of work it was in rolled back): it would be a stray copy of key
+/// material.
+pub(crate) fn remove_export(path: &Path) {
+    if let (Ok(folder), Some(name)) = (
+        crate::files::Folder::open(crate::files::folder_of(path)),
+        path.file_name(),
+    ) {
+        let _ = folder.remove(name);
+        let _ = folder.sync(crate::files::Protects::Removal);
+    }
+}
+
 /// The account columns a quarantined row is compared on (never their values).
 pub(crate) const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
     "dateCreated",

@@ -164,7 +164,7 @@ fn a_pools_checkout_timeout_is_the_services_to_set() -> Result<(), Error> {
             .checkout_timeout(std::time::Duration::from_millis(150)),
     )?;
     let held = pool.get()?;
-    let err = pool.get().err().expect("the one connection is taken");
+    let err = pool.get().expect_err("the one connection is taken");
     assert_eq!(err.kind(), ErrorKind::PoolTimeout);
     assert_eq!(http_status(&err), 503);
     assert!(err.to_string().contains("150 ms"), "{err}");
