@@ -16,3 +16,4 @@ mod quarantine;
 mod rollout;
 mod shared;
 mod store;
+mod units;
