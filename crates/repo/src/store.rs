@@ -149,14 +149,14 @@ impl<'c> Store<'c> {
         &mut self.handle.conn
     }
 
+    /// The connection, and what puts its errors in context, borrowed apart.
+    pub(crate) fn split(&mut self) -> (&mut SqliteConnection, crate::connection::ErrorContext<'_>) {
+        self.handle.split()
+    }
+
     /// The quarantine exports of the unit of work this store runs in, if any.
     pub(crate) fn unit_exports(&mut self) -> Option<&mut Vec<std::path::PathBuf>> {
         self.handle.unit_exports.as_mut()
-    }
-
-    /// The file this store serves.
-    pub(crate) fn path(&self) -> &std::path::Path {
-        &self.handle.path
     }
 
     /// Runs a write in one immediate transaction (see [`Handle::write`]).

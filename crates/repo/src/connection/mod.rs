@@ -219,6 +219,12 @@ impl Handle {
             }
             Ok((conn, raw, plan.kept_aside))
         })();
+        let opened = opened.map_err(|e: Error| match e.raw_sqlite() {
+            Some(_) if e.kind() == ErrorKind::Locked => {
+                locked(&file, settings.busy_timeout).caused_by(e)
+            }
+            _ => e,
+        });
         match opened {
             Ok((conn, raw, kept_aside)) => Ok(Handle {
                 _open_here: file.entry.as_ref().map(crate::files::register_open),
@@ -276,19 +282,49 @@ impl Handle {
         self.settings.read_only
     }
 
+    /// An error met on this file, in context (see [`ErrorContext::explain`]).
+    pub fn context(&self, e: Error) -> Error {
+        ErrorContext {
+            file: &self.file,
+            settings: &self.settings,
+        }
+        .explain(e)
+    }
+
+    /// The connection, and what puts this file's errors in context, borrowed
+    /// apart.
+    pub fn split(&mut self) -> (&mut SqliteConnection, ErrorContext<'_>) {
+        let context = ErrorContext {
+            file: &self.file,
+            settings: &self.settings,
+        };
+        (&mut self.conn, context)
+    }
+}
+
+/// What [`Handle::context`] needs of a handle: its file and settings, borrowed
+/// apart from its connection (an iterator over rows holds the one and needs the
+/// other).
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorContext<'a> {
+    file: &'a DbFile,
+    settings: &'a Settings,
+}
+
+impl ErrorContext<'_> {
     /// An error met on this file, in context: about this file when it names none
     /// yet. SQLite's own errors are put in words with the next step: a lock held
     /// past the busy timeout says by whom (where the system tells) and how long it
     /// waited; a storage fault, where and how much room is free; a write refused,
     /// why.
-    pub fn context(&self, e: Error) -> Error {
+    pub fn explain(&self, e: Error) -> Error {
         if e.raw_sqlite().is_none() {
-            return e.in_file(&self.path);
+            return e.in_file(&self.file.path);
         }
-        let path = &self.path;
+        let path = &self.file.path;
         let explained = match e.kind() {
             ErrorKind::Locked => {
-                return locked(&self.file, self.settings.busy_timeout).caused_by(e);
+                return locked(self.file, self.settings.busy_timeout).caused_by(e);
             }
             ErrorKind::DiskFull | ErrorKind::IoError => {
                 return crate::storage::with_context(e, path);
@@ -297,7 +333,7 @@ impl Handle {
                 read_only(path, ReadOnlyCause::OpenedReadOnly)
             }
             // The open found the file writable: what changed since, where it shows.
-            ErrorKind::ReadOnly => refuse_read_only(&self.file, None)
+            ErrorKind::ReadOnly => refuse_read_only(self.file, None)
                 .err()
                 .unwrap_or_else(|| read_only(path, ReadOnlyCause::Unknown)),
             ErrorKind::Damaged => Error::at(
@@ -566,6 +602,10 @@ pub(crate) fn configure_error(path: &Path, source: diesel::result::Error) -> Err
     let kind = crate::error::classify(&source);
     if matches!(kind, ErrorKind::DiskFull | ErrorKind::IoError) {
         return crate::storage::fault_at(path, kind, source);
+    }
+    if kind == ErrorKind::Locked {
+        // Left raw: the open names who held the lock (see `Handle::open_existing`).
+        return Error::from(source);
     }
     let kind = if kind == ErrorKind::Database {
         ErrorKind::CannotOpen
