@@ -87,9 +87,11 @@ pub enum WhenLast {
     Delete,
 }
 
-/// What [`Store::delete_account`] did.
+/// What [`Store::delete_account`] did (in JSON, by the app's names:
+/// `removed`, `activeDid`, `wasActive`, `settingsRowsRemoved`).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccountRemoval {
     /// The deleted identity.
     pub removed: Did,

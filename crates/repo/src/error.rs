@@ -129,6 +129,8 @@ error_kinds! {
     AccountExists = "account_exists",
     /// Deleting the account would leave none.
     LastAccount = "last_account",
+    /// The call needs an active identity, and none is active.
+    NoActiveIdentity = "no_active_identity",
     /// A new account's fields are not acceptable.
     InvalidAccount = "invalid_account",
     /// A setting, or its value, is not acceptable.
@@ -403,6 +405,7 @@ fn public_words(kind: ErrorKind) -> &'static str {
         K::UnknownAccount => "no account has this DID",
         K::AccountExists => "an account with this DID exists already",
         K::LastAccount => "the last account cannot be deleted",
+        K::NoActiveIdentity => "no identity is active",
         K::InvalidAccount => "the account's fields are not acceptable",
         K::InvalidSetting => "a setting, or its value, is not acceptable",
         K::InvalidDid => "the DID is not valid",

@@ -8,6 +8,7 @@ mod asynchronous;
 mod bookkeeping;
 mod encryption;
 mod errors;
+mod json;
 mod migrations;
 mod power;
 mod properties;
