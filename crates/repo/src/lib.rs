@@ -42,6 +42,8 @@ pub mod asynchronous;
 mod backup;
 mod connection;
 mod database;
+#[cfg(any(feature = "fixtures", feature = "testing"))]
+mod demo;
 mod encryption;
 mod error;
 mod ffi;

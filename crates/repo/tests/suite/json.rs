@@ -25,10 +25,12 @@ fn keys(value: &Value, into: &mut Vec<String>) {
 
 #[test]
 fn the_stores_types_speak_the_apps_names() {
-    let test = TestDatabase::seeded().unwrap();
+    // The demo, migrated: an identity quarantined, an override row.
+    let test = TestDatabase::legacy_demo().unwrap().migrated().unwrap();
     let mut db = test.open().unwrap();
     let mut store = db.store().unwrap();
     let alice = Did::parse(ALICE).unwrap();
+    store.set_active_did(Some(&alice)).unwrap();
     let mut shown = vec![
         serde_json::to_value(store.settings(SettingsScope::Merged(None)).unwrap()).unwrap(),
         serde_json::to_value(store.active_identity().unwrap()).unwrap(),
