@@ -74,9 +74,7 @@ fn within<C: OnConnection + ?Sized, T>(
         Err(Failed::Body(e)) => e,
         Err(Failed::Begin(e)) => e.into(),
         Err(Failed::Commit(e)) => {
-            let past_commit_point = logged
-                .as_ref()
-                .is_some_and(|codes| codes.contains(&crate::ffi::IOERR_DIR_FSYNC));
+            let past_commit_point = logged.contains(&crate::ffi::IOERR_DIR_FSYNC);
             if write && past_commit_point {
                 return Err(committed_not_durable(e.into(), path));
             }

@@ -204,7 +204,7 @@ impl Handle {
             let plan = access::prepare(&file, &mut settings)?;
             let (mut conn, raw) = establish_detecting(&file.path, &mut settings, plan.immutable)?;
             file.check_still_same()?;
-            configure(&mut conn, &file.path, &settings)?;
+            configure(&mut conn, raw, &file.path, &settings)?;
             if fresh != Fresh::No {
                 // The new file gets its first page now (an empty database, under its
                 // key when it has one), so whatever comes next (a failed migration, a
@@ -570,6 +570,8 @@ pub(crate) fn establish(
     immutable: bool,
 ) -> Result<(SqliteConnection, crate::ffi::RawDb), Error> {
     let uri = sqlite_uri(path, settings.read_only, immutable);
+    // SQLCipher's logging is off until the key has been tried (below), then as found.
+    let _quiet = crate::ffi::Quiet::begin();
     let (opened, raw) =
         crate::ffi::opening(settings.keying.as_ref(), settings.busy_timeout, || {
             SqliteConnection::establish(&uri)
@@ -588,10 +590,19 @@ pub(crate) fn establish(
             .caused_by(source),
         }
     })?;
+    let raw = raw.ok_or_else(|| {
+        Error::at(
+            ErrorKind::CannotOpen,
+            path,
+            format!(
+                "SQLite opened {} without idstore's settings (another part of the program reset SQLite's auto-extensions meanwhile); nothing was read: open it again",
+                path.display()
+            ),
+        )
+    })?;
     if settings.keying.is_some() {
         check_key(&mut conn, path)?;
     }
-    let raw = raw.expect("an idstore connection passes through the open hook");
     Ok((conn, raw))
 }
 
@@ -647,10 +658,14 @@ fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
 /// (see [`crate::ffi`]).
 pub(crate) fn configure(
     conn: &mut SqliteConnection,
+    raw: crate::ffi::RawDb,
     path: &Path,
     settings: &Settings,
 ) -> Result<(), Error> {
-    conn.set_instrumentation(SlowStatements::default());
+    conn.set_instrumentation(Watch {
+        raw,
+        started: Vec::new(),
+    });
     let temp_store = if settings.keying.is_some() {
         "MEMORY"
     } else {
@@ -677,18 +692,23 @@ pub(crate) fn configure(
 const SLOW_STATEMENT: Duration = Duration::from_millis(250);
 
 /// Diesel's instrumentation hook: reports each statement slower than
-/// [`SLOW_STATEMENT`] with its SQL, never its bound values (they may be key material).
-#[derive(Default)]
-struct SlowStatements {
+/// [`SLOW_STATEMENT`] with its SQL, never its bound values (they may be key
+/// material), and notes the extended result code of each that fails (see
+/// [`crate::ffi::note_failure`]).
+struct Watch {
+    raw: crate::ffi::RawDb,
     started: Vec<std::time::Instant>,
 }
 
-impl diesel::connection::Instrumentation for SlowStatements {
+impl diesel::connection::Instrumentation for Watch {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
         use diesel::connection::InstrumentationEvent;
         match event {
             InstrumentationEvent::StartQuery { .. } => self.started.push(std::time::Instant::now()),
-            InstrumentationEvent::FinishQuery { query, .. } => {
+            InstrumentationEvent::FinishQuery { query, error, .. } => {
+                if error.is_some() {
+                    crate::ffi::note_failure(self.raw);
+                }
                 let Some(started) = self.started.pop() else {
                     return;
                 };
