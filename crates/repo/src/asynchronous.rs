@@ -404,7 +404,7 @@ fn run_job(db: &mut Database, job: Job) {
     ticket.set_running(Some(db.raw()));
     // A drop between the check above and now found nothing running to interrupt.
     if !ticket.cancelled() {
-        crate::txn::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
+        crate::cancel::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
     }
     ticket.set_running(None);
 }

@@ -255,14 +255,15 @@ impl Drop for Quiet {
         if state.opens > 0 {
             return;
         }
-        let Some(found) = state.found.take() else {
-            return;
-        };
-        let Ok(set) = std::ffi::CString::new(format!(
-            "PRAGMA cipher_log_level = {}",
-            found.to_string_lossy()
-        )) else {
-            return;
+        // SQLCipher's own names for its levels; anything else is not put back.
+        let set = match state.found.take().as_ref().map(|f| f.to_bytes()) {
+            Some(b"NONE") => c"PRAGMA cipher_log_level = NONE",
+            Some(b"ERROR") => c"PRAGMA cipher_log_level = ERROR",
+            Some(b"WARN") => c"PRAGMA cipher_log_level = WARN",
+            Some(b"INFO") => c"PRAGMA cipher_log_level = INFO",
+            Some(b"DEBUG") => c"PRAGMA cipher_log_level = DEBUG",
+            Some(b"TRACE") => c"PRAGMA cipher_log_level = TRACE",
+            _ => return,
         };
         // On a private connection of its own (the pragma is process-wide): the
         // connection opened may be gone, or never opened.
@@ -274,7 +275,7 @@ impl Drop for Quiet {
             if ffi::sqlite3_open_v2(c":memory:".as_ptr(), &mut db, flags, std::ptr::null())
                 == ffi::SQLITE_OK
             {
-                exec(db, &set);
+                exec(db, set);
             }
             ffi::sqlite3_close(db);
         }
@@ -329,7 +330,7 @@ unsafe fn pragma_text(db: *mut ffi::sqlite3, sql: &std::ffi::CStr) -> Option<std
 /// or the call waiting is cancelled; reports once, on the first wait, that another
 /// program holds a lock.
 unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
-    if crate::txn::cancelled() {
+    if crate::cancel::cancelled() {
         // The call waiting was cancelled: it stops waiting, and rolls back.
         return 0;
     }

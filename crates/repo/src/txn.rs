@@ -133,43 +133,9 @@ fn begin(conn: &mut SqliteConnection, write: bool) -> QueryResult<()> {
     AnsiTransactionManager::begin_transaction(conn)
 }
 
-thread_local! {
-    /// Set while this thread runs a call of an async handle: whether the call's
-    /// future was dropped (see `crate::asynchronous`).
-    static CANCELLED: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `f` on this thread as a call that `flag` cancels: from the moment it is
-/// set, no transaction begins or commits, and a wait for a lock ends.
-#[cfg(feature = "tokio")]
-pub(crate) fn cancellable<T>(
-    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    f: impl FnOnce() -> T,
-) -> T {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            CANCELLED.with(|c| c.borrow_mut().take());
-        }
-    }
-    CANCELLED.with(|c| *c.borrow_mut() = Some(flag));
-    let _clear = Clear;
-    f()
-}
-
-/// Whether the call this thread runs was cancelled.
-pub(crate) fn cancelled() -> bool {
-    CANCELLED.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::SeqCst))
-    })
-}
-
 /// Refuses to go on with a cancelled call.
 fn check_cancelled() -> Result<(), Error> {
-    if cancelled() {
+    if crate::cancel::cancelled() {
         return Err(Error::new(
             ErrorKind::Cancelled,
             "the call was cancelled (its future was dropped): its transaction was rolled back, and none begins after it",
