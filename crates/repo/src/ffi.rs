@@ -626,7 +626,7 @@ mod tests {
     //! connections' settings, SQLCipher's log level, and no hook of idstore's left
     //! registered. SQLite's configuration is process-wide and can be set only before
     //! SQLite starts, so each case runs in a process of its own: the test runs
-    //! itself again, alone, once with idstore opening first and once with the host.
+    //! itself again, alone (`idstore_testkit::alone`).
 
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -638,27 +638,21 @@ mod tests {
         HOST_LOGGED.fetch_add(1, Ordering::SeqCst);
     }
 
-    const NAME: &str = "ffi::tests::a_hosts_own_sqlite_state_is_left_alone";
+    #[test]
+    fn a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first() {
+        if idstore_testkit::alone(
+            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first",
+        ) {
+            host_case("idstore");
+        }
+    }
 
     #[test]
-    fn a_hosts_own_sqlite_state_is_left_alone() {
-        match std::env::var("IDSTORE_HOST_CASE") {
-            Ok(first) => host_case(&first),
-            Err(_) => {
-                for first in ["idstore", "host"] {
-                    let out = std::process::Command::new(std::env::current_exe().unwrap())
-                        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-                        .env("IDSTORE_HOST_CASE", first)
-                        .output()
-                        .unwrap();
-                    let said = String::from_utf8_lossy(&out.stdout);
-                    assert!(
-                        out.status.success() && said.contains("1 passed"),
-                        "{first} first: {said}{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-            }
+    fn a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first() {
+        if idstore_testkit::alone(
+            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first",
+        ) {
+            host_case("host");
         }
     }
 

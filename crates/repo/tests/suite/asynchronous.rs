@@ -277,19 +277,7 @@ async fn requests_that_timed_out_behind_a_lock_write_nothing_afterwards() {
 /// the test runs itself again, alone.
 #[test]
 fn waiting_calls_hold_no_thread() {
-    const NAME: &str = "asynchronous::waiting_calls_hold_no_thread";
-    if std::env::var("IDSTORE_ALONE").as_deref() != Ok(NAME) {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-            .env("IDSTORE_ALONE", NAME)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && said.contains("1 passed"),
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !alone("asynchronous::waiting_calls_hold_no_thread") {
         return;
     }
     let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
