@@ -256,7 +256,7 @@ impl<'c> Store<'c> {
     ///
     /// `query_only` is off again however `f` ends, a panic included: a panic is
     /// caught, its read rolled back, and it comes back as
-    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked).
+    /// [`ErrorKind::Panicked`].
     pub fn read_only<T>(
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
@@ -486,7 +486,7 @@ impl Store<'_> {
     /// active; returns that identity. What the app shows it
     /// ([`SettingsScope::Merged(None)`](SettingsScope::Merged)) then has every value
     /// the change sets. Refused with
-    /// [`ErrorKind::NoActiveIdentity`](crate::ErrorKind::NoActiveIdentity) when none
+    /// [`ErrorKind::NoActiveIdentity`] when none
     /// is active; the active identity itself is changed as
     /// [`Store::save_account_settings`] says (not at all).
     ///

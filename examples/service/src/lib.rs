@@ -266,54 +266,57 @@ impl Service {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` (one request per connection, a JSON body with a
-/// `Content-Length`): enough HTTP for the example, not a server to deploy.
-pub async fn serve(listener: tokio::net::TcpListener, service: Arc<Service>) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
+/// Serves HTTP/1.1 on `listener`, one connection at a time (one request each, a
+/// JSON body with a `Content-Length`), each request handled on `runtime`: enough
+/// HTTP for the example, not a server to deploy (a service would put axum or hyper
+/// here; the handler stays the same).
+pub fn serve(
+    listener: &std::net::TcpListener,
+    service: &Service,
+    runtime: &tokio::runtime::Handle,
+) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else {
             continue;
         };
-        let service = Arc::clone(&service);
-        tokio::spawn(async move {
-            let mut stream = BufReader::new(stream);
-            let mut line = String::new();
-            if stream.read_line(&mut line).await.is_err() {
-                return;
-            }
-            let mut words = line.split_whitespace();
-            let (method, path) = (
-                words.next().unwrap_or("").to_owned(),
-                words.next().unwrap_or("").to_owned(),
-            );
-            let mut length = 0;
-            loop {
-                let mut header = String::new();
-                if stream.read_line(&mut header).await.is_err() || header.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length.min(1 << 20)];
-            if stream.read_exact(&mut body).await.is_err() {
-                return;
-            }
-            let (status, answer) = service
-                .handle(&method, &path, &String::from_utf8_lossy(&body))
-                .await;
-            let text = answer.to_string();
-            let head = format!(
-                "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                if status < 400 { "OK" } else { "Error" },
-                text.len()
-            );
-            let stream = stream.get_mut();
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(text.as_bytes()).await;
-        });
+        let _ = answer_http(stream, service, runtime);
     }
+}
+
+/// Reads one request from `stream` and writes the service's answer.
+fn answer_http(
+    stream: std::net::TcpStream,
+    service: &Service,
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body)?;
+    let (status, answer) =
+        runtime.block_on(service.handle(method, path, &String::from_utf8_lossy(&body)));
+    let text = answer.to_string();
+    let mut stream = &stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        if status < 400 { "OK" } else { "Error" },
+        text.len()
+    )
 }

@@ -2,17 +2,15 @@
 //! ROOT [ADDRESS]` keeps each user's file in `ROOT/{user}.sqlite` and listens on
 //! ADDRESS (`127.0.0.1:8080`). Try `curl localhost:8080/users/ada/settings`.
 
-use std::sync::Arc;
-
 use idstore_example_service::{Service, serve};
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let root = args.next().unwrap_or_else(|| ".".to_owned());
     let address = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let listener = std::net::TcpListener::bind(&address)?;
     eprintln!("serving users' files in {root} on http://{address}");
-    serve(listener, Arc::new(Service::new(root))).await;
+    serve(&listener, &Service::new(root), runtime.handle());
     Ok(())
 }

@@ -439,23 +439,25 @@ async fn point_9_a_legacy_file_is_adopted_and_the_handles_show() {
 }
 
 /// The service over HTTP: a request and its answer on a socket.
-#[tokio::test]
-async fn the_service_answers_over_http() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+#[test]
+fn the_service_answers_over_http() {
+    use std::io::{Read, Write};
     let test = TestDatabase::seeded().unwrap();
     let (service, user) = service_of(&test);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, Arc::new(service)));
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let handle = runtime.handle().clone();
+    std::thread::spawn(move || serve(&listener, &service, &handle));
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
     let body = r#"{"firstName": "Over HTTP"}"#;
     let request = format!(
         "PATCH /users/{user}/settings HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let json: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["firstName"], "Over HTTP");
