@@ -7,7 +7,9 @@
 //!
 //! - **Back-pressure.** At most [`AsyncOptions::queue`] calls wait per handle; one
 //!   more is refused at once with [`ErrorKind::QueueFull`], and nothing of it runs.
-//!   A waiting call holds no thread: only its closure, in the queue.
+//!   A waiting call holds no thread: only its closure, in the queue. (A call
+//!   whose future was dropped keeps its place until the connection's thread
+//!   reaches it and passes over it, at once.)
 //! - **Cancellation.** Dropping a call's future (a request cancelled, a timeout, a
 //!   `select!` that went the other way) before the call starts means it never
 //!   runs. Dropped while it runs, the statement running is interrupted
