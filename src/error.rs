@@ -123,6 +123,10 @@ fn hint(e: &Error) -> Option<String> {
         ErrorKind::Locked => {
             "another program kept it locked past the busy timeout: close it, or retry with a longer --busy-timeout"
         }
+        // (The command runs no closure of a caller's and no async call, so it meets
+        // `panicked` only through a bug of its own, and never `queue_full` or
+        // `cancelled`.)
+        ErrorKind::Panicked => "this is a bug in idstore: please report it with this message",
         ErrorKind::DiskFull if e.needed_without_backup().is_some() => {
             "or pass --no-backup to go without a backup"
         }

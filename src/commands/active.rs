@@ -19,7 +19,7 @@ pub(super) fn active(ctx: &Ctx, args: &ActiveArgs) -> Result<(), Error> {
         None => {}
     }
     let now = store.active_identity()?;
-    let last_updated = now.last_updated.map(|t| t.and_utc().to_rfc3339());
+    let last_updated = now.last_updated.map(|t| t.to_rfc3339());
     ctx.out.emit(
         json!({ "active_did": now.active_did, "last_updated": last_updated }),
         || match &now.active_did {

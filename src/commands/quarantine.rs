@@ -25,6 +25,63 @@ pub(super) fn resolve_hint(item: QuarantineRef) -> String {
     }
 }
 
+/// A quarantined item as `--json` prints it: the command's own keys, which
+/// operators' scripts read (the library's type speaks the app's names).
+#[derive(serde::Serialize)]
+struct ItemOutput<'a> {
+    item: QuarantineRef,
+    value: &'a str,
+    reason: &'a str,
+    quarantined_at: chrono::NaiveDateTime,
+    waiting: bool,
+    kept_account_id: Option<i32>,
+    differs_from_kept: &'a [&'static str],
+    names_account: bool,
+}
+
+impl<'a> From<&'a QuarantinedItem> for ItemOutput<'a> {
+    fn from(i: &'a QuarantinedItem) -> Self {
+        ItemOutput {
+            item: i.item,
+            value: &i.value,
+            reason: &i.reason,
+            quarantined_at: i.quarantined_at,
+            waiting: i.waiting,
+            kept_account_id: i.kept_account_id,
+            differs_from_kept: &i.differs_from_kept,
+            names_account: i.names_account,
+        }
+    }
+}
+
+/// A decision as `--json` prints it (the command's own keys, as [`ItemOutput`]).
+#[derive(serde::Serialize)]
+struct DecisionOutput<'a> {
+    id: i32,
+    decided_at: chrono::NaiveDateTime,
+    decision: DecisionKind,
+    item: QuarantineRef,
+    value: &'a str,
+    kept_aside: Option<QuarantineRef>,
+    previous_active_did: Option<&'a str>,
+    export_path: Option<&'a std::path::Path>,
+}
+
+impl<'a> From<&'a Decision> for DecisionOutput<'a> {
+    fn from(d: &'a Decision) -> Self {
+        DecisionOutput {
+            id: d.id,
+            decided_at: d.decided_at,
+            decision: d.decision,
+            item: d.item,
+            value: &d.value,
+            kept_aside: d.kept_aside,
+            previous_active_did: d.previous_active_did.as_deref(),
+            export_path: d.export_path.as_deref(),
+        }
+    }
+}
+
 fn item_lines(i: &QuarantinedItem) -> Vec<String> {
     let state = if i.waiting {
         "waiting"
@@ -73,7 +130,7 @@ fn secret(value: Option<&Secret>, reveal: bool) -> Value {
 fn detail_json(detail: &QuarantinedDetail, reveal: bool) -> Value {
     match detail {
         QuarantinedDetail::Account { row, summary } => json!({
-            "summary": summary,
+            "summary": ItemOutput::from(summary),
             "row": {
                 "id": row.id,
                 "dateCreated": row.date_created,
@@ -88,10 +145,10 @@ fn detail_json(detail: &QuarantinedDetail, reveal: bool) -> Value {
             },
         }),
         QuarantinedDetail::Pointer { row, summary } => json!({
-            "summary": summary,
+            "summary": ItemOutput::from(summary),
             "row": { "id": row.id, "activeDid": row.active_did, "reason": row.reason },
         }),
-        other => json!({ "summary": other.summary() }),
+        other => json!({ "summary": ItemOutput::from(other.summary()) }),
     }
 }
 
@@ -142,7 +199,8 @@ pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<(), Error
         QuarantineCommand::List => {
             let mut db = ctx.open_read()?;
             let items = db.store()?.quarantined_items()?;
-            ctx.out.emit(json!({ "items": items }), || {
+            let shown: Vec<ItemOutput<'_>> = items.iter().map(ItemOutput::from).collect();
+            ctx.out.emit(json!({ "items": shown }), || {
                 if items.is_empty() {
                     return "nothing is quarantined".to_owned();
                 }
@@ -186,8 +244,10 @@ pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<(), Error
                 |store| store.check_restore(*item),
                 |store| store.restore_quarantined(*item),
             )?;
-            ctx.out
-                .emit(json!({ "decision": decision }), || decision_text(&decision));
+            ctx.out.emit(
+                json!({ "decision": DecisionOutput::from(&decision) }),
+                || decision_text(&decision),
+            );
         }
         QuarantineCommand::Discard {
             item,
@@ -206,8 +266,10 @@ pub(super) fn quarantine(ctx: &Ctx, cmd: &QuarantineCommand) -> Result<(), Error
                 |store| store.check_discard(*item, how),
                 |store| store.discard_quarantined(*item, how),
             )?;
-            ctx.out
-                .emit(json!({ "decision": decision }), || decision_text(&decision));
+            ctx.out.emit(
+                json!({ "decision": DecisionOutput::from(&decision) }),
+                || decision_text(&decision),
+            );
         }
     }
     Ok(())

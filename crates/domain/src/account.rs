@@ -3,13 +3,16 @@
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::did::Did;
 
 /// Encrypted key material. Its `Debug` never shows the content, and it has no
 /// `Display` or `Serialize`, so it cannot reach a log or a JSON document by accident.
-#[derive(Clone, PartialEq, Eq)]
+/// It deserializes from a JSON string (a new account's material, as a client sends
+/// it).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -54,8 +57,11 @@ pub struct Account {
 }
 
 /// An identity without its secret material: what listings return. Get the secrets,
-/// when they are really needed, with a separate call.
+/// when they are really needed, with a separate call. In JSON, the app's column
+/// names: `{"id": 1, "dateCreated": "…", "derivationPath": null, "did": "…",
+/// "passkeyCredIdHex": null, "publicKeyHex": "02ab"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccountInfo {
     /// Surrogate key.
     pub id: i32,
@@ -86,7 +92,25 @@ impl From<Account> for AccountInfo {
 }
 
 /// The fields of a new account; `id` is assigned by the database. Build one with
-/// [`NewAccount::new`] and the setters for the optional fields.
+/// [`NewAccount::new`] and the setters for the optional fields, or read it from
+/// the JSON a client sends, by the app's column names (`did`, `publicKeyHex` and
+/// `dateCreated` required; `derivationPath`, `identityEncrBase64`,
+/// `mnemonicEncrBase64`, `passkeyCredIdHex` optional; any other name refused),
+/// checked as [`NewAccount::validate`] checks it.
+///
+/// ```
+/// use idstore_domain::NewAccount;
+///
+/// let new: NewAccount = serde_json::from_str(r#"{
+///     "did": "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01",
+///     "publicKeyHex": "02ab",
+///     "dateCreated": "2024-03-01T12:00:00.000Z"
+/// }"#)?;
+/// assert_eq!(new.public_key_hex, "02ab");
+/// let bad = serde_json::from_str::<NewAccount>(r#"{"did": "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01", "publicKeyHex": "not hex", "dateCreated": "2024-03-01T12:00:00.000Z"}"#);
+/// assert!(bad.unwrap_err().to_string().contains("hex digits"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 ///
 /// ```
 /// use idstore_domain::{Did, NewAccount, Secret};
@@ -99,7 +123,8 @@ impl From<Account> for AccountInfo {
 /// # Ok::<(), idstore_domain::DidError>(())
 /// ```
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "NewAccountFields")]
 pub struct NewAccount {
     /// The identity.
     pub did: Did,
@@ -191,6 +216,41 @@ impl NewAccount {
             });
         }
         Ok(())
+    }
+}
+
+/// A new account as JSON gives it, before [`NewAccount::validate`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewAccountFields {
+    did: Did,
+    date_created: String,
+    #[serde(default)]
+    derivation_path: Option<String>,
+    #[serde(default)]
+    identity_encr_base64: Option<Secret>,
+    #[serde(default)]
+    mnemonic_encr_base64: Option<Secret>,
+    #[serde(default)]
+    passkey_cred_id_hex: Option<String>,
+    public_key_hex: String,
+}
+
+impl TryFrom<NewAccountFields> for NewAccount {
+    type Error = AccountError;
+
+    fn try_from(f: NewAccountFields) -> Result<Self, AccountError> {
+        let new = NewAccount {
+            did: f.did,
+            date_created: f.date_created,
+            derivation_path: f.derivation_path,
+            identity_encr_base64: f.identity_encr_base64,
+            mnemonic_encr_base64: f.mnemonic_encr_base64,
+            passkey_cred_id_hex: f.passkey_cred_id_hex,
+            public_key_hex: f.public_key_hex,
+        };
+        new.validate()?;
+        Ok(new)
     }
 }
 

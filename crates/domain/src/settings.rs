@@ -480,11 +480,18 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// The keys a settings view has beside the settings and `activeDid` (the
+/// repository's `SettingsView`): a change read from JSON passes over them, so a
+/// view a client got can be sent back as a change.
+pub const VIEW_KEYS: [&str; 2] = ["accountDid", "hasOverride"];
+
 impl SettingsChange {
     /// The change a JSON object describes: a setting's legacy name with a value sets
     /// it, with `null` clears it, a name left out keeps it; `activeDid` names the
-    /// active identity (`null` for none). An unknown name or a value of the wrong
-    /// type is an error naming it.
+    /// active identity (`null` for none). The keys a settings view says of itself
+    /// ([`VIEW_KEYS`]: `accountDid`, `hasOverride`) are passed over, so what a read
+    /// returned can be sent back. An unknown name or a value of the wrong type is an
+    /// error naming it.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, SettingsError> {
         let object = value
             .as_object()
@@ -493,6 +500,11 @@ impl SettingsChange {
             })?;
         let mut change = SettingsChange::new();
         for (name, value) in object {
+            // What a settings view says of itself: which row it read, and whether it
+            // exists. Never a change: a change goes to the row its call names.
+            if VIEW_KEYS.contains(&name.as_str()) {
+                continue;
+            }
             if name == "activeDid" {
                 change.active_did = match value {
                     serde_json::Value::Null => Change::Clear,

@@ -376,3 +376,101 @@ fn a_settings_change_deserializes_from_the_json_a_service_receives() {
         assert!(err.contains(says), "{bad}: {err}");
     }
 }
+
+/// The types a service sends speak the app's names, and times carry their offset.
+#[test]
+fn accounts_and_the_active_identity_serialize_by_the_apps_names() {
+    use idstore_domain::{AccountInfo, ActiveIdentity, chrono};
+    let info = AccountInfo {
+        id: 1,
+        date_created: "2024-03-01T12:00:00.000Z".into(),
+        derivation_path: None,
+        did: Did::parse(ETHR).unwrap(),
+        passkey_cred_id_hex: None,
+        public_key_hex: "02ab".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&info).unwrap(),
+        serde_json::json!({
+            "id": 1, "dateCreated": "2024-03-01T12:00:00.000Z", "derivationPath": null,
+            "did": ETHR, "passkeyCredIdHex": null, "publicKeyHex": "02ab"
+        })
+    );
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T21:22:51.443Z")
+        .unwrap()
+        .to_utc();
+    let active = ActiveIdentity {
+        active_did: Some(Did::parse(ETHR).unwrap()),
+        last_updated: Some(at),
+    };
+    let json = serde_json::to_value(&active).unwrap();
+    assert_eq!(json["activeDid"], ETHR);
+    let shown = json["lastUpdated"].as_str().unwrap();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(shown).unwrap(),
+        at,
+        "RFC 3339 with an offset: {shown}"
+    );
+}
+
+/// A new account reads from the JSON a client sends, checked as the API checks it.
+#[test]
+fn a_new_account_deserializes_with_the_apis_checks() {
+    use idstore_domain::NewAccount;
+    let read = |json: serde_json::Value| serde_json::from_value::<NewAccount>(json);
+    let new = read(serde_json::json!({
+        "did": ETHR, "publicKeyHex": "02ab", "dateCreated": "2024-03-01T12:00:00.000Z",
+        "derivationPath": "m/0", "mnemonicEncrBase64": "bW5lbW9uaWM="
+    }))
+    .unwrap();
+    assert_eq!(
+        new,
+        NewAccount::new(
+            Did::parse(ETHR).unwrap(),
+            "02ab",
+            "2024-03-01T12:00:00.000Z"
+        )
+        .derivation_path("m/0")
+        .mnemonic(Secret::new("bW5lbW9uaWM=".into()))
+    );
+    for (json, says) in [
+        (
+            serde_json::json!({"did": ETHR, "publicKeyHex": "zz", "dateCreated": "2024-03-01T12:00:00Z"}),
+            "hex digits",
+        ),
+        (
+            serde_json::json!({"did": ETHR, "publicKeyHex": "02", "dateCreated": "yesterday"}),
+            "RFC 3339",
+        ),
+        (
+            serde_json::json!({"did": "did:ethr:0x12", "publicKeyHex": "02", "dateCreated": "2024-03-01T12:00:00Z"}),
+            "40 hex digits",
+        ),
+        (
+            serde_json::json!({"did": ETHR, "dateCreated": "2024-03-01T12:00:00Z"}),
+            "publicKeyHex",
+        ),
+        (
+            serde_json::json!({"id": 7, "did": ETHR, "publicKeyHex": "02", "dateCreated": "2024-03-01T12:00:00Z"}),
+            "unknown field `id`",
+        ),
+    ] {
+        let err = read(json.clone()).unwrap_err().to_string();
+        assert!(err.contains(says), "{json}: {err}");
+    }
+}
+
+/// What a settings view serializes can be read back as a change: its own keys
+/// (`accountDid`, `hasOverride`) are passed over, every setting and `activeDid` kept.
+#[test]
+fn a_settings_view_sent_back_reads_as_a_change() {
+    let view = serde_json::json!({
+        "firstName": "Ada", "lastName": null, "activeDid": ETHR,
+        "accountDid": ETHR, "hasOverride": true
+    });
+    let change: SettingsChange = serde_json::from_value(view).unwrap();
+    assert_eq!(change.first_name, Change::Set("Ada".to_owned()));
+    assert_eq!(change.last_name, Change::Clear);
+    assert_eq!(change.active_did, Change::Set(Did::parse(ETHR).unwrap()));
+    assert!(change.api_server.is_keep());
+}

@@ -87,9 +87,11 @@ pub enum WhenLast {
     Delete,
 }
 
-/// What [`Store::delete_account`] did.
+/// What [`Store::delete_account`] did (in JSON, by the app's names:
+/// `removed`, `activeDid`, `wasActive`, `settingsRowsRemoved`).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccountRemoval {
     /// The deleted identity.
     pub removed: Did,
@@ -158,19 +160,20 @@ impl Store<'_> {
     pub fn accounts(
         &mut self,
     ) -> Result<impl Iterator<Item = Result<AccountInfo, Error>> + '_, Error> {
-        let path = self.path().to_owned();
+        let (conn, context) = self.split();
         let rows = diesel::sql_query(format!(
             "SELECT {INFO_COLUMNS} FROM accounts ORDER BY dateCreated, did"
         ))
-        .load_iter::<InfoRow, DefaultLoadingMode>(self.conn());
+        .load_iter::<InfoRow, DefaultLoadingMode>(conn);
         let rows = match rows {
             Ok(rows) => rows,
-            Err(e) => return Err(Error::from(e).in_file(&path)),
+            Err(e) => return Err(context.explain(e.into())),
         };
+        // Each row's error as any other call's: a lock names its holders and wait.
         Ok(rows.map(move |row| {
             row.map_err(Error::from)
                 .and_then(InfoRow::into_info)
-                .map_err(|e| e.in_file(&path))
+                .map_err(|e| context.explain(e))
         }))
     }
 

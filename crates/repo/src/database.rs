@@ -37,6 +37,9 @@ use crate::store::Store;
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     settings: Settings,
+    /// The SQLCipher format asked for, kept apart from the key so that the builder's
+    /// calls work in any order.
+    compatibility: Option<u8>,
 }
 
 impl OpenOptions {
@@ -95,16 +98,17 @@ impl OpenOptions {
     /// alone (the format is found by trying both);
     /// [`sqlcipher_compatibility`](Self::sqlcipher_compatibility) fixes it instead.
     pub fn key(mut self, key: Option<Key>) -> Self {
-        let compatibility = self.settings.keying.take().and_then(|k| k.compatibility);
+        let compatibility = self.compatibility;
         self.settings.keying = key.map(|key| crate::ffi::Keying { key, compatibility });
         self
     }
 
     /// Opens the encrypted file in `format` instead of finding it. Only applies
-    /// with a key.
+    /// with a key, given before or after this call.
     pub fn sqlcipher_compatibility(mut self, format: CipherFormat) -> Self {
+        self.compatibility = Some(format.version());
         if let Some(k) = &mut self.settings.keying {
-            k.compatibility = Some(format.version());
+            k.compatibility = self.compatibility;
         }
         self
     }
@@ -270,6 +274,60 @@ impl Database {
         Ok(Store::over(&mut self.handle))
     }
 
+    /// Runs `work` as one unit of work: every read and write it makes through the
+    /// [`Store`] it is given is one `BEGIN IMMEDIATE` transaction, committed when
+    /// `work` returns `Ok`, rolled back whole when it returns an error or panics (a
+    /// panic comes back as [`ErrorKind::Panicked`](crate::ErrorKind::Panicked), and
+    /// this `Database` can be used again). Inside it, each store call is still
+    /// all-or-nothing on its own (a savepoint): one that fails leaves the unit as it
+    /// was before the call, so `work` may handle the error and go on. Refused, like
+    /// [`Database::store`], while the file cannot be served.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let mut db = idstore_repo::Database::open(&dir.path().join("a.sqlite"))?;
+    /// # db.migrate(&Default::default())?;
+    /// use idstore_domain::{Did, NewAccount};
+    /// use idstore_repo::ErrorKind;
+    ///
+    /// let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
+    /// let unknown = Did::parse("did:ethr:0x00000000000000000000000000000000DeadBeef")?;
+    /// let err = db
+    ///     .transaction(|store| {
+    ///         store.add_account(&NewAccount::new(alice.clone(), "02ab", "2024-03-01T12:00:00.000Z"))?;
+    ///         store.set_active_did(Some(&unknown)) // fails: the account above goes too
+    ///     })
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::UnknownAccount);
+    /// assert_eq!(db.store()?.account(&alice).unwrap_err().kind(), ErrorKind::UnknownAccount);
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut Store<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.store()?;
+        let path = self.handle.path.clone();
+        let handle = &mut self.handle;
+        handle.unit_exports = Some(Vec::new());
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::txn::immediate(handle, &path, |handle| work(&mut Store::over(handle)))
+        }));
+        let exports = self.handle.unit_exports.take().unwrap_or_default();
+        let done = match done {
+            Ok(done) => done.map_err(|e| self.handle.context(e)),
+            Err(panic) => Err(Error::panicked("the transaction's closure", panic)),
+        };
+        if done.is_err() {
+            // What the unit discarded is back: its exports would be stray copies.
+            exports
+                .iter()
+                .for_each(|p| crate::quarantine::remove_export(p));
+        }
+        done
+    }
+
     /// Where the file stands: applied and pending migrations, legacy or not, the
     /// active identity and the account count. Reads only.
     ///
@@ -307,6 +365,10 @@ impl Database {
     /// [`MigrateOptions::to`]) in one transaction, validated: any failure rolls
     /// everything back. Every refusal is made, and the room the run needs checked,
     /// before anything is written (a [backup](MigrateOptions::backup_to) included).
+    ///
+    /// **No backup is taken unless asked for**: [`MigrateOptions::new`] writes none
+    /// (the `idstore migrate` command does, by default); give
+    /// [`MigrateOptions::backup_to`] a new file's path for one.
     ///
     /// ```
     /// # fn main() -> Result<(), idstore_repo::Error> {
@@ -475,5 +537,35 @@ impl Database {
     /// The connection, for the crate's own reads beside the public API.
     pub(crate) fn conn(&mut self) -> &mut diesel::SqliteConnection {
         &mut self.handle.conn
+    }
+
+    /// The connection's own SQLite handle.
+    #[cfg(any(feature = "tokio", feature = "pool"))]
+    pub(crate) fn raw(&self) -> crate::ffi::RawDb {
+        self.handle.raw
+    }
+
+    /// After a call of a caller's: rolls back a transaction it left open (by
+    /// misusing the connection it was lent, or a rollback that failed), and says
+    /// whether the connection is fit for the next call.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn settle_after_call(&mut self) -> bool {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        while self.handle.raw.in_transaction()
+            && AnsiTransactionManager::rollback_transaction(&mut self.handle.conn).is_ok()
+        {}
+        !self.handle.raw.in_transaction()
+    }
+
+    /// Opens the file again in place of a connection a call broke, as it was
+    /// opened (the SQLCipher format found kept).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn reopen(&mut self) -> Result<(), Error> {
+        let settings = crate::connection::Settings {
+            create: false,
+            ..self.handle.settings.clone()
+        };
+        self.handle = Handle::open(&self.handle.path, &settings)?;
+        Ok(())
     }
 }

@@ -128,8 +128,7 @@ fn attach(
     if let Some(3) = keying.and_then(|k| k.compatibility) {
         conn.batch_execute("PRAGMA converted.cipher_compatibility = 3;")?;
     }
-    // The attached key may be the process's first: its default logging goes off again.
-    conn.batch_execute("PRAGMA cipher_log_level = NONE;")
+    Ok(())
 }
 
 /// `user_version` and `application_id`, which `sqlcipher_export` leaves behind.

@@ -137,6 +137,8 @@ error_kinds! {
     AccountExists = "account_exists",
     /// Deleting the account would leave none.
     LastAccount = "last_account",
+    /// The call needs an active identity, and none is active.
+    NoActiveIdentity = "no_active_identity",
     /// A new account's fields are not acceptable.
     InvalidAccount = "invalid_account",
     /// A setting, or its value, is not acceptable.
@@ -157,6 +159,15 @@ error_kinds! {
     ExportFailed = "export_failed",
     /// The connection pool could not hand out a connection in time.
     PoolTimeout = "pool_timeout",
+    /// An async handle's queue of waiting calls was full: the call was not queued,
+    /// and nothing of it ran.
+    QueueFull = "queue_full",
+    /// The call was cancelled (its future dropped) before it finished: the
+    /// statement running was interrupted and its transaction rolled back.
+    Cancelled = "cancelled",
+    /// Code run inside a call (a closure given to the API) panicked: its
+    /// transaction was rolled back, and the handle can be used again.
+    Panicked = "panicked",
     /// Another database error.
     Database = "database_error",
     /// Anything else (an error made by a caller with [`Error::new`]).
@@ -198,6 +209,9 @@ struct Inner {
     names_path: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     detail: Detail,
+    /// What was wrong with the caller's input, in words safe to show a client
+    /// (see [`Error::public_message`]).
+    input: Option<String>,
 }
 
 /// What some errors carry beyond their message.
@@ -229,6 +243,7 @@ impl Error {
             names_path: false,
             source: None,
             detail: Detail::None,
+            input: None,
         }))
     }
 
@@ -249,6 +264,27 @@ impl Error {
     /// The file the error is about, when it is about one.
     pub fn path(&self) -> Option<&Path> {
         self.0.path.as_deref()
+    }
+
+    /// The error in words fit to show a service's client: what went wrong, by its
+    /// kind, with no path, no process, no key and no name of this API; for input
+    /// the caller gave (a DID, a setting, an account's fields), what was wrong with
+    /// it. [`Display`](fmt::Display) is the operator's message, which names the
+    /// file, the programs holding it and the next step: log that one.
+    ///
+    /// ```
+    /// use idstore_repo::{Error, ErrorKind};
+    ///
+    /// let err = Error::from(idstore_domain::Did::parse("did:none").unwrap_err());
+    /// assert_eq!(err.kind(), ErrorKind::InvalidDid);
+    /// assert!(err.public_message().starts_with("the DID is not valid: "));
+    /// ```
+    pub fn public_message(&self) -> String {
+        let said = public_words(self.kind());
+        match &self.0.input {
+            Some(input) => format!("{said}: {input}"),
+            None => said.to_owned(),
+        }
     }
 
     /// For [`ErrorKind::ValidationFailed`] of a migration: the rolled-back run's
@@ -305,6 +341,14 @@ impl Error {
         self
     }
 
+    /// The same error, about the caller's input: `what` (the domain's own words
+    /// about a value, which name no file and no API) is what
+    /// [`Error::public_message`] adds.
+    pub(crate) fn of_input(mut self, what: &dyn fmt::Display) -> Self {
+        self.0.input = Some(what.to_string());
+        self
+    }
+
     /// What the error carries beyond its message.
     pub(crate) fn detail(&self) -> &Detail {
         &self.0.detail
@@ -349,12 +393,56 @@ impl Error {
         .caused_by(source)
     }
 
+    /// A panic of code run inside `what` (a closure given to the API), caught: its
+    /// transaction was rolled back, and the handle goes on.
+    pub(crate) fn panicked(what: &str, panic: Box<dyn std::any::Any + Send>) -> Self {
+        let said = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Error::new(
+            ErrorKind::Panicked,
+            format!(
+                "{what} panicked ({said}): its transaction was rolled back, and the handle can be used again"
+            ),
+        )
+    }
+
     /// A stored value that cannot be read as what it should be, at `place`.
     pub(crate) fn stored_value(place: impl fmt::Display, reason: impl fmt::Display) -> Self {
         Error::new(
             ErrorKind::InvalidStoredValue,
             format!("{place} is not valid: {reason}"),
         )
+    }
+}
+
+/// What [`Error::public_message`] says of each kind.
+fn public_words(kind: ErrorKind) -> &'static str {
+    use ErrorKind as K;
+    match kind {
+        K::UnknownAccount => "no account has this DID",
+        K::AccountExists => "an account with this DID exists already",
+        K::LastAccount => "the last account cannot be deleted",
+        K::NoActiveIdentity => "no identity is active",
+        K::InvalidAccount => "the account's fields are not acceptable",
+        K::InvalidSetting => "a setting, or its value, is not acceptable",
+        K::InvalidDid => "the DID is not valid",
+        K::NotQuarantined => "no quarantined item has this name",
+        K::NeedsForce => "discarding this item deletes key material and must be forced",
+        K::Locked | K::PoolTimeout | K::InUse => "the database is busy; retry shortly",
+        K::QueueFull => "too many requests are waiting for the database; retry shortly",
+        K::Cancelled => "the request was cancelled before it finished; nothing of it was kept",
+        K::DiskFull => "the service has no storage space left",
+        K::ReadOnly => "the database cannot be written at the moment",
+        K::Encrypted | K::WrongKey | K::NotEncrypted | K::InvalidKey => {
+            "the database cannot be opened with the key given"
+        }
+        K::NeedsMigration | K::NeedsRepair => "the database must be upgraded before it can be used",
+        K::NewerDatabase => "the database was written by a newer version of the service",
+        K::NotFound => "the database does not exist",
+        _ => "the service's database failed; the error was logged",
     }
 }
 
@@ -416,19 +504,24 @@ impl From<idstore_domain::SettingsError> for Error {
             }
             _ => ErrorKind::InvalidSetting,
         };
-        Error::new(kind, e.to_string())
+        let made = Error::new(kind, e.to_string());
+        match e {
+            // About the file's content, not the caller's input.
+            idstore_domain::SettingsError::StoredSearchBoxes(_) => made,
+            _ => made.of_input(&e),
+        }
     }
 }
 
 impl From<idstore_domain::DidError> for Error {
     fn from(e: idstore_domain::DidError) -> Self {
-        Error::new(ErrorKind::InvalidDid, e.to_string())
+        Error::new(ErrorKind::InvalidDid, e.to_string()).of_input(&e)
     }
 }
 
 impl From<idstore_domain::AccountError> for Error {
     fn from(e: idstore_domain::AccountError) -> Self {
-        Error::new(ErrorKind::InvalidAccount, format!("invalid account: {e}"))
+        Error::new(ErrorKind::InvalidAccount, format!("invalid account: {e}")).of_input(&e)
     }
 }
 
@@ -461,6 +554,10 @@ pub(crate) fn classify(e: &diesel::result::Error) -> ErrorKind {
                 ErrorKind::NotADatabase
             } else if m.contains("unable to open database file") {
                 ErrorKind::CannotOpen
+            } else if m == "interrupted" {
+                // SQLITE_INTERRUPT: only an async call whose future was dropped
+                // interrupts a connection of idstore's.
+                ErrorKind::Cancelled
             } else {
                 ErrorKind::Database
             }
@@ -552,6 +649,7 @@ mod tests {
             ("database disk image is malformed", ErrorKind::Damaged),
             ("file is not a database", ErrorKind::NotADatabase),
             ("unable to open database file", ErrorKind::CannotOpen),
+            ("interrupted", ErrorKind::Cancelled),
             ("no such table: x", ErrorKind::Database),
         ] {
             let e = Error::from(db(message));

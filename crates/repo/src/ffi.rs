@@ -1,6 +1,8 @@
 //! The one place idstore calls SQLite's C API (the crate's only `unsafe` code). On
 //! each of its connections as SQLite opens it (an auto-extension runs inside
-//! `sqlite3_open_v2`, on the opening thread, before the file is read):
+//! `sqlite3_open_v2`, on the opening thread, before the file is read; it is
+//! registered only while one of idstore's opens is under way, and takes no part in
+//! any other connection's):
 //!
 //! - SQLite's defensive settings: `SQLITE_DBCONFIG_DEFENSIVE` (no `writable_schema`,
 //!   no writes to shadow tables or `sqlite_dbpage`) and `trusted_schema` off (the
@@ -13,7 +15,9 @@
 //!   memory, so it never passes through SQL text, Diesel's statement strings or a log.
 //!
 //! What a connection is given waits in a thread-local slot for exactly that open.
-//! Connections opened elsewhere in the process (a caller's own) are left alone.
+//! Connections opened elsewhere in the process (a caller's own) are left alone, and
+//! so is SQLite's process-wide configuration: no `sqlite3_config`, no auto-extension
+//! left registered, SQLCipher's log level put back as it was found.
 //!
 //! Also here: the connection's own handle kept for the calls Diesel does not offer
 //! ([`RawDb`]: the online backup API), and reading a file's first bytes through
@@ -22,7 +26,6 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::Once;
 use std::time::Duration;
 
 use libsqlite3_sys as ffi;
@@ -57,6 +60,27 @@ pub(crate) struct RawDb(std::ptr::NonNull<ffi::sqlite3>);
 // threadsafe); idstore uses it only while it has the connection to itself.
 unsafe impl Send for RawDb {}
 
+impl RawDb {
+    /// Whether the connection has a transaction open (SQLite is not in autocommit
+    /// mode): after a call, one left open means the call broke the connection.
+    #[cfg(any(feature = "tokio", feature = "pool"))]
+    pub(crate) fn in_transaction(self) -> bool {
+        // SAFETY: the connection is open (see the type's promise).
+        unsafe { ffi::sqlite3_get_autocommit(self.0.as_ptr()) == 0 }
+    }
+
+    /// Interrupts the statement the connection runs (`SQLITE_INTERRUPT`, its
+    /// transaction rolled back); none running, nothing happens. Unlike the rest,
+    /// called from another thread than the one using the connection, as SQLite
+    /// allows, by a caller that keeps the connection from closing meanwhile.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn interrupt(self) {
+        // SAFETY: the connection is open and stays open for the call (the caller's
+        // promise); sqlite3_interrupt may be called from any thread.
+        unsafe { ffi::sqlite3_interrupt(self.0.as_ptr()) }
+    }
+}
+
 thread_local! {
     /// The settings for the connection this thread is opening, if it is idstore's.
     static OPENING: RefCell<Option<Opening>> = const { RefCell::new(None) };
@@ -79,7 +103,7 @@ pub(crate) fn opening<T>(
     busy_timeout: Duration,
     open: impl FnOnce() -> T,
 ) -> (T, Option<RawDb>) {
-    register();
+    let _hook = Hook::register();
     OPENING.with(|slot| {
         *slot.borrow_mut() = Some(Opening {
             keying: keying.cloned(),
@@ -157,9 +181,9 @@ unsafe extern "C" fn on_open(
     })
 }
 
-/// Keys the connection, then silences SQLCipher's own logging (it writes to stderr
-/// by default, `hmac check failed` on a wrong key), so idstore's error is the only
-/// output.
+/// Keys the connection, then silences SQLCipher's own logging for the open under
+/// way (it writes to stderr by default, `hmac check failed` on a wrong key or a
+/// format tried first), so idstore's error is the only output; see [`Quiet`].
 ///
 /// # Safety
 /// `db` must be the connection being opened.
@@ -184,20 +208,132 @@ unsafe fn key(db: *mut ffi::sqlite3, keying: &Keying) -> c_int {
     if rc != ffi::SQLITE_OK {
         return rc;
     }
-    // After keying: SQLCipher's first keyed connection sets its default logging
-    // (WARN, to stderr), which this then turns off for the whole process.
+    // After keying: SQLCipher's first keyed connection in the process sets its
+    // default logging (WARN, to stderr) before this reads the level to put back.
     // SAFETY: as above.
-    unsafe { exec(db, QUIET) }
+    unsafe { silence(db) };
+    ffi::SQLITE_OK
 }
 
-/// Turns SQLCipher's own logging off (process-wide).
+/// SQLCipher's log level is process-wide: idstore turns it off only while one of its
+/// opens tries a key (a [`Quiet`] alive), and the last of those puts back the
+/// level it found.
 #[cfg(feature = "encryption")]
-pub(crate) const QUIET: &std::ffi::CStr = c"PRAGMA cipher_log_level = NONE";
+struct QuietState {
+    /// The opens under way.
+    opens: usize,
+    /// The level found by the first of them that keyed a connection.
+    found: Option<std::ffi::CString>,
+}
+
+#[cfg(feature = "encryption")]
+static QUIET: std::sync::Mutex<QuietState> = std::sync::Mutex::new(QuietState {
+    opens: 0,
+    found: None,
+});
+
+/// One open that may try a key: SQLCipher's logging stays off from its first
+/// keying until the last such open under way ends, then is as it was found.
+pub(crate) struct Quiet;
+
+impl Quiet {
+    /// Begins one.
+    pub(crate) fn begin() -> Quiet {
+        #[cfg(feature = "encryption")]
+        {
+            QUIET.lock().unwrap_or_else(|e| e.into_inner()).opens += 1;
+        }
+        Quiet
+    }
+}
+
+#[cfg(feature = "encryption")]
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        let mut state = QUIET.lock().unwrap_or_else(|e| e.into_inner());
+        state.opens -= 1;
+        if state.opens > 0 {
+            return;
+        }
+        // SQLCipher's own names for its levels; anything else is not put back.
+        let set = match state.found.take().as_ref().map(|f| f.to_bytes()) {
+            Some(b"NONE") => c"PRAGMA cipher_log_level = NONE",
+            Some(b"ERROR") => c"PRAGMA cipher_log_level = ERROR",
+            Some(b"WARN") => c"PRAGMA cipher_log_level = WARN",
+            Some(b"INFO") => c"PRAGMA cipher_log_level = INFO",
+            Some(b"DEBUG") => c"PRAGMA cipher_log_level = DEBUG",
+            Some(b"TRACE") => c"PRAGMA cipher_log_level = TRACE",
+            _ => return,
+        };
+        // On a private connection of its own (the pragma is process-wide): the
+        // connection opened may be gone, or never opened.
+        let mut db = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated name and a pointer for the new handle; the handle
+        // is closed whatever the open did (SQLite may allocate one on failure).
+        unsafe {
+            let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_MEMORY;
+            if ffi::sqlite3_open_v2(c":memory:".as_ptr(), &mut db, flags, std::ptr::null())
+                == ffi::SQLITE_OK
+            {
+                exec(db, set);
+            }
+            ffi::sqlite3_close(db);
+        }
+    }
+}
+
+/// Turns SQLCipher's logging off for the opens under way, remembering the level
+/// the first of them found.
+///
+/// # Safety
+/// `db` must be a connection SQLite is opening or has open, with SQLCipher keyed
+/// (so SQLCipher has set its default level).
+#[cfg(feature = "encryption")]
+unsafe fn silence(db: *mut ffi::sqlite3) {
+    let mut state = QUIET.lock().unwrap_or_else(|e| e.into_inner());
+    if state.found.is_none() {
+        // SAFETY: as the caller promises.
+        state.found = unsafe { pragma_text(db, c"PRAGMA cipher_log_level") };
+    }
+    // SAFETY: as the caller promises.
+    unsafe { exec(db, c"PRAGMA cipher_log_level = NONE") };
+}
+
+/// The first column of the first row `sql` returns, as text.
+///
+/// # Safety
+/// `db` must be a connection SQLite is opening or has open.
+#[cfg(feature = "encryption")]
+unsafe fn pragma_text(db: *mut ffi::sqlite3, sql: &std::ffi::CStr) -> Option<std::ffi::CString> {
+    let mut stmt = std::ptr::null_mut();
+    // SAFETY: `db` is valid (the caller's promise); `sql` is NUL-terminated; the
+    // statement is finalized before returning, and its text copied out first.
+    unsafe {
+        if ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
+            != ffi::SQLITE_OK
+        {
+            return None;
+        }
+        let text = if ffi::sqlite3_step(stmt) == ffi::SQLITE_ROW {
+            let p = ffi::sqlite3_column_text(stmt, 0);
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p.cast()).to_owned())
+        } else {
+            None
+        };
+        ffi::sqlite3_finalize(stmt);
+        text
+    }
+}
 
 /// The busy handler: sleeps as SQLite's own default handler does (short waits
-/// first, then 100 ms at a time) until the timeout carried in `timeout` has passed;
-/// reports once, on the first wait, that another program holds a lock.
+/// first, then 100 ms at a time) until the timeout carried in `timeout` has passed,
+/// or the call waiting is cancelled; reports once, on the first wait, that another
+/// program holds a lock.
 unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
+    if crate::cancel::cancelled() {
+        // The call waiting was cancelled: it stops waiting, and rolls back.
+        return 0;
+    }
     const DELAYS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
     let timeout = timeout as usize as u64;
     let count = usize::try_from(count).unwrap_or(0);
@@ -222,63 +358,69 @@ unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
     1
 }
 
-/// Registers [`on_open`] once per process, for every connection opened after it.
-fn register() {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: the error log can only be set before SQLite initializes (it fails
-        // harmlessly, SQLITE_MISUSE, when another part of the process already
-        // started it); the callback has the signature SQLite declares and no
-        // argument.
-        let logged = unsafe {
-            ffi::sqlite3_config(
-                ffi::SQLITE_CONFIG_LOG,
-                on_log as unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
-                std::ptr::null_mut::<c_void>(),
-            )
-        };
-        ERRORS_SEEN.store(
-            logged == ffi::SQLITE_OK,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        // SAFETY: SQLite declares auto-extension entry points with this exact
-        // signature; registering one has no other precondition.
-        let rc = unsafe { ffi::sqlite3_auto_extension(Some(on_open)) };
-        assert_eq!(rc, ffi::SQLITE_OK, "registering the connection hook");
-    });
+/// How many of idstore's opens are under way: [`on_open`] is registered while
+/// any is, and only then.
+static OPENS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// [`on_open`] registered as an auto-extension for one open: the first of the
+/// opens under way registers it, the last one out takes it away again (each
+/// under the lock, so no open finds it missing).
+struct Hook;
+
+impl Hook {
+    fn register() -> Hook {
+        let mut opens = OPENS.lock().unwrap_or_else(|e| e.into_inner());
+        if *opens == 0 {
+            // SAFETY: SQLite declares auto-extension entry points with this exact
+            // signature; registering one has no other precondition.
+            let rc = unsafe { ffi::sqlite3_auto_extension(Some(on_open)) };
+            debug_assert_eq!(rc, ffi::SQLITE_OK, "registering the connection hook");
+        }
+        *opens += 1;
+        Hook
+    }
 }
 
-/// Whether SQLite's error log reaches [`on_log`] in this process.
-static ERRORS_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+impl Drop for Hook {
+    fn drop(&mut self) {
+        let mut opens = OPENS.lock().unwrap_or_else(|e| e.into_inner());
+        *opens -= 1;
+        if *opens == 0 {
+            // SAFETY: the entry point registered above; cancelling one that is not
+            // registered (the host reset the list) is harmless.
+            unsafe { ffi::sqlite3_cancel_auto_extension(Some(on_open)) };
+        }
+    }
+}
 
 thread_local! {
-    /// The extended result codes SQLite logged on this thread while [`watch_errors`]
-    /// looked.
-    static LOGGED: RefCell<Option<Vec<c_int>>> = const { RefCell::new(None) };
+    /// The extended result codes of the statements that failed on this thread
+    /// while [`watch_errors`] looked.
+    static FAILED: RefCell<Option<Vec<c_int>>> = const { RefCell::new(None) };
 }
 
-/// SQLite's error log: notes each error's extended result code for the thread's
-/// [`watch_errors`], if one is looking. (Never the message: it may name a path,
-/// never a value, but nothing here needs it.)
-unsafe extern "C" fn on_log(_arg: *mut c_void, code: c_int, _message: *const c_char) {
-    LOGGED.with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut()
-            && let Some(codes) = l.as_mut()
+/// Notes the extended result code of the statement that just failed on `db` (on
+/// this thread) for [`watch_errors`], if it is looking. Called by the connection's
+/// instrumentation as the statement reports its failure, before anything else
+/// runs on the connection (a rollback would replace the code).
+pub(crate) fn note_failure(db: RawDb) {
+    FAILED.with(|f| {
+        if let Ok(mut f) = f.try_borrow_mut()
+            && let Some(codes) = f.as_mut()
         {
-            codes.push(code);
+            // SAFETY: the connection is open (the type's promise).
+            codes.push(unsafe { ffi::sqlite3_extended_errcode(db.0.as_ptr()) });
         }
     });
 }
 
-/// What SQLite's error log said during `f` on this thread: `None` when the log is
-/// not available in this process (another part of it started SQLite first).
-pub(crate) fn watch_errors<T>(f: impl FnOnce() -> T) -> (T, Option<Vec<c_int>>) {
-    register();
-    let before = LOGGED.with(|l| l.borrow_mut().replace(Vec::new()));
+/// The extended result codes of the statements of idstore's connections that
+/// failed during `f` on this thread.
+pub(crate) fn watch_errors<T>(f: impl FnOnce() -> T) -> (T, Vec<c_int>) {
+    let before = FAILED.with(|l| l.borrow_mut().replace(Vec::new()));
     let done = f();
-    let codes = LOGGED.with(|l| std::mem::replace(&mut *l.borrow_mut(), before));
-    let seen = ERRORS_SEEN.load(std::sync::atomic::Ordering::Relaxed);
-    (done, codes.filter(|_| seen))
+    let codes = FAILED.with(|l| std::mem::replace(&mut *l.borrow_mut(), before));
+    (done, codes.unwrap_or_default())
 }
 
 /// The extended result code of a failed folder sync after a file was deleted: in a
@@ -353,7 +495,6 @@ fn with_vfs_file<T>(
     f: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     use std::io;
-    register();
     let name = path_c_string(path)?;
     // SAFETY: a null name asks for the default VFS (initializing SQLite if needed);
     // the pointer SQLite returns stays valid for the life of the process.
@@ -476,5 +617,121 @@ fn last_error(db: RawDb) -> (c_int, String) {
                 .into_owned()
         };
         (code, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A host program's own SQLite state, left as it was: its error log, its
+    //! connections' settings, SQLCipher's log level, and no hook of idstore's left
+    //! registered. SQLite's configuration is process-wide and can be set only before
+    //! SQLite starts, so each case runs in a process of its own: the test runs
+    //! itself again, alone (`idstore_testkit::alone`).
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The errors SQLite reported to the host's own log.
+    static HOST_LOGGED: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn host_log(_arg: *mut c_void, _code: c_int, _message: *const c_char) {
+        HOST_LOGGED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first() {
+        if idstore_testkit::alone(
+            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first",
+        ) {
+            host_case("idstore");
+        }
+    }
+
+    #[test]
+    fn a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first() {
+        if idstore_testkit::alone(
+            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first",
+        ) {
+            host_case("host");
+        }
+    }
+
+    /// A host error: a statement on a table that does not exist.
+    fn provoke(conn: &rusqlite::Connection) {
+        let before = HOST_LOGGED.load(Ordering::SeqCst);
+        assert!(conn.execute_batch("SELECT * FROM no_such_table").is_err());
+        assert!(
+            HOST_LOGGED.load(Ordering::SeqCst) > before,
+            "the host's log heard of its error"
+        );
+    }
+
+    /// The host configures SQLite (its error log) before anything starts it, opens
+    /// connections of its own before (when `first` is "host") and after idstore's,
+    /// and finds everything as it set it.
+    fn host_case(first: &str) {
+        // SAFETY: SQLite has not started in this process (this test runs alone);
+        // the callback has the signature SQLite declares and takes no argument.
+        let rc = unsafe {
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_LOG,
+                host_log as unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
+                std::ptr::null_mut::<c_void>(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK, "the host configures SQLite first");
+        let dir = tempfile::tempdir().unwrap();
+        let host_file = dir.path().join("host.sqlite");
+        let before = (first == "host").then(|| {
+            let conn = rusqlite::Connection::open(&host_file).unwrap();
+            provoke(&conn);
+            if cfg!(feature = "encryption") {
+                // The host keys a file of its own and picks SQLCipher's log level.
+                conn.execute_batch("PRAGMA key = 'host'; PRAGMA cipher_log_level = ERROR;")
+                    .unwrap();
+            }
+            conn
+        });
+
+        let path = dir.path().join("idstore.sqlite");
+        let mut db = crate::Database::open(&path).unwrap();
+        db.migrate(&crate::MigrateOptions::new()).unwrap();
+        db.store()
+            .unwrap()
+            .settings(crate::SettingsScope::Master)
+            .unwrap();
+        if cfg!(feature = "encryption") {
+            let keyed = |k: &str| crate::OpenOptions::new().key(Some(Key::new(k).unwrap()));
+            let secret = dir.path().join("secret.sqlite");
+            drop(keyed("right").open(&secret).unwrap());
+            let wrong = keyed("wrong").open(&secret).unwrap_err();
+            assert_eq!(wrong.kind(), crate::ErrorKind::WrongKey);
+        }
+
+        let after = rusqlite::Connection::open(dir.path().join("after.sqlite")).unwrap();
+        for conn in before.iter().chain([&after]) {
+            provoke(conn);
+            let trusted: i64 = conn
+                .pragma_query_value(None, "trusted_schema", |r| r.get(0))
+                .unwrap();
+            assert_eq!(trusted, 1, "SQLite's default, not idstore's");
+            assert!(
+                !conn
+                    .db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE)
+                    .unwrap()
+            );
+            if cfg!(feature = "encryption") {
+                let level: String = conn
+                    .pragma_query_value(None, "cipher_log_level", |r| r.get(0))
+                    .unwrap();
+                // The host's own choice, or SQLCipher's default once a key was used.
+                let expected = if first == "host" { "ERROR" } else { "WARN" };
+                assert_eq!(level, expected);
+            }
+        }
+        // SAFETY: cancelling an entry point that is not registered is harmless; it
+        // says whether it was.
+        let left = unsafe { ffi::sqlite3_cancel_auto_extension(Some(on_open)) };
+        assert_eq!(left, 0, "no hook of idstore's left registered");
     }
 }

@@ -7,23 +7,26 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("app.sqlite");
-//! use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
+//! use idstore_domain::{Did, NewAccount, SettingsChange};
 //! use idstore_repo::{Database, ErrorKind, MigrateOptions, SettingsScope};
 //!
 //! let mut db = Database::open(&path)?; // created when missing
-//! db.migrate(&MigrateOptions::new())?; // adopts a legacy file, or creates the tables
-//! let mut store = db.store()?; // refused while the file needs migrating
+//! db.migrate(&MigrateOptions::new())?; // adopts a legacy file, or creates the tables (no backup unless backup_to)
 //!
 //! let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
-//! store.add_account(&NewAccount::new(alice.clone(), "02ab", "2024-03-01T12:00:00.000Z"))?;
-//! store.set_active_did(Some(&alice))?;
+//! db.transaction(|store| {
+//!     // One transaction: both writes, or (an error, a panic) neither.
+//!     store.add_account(&NewAccount::new(alice.clone(), "02ab", "2024-03-01T12:00:00.000Z"))?;
+//!     store.set_active_did(Some(&alice))
+//! })?;
+//! let mut store = db.store()?; // refused while the file needs migrating
 //! let unknown = Did::parse("did:ethr:0x00000000000000000000000000000000DeadBeef")?;
 //! let err = store.set_active_did(Some(&unknown)).unwrap_err(); // nothing changed
 //! assert_eq!(err.kind(), ErrorKind::UnknownAccount);
+//! assert_eq!(err.public_message(), "no account has this DID"); // for a client; log `err` itself
 //!
-//! let mut change = SettingsChange::default();
-//! change.set_from_str(SettingsField::FirstName, "Ada")?;
-//! store.save_account_settings(&alice, &change)?;
+//! let change: SettingsChange = serde_json::from_str(r#"{"firstName": "Ada"}"#)?; // as a client sends it
+//! store.save_active_account_settings(&change)?; // the active identity's own row
 //! let view = store.settings(SettingsScope::Merged(None))?; // master ⊕ the active identity's
 //! assert_eq!(view.settings.first_name.as_deref(), Some("Ada"));
 //! # Ok(()) }
@@ -31,17 +34,22 @@
 //!
 //! Features: `encryption` (SQLCipher files, linked to the system's libcrypto),
 //! `vendored-openssl` (the same with OpenSSL built from source), `pool` (an r2d2
-//! [`Pool`]). The internals (the connection, the migration runner, the checks) are
-//! private modules; everything public is re-exported here.
+//! [`Pool`]), `tokio` (the async handle, module `asynchronous`), `testing` (throwaway
+//! databases, module `testing`). The internals (the connection, the migration runner,
+//! the checks) are private modules; the rest is re-exported here, or lives in
+//! those public modules.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod accounts;
 #[cfg(feature = "tokio")]
-mod asynchronous;
+pub mod asynchronous;
 mod backup;
+mod cancel;
 mod connection;
 mod database;
+#[cfg(any(feature = "fixtures", feature = "testing"))]
+mod demo;
 mod encryption;
 mod error;
 mod ffi;

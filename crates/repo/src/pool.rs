@@ -40,8 +40,10 @@ impl r2d2::ManageConnection for Manager {
         Ok(())
     }
 
-    fn has_broken(&self, _db: &mut Database) -> bool {
-        false
+    /// A connection a caller left with a transaction open (a panic whose rollback
+    /// failed, a transaction begun by hand) is closed, never lent again.
+    fn has_broken(&self, db: &mut Database) -> bool {
+        db.raw().in_transaction()
     }
 }
 
@@ -72,6 +74,7 @@ pub struct Pool {
     path: PathBuf,
     options: OpenOptions,
     checkout_timeout: Duration,
+    max_size: u32,
 }
 
 impl std::fmt::Debug for Pool {
@@ -193,7 +196,18 @@ impl Pool {
             path: path.to_owned(),
             options,
             checkout_timeout: pool.checkout_timeout,
+            max_size: pool.max_size,
         })
+    }
+
+    /// The file its connections open.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The most connections it opens at once.
+    pub fn max_size(&self) -> u32 {
+        self.max_size
     }
 
     /// A connection from the pool, waiting up to the checkout timeout for one to
@@ -221,6 +235,12 @@ impl Pool {
 
 /// A [`Database`] borrowed from a [`Pool`]; it goes back when dropped.
 pub struct PooledDatabase(r2d2::PooledConnection<Manager>);
+
+impl std::fmt::Debug for PooledDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PooledDatabase").field(&*self.0).finish()
+    }
+}
 
 impl Deref for PooledDatabase {
     type Target = Database;

@@ -98,7 +98,25 @@ pub(crate) fn ensure_servable(conn: &mut SqliteConnection) -> Result<(), Error> 
 
 /// The repository API: settings, accounts, the active identity and quarantine
 /// decisions, so no caller writes SQL and no caller can corrupt the active
-/// identity. Get one from [`Database::store`](crate::Database::store).
+/// identity. Get one from [`Database::store`](crate::Database::store), or for
+/// several calls in one transaction from
+/// [`Database::transaction`](crate::Database::transaction).
+///
+/// **Which row a settings write goes to.** The app keeps settings in two places:
+/// the master row, and a row of each identity's own that overrides it for that
+/// identity ([`SettingsScope::Merged`] reads the two together, as the app shows
+/// them).
+///
+/// | call | writes |
+/// |---|---|
+/// | [`save_settings`](Store::save_settings) | the master row (and `activeDid`, when the change has it, to `active_identity`) |
+/// | [`save_account_settings`](Store::save_account_settings)`(did, …)` | `did`'s own row |
+/// | [`save_active_account_settings`](Store::save_active_account_settings) | the active identity's own row |
+/// | [`set_active_did`](Store::set_active_did) | `active_identity` only |
+///
+/// A value in an identity's own row hides the master's for that identity: to
+/// change what one identity sees, write its own row; to change the default for
+/// every identity that has no value of its own, the master row.
 pub struct Store<'c> {
     handle: &'c mut Handle,
 }
@@ -125,11 +143,36 @@ pub enum SettingsScope<'a> {
     Merged(Option<&'a Did>),
 }
 
-/// Settings as [`Store::settings`] read them.
+/// Settings as [`Store::settings`] read them. In JSON, one object by the app's
+/// names, as the app's own settings object: every setting, `activeDid`, and what
+/// the view says of itself, `accountDid` (the identity whose override row was
+/// read) and `hasOverride`. Sent back as it is, it reads as a
+/// [`SettingsChange`] that changes nothing those rows show (the view's own two
+/// keys are passed over).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let test = idstore_repo::testing::TestDatabase::seeded()?;
+/// # let mut db = test.open()?;
+/// use idstore_domain::SettingsChange;
+/// use idstore_repo::SettingsScope;
+///
+/// let mut store = db.store()?;
+/// let view = store.settings(SettingsScope::Master)?;
+/// let json = serde_json::to_value(&view)?;
+/// assert_eq!(json["firstName"], "Test");
+/// assert_eq!(json["activeDid"], idstore_repo::testing::ALICE);
+/// let back: SettingsChange = serde_json::from_value(json)?;
+/// store.save_settings(&back)?;
+/// assert_eq!(store.settings(SettingsScope::Master)?, view);
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SettingsView {
     /// The settings of the scope asked for.
+    #[serde(flatten)]
     pub settings: Settings,
     /// The active identity.
     pub active_did: Option<Did>,
@@ -149,9 +192,14 @@ impl<'c> Store<'c> {
         &mut self.handle.conn
     }
 
-    /// The file this store serves.
-    pub(crate) fn path(&self) -> &std::path::Path {
-        &self.handle.path
+    /// The connection, and what puts its errors in context, borrowed apart.
+    pub(crate) fn split(&mut self) -> (&mut SqliteConnection, crate::connection::ErrorContext<'_>) {
+        self.handle.split()
+    }
+
+    /// The quarantine exports of the unit of work this store runs in, if any.
+    pub(crate) fn unit_exports(&mut self) -> Option<&mut Vec<std::path::PathBuf>> {
+        self.handle.unit_exports.as_mut()
     }
 
     /// Runs a write in one immediate transaction (see [`Handle::write`]).
@@ -205,6 +253,10 @@ impl<'c> Store<'c> {
     /// assert!(refused.is_err());
     /// # Ok(()) }
     /// ```
+    ///
+    /// `query_only` is off again however `f` ends, a panic included: a panic is
+    /// caught, its read rolled back, and it comes back as
+    /// [`ErrorKind::Panicked`].
     pub fn read_only<T>(
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
@@ -216,9 +268,11 @@ impl<'c> Store<'c> {
             .batch_execute("PRAGMA query_only = ON;")
             .map_err(Error::from)
             .and_then(|()| {
-                let result = crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from))
+                }));
                 let restored = conn.batch_execute("PRAGMA query_only = OFF;");
-                let value = result?;
+                let value = result.map_err(|p| Error::panicked("the read_only closure", p))??;
                 restored?;
                 Ok(value)
             });
@@ -337,7 +391,7 @@ impl<'c> Store<'c> {
         Ok(match row {
             Some((did, at)) => ActiveIdentity {
                 active_did: parse_stored_did("the active identity", did)?,
-                last_updated: Some(at),
+                last_updated: Some(at.and_utc()),
             },
             None => ActiveIdentity {
                 active_did: None,
@@ -353,8 +407,10 @@ impl<'c> Store<'c> {
         self.write(|conn| write_pointer(conn, did))
     }
 
-    /// Saves typed changes to the master row (created if missing); a change of the
-    /// active identity inside it goes to `active_identity` in the same transaction.
+    /// Saves typed changes to the **master row** (`settings` row 1, created if
+    /// missing): the value every identity sees unless its own row sets one. A change
+    /// of the active identity inside it goes to `active_identity` in the same
+    /// transaction. (See the [`Store`] docs for which call writes which row.)
     pub fn save_settings(&mut self, change: &SettingsChange) -> Result<(), Error> {
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);
@@ -375,22 +431,39 @@ impl<'c> Store<'c> {
         })
     }
 
-    /// Saves typed changes to `did`'s override row, creating it if missing. The DID must
-    /// name an account; the active identity cannot be changed here.
+    /// Saves typed changes to **`did`'s own row** (its override row, created if
+    /// missing), which wins over the master row for that identity. The DID must
+    /// name an account. The active identity cannot be changed here: a change that
+    /// names another one is refused, one that names the active identity it already
+    /// has (a view sent back) changes nothing there.
     pub fn save_account_settings(
         &mut self,
         did: &Did,
         change: &SettingsChange,
     ) -> Result<(), Error> {
-        if !change.active_did.is_keep() {
-            return Err(Error::new(
-                ErrorKind::InvalidSetting,
-                "the active identity is not a per-account setting; change it with save_settings or set_active_did",
-            ));
-        }
         change.validate()?;
         let columns = SettingsChangeset::from_change(change);
         self.write(|conn| {
+            let unchanged = match &change.active_did {
+                idstore_domain::Change::Keep => true,
+                named => {
+                    let now = parse_stored_did(
+                        "the active identity",
+                        crate::sql::queries::pointer(conn)?.flatten(),
+                    )?;
+                    match named {
+                        idstore_domain::Change::Set(d) => now.as_ref() == Some(d),
+                        _ => now.is_none(),
+                    }
+                }
+            };
+            if !unchanged {
+                return Err(Error::new(
+                    ErrorKind::InvalidSetting,
+                    "the active identity is not a per-account setting; change it with save_settings or set_active_did",
+                )
+                .of_input(&"the active identity cannot be changed with one identity's settings"));
+            }
             require_account(conn, did)?;
             let id = match override_id(conn, did.as_str())? {
                 Some(id) => id,
@@ -404,6 +477,49 @@ impl<'c> Store<'c> {
             }
             Ok(())
         })
+    }
+}
+
+impl Store<'_> {
+    /// Saves typed changes to **the active identity's own row** (its override row,
+    /// created if missing), in one transaction with reading which identity is
+    /// active; returns that identity. What the app shows it
+    /// ([`SettingsScope::Merged(None)`](SettingsScope::Merged)) then has every value
+    /// the change sets. Refused with
+    /// [`ErrorKind::NoActiveIdentity`] when none
+    /// is active; the active identity itself is changed as
+    /// [`Store::save_account_settings`] says (not at all).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test = idstore_repo::testing::TestDatabase::seeded()?;
+    /// # let mut db = test.open()?;
+    /// use idstore_domain::SettingsChange;
+    /// use idstore_repo::SettingsScope;
+    ///
+    /// let change: SettingsChange = serde_json::from_str(r#"{"firstName": "Ada"}"#)?;
+    /// let mut store = db.store()?;
+    /// let alice = store.save_active_account_settings(&change)?;
+    /// assert_eq!(alice.as_str(), idstore_repo::testing::ALICE);
+    /// let shown = store.settings(SettingsScope::Merged(None))?;
+    /// assert_eq!(shown.settings.first_name.as_deref(), Some("Ada"));
+    /// assert_eq!(store.settings(SettingsScope::Master)?.settings.first_name.as_deref(), Some("Test"));
+    /// # Ok(()) }
+    /// ```
+    pub fn save_active_account_settings(&mut self, change: &SettingsChange) -> Result<Did, Error> {
+        let path = self.handle.path.clone();
+        crate::txn::immediate(&mut *self.handle, &path, |handle| {
+            let mut store = Store::over(handle);
+            let active = read_active(store.conn())?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NoActiveIdentity,
+                    "no identity is active, so there is no active identity's row to write; nothing was changed: make one active first (set_active_did), or write the master row (save_settings) or a given identity's (save_account_settings)",
+                )
+            })?;
+            store.save_account_settings(&active, change)?;
+            Ok(active)
+        })
+        .map_err(|e| self.context(e))
     }
 }
 

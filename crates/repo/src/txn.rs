@@ -9,63 +9,139 @@
 
 use std::path::Path;
 
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+
+/// What holds the connection a transaction runs on: the connection itself, or
+/// the handle around it (a unit of work hands its closure the whole handle).
+pub(crate) trait OnConnection {
+    /// The connection.
+    fn connection(&mut self) -> &mut SqliteConnection;
+}
+
+impl OnConnection for SqliteConnection {
+    fn connection(&mut self) -> &mut SqliteConnection {
+        self
+    }
+}
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction (every write path: the write lock is
-/// taken up front, so the busy timeout covers it). On failure the first error is
+/// taken up front, so the busy timeout covers it), or, inside a transaction already
+/// open (a unit of work), in a savepoint of it. On failure the first error is
 /// returned: `f`'s own, or the COMMIT's, never the rollback's. `path` is the
 /// database's file, which a storage fault names (passed, not read back).
-pub(crate) fn immediate<T>(
-    conn: &mut SqliteConnection,
+pub(crate) fn immediate<C: OnConnection + ?Sized, T>(
+    conn: &mut C,
     path: &Path,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    f: impl FnOnce(&mut C) -> Result<T, Error>,
 ) -> Result<T, Error> {
     within(conn, path, true, f)
 }
 
-/// Runs `f` in a deferred transaction (consistent reads), with the same error rule
-/// as [`immediate`].
-pub(crate) fn read<T>(
-    conn: &mut SqliteConnection,
+/// Runs `f` in a deferred transaction (consistent reads), or a savepoint of the
+/// one open, with the same error rule as [`immediate`].
+pub(crate) fn read<C: OnConnection + ?Sized, T>(
+    conn: &mut C,
     path: &Path,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    f: impl FnOnce(&mut C) -> Result<T, Error>,
 ) -> Result<T, Error> {
     within(conn, path, false, f)
 }
 
-fn within<T>(
-    conn: &mut SqliteConnection,
+/// How a transaction failed.
+enum Failed {
+    /// BEGIN (or the savepoint) failed: nothing ran.
+    Begin(DieselError),
+    /// The body returned an error, and was rolled back.
+    Body(Error),
+    /// COMMIT failed.
+    Commit(DieselError),
+}
+
+fn within<C: OnConnection + ?Sized, T>(
+    conn: &mut C,
     path: &Path,
     write: bool,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    f: impl FnOnce(&mut C) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let mut first: Option<Error> = None;
-    let body = |c: &mut SqliteConnection| {
-        f(c).map_err(|e| {
-            first = Some(e);
-            DieselError::RollbackTransaction
-        })
+    check_cancelled()?;
+    let (result, logged) = crate::ffi::watch_errors(|| run(conn, write, f));
+    let e = match result {
+        Ok(value) => return Ok(value),
+        Err(Failed::Body(e)) => e,
+        Err(Failed::Begin(e)) => e.into(),
+        Err(Failed::Commit(e)) => {
+            let past_commit_point = logged.contains(&crate::ffi::IOERR_DIR_FSYNC);
+            if write && past_commit_point {
+                return Err(committed_not_durable(e.into(), path));
+            }
+            e.into()
+        }
     };
-    let (result, logged) = crate::ffi::watch_errors(|| {
-        if write {
-            conn.immediate_transaction(body)
-        } else {
-            conn.transaction(body)
+    Err(crate::storage::with_context(e, path))
+}
+
+/// Begins, runs `f`, and commits, or rolls back on an error or a panic of `f`
+/// (the panic then goes on). A call cancelled meanwhile rolls back instead of
+/// committing.
+fn run<C: OnConnection + ?Sized, T>(
+    conn: &mut C,
+    write: bool,
+    f: impl FnOnce(&mut C) -> Result<T, Error>,
+) -> Result<T, Failed> {
+    begin(conn.connection(), write).map_err(Failed::Begin)?;
+    let body = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))) {
+        Ok(body) => body.and_then(|value| check_cancelled().map(|()| value)),
+        Err(panic) => {
+            // The panic is what the caller hears of; a failed rollback shows in the
+            // connection (an open transaction), which its owner checks.
+            let _ = AnsiTransactionManager::rollback_transaction(conn.connection());
+            std::panic::resume_unwind(panic)
         }
-    });
-    let at_commit = result.is_err() && first.is_none();
-    settle(result, first).map_err(|e| {
-        let past_commit_point = logged
-            .as_ref()
-            .is_some_and(|codes| codes.contains(&crate::ffi::IOERR_DIR_FSYNC));
-        if write && at_commit && past_commit_point {
-            return committed_not_durable(e, path);
+    };
+    match body {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(conn.connection()) {
+            Ok(()) => Ok(value),
+            // After SQLITE_FULL or an I/O error SQLite may have rolled back itself,
+            // and the rollback Diesel then tries fails: the commit's error is the one.
+            Err(DieselError::RollbackErrorOnCommit { commit_error, .. }) => {
+                Err(Failed::Commit(*commit_error))
+            }
+            Err(e) => Err(Failed::Commit(e)),
+        },
+        Err(e) => {
+            // The first error is the one that matters (the rollback's, if any, is a
+            // consequence: SQLite may have rolled back already).
+            let _ = AnsiTransactionManager::rollback_transaction(conn.connection());
+            Err(Failed::Body(e))
         }
-        crate::storage::with_context(e, path)
-    })
+    }
+}
+
+/// `BEGIN IMMEDIATE` (a write) or `BEGIN`, or a savepoint when a transaction is
+/// open already.
+fn begin(conn: &mut SqliteConnection, write: bool) -> QueryResult<()> {
+    if write {
+        match AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE") {
+            Err(DieselError::AlreadyInTransaction) => {}
+            other => return other,
+        }
+    }
+    AnsiTransactionManager::begin_transaction(conn)
+}
+
+/// Refuses to go on with a cancelled call.
+fn check_cancelled() -> Result<(), Error> {
+    if crate::cancel::cancelled() {
+        return Err(Error::new(
+            ErrorKind::Cancelled,
+            "the call was cancelled (its future was dropped): its transaction was rolled back, and none begins after it",
+        ));
+    }
+    Ok(())
 }
 
 /// A COMMIT that failed after its commit point: the rollback journal was deleted
@@ -76,20 +152,9 @@ fn committed_not_durable(e: Error, path: &Path) -> Error {
         "the change to {} was made, but the disk failed to make it durable (an I/O error syncing its folder after the commit), so a power cut could still undo it; check the storage device",
         path.display()
     );
-    let made = Error::at(crate::error::ErrorKind::IoError, path, message);
+    let made = Error::at(ErrorKind::IoError, path, message);
     match e.into_source() {
         Some(source) => made.caused_by_boxed(source),
         None => made,
-    }
-}
-
-fn settle<T>(result: Result<T, DieselError>, first: Option<Error>) -> Result<T, Error> {
-    match (result, first) {
-        (Ok(value), _) => Ok(value),
-        (Err(_), Some(caller)) => Err(caller),
-        (Err(DieselError::RollbackErrorOnCommit { commit_error, .. }), None) => {
-            Err((*commit_error).into())
-        }
-        (Err(other), None) => Err(other.into()),
     }
 }

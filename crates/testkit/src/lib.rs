@@ -36,6 +36,30 @@ pub fn tool_available(test: &str, tool: &str, available: bool, install: &str) ->
     false
 }
 
+/// Whether this is the process in which the test `name` (its path in the test
+/// binary, `module::test`) runs alone. A test of process-wide state (the threads
+/// a process has, SQLite's configuration) runs itself again, alone, in a process of
+/// its own: outside that process this starts it, asserts the test passed there,
+/// and returns false (the caller returns); inside it, true (the caller goes on).
+pub fn alone(name: &str) -> bool {
+    const ALONE: &str = "IDSTORE_TEST_ALONE";
+    if std::env::var(ALONE).as_deref() == Ok(name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE, name)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("1 passed"),
+        "{name}, alone: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
 /// Whether `program` runs (`program ARGS` exits 0).
 pub fn runs(program: &str, args: &[&str]) -> bool {
     std::process::Command::new(program)

@@ -1,18 +1,16 @@
-//! Runs the example service's requests once on a database file:
-//! `cargo run -p idstore-example-service -- PATH`.
+//! Serves the example service over HTTP: `cargo run -p idstore-example-service --
+//! ROOT [ADDRESS]` keeps each user's file in `ROOT/{user}.sqlite` and listens on
+//! ADDRESS (`127.0.0.1:8080`). Try `curl localhost:8080/users/ada/settings`.
 
-use idstore_example_service::Service;
+use idstore_example_service::{Service, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), idstore_repo::Error> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "service.sqlite".to_owned());
-    let service = Service::open(std::path::Path::new(&path)).await?;
-    println!(
-        "{:?}",
-        service.patch_settings(r#"{"firstName": "Ada"}"#).await
-    );
-    println!("{:?}", service.settings().await);
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let root = args.next().unwrap_or_else(|| ".".to_owned());
+    let address = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let runtime = tokio::runtime::Runtime::new()?;
+    let listener = std::net::TcpListener::bind(&address)?;
+    eprintln!("serving users' files in {root} on http://{address}");
+    serve(&listener, &Service::new(root), runtime.handle());
     Ok(())
 }

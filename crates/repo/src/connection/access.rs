@@ -127,8 +127,8 @@ fn recover_checked(
         ..settings.clone()
     };
     let problems = (|| -> Result<Vec<String>, Error> {
-        let (mut conn, _) = establish_detecting(&file.path, &mut writable.clone(), false)?;
-        configure(&mut conn, &file.path, &writable)?;
+        let (mut conn, raw) = establish_detecting(&file.path, &mut writable.clone(), false)?;
+        configure(&mut conn, raw, &file.path, &writable)?;
         Ok(sound(&mut conn)?)
     })();
     match problems {
@@ -236,8 +236,8 @@ fn check_frames(file: &DbFile, settings: &Settings) -> Result<(), Error> {
         ..settings.clone()
     };
     let checked = (|| -> Result<Vec<String>, Error> {
-        let (mut conn, _) = establish_detecting(&file.path, &mut reading.clone(), false)?;
-        configure(&mut conn, &file.path, &reading)?;
+        let (mut conn, raw) = establish_detecting(&file.path, &mut reading.clone(), false)?;
+        configure(&mut conn, raw, &file.path, &reading)?;
         Ok(sound(&mut conn)?)
     })();
     let problems = match checked {

@@ -145,8 +145,17 @@ pub(crate) struct Handle {
     /// Copies of the file and its journal kept aside before an interrupted write was
     /// recovered by this open (the state before recovery), when there was one.
     pub kept_aside: Vec<std::path::PathBuf>,
+    /// Inside a unit of work ([`crate::Database::transaction`]): the quarantine
+    /// exports written in it, removed again if it rolls back.
+    pub unit_exports: Option<Vec<std::path::PathBuf>>,
     /// This connection, counted among the process's connections to the file.
     _open_here: Option<crate::files::OpenHere>,
+}
+
+impl crate::txn::OnConnection for Handle {
+    fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
 }
 
 impl Handle {
@@ -195,7 +204,7 @@ impl Handle {
             let plan = access::prepare(&file, &mut settings)?;
             let (mut conn, raw) = establish_detecting(&file.path, &mut settings, plan.immutable)?;
             file.check_still_same()?;
-            configure(&mut conn, &file.path, &settings)?;
+            configure(&mut conn, raw, &file.path, &settings)?;
             if fresh != Fresh::No {
                 // The new file gets its first page now (an empty database, under its
                 // key when it has one), so whatever comes next (a failed migration, a
@@ -210,6 +219,12 @@ impl Handle {
             }
             Ok((conn, raw, plan.kept_aside))
         })();
+        let opened = opened.map_err(|e: Error| match e.raw_sqlite() {
+            Some(_) if e.kind() == ErrorKind::Locked => {
+                locked(&file, settings.busy_timeout).caused_by(e)
+            }
+            _ => e,
+        });
         match opened {
             Ok((conn, raw, kept_aside)) => Ok(Handle {
                 _open_here: file.entry.as_ref().map(crate::files::register_open),
@@ -221,6 +236,7 @@ impl Handle {
                 created: fresh == Fresh::Created,
                 servable: false,
                 kept_aside,
+                unit_exports: None,
             }),
             Err(e) => Err(Box::new((e, file))),
         }
@@ -266,19 +282,49 @@ impl Handle {
         self.settings.read_only
     }
 
+    /// An error met on this file, in context (see [`ErrorContext::explain`]).
+    pub fn context(&self, e: Error) -> Error {
+        ErrorContext {
+            file: &self.file,
+            settings: &self.settings,
+        }
+        .explain(e)
+    }
+
+    /// The connection, and what puts this file's errors in context, borrowed
+    /// apart.
+    pub fn split(&mut self) -> (&mut SqliteConnection, ErrorContext<'_>) {
+        let context = ErrorContext {
+            file: &self.file,
+            settings: &self.settings,
+        };
+        (&mut self.conn, context)
+    }
+}
+
+/// What [`Handle::context`] needs of a handle: its file and settings, borrowed
+/// apart from its connection (an iterator over rows holds the one and needs the
+/// other).
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorContext<'a> {
+    file: &'a DbFile,
+    settings: &'a Settings,
+}
+
+impl ErrorContext<'_> {
     /// An error met on this file, in context: about this file when it names none
     /// yet. SQLite's own errors are put in words with the next step: a lock held
     /// past the busy timeout says by whom (where the system tells) and how long it
     /// waited; a storage fault, where and how much room is free; a write refused,
     /// why.
-    pub fn context(&self, e: Error) -> Error {
+    pub fn explain(&self, e: Error) -> Error {
         if e.raw_sqlite().is_none() {
-            return e.in_file(&self.path);
+            return e.in_file(&self.file.path);
         }
-        let path = &self.path;
+        let path = &self.file.path;
         let explained = match e.kind() {
             ErrorKind::Locked => {
-                return locked(&self.file, self.settings.busy_timeout).caused_by(e);
+                return locked(self.file, self.settings.busy_timeout).caused_by(e);
             }
             ErrorKind::DiskFull | ErrorKind::IoError => {
                 return crate::storage::with_context(e, path);
@@ -287,7 +333,7 @@ impl Handle {
                 read_only(path, ReadOnlyCause::OpenedReadOnly)
             }
             // The open found the file writable: what changed since, where it shows.
-            ErrorKind::ReadOnly => refuse_read_only(&self.file, None)
+            ErrorKind::ReadOnly => refuse_read_only(self.file, None)
                 .err()
                 .unwrap_or_else(|| read_only(path, ReadOnlyCause::Unknown)),
             ErrorKind::Damaged => Error::at(
@@ -524,6 +570,8 @@ pub(crate) fn establish(
     immutable: bool,
 ) -> Result<(SqliteConnection, crate::ffi::RawDb), Error> {
     let uri = sqlite_uri(path, settings.read_only, immutable);
+    // SQLCipher's logging is off until the key has been tried (below), then as found.
+    let _quiet = crate::ffi::Quiet::begin();
     let (opened, raw) =
         crate::ffi::opening(settings.keying.as_ref(), settings.busy_timeout, || {
             SqliteConnection::establish(&uri)
@@ -542,10 +590,19 @@ pub(crate) fn establish(
             .caused_by(source),
         }
     })?;
+    let raw = raw.ok_or_else(|| {
+        Error::at(
+            ErrorKind::CannotOpen,
+            path,
+            format!(
+                "SQLite opened {} without idstore's settings (another part of the program reset SQLite's auto-extensions meanwhile); nothing was read: open it again",
+                path.display()
+            ),
+        )
+    })?;
     if settings.keying.is_some() {
         check_key(&mut conn, path)?;
     }
-    let raw = raw.expect("an idstore connection passes through the open hook");
     Ok((conn, raw))
 }
 
@@ -556,6 +613,10 @@ pub(crate) fn configure_error(path: &Path, source: diesel::result::Error) -> Err
     let kind = crate::error::classify(&source);
     if matches!(kind, ErrorKind::DiskFull | ErrorKind::IoError) {
         return crate::storage::fault_at(path, kind, source);
+    }
+    if kind == ErrorKind::Locked {
+        // Left raw: the open names who held the lock (see `Handle::open_existing`).
+        return Error::from(source);
     }
     let kind = if kind == ErrorKind::Database {
         ErrorKind::CannotOpen
@@ -597,10 +658,14 @@ fn check_key(conn: &mut SqliteConnection, path: &Path) -> Result<(), Error> {
 /// (see [`crate::ffi`]).
 pub(crate) fn configure(
     conn: &mut SqliteConnection,
+    raw: crate::ffi::RawDb,
     path: &Path,
     settings: &Settings,
 ) -> Result<(), Error> {
-    conn.set_instrumentation(SlowStatements::default());
+    conn.set_instrumentation(Watch {
+        raw,
+        started: Vec::new(),
+    });
     let temp_store = if settings.keying.is_some() {
         "MEMORY"
     } else {
@@ -627,18 +692,23 @@ pub(crate) fn configure(
 const SLOW_STATEMENT: Duration = Duration::from_millis(250);
 
 /// Diesel's instrumentation hook: reports each statement slower than
-/// [`SLOW_STATEMENT`] with its SQL, never its bound values (they may be key material).
-#[derive(Default)]
-struct SlowStatements {
+/// [`SLOW_STATEMENT`] with its SQL, never its bound values (they may be key
+/// material), and notes the extended result code of each that fails (see
+/// [`crate::ffi::note_failure`]).
+struct Watch {
+    raw: crate::ffi::RawDb,
     started: Vec<std::time::Instant>,
 }
 
-impl diesel::connection::Instrumentation for SlowStatements {
+impl diesel::connection::Instrumentation for Watch {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
         use diesel::connection::InstrumentationEvent;
         match event {
             InstrumentationEvent::StartQuery { .. } => self.started.push(std::time::Instant::now()),
-            InstrumentationEvent::FinishQuery { query, .. } => {
+            InstrumentationEvent::FinishQuery { query, error, .. } => {
+                if error.is_some() {
+                    crate::ffi::note_failure(self.raw);
+                }
                 let Some(started) = self.started.pop() else {
                     return;
                 };

@@ -313,16 +313,13 @@ impl Store<'_> {
             };
             record(conn, decision, item, &value, None, None, exported)
         });
-        if result.is_err()
-            && let Some(path) = exported
-        {
-            // The row is still there: the export would be a stray copy of key material.
-            if let (Ok(folder), Some(name)) = (
-                crate::files::Folder::open(crate::files::folder_of(path)),
-                path.file_name(),
-            ) {
-                let _ = folder.remove(name);
-                let _ = folder.sync(crate::files::Protects::Removal);
+        if let Some(path) = exported {
+            if result.is_err() {
+                // The row is still there: the export would be a stray copy of key material.
+                super::remove_export(path);
+            } else if let Some(unit) = self.unit_exports() {
+                // Inside a unit of work, the row comes back if the unit rolls back.
+                unit.push(path.to_owned());
             }
         }
         result

@@ -63,6 +63,25 @@ pub(crate) fn items(conn: &mut SqliteConnection) -> Result<Vec<QuarantinedItem>,
     Ok(items)
 }
 
+/// A time stored as UTC without its offset, serialized in RFC 3339 with it
+/// (`2026-12-06T21:22:51.443Z`).
+fn utc<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    t.and_utc().serialize(s)
+}
+
+/// Removes an export whose row was not deleted after all (its deletion failed, or
+/// the unit of work it was in rolled back): it would be a stray copy of key
+/// material.
+pub(crate) fn remove_export(path: &Path) {
+    if let (Ok(folder), Some(name)) = (
+        crate::files::Folder::open(crate::files::folder_of(path)),
+        path.file_name(),
+    ) {
+        let _ = folder.remove(name);
+        let _ = folder.sync(crate::files::Protects::Removal);
+    }
+}
+
 /// The account columns a quarantined row is compared on (never their values).
 pub(crate) const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
     "dateCreated",
@@ -74,9 +93,11 @@ pub(crate) const COMPARED_ACCOUNT_FIELDS: [&str; 6] = [
 ];
 
 /// One quarantined item as [`Store::quarantined_items`](crate::Store::quarantined_items)
-/// lists it: never any secret value.
+/// lists it: never any secret value. In JSON, by the app's convention
+/// (`quarantinedAt`, `keptAccountId`, …), times in RFC 3339 with their offset.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QuarantinedItem {
     /// Which item (`account:4`).
     pub item: QuarantineRef,
@@ -85,6 +106,7 @@ pub struct QuarantinedItem {
     /// Why it was kept aside.
     pub reason: String,
     /// When it was kept aside (UTC).
+    #[serde(serialize_with = "utc")]
     pub quarantined_at: NaiveDateTime,
     /// True while it waits for a decision; false for an account a restore decision
     /// replaced and kept aside (it stays restorable and discardable).
@@ -130,6 +152,7 @@ pub struct QuarantinedAccount {
 /// A quarantined pointer value, whole.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QuarantinedPointer {
     /// Its row id.
     pub id: i32,
@@ -138,6 +161,7 @@ pub struct QuarantinedPointer {
     /// Why it was kept aside.
     pub reason: String,
     /// When it was kept aside (UTC).
+    #[serde(serialize_with = "utc")]
     pub quarantined_at: NaiveDateTime,
 }
 
@@ -219,13 +243,16 @@ impl DecisionKind {
     }
 }
 
-/// One recorded decision (a `quarantine_decisions` row).
+/// One recorded decision (a `quarantine_decisions` row); in JSON by the app's
+/// convention (`decidedAt`, `keptAside`, …).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// Its id in the log.
     pub id: i32,
     /// When (UTC).
+    #[serde(serialize_with = "utc")]
     pub decided_at: NaiveDateTime,
     /// What was decided.
     pub decision: DecisionKind,

@@ -332,3 +332,30 @@ fn a_sqlcipher_3_file_is_found_by_its_key_alone_and_stays_sqlcipher_3() {
     let plain = keyed("old").open(&dir.path().join("v4.sqlite")).unwrap();
     assert_eq!(plain.cipher_format(), Some(CipherFormat::Sqlcipher4));
 }
+
+/// `OpenOptions`' calls work in any order: a SQLCipher format given before the key
+/// is kept, as one given after it is.
+#[test]
+fn the_cipher_format_given_before_the_key_is_kept() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("v4.sqlite");
+    migrate(&mut keyed("k").open(&path).unwrap(), MigrateOptions::new()).unwrap();
+    let before = OpenOptions::new()
+        .sqlcipher_compatibility(CipherFormat::Sqlcipher3)
+        .key(Some(key("k")));
+    let after = keyed("k").sqlcipher_compatibility(CipherFormat::Sqlcipher3);
+    for (order, options) in [("before", before), ("after", after)] {
+        // Fixed to SQLCipher 3, the key cannot open a SQLCipher 4 file.
+        assert_eq!(
+            refused(options, &path).kind(),
+            ErrorKind::WrongKey,
+            "{order}"
+        );
+    }
+    let found = OpenOptions::new()
+        .sqlcipher_compatibility(CipherFormat::Sqlcipher4)
+        .key(Some(key("k")))
+        .open(&path)
+        .unwrap();
+    assert_eq!(found.cipher_format(), Some(CipherFormat::Sqlcipher4));
+}

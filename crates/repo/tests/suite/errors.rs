@@ -232,3 +232,199 @@ fn every_error_names_its_file_and_the_next_step() {
     let kinds: std::collections::BTreeSet<_> = cases.iter().map(|c| c.kind).collect();
     assert_eq!(kinds.len(), cases.len(), "one case per kind");
 }
+
+/// What a client may be shown names no file, no process and no API.
+fn assert_public(err: &Error) {
+    let said = err.public_message();
+    for leak in ["/", "pid", "::", "(", "_", "Options", "sqlite", "SQLite"] {
+        assert!(!said.contains(leak), "{}: {leak:?} in {said:?}", err.kind());
+    }
+}
+
+#[test]
+fn every_error_has_a_message_fit_for_a_client() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path()) {
+        assert_public(&case.err);
+    }
+    for kind in ErrorKind::ALL {
+        assert_public(&Error::new(
+            *kind,
+            "/data/app.sqlite: open in app (pid 412)",
+        ));
+    }
+    // Input the caller gave is said back, what was wrong with it.
+    let err = Error::from(Did::parse("did:ethr:0x12").unwrap_err());
+    assert_eq!(
+        err.public_message(),
+        "the DID is not valid: a did:ethr DID is `did:ethr:0x` followed by 40 hex digits"
+    );
+}
+
+/// One provoked error in one API shape: what it must say.
+struct Shaped {
+    shape: &'static str,
+    err: Error,
+    kind: ErrorKind,
+    says: Vec<String>,
+}
+
+/// Each kind a service meets, provoked in every shape of the API it can come
+/// from (a direct call, an iterator, a pooled connection, an async handle, an
+/// open), keeps its cause: the same kind and the same words in every shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_error_keeps_its_cause_in_every_shape() {
+    use idstore_repo::asynchronous::{AsyncDatabase, AsyncOptions};
+    use idstore_repo::{Pool, PoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = migrated(dir.path(), "shapes.sqlite");
+    let shown = path.display().to_string();
+    let quick = || OpenOptions::new().busy_timeout(Duration::from_millis(50));
+    let pool_of = |options: OpenOptions| {
+        Pool::with_options(&path, options, PoolOptions::new().max_size(1)).unwrap()
+    };
+    let mut out: Vec<Shaped> = Vec::new();
+    let mut saw = |shape, err: Error, kind, says: &[&str]| {
+        let says = says.iter().map(|s| (*s).to_owned()).collect();
+        out.push(Shaped {
+            shape,
+            err,
+            kind,
+            says,
+        });
+    };
+
+    // Locked: another connection holds an exclusive lock (no reader gets in).
+    let mut direct = quick().open(&path).unwrap();
+    let pool = pool_of(quick());
+    let mut pooled = pool.get().unwrap();
+    let asynchronous = AsyncDatabase::open(&path, quick()).await.unwrap();
+    // Each found servable first (a check made once, on the first call).
+    direct.store().unwrap();
+    pooled.store().unwrap();
+    asynchronous.run(|db| db.store().map(drop)).await.unwrap();
+    let mut holder = raw(&path);
+    exec(&mut holder, "BEGIN EXCLUSIVE;");
+    let lock = ["stayed locked by", "busy timeout (50 ms)", shown.as_str()];
+    let err = direct.store().unwrap().set_active_did(None).unwrap_err();
+    saw("direct", err, ErrorKind::Locked, &lock);
+    let err = match direct.store().unwrap().accounts() {
+        Err(e) => e,
+        Ok(mut rows) => rows.next().unwrap().unwrap_err(),
+    };
+    saw("iterator", err, ErrorKind::Locked, &lock);
+    let err = pooled.store().unwrap().set_active_did(None).unwrap_err();
+    saw("pooled", err, ErrorKind::Locked, &lock);
+    let err = asynchronous
+        .run(|db| db.store()?.set_active_did(None))
+        .await
+        .unwrap_err();
+    saw("async", err, ErrorKind::Locked, &lock);
+    let err = quick().open(&path).unwrap_err();
+    saw("open", err, ErrorKind::Locked, &lock);
+    let err = Pool::open(&path, quick(), 1).unwrap_err();
+    saw("pool open", err, ErrorKind::Locked, &lock);
+    let err = AsyncDatabase::open(&path, quick()).await.unwrap_err();
+    saw("async open", err, ErrorKind::Locked, &lock);
+    exec(&mut holder, "ROLLBACK;");
+    drop(holder);
+
+    // An unknown account.
+    let unknown = [UNKNOWN, "lists the known ones"];
+    let err = pooled
+        .store()
+        .unwrap()
+        .set_active_did(Some(&did(UNKNOWN)))
+        .unwrap_err();
+    saw("pooled", err, ErrorKind::UnknownAccount, &unknown);
+    let err = asynchronous
+        .run(|db| db.store()?.set_active_did(Some(&Did::parse(UNKNOWN)?)))
+        .await
+        .unwrap_err();
+    saw("async", err, ErrorKind::UnknownAccount, &unknown);
+
+    // A panic in a closure.
+    let panic = ["panicked (boom)", "rolled back"];
+    let boom = |_: &mut idstore_repo::Store<'_>| -> Result<(), Error> { panic!("boom") };
+    let err = direct.transaction(boom).unwrap_err();
+    saw("direct", err, ErrorKind::Panicked, &panic);
+    let err = pooled.transaction(boom).unwrap_err();
+    saw("pooled", err, ErrorKind::Panicked, &panic);
+    let err = asynchronous.transaction(boom).await.unwrap_err();
+    saw("async", err, ErrorKind::Panicked, &panic);
+    drop(pooled);
+
+    // A write on a connection opened read-only.
+    let read_only = ["was opened read-only", shown.as_str()];
+    let readers = pool_of(OpenOptions::new().read_only(true));
+    let err = readers
+        .get()
+        .unwrap()
+        .store()
+        .unwrap()
+        .set_active_did(None)
+        .unwrap_err();
+    saw("pooled", err, ErrorKind::ReadOnly, &read_only);
+    let reader = AsyncDatabase::pooled(readers, AsyncOptions::new());
+    let err = reader
+        .run(|db| db.store()?.set_active_did(None))
+        .await
+        .unwrap_err();
+    saw("async", err, ErrorKind::ReadOnly, &read_only);
+
+    // A stored DID that is not one, met while listing.
+    exec(
+        &mut raw(&path),
+        "INSERT INTO accounts (dateCreated, did, publicKeyHex) VALUES ('2024-03-02T00:00:00Z', 'not a did', '02');",
+    );
+    let stored = ["accounts row 2, column did", shown.as_str()];
+    let mut direct = Database::open(&path).unwrap();
+    let err = direct
+        .store()
+        .unwrap()
+        .accounts()
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap();
+    saw("iterator", err, ErrorKind::InvalidStoredValue, &stored);
+    let err = asynchronous
+        .run(|db| db.store()?.accounts()?.collect::<Result<Vec<_>, _>>())
+        .await
+        .unwrap_err();
+    saw("async", err, ErrorKind::InvalidStoredValue, &stored);
+
+    // A file that needs migrating.
+    let legacy = legacy_file(
+        dir.path(),
+        "legacy.sqlite",
+        true,
+        &account_sql(1, DID_A, "a"),
+    );
+    let migrate_first = ["migrate it first", "legacy.sqlite"];
+    let err = Pool::open(&legacy, OpenOptions::new(), 1).unwrap_err();
+    saw("pool open", err, ErrorKind::NeedsMigration, &migrate_first);
+    let legacy_async = AsyncDatabase::open(&legacy, OpenOptions::new())
+        .await
+        .unwrap();
+    let err = legacy_async
+        .run(|db| db.store().map(drop))
+        .await
+        .unwrap_err();
+    saw("async", err, ErrorKind::NeedsMigration, &migrate_first);
+
+    let mut wrong = Vec::new();
+    for Shaped {
+        shape,
+        err,
+        kind,
+        says,
+    } in &out
+    {
+        let message = err.to_string();
+        if err.kind() != *kind || says.iter().any(|w| !message.contains(w.as_str())) {
+            wrong.push(format!("{shape} {kind}: {:?}: {message}", err.kind()));
+        }
+        assert_public(err);
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -164,7 +164,7 @@ fn a_pools_checkout_timeout_is_the_services_to_set() -> Result<(), Error> {
             .checkout_timeout(std::time::Duration::from_millis(150)),
     )?;
     let held = pool.get()?;
-    let err = pool.get().err().expect("the one connection is taken");
+    let err = pool.get().expect_err("the one connection is taken");
     assert_eq!(err.kind(), ErrorKind::PoolTimeout);
     assert_eq!(http_status(&err), 503);
     assert!(err.to_string().contains("150 ms"), "{err}");
@@ -368,5 +368,77 @@ fn serving_a_file_keeps_its_journal_mode_unless_asked() -> Result<(), Error> {
             .open(&path)?,
     );
     assert_eq!(header(&path), (2, 2));
+    Ok(())
+}
+
+/// Adoption tested without the command: a copy of the app's own file, or the
+/// demo, left as the app wrote it or migrated; the original only read.
+#[test]
+fn the_test_helper_copies_a_legacy_file_as_it_is_or_migrated() -> Result<(), Error> {
+    use idstore_repo::testing::{ALICE as TWICE, CAROL, TestDatabase};
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("app.sqlite");
+    idstore_repo::fixtures::write_legacy_demo(&original).unwrap();
+    let bytes = std::fs::read(&original).unwrap();
+
+    let as_is = TestDatabase::copy_of(&original)?;
+    let mut db = as_is.open()?;
+    assert_eq!(db.store().unwrap_err().kind(), ErrorKind::NeedsMigration);
+    assert!(db.status()?.legacy);
+    let report = db.migrate(&MigrateOptions::new())?;
+    assert!(report.adopted_legacy && report.applied.len() == 4);
+    drop(db);
+
+    let migrated = TestDatabase::copy_of(&original)?.migrated()?;
+    let demo = TestDatabase::legacy_demo()?.migrated()?;
+    for test in [&migrated, &demo] {
+        let mut db = test.open()?;
+        let mut store = db.store()?;
+        let active = store.active_identity()?.active_did.map(|d| d.to_string());
+        assert_eq!(active.as_deref(), Some(CAROL));
+        let waiting: Vec<_> = store
+            .quarantined_items()?
+            .into_iter()
+            .filter(|i| i.waiting)
+            .collect();
+        assert_eq!((waiting.len(), waiting[0].value.as_str()), (1, TWICE));
+    }
+    let legacy = TestDatabase::legacy_demo()?;
+    assert!(
+        legacy.open()?.status()?.legacy,
+        "the demo as the app left it"
+    );
+    assert_eq!(
+        std::fs::read(&original).unwrap(),
+        bytes,
+        "the original was only read"
+    );
+    Ok(())
+}
+
+/// Every public handle shows in `Debug` which file it serves, and never a key.
+#[tokio::test(flavor = "current_thread")]
+async fn every_public_handle_has_debug() -> Result<(), Error> {
+    use idstore_repo::AsyncDatabase;
+    use idstore_repo::testing::TestDatabase;
+    let test = TestDatabase::seeded()?;
+    let shown = test.path().display().to_string();
+    let mut db = OpenOptions::new().open(test.path())?;
+    let pool = Pool::open(test.path(), OpenOptions::new(), 1)?;
+    let pooled = pool.get()?;
+    let asynchronous = AsyncDatabase::open(test.path(), OpenOptions::new()).await?;
+    let keyed = OpenOptions::new().key(Some(Key::new("hunter2-passphrase")?));
+    let shows = [
+        format!("{test:?}"),
+        format!("{pool:?}"),
+        format!("{pooled:?}"),
+        format!("{asynchronous:?}"),
+        format!("{:?}", db.store()?),
+        format!("{db:?}"),
+    ];
+    for s in &shows {
+        assert!(s.contains(&shown), "{s}");
+    }
+    assert!(!format!("{keyed:?}").contains("hunter2"), "{keyed:?}");
     Ok(())
 }

@@ -548,3 +548,30 @@ fn a_file_from_before_the_guard_and_the_log_is_reported_and_repaired() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot be deleted"), "{err}");
 }
+
+/// A discard with an export inside a unit of work that then rolls back: the row is
+/// back, so the export (a copy of key material) is removed with it. A unit that
+/// commits keeps it.
+#[test]
+fn an_export_of_a_unit_that_rolls_back_is_removed() {
+    let dir = TempDir::new().unwrap();
+    let path = migrated(&dir, false, "NULL");
+    let mut conn = open(&path).unwrap();
+    let export = dir.path().join("account-3.json");
+    let before = dump(&mut conn);
+    let err = conn
+        .transaction(|store| {
+            store.discard_quarantined(item("account:3"), Discard::Export(&export))?;
+            assert!(export.exists(), "written before the row goes");
+            store.set_active_did(Some(&Did::parse(UNKNOWN)?))
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownAccount);
+    assert!(!export.exists(), "the export went with the unit");
+    assert_eq!(dump(&mut conn), before);
+    conn.transaction(|store| {
+        store.discard_quarantined(item("account:3"), Discard::Export(&export))
+    })
+    .unwrap();
+    assert!(export.exists());
+}
