@@ -8,8 +8,8 @@ use idstore_schema::{accounts, active_identity, settings};
 
 const UP: &[&str] = &[
     include_str!("../../../migrations/00000000000000_legacy_baseline/up.sql"),
-    include_str!("../../../migrations/2026-11-25-000001_active_identity/up.sql"),
-    include_str!("../../../migrations/2026-11-25-000002_drop_settings_active_did/up.sql"),
+    include_str!("../../../migrations/2026-12-06-000001_active_identity/up.sql"),
+    include_str!("../../../migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
 ];
 const DID: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
 
