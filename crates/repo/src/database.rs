@@ -188,7 +188,7 @@ fn remove_interrupted_conversion(handle: &Handle) {
 /// let mut db = Database::open(&path)?; // created when missing
 /// assert_eq!(db.store().unwrap_err().kind(), ErrorKind::NeedsMigration);
 /// let report = db.migrate(&MigrateOptions::new())?;
-/// assert_eq!(report.applied.len(), 4);
+/// assert_eq!(report.applied.len(), 3);
 ///
 /// let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
 /// let mut store = db.store()?;
@@ -336,7 +336,7 @@ impl Database {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let mut db = idstore_repo::Database::open(&dir.path().join("new.sqlite"))?;
     /// let status = db.status()?;
-    /// assert_eq!(status.pending.len(), 4);
+    /// assert_eq!(status.pending.len(), 3);
     /// assert!(!status.legacy && !status.servable());
     /// # Ok(()) }
     /// ```

@@ -4,8 +4,8 @@ use std::borrow::Borrow;
 use std::fmt;
 
 /// A migration's version, as diesel records it in `__diesel_schema_migrations`: the
-/// digits of its folder's date prefix (`20261125000001` for
-/// `2026-11-25-000001_active_identity`).
+/// digits of its folder's date prefix (`20261206000001` for
+/// `2026-12-06-000001_active_identity`).
 ///
 /// Versions order as diesel orders them, as text. One read from a file that this
 /// build does not know (a newer idstore's, or another program's) is kept as found,
@@ -14,8 +14,8 @@ use std::fmt;
 /// ```
 /// use idstore_repo::Version;
 ///
-/// let v = Version::new("20261125000001");
-/// assert_eq!(v, "20261125000001");
+/// let v = Version::new("20261206000001");
+/// assert_eq!(v, "20261206000001");
 /// assert!(Version::new("00000000000000") < v);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -23,7 +23,7 @@ use std::fmt;
 pub struct Version(String);
 
 impl Version {
-    /// A version from its text (`20261125000001`); whether a migration has it is
+    /// A version from its text (`20261206000001`); whether a migration has it is
     /// checked where it is used.
     pub fn new(version: impl Into<String>) -> Self {
         Self(version.into())

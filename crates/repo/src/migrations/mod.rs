@@ -88,7 +88,7 @@ pub(crate) type Progress<'a> = &'a dyn Fn(&str, usize, usize);
 /// use idstore_repo::{Integrity, MigrateOptions};
 ///
 /// let options = MigrateOptions::new()
-///     .to("20261125000001")
+///     .to("20261206000001")
 ///     .integrity(Integrity::Full)
 ///     .dry_run(true);
 /// # let _ = options;
