@@ -1017,3 +1017,34 @@ fn the_suite_catches_a_clear_that_reports_no_change_and_a_refusal_without_its_to
         "{failures:#?}"
     );
 }
+
+/// Each exported step, run again on a file that already has it: the baseline
+/// changes nothing; every other step is refused by its preflight with
+/// `idstore:already_applied`, before it touches anything (the file is the same,
+/// byte for byte in content and schema).
+#[test]
+fn a_step_run_again_changes_nothing_or_is_refused_as_already_applied() {
+    let dir = TempDir::new().unwrap();
+    let db = migrated_to(dir.path(), "again", FINAL, false);
+    let export: Value = serde_json::from_slice(&std::fs::read(export_path()).unwrap()).unwrap();
+    let before = logical_dump(&db, false);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for step in export["steps"].as_array().unwrap() {
+        let name = step["name"].as_str().unwrap();
+        let tx = conn.unchecked_transaction().unwrap();
+        let result = tx.execute_batch(step["sql"].as_str().unwrap());
+        if name.ends_with("_legacy_baseline") {
+            result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            tx.commit().unwrap();
+        } else {
+            let err = result.expect_err(name).to_string();
+            assert!(
+                err.starts_with("idstore:already_applied: "),
+                "{name}: {err}"
+            );
+            drop(tx);
+        }
+    }
+    drop(conn);
+    assert_eq!(logical_dump(&db, false), before, "nothing changed");
+}
