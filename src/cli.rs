@@ -393,7 +393,8 @@ pub enum Generated {
     /// `{ name, version, summary, pausePoint, sql, sqlSha256, down, downSha256 }`)
     /// and `refusals` (each `{ token, message, raisedBy, step }`). Ship every step up
     /// to the one with `pausePoint` to stop at the transition; roll back by running
-    /// the `down` of each applied step, newest first. Its shape is
+    /// the `down` of each applied step, newest first, the baseline's kept (it refuses a
+    /// file holding data). Its shape is
     /// `export/app-migrations.schema.json` and `export/app-migrations.d.ts`.
     AppMigrations,
 }

@@ -943,29 +943,42 @@ mod bundled {
     }
 }
 
+/// What the app's statements find at the transition step, in the SQLite idstore
+/// links, on a migrated file that `plant` then changed: the suite's failures.
+fn planted_failures(name: &str, plant: &str, foreign_keys: bool) -> Vec<String> {
+    let dir = TempDir::new().unwrap();
+    let db = migrated_to(dir.path(), name, TRANSITION, false);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(plant)
+        .unwrap();
+    let (report, _) = Engine::Bundled.run(
+        "suite",
+        &db,
+        dir.path(),
+        &config("transition", foreign_keys),
+    );
+    report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The suite proves itself: on a file whose pointer table refuses `''` (the
 /// trigger that makes it mean none dropped, a CHECK against it put in its place, as
 /// idstore's first release had it), the app's way of clearing the identity is
 /// caught failing, as issue #24 found it.
 #[test]
 fn the_suite_catches_a_file_that_refuses_the_empty_string() {
-    let dir = TempDir::new().unwrap();
-    let db = migrated_to(dir.path(), "planted", TRANSITION, false);
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "DROP TRIGGER active_identity_empty_means_none_on_update;
-             CREATE TRIGGER planted_refuse_empty BEFORE UPDATE OF activeDid ON active_identity
-             WHEN NEW.activeDid = '' BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed'); END;",
-        )
-        .unwrap();
-    let (report, _) = Engine::Bundled.run("suite", &db, dir.path(), &config("transition", false));
-    let failures: Vec<&str> = report["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
+    let failures = planted_failures(
+        "planted",
+        "DROP TRIGGER active_identity_empty_means_none_on_update;
+         CREATE TRIGGER planted_refuse_empty BEFORE UPDATE OF activeDid ON active_identity
+         WHEN NEW.activeDid = '' BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed'); END;",
+        false,
+    );
     assert!(
         failures
             .iter()
@@ -981,30 +994,20 @@ fn the_suite_catches_a_file_that_refuses_the_empty_string() {
 /// that.
 #[test]
 fn the_suite_catches_a_clear_that_reports_no_change_and_a_refusal_without_its_token() {
-    let dir = TempDir::new().unwrap();
-    let db = migrated_to(dir.path(), "planted-count", TRANSITION, false);
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "DROP TRIGGER active_identity_empty_means_none_on_update;
-             CREATE TRIGGER planted_empty_ignored BEFORE UPDATE OF activeDid ON active_identity
-             FOR EACH ROW WHEN NEW.activeDid = ''
-             BEGIN
-                 UPDATE active_identity SET activeDid = NULL WHERE id = OLD.id;
-                 SELECT RAISE(IGNORE);
-             END;
-             DROP TRIGGER active_identity_keep_row;
-             CREATE TRIGGER planted_keep_row BEFORE DELETE ON active_identity
-             BEGIN SELECT RAISE(ABORT, 'the row stays'); END;",
-        )
-        .unwrap();
-    let (report, _) = Engine::Bundled.run("suite", &db, dir.path(), &config("transition", true));
-    let failures: Vec<&str> = report["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
+    let failures = planted_failures(
+        "planted-count",
+        "DROP TRIGGER active_identity_empty_means_none_on_update;
+         CREATE TRIGGER planted_empty_ignored BEFORE UPDATE OF activeDid ON active_identity
+         FOR EACH ROW WHEN NEW.activeDid = ''
+         BEGIN
+             UPDATE active_identity SET activeDid = NULL WHERE id = OLD.id;
+             SELECT RAISE(IGNORE);
+         END;
+         DROP TRIGGER active_identity_keep_row;
+         CREATE TRIGGER planted_keep_row BEFORE DELETE ON active_identity
+         BEGIN SELECT RAISE(ABORT, 'the row stays'); END;",
+        true,
+    );
     assert!(
         failures.iter().any(
             |f| f.starts_with("$updateActiveDid(null): reported Some(0) changed row(s), not 1")
