@@ -68,7 +68,7 @@ BEGIN
     SELECT RAISE(ABORT, 'idstore:name_collision: the file has an object under a name this step creates, and it is not the app''s own active_identity or an equivalent unique index on accounts(did); nothing was changed: rename or drop it first') WHERE NEW.token = 'name_collision';
     SELECT RAISE(ABORT, 'idstore:foreign_objects: the file has a trigger of another program that would fire on this step''s writes (deleting from accounts, inserting into settings, updating settings.activeDid), or a foreign key that deletes or changes rows when an account goes; nothing was changed: drop it first (the app creates none)') WHERE NEW.token = 'foreign_objects';
     SELECT RAISE(ABORT, 'idstore:no_autoincrement: accounts has DIDs stored twice but no AUTOINCREMENT, so a new account could take the id of one this step keeps aside and a rollback could not put it back; nothing was changed: remove the duplicate rows after copying them, or rebuild accounts as the app creates it') WHERE NEW.token = 'no_autoincrement';
-    SELECT RAISE(ABORT, 'idstore:damaged_input: accounts is damaged (quick_check failed); nothing was changed: restore the file from a backup') WHERE NEW.token = 'damaged_input';
+    SELECT RAISE(ABORT, 'idstore:damaged_input: accounts is damaged (a NULL where it declares NOT NULL); nothing was changed: restore the file from a backup') WHERE NEW.token = 'damaged_input';
 END;
 INSERT INTO temp.idstore_preflight (token)
 SELECT token FROM (
@@ -188,8 +188,12 @@ SELECT token FROM (
      WHERE upper((SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'accounts')) NOT LIKE '%AUTOINCREMENT%'
        AND EXISTS (SELECT 1 FROM accounts GROUP BY did HAVING count(*) > 1)
     UNION ALL
+    -- A NULL where accounts declares NOT NULL: a damaged file, which the key
+    -- material's move could not carry (a malformed page stops any statement that
+    -- reads it, with SQLite's own error).
     SELECT 9, 'damaged_input'
-     WHERE (SELECT group_concat(quick_check) FROM pragma_quick_check('accounts')) IS NOT 'ok'
+     WHERE EXISTS (SELECT 1 FROM accounts
+                    WHERE dateCreated IS NULL OR did IS NULL OR publicKeyHex IS NULL)
 ) WHERE NOT (EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts_quarantine')
               AND EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'accounts_guard_active_delete'))
   ORDER BY rank;
