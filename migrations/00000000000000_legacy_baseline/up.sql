@@ -193,7 +193,9 @@ SELECT token FROM (
     -- reads it, with SQLite's own error).
     SELECT 9, 'damaged_input'
      WHERE EXISTS (SELECT 1 FROM accounts
-                    WHERE dateCreated IS NULL OR did IS NULL OR publicKeyHex IS NULL)
+                    -- (typeof reads the value: SQLite takes `IS NULL` of a NOT NULL
+                    -- column to be false without looking.)
+                    WHERE 'null' IN (typeof(dateCreated), typeof(did), typeof(publicKeyHex)))
 ) WHERE NOT (EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts_quarantine')
               AND EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'accounts_guard_active_delete'))
   ORDER BY rank;

@@ -150,7 +150,9 @@ SELECT token FROM (
     -- reads it, with SQLite's own error).
     SELECT 9, 'damaged_input'
      WHERE EXISTS (SELECT 1 FROM accounts
-                    WHERE dateCreated IS NULL OR did IS NULL OR publicKeyHex IS NULL)
+                    -- (typeof reads the value: SQLite takes `IS NULL` of a NOT NULL
+                    -- column to be false without looking.)
+                    WHERE 'null' IN (typeof(dateCreated), typeof(did), typeof(publicKeyHex)))
 ) ORDER BY rank;
 DROP TABLE temp.idstore_preflight;
 
