@@ -1,9 +1,8 @@
-//! The generated tables and the join helper against a database built by running the
-//! migrations' SQL directly (as the diesel CLI would).
+//! The generated tables against a database built by running the migrations' SQL
+//! directly (as the diesel CLI would).
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use idstore_schema::joins::{active_identity_left_join_account, active_identity_with_account};
 use idstore_schema::{accounts, active_identity, settings};
 
 const UP: &[&str] = &[
@@ -11,7 +10,6 @@ const UP: &[&str] = &[
     include_str!("../../../migrations/2026-12-06-000001_active_identity/up.sql"),
     include_str!("../../../migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
 ];
-const DID: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
 
 fn migrated() -> (tempfile::TempDir, SqliteConnection) {
     let dir = tempfile::tempdir().unwrap();
@@ -20,52 +18,7 @@ fn migrated() -> (tempfile::TempDir, SqliteConnection) {
     for sql in UP {
         conn.batch_execute(sql).unwrap();
     }
-    diesel::insert_into(accounts::table)
-        .values((
-            accounts::dateCreated.eq("2024-03-01T12:00:00.000Z"),
-            accounts::did.eq(DID),
-            accounts::publicKeyHex.eq("02ab"),
-        ))
-        .execute(&mut conn)
-        .unwrap();
     (dir, conn)
-}
-
-#[test]
-fn the_join_pairs_the_pointer_with_its_account_only_when_one_is_active() {
-    let (_dir, mut conn) = migrated();
-    let none: Option<(Option<String>, String)> = active_identity_with_account()
-        .select((active_identity::activeDid, accounts::publicKeyHex))
-        .first(&mut conn)
-        .optional()
-        .unwrap();
-    assert_eq!(none, None, "no active identity, no row");
-
-    diesel::update(active_identity::table.find(1))
-        .set(active_identity::activeDid.eq(Some(DID)))
-        .execute(&mut conn)
-        .unwrap();
-    let (did, key): (Option<String>, String) = active_identity_with_account()
-        .select((active_identity::activeDid, accounts::publicKeyHex))
-        .first(&mut conn)
-        .unwrap();
-    assert_eq!((did.as_deref(), key.as_str()), (Some(DID), "02ab"));
-}
-
-#[test]
-fn the_left_join_shows_a_dangling_pointer_as_a_row_without_account() {
-    let (_dir, mut conn) = migrated();
-    conn.batch_execute(&format!(
-        // As a writer could before the pointer guard existed.
-        "DROP TRIGGER active_identity_guard_update;
-         PRAGMA foreign_keys = OFF; UPDATE active_identity SET activeDid = '{DID}x';"
-    ))
-    .unwrap();
-    let row: (Option<String>, Option<i32>) = active_identity_left_join_account()
-        .select((active_identity::activeDid, accounts::id.nullable()))
-        .first(&mut conn)
-        .unwrap();
-    assert_eq!(row, (Some(format!("{DID}x")), None));
 }
 
 /// The column names a `table!` selects, in order, read from the SQL Diesel builds.
