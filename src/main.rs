@@ -7,6 +7,7 @@ mod context;
 mod error;
 mod keys;
 mod output;
+mod rehearse;
 
 use std::process::ExitCode;
 

@@ -61,10 +61,10 @@ mod migrations;
 #[cfg(feature = "pool")]
 mod pool;
 mod quarantine;
-mod rehearsal;
 mod report;
 mod rows;
 mod scratch;
+mod snapshot;
 mod sql;
 mod storage;
 mod store;
@@ -98,10 +98,12 @@ pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
     QuarantinedPointer,
 };
-pub use rehearsal::{
-    Rehearsal, RehearsalDurations, RehearsalEngine, RehearsalOptions, RehearsalOutcome,
-    RolloutTrigger, rehearse,
-};
 pub use report::{MigrationReport, MigrationWarning, RollbackReport};
-pub use scratch::WorkFolder;
 pub use store::{SettingsScope, SettingsView, Store};
+
+impl AppStep {
+    /// The table the app's own migration service records each step's name in
+    /// (`name`, `applied_at`); idstore records there the steps it runs on the app's
+    /// behalf, never the baseline.
+    pub const RECORDED_IN: &'static str = migrations::APP_MIGRATIONS_TABLE;
+}

@@ -101,6 +101,9 @@ pub(crate) struct Settings {
     pub keying: Option<crate::ffi::Keying>,
     pub synchronous: Synchronous,
     pub journal_mode: Option<JournalMode>,
+    /// The file is a private copy thrown away after use: nothing on it is synced,
+    /// migrations and rollbacks included (see [`crate::OpenOptions::scratch`]).
+    pub scratch: bool,
 }
 
 impl Settings {
@@ -123,6 +126,7 @@ impl Default for Settings {
             keying: None,
             synchronous: Synchronous::default(),
             journal_mode: None,
+            scratch: false,
         }
     }
 }
@@ -242,7 +246,9 @@ impl Handle {
         &mut self,
         f: impl FnOnce(&mut Handle) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let lowered = self.settings.synchronous < Synchronous::Extra;
+        // A scratch copy is thrown away: a power cut may damage it, and nothing
+        // needs to survive one.
+        let lowered = !self.settings.scratch && self.settings.synchronous < Synchronous::Extra;
         if lowered {
             self.conn
                 .batch_execute("PRAGMA synchronous = EXTRA;")
@@ -259,6 +265,27 @@ impl Handle {
             let _ = self.conn.batch_execute(&back);
         }
         done
+    }
+
+    /// Runs `f`, a read of the caller's own, in one read transaction with
+    /// `PRAGMA query_only` on (a write it attempts fails), the error in context.
+    pub fn read_query_only<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
+    ) -> Result<T, Error> {
+        let path = self.path.clone();
+        let conn = &mut self.conn;
+        let result = conn
+            .batch_execute("PRAGMA query_only = ON;")
+            .map_err(Error::from)
+            .and_then(|()| {
+                let result = crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from));
+                let restored = conn.batch_execute("PRAGMA query_only = OFF;");
+                let value = result?;
+                restored?;
+                Ok(value)
+            });
+        result.map_err(|e| self.context(e))
     }
 
     /// Whether the handle was opened read-only.
@@ -474,7 +501,7 @@ pub(crate) fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
 /// [`establish`], and for a key without a SQLCipher compatibility setting, tried as
 /// SQLCipher 4 (the default) and then as SQLCipher 3: the format found is kept in
 /// `settings`, so every later connection (and the backup) uses it.
-fn establish_detecting(
+pub(crate) fn establish_detecting(
     path: &Path,
     settings: &mut Settings,
     immutable: bool,
