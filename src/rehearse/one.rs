@@ -336,11 +336,8 @@ fn run(job: &Job<'_>, options: &Options<'_>, r: &mut Record) -> Result<(), Failu
     r.durations.check_ms = ms(t.elapsed());
     let after = damage(&health);
     if !after.is_empty() {
-        pre_existing(
-            r,
-            &after,
-            open(&copies.original).and_then(|mut d| d.check()).ok(),
-        );
+        let before = problems_before(&open, &copies.original, status.needs_migration());
+        pre_existing(r, &after, before);
         if r.check_problems > 0 {
             r.note(Failure {
                 stage: "check",
@@ -353,6 +350,7 @@ fn run(job: &Job<'_>, options: &Options<'_>, r: &mut Record) -> Result<(), Failu
                     health
                         .problems
                         .iter()
+                        .filter(|p| after.contains_key(p.kind.as_str()))
                         .map(|p| format!("{}: {}", p.kind.as_str(), p.detail))
                         .take(3)
                         .collect::<Vec<_>>()
@@ -492,11 +490,56 @@ fn damage(health: &HealthReport) -> BTreeMap<&'static str, u64> {
         .collect()
 }
 
+/// The problems the original copy has, by kind, as [`damage`] counts them. `check`
+/// on a file that still needs migrating does not look for settings rows without
+/// an account or rows breaking a foreign key; they are counted here by hand, as
+/// the check of a migrated file counts them. `None` when the original cannot be
+/// checked.
+fn problems_before(
+    open: &dyn Fn(&Path) -> Result<Database, Error>,
+    original: &Path,
+    unmigrated: bool,
+) -> Option<BTreeMap<&'static str, u64>> {
+    use idstore_repo::diesel::{self, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut db = open(original).ok()?;
+    let mut counts = damage(&db.check().ok()?);
+    if unmigrated {
+        for (kind, sql) in [
+            (
+                ProblemKind::ExtraNullAccountRow,
+                "SELECT count(*) AS n FROM settings WHERE id <> 1 AND accountDid IS NULL",
+            ),
+            (
+                ProblemKind::ForeignKey,
+                "SELECT count(*) AS n FROM pragma_foreign_key_check WHERE \"table\" <> 'active_identity'",
+            ),
+        ] {
+            // A file without the table (or the column) has none of these.
+            let n = db
+                .read_only(|c| idstore_repo::diesel::sql_query(sql).get_result::<Count>(c))
+                .map_or(0, |c| u64::try_from(c.n).unwrap_or(0));
+            if n > 0 {
+                counts.insert(kind.as_str(), n);
+            }
+        }
+    }
+    Some(counts)
+}
+
 /// Splits the problems `after` the migration into those the file already had (by
-/// kind, as many as `before`, the original's check, found) and new ones. Without
-/// the original's check every problem counts as new.
-fn pre_existing(r: &mut Record, after: &BTreeMap<&'static str, u64>, before: Option<HealthReport>) {
-    let before = before.as_ref().map(damage).unwrap_or_default();
+/// kind, as many as `before` counted) and new ones. Without `before` every
+/// problem counts as new.
+fn pre_existing(
+    r: &mut Record,
+    after: &BTreeMap<&'static str, u64>,
+    before: Option<BTreeMap<&'static str, u64>>,
+) {
+    let before = before.unwrap_or_default();
     for (&kind, &n) in after {
         let had = before.get(kind).copied().unwrap_or(0).min(n);
         if had > 0 {
