@@ -92,6 +92,7 @@ pub(crate) fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<bool, Error> {
         slow: Duration::from_millis(args.slow_ms),
         engine: engine.as_ref(),
         max_bytes: args.max_mib.saturating_mul(1024 * 1024),
+        busy_timeout: ctx.busy_timeout,
     };
     let mut walk = Walk::open(&args.corpus, report.id)?;
     while let Some(found) = walk.next_found() {

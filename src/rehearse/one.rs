@@ -151,6 +151,8 @@ pub struct Options<'a> {
     pub engine: Option<&'a Engine>,
     /// The largest file (with its journal and log) copied.
     pub max_bytes: u64,
+    /// How long a snapshot waits for a writer to finish.
+    pub busy_timeout: Duration,
 }
 
 /// A failure at one stage.
@@ -299,18 +301,19 @@ fn run(job: &Job<'_>, options: &Options<'_>, r: &mut Record) -> Result<(), Failu
             .key(key.clone())
             .open(path)
     };
-    let mut db = open(&copies.original).map_err(|e| say.open_failed(e))?;
+    // The snapshot stays as it was taken (the other engine's input, and what the
+    // file had before); the run works on a copy of it, whose first open recovers
+    // an interrupted write as the device would.
+    copy_file(&copies.original, &copies.migrated).map_err(|e| say.rehearsal("copy", e))?;
+    let mut db = open(&copies.migrated).map_err(|e| say.open_failed(e))?;
     let status = db.status().map_err(|e| say.open_failed(e))?;
     r.legacy = status.legacy;
     r.from_version = status.applied.last().cloned();
     let before = db
         .read_only(read_before)
         .map_err(|e| say.rehearsal("open", e))?;
-    drop(db);
-    copy_file(&copies.original, &copies.migrated).map_err(|e| say.rehearsal("open", e))?;
     r.durations.open_ms = ms(t.elapsed());
 
-    let mut db = open(&copies.migrated).map_err(|e| say.open_failed(e))?;
     let t = Instant::now();
     let report = db
         .migrate(&MigrateOptions::new())
@@ -415,7 +418,8 @@ fn run(job: &Job<'_>, options: &Options<'_>, r: &mut Record) -> Result<(), Failu
 /// Takes the snapshot of the file, with the key when the file turns out to need it
 /// (only a write-ahead log in use is read through SQLite).
 fn snapshot(job: &Job<'_>, options: &Options<'_>, to: &Path) -> Result<(), Error> {
-    let plain = OpenOptions::new().snapshot(job.source, to);
+    let reading = OpenOptions::new().busy_timeout(options.busy_timeout);
+    let plain = reading.clone().snapshot(job.source, to);
     match (plain, &options.key) {
         (Err(e), Some(key))
             if matches!(
@@ -444,9 +448,9 @@ fn copy_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// Copies the closed private copy `from` (with a log SQLite left beside it) to `to`.
+/// Copies the snapshot `from`, with the journal or log taken with it, to `to`.
 fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
-    for suffix in ["", "-wal"] {
+    for suffix in ["", "-journal", "-wal"] {
         let (mut f, mut t) = (from.as_os_str().to_owned(), to.as_os_str().to_owned());
         f.push(suffix);
         t.push(suffix);
@@ -703,6 +707,14 @@ fn compare_engine(
     max_bytes: u64,
 ) -> Result<(), (Trigger, String)> {
     let failed = |m: String| (Trigger::EngineFailed, m);
+    // Its input is the file as idstore's run saw it: an interrupted write in the
+    // snapshot recovered first (an engine reads the file alone).
+    drop(open(&copies.original).map_err(|e| {
+        failed(format!(
+            "the snapshot could not be prepared for it: {}",
+            crate::error::chain(&e)
+        ))
+    })?);
     engine
         .run(&copies.original, &copies.engine)
         .map_err(|m| failed(format!("{m}; the engine's failure, not the file's")))?;

@@ -1,11 +1,29 @@
-//! `idstore rehearse` over a corpus of 200 generated files of mixed states: legacy
-//! (with duplicates, dangling and empty pointers), at the transition step, migrated,
-//! killed mid-write with a hot journal, encrypted, and not databases at all. Shards,
-//! a rerun that skips what is reported, originals never written, the summary, and
-//! the rollback triggers caught when planted.
+//! `idstore rehearse`, as an operator runs it on copies of real users' files.
+//!
+//! - A corpus of 200 generated files of mixed states (legacy with duplicates,
+//!   dangling and empty pointers, at the transition step, migrated, killed
+//!   mid-write with a hot journal, encrypted, not databases) in two shards and a
+//!   rerun: each file reported once, no original written.
+//! - The report: a FIFO, a link or another user's file at its path refused at once;
+//!   shards writing it at once; an identical second run refused; a line cut short
+//!   by a kill healed; a run killed at a chosen write.
+//! - Outcomes: planted faults fire their triggers; a failing engine fires one and
+//!   says it is the engine's; problems the file already had fire none.
+//! - Copies: a writer holding the file's lock is waited for, a writer's live
+//!   journal is not taken for an interrupted write, a file written during its
+//!   copies is never torn, a file too large is refused.
+//! - Nothing left behind after SIGINT, SIGTERM or SIGKILL.
+//! - The walk: links, FIFOs, sockets and devices refused as such (a writer blocked
+//!   on a FIFO stays blocked), names kept as bytes and escaped on the terminal, a
+//!   folder swapped for a link not followed, side files without their database and
+//!   the report itself named; as another user, an unreadable folder or file is one
+//!   record and the run goes on.
 
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use diesel::connection::SimpleConnection;
@@ -15,21 +33,178 @@ use tempfile::TempDir;
 
 const PASSPHRASE: &str = "rehearsal passphrase";
 
+/// A test's folders: the corpus, a temporary folder of its own (`TMPDIR`, where
+/// the work folders go) and the report's path.
+struct Setup {
+    dir: TempDir,
+    corpus: PathBuf,
+    tmp: PathBuf,
+    report: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = TempDir::new().unwrap();
+    let corpus = dir.path().join("corpus");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&corpus).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    let report = dir.path().join("report.jsonl");
+    Setup {
+        dir,
+        corpus,
+        tmp,
+        report,
+    }
+}
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("idstore")
+}
+
+/// `idstore rehearse CORPUS --report REPORT EXTRA --json`, in the setup's `TMPDIR`.
+fn command(s: &Setup, report: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("rehearse")
+        .arg(&s.corpus)
+        .arg("--report")
+        .arg(report)
+        .args(extra)
+        .arg("--json")
+        .env("TMPDIR", &s.tmp)
+        .env("IDSTORE_KEY", PASSPHRASE)
+        .env_remove("IDSTORE_DB")
+        .env_remove("IDSTORE_BUSY_TIMEOUT_MS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn summary_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs the rehearsal; returns whether it exited 0, and its summary.
+fn rehearse(s: &Setup, extra: &[&str]) -> (bool, Value) {
+    let out = command(s, &s.report, extra).output().unwrap();
+    (out.status.success(), summary_of(&out))
+}
+
+/// The report's records; every line must be one.
+fn records(report: &Path) -> Vec<Value> {
+    std::fs::read_to_string(report)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("a line that is not a record: {e}: {l}"))
+        })
+        .collect()
+}
+
+/// The records by file, asserting each file has exactly one.
+fn by_file(report: &Path) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for r in records(report) {
+        let file = r["file"].as_str().unwrap().to_owned();
+        assert!(
+            out.insert(file.clone(), r).is_none(),
+            "{file} reported twice"
+        );
+    }
+    out
+}
+
+fn demo(path: &Path) {
+    idstore_repo::fixtures::write_legacy_demo(path).unwrap();
+}
+
+/// Waits (up to a minute: a bound, not a measure) for `done`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "waited a minute for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (up to a minute) for `child` to exit.
+fn finish(mut child: Child) -> Output {
+    wait_until("the rehearsal to end", || {
+        child.try_wait().unwrap().is_some()
+    });
+    child.wait_with_output().unwrap()
+}
+
+/// An engine that, on its first call, says it started (`started`) and waits until
+/// `go` exists; then it gives back idstore's own migration of the copy (so it
+/// matches).
+fn pausing_engine(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let started = dir.join("engine-started");
+    let go = dir.join("engine-go");
+    let script = dir.join("engine.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.02; done\ncp \"$1\" \"$2\" && '{}' --db \"$2\" migrate -q --no-backup\n",
+            started.display(),
+            go.display(),
+            bin().display()
+        ),
+    )
+    .unwrap();
+    executable(&script);
+    (script.display().to_string(), started, go)
+}
+
+fn executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// An engine script of `body` (given the copy as `$1`, the output path as `$2`).
+fn engine_script(dir: &Path, name: &str, body: &str) -> String {
+    let script = dir.join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    executable(&script);
+    script.display().to_string()
+}
+
+/// The work folders of runs in the setup's `TMPDIR`.
+fn work_folders(s: &Setup) -> Vec<String> {
+    let base = s.tmp.join(format!("idstore-rehearse-{}", rustix_uid()));
+    match std::fs::read_dir(&base) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("run-"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn rustix_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
 /// Each file's category, by name.
-fn corpus(dir: &Path) -> BTreeMap<String, &'static str> {
+fn mixed_corpus(dir: &Path) -> BTreeMap<String, &'static str> {
     let mut kinds = BTreeMap::new();
-    let demo = |name: &str| {
-        let path = dir.join(name);
-        idstore_repo::fixtures::write_legacy_demo(&path).unwrap();
-        path
-    };
     let mut add = |name: String, kind: &'static str| {
         kinds.insert(name, kind);
     };
+    std::fs::create_dir_all(dir.join("legacy")).unwrap();
     for i in 0..80 {
         let name = format!("legacy/{i:03}.sqlite");
-        std::fs::create_dir_all(dir.join("legacy")).unwrap();
-        let path = demo(&name);
+        let path = dir.join(&name);
+        demo(&path);
         let (kind, sql) = match i % 4 {
             0 => ("legacy-duplicate", ""),
             1 => ("legacy-clean", "DELETE FROM accounts WHERE id = 4;"),
@@ -47,7 +222,8 @@ fn corpus(dir: &Path) -> BTreeMap<String, &'static str> {
     }
     for i in 0..30 {
         let name = format!("migrated-{i:02}.sqlite");
-        let path = demo(&name);
+        let path = dir.join(&name);
+        demo(&path);
         Database::open(&path)
             .unwrap()
             .migrate(&MigrateOptions::new())
@@ -56,14 +232,16 @@ fn corpus(dir: &Path) -> BTreeMap<String, &'static str> {
     }
     for i in 0..20 {
         let name = format!("transition-{i:02}.sqlite");
-        let path = demo(&name);
+        let path = dir.join(&name);
+        demo(&path);
         Database::open(&path)
             .unwrap()
             .migrate(&MigrateOptions::new().to("202611250000011"))
             .unwrap();
         add(name, "transition");
     }
-    let source = demo("hot-source.sqlite.src");
+    let source = dir.join("hot-source.sqlite.src");
+    demo(&source);
     for i in 0..30 {
         let name = format!("hot-{i:02}.sqlite");
         killed_mid_write(&source, &dir.join(&name));
@@ -72,7 +250,8 @@ fn corpus(dir: &Path) -> BTreeMap<String, &'static str> {
     std::fs::remove_file(&source).unwrap();
     for i in 0..20 {
         let name = format!("encrypted-{i:02}.sqlite");
-        let path = demo(&name);
+        let path = dir.join(&name);
+        demo(&path);
         idstore(&path)
             .env("IDSTORE_NEW_KEY", PASSPHRASE)
             .args(["encrypt", "--no-backup", "-q"])
@@ -91,78 +270,49 @@ fn corpus(dir: &Path) -> BTreeMap<String, &'static str> {
     kinds
 }
 
-/// Every file under `dir` (side files included) with its bytes.
-fn everything(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+/// Every file under `dir` (side files included) with its bytes, mode and times.
+fn everything(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, String)> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
                 stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            } else if m.is_file() {
+                let stamp = format!("{:o} {} {}", m.mode(), m.mtime_nsec(), m.mtime());
+                out.insert(p.clone(), (std::fs::read(&p).unwrap(), stamp));
             }
         }
     }
     out
 }
 
-fn rehearse(corpus: &Path, report: &Path, extra: &[&str]) -> (bool, Value) {
-    let out = idstore(Path::new("unused.sqlite"))
-        .env("IDSTORE_KEY", PASSPHRASE)
-        .arg("rehearse")
-        .arg(corpus)
-        .arg("--report")
-        .arg(report)
-        .args(extra)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), summary)
-}
-
-fn records(report: &Path) -> Vec<Value> {
-    std::fs::read_to_string(report)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_rehearsal_over_200_files_reports_each_once_and_writes_no_original() {
-    let dir = TempDir::new().unwrap();
-    let corpus_dir = dir.path().join("corpus");
-    std::fs::create_dir(&corpus_dir).unwrap();
-    let kinds = corpus(&corpus_dir);
+    let s = setup();
+    let kinds = mixed_corpus(&s.corpus);
     assert_eq!(kinds.len(), 200);
-    let before = everything(&corpus_dir);
-    let report = dir.path().join("report.jsonl");
+    let before = everything(&s.corpus);
 
     // Two shards, as two jobs would run them, into one report.
-    let (ok1, first) = rehearse(&corpus_dir, &report, &["--shard", "1/2"]);
-    let (ok2, second) = rehearse(&corpus_dir, &report, &["--shard", "2/2"]);
+    let (ok1, first) = rehearse(&s, &["--shard", "1/2"]);
+    let (ok2, second) = rehearse(&s, &["--shard", "2/2"]);
     assert!(ok1 && ok2, "{first} {second}");
-    assert_eq!(first["rehearsed_now"], 100);
-    assert_eq!(second["rehearsed_now"], 100);
+    let now = |v: &Value| v["rehearsed_now"].as_u64().unwrap();
+    assert_eq!(now(&first) + now(&second), 200);
+    assert!(now(&first) > 50 && now(&second) > 50, "{first} {second}");
     // A rerun skips every file already reported.
-    let (ok, again) = rehearse(&corpus_dir, &report, &[]);
+    let (ok, again) = rehearse(&s, &[]);
     assert!(ok);
     assert_eq!(again["rehearsed_now"], 0);
     assert_eq!(again["files"], 200);
 
-    let all = records(&report);
+    let all = by_file(&s.report);
     assert_eq!(all.len(), 200, "one record a file");
-    for r in &all {
-        let file = r["file"].as_str().unwrap();
+    for (file, r) in &all {
         let kind = kinds[file];
         let outcome = r["outcome"].as_str().unwrap();
         assert!(r["triggers"].as_array().unwrap().is_empty(), "{r}");
@@ -171,8 +321,9 @@ fn a_rehearsal_over_200_files_reports_each_once_and_writes_no_original() {
             "not-a-database" => {
                 assert_eq!(outcome, "refused", "{r}");
                 assert!(r["error_kind"].is_string(), "{r}");
+                assert_eq!(r["whose"], "file", "{r}");
                 assert!(
-                    r["error"].as_str().unwrap().contains(file),
+                    r["error"].as_str().unwrap().contains(file.as_str()),
                     "names the file: {r}"
                 );
             }
@@ -203,51 +354,39 @@ fn a_rehearsal_over_200_files_reports_each_once_and_writes_no_original() {
     assert!(d["p50"].as_f64() <= d["p95"].as_f64() && d["p95"].as_f64() <= d["max"].as_f64());
 
     assert!(
-        everything(&corpus_dir) == before,
-        "the originals were never written, nothing was added"
+        everything(&s.corpus) == before,
+        "the originals were never written (bytes, mode, times), nothing was added"
     );
+    assert!(work_folders(&s).is_empty(), "no work folder left");
 }
 
 /// The triggers fire when their fault is planted: a limit no migration meets, and
 /// an "engine" that gives back the file unmigrated.
 #[test]
 fn planted_faults_fire_their_rollback_triggers() {
-    let dir = TempDir::new().unwrap();
-    let corpus_dir = dir.path().join("corpus");
-    std::fs::create_dir(&corpus_dir).unwrap();
+    let s = setup();
     for i in 0..3 {
-        idstore_repo::fixtures::write_legacy_demo(&corpus_dir.join(format!("{i}.sqlite"))).unwrap();
+        demo(&s.corpus.join(format!("{i}.sqlite")));
     }
-    let (ok, slow) = rehearse(
-        &corpus_dir,
-        &dir.path().join("slow.jsonl"),
-        &["--slow-ms", "0"],
-    );
-    assert!(!ok, "a trigger fired: exit 1");
+    let slow = s.dir.path().join("slow.jsonl");
+    let out = command(&s, &slow, &["--slow-ms", "0"]).output().unwrap();
+    assert!(!out.status.success(), "a trigger fired: exit 1");
     assert_eq!(
-        slow["triggers"]["performance_regression"]
-            .as_array()
-            .unwrap()
-            .len(),
+        summary_of(&out)["triggers"]["performance_regression"]["files"],
         3
     );
 
-    let (ok, engine) = rehearse(
-        &corpus_dir,
-        &dir.path().join("engine.jsonl"),
-        &["--engine", "cp"],
-    );
-    assert!(!ok);
+    let engine = s.dir.path().join("engine.jsonl");
+    let out = command(&s, &engine, &["--engine", "cp"]).output().unwrap();
+    assert!(!out.status.success());
     assert_eq!(
-        engine["triggers"]["platform_inconsistency"]
-            .as_array()
-            .unwrap()
-            .len(),
+        summary_of(&out)["triggers"]["platform_inconsistency"]["files"],
         3
     );
-    for r in records(&dir.path().join("engine.jsonl")) {
+    for r in records(&engine) {
         assert_eq!(r["engine_matches"], false, "{r}");
         assert_eq!(r["outcome"], "failed", "{r}");
+        assert_eq!(r["whose"], "engine", "{r}");
     }
 }
 
@@ -270,41 +409,168 @@ fn another_engine_running_the_export_matches() {
     ) {
         return;
     }
-    let dir = TempDir::new().unwrap();
-    let corpus_dir = dir.path().join("corpus");
-    std::fs::create_dir(&corpus_dir).unwrap();
-    idstore_repo::fixtures::write_legacy_demo(&corpus_dir.join("demo.sqlite")).unwrap();
-    let report = dir.path().join("r.jsonl");
+    let s = setup();
+    demo(&s.corpus.join("demo.sqlite"));
     let cmd = format!(
         "node {} --as-engine sqljs",
         engines.join("run_app_suite.mjs").display()
     );
-    let (ok, summary) = rehearse(&corpus_dir, &report, &["--engine", &cmd]);
+    let (ok, summary) = rehearse(&s, &["--engine", &cmd]);
     assert!(ok, "{summary}");
-    assert_eq!(records(&report)[0]["engine_matches"], true);
+    assert_eq!(records(&s.report)[0]["engine_matches"], true);
 }
 
-/// On a terminal, a progress bar shows the files done.
+/// An engine that fails in any way fires `engine_failed`, exits 1, and says the
+/// failure is the engine's, never that the file is missing or wrong: one that
+/// exits 0 writing nothing, one that writes garbage, one that exits 3, one that
+/// hangs past its time limit (stopped with what it started), one that prints
+/// without end (only the end of it kept).
 #[test]
-fn a_progress_bar_shows_on_a_terminal() {
-    if !has_script("a_progress_bar_shows_on_a_terminal") {
-        return;
+fn a_failing_engine_fires_a_trigger_and_is_named_as_the_cause() {
+    let s = setup();
+    demo(&s.corpus.join("a.sqlite"));
+    let d = s.dir.path();
+    let pid_file = d.join("sleeper.pid");
+    let engines = [
+        (
+            "silent",
+            engine_script(d, "silent.sh", "exit 0"),
+            "wrote no database",
+        ),
+        (
+            "garbage",
+            engine_script(d, "garbage.sh", "printf 'not a database at all' > \"$2\""),
+            "is not a database idstore can open",
+        ),
+        (
+            "exit 3",
+            engine_script(d, "three.sh", "echo 'the engine broke' >&2; exit 3"),
+            "the engine broke",
+        ),
+        (
+            "hangs",
+            engine_script(
+                d,
+                "hangs.sh",
+                &format!("sleep 300 & echo $! > '{}'; wait", pid_file.display()),
+            ),
+            "time limit (1 s)",
+        ),
+        (
+            "prints",
+            engine_script(
+                d,
+                "prints.sh",
+                "head -c 50000000 /dev/zero | tr '\\0' x >&2; exit 1",
+            ),
+            "exited with",
+        ),
+    ];
+    for (what, engine, says) in engines {
+        let report = d.join(format!("{}.jsonl", what.replace(' ', "-")));
+        let out = command(
+            &s,
+            &report,
+            &["--engine", &engine, "--engine-timeout-s", "1"],
+        )
+        .output()
+        .unwrap();
+        assert!(!out.status.success(), "{what}: exit 1");
+        let summary = summary_of(&out);
+        assert_eq!(
+            summary["triggers"]["engine_failed"]["files"], 1,
+            "{what}: {summary}"
+        );
+        let r = &records(&report)[0];
+        assert_eq!(r["outcome"], "failed", "{what}: {r}");
+        assert_eq!(r["whose"], "engine", "{what}: {r}");
+        assert_eq!(r["stage"], "engine", "{what}: {r}");
+        let error = r["error"].as_str().unwrap();
+        assert!(error.contains(says), "{what}: {error}");
+        assert!(
+            error.contains("the engine's failure, not the file's"),
+            "{what}: {error}"
+        );
+        let blames_the_file = format!("no database at {}", s.corpus.display());
+        assert!(!error.contains(&blames_the_file), "{what}: {error}");
+        assert!(
+            error.len() < 8192,
+            "{what}: the engine's output is cut to its end"
+        );
     }
-    let dir = TempDir::new().unwrap();
-    let corpus_dir = dir.path().join("corpus");
-    std::fs::create_dir(&corpus_dir).unwrap();
-    for i in 0..12 {
-        idstore_repo::fixtures::write_legacy_demo(&corpus_dir.join(format!("{i}.sqlite"))).unwrap();
-    }
-    let args = format!(
-        "rehearse {} --report {}",
-        corpus_dir.display(),
-        dir.path().join("r.jsonl").display()
+    // The hung engine's own child was stopped with it.
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = Path::new(&format!("/proc/{}", pid.trim())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(!alive, "the engine's `sleep` outlived its time limit");
+}
+
+/// `user_version` is compared: an engine that gives idstore's own file matches, the
+/// same file with another `user_version` does not, and the record says so.
+#[test]
+fn the_engines_user_version_is_compared() {
+    let s = setup();
+    demo(&s.corpus.join("a.sqlite"));
+    let d = s.dir.path();
+    let migrate = format!(
+        "cp \"$1\" \"$2\" && env -u IDSTORE_KEY '{}' --db \"$2\" migrate -q --no-backup",
+        bin().display()
     );
-    let (ok, shown) = on_terminal(&dir.path().join("unused.sqlite"), &args, ">/dev/null");
-    assert!(ok, "{shown}");
+    let same = engine_script(d, "same.sh", &migrate);
+    let (ok, summary) = rehearse(&s, &["--engine", &same]);
+    assert!(ok, "idstore's own steps match: {summary}");
+    assert_eq!(records(&s.report)[0]["engine_matches"], true);
+
+    let python = format!(
+        "{migrate} && python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"PRAGMA user_version = 7\"); c.commit()' \"$2\""
+    );
+    let other = engine_script(d, "other.sh", &python);
+    let report = d.join("other.jsonl");
+    let out = command(&s, &report, &["--engine", &other])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let r = &records(&report)[0];
+    assert_eq!(r["engine_matches"], false, "{r}");
+    assert_eq!(
+        r["triggers"],
+        serde_json::json!(["platform_inconsistency"]),
+        "{r}"
+    );
     assert!(
-        shown.contains("/12]"),
-        "the bar counts the files: {shown:?}"
+        r["error"].as_str().unwrap().contains("user_version 7"),
+        "{r}"
     );
+}
+
+/// A malformed DID, or a settings row with no account, that the file already had is
+/// reported as pre-existing and fires nothing: the round trip changed nothing.
+#[test]
+fn problems_the_file_already_had_fire_no_trigger() {
+    let s = setup();
+    let bad_did = s.corpus.join("bad-did.sqlite");
+    demo(&bad_did);
+    raw(&bad_did)
+        .batch_execute("UPDATE accounts SET did = 'not a did' WHERE id = 4;")
+        .unwrap();
+    let extra = s.corpus.join("extra-row.sqlite");
+    demo(&extra);
+    raw(&extra)
+        .batch_execute("INSERT INTO settings (id, accountDid) VALUES (77, NULL);")
+        .unwrap();
+    let (ok, summary) = rehearse(&s, &[]);
+    assert!(ok, "{summary}");
+    let all = by_file(&s.report);
+    for (file, kind) in [
+        ("bad-did.sqlite", "invalid_did"),
+        ("extra-row.sqlite", "extra_null_account_row"),
+    ] {
+        let r = &all[file];
+        assert_eq!(r["outcome"], "migrated", "{r}");
+        assert_eq!(r["check_problems"], 0, "{r}");
+        assert_eq!(r["pre_existing"][kind], 1, "{r}");
+        assert_eq!(r["data_intact"], true, "{r}");
+    }
 }
