@@ -1,7 +1,7 @@
 //! The other engine (`--engine COMMAND`), run bounded: in a process group of its
 //! own, killed with everything it started once its time limit passes (or when a
 //! signal ends the rehearsal), its output read as it comes with only the last
-//! [`TAIL`] bytes of each stream kept.
+//! [`TAIL`] bytes of each stream kept, and without the key in its environment.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How many bytes of the engine's stdout and stderr are kept (the last ones).
-pub const TAIL: usize = 2048;
+const TAIL: usize = 2048;
+
+/// How many characters of what it said a message quotes (the last ones).
+const SAID: usize = 300;
 
 /// The process group of the engine running now (0: none).
 static RUNNING: AtomicI32 = AtomicI32::new(0);
@@ -35,6 +38,9 @@ impl Engine {
             .arg("sh")
             .arg(input)
             .arg(output)
+            // A key is not the engine's to have (it could end up in its output).
+            .env_remove("IDSTORE_KEY")
+            .env_remove("IDSTORE_NEW_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -86,18 +92,22 @@ impl Engine {
         while let Ok(t) = rx.recv_timeout(Duration::from_secs(1)) {
             tails.push(t);
         }
-        let said = tails
+        let said: String = tails
             .iter()
-            .map(|t| String::from_utf8_lossy(t).trim().to_owned())
+            .map(|t| {
+                String::from_utf8_lossy(t)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .filter(|t| !t.is_empty())
             .collect::<Vec<_>>()
             .join(" / ");
-        let said = said
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        // The end of what it said, where an error usually is.
+        let said = match said.char_indices().rev().nth(SAID - 1) {
+            Some((at, _)) if at > 0 => format!("…{}", &said[at..]),
+            _ => said,
+        };
         match status {
             Err(()) => Err(format!(
                 "it ran longer than its time limit ({} s) and was stopped{}",

@@ -515,7 +515,7 @@ fn the_engines_user_version_is_compared() {
     demo(&s.corpus.join("a.sqlite"));
     let d = s.dir.path();
     let migrate = format!(
-        "cp \"$1\" \"$2\" && env -u IDSTORE_KEY '{}' --db \"$2\" migrate -q --no-backup",
+        "cp \"$1\" \"$2\" && '{}' --db \"$2\" migrate -q --no-backup",
         bin().display()
     );
     let same = engine_script(d, "same.sh", &migrate);
@@ -573,4 +573,269 @@ fn problems_the_file_already_had_fire_no_trigger() {
         assert_eq!(r["pre_existing"][kind], 1, "{r}");
         assert_eq!(r["data_intact"], true, "{r}");
     }
+}
+
+/// A FIFO, a link (to `/dev/zero`, or to a file of one's own), a file with a second
+/// link, or another user's file at the report's path is refused at once, before a
+/// byte is read or written: the run neither hangs nor eats memory, a writer
+/// blocked on the FIFO stays blocked, and the file behind the name is unchanged.
+#[test]
+fn a_fifo_a_link_or_another_users_file_at_the_report_path_is_refused_at_once() {
+    let s = setup();
+    demo(&s.corpus.join("a.sqlite"));
+    let d = s.dir.path();
+    let victim = d.join("victim.jsonl");
+    std::fs::write(
+        &victim,
+        b"{\"file\":\"a.sqlite\",\"outcome\":\"migrated\",\"triggers\":[]}\n",
+    )
+    .unwrap();
+    let victim_bytes = std::fs::read(&victim).unwrap();
+
+    let fifo = d.join("fifo.jsonl");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo written > '{}'", fifo.display()))
+        .spawn()
+        .unwrap();
+    let zero = d.join("zero.jsonl");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let link = d.join("link.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let hard = d.join("hard.jsonl");
+    std::fs::hard_link(&victim, &hard).unwrap();
+
+    for (path, says) in [
+        (&fifo, "is a FIFO"),
+        (&zero, "is a symlink"),
+        (&link, "is a symlink"),
+        (&hard, "with 2 links"),
+    ] {
+        let child = command(&s, path, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish(child);
+        assert!(!out.status.success(), "{}", path.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.contains("refused"), "{err}");
+    }
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "the FIFO's writer was never let through"
+    );
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), victim_bytes);
+
+    if can_switch_users("a_fifo_a_link_or_another_users_file_at_the_report_path_is_refused_at_once")
+    {
+        // As root, the report another user left, a record forged in it.
+        give(&victim, USER_B, 0o666);
+        let out = command(&s, &victim, &[]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("another user's file (uid {USER_B})")),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            victim_bytes,
+            "never written"
+        );
+    }
+}
+
+/// Shards running at once share one report, with a third run over every file
+/// beside them: each record is one line, and each file is reported exactly once.
+#[test]
+fn shards_running_at_once_share_one_report_and_report_each_file_once() {
+    let s = setup();
+    for i in 0..40 {
+        demo(&s.corpus.join(format!("f{i:02}.sqlite")));
+    }
+    for round in 0..2 {
+        let runs: Vec<Child> = [&["--shard", "1/2"][..], &["--shard", "2/2"], &[]]
+            .iter()
+            .map(|extra| {
+                command(&s, &s.report, extra)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut written = 0;
+        for child in runs {
+            let out = finish(child);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            written += summary_of(&out)["rehearsed_now"].as_u64().unwrap();
+        }
+        assert_eq!(written, if round == 0 { 40 } else { 0 }, "round {round}");
+        let all = by_file(&s.report);
+        assert_eq!(all.len(), 40);
+        assert!(all.values().all(|r| r["outcome"] == "migrated"));
+    }
+    let (_, summary) = rehearse(&s, &[]);
+    assert_eq!(summary["files"], 40);
+}
+
+/// A second run of the same shard into the same report, while the first runs, is
+/// refused and writes nothing; another shard runs beside it.
+#[test]
+fn a_second_identical_run_is_refused_while_the_first_runs() {
+    let s = setup();
+    for i in 0..6 {
+        demo(&s.corpus.join(format!("f{i}.sqlite")));
+    }
+    let (engine, started, go) = pausing_engine(s.dir.path());
+    let first = command(&s, &s.report, &["--shard", "1/2", "--engine", &engine])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first run's engine", || started.exists());
+    let before = std::fs::read(&s.report).unwrap_or_default();
+    let second = command(&s, &s.report, &["--shard", "1/2"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another rehearsal of the same shard (1/2)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&s.report).unwrap_or_default(),
+        before,
+        "it wrote nothing"
+    );
+    let other = command(&s, &s.report, &["--shard", "2/2"])
+        .output()
+        .unwrap();
+    assert!(
+        other.status.success(),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    std::fs::write(&go, b"").unwrap();
+    let out = finish(first);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(by_file(&s.report).len(), 6);
+}
+
+/// A last line cut short (a run killed as it wrote it) is removed by the next run,
+/// which says so and rehearses that file again: the report stays JSON Lines.
+#[test]
+fn a_line_cut_short_is_removed_and_its_file_rehearsed_again() {
+    let s = setup();
+    for i in 0..3 {
+        demo(&s.corpus.join(format!("f{i}.sqlite")));
+    }
+    let (ok, _) = rehearse(&s, &[]);
+    assert!(ok);
+    let text = std::fs::read_to_string(&s.report).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = &lines[2][..lines[2].len() / 2];
+    std::fs::write(&s.report, format!("{}\n{}\n{cut}", lines[0], lines[1])).unwrap();
+
+    let out = command(&s, &s.report, &[]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("line cut short ({} bytes", cut.len())),
+        "{err}"
+    );
+    assert_eq!(summary_of(&out)["rehearsed_now"], 1);
+    assert_eq!(
+        summary_of(&out)["report"]["torn_line_bytes_removed"],
+        cut.len()
+    );
+    assert_eq!(by_file(&s.report).len(), 3);
+}
+
+/// Lines that are not records (text, a line of megabytes) are left as they are,
+/// counted, and read past in bounded memory.
+#[test]
+fn lines_that_are_not_records_are_counted_and_left() {
+    let s = setup();
+    demo(&s.corpus.join("a.sqlite"));
+    let mut junk = b"not a record\n".to_vec();
+    junk.extend(std::iter::repeat_n(b'x', 3 << 20));
+    junk.push(b'\n');
+    std::fs::write(&s.report, &junk).unwrap();
+    let (ok, summary) = rehearse(&s, &[]);
+    assert!(ok, "{summary}");
+    assert_eq!(summary["files"], 1);
+    assert_eq!(summary["report"]["lines_not_records"], 1);
+    assert_eq!(summary["report"]["lines_too_long"], 1);
+    assert!(std::fs::read(&s.report).unwrap().starts_with(&junk));
+}
+
+/// A run killed at a chosen write to the report (strace's fault injection: SIGKILL
+/// as the 2nd record is written), or one whose write fails (a full disk), leaves
+/// only whole records; the rerun gives every file exactly one.
+#[test]
+fn a_run_killed_or_failing_at_a_chosen_write_leaves_whole_records() {
+    if !tool_available(
+        "a_run_killed_or_failing_at_a_chosen_write_leaves_whole_records",
+        "strace",
+        runs("strace", &["-V"]),
+        "Debian's strace",
+    ) {
+        return;
+    }
+    let s = setup();
+    for i in 0..4 {
+        demo(&s.corpus.join(format!("f{i}.sqlite")));
+    }
+    for fault in ["signal=KILL", "error=ENOSPC"] {
+        let _ = std::fs::remove_file(&s.report);
+        std::fs::write(&s.report, b"").unwrap();
+        let mut cmd = std::process::Command::new("strace");
+        cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
+            .arg("-e")
+            .arg(format!("inject=write:{fault}:when=2"))
+            .arg("-P")
+            .arg(&s.report)
+            .arg(bin())
+            .args(command(&s, &s.report, &[]).get_args())
+            .env("TMPDIR", &s.tmp)
+            .env_remove("IDSTORE_KEY");
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{fault}: the run stopped there");
+        let kept = records(&s.report);
+        assert_eq!(kept.len(), 1, "{fault}: the first record, whole");
+        if fault == "error=ENOSPC" {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("could not append a record to the report"),
+                "{err}"
+            );
+        }
+        let (ok, summary) = rehearse(&s, &[]);
+        assert!(ok, "{fault}: {summary}");
+        assert_eq!(by_file(&s.report).len(), 4, "{fault}");
+    }
+    assert!(
+        work_folders(&s).len() <= 1,
+        "at most the killed run's folder is left"
+    );
 }
