@@ -143,9 +143,8 @@ fn finish(mut child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// An engine that, on its first call, says it started (`started`) and waits until
-/// `go` exists; then it gives back idstore's own migration of the copy (so it
-/// matches).
+/// An engine that says it started (its pid in `started`) and waits until `go`
+/// exists; then it gives back idstore's own migration of the copy (so it matches).
 fn pausing_engine(dir: &Path) -> (String, PathBuf, PathBuf) {
     let started = dir.join("engine-started");
     let go = dir.join("engine-go");
@@ -153,7 +152,7 @@ fn pausing_engine(dir: &Path) -> (String, PathBuf, PathBuf) {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.02; done\ncp \"$1\" \"$2\" && '{}' --db \"$2\" migrate -q --no-backup\n",
+            "#!/bin/sh\necho $$ > '{}'\nwhile [ ! -e '{}' ]; do sleep 0.02; done\ncp \"$1\" \"$2\" && '{}' --db \"$2\" migrate -q --no-backup\n",
             started.display(),
             go.display(),
             bin().display()
@@ -187,6 +186,13 @@ fn work_folders(s: &Setup) -> Vec<String> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// Whether the process `pid` (read from `file`) is gone (or a zombie).
+fn gone(file: &Path) -> bool {
+    let pid = std::fs::read_to_string(file).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    stat.is_empty() || stat.contains(") Z ")
 }
 
 fn rustix_uid() -> u32 {
@@ -837,5 +843,453 @@ fn a_run_killed_or_failing_at_a_chosen_write_leaves_whole_records() {
     assert!(
         work_folders(&s).len() <= 1,
         "at most the killed run's folder is left"
+    );
+}
+
+/// A writer holding the file's write lock mid-transaction (its pages already in
+/// the file) is waited for, up to the busy timeout, and the file then refused as
+/// `locked`: no copy is taken of a state no one committed. A writer that only
+/// holds RESERVED (its live journal beside the file) does not stop the copy, and
+/// its journal is not taken for an interrupted write.
+#[test]
+fn a_copy_waits_for_a_writer_and_never_takes_a_live_journal() {
+    let s = setup();
+    let file = legacy_with_contacts(&s.corpus);
+    let committed = keyed_rows(&file, None).unwrap();
+    let mut app = raw(&file);
+    app.batch_execute(
+        "PRAGMA cache_size = 2; BEGIN IMMEDIATE; UPDATE contacts SET name = hex(randomblob(500));",
+    )
+    .unwrap();
+    let out = command(&s, &s.report, &[])
+        .env("IDSTORE_BUSY_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "a refusal fires no trigger");
+    let r = &records(&s.report)[0];
+    assert_eq!(r["outcome"], "refused", "{r}");
+    assert_eq!(r["error_kind"], "locked", "{r}");
+    assert_eq!(r["whose"], "file", "{r}");
+    app.batch_execute("ROLLBACK;").unwrap();
+
+    // RESERVED only: the change is in the writer's cache and its journal.
+    app.batch_execute(
+        "PRAGMA cache_size = 2000; BEGIN IMMEDIATE; UPDATE accounts SET publicKeyHex = 'ff';",
+    )
+    .unwrap();
+    assert!(
+        beside(&file, "-journal").exists(),
+        "the writer's live journal"
+    );
+    let report = s.dir.path().join("reserved.jsonl");
+    let out = command(&s, &report, &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &records(&report)[0];
+    assert_eq!(r["outcome"], "migrated", "{r}");
+    assert_eq!(r["data_intact"], true, "{r}");
+    assert_eq!(
+        r["bytes"],
+        std::fs::metadata(&file).unwrap().len(),
+        "the file alone was copied, not the live journal: {r}"
+    );
+    app.batch_execute("ROLLBACK;").unwrap();
+    assert!(keyed_rows(&file, None).unwrap() == committed);
+}
+
+/// A file the app keeps writing during its copies (another process committing in
+/// a loop, its pages spilling into the file mid-transaction): every copy is a
+/// state the app committed, so no rehearsal of it fires a trigger its copy caused.
+#[test]
+fn a_file_written_during_its_copies_is_never_torn() {
+    let s = setup();
+    let file = legacy_with_contacts(&s.corpus);
+    let stop = s.dir.path().join("stop");
+    let counted = s.dir.path().join("commits");
+    let app = "import os, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+c.execute('PRAGMA cache_size = 2')
+n = 0
+while not os.path.exists(sys.argv[2]):
+    c.execute('BEGIN IMMEDIATE')
+    c.execute('UPDATE contacts SET name = hex(randomblob(500))')
+    c.execute('COMMIT')
+    n += 1
+    if n == 1:
+        open(sys.argv[3] + '-started', 'w').close()
+    time.sleep(0.001)
+open(sys.argv[3], 'w').write(str(n))
+";
+    let mut writer = std::process::Command::new("python3")
+        .args(["-c", &app])
+        .arg(&file)
+        .arg(&stop)
+        .arg(&counted)
+        .spawn()
+        .unwrap();
+    let started = PathBuf::from(format!("{}-started", counted.display()));
+    wait_until("the app's first commit", || started.exists());
+    for round in 0..8 {
+        let report = s.dir.path().join(format!("round-{round}.jsonl"));
+        let out = command(&s, &report, &[]).output().unwrap();
+        let r = &records(&report)[0];
+        assert!(out.status.success(), "round {round}: {r}");
+        assert_eq!(r["outcome"], "migrated", "round {round}: {r}");
+        assert_eq!(r["data_intact"], true, "round {round}: {r}");
+    }
+    std::fs::write(&stop, b"").unwrap();
+    assert!(writer.wait().unwrap().success());
+    let commits: u64 = std::fs::read_to_string(&counted).unwrap().parse().unwrap();
+    assert!(commits > 8, "the app wrote during the copies: {commits}");
+}
+
+/// A file larger than `--max-mib` is refused without being copied, and one that
+/// keeps growing is copied as it was at one instant: the run ends.
+#[test]
+fn a_file_too_large_is_refused_and_a_growing_one_is_copied_once() {
+    let s = setup();
+    std::fs::write(s.corpus.join("big.sqlite"), vec![7u8; 2 << 20]).unwrap();
+    let growing = s.corpus.join("growing.sqlite");
+    std::fs::write(&growing, b"").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (growing, stop) = (growing.clone(), stop.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&growing)
+                .unwrap();
+            let chunk = vec![b'g'; 1 << 16];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(&chunk).unwrap();
+                if f.metadata().unwrap().len() > 256 << 20 {
+                    f.set_len(0).unwrap();
+                }
+            }
+        })
+    };
+    let out = command(&s, &s.report, &["--max-mib", "1"])
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = by_file(&s.report);
+    assert_eq!(
+        all["big.sqlite"]["error_kind"], "too_large",
+        "{}",
+        all["big.sqlite"]
+    );
+    assert_eq!(all["big.sqlite"]["bytes"], 0, "never copied");
+    let g = &all["growing.sqlite"];
+    assert_eq!(g["outcome"], "refused", "{g}");
+    assert!(g["bytes"].as_u64().unwrap() <= 257 << 20, "{g}");
+}
+
+/// SIGINT and SIGTERM remove the run's work folder (the copies of users' files)
+/// and stop the engine it was running; after SIGKILL the folder stays, and the
+/// next run removes it, and nothing else there.
+#[test]
+fn nothing_is_left_behind_after_sigint_sigterm_or_sigkill() {
+    for signal in ["INT", "TERM", "KILL"] {
+        let s = setup();
+        for i in 0..3 {
+            demo(&s.corpus.join(format!("f{i}.sqlite")));
+        }
+        let (engine, started, go) = pausing_engine(s.dir.path());
+        let child = command(&s, &s.report, &["--engine", &engine])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("the engine", || started.exists());
+        assert_eq!(work_folders(&s).len(), 1, "{signal}: the run's folder");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = finish(child);
+        assert!(!out.status.success(), "{signal}");
+        if signal != "KILL" {
+            assert!(
+                work_folders(&s).is_empty(),
+                "{signal}: the work folder went"
+            );
+            wait_until("the engine to be stopped", || gone(&started));
+            continue;
+        }
+        std::fs::write(&go, b"").unwrap();
+        assert_eq!(work_folders(&s).len(), 1, "SIGKILL leaves it");
+        let base = s.tmp.join(format!("idstore-rehearse-{}", rustix_uid()));
+        std::fs::write(base.join("run-a-file"), b"not a folder").unwrap();
+        std::fs::create_dir(base.join("kept-folder")).unwrap();
+        let out = command(&s, &s.report, &[]).output().unwrap();
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("removed 1 work folder(s) left by rehearsals that were killed"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(work_folders(&s), vec!["run-a-file".to_owned()]);
+        assert!(base.join("kept-folder").is_dir());
+        assert_eq!(by_file(&s.report).len(), 3);
+    }
+}
+
+/// Every entry of the corpus is classified before anything opens it: a link, a
+/// FIFO, a socket and a device are each refused as what they are (a writer blocked
+/// on the FIFO stays blocked); names that differ by a byte that is not UTF-8 are
+/// two files, each rehearsed, named exactly; a `-wal` without its database and the
+/// report kept inside the corpus are named in the summary, never rehearsed; and no
+/// name reaches the terminal raw.
+#[test]
+fn the_walk_classifies_before_opening_and_keeps_every_name() {
+    use std::ffi::OsStr;
+    let s = setup();
+    let c = &s.corpus;
+    demo(&c.join("plain.sqlite"));
+    for name in [&b"u\xfe.sqlite"[..], b"u\xff.sqlite"] {
+        std::fs::copy(c.join("plain.sqlite"), c.join(OsStr::from_bytes(name))).unwrap();
+    }
+    let title = "\u{1b}]0;pwned\u{7}";
+    let clear = "\u{1b}[2J";
+    demo(&c.join(format!("{clear}slow.sqlite")));
+    std::os::unix::fs::symlink(c.join("plain.sqlite"), c.join("link.sqlite")).unwrap();
+    let fifo = c.join("fifo.sqlite");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo written > '{}'", fifo.display()))
+        .spawn()
+        .unwrap();
+    let socket = std::os::unix::net::UnixListener::bind(c.join("socket.sqlite")).unwrap();
+    let root = rustix_uid() == 0;
+    if root {
+        let dev = c.join("null.sqlite");
+        assert!(
+            std::process::Command::new("mknod")
+                .arg(&dev)
+                .args(["c", "1", "3"])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    std::fs::write(c.join(format!("lone{title}.sqlite-wal")), b"frames").unwrap();
+    let report = c.join("report.jsonl");
+
+    let out = command(&s, &report, &["--slow-ms", "0"]).output().unwrap();
+    let summary = summary_of(&out);
+    assert!(
+        !out.status.success(),
+        "the performance trigger fired: {summary}"
+    );
+    let all = by_file(&report);
+    for (file, kind) in [
+        ("link.sqlite", "symlink"),
+        ("fifo.sqlite", "fifo"),
+        ("socket.sqlite", "socket"),
+    ] {
+        let r = &all[file];
+        assert_eq!(r["outcome"], "refused", "{r}");
+        assert_eq!(r["error_kind"], kind, "{r}");
+        assert_eq!(r["whose"], "file", "{r}");
+    }
+    if root {
+        assert_eq!(all["null.sqlite"]["error_kind"], "device");
+    }
+    for file in ["u\\x{fe}.sqlite", "u\\x{ff}.sqlite", "plain.sqlite"] {
+        assert_eq!(all[file]["data_intact"], true, "{file}: {}", all[file]);
+    }
+    assert!(
+        !all.contains_key("report.jsonl"),
+        "the report is never rehearsed"
+    );
+    assert_eq!(summary["not_rehearsed"]["report_in_corpus"], "report.jsonl");
+    assert_eq!(summary["not_rehearsed"]["side_files_without_database"], 1);
+    assert_eq!(
+        summary["not_rehearsed"]["side_files_named"][0],
+        format!("lone{title}.sqlite-wal"),
+        "exact in JSON"
+    );
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "the FIFO's writer is still blocked"
+    );
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    drop(socket);
+
+    // The same summary as text: every name escaped.
+    let args: Vec<_> = command(&s, &report, &[])
+        .get_args()
+        .filter(|a| *a != "--json")
+        .map(|a| a.to_owned())
+        .collect();
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .env("TMPDIR", &s.tmp)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("ROLLBACK TRIGGER performance_regression"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\\u{1b}[2Jslow.sqlite") || shown.contains("u\\x{fe}"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("lone\\u{1b}]0;pwned\\u{7}.sqlite-wal"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown:?}"
+    );
+}
+
+/// On a terminal, the progress bar counts the files and names each one escaped:
+/// a name that would retitle or clear the terminal is shown as text.
+#[test]
+fn a_progress_bar_shows_on_a_terminal_with_names_escaped() {
+    if !has_script("a_progress_bar_shows_on_a_terminal_with_names_escaped") {
+        return;
+    }
+    let s = setup();
+    for i in 0..12 {
+        demo(
+            &s.corpus
+                .join(format!("{i}\u{1b}]0;pwned\u{7}\u{1b}[2J.sqlite")),
+        );
+    }
+    let args = format!(
+        "rehearse {} --report {}",
+        s.corpus.display(),
+        s.report.display()
+    );
+    let (ok, shown) = on_terminal(&s.dir.path().join("unused.sqlite"), &args, ">/dev/null");
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("/12]"),
+        "the bar counts the files: {shown:?}"
+    );
+    assert!(
+        !shown.contains("\u{1b}]0;") && !shown.contains("\u{1b}[2J"),
+        "{shown:?}"
+    );
+    assert_eq!(by_file(&s.report).len(), 12);
+}
+
+/// A folder swapped for a link to a folder outside the corpus while the run is
+/// under way is not followed: nothing outside is rehearsed or read.
+#[test]
+fn a_folder_swapped_for_a_link_mid_run_is_not_followed() {
+    let s = setup();
+    let (engine, started, go) = pausing_engine(s.dir.path());
+    demo(&s.corpus.join("first.sqlite"));
+    std::fs::create_dir(s.corpus.join("sub")).unwrap();
+    demo(&s.corpus.join("sub/inner.sqlite"));
+    let outside = s.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    demo(&outside.join("secret.sqlite"));
+    let child = command(&s, &s.report, &["--engine", &engine])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the engine's first call", || started.exists());
+    std::fs::rename(s.corpus.join("sub"), s.dir.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, s.corpus.join("sub")).unwrap();
+    std::fs::write(&go, b"").unwrap();
+    let out = finish(child);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = by_file(&s.report);
+    assert!(!all.contains_key("sub/secret.sqlite"), "{all:?}");
+    if let Some(r) = all.get("sub") {
+        assert_eq!(
+            r["error_kind"], "symlink",
+            "swapped before it was walked: {r}"
+        );
+    }
+}
+
+/// As another user, a folder and a file it cannot read are each one record of
+/// their kind (`unreadable_folder`, `unreadable_file`), and the run goes on to the
+/// rest of the corpus.
+#[test]
+fn an_unreadable_folder_or_file_is_one_record_and_the_run_goes_on() {
+    if !can_switch_users("an_unreadable_folder_or_file_is_one_record_and_the_run_goes_on") {
+        return;
+    }
+    let s = setup();
+    give(s.dir.path(), USER_B, 0o755);
+    give(&s.tmp, USER_B, 0o700);
+    give(&s.corpus, USER_B, 0o755);
+    let ok = s.corpus.join("ok.sqlite");
+    demo(&ok);
+    give(&ok, USER_B, 0o644);
+    let locked = s.corpus.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    demo(&locked.join("hidden.sqlite"));
+    give(&locked, 0, 0o700);
+    let secret = s.corpus.join("secret.sqlite");
+    demo(&secret);
+    give(&secret, 0, 0o600);
+
+    let mut cmd = as_user(USER_B, &bin());
+    let args: Vec<_> = command(&s, &s.report, &[])
+        .get_args()
+        .map(|a| a.to_owned())
+        .collect();
+    let out = cmd
+        .args(args)
+        .env("TMPDIR", &s.tmp)
+        .env_remove("IDSTORE_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = by_file(&s.report);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(
+        all["locked/"]["error_kind"], "unreadable_folder",
+        "{}",
+        all["locked/"]
+    );
+    assert_eq!(
+        all["secret.sqlite"]["error_kind"], "unreadable_file",
+        "{}",
+        all["secret.sqlite"]
+    );
+    assert_eq!(
+        all["ok.sqlite"]["outcome"], "migrated",
+        "{}",
+        all["ok.sqlite"]
     );
 }

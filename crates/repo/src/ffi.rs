@@ -425,14 +425,15 @@ pub(crate) fn with_shared_lock<T>(
             return Err(std::io::Error::other("SQLite's VFS cannot lock"));
         };
         let started = std::time::Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut pause = Duration::from_micros(200);
         loop {
             // SAFETY: `file` is open with these methods (see `with_vfs_file`).
             match unsafe { lock(file, ffi::SQLITE_LOCK_SHARED) } {
                 ffi::SQLITE_OK => break,
                 ffi::SQLITE_BUSY if started.elapsed() < timeout => {
+                    // Short pauses: a writer that commits often leaves short gaps.
                     std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
-                    pause = (pause * 2).min(Duration::from_millis(100));
+                    pause = (pause + Duration::from_micros(200)).min(Duration::from_millis(5));
                 }
                 ffi::SQLITE_BUSY => return Err(std::io::ErrorKind::WouldBlock.into()),
                 rc => {
