@@ -924,7 +924,7 @@ while not os.path.exists(sys.argv[2]):
 open(sys.argv[3], 'w').write(str(n))
 ";
     let mut writer = std::process::Command::new("python3")
-        .args(["-c", &app])
+        .args(["-c", app])
         .arg(&file)
         .arg(&stop)
         .arg(&counted)
