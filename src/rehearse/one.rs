@@ -854,3 +854,83 @@ fn round_trip_losses(
     }
     Ok(lost)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every failure but a clear refusal of the file fires a named trigger, fails
+    /// the file, and says whose it is: a stage of idstore's run, or the
+    /// rehearsal's own work folder.
+    #[test]
+    fn a_failed_stage_fires_a_named_trigger_and_says_whose_it_is() {
+        let work = Path::new("/work/run/1");
+        let copies = Copies {
+            original: work.join("original.sqlite"),
+            migrated: work.join("migrated.sqlite"),
+            engine: work.join("engine.sqlite"),
+        };
+        let job = Job {
+            file: "a.sqlite",
+            shown: "corpus/a.sqlite",
+            source: Path::new("/proc/self/fd/9/a.sqlite"),
+            bytes: 1,
+            work,
+        };
+        let say = Say {
+            job: &job,
+            copies: &copies,
+        };
+        let broken = || {
+            Error::new(
+                ErrorKind::Database,
+                format!("{} is broken", copies.migrated.display()),
+            )
+        };
+        let full = || Error::io(&copies.migrated, std::io::ErrorKind::StorageFull.into());
+        let cases = [
+            (
+                say.idstore("check", broken(), Trigger::IntegrityCheckFailed),
+                Some(Trigger::IntegrityCheckFailed),
+                Whose::Idstore,
+            ),
+            (
+                say.idstore("rollback", broken(), Trigger::RollbackFailed),
+                Some(Trigger::RollbackFailed),
+                Whose::Idstore,
+            ),
+            (
+                say.migrate_failed(Error::new(ErrorKind::ValidationFailed, "no")),
+                Some(Trigger::ValidationFailed),
+                Whose::Idstore,
+            ),
+            (
+                say.migrate_failed(Error::new(ErrorKind::ForeignObjects, "a trigger")),
+                None,
+                Whose::File,
+            ),
+            (say.open_failed(full()), Some(Trigger::RehearsalFailed), Whose::Rehearsal),
+            (
+                say.idstore("check", full(), Trigger::IntegrityCheckFailed),
+                Some(Trigger::RehearsalFailed),
+                Whose::Rehearsal,
+            ),
+        ];
+        for (failure, trigger, whose) in cases {
+            let mut r = Record::new("a.sqlite");
+            let stage = failure.stage;
+            r.note(failure);
+            r.settle();
+            assert_eq!(r.triggers, trigger.into_iter().collect::<Vec<_>>(), "{stage}");
+            let outcome = if trigger.is_some() {
+                Outcome::Failed
+            } else {
+                Outcome::Refused
+            };
+            assert_eq!(r.outcome, outcome, "{stage}");
+            assert_eq!(r.whose, Some(whose), "{stage}");
+            let error = r.error.unwrap();
+            assert!(!error.contains("migrated.sqlite") || whose == Whose::Rehearsal, "{error}");
+        }
+    }
+}
