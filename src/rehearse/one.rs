@@ -306,12 +306,9 @@ fn run(job: &Job<'_>, options: &Options<'_>, r: &mut Record) -> Result<(), Failu
     // an interrupted write as the device would.
     copy_file(&copies.original, &copies.migrated).map_err(|e| say.rehearsal("copy", e))?;
     let mut db = open(&copies.migrated).map_err(|e| say.open_failed(e))?;
-    let status = db.status().map_err(|e| say.open_failed(e))?;
-    r.legacy = status.legacy;
-    r.from_version = status.applied.last().cloned();
-    let before = db
-        .read_only(read_before)
-        .map_err(|e| say.rehearsal("open", e))?;
+    let before = db.read_only(read_before).map_err(|e| say.open_failed(e))?;
+    r.legacy = before.legacy;
+    r.from_version = before.from_version.clone();
     r.durations.open_ms = ms(t.elapsed());
 
     let t = Instant::now();
@@ -339,7 +336,7 @@ fn run(job: &Job<'_>, options: &Options<'_>, r: &mut Record) -> Result<(), Failu
     r.durations.check_ms = ms(t.elapsed());
     let after = damage(&health);
     if !after.is_empty() {
-        let before = problems_before(&open, &copies.original, status.needs_migration());
+        let before = problems_before(&open, &copies.original, !report.applied.is_empty());
         pre_existing(r, &after, before);
         if r.check_problems > 0 {
             r.note(Failure {
@@ -789,12 +786,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub struct Before {
     contents: Contents,
     app_records: BTreeMap<u128, u64>,
+    /// The app's file, not yet adopted: its tables without idstore's bookkeeping.
+    legacy: bool,
+    /// The newest version the bookkeeping records.
+    from_version: Option<Version>,
 }
+
+/// idstore's (diesel's) migration bookkeeping.
+const BOOKKEEPING: &str = "__diesel_schema_migrations";
 
 /// Reads [`Before`].
 fn read_before(
     conn: &mut idstore_repo::diesel::SqliteConnection,
 ) -> idstore_repo::diesel::QueryResult<Before> {
+    use idstore_repo::diesel::{self, RunQueryDsl};
     let mut app_records = BTreeMap::new();
     let contents = contents::read_leaving_out(conn, BOOKKEEPING_CLOCKS, false, |table, row| {
         let app = table == AppStep::RECORDED_IN;
@@ -803,7 +808,23 @@ fn read_before(
         }
         app
     })?;
+    let bookkept = contents.contains_key(BOOKKEEPING);
+    let from_version = if bookkept {
+        #[derive(diesel::QueryableByName)]
+        struct Newest {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            version: Option<String>,
+        }
+        diesel::sql_query(format!("SELECT max(version) AS version FROM {BOOKKEEPING}"))
+            .get_result::<Newest>(conn)?
+            .version
+            .map(Version::new)
+    } else {
+        None
+    };
     Ok(Before {
+        legacy: !bookkept && contents.contains_key("accounts"),
+        from_version,
         contents,
         app_records,
     })
@@ -822,7 +843,7 @@ fn round_trip_losses(
     let mut app_records: BTreeMap<u128, u64> = BTreeMap::new();
     let mut lost = Vec::new();
     for (table, was) in &before.contents {
-        if table == "__diesel_schema_migrations" {
+        if table == BOOKKEEPING {
             continue;
         }
         if !tables.contains(table) {
@@ -909,7 +930,11 @@ mod tests {
                 None,
                 Whose::File,
             ),
-            (say.open_failed(full()), Some(Trigger::RehearsalFailed), Whose::Rehearsal),
+            (
+                say.open_failed(full()),
+                Some(Trigger::RehearsalFailed),
+                Whose::Rehearsal,
+            ),
             (
                 say.idstore("check", full(), Trigger::IntegrityCheckFailed),
                 Some(Trigger::RehearsalFailed),
@@ -921,7 +946,11 @@ mod tests {
             let stage = failure.stage;
             r.note(failure);
             r.settle();
-            assert_eq!(r.triggers, trigger.into_iter().collect::<Vec<_>>(), "{stage}");
+            assert_eq!(
+                r.triggers,
+                trigger.into_iter().collect::<Vec<_>>(),
+                "{stage}"
+            );
             let outcome = if trigger.is_some() {
                 Outcome::Failed
             } else {
@@ -930,7 +959,10 @@ mod tests {
             assert_eq!(r.outcome, outcome, "{stage}");
             assert_eq!(r.whose, Some(whose), "{stage}");
             let error = r.error.unwrap();
-            assert!(!error.contains("migrated.sqlite") || whose == Whose::Rehearsal, "{error}");
+            assert!(
+                !error.contains("migrated.sqlite") || whose == Whose::Rehearsal,
+                "{error}"
+            );
         }
     }
 }

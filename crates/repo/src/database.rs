@@ -80,9 +80,12 @@ impl OpenOptions {
 
     /// Marks the file as a private scratch copy, thrown away after use (default:
     /// no): nothing on it is ever synced (`synchronous = OFF`), migrations,
-    /// rollbacks and repairs included, so a power cut can lose or damage what was
-    /// written. For copies no one keeps, such as a rehearsal's; never for a file
-    /// that matters.
+    /// rollbacks and repairs included, and a rollback-journal file keeps its
+    /// journal in memory and its lock for the connection's life
+    /// (`journal_mode = MEMORY`, `locking_mode = EXCLUSIVE`), so a crash or a power
+    /// cut can lose or damage what was written, and no other connection can use
+    /// the file meanwhile. For copies no one else opens or keeps, such as a
+    /// rehearsal's; never for a file that matters.
     pub fn scratch(mut self, scratch: bool) -> Self {
         self.settings.scratch = scratch;
         if scratch {

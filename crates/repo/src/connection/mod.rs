@@ -646,6 +646,13 @@ pub(crate) fn configure(
         let set = format!("PRAGMA journal_mode = {};", wanted.as_sql());
         retry_while_locked(settings.busy_timeout, || conn.batch_execute(&set))
             .map_err(|e| configure_error(path, e))?;
+    } else if settings.scratch && !settings.read_only && !mode.eq_ignore_ascii_case("wal") {
+        // A scratch copy is thrown away and no other program opens it: its
+        // rollback journal stays in memory and its lock is held (not taken again
+        // for each statement, nor its cache checked again). A WAL file keeps its
+        // mode: leaving WAL would change the file.
+        conn.batch_execute("PRAGMA journal_mode = MEMORY; PRAGMA locking_mode = EXCLUSIVE;")
+            .map_err(|e| configure_error(path, e))?;
     }
     Ok(())
 }
