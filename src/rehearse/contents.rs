@@ -51,12 +51,6 @@ struct Row {
 }
 
 #[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
 struct UserVersion {
     #[diesel(sql_type = Integer)]
     user_version: i32,
@@ -70,27 +64,26 @@ pub fn hash(row: &[u8]) -> u128 {
     (u128::from(a.hash_one(row)) << 64) | u128::from(b.hash_one(row))
 }
 
-/// The tables of the file, by name.
-pub fn tables(conn: &mut SqliteConnection) -> QueryResult<Vec<String>> {
-    Ok(
-        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .load::<Name>(conn)?
-            .into_iter()
-            .map(|n| n.name)
-            .collect(),
-    )
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    name: String,
 }
 
-/// A table's columns, in order.
-pub fn columns(conn: &mut SqliteConnection, table: &str) -> QueryResult<Vec<String>> {
-    Ok(
-        diesel::sql_query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
-            .bind::<Text, _>(table)
-            .load::<Name>(conn)?
-            .into_iter()
-            .map(|n| n.name)
-            .collect(),
+/// Every table of the file with its columns in order, read in one query.
+pub fn tables(conn: &mut SqliteConnection) -> QueryResult<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let columns = diesel::sql_query(
+        "SELECT m.name AS table_name, p.name AS name FROM sqlite_master AS m, pragma_table_info(m.name) AS p WHERE m.type = 'table' ORDER BY m.name, p.cid",
     )
+    .load_iter::<Column, DefaultLoadingMode>(conn)?;
+    for c in columns {
+        let c = c?;
+        out.entry(c.table_name).or_default().push(c.name);
+    }
+    Ok(out)
 }
 
 /// `PRAGMA user_version`.
@@ -157,8 +150,8 @@ pub fn read_leaving_out(
     mut leave_out: impl FnMut(&str, &[u8]) -> bool,
 ) -> QueryResult<Contents> {
     let mut out = Contents::new();
-    for table in tables(conn)? {
-        let kept: Vec<String> = columns(conn, &table)?
+    for (table, columns) in tables(conn)? {
+        let kept: Vec<String> = columns
             .into_iter()
             .filter(|c| !skip.contains(&c.as_str()))
             .collect();

@@ -846,11 +846,10 @@ fn round_trip_losses(
         if table == BOOKKEEPING {
             continue;
         }
-        if !tables.contains(table) {
+        let Some(now) = tables.get(table) else {
             lost.push(format!("{table} (gone)"));
             continue;
-        }
-        let now = contents::columns(conn, table)?;
+        };
         if let Some(c) = was.columns.iter().find(|c| !now.contains(c)) {
             lost.push(format!("{table} (column {c} gone)"));
             continue;

@@ -325,17 +325,21 @@ fn empty(dir: BorrowedFd<'_>, depth: usize) {
     let Ok(mut entries) = rustix::fs::Dir::read_from(dir) else {
         return;
     };
-    let mut names: Vec<std::ffi::CString> = Vec::new();
+    let mut names: Vec<(std::ffi::CString, FileType)> = Vec::new();
     while let Some(Ok(entry)) = entries.read() {
         let name = entry.file_name();
         if name != c"." && name != c".." {
-            names.push(name.to_owned());
+            names.push((name.to_owned(), entry.file_type()));
         }
     }
-    for name in names {
+    for (name, kind) in names {
         let name: &CStr = &name;
-        let is_dir = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+        // The entry's type as the folder tells it, else as `fstatat` does.
+        let is_dir = match kind {
+            FileType::Unknown => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+            kind => kind == FileType::Directory,
+        };
         if is_dir {
             if depth < 8
                 && let Ok(sub) = open_dir(dir, name)
