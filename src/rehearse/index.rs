@@ -1,7 +1,8 @@
 //! What the report holds, indexed as it is read: one row per file (the first
 //! record of each counts; a later one for the same file is ignored), kept in a
 //! private SQLite file in the run's work folder. A report of any size is skipped
-//! through and summed up in flat memory: nothing grows with it but that file.
+//! through and summed up in flat memory: nothing grows with it but that file (its
+//! page cache is bounded, and its sorts spill to temporary files, not memory).
 
 use std::path::Path;
 
@@ -96,7 +97,7 @@ impl Index {
             )
         })?;
         conn.batch_execute(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048; PRAGMA temp_store = FILE;
              CREATE TABLE records (file TEXT PRIMARY KEY, outcome TEXT NOT NULL, error_kind TEXT,
                  total_ms REAL, accounts INTEGER NOT NULL, pointers INTEGER NOT NULL);
              CREATE INDEX records_by_ms ON records (total_ms);
