@@ -474,10 +474,12 @@ fn a_failing_engine_fires_a_trigger_and_is_named_as_the_cause() {
     ];
     for (what, engine, says) in engines {
         let report = d.join(format!("{}.jsonl", what.replace(' ', "-")));
+        // Only the hanging one is meant to meet its limit.
+        let limit = if what == "hangs" { "1" } else { "600" };
         let out = command(
             &s,
             &report,
-            &["--engine", &engine, "--engine-timeout-s", "1"],
+            &["--engine", &engine, "--engine-timeout-s", limit],
         )
         .output()
         .unwrap();
@@ -500,7 +502,7 @@ fn a_failing_engine_fires_a_trigger_and_is_named_as_the_cause() {
         let blames_the_file = format!("no database at {}", s.corpus.display());
         assert!(!error.contains(&blames_the_file), "{what}: {error}");
         assert!(
-            error.len() < 8192,
+            error.len() < 1024,
             "{what}: the engine's output is cut to its end"
         );
     }
