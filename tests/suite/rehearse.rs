@@ -123,6 +123,20 @@ fn demo(path: &Path) {
     idstore_repo::fixtures::write_legacy_demo(path).unwrap();
 }
 
+/// A FIFO at `path`, and a writer blocked opening it until someone reads it.
+fn fifo_with_a_writer(path: &Path) -> Child {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo written > '{}'", path.display()))
+        .spawn()
+        .unwrap()
+}
+
 /// Waits (up to a minute: a bound, not a measure) for `done`.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -601,18 +615,7 @@ fn a_fifo_a_link_or_another_users_file_at_the_report_path_is_refused_at_once() {
     let victim_bytes = std::fs::read(&victim).unwrap();
 
     let fifo = d.join("fifo.jsonl");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut writer = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("echo written > '{}'", fifo.display()))
-        .spawn()
-        .unwrap();
+    let mut writer = fifo_with_a_writer(&fifo);
     let zero = d.join("zero.jsonl");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
     let link = d.join("link.jsonl");
@@ -1069,18 +1072,7 @@ fn the_walk_classifies_before_opening_and_keeps_every_name() {
     demo(&c.join(format!("{clear}slow.sqlite")));
     std::os::unix::fs::symlink(c.join("plain.sqlite"), c.join("link.sqlite")).unwrap();
     let fifo = c.join("fifo.sqlite");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut writer = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("echo written > '{}'", fifo.display()))
-        .spawn()
-        .unwrap();
+    let mut writer = fifo_with_a_writer(&fifo);
     let socket = std::os::unix::net::UnixListener::bind(c.join("socket.sqlite")).unwrap();
     let root = rustix_uid() == 0;
     if root {
