@@ -1287,3 +1287,99 @@ fn an_unreadable_folder_or_file_is_one_record_and_the_run_goes_on() {
         all["ok.sqlite"]
     );
 }
+
+/// A file in WAL mode is copied as SQLite reads it, its log included: one the app
+/// holds open (its `-wal` and `-shm` beside it) through SQLite's backup API, one
+/// left by a crash (a `-wal` with frames and no `-shm`) byte for byte with its log.
+/// Either way the copy holds the change that is only in the log, and nothing new
+/// is left beside the original.
+#[test]
+fn a_file_in_wal_mode_is_copied_with_its_log() {
+    let s = setup();
+    let d = s.dir.path();
+    let live = s.corpus.join("live.sqlite");
+    demo(&live);
+    let crashed_source = d.join("crashed-source.sqlite");
+    demo(&crashed_source);
+    let ready = d.join("ready");
+    let stop = d.join("stop");
+    let app = "import os, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute('PRAGMA journal_mode = WAL')
+c.execute('PRAGMA wal_autocheckpoint = 0')
+c.execute(\"UPDATE settings SET firstName = 'only in the log' WHERE id = 1\")
+open(sys.argv[2], 'w').close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.02)
+";
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", app])
+        .arg(&live)
+        .arg(&ready)
+        .arg(&stop)
+        .spawn()
+        .unwrap();
+    wait_until("the app's write", || ready.exists());
+    assert!(beside(&live, "-wal").exists() && beside(&live, "-shm").exists());
+    // A crash leaves the log without its index: copy the three files, drop -shm.
+    let crashed = s.corpus.join("crashed.sqlite");
+    let mut other = std::process::Command::new("python3")
+        .args(["-c", app])
+        .arg(&crashed_source)
+        .arg(d.join("ready-2"))
+        .arg(d.join("stop-2"))
+        .spawn()
+        .unwrap();
+    wait_until("the second app's write", || d.join("ready-2").exists());
+    std::fs::copy(&crashed_source, &crashed).unwrap();
+    std::fs::copy(beside(&crashed_source, "-wal"), beside(&crashed, "-wal")).unwrap();
+    std::fs::write(d.join("stop-2"), b"").unwrap();
+    assert!(other.wait().unwrap().success());
+
+    let before: Vec<String> = std::fs::read_dir(&s.corpus)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let kept = d.join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    let engine = engine_script(
+        d,
+        "keeps.sh",
+        &format!(
+            "cp \"$1\" '{}'/$(basename \"$(dirname \"$1\")\").sqlite && cp \"$1\" \"$2\" && '{}' --db \"$2\" migrate -q --no-backup",
+            kept.display(),
+            bin().display()
+        ),
+    );
+    let (ok, summary) = rehearse(&s, &["--engine", &engine]);
+    let mut after: Vec<String> = std::fs::read_dir(&s.corpus)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    std::fs::write(&stop, b"").unwrap();
+    assert!(holder.wait().unwrap().success());
+    assert!(ok, "{summary}");
+    let all = by_file(&s.report);
+    for file in ["live.sqlite", "crashed.sqlite"] {
+        assert_eq!(all[file]["outcome"], "migrated", "{}", all[file]);
+        assert_eq!(all[file]["data_intact"], true, "{}", all[file]);
+    }
+    for copy in std::fs::read_dir(&kept).unwrap() {
+        let copy = copy.unwrap().path();
+        let first = text_value(
+            &mut raw(&copy),
+            "SELECT firstName AS value FROM settings WHERE id = 1",
+        );
+        assert_eq!(
+            first.as_deref(),
+            Some("only in the log"),
+            "{}",
+            copy.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 2);
+    let mut before = before;
+    before.sort();
+    after.sort();
+    assert_eq!(after, before, "nothing new beside the originals");
+}
