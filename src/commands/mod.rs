@@ -1,4 +1,5 @@
-//! The subcommands, a file per family, each taking the [`Ctx`] and its arguments.
+//! The subcommands, a file per family, each taking the [`Ctx`] and its arguments
+//! (`rehearse`, larger, is a module of the command of its own: `crate::rehearse`).
 
 mod account;
 mod active;
