@@ -11,6 +11,7 @@
 //!   holds, are ever removed, through descriptors that follow no link.
 //! - A run takes an identity lock there, per report and shard: a second identical
 //!   run refuses while the first is alive (shards of one report run side by side).
+//!   A killed run's lock file is removed by the next run, as its folder is.
 
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -275,6 +276,10 @@ fn remove_stale(base: &OwnedFd, uid: u32) -> usize {
     let mut stale = Vec::new();
     while let Some(Ok(entry)) = dir.read() {
         let name = entry.file_name();
+        if name.to_bytes().starts_with(b"lock-") {
+            remove_stale_lock(base, name, uid);
+            continue;
+        }
         if !name.to_bytes().starts_with(b"run-") {
             continue;
         }
@@ -292,6 +297,26 @@ fn remove_stale(base: &OwnedFd, uid: u32) -> usize {
         }
     }
     stale.iter().filter(|name| remove_tree(base, name)).count()
+}
+
+/// Removes the identity lock `name` a killed run left: a regular file of `uid`'s
+/// that no live run holds. (A run taking it meanwhile finds its name gone, and
+/// takes a new one.)
+fn remove_stale_lock(base: &OwnedFd, name: &CStr, uid: u32) {
+    let Ok(fd) = rustix::fs::openat(
+        base,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let ours = rustix::fs::fstat(&fd).is_ok_and(|st| {
+        FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_uid == uid
+    });
+    if ours && rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+        let _ = rustix::fs::unlinkat(base, name, AtFlags::empty());
+    }
 }
 
 fn open_dir<P: rustix::path::Arg>(at: impl AsFd, name: P) -> rustix::io::Result<OwnedFd> {

@@ -1048,6 +1048,17 @@ fn nothing_is_left_behind_after_sigint_sigterm_or_sigkill() {
         );
         assert_eq!(work_folders(&s), vec!["run-a-file".to_owned()]);
         assert!(base.join("kept-folder").is_dir());
+        let locks = std::fs::read_dir(&base)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("lock-")
+            })
+            .count();
+        assert_eq!(locks, 0, "the killed run's lock file went too");
         assert_eq!(by_file(&s.report).len(), 3);
     }
 }
