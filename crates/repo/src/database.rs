@@ -158,8 +158,9 @@ impl OpenOptions {
     /// Copies the database at `path` into `dest` (a new file, owner-only, in a
     /// folder private to the caller) as one consistent state, whatever other
     /// programs are doing with the file: a private copy to work on, opened with
-    /// [`scratch`](Self::scratch). Nothing is written at or beside `path`, and
-    /// nothing is synced.
+    /// [`scratch`](Self::scratch). Nothing is created at or beside `path`, nothing
+    /// is written there (but a log in use's shared index, as any reader writes it),
+    /// and nothing is synced.
     ///
     /// `path` is taken as given: a link in its folder part is followed (a
     /// `/proc/self/fd/N/NAME` path pins a folder the caller holds open), but a link,
@@ -170,6 +171,21 @@ impl OpenOptions {
     /// copied beside it, so the copy's first open recovers them as the device
     /// would; a log in use is read through SQLite's backup API in one read
     /// transaction, which needs the key of an encrypted file.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.sqlite");
+    /// # let private = tempfile::tempdir().unwrap();
+    /// use idstore_repo::{Database, MigrateOptions, OpenOptions};
+    ///
+    /// Database::open(&path)?.migrate(&MigrateOptions::new())?; // a file some app uses
+    /// let copy = private.path().join("copy.sqlite");
+    /// OpenOptions::new().snapshot(&path, &copy)?;
+    /// let mut scratch = OpenOptions::new().create(false).scratch(true).open(&copy)?;
+    /// assert!(scratch.check()?.ok());
+    /// # Ok(()) }
+    /// ```
     pub fn snapshot(&self, path: &Path, dest: &Path) -> Result<(), Error> {
         crate::snapshot::snapshot(path, &self.settings, dest)
     }

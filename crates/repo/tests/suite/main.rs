@@ -15,4 +15,5 @@ mod public_api;
 mod quarantine;
 mod rollout;
 mod shared;
+mod snapshot;
 mod store;
