@@ -15,8 +15,7 @@ use idstore_repo::diesel::{self, QueryableByName};
 
 /// Columns that hold clocks (when a row was quarantined, archived, updated or
 /// decided, when a migration ran) rather than user data: another engine's run
-/// writes other times there. (`tests/suite/rehearse.rs` holds this list to the
-/// library's own.)
+/// writes other times there. (A test holds this list to the library's own.)
 pub const CLOCK_COLUMNS: &[&str] = &[
     "quarantinedAt",
     "archivedAt",
@@ -207,6 +206,12 @@ mod tests {
             t.sum = t.sum.wrapping_add(hash(r));
         }
         t
+    }
+
+    #[test]
+    fn the_clock_columns_are_the_librarys() {
+        assert_eq!(CLOCK_COLUMNS, idstore_repo::fixtures::CLOCK_COLUMNS);
+        assert!(BOOKKEEPING_CLOCKS.iter().all(|c| CLOCK_COLUMNS.contains(c)));
     }
 
     #[test]
