@@ -118,15 +118,16 @@ pub enum Command {
 /// `idstore rehearse`.
 #[derive(Debug, clap::Args)]
 pub struct RehearseArgs {
-    /// A folder of database files, searched recursively (a file's `-journal` or
-    /// `-wal` is copied with it).
+    /// A folder of database files, walked recursively without following links (a
+    /// file's `-journal` or `-wal` is copied with it).
     pub corpus: PathBuf,
-    /// The JSON Lines report, appended to: files it already holds a record of are
-    /// skipped, so a rerun picks up where a run stopped.
+    /// The JSON Lines report, appended to (a regular file of yours; created
+    /// owner-only): files it already holds a record of are skipped, so a rerun picks
+    /// up where a run stopped, and shards may share it.
     #[arg(long, value_name = "FILE")]
     pub report: PathBuf,
-    /// Only this shard of the corpus, `I/N` with 1 <= I <= N: the I-th of every N
-    /// files in name order, for N jobs of any runner.
+    /// Only this shard of the corpus, `I/N` with 1 <= I <= N: the files whose name
+    /// hashes to the I-th of N shards, for N jobs of any runner.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
     /// Another engine to compare with: a command that, given a copy of a file and an
@@ -134,12 +135,20 @@ pub struct RehearseArgs {
     /// idstore's exported steps gives (`idstore generate app-migrations`).
     #[arg(long, value_name = "COMMAND")]
     pub engine: Option<String>,
+    /// How long the other engine may take on one file (seconds); it is stopped
+    /// after that, with everything it started.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub engine_timeout_s: u64,
     /// A migration slower than this (milliseconds) fires the performance trigger.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub slow_ms: u64,
+    /// The largest file rehearsed, with its journal or log (MiB); a larger one is
+    /// refused (`too_large`) rather than copied.
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    pub max_mib: u64,
 }
 
-/// A shard of a corpus: the `index`-th (from 1) of every `count` files.
+/// A shard of a corpus: the `index`-th (from 1) of `count` shards.
 #[derive(Debug, Clone, Copy)]
 pub struct Shard {
     /// From 1.

@@ -6,18 +6,23 @@ use idstore_repo::{Error, ErrorKind};
 
 /// The error and its causes on one line, then what to do about it here.
 pub fn one_line(e: &Error) -> String {
+    let mut line = chain(e);
+    if let Some(hint) = hint(e) {
+        line.push_str("; ");
+        line.push_str(&hint);
+    }
+    line
+}
+
+/// The error and its causes on one line.
+pub fn chain(e: &Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
         parts.push(c.to_string());
         cause = c.source();
     }
-    let mut line = parts.join(": ").replace(['\n', '\r'], " ");
-    if let Some(hint) = hint(e) {
-        line.push_str("; ");
-        line.push_str(&hint);
-    }
-    line
+    parts.join(": ").replace(['\n', '\r'], " ")
 }
 
 /// The exit status of a failure: 2 for a usage error (a setting or a DID that is not

@@ -8,6 +8,7 @@ mod error;
 mod export;
 mod keys;
 mod output;
+mod rehearse;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! The subcommands, a file per family, each taking the [`Ctx`] and its arguments.
+//! The subcommands, a file per family, each taking the [`Ctx`] and its arguments
+//! (`rehearse`, larger, is a module of the command of its own: `crate::rehearse`).
 
 mod account;
 mod active;
@@ -8,7 +9,6 @@ mod encryption;
 mod generate;
 mod migrate;
 mod quarantine;
-mod rehearse;
 mod settings;
 mod status;
 
@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, ctx: &Ctx) -> Result<bool, Error> {
         Command::Encrypt(args) => encryption::encrypt(ctx, args).map(|()| true),
         Command::Rekey(args) => encryption::rekey(ctx, args).map(|()| true),
         Command::Decrypt(args) => encryption::decrypt(ctx, args).map(|()| true),
-        Command::Rehearse(args) => rehearse::rehearse(ctx, args),
+        Command::Rehearse(args) => crate::rehearse::rehearse(ctx, args),
         Command::Demo(cmd) => demo::demo(ctx, cmd).map(|()| true),
         Command::Generate { what } => generate::generate(ctx, *what).map(|()| true),
     }

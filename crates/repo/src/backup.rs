@@ -103,6 +103,7 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
             keying: from.keying.cloned(),
             synchronous: Synchronous::Off,
             journal_mode: None,
+            scratch: true,
         };
         let (mut to, to_raw) = crate::connection::establish(dest, &settings, false)
             .map_err(|e| (e.kind(), e.to_string()))?;

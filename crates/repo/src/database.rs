@@ -81,6 +81,22 @@ impl OpenOptions {
         self
     }
 
+    /// Marks the file as a private scratch copy, thrown away after use (default:
+    /// no): nothing on it is ever synced (`synchronous = OFF`), migrations,
+    /// rollbacks and repairs included, and a rollback-journal file keeps its
+    /// journal in memory and its lock for the connection's life
+    /// (`journal_mode = MEMORY`, `locking_mode = EXCLUSIVE`), so a crash or a power
+    /// cut can lose or damage what was written, and no other connection can use
+    /// the file meanwhile. For copies no one else opens or keeps, such as a
+    /// rehearsal's; never for a file that matters.
+    pub fn scratch(mut self, scratch: bool) -> Self {
+        self.settings.scratch = scratch;
+        if scratch {
+            self.settings.synchronous = Synchronous::Off;
+        }
+        self
+    }
+
     /// Sets the file's journal mode as it opens (default: none, the file keeps its
     /// own). The mode stays with the file: once in WAL, every program that opens it
     /// uses WAL, and the app's web build (absurd-sql) cannot open it. A switch needs
@@ -141,6 +157,41 @@ impl OpenOptions {
             handle,
             _scratch: None,
         })
+    }
+
+    /// Copies the database at `path` into `dest` (a new file, owner-only, in a
+    /// folder private to the caller) as one consistent state, whatever other
+    /// programs are doing with the file: a private copy to work on, opened with
+    /// [`scratch`](Self::scratch). Nothing is created at or beside `path`, nothing
+    /// is written there (but a log in use's shared index, as any reader writes it),
+    /// and nothing is synced.
+    ///
+    /// `path` is taken as given: a link in its folder part is followed (a
+    /// `/proc/self/fd/N/NAME` path pins a folder the caller holds open), but a link,
+    /// FIFO, device or socket at its name, or at a side file's name beside it, is
+    /// refused without being opened. The copy is taken under SQLite's reader lock
+    /// (waiting up to the busy timeout for a writer to finish), with the file's
+    /// interrupted write (a hot `-journal`) or a write-ahead log no program has open
+    /// copied beside it, so the copy's first open recovers them as the device
+    /// would; a log in use is read through SQLite's backup API in one read
+    /// transaction, which needs the key of an encrypted file.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), idstore_repo::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.sqlite");
+    /// # let private = tempfile::tempdir().unwrap();
+    /// use idstore_repo::{Database, MigrateOptions, OpenOptions};
+    ///
+    /// Database::open(&path)?.migrate(&MigrateOptions::new())?; // a file some app uses
+    /// let copy = private.path().join("copy.sqlite");
+    /// OpenOptions::new().snapshot(&path, &copy)?;
+    /// let mut scratch = OpenOptions::new().create(false).scratch(true).open(&copy)?;
+    /// assert!(scratch.check()?.ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn snapshot(&self, path: &Path, dest: &Path) -> Result<(), Error> {
+        crate::snapshot::snapshot(path, &self.settings, dest)
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -461,6 +512,32 @@ impl Database {
         crate::health::repair(&mut self.handle).map_err(|e| self.handle.context(e))
     }
 
+    /// Runs a read of your own, `f`, on the file whatever state it is in (a legacy
+    /// file, one that needs migrating or has problems): in one read transaction
+    /// with `PRAGMA query_only` on, so a write it attempts fails. For a migrated
+    /// file a service reads through [`Store::read_only`] instead.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("app.sqlite");
+    /// use idstore_repo::diesel::prelude::*;
+    /// use idstore_repo::diesel::sql_types::Integer;
+    ///
+    /// let mut db = idstore_repo::Database::open(&path)?; // a new file: not migrated yet
+    /// let version: i32 = db.read_only(|conn| {
+    ///     diesel::select(diesel::dsl::sql::<Integer>("1 + 1")).get_result(conn)
+    /// })?;
+    /// assert_eq!(version, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn read_only<T>(
+        &mut self,
+        f: impl FnOnce(&mut diesel::SqliteConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T, Error> {
+        self.handle.read_query_only(f)
+    }
+
     /// Writes a consistent copy of the database to `dest`, which must not exist:
     /// owner-only, a valid database on its own, under the same key and SQLCipher
     /// settings when the file is encrypted. Refused before anything is created when
@@ -534,7 +611,8 @@ impl Database {
         crate::encryption::convert(path, current.settings(), options)
     }
 
-    /// The connection, for the crate's own reads beside the public API.
+    /// The connection, for the fixtures' reads beside the public API.
+    #[cfg(feature = "fixtures")]
     pub(crate) fn conn(&mut self) -> &mut diesel::SqliteConnection {
         &mut self.handle.conn
     }

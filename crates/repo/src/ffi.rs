@@ -487,6 +487,113 @@ pub(crate) fn reserved_lock_held(path: &std::path::Path) -> std::io::Result<bool
     })
 }
 
+/// A database file open read-only through SQLite's VFS and holding SQLite's SHARED
+/// lock, as a reader in a transaction does: no writer can change the file until it
+/// is released (a writer needs every SHARED lock gone before it writes the file,
+/// and a recovery of its journal needs the same).
+pub(crate) struct SharedLock<'a> {
+    file: *mut ffi::sqlite3_file,
+    methods: &'a ffi::sqlite3_io_methods,
+}
+
+impl SharedLock<'_> {
+    /// The file's size in bytes.
+    pub fn size(&self) -> std::io::Result<u64> {
+        let mut len: ffi::sqlite3_int64 = 0;
+        // SAFETY: `file` is open with these methods for the life of `self`.
+        let rc = unsafe {
+            self.methods
+                .xFileSize
+                .map_or(ffi::SQLITE_ERROR, |f| f(self.file, &mut len))
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(u64::try_from(len).unwrap_or(0))
+        } else {
+            Err(std::io::Error::other("SQLite could not size the file"))
+        }
+    }
+
+    /// Fills `buf` from `offset`, which with `buf`'s length must lie within the file.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let (Ok(len), Ok(at)) = (c_int::try_from(buf.len()), i64::try_from(offset)) else {
+            return Err(std::io::Error::other("a read too large for SQLite's VFS"));
+        };
+        // SAFETY: as above; the buffer is `buf`, of the length passed.
+        let rc = unsafe {
+            self.methods.xRead.map_or(ffi::SQLITE_ERROR, |f| {
+                f(self.file, buf.as_mut_ptr().cast(), len, at)
+            })
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "SQLite could not read the file (result code {rc})"
+            )))
+        }
+    }
+
+    /// Whether a writer holds the RESERVED lock: it is in the middle of a
+    /// transaction, so a journal beside the file is its live one, not a hot one.
+    pub fn reserved_held(&self) -> std::io::Result<bool> {
+        let mut held: c_int = 0;
+        // SAFETY: as above.
+        let rc = unsafe {
+            self.methods
+                .xCheckReservedLock
+                .map_or(ffi::SQLITE_ERROR, |f| f(self.file, &mut held))
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(held != 0)
+        } else {
+            Err(std::io::Error::other(
+                "SQLite could not test the file's lock",
+            ))
+        }
+    }
+}
+
+/// Runs `f` on the database at `path` while this process holds SQLite's SHARED
+/// lock on it (see [`SharedLock`]), waiting up to `timeout` for a writer to finish
+/// (`WouldBlock` past it). Taken and released through SQLite's VFS, like
+/// [`read_file_start`], so no lock of another connection is dropped.
+pub(crate) fn with_shared_lock<T>(
+    path: &std::path::Path,
+    timeout: Duration,
+    f: impl FnOnce(&SharedLock<'_>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    with_vfs_file(path, |file, methods| {
+        let Some(lock) = methods.xLock else {
+            return Err(std::io::Error::other("SQLite's VFS cannot lock"));
+        };
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            // SAFETY: `file` is open with these methods (see `with_vfs_file`).
+            match unsafe { lock(file, ffi::SQLITE_LOCK_SHARED) } {
+                ffi::SQLITE_OK => break,
+                ffi::SQLITE_BUSY if started.elapsed() < timeout => {
+                    // Short pauses: a writer that commits often leaves short gaps.
+                    std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
+                    pause = (pause + Duration::from_micros(200)).min(Duration::from_millis(5));
+                }
+                ffi::SQLITE_BUSY => return Err(std::io::ErrorKind::WouldBlock.into()),
+                rc => {
+                    return Err(std::io::Error::other(format!(
+                        "SQLite could not lock the file (result code {rc})"
+                    )));
+                }
+            }
+        }
+        let done = f(&SharedLock { file, methods });
+        if let Some(unlock) = methods.xUnlock {
+            // SAFETY: as above; the lock taken above is released.
+            unsafe { unlock(file, ffi::SQLITE_LOCK_NONE) };
+        }
+        done
+    })
+}
+
 /// Opens the file at `path` read-only through SQLite's default VFS, runs `f` on it,
 /// and closes it (a close SQLite defers while another connection of the process
 /// holds a lock on the file).

@@ -69,10 +69,10 @@ mod migrations;
 #[cfg(feature = "pool")]
 mod pool;
 mod quarantine;
-mod rehearsal;
 mod report;
 mod rows;
 mod scratch;
+mod snapshot;
 mod sql;
 mod storage;
 mod store;
@@ -107,10 +107,5 @@ pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
     QuarantinedPointer,
 };
-pub use rehearsal::{
-    Rehearsal, RehearsalDurations, RehearsalEngine, RehearsalOptions, RehearsalOutcome,
-    RolloutTrigger, rehearse,
-};
 pub use report::{MigrationReport, MigrationWarning, RollbackReport};
-pub use scratch::WorkFolder;
 pub use store::{SettingsScope, SettingsView, Store};

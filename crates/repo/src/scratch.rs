@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-/// A new owner-only folder for scratch work (a rehearsal's copies, a `:memory:`
-/// database, a test database), removed with everything in it when dropped.
+/// A new owner-only folder for scratch work (a `:memory:` database, a test
+/// database), removed with everything in it when dropped.
 #[derive(Debug)]
-pub struct WorkFolder(PathBuf);
+pub(crate) struct WorkFolder(PathBuf);
 
 impl WorkFolder {
     /// Creates it.
@@ -17,7 +17,7 @@ impl WorkFolder {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        let path = parent.join(format!("idstore-rehearsal-{}-{stamp}", std::process::id()));
+        let path = parent.join(format!("idstore-scratch-{}-{stamp}", std::process::id()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)

@@ -261,22 +261,7 @@ impl<'c> Store<'c> {
         &mut self,
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
     ) -> Result<T, Error> {
-        use diesel::connection::SimpleConnection;
-        let path = self.handle.path.clone();
-        let conn = self.conn();
-        let result = conn
-            .batch_execute("PRAGMA query_only = ON;")
-            .map_err(Error::from)
-            .and_then(|()| {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from))
-                }));
-                let restored = conn.batch_execute("PRAGMA query_only = OFF;");
-                let value = result.map_err(|p| Error::panicked("the read_only closure", p))??;
-                restored?;
-                Ok(value)
-            });
-        result.map_err(|e| self.context(e))
+        self.handle.read_query_only(f)
     }
 
     /// Settings as `scope` says: the master row, an identity's override row, or the

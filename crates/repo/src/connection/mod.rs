@@ -101,6 +101,9 @@ pub(crate) struct Settings {
     pub keying: Option<crate::ffi::Keying>,
     pub synchronous: Synchronous,
     pub journal_mode: Option<JournalMode>,
+    /// The file is a private copy thrown away after use: nothing on it is synced,
+    /// migrations and rollbacks included (see [`crate::OpenOptions::scratch`]).
+    pub scratch: bool,
 }
 
 impl Settings {
@@ -123,6 +126,7 @@ impl Default for Settings {
             keying: None,
             synchronous: Synchronous::default(),
             journal_mode: None,
+            scratch: false,
         }
     }
 }
@@ -258,7 +262,9 @@ impl Handle {
         &mut self,
         f: impl FnOnce(&mut Handle) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let lowered = self.settings.synchronous < Synchronous::Extra;
+        // A scratch copy is thrown away: a power cut may damage it, and nothing
+        // needs to survive one.
+        let lowered = !self.settings.scratch && self.settings.synchronous < Synchronous::Extra;
         if lowered {
             self.conn
                 .batch_execute("PRAGMA synchronous = EXTRA;")
@@ -275,6 +281,31 @@ impl Handle {
             let _ = self.conn.batch_execute(&back);
         }
         done
+    }
+
+    /// Runs `f`, a read of the caller's own, in one read transaction with
+    /// `PRAGMA query_only` on (a write it attempts fails), the error in context.
+    /// `query_only` is off again however `f` ends: a panic is caught, its read
+    /// rolled back, and it comes back as [`ErrorKind::Panicked`].
+    pub fn read_query_only<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
+    ) -> Result<T, Error> {
+        let path = self.path.clone();
+        let conn = &mut self.conn;
+        let result = conn
+            .batch_execute("PRAGMA query_only = ON;")
+            .map_err(Error::from)
+            .and_then(|()| {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::txn::read(conn, &path, |conn| f(conn).map_err(Error::from))
+                }));
+                let restored = conn.batch_execute("PRAGMA query_only = OFF;");
+                let value = result.map_err(|p| Error::panicked("the read_only closure", p))??;
+                restored?;
+                Ok(value)
+            });
+        result.map_err(|e| self.context(e))
     }
 
     /// Whether the handle was opened read-only.
@@ -520,7 +551,7 @@ pub(crate) fn read_only(path: &Path, cause: ReadOnlyCause) -> Error {
 /// [`establish`], and for a key without a SQLCipher compatibility setting, tried as
 /// SQLCipher 4 (the default) and then as SQLCipher 3: the format found is kept in
 /// `settings`, so every later connection (and the backup) uses it.
-fn establish_detecting(
+pub(crate) fn establish_detecting(
     path: &Path,
     settings: &mut Settings,
     immutable: bool,
@@ -683,6 +714,13 @@ pub(crate) fn configure(
     {
         let set = format!("PRAGMA journal_mode = {};", wanted.as_sql());
         retry_while_locked(settings.busy_timeout, || conn.batch_execute(&set))
+            .map_err(|e| configure_error(path, e))?;
+    } else if settings.scratch && !settings.read_only && !mode.eq_ignore_ascii_case("wal") {
+        // A scratch copy is thrown away and no other program opens it: its
+        // rollback journal stays in memory and its lock is held (not taken again
+        // for each statement, nor its cache checked again). A WAL file keeps its
+        // mode: leaving WAL would change the file.
+        conn.batch_execute("PRAGMA journal_mode = MEMORY; PRAGMA locking_mode = EXCLUSIVE;")
             .map_err(|e| configure_error(path, e))?;
     }
     Ok(())

@@ -50,9 +50,6 @@ pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{rollback, rollback_plan};
 pub(crate) use steps::{ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION};
 
-/// The app's migration service's bookkeeping table.
-pub(crate) const APP_MIGRATIONS_TABLE: &str = pinned::app_service::TABLE;
-
 /// diesel's record of applied versions.
 const BOOKKEEPING_TABLE: &str = "__diesel_schema_migrations";
 

@@ -71,6 +71,11 @@ const STEPS: &[Step] = &[
     ),
 ];
 
+/// The table the app's own migration service records each step's name in (`name`,
+/// `applied_at`); idstore records there the steps it runs on the app's behalf,
+/// never the baseline, when the file has one of that shape.
+pub const APP_RECORDS: &str = super::pinned::app_service::TABLE;
+
 /// Every step, oldest first.
 pub fn all() -> &'static [Step] {
     STEPS

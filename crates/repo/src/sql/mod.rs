@@ -518,6 +518,7 @@ pub(crate) fn optional_text(
 
 /// Columns that hold clocks (when a row was quarantined, archived, updated or
 /// decided, when a migration ran) rather than user data.
+#[cfg(feature = "fixtures")]
 pub(crate) const CLOCK_COLUMNS: &[&str] = &[
     "quarantinedAt",
     "archivedAt",
@@ -528,12 +529,14 @@ pub(crate) const CLOCK_COLUMNS: &[&str] = &[
 ];
 
 /// Each table's columns, and its rows as [`table_rows`] reads them, by table name.
+#[cfg(feature = "fixtures")]
 pub(crate) type TableRows = std::collections::BTreeMap<String, (Vec<String>, Vec<String>)>;
 
 /// Every table's columns and rows, each row a JSON array of its columns' SQL
 /// literals (`quote()`, so `1`, `'1'` and `X'01'` differ), sorted, by table name;
 /// the columns named in `skip` left out. (Names read from the file are quoted as
 /// identifiers: data, never SQL.)
+#[cfg(feature = "fixtures")]
 pub(crate) fn table_rows(conn: &mut SqliteConnection, skip: &[&str]) -> QueryResult<TableRows> {
     #[derive(QueryableByName)]
     struct Row {

@@ -16,5 +16,6 @@ mod public_api;
 mod quarantine;
 mod rollout;
 mod shared;
+mod snapshot;
 mod store;
 mod units;
