@@ -623,3 +623,44 @@ fn a_refusal_by_a_steps_preflight_carries_its_token() {
     );
     assert!(std::fs::read(&db).unwrap() == before, "nothing changed");
 }
+
+/// Damage in a table idstore never touches (an index of the app's `logs` whose
+/// entries no longer match its rows) is not the run's: `migrate` goes through, and
+/// so does `rollback`, which checks what it wrote as `migrate` does.
+#[test]
+fn rollback_holds_wherever_migrate_held() {
+    let dir = TempDir::new().unwrap();
+    let db = legacy(dir.path(), "damaged-elsewhere.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO logs VALUES ('2024-03-01', 'one'), ('2024-03-02', 'two');
+             CREATE INDEX idx_logs_message ON logs(message);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = 'CREATE INDEX idx_logs_message ON logs(date)'
+              WHERE name = 'idx_logs_message';
+             PRAGMA writable_schema = RESET;",
+        )
+        .unwrap();
+    let check: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT group_concat(integrity_check) FROM pragma_integrity_check",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_ne!(check, "ok", "the index is damaged");
+    idstore(&db)
+        .args(["migrate", "--no-backup", "-q"])
+        .assert()
+        .success();
+    idstore(&db)
+        .args(["rollback", "--no-backup", "-q"])
+        .assert()
+        .success();
+    assert_eq!(
+        json_of(idstore(&db).arg("status"))["applied"],
+        serde_json::json!(["00000000000000"])
+    );
+}
