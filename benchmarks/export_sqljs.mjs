@@ -24,7 +24,7 @@ if (mode === "make") {
   const rows = Number(rowsText);
   const SQL = await sqljs();
   const db = new SQL.Database();
-  db.exec(fs.readFileSync(new URL("../fixtures/legacy_app_schema.sql", import.meta.url), "utf8"));
+  db.exec(fs.readFileSync(new URL("../crates/repo/fixtures/legacy_app_schema.sql", import.meta.url), "utf8"));
   db.exec("ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE");
   const accounts = Math.max(1, Math.floor(rows / 10));
   const did = (i) => "did:ethr:0x" + i.toString(16).padStart(40, "0");

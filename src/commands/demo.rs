@@ -1,10 +1,12 @@
 //! `demo legacy PATH`: a small database written as the legacy app writes one, to try
-//! the rest on. Its schema and rows are the test fixtures' own files.
+//! the rest on. Its schema, rows and identities are
+//! those of `idstore_repo::testing`'s demo.
 
 use std::path::Path;
 
 use idstore_repo::diesel::connection::SimpleConnection;
 use idstore_repo::diesel::{Connection, SqliteConnection};
+use idstore_repo::testing::{ALICE, BOB, CAROL, LEGACY_APP_SCHEMA, LEGACY_DEMO_DATA};
 use idstore_repo::{Error, ErrorKind};
 use serde_json::json;
 
@@ -12,17 +14,8 @@ use crate::cli::DemoCommand;
 use crate::context::{Ctx, NewFile};
 use crate::output::shown_path;
 
-/// The tables the legacy app creates, without rows.
-const LEGACY_APP_SCHEMA: &str = include_str!("../../fixtures/legacy_app_schema.sql");
-/// The demo's rows.
-const LEGACY_DEMO_DATA: &str = include_str!("../../fixtures/legacy_demo_data.sql");
-
 /// The identities in the demo database.
-const DEMO_DIDS: [&str; 3] = [
-    "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01",
-    "did:ethr:0x1234567890AbCdEf1234567890aBcDeF12345678",
-    "did:peer:0z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
-];
+const DEMO_DIDS: [&str; 3] = [ALICE, CAROL, BOB];
 
 pub(super) fn demo(ctx: &Ctx, cmd: &DemoCommand) -> Result<(), Error> {
     let DemoCommand::Legacy { path } = cmd;

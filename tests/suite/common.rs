@@ -59,7 +59,7 @@ pub fn legacy(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     conn.batch_execute("PRAGMA foreign_keys = OFF;").unwrap();
-    conn.batch_execute(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
+    conn.batch_execute(idstore_repo::testing::LEGACY_APP_SCHEMA)
         .unwrap();
     conn.batch_execute(&format!(
         "INSERT INTO contacts (did, name) VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann');

@@ -239,30 +239,9 @@ fn corpus() -> Vec<State> {
     ]
 }
 
-/// The preview build's steps, as it ran them (version, folder, up.sql).
-const PREVIEW: [(&str, &str, &str); 3] = [
-    (
-        "20261125000001",
-        "2026-11-25-000001_active_identity",
-        include_str!("../../fixtures/preview/2026-11-25-000001_active_identity/up.sql"),
-    ),
-    (
-        "202611250000011",
-        "2026-11-25-000001-1_empty_active_did_means_none",
-        include_str!(
-            "../../fixtures/preview/2026-11-25-000001-1_empty_active_did_means_none/up.sql"
-        ),
-    ),
-    (
-        "20261125000002",
-        "2026-11-25-000002_drop_settings_active_did",
-        include_str!("../../fixtures/preview/2026-11-25-000002_drop_settings_active_did/up.sql"),
-    ),
-];
-
 /// Makes `state`'s file at `path`.
 fn build(state: &State, path: &Path) {
-    idstore_repo::fixtures::write_legacy_demo(path).unwrap();
+    idstore_repo::testing::write_legacy_demo(path).unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
@@ -286,7 +265,7 @@ fn build(state: &State, path: &Path) {
             idstore_repo::steps::all()[0].up_sql()
         ))
         .unwrap();
-        for (version, folder, up) in PREVIEW {
+        for (version, folder, up) in idstore_repo::fixtures::PREVIEW_STEPS {
             conn.execute_batch(up).unwrap();
             conn.execute_batch(&format!(
                 "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}');

@@ -476,7 +476,7 @@ fn the_exported_migrations_match_the_migrations_folder() {
     let committed = std::fs::read_to_string(export_path()).unwrap_or_default();
     assert!(
         generated.trim_end() == committed.trim_end(),
-        "export/app-migrations.json has drifted from migrations/: run \
+        "export/app-migrations.json has drifted from crates/repo/migrations/: run \
          `cargo run -- generate app-migrations > export/app-migrations.json` and commit it"
     );
 }

@@ -120,7 +120,7 @@ fn by_file(report: &Path) -> BTreeMap<String, Value> {
 }
 
 fn demo(path: &Path) {
-    idstore_repo::fixtures::write_legacy_demo(path).unwrap();
+    idstore_repo::testing::write_legacy_demo(path).unwrap();
 }
 
 /// A FIFO at `path`, and a writer blocked opening it until someone reads it.

@@ -33,7 +33,7 @@ fn big_legacy(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join("big-legacy.sqlite");
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     conn.batch_execute("PRAGMA foreign_keys = OFF;").unwrap();
-    conn.batch_execute(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
+    conn.batch_execute(idstore_repo::testing::LEGACY_APP_SCHEMA)
         .unwrap();
     let accounts = (rows / 10).max(2);
     conn.batch_execute(&format!(

@@ -629,9 +629,9 @@ fn utf16_files_are_served_like_utf8_ones() {
         let mut conn = raw(&db);
         conn.batch_execute(&format!("PRAGMA encoding = '{encoding}';"))
             .unwrap();
-        conn.batch_execute(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
+        conn.batch_execute(idstore_repo::testing::LEGACY_APP_SCHEMA)
             .unwrap();
-        conn.batch_execute(idstore_repo::fixtures::LEGACY_DEMO_DATA)
+        conn.batch_execute(idstore_repo::testing::LEGACY_DEMO_DATA)
             .unwrap();
         conn.batch_execute(
             "ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE;
@@ -728,7 +728,7 @@ fn conversions_keep_the_header_or_say_what_changed() {
              PRAGMA user_version = 7; PRAGMA application_id = 1234;"
         ))
         .unwrap();
-        conn.batch_execute(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
+        conn.batch_execute(idstore_repo::testing::LEGACY_APP_SCHEMA)
             .unwrap();
         conn.batch_execute("PRAGMA journal_mode = WAL;").unwrap();
         drop(conn);

@@ -61,7 +61,7 @@ fn engine(args: &[&str]) -> String {
 fn make(dir: &Path, name: &str, compat: Option<&str>) -> PathBuf {
     let db = dir.join(name);
     let schema = dir.join("schema.sql");
-    std::fs::write(&schema, idstore_repo::fixtures::LEGACY_APP_SCHEMA).unwrap();
+    std::fs::write(&schema, idstore_repo::testing::LEGACY_APP_SCHEMA).unwrap();
     let mut args = vec!["make", db.to_str().unwrap(), KEY, schema.to_str().unwrap()];
     args.extend(compat);
     engine(&args);

@@ -342,7 +342,7 @@ fn save_settings(c: &mut Criterion) {
 fn legacy_template(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join(format!("legacy-{rows}.sqlite"));
     let mut c = Connection::open(&path).unwrap();
-    c.execute_batch(idstore_repo::fixtures::LEGACY_APP_SCHEMA)
+    c.execute_batch(idstore_repo::testing::LEGACY_APP_SCHEMA)
         .unwrap();
     // The app's own 003, which its service runs before idstore's steps.
     c.execute_batch("ALTER TABLE settings ADD COLUMN hasBackedUpSeed BOOLEAN DEFAULT FALSE;")
@@ -372,15 +372,15 @@ fn legacy_template(dir: &Path, rows: usize) -> PathBuf {
 const UP: [(&str, &str); 3] = [
     (
         "00000000000000",
-        include_str!("../../../migrations/00000000000000_legacy_baseline/up.sql"),
+        include_str!("../migrations/00000000000000_legacy_baseline/up.sql"),
     ),
     (
         "20261206000001",
-        include_str!("../../../migrations/2026-12-06-000001_active_identity/up.sql"),
+        include_str!("../migrations/2026-12-06-000001_active_identity/up.sql"),
     ),
     (
         "20261206000002",
-        include_str!("../../../migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
+        include_str!("../migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
     ),
 ];
 

@@ -9,10 +9,10 @@ use diesel::prelude::*;
 /// The tables the legacy app creates (its `001_initial` and later additive
 /// migrations), before the later `hasBackedUpSeed` column, with its own migration
 /// bookkeeping and the tables idstore never touches. No rows.
-pub const LEGACY_APP_SCHEMA: &str = include_str!("../../../fixtures/legacy_app_schema.sql");
+pub const LEGACY_APP_SCHEMA: &str = include_str!("../fixtures/legacy_app_schema.sql");
 
 /// The demo file's rows (see [`write_legacy_demo`]).
-pub const LEGACY_DEMO_DATA: &str = include_str!("../../../fixtures/legacy_demo_data.sql");
+pub const LEGACY_DEMO_DATA: &str = include_str!("../fixtures/legacy_demo_data.sql");
 
 /// Writes the demo legacy file at `path` (which must not exist) as the legacy app
 /// would: a plain connection, no WAL, foreign keys off, the app's tables and the

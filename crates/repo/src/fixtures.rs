@@ -1,5 +1,5 @@
-//! Test fixtures (feature `fixtures`; not part of the data layer's API): the legacy
-//! app's schema, the demo legacy file, and every table's rows in a canonical, typed
+//! Test fixtures (feature `fixtures`; not part of the data layer's API): the preview
+//! build's steps, every table's rows in a canonical, typed
 //! text form, which "nothing was lost" and "the file is as it was" are checked
 //! against.
 
@@ -13,7 +13,26 @@ pub fn raw_connection(db: &mut crate::Database) -> &mut SqliteConnection {
     db.conn()
 }
 
-pub use crate::demo::{LEGACY_APP_SCHEMA, LEGACY_DEMO_DATA, write_legacy_demo};
+/// The steps of idstore's preview build (its steps of 2026-11-25, replaced before
+/// any release): version, folder, up.sql, as that build ran them. Files that build
+/// migrated are still in the field; idstore upgrades them in place.
+pub const PREVIEW_STEPS: [(&str, &str, &str); 3] = [
+    (
+        "20261125000001",
+        "2026-11-25-000001_active_identity",
+        include_str!("../fixtures/preview/2026-11-25-000001_active_identity/up.sql"),
+    ),
+    (
+        "202611250000011",
+        "2026-11-25-000001-1_empty_active_did_means_none",
+        include_str!("../fixtures/preview/2026-11-25-000001-1_empty_active_did_means_none/up.sql"),
+    ),
+    (
+        "20261125000002",
+        "2026-11-25-000002_drop_settings_active_did",
+        include_str!("../fixtures/preview/2026-11-25-000002_drop_settings_active_did/up.sql"),
+    ),
+];
 
 /// Columns that hold clocks (when a row was quarantined, archived, updated or decided, when a
 /// migration ran) rather than user data: [`table_rows`] callers usually skip them.

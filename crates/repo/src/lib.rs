@@ -48,7 +48,7 @@ mod backup;
 mod cancel;
 mod connection;
 mod database;
-#[cfg(any(feature = "fixtures", feature = "testing"))]
+#[cfg(feature = "testing")]
 mod demo;
 mod encryption;
 mod error;

@@ -48,6 +48,8 @@ use crate::error::Error;
 use crate::migrations::MigrateOptions;
 use crate::scratch::WorkFolder;
 
+pub use crate::demo::{LEGACY_APP_SCHEMA, LEGACY_DEMO_DATA, write_legacy_demo};
+
 /// The first seeded identity, active in [`TestDatabase::seeded`]; in the demo,
 /// the identity stored twice with different key material.
 pub const ALICE: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";

@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use idstore_schema::{accounts, active_identity, settings};
 
 const UP: &[&str] = &[
-    include_str!("../../../migrations/00000000000000_legacy_baseline/up.sql"),
-    include_str!("../../../migrations/2026-12-06-000001_active_identity/up.sql"),
-    include_str!("../../../migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
+    include_str!("../../repo/migrations/00000000000000_legacy_baseline/up.sql"),
+    include_str!("../../repo/migrations/2026-12-06-000001_active_identity/up.sql"),
+    include_str!("../../repo/migrations/2026-12-06-000002_drop_settings_active_did/up.sql"),
 ];
 
 fn migrated() -> (tempfile::TempDir, SqliteConnection) {

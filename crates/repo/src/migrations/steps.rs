@@ -41,8 +41,8 @@ macro_rules! step {
         Step {
             version: $version,
             folder: $folder,
-            up: include_str!(concat!("../../../../migrations/", $folder, "/up.sql")),
-            down: include_str!(concat!("../../../../migrations/", $folder, "/down.sql")),
+            up: include_str!(concat!("../../migrations/", $folder, "/up.sql")),
+            down: include_str!(concat!("../../migrations/", $folder, "/down.sql")),
             summary: $summary,
             pause_point: $pause,
         }
@@ -491,7 +491,7 @@ mod tests {
             token: String,
         }
         let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
-        conn.batch_execute(crate::fixtures::LEGACY_APP_SCHEMA)
+        conn.batch_execute(crate::testing::LEGACY_APP_SCHEMA)
             .unwrap();
         for s in STEPS {
             // (Naming the column outside the query finds it missing even when

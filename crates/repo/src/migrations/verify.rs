@@ -109,7 +109,7 @@ mod tests {
         let path = dir.path().join("t.sqlite");
         let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
         conn.batch_execute("PRAGMA foreign_keys = ON;").unwrap();
-        conn.batch_execute(crate::fixtures::LEGACY_APP_SCHEMA)
+        conn.batch_execute(crate::testing::LEGACY_APP_SCHEMA)
             .unwrap();
         conn.batch_execute(
             "INSERT INTO accounts (dateCreated, did, publicKeyHex) VALUES

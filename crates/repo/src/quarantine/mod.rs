@@ -7,7 +7,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("demo.sqlite");
-//! # idstore_repo::fixtures::write_legacy_demo(&path)?;
+//! # idstore_repo::testing::write_legacy_demo(&path)?;
 //! use idstore_domain::quarantine::QuarantineRef;
 //! use idstore_repo::Database;
 //!

@@ -20,7 +20,7 @@ use idstore_repo::{
 };
 
 /// The migrations as the diesel CLI and diesel's harness run them.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// The migration versions, oldest first.
 pub const BASELINE_VERSION: &str = "00000000000000";
@@ -73,7 +73,7 @@ pub fn status(db: &mut Database) -> Result<MigrationStatus, Error> {
 }
 
 /// One row in each table idstore must never touch (the app's schema itself is
-/// [`idstore_repo::fixtures::LEGACY_APP_SCHEMA`]).
+/// [`idstore_repo::testing::LEGACY_APP_SCHEMA`]).
 pub const UNRELATED_ROWS: &str = r#"
 INSERT INTO migrations VALUES ('001_initial', '2024-01-01'), ('002_contacts', '2024-02-01');
 INSERT INTO contacts VALUES ('did:ethr:0x9999999999999999999999999999999999999999', 'Ann',
@@ -97,7 +97,7 @@ pub fn legacy_file(dir: &Path, name: &str, has_backed_up_seed: bool, data: &str)
     let mut conn = raw(&path);
     // The app ran without foreign key enforcement; fixtures may hold what it allowed.
     exec(&mut conn, "PRAGMA foreign_keys = OFF;");
-    exec(&mut conn, idstore_repo::fixtures::LEGACY_APP_SCHEMA);
+    exec(&mut conn, idstore_repo::testing::LEGACY_APP_SCHEMA);
     exec(&mut conn, UNRELATED_ROWS);
     if has_backed_up_seed {
         exec(
@@ -234,30 +234,6 @@ pub fn whole_dump(conn: &mut impl Raw) -> (Vec<String>, BTreeMap<String, Vec<Str
     (schema, data)
 }
 
-/// The steps of idstore's preview build (its steps of 2026-11-25, replaced before
-/// any release): version, folder, up.sql, as that build ran them.
-pub const PREVIEW_STEPS: [(&str, &str, &str); 3] = [
-    (
-        "20261125000001",
-        "2026-11-25-000001_active_identity",
-        include_str!("../../../../fixtures/preview/2026-11-25-000001_active_identity/up.sql"),
-    ),
-    (
-        "202611250000011",
-        "2026-11-25-000001-1_empty_active_did_means_none",
-        include_str!(
-            "../../../../fixtures/preview/2026-11-25-000001-1_empty_active_did_means_none/up.sql"
-        ),
-    ),
-    (
-        "20261125000002",
-        "2026-11-25-000002_drop_settings_active_did",
-        include_str!(
-            "../../../../fixtures/preview/2026-11-25-000002_drop_settings_active_did/up.sql"
-        ),
-    ),
-];
-
 /// Migrates the legacy file at `path` as the preview build did, through the preview
 /// step `to`: the baseline, then each step's SQL with its record in diesel's
 /// bookkeeping and in the app's, in one transaction.
@@ -272,7 +248,7 @@ pub fn preview_migrate(path: &Path, to: &str) {
              run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
          INSERT INTO __diesel_schema_migrations (version) VALUES ('00000000000000');",
     );
-    for (version, folder, up) in PREVIEW_STEPS {
+    for (version, folder, up) in idstore_repo::fixtures::PREVIEW_STEPS {
         if version > to {
             break;
         }

@@ -77,7 +77,7 @@ struct Variant {
 
 fn legacy_demo(dir: &Path) -> PathBuf {
     let path = dir.join("app.sqlite");
-    idstore_repo::fixtures::write_legacy_demo(&path).unwrap();
+    idstore_repo::testing::write_legacy_demo(&path).unwrap();
     path
 }
 

@@ -220,8 +220,8 @@ mod sqltext_fuzz {
     use super::*;
 
     const SEEDS: &[&str] = &[
-        include_str!("../../../../migrations/2026-12-06-000001_active_identity/up.sql"),
-        include_str!("../../../../migrations/2026-12-06-000002_drop_settings_active_did/down.sql"),
+        include_str!("../../migrations/2026-12-06-000001_active_identity/up.sql"),
+        include_str!("../../migrations/2026-12-06-000002_drop_settings_active_did/down.sql"),
         "CREATE TRIGGER t AFTER UPDATE OF a, \"b\" ON t BEGIN SELECT 1; END",
         "INSERT INTO \"t\" (\"a\", [b]) VALUES (X'00ff', -1.5e3, 'it''s', NULL);",
     ];

@@ -378,7 +378,7 @@ fn the_test_helper_copies_a_legacy_file_as_it_is_or_migrated() -> Result<(), Err
     use idstore_repo::testing::{ALICE as TWICE, CAROL, TestDatabase};
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("app.sqlite");
-    idstore_repo::fixtures::write_legacy_demo(&original).unwrap();
+    idstore_repo::testing::write_legacy_demo(&original).unwrap();
     let bytes = std::fs::read(&original).unwrap();
 
     let as_is = TestDatabase::copy_of(&original)?;
