@@ -42,12 +42,25 @@ struct Page {
     text: String,
 }
 
-/// Folders that hold no page of the project's: build output, installed engines,
-/// version control, and the advisory snapshot (the RustSec database's own text).
-const NOT_DOCS: &[&str] = &["target", "node_modules", "audit/advisory-db"];
+/// Folders that hold no page of the project's, wherever they are: build output and
+/// installed engines (hidden folders, `.git` and `.venv`, are passed over too).
+const NOT_DOCS_NAMED: &[&str] = &["target", "node_modules"];
+/// The same, by path: the advisory snapshot (the RustSec database's own text).
+const NOT_DOCS_AT: &[&str] = &["audit/advisory-db"];
 
 /// Every `.md` file of the repository, the README first, then by path.
 fn pages() -> Vec<Page> {
+    page_names(&root())
+        .into_iter()
+        .map(|name| Page {
+            text: std::fs::read_to_string(root().join(&name)).unwrap(),
+            name,
+        })
+        .collect()
+}
+
+/// The paths of the Markdown pages under `root`, the README first, then by path.
+fn page_names(root: &Path) -> Vec<String> {
     fn walk(dir: &Path, rel: &str, found: &mut Vec<String>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -62,7 +75,10 @@ fn pages() -> Vec<Page> {
                 format!("{rel}/{name}")
             };
             let kind = entry.file_type().unwrap();
-            if kind.is_dir() && !name.starts_with('.') && !NOT_DOCS.contains(&rel.as_str()) {
+            let passed_over = name.starts_with('.')
+                || NOT_DOCS_NAMED.contains(&name.as_str())
+                || NOT_DOCS_AT.contains(&rel.as_str());
+            if kind.is_dir() && !passed_over {
                 walk(&entry.path(), &rel, found);
             } else if kind.is_file() && name.ends_with(".md") {
                 found.push(rel);
@@ -70,15 +86,46 @@ fn pages() -> Vec<Page> {
         }
     }
     let mut found = Vec::new();
-    walk(&root(), "", &mut found);
+    walk(root, "", &mut found);
     found.sort_by_key(|p| (p != "README.md", p.clone()));
     found
-        .into_iter()
-        .map(|name| Page {
-            text: std::fs::read_to_string(root().join(&name)).unwrap(),
-            name,
-        })
-        .collect()
+}
+
+/// Pages are found wherever they are added, and nowhere that holds others' text.
+#[test]
+fn docs_pages_are_found_by_walking_the_repository() {
+    let tree = TempDir::new().unwrap();
+    for file in [
+        "README.md",
+        "CONTRIBUTING.md",
+        "docs/guide.md",
+        "docs/deeper/more.md",
+        "examples/service/README.md",
+        "tests/engines/node_modules/better-sqlite3/README.md",
+        "fuzz/target/x/README.md",
+        "target/doc/x.md",
+        "audit/advisory-db/crates/tokio/RUSTSEC-2021-0072.md",
+        ".git/x.md",
+        "docs/notes.txt",
+    ] {
+        let path = tree.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "# x\n").unwrap();
+    }
+    assert_eq!(
+        page_names(tree.path()),
+        [
+            "README.md",
+            "CONTRIBUTING.md",
+            "docs/deeper/more.md",
+            "docs/guide.md",
+            "examples/service/README.md"
+        ]
+    );
+    let here = page_names(&root());
+    for page in ["README.md", "docs/operator-guide.md", "RELIABILITY.md"] {
+        assert!(here.iter().any(|p| p == page), "{page} in {here:?}");
+    }
 }
 
 fn page(name: &str) -> String {
