@@ -471,7 +471,6 @@ fn check_reports_a_leftover_copy_and_repair_removes_it() {
 
 /// A symlink to the database, or to its folder: commands that replace or create a
 /// file work on the real file and name it; the link stays a link.
-#[cfg(unix)]
 #[test]
 fn a_symlinked_path_converts_the_real_file_and_names_it() {
     let dir = TempDir::new().unwrap();
@@ -559,7 +558,6 @@ fn is_root(test: &str) -> bool {
 /// A conversion keeps the file's owner, group and mode: the app that owns it can
 /// still open it. One that cannot give the owner back (not root, not the owner)
 /// refuses before it writes anything.
-#[cfg(unix)]
 #[test]
 fn conversions_keep_the_owner_group_and_mode() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -724,7 +722,6 @@ fn within_20s(cmd: &mut assert_cmd::Command) -> std::process::Output {
 /// regular file of at most 4 KiB (a FIFO, a device, a folder or a huge file is
 /// refused at once, never read); one others can read gets a warning; and commands
 /// that open no database never read one.
-#[cfg(unix)]
 #[test]
 fn keys_are_taken_with_care() {
     use std::os::unix::ffi::OsStrExt;

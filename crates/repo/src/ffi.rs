@@ -667,18 +667,9 @@ fn with_vfs_file<T>(
 
 /// The path as SQLite takes it: its bytes, NUL-terminated.
 fn path_c_string(path: &std::path::Path) -> std::io::Result<std::ffi::CString> {
-    #[cfg(unix)]
-    let bytes = {
-        use std::os::unix::ffi::OsStrExt;
-        path.as_os_str().as_bytes().to_vec()
-    };
-    #[cfg(not(unix))]
-    let bytes = path
-        .to_str()
-        .ok_or_else(|| std::io::Error::other("the path is not UTF-8"))?
-        .as_bytes()
-        .to_vec();
-    std::ffi::CString::new(bytes).map_err(|_| std::io::Error::other("the path holds a NUL byte"))
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("the path holds a NUL byte"))
 }
 
 /// Copies the whole database `from` (the main schema of a connection idstore

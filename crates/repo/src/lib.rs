@@ -41,6 +41,14 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Every name beside a database is reached through its folder's descriptor (openat,
+// fstat, unlinkat, renameat), owners are Unix users, and folders are synced: there
+// is no such thing elsewhere, and no other branch of the code.
+#[cfg(not(unix))]
+compile_error!(
+    "idstore-repo supports Unix only (Linux, macOS, the BSDs): it opens every file beside a database through its folder's descriptor (openat, fstat), keeps Unix owners and modes, and syncs folders"
+);
+
 mod accounts;
 #[cfg(feature = "tokio")]
 pub mod asynchronous;

@@ -178,14 +178,7 @@ pub(crate) fn ensure_space(
 }
 
 /// Bytes available to this user on the filesystem holding `folder`.
-#[cfg(unix)]
 pub(crate) fn free_space(folder: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(folder).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
-}
-
-/// Bytes available to this user on the filesystem holding `folder` (unknown here).
-#[cfg(not(unix))]
-pub(crate) fn free_space(_folder: &Path) -> Option<u64> {
-    None
 }

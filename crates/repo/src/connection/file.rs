@@ -50,19 +50,11 @@ pub(crate) fn has_side(file: &DbFile, suffix: &str) -> bool {
 /// The system's refusal of reading (and, with `write`, writing) `path`, asked
 /// without opening it (closing a descriptor would drop this process's locks on it).
 pub(crate) fn access_error(path: &Path, write: bool) -> Option<io::Error> {
-    #[cfg(unix)]
-    {
-        let mut access = rustix::fs::Access::READ_OK;
-        if write {
-            access |= rustix::fs::Access::WRITE_OK;
-        }
-        rustix::fs::access(path, access).err().map(io::Error::from)
+    let mut access = rustix::fs::Access::READ_OK;
+    if write {
+        access |= rustix::fs::Access::WRITE_OK;
     }
-    #[cfg(not(unix))]
-    {
-        let _ = write;
-        std::fs::metadata(path).err()
-    }
+    rustix::fs::access(path, access).err().map(io::Error::from)
 }
 
 /// Reads the first bytes of the file into `buf`; returns how many there were
@@ -212,15 +204,10 @@ fn is_truncated(file: &DbFile, header: &[u8; 100]) -> bool {
 /// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file
 /// name (with `?`, `#`, `%` or non-UTF-8 bytes) opens exactly that file.
 fn percent_encode_path(path: &Path) -> String {
-    #[cfg(unix)]
-    let bytes = {
-        use std::os::unix::ffi::OsStrExt;
-        path.as_os_str().as_bytes().to_vec()
-    };
-    #[cfg(not(unix))]
-    let bytes = path.to_string_lossy().replace('\\', "/").into_bytes();
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
     let mut out = String::with_capacity(bytes.len());
-    for b in bytes {
+    for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {

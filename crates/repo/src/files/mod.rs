@@ -35,16 +35,9 @@ pub(crate) fn suffixed(name: &OsStr, suffix: &str) -> OsString {
 }
 
 /// Whether the filesystem holding `folder` is mounted read-only.
-#[cfg(unix)]
 pub(crate) fn storage_is_read_only(folder: &Path) -> bool {
     rustix::fs::statvfs(folder)
         .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-}
-
-/// Whether the filesystem holding `folder` is mounted read-only (unknown here).
-#[cfg(not(unix))]
-pub(crate) fn storage_is_read_only(_folder: &Path) -> bool {
-    false
 }
 
 /// Removes a database this process created and is giving up on (a failed create,

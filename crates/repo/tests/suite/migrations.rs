@@ -67,7 +67,6 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("new.sqlite");
     let mut conn = open(&path).unwrap();
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;

@@ -1109,7 +1109,6 @@ fn repair_turns_foreign_keys_back_on_when_it_fails() {
 }
 
 /// A backup path that is not UTF-8 names exactly that file: the copy is whole.
-#[cfg(unix)]
 #[test]
 fn a_backup_path_that_is_not_utf8_gets_a_whole_copy() {
     use std::os::unix::ffi::OsStrExt;
