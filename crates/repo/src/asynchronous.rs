@@ -132,7 +132,7 @@ struct Ticket {
     /// The connection running the call, while it runs. Held locked while it is
     /// interrupted, so the thread cannot go on to another call, or close it,
     /// meanwhile.
-    running: Mutex<Option<crate::ffi::RawDb>>,
+    running: Mutex<Option<crate::connection::ffi::RawDb>>,
 }
 
 impl Ticket {
@@ -150,7 +150,7 @@ impl Ticket {
         self.cancelled.load(Ordering::SeqCst)
     }
 
-    fn set_running(&self, raw: Option<crate::ffi::RawDb>) {
+    fn set_running(&self, raw: Option<crate::connection::ffi::RawDb>) {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = raw;
     }
 }
@@ -406,7 +406,7 @@ fn run_job(db: &mut Database, job: Job) {
     ticket.set_running(Some(db.raw()));
     // A drop between the check above and now found nothing running to interrupt.
     if !ticket.cancelled() {
-        crate::cancel::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
+        crate::connection::transaction::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
     }
     ticket.set_running(None);
 }

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::report::MigrationReport;
+use crate::migrations::report::MigrationReport;
 
 macro_rules! error_kinds {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {

@@ -51,11 +51,11 @@ pub fn table_rows(
         .collect())
 }
 
-pub use crate::files::seam::{FileStep, ObserverGuard, Protects};
+pub use crate::fs::seam::{FileStep, ObserverGuard, Protects};
 
 /// Calls `observe` with every file step idstore takes outside SQLite on this thread
 /// (creates, writes, syncs, renames, links, removals: see [`FileStep`]) until the
 /// guard is dropped. The power-loss tests replay a crash after each one.
 pub fn observe_file_steps(observe: impl FnMut(&FileStep) + 'static) -> ObserverGuard {
-    crate::files::seam::observe(observe)
+    crate::fs::seam::observe(observe)
 }

@@ -49,65 +49,51 @@ compile_error!(
     "idstore-repo supports Unix only (Linux, macOS, the BSDs): it opens every file beside a database through its folder's descriptor (openat, fstat), keeps Unix owners and modes, and syncs folders"
 );
 
-mod accounts;
 #[cfg(feature = "tokio")]
 pub mod asynchronous;
-mod backup;
-mod cancel;
 mod connection;
 mod database;
-#[cfg(feature = "testing")]
-mod demo;
 mod encryption;
 mod error;
-mod ffi;
-mod files;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+mod fs;
 /// Entry points for the fuzz targets (feature `fuzzing`; not part of the API).
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::sql::text::fuzz as sqltext;
+    /// The SQL text readers, run on `input`.
+    pub fn sqltext(input: &str) {
+        crate::sql::fuzz_text(input)
+    }
 }
-mod guard;
 mod health;
-mod key;
 mod migrations;
 #[cfg(feature = "pool")]
 mod pool;
 mod quarantine;
-mod report;
-mod rows;
-mod scratch;
-mod snapshot;
 mod sql;
-mod storage;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod txn;
-mod values;
-mod version;
 
 /// The Diesel version idstore uses, for queries of your own in
 /// [`Store::read_only`] and checks in [`MigrateOptions::extra_check`] (their
 /// connection is a `diesel::SqliteConnection`).
 pub use diesel;
 
-pub use accounts::{AccountRemoval, WhenLast};
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncDatabase;
 pub use connection::{JournalMode, Synchronous};
 pub use database::{Database, OpenOptions};
-pub use encryption::{ConvertOptions, Converted};
+pub use encryption::{CipherFormat, ConvertOptions, Converted, Key};
 pub use error::{Error, ErrorKind};
 pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
-pub use key::{CipherFormat, Key};
+pub use migrations::run::MigrateOptions;
 pub use migrations::steps;
 pub use migrations::{
-    Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions, RollbackTarget,
-    Version,
+    Integrity, MigrationPlan, MigrationReport, MigrationStatus, MigrationWarning, RollbackOptions,
+    RollbackReport, RollbackTarget, Version,
 };
 #[cfg(feature = "pool")]
 pub use pool::{Pool, PoolOptions, PooledDatabase};
@@ -115,5 +101,4 @@ pub use quarantine::{
     Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
     QuarantinedPointer,
 };
-pub use report::{MigrationReport, MigrationWarning, RollbackReport};
-pub use store::{SettingsScope, SettingsView, Store};
+pub use store::{AccountRemoval, SettingsScope, SettingsView, Store, WhenLast};

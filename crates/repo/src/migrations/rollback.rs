@@ -9,12 +9,12 @@ use diesel::prelude::*;
 use super::Version;
 use super::run::{Direction, atomically, step};
 use super::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, pinned, preview,
-    restore, status, steps,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, preview, restore,
+    runner_sql, status, steps,
 };
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
-use crate::report::{MigrationReport, RollbackReport};
+use crate::migrations::report::{MigrationReport, RollbackReport};
 use crate::sql::{self, queries};
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
@@ -107,7 +107,7 @@ pub(crate) fn rollback(
     handle: &mut Handle,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, Error> {
-    let plan = rollback_plan(&mut handle.conn, options)?;
+    let plan = plan_rollback(&mut handle.conn, options)?;
     if plan.is_empty() {
         return Ok(RollbackReport {
             active_did: status(&mut handle.conn)?.active_did,
@@ -116,7 +116,7 @@ pub(crate) fn rollback(
         });
     }
     let backup = options.backup.as_deref().filter(|_| !options.dry_run);
-    crate::storage::ensure_space(&mut handle.conn, &handle.path, "rollback", backup.is_some())?;
+    crate::fs::storage::ensure_space(&mut handle.conn, &handle.path, "rollback", backup.is_some())?;
     let run = |handle: &mut Handle, dry_run: bool, backup: Option<&std::path::Path>| {
         let Handle {
             conn,
@@ -133,8 +133,8 @@ pub(crate) fn rollback(
             |conn| {
                 if let Some(dest) = backup {
                     // Under the run's write lock: the copy is exactly what is reverted.
-                    crate::backup::backup_to(
-                        crate::backup::Source {
+                    crate::connection::backup::backup_to(
+                        crate::connection::backup::Source {
                             conn,
                             raw: *raw,
                             file,
@@ -144,7 +144,7 @@ pub(crate) fn rollback(
                         dest,
                     )?;
                 }
-                let plan = rollback_plan(conn, options)?;
+                let plan = plan_rollback(conn, options)?;
                 revert(conn, &plan, options)
             },
             |r: &mut RollbackReport| r.dry_run = true,
@@ -201,7 +201,7 @@ fn without_foreign_keys<T>(
 /// The versions [`rollback`] would revert, newest first, after its refusals (a newer
 /// idstore's database, the baseline without `include_baseline`). Reads only; the
 /// baseline's own guard against dropping user data is checked only by running it.
-pub(crate) fn rollback_plan(
+pub(crate) fn plan_rollback(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
 ) -> Result<Vec<Version>, Error> {
@@ -267,7 +267,7 @@ pub(crate) fn rollback_plan(
     if !before.preview.is_empty() {
         // A preview build's triggers, under idstore's names, are replaced by the
         // current ones before anything is reverted.
-        let ours = super::adopt::names_created_by_steps();
+        let ours = super::steps::names_created_by_steps();
         foreign.retain(|f| !ours.contains(f.name.as_str()));
     }
     let acting = super::foreign::acting_on(&foreign, &rollback_writes(&to_revert));
@@ -342,7 +342,7 @@ fn revert(
                 // Other programs' indexes and triggers on settings, and the text
                 // the file's own settings had: kept here, the objects set aside so
                 // the step's SQL rebuilds settings, then all put back.
-                let foreign = pinned::cleanup::foreign_settings_objects(conn)?;
+                let foreign = runner_sql::cleanup::foreign_settings_objects(conn)?;
                 let rebuilt = restore::recorded(conn, "rebuilt")?;
                 restore::drop_objects(conn, &foreign)?;
                 step(conn, version.as_str(), Direction::Down)?;
@@ -364,7 +364,7 @@ fn revert(
                 if options.forget_decisions {
                     // The step's own preflight refuses while these log rows exist.
                     for (decision, id) in queries::restores_a_migrate_would_undo(conn)? {
-                        pinned::active_identity::forget_decision(conn, decision)?;
+                        runner_sql::active_identity::forget_decision(conn, decision)?;
                         report.forgotten_decisions.push(account_item(id));
                     }
                 }

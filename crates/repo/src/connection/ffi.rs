@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use libsqlite3_sys as ffi;
 
-use crate::key::Key;
+use crate::encryption::key::Key;
 
 /// The key a connection is given as it opens, and the SQLCipher settings to use.
 /// (Without the `encryption` feature a keyed open is refused before SQLite opens.)
@@ -330,7 +330,7 @@ unsafe fn pragma_text(db: *mut ffi::sqlite3, sql: &std::ffi::CStr) -> Option<std
 /// or the call waiting is cancelled; reports once, on the first wait, that another
 /// program holds a lock.
 unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
-    if crate::cancel::cancelled() {
+    if crate::connection::transaction::cancelled() {
         // The call waiting was cancelled: it stops waiting, and rolls back.
         return 0;
     }
@@ -739,7 +739,7 @@ mod tests {
     #[test]
     fn a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first() {
         if idstore_testkit::alone(
-            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first",
+            "connection::ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first",
         ) {
             host_case("idstore");
         }
@@ -748,7 +748,7 @@ mod tests {
     #[test]
     fn a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first() {
         if idstore_testkit::alone(
-            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first",
+            "connection::ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first",
         ) {
             host_case("host");
         }

@@ -1,7 +1,8 @@
 //! A folder opened once, and every name in it reached relative to that descriptor
 //! (`openat`, `unlinkat`, `renameat`, `linkat`): a name is never followed through a
 //! link, a file is checked on its open descriptor before a byte is written to it,
-//! and every step goes through the seam ([`super::seam`]).
+//! and every step goes through the seam ([`super::seam`]). Also scratch folders
+//! ([`WorkFolder`]): private, and gone when dropped.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -9,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::seam::{FileStep, Protects, note};
+use crate::error::Error;
 
 /// Who owns a file: the owner new side files are given when this process may give
 /// them away (root), and the owner a file beside a database must have to be written.
@@ -451,4 +453,37 @@ fn entry_of(st: &rustix::fs::Stat) -> Entry {
 /// The metadata of the file at `path` (following links), as an [`Entry`].
 pub(crate) fn entry_at(path: &Path) -> io::Result<Entry> {
     Ok(entry_of(&rustix::fs::stat(path)?))
+}
+
+/// A new owner-only folder for scratch work (a `:memory:` database, a test
+/// database), removed with everything in it when dropped.
+#[derive(Debug)]
+pub(crate) struct WorkFolder(PathBuf);
+
+impl WorkFolder {
+    /// Creates it.
+    pub fn new(parent: &Path) -> Result<Self, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let path = parent.join(format!("idstore-scratch-{}-{stamp}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(WorkFolder(path))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

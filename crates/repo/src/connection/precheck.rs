@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
-use crate::files::DbFile;
+use crate::fs::DbFile;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -33,7 +33,7 @@ pub(crate) fn hot_journal(file: &DbFile) -> Option<PathBuf> {
         .is_ok_and(|n| n == 1 && first[0] != 0);
     // A journal is hot only while no writer holds the RESERVED lock: one that does
     // is in the middle of its transaction, and the journal is its live one.
-    let hot = hot && !crate::ffi::reserved_lock_held(&file.path).unwrap_or(true);
+    let hot = hot && !crate::connection::ffi::reserved_lock_held(&file.path).unwrap_or(true);
     hot.then(|| file.folder.join(&name))
 }
 
@@ -59,9 +59,9 @@ pub(crate) fn access_error(path: &Path, write: bool) -> Option<io::Error> {
 
 /// Reads the first bytes of the file into `buf`; returns how many there were
 /// (through SQLite's VFS, which takes no other connection's locks away: see
-/// [`crate::ffi::read_file_start`]).
+/// [`crate::connection::ffi::read_file_start`]).
 fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
-    crate::ffi::read_file_start(path, buf)
+    crate::connection::ffi::read_file_start(path, buf)
 }
 
 /// Checks the start of an existing file before SQLite opens it. A file opened with
@@ -152,7 +152,7 @@ pub(crate) fn no_encryption(path: &Path) -> Error {
 /// file of zeros, text or a repeated byte does not). Random noise passes too:
 /// without the key the two cannot be told apart.
 fn looks_encrypted(path: &Path, read: usize) -> bool {
-    let whole_pages = crate::files::entry_at(path).is_ok_and(|m| m.len >= 1024 && m.len % 512 == 0);
+    let whole_pages = crate::fs::entry_at(path).is_ok_and(|m| m.len >= 1024 && m.len % 512 == 0);
     if read < 16 || !whole_pages {
         return false;
     }
