@@ -8,7 +8,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use idstore_repo::{Error, ErrorKind, Key};
+use idstore_repo::encryption::Key;
+use idstore_repo::{Error, ErrorKind};
 
 use crate::output::note;
 

@@ -444,11 +444,10 @@ fn check_reports_a_leftover_copy_and_repair_removes_it() {
         .check()
         .unwrap();
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.kind == idstore_repo::ProblemKind::LeftoverCopy
-                && p.detail.contains(".app.sqlite.idstore-convert")),
+        report.problems.iter().any(
+            |p| p.kind == idstore_repo::health::ProblemKind::LeftoverCopy
+                && p.detail.contains(".app.sqlite.idstore-convert")
+        ),
         "{report:?}"
     );
     assert!(copy.exists(), "a writer holds the lock: the copy stays");
@@ -463,7 +462,7 @@ fn check_reports_a_leftover_copy_and_repair_removes_it() {
         repaired
             .fixed
             .iter()
-            .any(|p| p.kind == idstore_repo::ProblemKind::LeftoverCopy),
+            .any(|p| p.kind == idstore_repo::health::ProblemKind::LeftoverCopy),
         "{repaired:?}"
     );
     assert!(!copy.exists());
@@ -527,11 +526,13 @@ fn a_symlinked_path_converts_the_real_file_and_names_it() {
         .success();
 
     // The library follows a link too.
-    let key = idstore_repo::Key::new("a third key").unwrap();
+    let key = idstore_repo::encryption::Key::new("a third key").unwrap();
     idstore_repo::Database::convert(
         &file_link,
-        &idstore_repo::OpenOptions::new().key(Some(idstore_repo::Key::new("another key").unwrap())),
-        &idstore_repo::ConvertOptions::new(Some(key)),
+        &idstore_repo::OpenOptions::new().key(Some(
+            idstore_repo::encryption::Key::new("another key").unwrap(),
+        )),
+        &idstore_repo::encryption::ConvertOptions::new(Some(key)),
     )
     .unwrap();
     assert!(
@@ -801,7 +802,7 @@ fn a_keyed_process_makes_no_core_dump() {
         .assert()
         .success();
     let mut holder = idstore_repo::OpenOptions::new()
-        .key(Some(idstore_repo::Key::new(KEY).unwrap()))
+        .key(Some(idstore_repo::encryption::Key::new(KEY).unwrap()))
         .open(&db)
         .unwrap();
     {

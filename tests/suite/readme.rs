@@ -160,7 +160,7 @@ fn the_app_integration_page_lists_every_token() {
         .collect();
     let mut raised: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
         std::collections::BTreeMap::new();
-    for r in idstore_repo::steps::refusals() {
+    for r in idstore_repo::migrations::steps::refusals() {
         raised
             .entry(r.token.to_owned())
             .or_default()

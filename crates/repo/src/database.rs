@@ -233,7 +233,7 @@ fn remove_interrupted_conversion(handle: &Handle) {
 /// # fn main() -> Result<(), idstore_repo::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("app.sqlite");
-/// use idstore_domain::{Did, NewAccount};
+/// use idstore_repo::domain::{Did, NewAccount};
 /// use idstore_repo::{Database, ErrorKind, MigrateOptions};
 ///
 /// let mut db = Database::open(&path)?; // created when missing
@@ -339,7 +339,7 @@ impl Database {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let mut db = idstore_repo::Database::open(&dir.path().join("a.sqlite"))?;
     /// # db.migrate(&Default::default())?;
-    /// use idstore_domain::{Did, NewAccount};
+    /// use idstore_repo::domain::{Did, NewAccount};
     /// use idstore_repo::ErrorKind;
     ///
     /// let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
@@ -456,7 +456,8 @@ impl Database {
     /// ```
     /// # fn main() -> Result<(), idstore_repo::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
-    /// use idstore_repo::{Database, MigrateOptions, RollbackOptions, RollbackTarget};
+    /// use idstore_repo::{Database, MigrateOptions};
+    /// use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
     ///
     /// let mut db = Database::open(&dir.path().join("app.sqlite"))?;
     /// db.migrate(&MigrateOptions::new())?;
@@ -473,7 +474,7 @@ impl Database {
     /// Every problem of the file, up to ten of a kind (the rest counted), and each
     /// quarantined item waiting for a decision. Works on any file: one that still
     /// needs migrating gets an integrity check, a
-    /// [`ProblemKind::NeedsMigration`](crate::ProblemKind::NeedsMigration) problem and
+    /// [`ProblemKind::NeedsMigration`](crate::health::ProblemKind::NeedsMigration) problem and
     /// what `migrate` will have to quarantine. Reads only.
     ///
     /// ```
@@ -498,7 +499,7 @@ impl Database {
     }
 
     /// Fixes what can be fixed without losing data, in one transaction, and reports
-    /// what it fixed and what is left (see [`crate::ProblemKind::repairable`]).
+    /// what it fixed and what is left (see [`crate::health::ProblemKind::repairable`]).
     ///
     /// ```
     /// # fn main() -> Result<(), idstore_repo::Error> {
@@ -595,14 +596,15 @@ impl Database {
     /// # fn main() -> Result<(), idstore_repo::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("app.sqlite");
-    /// use idstore_repo::{ConvertOptions, Database, Key, OpenOptions};
+    /// use idstore_repo::{Database, OpenOptions};
+    /// use idstore_repo::encryption::{ConvertOptions, Key};
     ///
     /// Database::open(&path)?.migrate(&Default::default())?;
     /// let key = Key::new("the passphrase")?;
     /// let done = Database::convert(&path, &OpenOptions::new(), &ConvertOptions::new(Some(key.clone())))?;
     /// assert!(done.encrypted && done.plaintext_copies.is_empty());
     /// let mut db = OpenOptions::new().key(Some(key)).open(&path)?;
-    /// assert_eq!(db.cipher_format(), Some(idstore_repo::CipherFormat::Sqlcipher4));
+    /// assert_eq!(db.cipher_format(), Some(idstore_repo::encryption::CipherFormat::Sqlcipher4));
     /// # Ok(()) }
     /// ```
     pub fn convert(

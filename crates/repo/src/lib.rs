@@ -32,12 +32,28 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The crate root holds what every service needs; the rest lives in a few public
+//! modules:
+//!
+//! - [`migrations`]: the steps ([`migrations::steps`]), what a run or a rollback
+//!   would do and did ([`MigrationPlan`](migrations::MigrationPlan),
+//!   [`MigrationStatus`](migrations::MigrationStatus),
+//!   [`MigrationReport`](migrations::MigrationReport),
+//!   [`RollbackReport`](migrations::RollbackReport)), and how to roll back
+//!   ([`RollbackOptions`](migrations::RollbackOptions));
+//! - [`quarantine`]: the values kept aside, and the decisions on them;
+//! - [`health`]: what [`Database::check`] finds and [`Database::repair`] fixes;
+//! - [`encryption`]: keys, SQLCipher formats, and converting a file in place;
+//! - [`connection`]: the journal mode and durability [`OpenOptions`] takes;
+//! - [`domain`]: idstore's plain types (`Did`, `NewAccount`, `SettingsChange`,
+//!   `QuarantineRef`, …), so a service needs this crate alone.
+//!
 //! Features: `encryption` (SQLCipher files, linked to the system's libcrypto),
 //! `vendored-openssl` (the same with OpenSSL built from source), `pool` (an r2d2
-//! [`Pool`]), `tokio` (the async handle, module `asynchronous`), `testing` (throwaway
-//! databases, module `testing`). The internals (the connection, the migration runner,
-//! the checks) are private modules; the rest is re-exported here, or lives in
-//! those public modules.
+//! connection pool, module `pool`), `tokio` (the async handle, module
+//! `asynchronous`), `testing` (throwaway databases, module `testing`).
+//!
+//! idstore runs on Unix only (Linux, macOS, the BSDs).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -51,27 +67,19 @@ compile_error!(
 
 #[cfg(feature = "tokio")]
 pub mod asynchronous;
-mod connection;
+pub mod connection;
 mod database;
-mod encryption;
+pub mod encryption;
 mod error;
 #[cfg(feature = "fixtures")]
+#[doc(hidden)]
 pub mod fixtures;
 mod fs;
-/// Entry points for the fuzz targets (feature `fuzzing`; not part of the API).
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing {
-    /// The SQL text readers, run on `input`.
-    pub fn sqltext(input: &str) {
-        crate::sql::fuzz_text(input)
-    }
-}
-mod health;
-mod migrations;
+pub mod health;
+pub mod migrations;
 #[cfg(feature = "pool")]
-mod pool;
-mod quarantine;
+pub mod pool;
+pub mod quarantine;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
@@ -81,24 +89,11 @@ pub mod testing;
 /// [`Store::read_only`] and checks in [`MigrateOptions::extra_check`] (their
 /// connection is a `diesel::SqliteConnection`).
 pub use diesel;
+/// idstore's plain types, with no I/O: every one a public signature of this crate
+/// names (`Did`, `NewAccount`, `SettingsChange`, `QuarantineRef`, …).
+pub use idstore_domain as domain;
 
-#[cfg(feature = "tokio")]
-pub use asynchronous::AsyncDatabase;
-pub use connection::{JournalMode, Synchronous};
 pub use database::{Database, OpenOptions};
-pub use encryption::{CipherFormat, ConvertOptions, Converted, Key};
 pub use error::{Error, ErrorKind};
-pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
 pub use migrations::run::MigrateOptions;
-pub use migrations::steps;
-pub use migrations::{
-    Integrity, MigrationPlan, MigrationReport, MigrationStatus, MigrationWarning, RollbackOptions,
-    RollbackReport, RollbackTarget, Version,
-};
-#[cfg(feature = "pool")]
-pub use pool::{Pool, PoolOptions, PooledDatabase};
-pub use quarantine::{
-    Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
-    QuarantinedPointer,
-};
 pub use store::{AccountRemoval, SettingsScope, SettingsView, Store, WhenLast};

@@ -27,14 +27,15 @@
 //! ```
 //! # fn main() -> Result<(), idstore_repo::Error> {
 //! use idstore_repo::testing::{ALICE, TestDatabase};
-//! use idstore_repo::{OpenOptions, Pool, PoolOptions};
+//! use idstore_repo::OpenOptions;
+//! use idstore_repo::pool::{Pool, PoolOptions};
 //!
 //! let test = TestDatabase::seeded()?;
 //! let mut db = test.open()?;
 //! let active = db.store()?.active_identity()?.active_did;
 //! assert_eq!(active.map(|d| d.to_string()).as_deref(), Some(ALICE));
 //! // A path to share, for a pool:
-//! let pool = Pool::with_options(test.path(), OpenOptions::new(), PoolOptions::new().max_size(2))?;
+//! let pool = Pool::open_with(test.path(), OpenOptions::new(), PoolOptions::new().max_size(2))?;
 //! pool.get()?;
 //! # Ok(()) }
 //! ```

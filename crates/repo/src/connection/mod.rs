@@ -1,20 +1,18 @@
-//! A connection: opened one way, its transactions, and the copies taken through it.
+//! Connections: how idstore opens a database file and runs on it. Public here:
+//! the options [`crate::OpenOptions`] takes, [`JournalMode`] and [`Synchronous`].
 //!
-//! Every [`Handle`] is opened here ([`Handle::open`]): the file found once and
-//! checked before SQLite sees it ([`DbFile`]: a regular file, its side files
-//! SQLite's own; its header, in `precheck.rs`), an interrupted write recovered only
-//! after the file and its journal are kept aside and checked afterwards, or refused
-//! where it cannot be (`recovery.rs`), a file the caller may not write read without
-//! creating anything beside it, the key tried before anything else, and SQLite's
-//! defensive settings on (`establish.rs`, through the C API in `ffi.rs`, the
-//! crate's only `unsafe` code). Errors met on the file are put in words with their
-//! next step (`explain.rs`). Transactions report the first error, never a secondary
-//! one, and end on a cancelled call (`transaction.rs`). Copies of a database are
-//! taken through SQLite: a backup under the write lock (`backup.rs`), a snapshot of
-//! a file others may be writing (`snapshot.rs`).
-//!
-//! Public here: the options [`crate::OpenOptions`] takes, [`JournalMode`] and
-//! [`Synchronous`].
+//! The rest is the crate's own. Every connection is opened here (`Handle::open`):
+//! the file found once and checked before SQLite sees it (a regular file, its side
+//! files SQLite's own; its header, in `precheck.rs`), an interrupted write
+//! recovered only after the file and its journal are kept aside and checked
+//! afterwards, or refused where it cannot be (`recovery.rs`), a file the caller may
+//! not write read without creating anything beside it, the key tried before
+//! anything else, and SQLite's defensive settings on (`establish.rs`, through the C
+//! API in `ffi.rs`, the crate's only `unsafe` code). Errors met on the file are put
+//! in words with their next step (`explain.rs`). Transactions report the first
+//! error, never a secondary one, and end on a cancelled call (`transaction.rs`).
+//! Copies of a database are taken through SQLite: a backup under the write lock
+//! (`backup.rs`), a snapshot of a file others may be writing (`snapshot.rs`).
 //!
 //! **Rule:** every connection idstore opens is opened here, and nothing is written
 //! to an existing file by opening it: nothing about it is changed for good that the

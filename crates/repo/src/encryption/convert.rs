@@ -130,7 +130,7 @@ pub(crate) fn convert(
         let done = export(file, &settings, &copy_name, target.as_ref(), wal).and_then(
             |(mut converted, copy)| {
                 converted.previous_format = previous_format.and_then(CipherFormat::from_version);
-                converted.sqlcipher_format = target
+                converted.cipher_format = target
                     .as_ref()
                     .and_then(|k| k.compatibility)
                     .and_then(CipherFormat::from_version);
@@ -471,7 +471,7 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
         tables: tables.len(),
         rows,
         encrypted: false,
-        sqlcipher_format: None,
+        cipher_format: None,
         previous_format: None,
         backup: None,
         backup_encrypted: false,

@@ -21,7 +21,7 @@ pub use key::{CipherFormat, Key};
 /// plaintext copies beside it are removed.
 ///
 /// ```
-/// use idstore_repo::{ConvertOptions, Key};
+/// use idstore_repo::encryption::{ConvertOptions, Key};
 ///
 /// let options = ConvertOptions::new(Some(Key::new("the passphrase").unwrap()))
 ///     .backup_to("app.sqlite.before-encryption.sqlite")
@@ -84,7 +84,7 @@ pub struct Converted {
     /// Whether the file is encrypted now.
     pub encrypted: bool,
     /// The SQLCipher format the file has now (`None`: plain).
-    pub sqlcipher_format: Option<CipherFormat>,
+    pub cipher_format: Option<CipherFormat>,
     /// The SQLCipher format it had (`None`: it was plain).
     pub previous_format: Option<CipherFormat>,
     /// The backup written, when one was asked for.

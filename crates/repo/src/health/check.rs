@@ -185,7 +185,7 @@ pub(crate) fn check_each(
 /// What [`check`] finds in a file that still needs migrating.
 fn unmigrated_problems(
     conn: &mut SqliteConnection,
-    st: &crate::MigrationStatus,
+    st: &crate::migrations::MigrationStatus,
     emit: &mut dyn FnMut(Problem),
 ) -> Result<(), Error> {
     for d in sql::integrity_problems(conn)? {

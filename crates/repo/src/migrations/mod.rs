@@ -91,6 +91,48 @@ pub(crate) fn plan_migration(
     MigrationPlan::decide(inspect::Inspection::read(conn)?, to)
 }
 
+/// A plan made before the write lock is taken, with SQLite's `data_version` as it
+/// was before the plan was made. Under the lock the plan holds when no other
+/// connection has committed since (the version is the same), and is made again
+/// there when one has: one plan for an undisturbed run, never a stale one.
+pub(crate) struct Planned<P> {
+    plan: P,
+    data_version: i64,
+}
+
+impl<P: Clone> Planned<P> {
+    /// Makes the plan with `make`, reading only.
+    pub(crate) fn make(
+        conn: &mut SqliteConnection,
+        make: impl FnOnce(&mut SqliteConnection) -> Result<P, Error>,
+    ) -> Result<Self, Error> {
+        let data_version = crate::sql::data_version(conn)?;
+        Ok(Planned {
+            plan: make(conn)?,
+            data_version,
+        })
+    }
+
+    /// The plan as it was made.
+    pub(crate) fn plan(&self) -> &P {
+        &self.plan
+    }
+
+    /// The plan to run under the write lock the caller holds: this one, or, when
+    /// another connection committed since it was made, one made again with `make`.
+    pub(crate) fn under_lock(
+        &self,
+        conn: &mut SqliteConnection,
+        make: impl FnOnce(&mut SqliteConnection) -> Result<P, Error>,
+    ) -> Result<P, Error> {
+        if crate::sql::data_version(conn)? == self.data_version {
+            Ok(self.plan.clone())
+        } else {
+            make(conn)
+        }
+    }
+}
+
 /// The refusal to serve a file that needs migrating first.
 pub(crate) fn needs_migration(pending: &[Version]) -> Error {
     let pending: Vec<&str> = pending.iter().map(Version::as_str).collect();
@@ -131,5 +173,37 @@ pub(crate) fn check_target(version: &str) -> Result<(), Error> {
                 known.join(", ")
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+
+    #[test]
+    fn a_plan_is_made_again_under_the_lock_only_when_another_connection_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.sqlite").to_str().unwrap().to_owned();
+        let mut ours = SqliteConnection::establish(&url).unwrap();
+        let mut theirs = SqliteConnection::establish(&url).unwrap();
+        ours.batch_execute("CREATE TABLE t (x);").unwrap();
+        let planned = Planned::make(&mut ours, |_| Ok(1)).unwrap();
+        let again = |_: &mut SqliteConnection| -> Result<i32, Error> { panic!("planned again") };
+        // Undisturbed, and after a commit of this connection's own: the same plan.
+        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
+        assert_eq!(planned.under_lock(&mut ours, again).unwrap(), 1);
+        ours.batch_execute("ROLLBACK; INSERT INTO t VALUES (1);")
+            .unwrap();
+        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
+        assert_eq!(planned.under_lock(&mut ours, again).unwrap(), 1);
+        ours.batch_execute("ROLLBACK;").unwrap();
+        // Another connection's commit: planned again, under the lock.
+        theirs.batch_execute("INSERT INTO t VALUES (2);").unwrap();
+        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
+        assert_eq!(planned.under_lock(&mut ours, |_| Ok(2)).unwrap(), 2);
+        ours.batch_execute("ROLLBACK;").unwrap();
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use diesel::prelude::*;
 
+use super::Planned;
 use super::Version;
 use super::run::{Direction, atomically, step};
 use super::{
@@ -37,7 +38,7 @@ pub enum RollbackTarget {
 /// baseline, no backup, by default.
 ///
 /// ```
-/// use idstore_repo::{RollbackOptions, RollbackTarget};
+/// use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
 ///
 /// let options = RollbackOptions::new()
 ///     .target(RollbackTarget::Steps(1))
@@ -102,12 +103,14 @@ impl RollbackOptions {
 /// own objects the active-identity step adopted come back with their own
 /// definitions. Every refusal (the steps' own preflights, the baseline's guard
 /// against dropping user data among them) is made, and the room checked, before
-/// the backup and the first write.
+/// the backup and the first write. The plan is made once, and runs under the
+/// write lock unless another program committed a change since (see [`Planned`]).
 pub(crate) fn rollback(
     handle: &mut Handle,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, Error> {
-    let plan = plan_rollback(&mut handle.conn, options)?;
+    let planned = Planned::make(&mut handle.conn, |conn| plan_rollback(conn, options))?;
+    let plan = planned.plan();
     if plan.is_empty() {
         return Ok(RollbackReport {
             active_did: status(&mut handle.conn)?.active_did,
@@ -144,7 +147,7 @@ pub(crate) fn rollback(
                         dest,
                     )?;
                 }
-                let plan = plan_rollback(conn, options)?;
+                let plan = planned.under_lock(conn, |conn| plan_rollback(conn, options))?;
                 revert(conn, &plan, options)
             },
             |r: &mut RollbackReport| r.dry_run = true,

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::plan::MigrationPlan;
 use super::{
-    BASELINE_VERSION, BOOKKEEPING_TABLE, Version, inspect, preview, runner_sql, steps, verify,
+    BASELINE_VERSION, BOOKKEEPING_TABLE, Planned, Version, inspect, preview, runner_sql, steps,
+    verify,
 };
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
@@ -30,7 +31,8 @@ pub(crate) type Progress<'a> = &'a dyn Fn(&str, usize, usize);
 /// validated, no backup, by default.
 ///
 /// ```
-/// use idstore_repo::{Integrity, MigrateOptions};
+/// use idstore_repo::MigrateOptions;
+/// use idstore_repo::migrations::Integrity;
 ///
 /// let options = MigrateOptions::new()
 ///     .to("20261206000001")
@@ -132,8 +134,8 @@ impl std::fmt::Debug for MigrateOptions<'_> {
 /// transaction, adopting a legacy file first when needed, then validates (see
 /// [`Integrity`]): any failure rolls everything back. The plan's refusals and the
 /// room the run needs are checked first, reading only; then the backup; then the
-/// run, which inspects the file again inside its transaction and runs what that
-/// read decides.
+/// run, which runs that plan under its write lock, or a plan made again there when
+/// another program committed a change since (see [`Planned`]).
 pub(crate) fn migrate(
     handle: &mut Handle,
     options: &MigrateOptions<'_>,
@@ -147,7 +149,8 @@ pub(crate) fn migrate(
             ..Default::default()
         });
     }
-    let plan = super::plan_migration(&mut handle.conn, to)?;
+    let planned = Planned::make(&mut handle.conn, |conn| super::plan_migration(conn, to))?;
+    let plan = planned.plan();
     if plan.is_empty() {
         // Nothing to do: no write lock taken, nothing written, no switch to WAL.
         return Ok(MigrationReport {
@@ -189,7 +192,7 @@ pub(crate) fn migrate(
                         dest,
                     )?;
                 }
-                let mut plan = MigrationPlan::decide(inspect::Inspection::read(conn)?, to)?;
+                let mut plan = planned.under_lock(conn, |conn| super::plan_migration(conn, to))?;
                 if !plan.is_empty() {
                     plan.accounts = Some(inspect::AccountDigest::read(conn)?);
                 }

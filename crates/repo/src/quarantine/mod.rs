@@ -14,7 +14,7 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("demo.sqlite");
 //! # idstore_repo::testing::write_legacy_demo(&path)?;
-//! use idstore_domain::quarantine::QuarantineRef;
+//! use idstore_repo::domain::QuarantineRef;
 //! use idstore_repo::Database;
 //!
 //! let mut db = Database::open(&path)?;

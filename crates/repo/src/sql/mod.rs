@@ -61,6 +61,19 @@ pub(crate) fn journal_mode(conn: &mut SqliteConnection) -> QueryResult<String> {
         .map(|m| m.journal_mode)
 }
 
+/// SQLite's `data_version` of the main database: it changes when another
+/// connection commits a change to the file, and only then.
+pub(crate) fn data_version(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = BigInt)]
+        data_version: i64,
+    }
+    diesel::sql_query("PRAGMA data_version")
+        .get_result::<Version>(conn)
+        .map(|v| v.data_version)
+}
+
 /// Whether the connection enforces foreign keys.
 pub(crate) fn foreign_keys_on(conn: &mut SqliteConnection) -> QueryResult<bool> {
     #[derive(QueryableByName)]
@@ -365,7 +378,7 @@ pub(crate) fn table_rows(conn: &mut SqliteConnection, skip: &[&str]) -> QueryRes
 /// `fixtures::fuzz_sqltext`): none may panic, every token's span lies inside the
 /// input on character boundaries, and a definition accepted as one `CREATE` starts
 /// with `CREATE`.
-#[cfg(any(feature = "fuzzing", feature = "fixtures"))]
+#[cfg(feature = "fixtures")]
 pub(crate) fn fuzz_text(input: &str) {
     use from_file::{Kind, check_create, parse_inserts, trigger_event};
     use script::{created_objects, statements};

@@ -103,7 +103,7 @@ pub enum SettingsScope<'a> {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let test = idstore_repo::testing::TestDatabase::seeded()?;
 /// # let mut db = test.open()?;
-/// use idstore_domain::SettingsChange;
+/// use idstore_repo::domain::SettingsChange;
 /// use idstore_repo::SettingsScope;
 ///
 /// let mut store = db.store()?;
@@ -315,7 +315,7 @@ impl Store<'_> {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test = idstore_repo::testing::TestDatabase::seeded()?;
     /// # let mut db = test.open()?;
-    /// use idstore_domain::SettingsChange;
+    /// use idstore_repo::domain::SettingsChange;
     /// use idstore_repo::SettingsScope;
     ///
     /// let change: SettingsChange = serde_json::from_str(r#"{"firstName": "Ada"}"#)?;

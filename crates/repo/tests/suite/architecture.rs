@@ -1,7 +1,8 @@
 //! The crate's shape, checked. Its areas (the top-level modules: a folder, or a
 //! file of its own) use one another only as the table [`USES`] says, which forms no
 //! cycle; the error module depends on nothing but the reports it carries and the
-//! versions they name; every folder's module doc says its job and its rule. SQL is built with `format!`
+//! versions they name; every folder's module doc says its job and its rule; the
+//! crate root holds at most [`MAX_ROOT_NAMES`] names. SQL is built with `format!`
 //! only in the places counted here, each reviewed against `src/sql/mod.rs`'s rules.
 //! (ARCHITECTURE.md, at the repository's root, describes the areas.)
 
@@ -388,6 +389,78 @@ fn every_folder_says_its_job_and_its_rule() {
         missing.is_empty(),
         "folders whose mod.rs does not open with its job and a **Rule:** line: {missing:?}"
     );
+}
+
+/// At most this many names at the crate root (each `pub use` name and each
+/// `pub mod`): the few a service needs, the rest in public modules.
+const MAX_ROOT_NAMES: usize = 25;
+
+/// The names `lib` puts at the crate root: each `pub mod` and each name a
+/// `pub use` brings in (`as` counts the new name), whatever its `cfg`.
+fn root_name_list(lib: &str) -> Vec<String> {
+    let code = code_of(lib);
+    let mut names = Vec::new();
+    for statement in code.split(';') {
+        let statement = statement.trim();
+        let item = statement
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("#["))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(module) = item.strip_prefix("pub mod ") {
+            names.push(ident(module.trim()));
+        } else if let Some(path) = item.strip_prefix("pub use ") {
+            let inner = match path.find('{') {
+                Some(at) => &path[at + 1..path.rfind('}').unwrap_or(path.len())],
+                None => path.rsplit("::").next().unwrap_or(path),
+            };
+            for piece in inner.split(',') {
+                let piece = piece.trim();
+                if piece.is_empty() {
+                    continue;
+                }
+                let name = piece.split(" as ").last().unwrap().trim();
+                names.push(ident(name.rsplit("::").next().unwrap()));
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn the_crate_root_holds_at_most_25_names() {
+    let lib = std::fs::read_to_string(src_dir().join("lib.rs")).unwrap();
+    let names = root_name_list(&lib);
+    assert!(
+        names.len() <= MAX_ROOT_NAMES,
+        "the crate root holds {} names, more than {MAX_ROOT_NAMES}: {names:?}; put the niche ones in a public module",
+        names.len()
+    );
+    // Each counted once: the same name twice would be a mistake of the counter.
+    let unique: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+}
+
+#[test]
+fn the_root_name_counter_counts_every_kind_of_name() {
+    // The check above can fail: a root with one name too many is counted whole.
+    let planted = "//! doc\n#[cfg(feature = \"tokio\")]\npub mod asynchronous;\nmod private;\n/// Diesel.\npub use diesel;\npub use idstore_domain as domain;\npub use database::{\n    Database, OpenOptions,\n};\npub use error::Error;\n// pub use commented::Out;\n";
+    assert_eq!(
+        root_name_list(planted),
+        [
+            "asynchronous",
+            "diesel",
+            "domain",
+            "Database",
+            "OpenOptions",
+            "Error"
+        ]
+    );
+    let too_many: String = (0..=MAX_ROOT_NAMES)
+        .map(|i| format!("pub mod m{i};\n"))
+        .collect();
+    assert_eq!(root_name_list(&too_many).len(), MAX_ROOT_NAMES + 1);
 }
 
 /// The places that build SQL with `format!` (tests aside), by file, each reviewed

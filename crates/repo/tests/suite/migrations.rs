@@ -6,10 +6,10 @@ use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
-use idstore_repo::MigrationWarning;
-use idstore_repo::{
-    Database, ErrorKind, MigrateOptions, ProblemKind, RollbackOptions, RollbackTarget,
-};
+use idstore_repo::health::ProblemKind;
+use idstore_repo::migrations::MigrationWarning;
+use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
+use idstore_repo::{Database, ErrorKind, MigrateOptions};
 use tempfile::TempDir;
 
 fn to(version: &str) -> MigrateOptions<'_> {
@@ -638,7 +638,7 @@ fn the_full_structure_check_validates_too() {
     let dir = TempDir::new().unwrap();
     let path = rich_legacy(&dir, &format!("'{DID_A}'"));
     let mut conn = open(&path).unwrap();
-    let options = MigrateOptions::new().integrity(idstore_repo::Integrity::Full);
+    let options = MigrateOptions::new().integrity(idstore_repo::migrations::Integrity::Full);
     let report = migrate(&mut conn, options.clone()).unwrap();
     assert_eq!(report.applied.len(), 3);
     assert_eq!(report.active_did.as_deref(), Some(DID_A));
