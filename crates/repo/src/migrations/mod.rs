@@ -55,7 +55,7 @@ pub use report::{MigrationReport, MigrationWarning, RollbackReport};
 pub use rollback::{RollbackOptions, RollbackTarget};
 pub(crate) use rollback::{plan_rollback, rollback};
 pub use run::Integrity;
-pub(crate) use run::{MigrateOptions, migrate};
+pub(crate) use run::{MigrateOptions, Planned, migrate, plan_migration};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use runner_sql::baseline::LEGACY_APP_SCHEMA;
 pub(crate) use steps::{ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION};
@@ -78,59 +78,6 @@ pub(crate) fn known_versions() -> &'static [Version] {
 /// What a step does, as `status` tells an operator about the next one.
 pub(crate) fn step_summary(version: &str) -> &'static str {
     steps::step(version).map_or("", steps::Step::summary)
-}
-
-/// What [`migrate`] would do up to `to`, with every refusal it would make (an
-/// unknown target, a newer idstore's database, and whatever the next step's own
-/// preflight refuses: a legacy file of the wrong shape, a name collision, foreign
-/// code, damaged input). Reads only.
-pub(crate) fn plan_migration(
-    conn: &mut SqliteConnection,
-    to: Option<&str>,
-) -> Result<MigrationPlan, Error> {
-    MigrationPlan::decide(inspect::Inspection::read(conn)?, to)
-}
-
-/// A plan made before the write lock is taken, with SQLite's `data_version` as it
-/// was before the plan was made. Under the lock the plan holds when no other
-/// connection has committed since (the version is the same), and is made again
-/// there when one has: one plan for an undisturbed run, never a stale one.
-pub(crate) struct Planned<P> {
-    plan: P,
-    data_version: i64,
-}
-
-impl<P: Clone> Planned<P> {
-    /// Makes the plan with `make`, reading only.
-    pub(crate) fn make(
-        conn: &mut SqliteConnection,
-        make: impl FnOnce(&mut SqliteConnection) -> Result<P, Error>,
-    ) -> Result<Self, Error> {
-        let data_version = crate::sql::data_version(conn)?;
-        Ok(Planned {
-            plan: make(conn)?,
-            data_version,
-        })
-    }
-
-    /// The plan as it was made.
-    pub(crate) fn plan(&self) -> &P {
-        &self.plan
-    }
-
-    /// The plan to run under the write lock the caller holds: this one, or, when
-    /// another connection committed since it was made, one made again with `make`.
-    pub(crate) fn under_lock(
-        &self,
-        conn: &mut SqliteConnection,
-        make: impl FnOnce(&mut SqliteConnection) -> Result<P, Error>,
-    ) -> Result<P, Error> {
-        if crate::sql::data_version(conn)? == self.data_version {
-            Ok(self.plan.clone())
-        } else {
-            make(conn)
-        }
-    }
 }
 
 /// The refusal to serve a file that needs migrating first.
@@ -173,37 +120,5 @@ pub(crate) fn check_target(version: &str) -> Result<(), Error> {
                 known.join(", ")
             ),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use diesel::Connection;
-    use diesel::connection::SimpleConnection;
-
-    use super::*;
-
-    #[test]
-    fn a_plan_is_made_again_under_the_lock_only_when_another_connection_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = dir.path().join("t.sqlite").to_str().unwrap().to_owned();
-        let mut ours = SqliteConnection::establish(&url).unwrap();
-        let mut theirs = SqliteConnection::establish(&url).unwrap();
-        ours.batch_execute("CREATE TABLE t (x);").unwrap();
-        let planned = Planned::make(&mut ours, |_| Ok(1)).unwrap();
-        let again = |_: &mut SqliteConnection| -> Result<i32, Error> { panic!("planned again") };
-        // Undisturbed, and after a commit of this connection's own: the same plan.
-        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
-        assert_eq!(planned.under_lock(&mut ours, again).unwrap(), 1);
-        ours.batch_execute("ROLLBACK; INSERT INTO t VALUES (1);")
-            .unwrap();
-        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
-        assert_eq!(planned.under_lock(&mut ours, again).unwrap(), 1);
-        ours.batch_execute("ROLLBACK;").unwrap();
-        // Another connection's commit: planned again, under the lock.
-        theirs.batch_execute("INSERT INTO t VALUES (2);").unwrap();
-        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
-        assert_eq!(planned.under_lock(&mut ours, |_| Ok(2)).unwrap(), 2);
-        ours.batch_execute("ROLLBACK;").unwrap();
     }
 }

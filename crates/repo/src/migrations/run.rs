@@ -1,6 +1,9 @@
-//! `migrate`: the plan's refusals and the room checked first, reading only; then,
-//! in one transaction, the backup, the file inspected again and planned, the
-//! steps' own SQL run, the report of what moved, and the validation.
+//! How a run goes, `migrate`'s and `rollback`'s: planned once, reading only, with
+//! every refusal and the room checked; then, in one transaction under the write
+//! lock, the backup, the plan (made again only if another program committed
+//! meanwhile: [`Planned`]), the steps' own SQL, the report of what moved, and the
+//! validation. `migrate` itself is here; `rollback.rs` runs its steps through
+//! [`step`] the same way.
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -10,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::plan::MigrationPlan;
 use super::{
-    BASELINE_VERSION, BOOKKEEPING_TABLE, Planned, Version, inspect, preview, runner_sql, steps,
-    verify,
+    BASELINE_VERSION, BOOKKEEPING_TABLE, Version, inspect, preview, runner_sql, steps, verify,
 };
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
@@ -130,6 +132,48 @@ impl std::fmt::Debug for MigrateOptions<'_> {
     }
 }
 
+/// A plan made before the write lock is taken, with SQLite's `data_version` as it
+/// was before the plan was made. Under the lock the plan holds when no other
+/// connection has committed since (the version is the same), and is made again
+/// there when one has: one plan for an undisturbed run, never a stale one.
+pub(crate) struct Planned<P> {
+    plan: P,
+    data_version: i64,
+}
+
+impl<P: Clone> Planned<P> {
+    /// Makes the plan with `make`, reading only.
+    pub(crate) fn make(
+        conn: &mut SqliteConnection,
+        make: impl FnOnce(&mut SqliteConnection) -> Result<P, Error>,
+    ) -> Result<Self, Error> {
+        let data_version = crate::sql::data_version(conn)?;
+        Ok(Planned {
+            plan: make(conn)?,
+            data_version,
+        })
+    }
+
+    /// The plan as it was made.
+    pub(crate) fn plan(&self) -> &P {
+        &self.plan
+    }
+
+    /// The plan to run under the write lock the caller holds: this one, or, when
+    /// another connection committed since it was made, one made again with `make`.
+    pub(crate) fn under_lock(
+        &self,
+        conn: &mut SqliteConnection,
+        make: impl FnOnce(&mut SqliteConnection) -> Result<P, Error>,
+    ) -> Result<P, Error> {
+        if crate::sql::data_version(conn)? == self.data_version {
+            Ok(self.plan.clone())
+        } else {
+            make(conn)
+        }
+    }
+}
+
 /// Applies every pending migration (or those up to `options.to`) in one immediate
 /// transaction, adopting a legacy file first when needed, then validates (see
 /// [`Integrity`]): any failure rolls everything back. The plan's refusals and the
@@ -149,7 +193,7 @@ pub(crate) fn migrate(
             ..Default::default()
         });
     }
-    let planned = Planned::make(&mut handle.conn, |conn| super::plan_migration(conn, to))?;
+    let planned = Planned::make(&mut handle.conn, |conn| plan_migration(conn, to))?;
     let plan = planned.plan();
     if plan.is_empty() {
         // Nothing to do: no write lock taken, nothing written, no switch to WAL.
@@ -192,7 +236,7 @@ pub(crate) fn migrate(
                         dest,
                     )?;
                 }
-                let mut plan = planned.under_lock(conn, |conn| super::plan_migration(conn, to))?;
+                let mut plan = planned.under_lock(conn, |conn| plan_migration(conn, to))?;
                 if !plan.is_empty() {
                     plan.accounts = Some(inspect::AccountDigest::read(conn)?);
                 }
@@ -213,6 +257,17 @@ pub(crate) fn migrate(
     })?;
     report.backup = backup.map(Path::to_owned);
     Ok(report)
+}
+
+/// What [`migrate`] would do up to `to`, with every refusal it would make (an
+/// unknown target, a newer idstore's database, and whatever the next step's own
+/// preflight refuses: a legacy file of the wrong shape, a name collision, foreign
+/// code, damaged input). Reads only.
+pub(crate) fn plan_migration(
+    conn: &mut SqliteConnection,
+    to: Option<&str>,
+) -> Result<MigrationPlan, Error> {
+    MigrationPlan::decide(inspect::Inspection::read(conn)?, to)
 }
 
 /// Runs `run` in one immediate transaction; a dry run is rolled back on purpose
@@ -438,4 +493,36 @@ fn step_failed(version: &str, source: diesel::result::Error) -> Error {
     )
     .caused_by(source)
     .with_detail(crate::error::Detail::Sqlite)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+
+    #[test]
+    fn a_plan_is_made_again_under_the_lock_only_when_another_connection_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.sqlite").to_str().unwrap().to_owned();
+        let mut ours = SqliteConnection::establish(&url).unwrap();
+        let mut theirs = SqliteConnection::establish(&url).unwrap();
+        ours.batch_execute("CREATE TABLE t (x);").unwrap();
+        let planned = Planned::make(&mut ours, |_| Ok(1)).unwrap();
+        let again = |_: &mut SqliteConnection| -> Result<i32, Error> { panic!("planned again") };
+        // Undisturbed, and after a commit of this connection's own: the same plan.
+        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
+        assert_eq!(planned.under_lock(&mut ours, again).unwrap(), 1);
+        ours.batch_execute("ROLLBACK; INSERT INTO t VALUES (1);")
+            .unwrap();
+        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
+        assert_eq!(planned.under_lock(&mut ours, again).unwrap(), 1);
+        ours.batch_execute("ROLLBACK;").unwrap();
+        // Another connection's commit: planned again, under the lock.
+        theirs.batch_execute("INSERT INTO t VALUES (2);").unwrap();
+        ours.batch_execute("BEGIN IMMEDIATE;").unwrap();
+        assert_eq!(planned.under_lock(&mut ours, |_| Ok(2)).unwrap(), 2);
+        ours.batch_execute("ROLLBACK;").unwrap();
+    }
 }

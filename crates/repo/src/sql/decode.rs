@@ -1,10 +1,7 @@
 //! Text as the file stores it, decoded in the file's own encoding: text that does
 //! not decode (bytes that are not UTF-8, a UTF-16 code unit without its pair) is
 //! kept as the bytes it is, to be named in an error or shown escaped, never a
-//! bare decoding failure.
-
-use diesel::prelude::*;
-use diesel::sql_types::Nullable;
+//! bare decoding failure. Types only: no SQL runs here.
 
 /// Text as the file stores it, decoded in the file's own encoding: SQLite hands
 /// over a UTF-16 file's text converted to UTF-8, and a UTF-8 file's bytes as they
@@ -135,22 +132,4 @@ impl diesel::Queryable<diesel::sql_types::Binary, diesel::sqlite::Sqlite> for Lo
     fn build(row: Lossless) -> diesel::deserialize::Result<Self> {
         Ok(row)
     }
-}
-
-#[derive(QueryableByName)]
-struct OptionalText {
-    #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
-    value: Option<Lossless>,
-}
-
-/// First row's `value` column of a query, as [`Lossless`] text; NULL and "no row"
-/// both read as `None`.
-pub(crate) fn optional_text(
-    conn: &mut SqliteConnection,
-    query: &str,
-) -> QueryResult<Option<String>> {
-    Ok(diesel::sql_query(query)
-        .get_result::<OptionalText>(conn)
-        .optional()?
-        .and_then(|r| r.value.map(|l| l.0)))
 }

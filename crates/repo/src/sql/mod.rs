@@ -34,7 +34,7 @@ pub(crate) mod queries;
 pub(crate) mod script;
 mod tokens;
 
-pub(crate) use decode::{Lossless, StoredText, optional_text};
+pub(crate) use decode::{Lossless, StoredText};
 pub(crate) use prepared::{Fixed, UpdateById};
 
 #[derive(QueryableByName)]
@@ -181,6 +181,24 @@ pub(crate) fn table_quick_check_problems(
         .bind::<Text, _>(table)
         .load(conn)
         .map(problems)
+}
+
+#[derive(QueryableByName)]
+struct OptionalText {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
+    value: Option<Lossless>,
+}
+
+/// First row's `value` column of a query, as [`Lossless`] text; NULL and "no row"
+/// both read as `None`.
+pub(crate) fn optional_text(
+    conn: &mut SqliteConnection,
+    query: &str,
+) -> QueryResult<Option<String>> {
+    Ok(diesel::sql_query(query)
+        .get_result::<OptionalText>(conn)
+        .optional()?
+        .and_then(|r| r.value.map(|l| l.0)))
 }
 
 /// `name` as a quoted SQL identifier: whatever it holds, it names that one object.
