@@ -14,8 +14,9 @@
 //! Copies of a database are taken through SQLite: a backup under the write lock
 //! (`backup.rs`), a snapshot of a file others may be writing (`snapshot.rs`).
 //!
-//! **Rule:** every connection idstore opens is opened here, and nothing is written
-//! to an existing file by opening it: nothing about it is changed for good that the
+//! **Rule:** every connection idstore works through is opened here (the `testing`
+//! feature's demo file alone is written on a plain connection, as the legacy app
+//! writes it), and nothing is written to an existing file by opening it: nothing about it is changed for good that the
 //! caller did not ask for (its journal mode stays the file's own unless
 //! [`crate::OpenOptions::journal_mode`] says otherwise; a file the open creates gets
 //! its first page, so it is a database from the start).
