@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use idstore_domain::quarantine::QuarantineRef;
-use idstore_domain::{Did, SettingsChange, SettingsField};
+use idstore_repo::domain::QuarantineRef;
+use idstore_repo::domain::{Did, SettingsChange, SettingsField};
 
 /// Adopt, migrate, inspect and manage an idstore database without writing SQL.
 #[derive(Debug, Parser)]
@@ -53,7 +53,7 @@ pub struct Cli {
         value_name = "VERSION",
         value_parser = parse_cipher_format
     )]
-    pub sqlcipher_compat: Option<idstore_repo::CipherFormat>,
+    pub sqlcipher_compat: Option<idstore_repo::encryption::CipherFormat>,
 
     /// What to do.
     #[command(subcommand)]
@@ -157,10 +157,10 @@ pub struct Shard {
     pub count: usize,
 }
 
-fn parse_cipher_format(text: &str) -> Result<idstore_repo::CipherFormat, String> {
+fn parse_cipher_format(text: &str) -> Result<idstore_repo::encryption::CipherFormat, String> {
     text.parse::<u8>()
         .ok()
-        .and_then(idstore_repo::CipherFormat::from_version)
+        .and_then(idstore_repo::encryption::CipherFormat::from_version)
         .ok_or_else(|| format!("{text:?} is not a SQLCipher version idstore writes: 3 or 4"))
 }
 
@@ -193,7 +193,7 @@ pub struct MigrateArgs {
     pub no_backup: bool,
     /// Stop after this migration version.
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<idstore_repo::Version>,
+    pub to: Option<idstore_repo::migrations::Version>,
     /// Validate with SQLite's integrity_check of the whole file, not only of what the
     /// run wrote (slower on large files: every index of every table is compared with
     /// its table).
@@ -232,7 +232,7 @@ pub struct DecryptArgs {
 pub struct RollbackArgs {
     /// Revert every migration newer than this version [default: everything above the baseline].
     #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
-    pub to: Option<idstore_repo::Version>,
+    pub to: Option<idstore_repo::migrations::Version>,
     /// Revert the newest N applied migrations.
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use idstore_repo::{Database, Error, ErrorKind, Key, OpenOptions};
+use idstore_repo::encryption::Key;
+use idstore_repo::{Database, Error, ErrorKind, OpenOptions};
 
 use crate::cli::Cli;
 use crate::output::Output;
@@ -18,7 +19,7 @@ pub struct Ctx {
     /// The database's key (none: a plain file).
     pub key: Option<Key>,
     /// SQLCipher's format, when given (else found by trying).
-    pub sqlcipher_compat: Option<idstore_repo::CipherFormat>,
+    pub sqlcipher_compat: Option<idstore_repo::encryption::CipherFormat>,
 }
 
 /// The database path.

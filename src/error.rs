@@ -73,9 +73,10 @@ pub fn usage(e: &clap::Error) -> std::process::ExitCode {
 fn usage_kind(e: &clap::Error) -> &'static str {
     let source = std::error::Error::source(e);
     match source {
-        Some(s) if s.downcast_ref::<idstore_domain::DidError>().is_some() => "invalid_did",
+        Some(s) if s.downcast_ref::<idstore_repo::domain::DidError>().is_some() => "invalid_did",
         Some(s)
-            if s.downcast_ref::<idstore_domain::SettingsError>().is_some()
+            if s.downcast_ref::<idstore_repo::domain::SettingsError>()
+                .is_some()
                 || s.downcast_ref::<crate::cli::AssignmentError>().is_some() =>
         {
             "invalid_setting"

@@ -76,7 +76,7 @@ fn sha256(text: &str) -> String {
 
 /// The export of this build's steps.
 pub fn export() -> Export {
-    let steps = idstore_repo::steps::all()
+    let steps = idstore_repo::migrations::steps::all()
         .iter()
         .map(|s| {
             // The step's own SQL, then its record in diesel's bookkeeping, so
@@ -105,7 +105,7 @@ pub fn export() -> Export {
             }
         })
         .collect();
-    let refusals = idstore_repo::steps::refusals()
+    let refusals = idstore_repo::migrations::steps::refusals()
         .iter()
         .map(|r| Refusal {
             token: r.token,
@@ -122,7 +122,7 @@ pub fn export() -> Export {
             version: env!("CARGO_PKG_VERSION"),
         },
         about: ABOUT,
-        preflight: idstore_repo::steps::preflight_query(),
+        preflight: idstore_repo::migrations::steps::preflight_query(),
         steps,
         refusals,
     }

@@ -8,7 +8,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use idstore_repo::{Error, ErrorKind, Key};
+use idstore_repo::encryption::Key;
+use idstore_repo::{Error, ErrorKind};
 
 use crate::output::note;
 
@@ -31,16 +32,13 @@ pub fn no_core_dumps() {
         let _ =
             rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     }
-    #[cfg(unix)]
-    {
-        let _ = rustix::process::setrlimit(
-            rustix::process::Resource::Core,
-            rustix::process::Rlimit {
-                current: Some(0),
-                maximum: Some(0),
-            },
-        );
-    }
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
 }
 
 /// The key from the file `file` (from `file_flag`), else from the variable `var`
@@ -124,7 +122,6 @@ fn read_key_file(path: &Path) -> Result<Key, Error> {
     })
 }
 
-#[cfg(unix)]
 fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -133,13 +130,7 @@ fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-#[cfg(not(unix))]
-fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::open(path)
-}
-
 /// A warning on stderr when the key file can be read by its group or by others.
-#[cfg(unix)]
 fn warn_if_shared(path: &Path, meta: &std::fs::Metadata) {
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode() & 0o777;
@@ -155,6 +146,3 @@ fn warn_if_shared(path: &Path, meta: &std::fs::Metadata) {
         ));
     }
 }
-
-#[cfg(not(unix))]
-fn warn_if_shared(_path: &Path, _meta: &std::fs::Metadata) {}

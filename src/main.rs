@@ -1,6 +1,11 @@
 //! `idstore`: adopt, migrate, inspect and roll back the SQLite file that holds a
 //! user's identities, settings and active identity.
 
+#[cfg(not(unix))]
+compile_error!(
+    "idstore supports Unix only (Linux, macOS, the BSDs), as its library idstore-repo does: keys are read without following links or waiting on FIFOs, files keep their Unix owners and modes, and the rehearsal walks folders by descriptor"
+);
+
 mod cli;
 mod commands;
 mod context;

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::io::Write;
 
-pub use idstore_domain::display::Shown;
+pub use idstore_repo::domain::display::Shown;
 
 /// Where and how the command prints; remembers whether writing to stdout failed.
 pub struct Output {

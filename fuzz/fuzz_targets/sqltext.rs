@@ -4,6 +4,6 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        idstore_repo::fuzzing::sqltext(text);
+        idstore_repo::fixtures::fuzz_sqltext(text);
     }
 });

@@ -1,7 +1,7 @@
 //! `account add | list | remove`.
 
-use idstore_domain::NewAccount;
-use idstore_domain::account::format_date_created;
+use idstore_repo::domain::NewAccount;
+use idstore_repo::domain::account::format_date_created;
 use idstore_repo::{Error, ErrorKind, WhenLast};
 use serde_json::json;
 

@@ -1,6 +1,7 @@
 //! `check` and `repair`.
 
-use idstore_repo::{Error, HealthReport, Problem, ProblemKind};
+use idstore_repo::Error;
+use idstore_repo::health::{HealthReport, Problem, ProblemKind};
 use serde_json::json;
 
 use super::quarantine::resolve_hint;

@@ -1,7 +1,8 @@
 //! `encrypt`, `rekey` and `decrypt`: a file converted in place, under a new key or
 //! none. The new key comes from the environment or a file, never a command line.
 
-use idstore_repo::{ConvertOptions, Database, Error, ErrorKind, Key, OpenOptions};
+use idstore_repo::encryption::{ConvertOptions, Key};
+use idstore_repo::{Database, Error, ErrorKind, OpenOptions};
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, DecryptArgs};
@@ -84,7 +85,7 @@ fn convert(
 ) -> Result<(), Error> {
     let path = &ctx.db.path;
     let converted = Database::convert(path, &current, options)?;
-    let format_change = match (converted.previous_format, converted.sqlcipher_format) {
+    let format_change = match (converted.previous_format, converted.cipher_format) {
         (Some(before), Some(after)) if before != after => Some(format!(
             "its format changed from {before} to {after}, as --sqlcipher-compat asked: programs configured for {before} no longer open it"
         )),
@@ -104,7 +105,7 @@ fn convert(
         json!({
             "database": path.display().to_string(),
             "encrypted": converted.encrypted,
-            "sqlcipher_format": converted.sqlcipher_format,
+            "sqlcipher_format": converted.cipher_format,
             "previous_format": converted.previous_format,
             "tables": converted.tables,
             "rows": converted.rows,
@@ -120,7 +121,7 @@ fn convert(
             if let (Some(b), Some(holds)) = (&converted.backup, backup_holds) {
                 lines.push(format!("backup: {} ({holds})", shown_path(b)));
             }
-            let format = match converted.sqlcipher_format {
+            let format = match converted.cipher_format {
                 Some(f) => format!(" ({f} format)"),
                 None => String::new(),
             };

@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use idstore_repo::{Error, Integrity, MigrateOptions, RollbackOptions, RollbackTarget, Version};
+use idstore_repo::migrations::{Integrity, RollbackOptions, RollbackTarget, Version};
+use idstore_repo::{Error, MigrateOptions};
 use serde_json::json;
 
 use crate::cli::{MigrateArgs, RollbackArgs};
@@ -154,7 +155,7 @@ struct MigrateOutput<'a> {
     applied: &'a [Version],
     backup: Option<String>,
     active_did: Option<&'a str>,
-    warnings: &'a [idstore_repo::MigrationWarning],
+    warnings: &'a [idstore_repo::migrations::MigrationWarning],
     omitted_warnings: &'a std::collections::BTreeMap<&'static str, u64>,
     errors: &'a [String],
     data_migrated: u64,

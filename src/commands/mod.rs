@@ -1,5 +1,11 @@
 //! The subcommands, a file per family, each taking the [`Ctx`] and its arguments
 //! (`rehearse`, larger, is a module of the command of its own: `crate::rehearse`).
+//!
+//! **Rule:** a command opens the database only through [`Ctx`] (the real path, the
+//! key, the busy timeout) and changes it only through idstore-repo's API (`demo
+//! legacy` alone writes a new file as the legacy app would); a refused command
+//! leaves the file byte for byte as it was; everything it prints goes through
+//! `crate::output` (one JSON document under `--json`, escaped text otherwise).
 
 mod account;
 mod active;

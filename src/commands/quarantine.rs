@@ -2,11 +2,12 @@
 
 use std::io::IsTerminal;
 
-use idstore_domain::Secret;
-use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
-use idstore_repo::{
-    Decision, DecisionKind, Discard, Error, ErrorKind, QuarantinedDetail, QuarantinedItem, Store,
+use idstore_repo::domain::Secret;
+use idstore_repo::domain::{QuarantineKind, QuarantineRef};
+use idstore_repo::quarantine::{
+    Decision, DecisionKind, Discard, QuarantinedDetail, QuarantinedItem,
 };
+use idstore_repo::{Error, ErrorKind, Store};
 use serde_json::{Value, json};
 
 use crate::cli::QuarantineCommand;

@@ -1,6 +1,6 @@
 //! `settings show | set | unset`.
 
-use idstore_domain::{Settings, SettingsChange, SettingsField};
+use idstore_repo::domain::{Settings, SettingsChange, SettingsField};
 use idstore_repo::{Error, SettingsScope};
 
 use crate::cli::SettingsCommand;

@@ -1,6 +1,7 @@
 //! `status`: where the file stands, read without writing anything.
 
-use idstore_repo::{Database, Error, Version};
+use idstore_repo::migrations::Version;
+use idstore_repo::{Database, Error};
 use serde_json::json;
 
 use crate::context::Ctx;

@@ -10,6 +10,12 @@
 //! - [`engine`]: the other engine, bounded.
 //! - [`work`]: the work folders, removed on signals and after a kill.
 //! - [`names`]: names as bytes, and shards.
+//!
+//! **Rule:** no original is ever written: each file is copied once, consistently
+//! (`OpenOptions::snapshot`), and worked on through private scratch copies in a
+//! work folder of the run's own ([`work`]), which nothing outlives; every outcome
+//! but a clean round trip or a clear refusal fires a named trigger that says whose
+//! failure it is; memory stays flat however large the corpus and the report.
 
 mod contents;
 mod corpus;

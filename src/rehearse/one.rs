@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use idstore_repo::{
-    Database, Error, ErrorKind, HealthReport, Key, MigrateOptions, OpenOptions, ProblemKind,
-    RollbackOptions, RollbackTarget, Version,
-};
+use idstore_repo::encryption::Key;
+use idstore_repo::health::{HealthReport, ProblemKind};
+use idstore_repo::migrations::{RollbackOptions, RollbackTarget, Version};
+use idstore_repo::{Database, Error, ErrorKind, MigrateOptions, OpenOptions};
 use serde::Serialize;
 
 use super::contents::{self, BOOKKEEPING_CLOCKS, CLOCK_COLUMNS, Contents};
@@ -735,11 +735,12 @@ fn compare_engine(
             crate::error::chain(&e)
         ))
     })?;
-    let baseline = format!("'{}'", idstore_repo::steps::all()[0].app_name());
+    let baseline = format!("'{}'", idstore_repo::migrations::steps::all()[0].app_name());
     let read = |d: &mut Database| {
         d.read_only(|c| {
             let contents = contents::read_leaving_out(c, CLOCK_COLUMNS, true, |table, row| {
-                table == idstore_repo::steps::APP_RECORDS && contains(row, baseline.as_bytes())
+                table == idstore_repo::migrations::steps::APP_RECORDS
+                    && contains(row, baseline.as_bytes())
             })?;
             Ok((contents, contents::user_version(c)?))
         })
@@ -798,7 +799,7 @@ fn read_before(
     use idstore_repo::diesel::{self, RunQueryDsl};
     let mut app_records = BTreeMap::new();
     let contents = contents::read_leaving_out(conn, BOOKKEEPING_CLOCKS, false, |table, row| {
-        let app = table == idstore_repo::steps::APP_RECORDS;
+        let app = table == idstore_repo::migrations::steps::APP_RECORDS;
         if app {
             *app_records.entry(contents::hash(row)).or_insert(0) += 1;
         }
@@ -851,7 +852,7 @@ fn round_trip_losses(
             continue;
         }
         let after = contents::sum_rows(conn, table, &was.columns, |row| {
-            let app = table == idstore_repo::steps::APP_RECORDS;
+            let app = table == idstore_repo::migrations::steps::APP_RECORDS;
             if app {
                 *app_records.entry(contents::hash(row)).or_insert(0) += 1;
             }
@@ -868,7 +869,7 @@ fn round_trip_losses(
     if !kept {
         lost.push(format!(
             "{} (a record is gone)",
-            idstore_repo::steps::APP_RECORDS
+            idstore_repo::migrations::steps::APP_RECORDS
         ));
     }
     Ok(lost)

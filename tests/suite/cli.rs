@@ -56,7 +56,6 @@ fn migrate_adopts_a_legacy_file_with_a_private_backup_and_reports_in_json() {
         db.parent(),
         "the backup sits next to the file"
     );
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(

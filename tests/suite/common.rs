@@ -177,8 +177,8 @@ pub fn keyed_rows(path: &Path, key: Option<&str>) -> Option<Rows> {
         #[diesel(sql_type = diesel::sql_types::Text)]
         integrity_check: String,
     }
-    let options =
-        idstore_repo::OpenOptions::new().key(key.map(|k| idstore_repo::Key::new(k).unwrap()));
+    let options = idstore_repo::OpenOptions::new()
+        .key(key.map(|k| idstore_repo::encryption::Key::new(k).unwrap()));
     let mut db = match options.open(path) {
         Ok(db) => db,
         Err(e)

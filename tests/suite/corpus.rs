@@ -262,7 +262,7 @@ fn build(state: &State, path: &Path) {
         conn.execute_batch(&format!(
             "BEGIN; {} CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
              INSERT INTO __diesel_schema_migrations (version) VALUES ('00000000000000');",
-            idstore_repo::steps::all()[0].up_sql()
+            idstore_repo::migrations::steps::all()[0].up_sql()
         ))
         .unwrap();
         for (version, folder, up) in idstore_repo::fixtures::PREVIEW_STEPS {
@@ -322,7 +322,7 @@ fn content(path: &Path, encrypted: bool) -> Rows {
     }
     let key = encrypted.then_some(PASSPHRASE);
     let options = idstore_repo::OpenOptions::new()
-        .key(key.map(|k| idstore_repo::Key::new(k).unwrap()))
+        .key(key.map(|k| idstore_repo::encryption::Key::new(k).unwrap()))
         .read_only(true);
     let mut db = options.open(path).unwrap();
     let conn = idstore_repo::fixtures::raw_connection(&mut db);

@@ -444,11 +444,10 @@ fn check_reports_a_leftover_copy_and_repair_removes_it() {
         .check()
         .unwrap();
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.kind == idstore_repo::ProblemKind::LeftoverCopy
-                && p.detail.contains(".app.sqlite.idstore-convert")),
+        report.problems.iter().any(
+            |p| p.kind == idstore_repo::health::ProblemKind::LeftoverCopy
+                && p.detail.contains(".app.sqlite.idstore-convert")
+        ),
         "{report:?}"
     );
     assert!(copy.exists(), "a writer holds the lock: the copy stays");
@@ -463,7 +462,7 @@ fn check_reports_a_leftover_copy_and_repair_removes_it() {
         repaired
             .fixed
             .iter()
-            .any(|p| p.kind == idstore_repo::ProblemKind::LeftoverCopy),
+            .any(|p| p.kind == idstore_repo::health::ProblemKind::LeftoverCopy),
         "{repaired:?}"
     );
     assert!(!copy.exists());
@@ -471,7 +470,6 @@ fn check_reports_a_leftover_copy_and_repair_removes_it() {
 
 /// A symlink to the database, or to its folder: commands that replace or create a
 /// file work on the real file and name it; the link stays a link.
-#[cfg(unix)]
 #[test]
 fn a_symlinked_path_converts_the_real_file_and_names_it() {
     let dir = TempDir::new().unwrap();
@@ -528,11 +526,13 @@ fn a_symlinked_path_converts_the_real_file_and_names_it() {
         .success();
 
     // The library follows a link too.
-    let key = idstore_repo::Key::new("a third key").unwrap();
+    let key = idstore_repo::encryption::Key::new("a third key").unwrap();
     idstore_repo::Database::convert(
         &file_link,
-        &idstore_repo::OpenOptions::new().key(Some(idstore_repo::Key::new("another key").unwrap())),
-        &idstore_repo::ConvertOptions::new(Some(key)),
+        &idstore_repo::OpenOptions::new().key(Some(
+            idstore_repo::encryption::Key::new("another key").unwrap(),
+        )),
+        &idstore_repo::encryption::ConvertOptions::new(Some(key)),
     )
     .unwrap();
     assert!(
@@ -559,7 +559,6 @@ fn is_root(test: &str) -> bool {
 /// A conversion keeps the file's owner, group and mode: the app that owns it can
 /// still open it. One that cannot give the owner back (not root, not the owner)
 /// refuses before it writes anything.
-#[cfg(unix)]
 #[test]
 fn conversions_keep_the_owner_group_and_mode() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -724,7 +723,6 @@ fn within_20s(cmd: &mut assert_cmd::Command) -> std::process::Output {
 /// regular file of at most 4 KiB (a FIFO, a device, a folder or a huge file is
 /// refused at once, never read); one others can read gets a warning; and commands
 /// that open no database never read one.
-#[cfg(unix)]
 #[test]
 fn keys_are_taken_with_care() {
     use std::os::unix::ffi::OsStrExt;
@@ -804,7 +802,7 @@ fn a_keyed_process_makes_no_core_dump() {
         .assert()
         .success();
     let mut holder = idstore_repo::OpenOptions::new()
-        .key(Some(idstore_repo::Key::new(KEY).unwrap()))
+        .key(Some(idstore_repo::encryption::Key::new(KEY).unwrap()))
         .open(&db)
         .unwrap();
     {

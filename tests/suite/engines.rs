@@ -270,7 +270,7 @@ pub(crate) fn logical_dump(path: &Path, encrypted: bool) -> Rows {
     let key = encrypted.then_some(PASSPHRASE);
     let mut rows = keyed_rows(path, key).expect("the key opens it");
     let options = idstore_repo::OpenOptions::new()
-        .key(key.map(|k| idstore_repo::Key::new(k).unwrap()))
+        .key(key.map(|k| idstore_repo::encryption::Key::new(k).unwrap()))
         .read_only(true);
     let mut db = options.open(path).unwrap();
     #[derive(diesel::QueryableByName)]

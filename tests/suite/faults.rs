@@ -388,11 +388,11 @@ fn faults_on_encrypted_files_and_conversions_leave_the_old_file_or_the_new() {
     let encrypt = |from: &Path, name: &str| {
         let to = dir.path().join(name);
         std::fs::copy(from, &to).unwrap();
-        let key = idstore_repo::Key::new(KEY_1).unwrap();
+        let key = idstore_repo::encryption::Key::new(KEY_1).unwrap();
         idstore_repo::Database::convert(
             &to,
             &idstore_repo::OpenOptions::new(),
-            &idstore_repo::ConvertOptions::new(Some(key)),
+            &idstore_repo::encryption::ConvertOptions::new(Some(key)),
         )
         .unwrap();
         to

@@ -152,7 +152,6 @@ fn on_read_only_media(dir: &Path, files: &[PathBuf], commands: &[String]) -> Vec
 /// an encrypted file, and on one with WAL frames and their index; every write
 /// command refuses with `read_only`, naming the filesystem and what to do. A file
 /// whose interrupted write cannot be recovered there says so and how to recover it.
-#[cfg(unix)]
 #[test]
 fn on_read_only_media_reads_work_and_writes_are_refused_naming_the_filesystem() {
     let test = "on_read_only_media_reads_work_and_writes_are_refused_naming_the_filesystem";

@@ -344,7 +344,6 @@ fn paths_that_cannot_be_used_are_refused() {
     );
 }
 
-#[cfg(unix)]
 #[test]
 fn a_read_only_file_is_refused_for_writes_but_can_be_read() {
     use std::os::unix::fs::PermissionsExt;
@@ -433,7 +432,6 @@ fn without_a_terminal_migrate_prints_no_progress() {
     assert_eq!(json_of(idstore(&db).arg("status"))["pending"], json!([]));
 }
 
-#[cfg(unix)]
 #[test]
 fn on_a_terminal_migrate_shows_its_steps_on_stderr() {
     let dir = TempDir::new().unwrap();

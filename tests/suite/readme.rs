@@ -665,7 +665,7 @@ fn docs_the_app_integration_page_lists_every_token() {
         })
         .collect();
     let mut raised: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for r in idstore_repo::steps::refusals() {
+    for r in idstore_repo::migrations::steps::refusals() {
         raised
             .entry(r.token.to_owned())
             .or_default()

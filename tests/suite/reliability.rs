@@ -12,7 +12,7 @@ use crate::common::*;
 use assert_cmd::cargo::cargo_bin;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use idstore_domain::{Did, SettingsChange, SettingsField};
+use idstore_repo::domain::{Did, SettingsChange, SettingsField};
 use idstore_repo::fixtures::{CLOCK_COLUMNS, table_rows};
 use idstore_repo::{Database, WhenLast};
 use tempfile::TempDir;
@@ -69,7 +69,7 @@ fn rows_of(path: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
     rows
 }
 
-fn master(store: &mut idstore_repo::Store<'_>) -> idstore_domain::Settings {
+fn master(store: &mut idstore_repo::Store<'_>) -> idstore_repo::domain::Settings {
     store
         .settings(idstore_repo::SettingsScope::Master)
         .unwrap()
@@ -248,11 +248,11 @@ fn killing_encrypted_runs_and_conversions_leaves_the_old_file_or_the_new() {
     let plain = big_legacy(dir.path(), rows);
     let template = dir.path().join("encrypted-legacy.sqlite");
     copy_fresh(&plain, &template);
-    let key = |k: &str| idstore_repo::Key::new(k).unwrap();
+    let key = |k: &str| idstore_repo::encryption::Key::new(k).unwrap();
     idstore_repo::Database::convert(
         &template,
         &idstore_repo::OpenOptions::new(),
-        &idstore_repo::ConvertOptions::new(Some(key(KEY_1))),
+        &idstore_repo::encryption::ConvertOptions::new(Some(key(KEY_1))),
     )
     .unwrap();
     let original = keyed_rows(&template, Some(KEY_1)).unwrap();
@@ -743,7 +743,7 @@ fn contend(db: &Path, id: u32, rounds: u32) -> Outcome {
     let own = format!("did:ethr:0x{:040x}", 0xC0DE_0000u64 + u64::from(id));
     let own_did = Did::parse(&own).unwrap();
     let new = |did: &str| {
-        idstore_domain::NewAccount::new(
+        idstore_repo::domain::NewAccount::new(
             Did::parse(did).unwrap(),
             "02ab",
             "2025-06-01T00:00:00.000Z",
@@ -879,7 +879,6 @@ fn hostile_files_are_refused_and_left_untouched() {
     // A directory.
     check(dir.path(), "is a directory");
     // A dangling symlink, and one to a directory.
-    #[cfg(unix)]
     {
         let dangling = dir.path().join("dangling.sqlite");
         std::os::unix::fs::symlink(dir.path().join("nowhere.sqlite"), &dangling).unwrap();
@@ -961,7 +960,7 @@ fn hostile_values_are_refused_and_nothing_is_written() {
             .set_from_str(SettingsField::FirstName, &megabyte)
             .is_err()
     );
-    change.first_name = idstore_domain::Change::Set(megabyte.clone());
+    change.first_name = idstore_repo::domain::Change::Set(megabyte.clone());
     assert!(store.save_settings(&change).is_err());
     drop(conn);
     for bad in [
@@ -973,7 +972,6 @@ fn hostile_values_are_refused_and_nothing_is_written() {
         fails(idstore(&db).args(["settings", "set", bad]), 2);
         tried += 1;
     }
-    #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
         let invalid = std::ffi::OsStr::from_bytes(b"did:web:\xff\xfe");

@@ -12,9 +12,9 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use idstore_domain::settings::parse_search_boxes;
 use idstore_domain::{Change, Did, Settings, SettingsChange};
-use idstore_repo::{
-    ConvertOptions, Database, Integrity, Key, MigrateOptions, OpenOptions, SettingsScope,
-};
+use idstore_repo::encryption::{ConvertOptions, Key};
+use idstore_repo::migrations::Integrity;
+use idstore_repo::{Database, MigrateOptions, OpenOptions, SettingsScope};
 use rusqlite::{Connection, OptionalExtension, params};
 use tempfile::TempDir;
 

@@ -21,7 +21,7 @@
 //! - **Panics.** A panic in a closure rolls its transaction back and comes back as
 //!   [`ErrorKind::Panicked`]; the handle goes on serving. A connection a call left
 //!   with a transaction open is rolled back (or reopened) before the next call; a
-//!   pooled one is handed back to the [`Pool`](crate::Pool), which closes it.
+//!   pooled one is handed back to the [`Pool`](crate::pool::Pool), which closes it.
 //!
 //! The handle needs no particular runtime: its futures wait on a channel.
 
@@ -74,7 +74,7 @@ impl AsyncOptions {
 /// work, its closure, on the connection's own thread, after the calls queued before
 /// it; see [the module](self) for back-pressure, cancellation and panics. Clones
 /// share the connection and its queue. For reads in parallel,
-/// [`AsyncDatabase::pooled`] serves calls from a [`Pool`](crate::Pool)'s
+/// [`AsyncDatabase::pooled`] serves calls from a [`Pool`](crate::pool::Pool)'s
 /// connections, one thread each.
 ///
 /// ```
@@ -82,7 +82,8 @@ impl AsyncOptions {
 /// # async fn main() -> Result<(), idstore_repo::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("app.sqlite");
-/// use idstore_repo::{AsyncDatabase, MigrateOptions, OpenOptions, SettingsScope};
+/// use idstore_repo::{MigrateOptions, OpenOptions, SettingsScope};
+/// use idstore_repo::asynchronous::AsyncDatabase;
 ///
 /// let db = AsyncDatabase::open(path, OpenOptions::new()).await?;
 /// db.run(|db| db.migrate(&MigrateOptions::new()).map(drop)).await?;
@@ -132,7 +133,7 @@ struct Ticket {
     /// The connection running the call, while it runs. Held locked while it is
     /// interrupted, so the thread cannot go on to another call, or close it,
     /// meanwhile.
-    running: Mutex<Option<crate::ffi::RawDb>>,
+    running: Mutex<Option<crate::connection::ffi::RawDb>>,
 }
 
 impl Ticket {
@@ -150,7 +151,7 @@ impl Ticket {
         self.cancelled.load(Ordering::SeqCst)
     }
 
-    fn set_running(&self, raw: Option<crate::ffi::RawDb>) {
+    fn set_running(&self, raw: Option<crate::connection::ffi::RawDb>) {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = raw;
     }
 }
@@ -235,7 +236,7 @@ impl AsyncDatabase {
     }
 
     /// Serves calls from `pool`'s connections, one thread per connection the pool
-    /// may open ([`PoolOptions::max_size`](crate::PoolOptions::max_size)), all fed
+    /// may open ([`PoolOptions::max_size`](crate::pool::PoolOptions::max_size)), all fed
     /// from one queue as `options` say: calls run in parallel, each on a
     /// connection checked out for it (waiting up to the pool's checkout timeout,
     /// then [`ErrorKind::PoolTimeout`]). Panics if the system cannot start a
@@ -246,9 +247,10 @@ impl AsyncDatabase {
     /// # async fn main() -> Result<(), idstore_repo::Error> {
     /// # let test = idstore_repo::testing::TestDatabase::seeded()?;
     /// use idstore_repo::asynchronous::{AsyncDatabase, AsyncOptions};
-    /// use idstore_repo::{OpenOptions, Pool, PoolOptions, SettingsScope};
+    /// use idstore_repo::{OpenOptions, SettingsScope};
+    /// use idstore_repo::pool::{Pool, PoolOptions};
     ///
-    /// let pool = Pool::with_options(test.path(), OpenOptions::new(), PoolOptions::new().max_size(4))?;
+    /// let pool = Pool::open_with(test.path(), OpenOptions::new(), PoolOptions::new().max_size(4))?;
     /// let reads = AsyncDatabase::pooled(pool, AsyncOptions::new().queue(32));
     /// let view = reads.run(|db| db.store()?.settings(SettingsScope::Merged(None))).await?;
     /// assert!(view.active_did.is_some());
@@ -328,8 +330,9 @@ impl AsyncDatabase {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), idstore_repo::Error> {
     /// # let test = idstore_repo::testing::TestDatabase::new()?;
-    /// use idstore_domain::{Did, NewAccount};
-    /// use idstore_repo::{AsyncDatabase, OpenOptions};
+    /// use idstore_repo::domain::{Did, NewAccount};
+    /// use idstore_repo::OpenOptions;
+    /// use idstore_repo::asynchronous::AsyncDatabase;
     ///
     /// let db = AsyncDatabase::open(test.path(), OpenOptions::new()).await?;
     /// let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
@@ -406,7 +409,7 @@ fn run_job(db: &mut Database, job: Job) {
     ticket.set_running(Some(db.raw()));
     // A drop between the check above and now found nothing running to interrupt.
     if !ticket.cancelled() {
-        crate::cancel::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
+        crate::connection::transaction::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
     }
     ticket.set_running(None);
 }

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::connection::{Handle, JournalMode, Settings, Synchronous};
+use crate::encryption::key::{CipherFormat, Key};
 use crate::encryption::{ConvertOptions, Converted};
 use crate::error::Error;
 use crate::health::{HealthReport, Problem, RepairReport};
-use crate::key::{CipherFormat, Key};
 use crate::migrations::Version;
+use crate::migrations::report::{MigrationReport, RollbackReport};
 use crate::migrations::{MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions};
-use crate::report::{MigrationReport, RollbackReport};
 use crate::store::Store;
 
 /// How to open a database: read-write and creating by default. [`Database::open`]
@@ -115,7 +115,7 @@ impl OpenOptions {
     /// [`sqlcipher_compatibility`](Self::sqlcipher_compatibility) fixes it instead.
     pub fn key(mut self, key: Option<Key>) -> Self {
         let compatibility = self.compatibility;
-        self.settings.keying = key.map(|key| crate::ffi::Keying { key, compatibility });
+        self.settings.keying = key.map(|key| crate::connection::ffi::Keying { key, compatibility });
         self
     }
 
@@ -143,7 +143,7 @@ impl OpenOptions {
     /// and every check work on it as on any file, and nothing is left behind).
     pub fn open(&self, path: &Path) -> Result<Database, Error> {
         if path == Path::new(":memory:") {
-            let scratch = crate::scratch::WorkFolder::new(&std::env::temp_dir())?;
+            let scratch = crate::fs::WorkFolder::new(&std::env::temp_dir())?;
             let file = scratch.path().join("memory.sqlite");
             let handle = Handle::open(&file, &self.settings.clone_creating())?;
             return Ok(Database {
@@ -191,7 +191,7 @@ impl OpenOptions {
     /// # Ok(()) }
     /// ```
     pub fn snapshot(&self, path: &Path, dest: &Path) -> Result<(), Error> {
-        crate::snapshot::snapshot(path, &self.settings, dest)
+        crate::connection::snapshot::snapshot(path, &self.settings, dest)
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -206,7 +206,7 @@ impl OpenOptions {
 /// key, another user's file, another writer), it stays, and [`Database::status`]
 /// and [`Database::check`] report it.
 fn remove_interrupted_conversion(handle: &Handle) {
-    if crate::files::leftovers(&handle.file).is_empty() {
+    if crate::fs::leftovers::leftovers(&handle.file).is_empty() {
         return;
     }
     let writer = Settings {
@@ -220,7 +220,7 @@ fn remove_interrupted_conversion(handle: &Handle) {
     };
     use diesel::connection::SimpleConnection;
     if lock.conn.batch_execute("BEGIN IMMEDIATE").is_ok() {
-        crate::encryption::remove_leftovers(&lock.file);
+        crate::fs::leftovers::remove_leftovers(&lock.file);
         let _ = lock.conn.batch_execute("ROLLBACK");
     }
 }
@@ -233,7 +233,7 @@ fn remove_interrupted_conversion(handle: &Handle) {
 /// # fn main() -> Result<(), idstore_repo::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("app.sqlite");
-/// use idstore_domain::{Did, NewAccount};
+/// use idstore_repo::domain::{Did, NewAccount};
 /// use idstore_repo::{Database, ErrorKind, MigrateOptions};
 ///
 /// let mut db = Database::open(&path)?; // created when missing
@@ -252,7 +252,7 @@ pub struct Database {
     handle: Handle,
     /// The temporary folder of a `:memory:` database, removed after the
     /// connection closes (fields drop in order).
-    _scratch: Option<crate::scratch::WorkFolder>,
+    _scratch: Option<crate::fs::WorkFolder>,
 }
 
 impl std::fmt::Debug for Database {
@@ -318,7 +318,7 @@ impl Database {
     /// ```
     pub fn store(&mut self) -> Result<Store<'_>, Error> {
         if !self.handle.servable {
-            crate::store::ensure_servable(&mut self.handle.conn)
+            crate::migrations::ensure_servable(&mut self.handle.conn)
                 .map_err(|e| self.handle.context(e))?;
             self.handle.servable = true;
         }
@@ -339,7 +339,7 @@ impl Database {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let mut db = idstore_repo::Database::open(&dir.path().join("a.sqlite"))?;
     /// # db.migrate(&Default::default())?;
-    /// use idstore_domain::{Did, NewAccount};
+    /// use idstore_repo::domain::{Did, NewAccount};
     /// use idstore_repo::ErrorKind;
     ///
     /// let alice = Did::parse("did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01")?;
@@ -363,7 +363,9 @@ impl Database {
         let handle = &mut self.handle;
         handle.unit_exports = Some(Vec::new());
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::txn::immediate(handle, &path, |handle| work(&mut Store::over(handle)))
+            crate::connection::transaction::immediate(handle, &path, |handle| {
+                work(&mut Store::over(handle))
+            })
         }));
         let exports = self.handle.unit_exports.take().unwrap_or_default();
         let done = match done {
@@ -440,8 +442,8 @@ impl Database {
 
     /// The versions [`Database::rollback`] would revert, newest first, after its
     /// refusals. Reads only.
-    pub fn rollback_plan(&mut self, options: &RollbackOptions) -> Result<Vec<Version>, Error> {
-        crate::migrations::rollback_plan(&mut self.handle.conn, options)
+    pub fn plan_rollback(&mut self, options: &RollbackOptions) -> Result<Vec<Version>, Error> {
+        crate::migrations::plan_rollback(&mut self.handle.conn, options)
             .map_err(|e| self.handle.context(e))
     }
 
@@ -454,7 +456,8 @@ impl Database {
     /// ```
     /// # fn main() -> Result<(), idstore_repo::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
-    /// use idstore_repo::{Database, MigrateOptions, RollbackOptions, RollbackTarget};
+    /// use idstore_repo::{Database, MigrateOptions};
+    /// use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
     ///
     /// let mut db = Database::open(&dir.path().join("app.sqlite"))?;
     /// db.migrate(&MigrateOptions::new())?;
@@ -471,7 +474,7 @@ impl Database {
     /// Every problem of the file, up to ten of a kind (the rest counted), and each
     /// quarantined item waiting for a decision. Works on any file: one that still
     /// needs migrating gets an integrity check, a
-    /// [`ProblemKind::NeedsMigration`](crate::ProblemKind::NeedsMigration) problem and
+    /// [`ProblemKind::NeedsMigration`](crate::health::ProblemKind::NeedsMigration) problem and
     /// what `migrate` will have to quarantine. Reads only.
     ///
     /// ```
@@ -496,7 +499,7 @@ impl Database {
     }
 
     /// Fixes what can be fixed without losing data, in one transaction, and reports
-    /// what it fixed and what is left (see [`crate::ProblemKind::repairable`]).
+    /// what it fixed and what is left (see [`crate::health::ProblemKind::repairable`]).
     ///
     /// ```
     /// # fn main() -> Result<(), idstore_repo::Error> {
@@ -544,9 +547,9 @@ impl Database {
     /// the disk has no room for it; a failed copy leaves nothing behind.
     pub fn backup_to(&mut self, dest: &Path) -> Result<(), Error> {
         let handle = &mut self.handle;
-        let taken = crate::txn::read(&mut handle.conn, &handle.path, |conn| {
-            crate::backup::backup_to(
-                crate::backup::Source {
+        let taken = crate::connection::transaction::read(&mut handle.conn, &handle.path, |conn| {
+            crate::connection::backup::backup_to(
+                crate::connection::backup::Source {
                     conn,
                     raw: handle.raw,
                     file: &handle.file,
@@ -570,9 +573,9 @@ impl Database {
     /// may hold the data unencrypted, and its journal), found without opening it.
     /// The next read-write open that can take the file's write lock removes it.
     pub fn leftover_copies(path: &Path) -> Vec<std::path::PathBuf> {
-        crate::files::DbFile::locate(path)
+        crate::fs::DbFile::locate(path)
             .map(|file| {
-                crate::files::leftovers(&file)
+                crate::fs::leftovers::leftovers(&file)
                     .into_iter()
                     .map(|l| l.path)
                     .collect()
@@ -595,14 +598,15 @@ impl Database {
     /// # fn main() -> Result<(), idstore_repo::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("app.sqlite");
-    /// use idstore_repo::{ConvertOptions, Database, Key, OpenOptions};
+    /// use idstore_repo::{Database, OpenOptions};
+    /// use idstore_repo::encryption::{ConvertOptions, Key};
     ///
     /// Database::open(&path)?.migrate(&Default::default())?;
     /// let key = Key::new("the passphrase")?;
     /// let done = Database::convert(&path, &OpenOptions::new(), &ConvertOptions::new(Some(key.clone())))?;
     /// assert!(done.encrypted && done.plaintext_copies.is_empty());
     /// let mut db = OpenOptions::new().key(Some(key)).open(&path)?;
-    /// assert_eq!(db.cipher_format(), Some(idstore_repo::CipherFormat::Sqlcipher4));
+    /// assert_eq!(db.cipher_format(), Some(idstore_repo::encryption::CipherFormat::Sqlcipher4));
     /// # Ok(()) }
     /// ```
     pub fn convert(
@@ -610,7 +614,7 @@ impl Database {
         current: &OpenOptions,
         options: &ConvertOptions,
     ) -> Result<Converted, Error> {
-        crate::encryption::convert(path, current.settings(), options)
+        crate::encryption::convert::convert(path, current.settings(), options)
     }
 
     /// The connection, for the fixtures' reads beside the public API.
@@ -621,7 +625,7 @@ impl Database {
 
     /// The connection's own SQLite handle.
     #[cfg(any(feature = "tokio", feature = "pool"))]
-    pub(crate) fn raw(&self) -> crate::ffi::RawDb {
+    pub(crate) fn raw(&self) -> crate::connection::ffi::RawDb {
         self.handle.raw
     }
 

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::report::MigrationReport;
+use crate::migrations::report::MigrationReport;
 
 macro_rules! error_kinds {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {
@@ -275,7 +275,7 @@ impl Error {
     /// ```
     /// use idstore_repo::{Error, ErrorKind};
     ///
-    /// let err = Error::from(idstore_domain::Did::parse("did:none").unwrap_err());
+    /// let err = Error::from(idstore_repo::domain::Did::parse("did:none").unwrap_err());
     /// assert_eq!(err.kind(), ErrorKind::InvalidDid);
     /// assert!(err.public_message().starts_with("the DID is not valid: "));
     /// ```

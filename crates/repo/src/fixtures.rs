@@ -1,7 +1,8 @@
-//! Test fixtures (feature `fixtures`; not part of the data layer's API): the preview
-//! build's steps, every table's rows in a canonical, typed
-//! text form, which "nothing was lost" and "the file is as it was" are checked
-//! against.
+//! Test fixtures (feature `fixtures`; not part of the data layer's API, and hidden
+//! from its docs): the preview build's steps, every table's rows in a canonical,
+//! typed text form, which "nothing was lost" and "the file is as it was" are
+//! checked against, the raw connection under a `Database`, the observer of every
+//! file step the power-loss tests replay, and the fuzz targets' entry points.
 
 use std::collections::BTreeMap;
 
@@ -51,11 +52,20 @@ pub fn table_rows(
         .collect())
 }
 
-pub use crate::files::seam::{FileStep, ObserverGuard, Protects};
+pub use crate::fs::seam::{FileStep, ObserverGuard, Protects};
 
 /// Calls `observe` with every file step idstore takes outside SQLite on this thread
 /// (creates, writes, syncs, renames, links, removals: see [`FileStep`]) until the
 /// guard is dropped. The power-loss tests replay a crash after each one.
 pub fn observe_file_steps(observe: impl FnMut(&FileStep) + 'static) -> ObserverGuard {
-    crate::files::seam::observe(observe)
+    crate::fs::seam::observe(observe)
+}
+
+/// Every reader of SQL text read from a file (the tokenizer, the checks of a stored
+/// definition, a trigger's event, kept `INSERT` rows, idstore's own scripts), run on
+/// `input`: the fuzz target `sqltext`'s entry point (fuzz/). Panics where a reader
+/// breaks its promise (a token's span outside the input, a definition accepted as
+/// one `CREATE` that does not start with `CREATE`).
+pub fn fuzz_sqltext(input: &str) {
+    crate::sql::fuzz_text(input)
 }

@@ -7,7 +7,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("app.sqlite");
-//! use idstore_domain::{Did, NewAccount, SettingsChange};
+//! use idstore_repo::domain::{Did, NewAccount, SettingsChange};
 //! use idstore_repo::{Database, ErrorKind, MigrateOptions, SettingsScope};
 //!
 //! let mut db = Database::open(&path)?; // created when missing
@@ -32,80 +32,74 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The crate root holds what every service needs; the rest lives in a few public
+//! modules:
+//!
+//! - [`migrations`]: the steps ([`migrations::steps`]), what a run or a rollback
+//!   would do and did ([`MigrationPlan`](migrations::MigrationPlan),
+//!   [`MigrationStatus`](migrations::MigrationStatus),
+//!   [`MigrationReport`](migrations::MigrationReport),
+//!   [`RollbackReport`](migrations::RollbackReport)), and how to roll back
+//!   ([`RollbackOptions`](migrations::RollbackOptions));
+//! - [`quarantine`]: the values kept aside, and the decisions on them;
+//! - [`health`]: what [`Database::check`] finds and [`Database::repair`] fixes;
+//! - [`encryption`]: keys, SQLCipher formats, and converting a file in place;
+//! - [`connection`]: the journal mode and durability [`OpenOptions`] takes;
+//! - [`domain`]: idstore's plain types (`Did`, `NewAccount`, `SettingsChange`,
+//!   `QuarantineRef`, …), so a service needs this crate alone.
+//!
 //! Features: `encryption` (SQLCipher files, linked to the system's libcrypto),
 //! `vendored-openssl` (the same with OpenSSL built from source), `pool` (an r2d2
-//! [`Pool`]), `tokio` (the async handle, module `asynchronous`), `testing` (throwaway
-//! databases, module `testing`). The internals (the connection, the migration runner,
-//! the checks) are private modules; the rest is re-exported here, or lives in
-//! those public modules.
+//! connection pool, module `pool`), `tokio` (the async handle, module
+//! `asynchronous`), `testing` (throwaway databases, module `testing`).
+//!
+//! idstore runs on Unix only (Linux, macOS, the BSDs).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod accounts;
+// Every name beside a database is reached through its folder's descriptor (openat,
+// fstat, unlinkat, renameat), owners are Unix users, and folders are synced: there
+// is no such thing elsewhere, and no other branch of the code.
+#[cfg(not(unix))]
+compile_error!(
+    "idstore-repo supports Unix only (Linux, macOS, the BSDs): it opens every file beside a database through its folder's descriptor (openat, fstat), keeps Unix owners and modes, and syncs folders"
+);
+
 #[cfg(feature = "tokio")]
 pub mod asynchronous;
-mod backup;
-mod cancel;
-mod connection;
+pub mod connection;
 mod database;
-#[cfg(feature = "testing")]
-mod demo;
-mod encryption;
+pub mod encryption;
 mod error;
-mod ffi;
-mod files;
 #[cfg(feature = "fixtures")]
-pub mod fixtures;
-/// Entry points for the fuzz targets (feature `fuzzing`; not part of the API).
-#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub mod fuzzing {
-    pub use crate::sql::text::fuzz as sqltext;
-}
-mod guard;
-mod health;
-mod key;
-mod migrations;
+pub mod fixtures;
+mod fs;
+pub mod health;
+pub mod migrations;
 #[cfg(feature = "pool")]
-mod pool;
-mod quarantine;
-mod report;
-mod rows;
-mod scratch;
-mod snapshot;
+pub mod pool;
+pub mod quarantine;
 mod sql;
-mod storage;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod txn;
-mod values;
-mod version;
 
 /// The Diesel version idstore uses, for queries of your own in
 /// [`Store::read_only`] and checks in [`MigrateOptions::extra_check`] (their
 /// connection is a `diesel::SqliteConnection`).
 pub use diesel;
+/// idstore's plain types, with no I/O: every one a public signature of this crate
+/// names (`Did`, `NewAccount`, `SettingsChange`, `QuarantineRef`, …).
+pub use idstore_domain as domain;
 
-pub use accounts::{AccountRemoval, WhenLast};
-#[cfg(feature = "tokio")]
-pub use asynchronous::AsyncDatabase;
-pub use connection::{JournalMode, Synchronous};
+/// The library guide's examples (`docs/library-guide.md`), compiled and run with
+/// this crate's doctests so that the guide cannot drift from the API.
+#[cfg(all(doctest, feature = "tokio", feature = "pool", feature = "testing"))]
+#[doc = include_str!("../../../docs/library-guide.md")]
+pub struct LibraryGuide;
+
 pub use database::{Database, OpenOptions};
-pub use encryption::{ConvertOptions, Converted};
 pub use error::{Error, ErrorKind};
-pub use health::{HealthReport, Problem, ProblemKind, RepairReport};
-pub use key::{CipherFormat, Key};
-pub use migrations::steps;
-pub use migrations::{
-    Integrity, MigrateOptions, MigrationPlan, MigrationStatus, RollbackOptions, RollbackTarget,
-    Version,
-};
-#[cfg(feature = "pool")]
-pub use pool::{Pool, PoolOptions, PooledDatabase};
-pub use quarantine::{
-    Decision, DecisionKind, Discard, QuarantinedAccount, QuarantinedDetail, QuarantinedItem,
-    QuarantinedPointer,
-};
-pub use report::{MigrationReport, MigrationWarning, RollbackReport};
-pub use store::{SettingsScope, SettingsView, Store};
+pub use migrations::run::MigrateOptions;
+pub use store::{AccountRemoval, SettingsScope, SettingsView, Store, WhenLast};

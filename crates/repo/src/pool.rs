@@ -54,7 +54,8 @@ impl r2d2::ManageConnection for Manager {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("app.sqlite");
 /// # idstore_repo::Database::open(&path)?.migrate(&Default::default())?;
-/// use idstore_repo::{OpenOptions, Pool, SettingsScope};
+/// use idstore_repo::{OpenOptions, SettingsScope};
+/// use idstore_repo::pool::Pool;
 ///
 /// let pool = Pool::open(&path, OpenOptions::new(), 4)?;
 /// std::thread::scope(|s| {
@@ -88,11 +89,11 @@ impl std::fmt::Debug for Pool {
 /// How a [`Pool`] is sized, and how long a checkout waits: at most 8 connections,
 /// a checkout timeout of 30 s, idle connections kept open for 10 minutes, by
 /// default. Every connection's own settings (busy timeout, `synchronous`, journal
-/// mode, key) are the [`OpenOptions`] given to [`Pool::with_options`].
+/// mode, key) are the [`OpenOptions`] given to [`Pool::open_with`].
 ///
 /// ```
 /// use std::time::Duration;
-/// use idstore_repo::PoolOptions;
+/// use idstore_repo::pool::PoolOptions;
 ///
 /// let options = PoolOptions::new()
 ///     .max_size(4)
@@ -165,18 +166,14 @@ impl Pool {
     /// each opened with `options` (never creating the file); the other settings as
     /// [`PoolOptions::new`] has them.
     pub fn open(path: &Path, options: OpenOptions, max_size: u32) -> Result<Pool, Error> {
-        Self::with_options(path, options, PoolOptions::new().max_size(max_size))
+        Self::open_with(path, options, PoolOptions::new().max_size(max_size))
     }
 
     /// A pool of connections to the migrated database at `path`, each opened with
     /// `options` (never creating the file), sized and timed by `pool`. The file is
     /// checked once, up front: it must open and be migrated (or stopped at a pause
     /// point).
-    pub fn with_options(
-        path: &Path,
-        options: OpenOptions,
-        pool: PoolOptions,
-    ) -> Result<Pool, Error> {
+    pub fn open_with(path: &Path, options: OpenOptions, pool: PoolOptions) -> Result<Pool, Error> {
         let options = options.create(false);
         let mut first = options.open(path)?;
         first.store()?;

@@ -27,28 +27,52 @@
 //! ```
 //! # fn main() -> Result<(), idstore_repo::Error> {
 //! use idstore_repo::testing::{ALICE, TestDatabase};
-//! use idstore_repo::{OpenOptions, Pool, PoolOptions};
+//! use idstore_repo::OpenOptions;
+//! use idstore_repo::pool::{Pool, PoolOptions};
 //!
 //! let test = TestDatabase::seeded()?;
 //! let mut db = test.open()?;
 //! let active = db.store()?.active_identity()?.active_did;
 //! assert_eq!(active.map(|d| d.to_string()).as_deref(), Some(ALICE));
 //! // A path to share, for a pool:
-//! let pool = Pool::with_options(test.path(), OpenOptions::new(), PoolOptions::new().max_size(2))?;
+//! let pool = Pool::open_with(test.path(), OpenOptions::new(), PoolOptions::new().max_size(2))?;
 //! pool.get()?;
 //! # Ok(()) }
 //! ```
 
 use std::path::{Path, PathBuf};
 
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
 
 use crate::database::{Database, OpenOptions};
 use crate::error::Error;
+use crate::fs::WorkFolder;
 use crate::migrations::MigrateOptions;
-use crate::scratch::WorkFolder;
 
-pub use crate::demo::{LEGACY_APP_SCHEMA, LEGACY_DEMO_DATA, write_legacy_demo};
+/// The tables the legacy app creates (its `001_initial` and later additive
+/// migrations), before the later `hasBackedUpSeed` column, with its own migration
+/// bookkeeping and the tables idstore never touches. No rows.
+pub const LEGACY_APP_SCHEMA: &str = crate::migrations::LEGACY_APP_SCHEMA;
+
+/// The demo file's rows (see [`write_legacy_demo`]).
+pub const LEGACY_DEMO_DATA: &str = include_str!("../fixtures/legacy_demo_data.sql");
+
+/// Writes the demo legacy file at `path` (which must not exist) as the legacy app
+/// would: a plain connection, no WAL, foreign keys off, the app's tables and the
+/// demo's rows.
+pub fn write_legacy_demo(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    if path.exists() {
+        return Err(format!("{} exists", path.display()).into());
+    }
+    let mut conn = SqliteConnection::establish(path.to_str().ok_or("the demo path is not UTF-8")?)?;
+    conn.batch_execute("PRAGMA foreign_keys = OFF; BEGIN;")?;
+    conn.batch_execute(LEGACY_APP_SCHEMA)?;
+    conn.batch_execute(LEGACY_DEMO_DATA)?;
+    conn.batch_execute("COMMIT;")?;
+    Ok(())
+}
 
 /// The first seeded identity, active in [`TestDatabase::seeded`]; in the demo,
 /// the identity stored twice with different key material.
@@ -133,7 +157,7 @@ impl TestDatabase {
     pub fn legacy_demo() -> Result<Self, Error> {
         let folder = WorkFolder::new(&std::env::temp_dir())?;
         let path = folder.path().join("test.sqlite");
-        crate::demo::write_legacy_demo(&path).map_err(|e| {
+        write_legacy_demo(&path).map_err(|e| {
             Error::new(
                 crate::error::ErrorKind::Other,
                 format!(

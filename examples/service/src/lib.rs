@@ -22,11 +22,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use idstore_domain::{Did, NewAccount, SettingsChange};
 use idstore_repo::asynchronous::{AsyncDatabase, AsyncOptions};
-use idstore_repo::{
-    Error, ErrorKind, MigrateOptions, OpenOptions, Pool, PoolOptions, SettingsScope, WhenLast,
-};
+use idstore_repo::domain::{Did, NewAccount, SettingsChange};
+use idstore_repo::pool::{Pool, PoolOptions};
+use idstore_repo::{Error, ErrorKind, MigrateOptions, OpenOptions, SettingsScope, WhenLast};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -154,7 +153,7 @@ impl Service {
         let pool = writes
             .run(move |db| {
                 db.migrate(&MigrateOptions::new().backup_to(backup))?;
-                Pool::with_options(
+                Pool::open_with(
                     db.path(),
                     options,
                     PoolOptions::new()

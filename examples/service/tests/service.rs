@@ -258,7 +258,7 @@ async fn point_4_what_a_get_returns_can_be_sent_back() {
         .await;
     let at = active["lastUpdated"].as_str().unwrap();
     assert!(
-        idstore_domain::chrono::DateTime::parse_from_rfc3339(at).is_ok(),
+        idstore_repo::domain::chrono::DateTime::parse_from_rfc3339(at).is_ok(),
         "{at}"
     );
     let bad = json!({ "account": { "did": CAROL, "publicKeyHex": "not hex", "dateCreated": "2024-03-01T12:00:00Z" } });

@@ -8,7 +8,7 @@ use idstore_schema::{active_identity, settings};
 
 use super::{HealthReport, Problem, ProblemKind, problem};
 use crate::error::{Error, ErrorKind};
-use crate::files::DbFile;
+use crate::fs::DbFile;
 use crate::sql;
 use crate::sql::queries::dangling_pointer;
 use idstore_domain::display::Shown;
@@ -42,11 +42,16 @@ pub(super) fn legacy_pointer_out_of_step(
     Ok(pair.map(|p| (p.legacy.map(|l| l.0), p.pointer.map(|l| l.0))))
 }
 
-/// The pointer guard's triggers that the file lacks.
+/// The pointer guard's triggers that the file lacks: those of the steps it has
+/// (a file migrated by an idstore from before they existed, or a tool that dropped
+/// one).
 pub(super) fn missing_guards(conn: &mut SqliteConnection) -> QueryResult<Vec<&'static str>> {
     let applied = crate::migrations::applied_versions(conn)?;
     let mut missing = Vec::new();
-    for name in crate::guard::guard_triggers(&applied) {
+    let expected = crate::migrations::steps::guard_triggers()
+        .filter(|(_, step)| applied.iter().any(|a| a == step))
+        .map(|(name, _)| name);
+    for name in expected {
         if !sql::object_exists(conn, "trigger", name)? {
             missing.push(name);
         }
@@ -129,18 +134,18 @@ pub(crate) fn check_each(
     file: &DbFile,
     mut visit: impl FnMut(Problem),
 ) -> Result<(), Error> {
-    crate::txn::read(conn, &file.path, |conn| {
+    crate::connection::transaction::read(conn, &file.path, |conn| {
         let st = crate::migrations::status(conn)?;
         st.refuse_unknown()?;
-        for table in crate::values::READ_TABLES {
-            crate::values::scan(conn, table, &mut |u| {
+        for table in crate::store::undecodable::READ_TABLES {
+            crate::store::undecodable::scan(conn, table, &mut |u| {
                 visit(problem(
                     ProblemKind::InvalidStoredValue,
                     format!("{}: {}", u.place(), u.why),
                 ))
             })?;
         }
-        for leftover in crate::files::leftovers(file) {
+        for leftover in crate::fs::leftovers::leftovers(file) {
             let shown = leftover.path.display().to_string();
             visit(match &leftover.untrusted {
                 None => problem(
@@ -180,7 +185,7 @@ pub(crate) fn check_each(
 /// What [`check`] finds in a file that still needs migrating.
 fn unmigrated_problems(
     conn: &mut SqliteConnection,
-    st: &crate::MigrationStatus,
+    st: &crate::migrations::MigrationStatus,
     emit: &mut dyn FnMut(Problem),
 ) -> Result<(), Error> {
     for d in sql::integrity_problems(conn)? {
@@ -271,7 +276,7 @@ pub(super) fn find_problems(
             ),
         ));
     }
-    if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+    if !sql::table_exists(conn, crate::migrations::steps::DECISION_LOG)? {
         emit(problem(
             ProblemKind::MissingDecisionLog,
             "the quarantine_decisions log is missing: no quarantine decision can be recorded"

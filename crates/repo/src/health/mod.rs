@@ -1,4 +1,12 @@
-//! `check` and `repair`: every problem a file can have, and the fixes that lose nothing.
+//! `check` and `repair`: every problem a file can have (`check.rs`), and the fixes
+//! that lose nothing (`repair.rs`): among them the objects a tool may have dropped,
+//! the pointer guard's triggers and the quarantine tables and decision log,
+//! re-created from the very SQL the steps run (`migrations::steps::definition`).
+//!
+//! **Rule:** `check` reads only, works on a file in any state, and reports at most
+//! [`HealthReport::SAMPLE_PER_KIND`] problems of a kind (the rest counted), so its
+//! memory stays flat; `repair` fixes only what it can without losing data, in one
+//! transaction, and leaves every quarantined item for a person to decide.
 
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
@@ -279,9 +287,10 @@ pub(super) fn problem(kind: ProblemKind, detail: String) -> Problem {
 pub(crate) fn repair(handle: &mut Handle) -> Result<RepairReport, Error> {
     handle.conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
     let file = &handle.file;
-    let result = crate::txn::immediate(&mut handle.conn, &handle.path, |conn| {
-        repair::repair_in_transaction(conn, file)
-    });
+    let result =
+        crate::connection::transaction::immediate(&mut handle.conn, &handle.path, |conn| {
+            repair::repair_in_transaction(conn, file)
+        });
     // Turned back on whatever happened; the repair's own error comes first.
     let restored = handle.conn.batch_execute("PRAGMA foreign_keys = ON;");
     let report = result?;

@@ -11,13 +11,14 @@ use super::check::{
 use super::{HealthReport, ProblemKind, RepairReport, problem};
 use crate::error::{Error, ErrorKind};
 use crate::migrations::missing_quarantine_tables;
+use crate::migrations::steps::DECISION_LOG;
 use crate::sql;
 use crate::sql::queries::{clear_dangling_pointer, ensure_master_row};
 use crate::store::read_master;
 
 pub(super) fn repair_in_transaction(
     conn: &mut SqliteConnection,
-    file: &crate::files::DbFile,
+    file: &crate::fs::DbFile,
 ) -> Result<RepairReport, Error> {
     let mut fixed = Vec::new();
     if read_master(conn)?.is_none() {
@@ -30,9 +31,7 @@ pub(super) fn repair_in_transaction(
     // First: the duplicates and a dangling pointer below are kept there.
     let missing = missing_quarantine_tables(conn)?;
     for table in &missing {
-        let sql = crate::migrations::idstore_definition(table)
-            .expect("idstore's migrations create every quarantine table");
-        diesel::sql_query(sql).execute(conn)?;
+        diesel::sql_query(crate::migrations::steps::definition(table)).execute(conn)?;
     }
     if !missing.is_empty() {
         fixed.push(problem(
@@ -81,7 +80,7 @@ pub(super) fn repair_in_transaction(
     let missing = missing_guards(conn)?;
     if !missing.is_empty() {
         for name in &missing {
-            diesel::sql_query(crate::guard::create_sql(name)).execute(conn)?;
+            diesel::sql_query(crate::migrations::steps::definition(name)).execute(conn)?;
         }
         fixed.push(problem(
             ProblemKind::MissingPointerGuard,
@@ -102,23 +101,23 @@ pub(super) fn repair_in_transaction(
             format!("settings.activeDid was {legacy:?}; set it to the active identity {pointer:?}"),
         ));
     }
-    if !sql::table_exists(conn, crate::guard::DECISION_LOG)? {
-        diesel::sql_query(crate::guard::create_decision_log_sql()).execute(conn)?;
+    if !sql::table_exists(conn, DECISION_LOG)? {
+        diesel::sql_query(crate::migrations::steps::definition(DECISION_LOG)).execute(conn)?;
         fixed.push(problem(
             ProblemKind::MissingDecisionLog,
             "re-created the quarantine_decisions log (empty)".into(),
         ));
     }
     // Inside the write transaction: a running conversion holds the lock throughout.
-    for (leftover, done) in crate::encryption::remove_leftovers(file) {
+    for (leftover, done) in crate::fs::leftovers::remove_leftovers(file) {
         let shown =
             idstore_domain::display::Shown(&leftover.path.display().to_string()).to_string();
         match done {
-            Ok(crate::files::Removed::Wiped) => fixed.push(problem(
+            Ok(crate::fs::leftovers::Removed::Wiped) => fixed.push(problem(
                 ProblemKind::LeftoverCopy,
                 format!("removed what an interrupted conversion left: {shown} (overwritten with zeros first)"),
             )),
-            Ok(crate::files::Removed::UnlinkedOnly(why)) => fixed.push(problem(
+            Ok(crate::fs::leftovers::Removed::UnlinkedOnly(why)) => fixed.push(problem(
                 ProblemKind::UntrustedFile,
                 format!(
                     "removed the name {shown}, which was not idstore's ({}), without writing through it",
@@ -126,13 +125,13 @@ pub(super) fn repair_in_transaction(
                 ),
             )),
             // Another user's file stays, and is listed as left.
-            Ok(crate::files::Removed::Left(_)) => {}
+            Ok(crate::fs::leftovers::Removed::Left(_)) => {}
             Err(e) => return Err(Error::io(&leftover.path, e)),
         }
     }
     let mut left = HealthReport::default();
     find_problems(conn, &mut |p| left.add(p))?;
-    for leftover in crate::files::leftovers(file) {
+    for leftover in crate::fs::leftovers::leftovers(file) {
         if let Some(why) = leftover.untrusted {
             left.add(problem(
                 ProblemKind::UntrustedFile,

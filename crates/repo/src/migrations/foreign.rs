@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::adopt::{SchemaObject, idstore_definition, objects};
-use crate::sql::text::{Event, trigger_event};
+use super::steps::idstore_definition;
+use crate::sql::from_file::{Event, trigger_event};
+use crate::sql::{SchemaObject, schema_objects as objects};
 
 /// One write a run makes to a table that already holds the file's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

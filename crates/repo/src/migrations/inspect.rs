@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use diesel::prelude::*;
 use diesel::sql_types::Nullable;
 
-use super::{ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, Version, known_versions, pinned, preview};
+use super::{
+    ACTIVE_IDENTITY_VERSION, BOOKKEEPING_TABLE, Version, known_versions, preview, runner_sql,
+};
 use crate::error::{Error, ErrorKind};
 use crate::sql::{self, queries};
 
@@ -117,7 +119,7 @@ pub(crate) fn add_file_facts(
         .into_iter()
         .map(|f| f.description)
         .collect();
-    for leftover in crate::files::leftovers(&handle.file) {
+    for leftover in crate::fs::leftovers::leftovers(&handle.file) {
         match leftover.untrusted {
             None => status.leftover_copies.push(leftover.path),
             Some(why) => status.untrusted_files.push((leftover.path, why)),
@@ -285,7 +287,7 @@ impl Inspection {
         }
         let legacy_tables =
             sql::table_exists(conn, "accounts")? && sql::table_exists(conn, "settings")?;
-        let lacks_late_column = legacy_tables && pinned::baseline::lacks_late_column(conn)?;
+        let lacks_late_column = legacy_tables && runner_sql::baseline::lacks_late_column(conn)?;
         let app_pointer = if status.app_active_identity {
             Some(app_pointer(conn)?)
         } else {
@@ -315,7 +317,7 @@ impl Inspection {
             Some(token) => refusal_detail(conn, token)?,
             None => Vec::new(),
         };
-        let existing = super::adopt::objects(conn)?.into_keys().collect();
+        let existing = crate::sql::schema_objects(conn)?.into_keys().collect();
         let account_rows = account_rows(conn)?;
         Ok(Inspection {
             status,
@@ -334,10 +336,10 @@ impl Inspection {
 /// say more than the step's message: which columns, objects, code or damage.
 fn refusal_detail(conn: &mut SqliteConnection, token: &str) -> QueryResult<Vec<String>> {
     Ok(match token {
-        "legacy_shape" | "unknown_columns" => pinned::baseline::shape_problems(conn)?,
+        "legacy_shape" | "unknown_columns" => runner_sql::baseline::shape_problems(conn)?,
         "damaged_input" => sql::table_quick_check_problems(conn, "accounts")?,
         "name_collision" => {
-            let objects = super::adopt::objects(conn)?;
+            let objects = crate::sql::schema_objects(conn)?;
             super::steps::created()[super::ACTIVE_IDENTITY_VERSION]
                 .iter()
                 .filter_map(|ours| objects.get(&ours.name))

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use super::Version;
-use super::adopt::tables_created_by;
 use super::inspect::{AppPointer, Inspection, MigrationStatus};
+use super::steps::tables_created_by;
 use super::{
     ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, BOOKKEEPING_TABLE, CLEANUP_VERSION, check_target,
     known_versions, preview, steps,

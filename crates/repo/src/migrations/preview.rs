@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::steps::{ACTIVE_IDENTITY_VERSION, CLEANUP_VERSION, created, step};
-use super::{BOOKKEEPING_TABLE, Version, pinned};
+use super::{BOOKKEEPING_TABLE, Version, runner_sql};
 use crate::sql::{self, quote_ident};
 
 /// The preview's active-identity step.
@@ -142,7 +142,7 @@ pub(crate) fn upgrade(conn: &mut SqliteConnection) -> QueryResult<Vec<Version>> 
         diesel::sql_query(format!("DELETE FROM {BOOKKEEPING_TABLE} WHERE version = ?"))
             .bind::<Text, _>(old)
             .execute(conn)?;
-        pinned::app_service::forget(conn, app_name)?;
+        runner_sql::app_service::forget(conn, app_name)?;
         if let Some(now) = now {
             diesel::sql_query(format!(
                 "INSERT OR IGNORE INTO {BOOKKEEPING_TABLE} (version) VALUES (?)"
@@ -150,7 +150,7 @@ pub(crate) fn upgrade(conn: &mut SqliteConnection) -> QueryResult<Vec<Version>> 
             .bind::<Text, _>(now)
             .execute(conn)?;
             let name = step(now).expect("a current step").app_name();
-            pinned::app_service::record(conn, &name)?;
+            runner_sql::app_service::record(conn, &name)?;
         }
     }
     Ok(found)

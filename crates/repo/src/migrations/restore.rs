@@ -14,10 +14,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 
-use super::adopt::{SchemaObject, objects};
 use crate::error::{Error, ErrorKind};
+use crate::sql::from_file::{self as sqltext, Kind, Literal};
 use crate::sql::quote_ident;
-use crate::sql::text::{self as sqltext, Kind, Literal};
+use crate::sql::{SchemaObject, schema_objects as objects};
 
 /// The app's `active_identity` rows, as rows, while idstore's table stands in its
 /// place (the active-identity step keeps them).
@@ -146,7 +146,7 @@ fn check(reason: &str, k: &Kept) -> Result<(), Error> {
     );
     let kind =
         Kind::parse(&o.kind).ok_or_else(|| untrusted(&what, "it is no table, index or trigger"))?;
-    let ours = super::adopt::names_created_by_steps();
+    let ours = super::steps::names_created_by_steps();
     let expected = match (reason, kind) {
         ("adopted", Kind::Table) => o.name == "active_identity" && o.tbl_name == o.name,
         ("adopted", _) => o.tbl_name == "active_identity" || ours.contains(o.name.as_str()),
@@ -178,7 +178,7 @@ pub(crate) fn check_for_rollback(
 ) -> Result<(), Error> {
     if reverts_cleanup {
         recorded(conn, "rebuilt")?;
-        for o in super::pinned::cleanup::foreign_settings_objects(conn)? {
+        for o in super::runner_sql::cleanup::foreign_settings_objects(conn)? {
             check_on_settings(&o, o.sql.as_deref().unwrap_or_default())?;
         }
     }

@@ -6,15 +6,16 @@ use std::path::PathBuf;
 
 use diesel::prelude::*;
 
+use super::Planned;
 use super::Version;
 use super::run::{Direction, atomically, step};
 use super::{
-    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, pinned, preview,
-    restore, status, steps,
+    ACTIVE_IDENTITY_VERSION, BASELINE_VERSION, CLEANUP_VERSION, check_target, preview, restore,
+    runner_sql, status, steps,
 };
 use crate::connection::Handle;
 use crate::error::{Error, ErrorKind};
-use crate::report::{MigrationReport, RollbackReport};
+use crate::migrations::report::{MigrationReport, RollbackReport};
 use crate::sql::{self, queries};
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
 
@@ -37,7 +38,7 @@ pub enum RollbackTarget {
 /// baseline, no backup, by default.
 ///
 /// ```
-/// use idstore_repo::{RollbackOptions, RollbackTarget};
+/// use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
 ///
 /// let options = RollbackOptions::new()
 ///     .target(RollbackTarget::Steps(1))
@@ -102,12 +103,14 @@ impl RollbackOptions {
 /// own objects the active-identity step adopted come back with their own
 /// definitions. Every refusal (the steps' own preflights, the baseline's guard
 /// against dropping user data among them) is made, and the room checked, before
-/// the backup and the first write.
+/// the backup and the first write. The plan is made once, and runs under the
+/// write lock unless another program committed a change since (see [`Planned`]).
 pub(crate) fn rollback(
     handle: &mut Handle,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, Error> {
-    let plan = rollback_plan(&mut handle.conn, options)?;
+    let planned = Planned::make(&mut handle.conn, |conn| plan_rollback(conn, options))?;
+    let plan = planned.plan();
     if plan.is_empty() {
         return Ok(RollbackReport {
             active_did: status(&mut handle.conn)?.active_did,
@@ -116,7 +119,7 @@ pub(crate) fn rollback(
         });
     }
     let backup = options.backup.as_deref().filter(|_| !options.dry_run);
-    crate::storage::ensure_space(&mut handle.conn, &handle.path, "rollback", backup.is_some())?;
+    crate::fs::storage::ensure_space(&mut handle.conn, &handle.path, "rollback", backup.is_some())?;
     let run = |handle: &mut Handle, dry_run: bool, backup: Option<&std::path::Path>| {
         let Handle {
             conn,
@@ -133,8 +136,8 @@ pub(crate) fn rollback(
             |conn| {
                 if let Some(dest) = backup {
                     // Under the run's write lock: the copy is exactly what is reverted.
-                    crate::backup::backup_to(
-                        crate::backup::Source {
+                    crate::connection::backup::backup_to(
+                        crate::connection::backup::Source {
                             conn,
                             raw: *raw,
                             file,
@@ -144,7 +147,7 @@ pub(crate) fn rollback(
                         dest,
                     )?;
                 }
-                let plan = rollback_plan(conn, options)?;
+                let plan = planned.under_lock(conn, |conn| plan_rollback(conn, options))?;
                 revert(conn, &plan, options)
             },
             |r: &mut RollbackReport| r.dry_run = true,
@@ -201,7 +204,7 @@ fn without_foreign_keys<T>(
 /// The versions [`rollback`] would revert, newest first, after its refusals (a newer
 /// idstore's database, the baseline without `include_baseline`). Reads only; the
 /// baseline's own guard against dropping user data is checked only by running it.
-pub(crate) fn rollback_plan(
+pub(crate) fn plan_rollback(
     conn: &mut SqliteConnection,
     options: &RollbackOptions,
 ) -> Result<Vec<Version>, Error> {
@@ -267,7 +270,7 @@ pub(crate) fn rollback_plan(
     if !before.preview.is_empty() {
         // A preview build's triggers, under idstore's names, are replaced by the
         // current ones before anything is reverted.
-        let ours = super::adopt::names_created_by_steps();
+        let ours = super::steps::names_created_by_steps();
         foreign.retain(|f| !ours.contains(f.name.as_str()));
     }
     let acting = super::foreign::acting_on(&foreign, &rollback_writes(&to_revert));
@@ -342,7 +345,7 @@ fn revert(
                 // Other programs' indexes and triggers on settings, and the text
                 // the file's own settings had: kept here, the objects set aside so
                 // the step's SQL rebuilds settings, then all put back.
-                let foreign = pinned::cleanup::foreign_settings_objects(conn)?;
+                let foreign = runner_sql::cleanup::foreign_settings_objects(conn)?;
                 let rebuilt = restore::recorded(conn, "rebuilt")?;
                 restore::drop_objects(conn, &foreign)?;
                 step(conn, version.as_str(), Direction::Down)?;
@@ -364,7 +367,7 @@ fn revert(
                 if options.forget_decisions {
                     // The step's own preflight refuses while these log rows exist.
                     for (decision, id) in queries::restores_a_migrate_would_undo(conn)? {
-                        pinned::active_identity::forget_decision(conn, decision)?;
+                        runner_sql::active_identity::forget_decision(conn, decision)?;
                         report.forgotten_decisions.push(account_item(id));
                     }
                 }

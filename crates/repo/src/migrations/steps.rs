@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use crate::error::{Detail, Error, ErrorKind};
-use crate::sql::text::{Created, created_objects, statements};
+use crate::sql::script::{Created, created_objects, statements};
 
 /// The legacy baseline: `accounts` and `settings` as the app creates them.
 pub(crate) const BASELINE_VERSION: &str = "00000000000000";
@@ -74,7 +74,7 @@ const STEPS: &[Step] = &[
 /// The table the app's own migration service records each step's name in (`name`,
 /// `applied_at`); idstore records there the steps it runs on the app's behalf,
 /// never the baseline, when the file has one of that shape.
-pub const APP_RECORDS: &str = super::pinned::app_service::TABLE;
+pub const APP_RECORDS: &str = super::runner_sql::app_service::TABLE;
 
 /// Every step, oldest first.
 pub fn all() -> &'static [Step] {
@@ -327,9 +327,48 @@ pub(crate) fn object(name: &str) -> Option<&'static Created> {
     created().values().flatten().find(|o| o.name == name)
 }
 
-/// The triggers of the pointer guard: those a step creates whose body refuses a
-/// write with one of the steps' tokens, or turns `''` into none, each with the step
-/// that creates it. `check` reports a missing one and `repair` re-creates it.
+/// The table of recorded quarantine decisions, which the active-identity step
+/// creates (and `repair` re-creates from its definition here).
+pub(crate) const DECISION_LOG: &str = "quarantine_decisions";
+
+/// The definition of idstore's own object `name` as one of its steps creates it
+/// and `sqlite_master` keeps it: what `repair` re-creates a missing one from, so
+/// there is one definition. Panics for a name no step creates.
+pub(crate) fn definition(name: &str) -> &'static str {
+    idstore_definition(name).unwrap_or_else(|| panic!("one of idstore's steps creates {name}"))
+}
+
+/// The definition idstore's own object `name` has, as one of its steps creates it
+/// (`None`: idstore makes no object of that name), as `sqlite_master` keeps it.
+pub(crate) fn idstore_definition(name: &str) -> Option<&'static str> {
+    object(name).map(|o| o.sql.as_str())
+}
+
+/// Every name one of idstore's steps creates (a table, index or trigger).
+pub(crate) fn names_created_by_steps() -> std::collections::BTreeSet<&'static str> {
+    created()
+        .values()
+        .flatten()
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
+/// The tables whose b-trees `step` writes when it creates what it creates (a table,
+/// or an index on a table), each with the name of the object created.
+pub(crate) fn tables_created_by(step: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    created()
+        .get(step)
+        .into_iter()
+        .flatten()
+        .filter(|o| o.kind == "table" || o.kind == "index")
+        .map(|o| (o.name.as_str(), o.tbl_name.as_str()))
+}
+
+/// The triggers of the pointer guard (they keep `active_identity.activeDid` naming
+/// an account for every writer, foreign keys on or off): those a step creates whose
+/// body refuses a write with one of the steps' tokens, or turns `''` into none,
+/// each with the step that creates it. `check` reports a missing one and `repair`
+/// re-creates it.
 pub(crate) fn guard_triggers() -> impl Iterator<Item = (&'static str, &'static str)> {
     created().iter().flat_map(|(version, objects)| {
         objects
@@ -491,8 +530,7 @@ mod tests {
             token: String,
         }
         let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
-        conn.batch_execute(crate::testing::LEGACY_APP_SCHEMA)
-            .unwrap();
+        conn.batch_execute(super::super::LEGACY_APP_SCHEMA).unwrap();
         for s in STEPS {
             // (Naming the column outside the query finds it missing even when
             // the query returns no row.)
@@ -531,5 +569,65 @@ mod tests {
             assert!(guard.contains(&name), "{name}: {guard:?}");
         }
         assert!(!guard.contains(&"active_identity_touch_last_updated"));
+    }
+
+    #[test]
+    fn every_guard_trigger_is_named_by_the_migration() {
+        for (name, step) in guard_triggers() {
+            let sql = definition(name);
+            assert!(sql.starts_with(&format!("CREATE TRIGGER {name}\n")));
+            assert!(sql.ends_with("\nEND"));
+            assert_eq!(sql.matches("CREATE TRIGGER").count(), 1, "{sql}");
+            let made_by = created()
+                .iter()
+                .find(|(_, objects)| objects.iter().any(|o| o.name == name))
+                .map(|(v, _)| *v);
+            assert_eq!(made_by, Some(step), "{name}");
+        }
+        let log = definition(DECISION_LOG);
+        assert!(log.starts_with("CREATE TABLE quarantine_decisions ("));
+        assert!(log.ends_with("exportPath TEXT\n)"), "{log}");
+    }
+
+    /// What the steps' SQL says they create is what running them creates: the same
+    /// objects, each with the definition `sqlite_master` keeps.
+    #[test]
+    fn the_parsed_steps_match_a_run_of_them() {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let mut before = crate::sql::schema_objects(&mut conn).unwrap();
+        for step in all() {
+            conn.batch_execute(step.up_sql())
+                .unwrap_or_else(|e| panic!("{} runs on an empty database: {e}", step.version()));
+            let after = crate::sql::schema_objects(&mut conn).unwrap();
+            let mut ran: Vec<(String, String, String, Option<String>)> = after
+                .values()
+                .filter(|o| !before.contains_key(&o.name))
+                .map(|o| {
+                    (
+                        o.kind.clone(),
+                        o.name.clone(),
+                        o.tbl_name.clone(),
+                        o.sql.clone(),
+                    )
+                })
+                .collect();
+            let mut said: Vec<(String, String, String, Option<String>)> = created()[step.version()]
+                .iter()
+                .map(|o| {
+                    (
+                        o.kind.to_owned(),
+                        o.name.clone(),
+                        o.tbl_name.clone(),
+                        Some(o.sql.clone()),
+                    )
+                })
+                .collect();
+            ran.sort();
+            said.sort();
+            assert_eq!(said, ran, "{}", step.version());
+            before = after;
+        }
     }
 }

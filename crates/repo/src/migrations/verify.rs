@@ -5,10 +5,11 @@
 
 use diesel::prelude::*;
 
+use super::inspect;
 use super::plan::MigrationPlan;
-use super::{ExtraCheck, Integrity, inspect};
+use super::run::{ExtraCheck, Integrity};
 use crate::error::{Detail, Error, ErrorKind};
-use crate::report::MigrationReport;
+use crate::migrations::report::MigrationReport;
 use crate::sql;
 
 /// The failure of a run whose result did not validate; `report` holds the errors.
@@ -109,8 +110,7 @@ mod tests {
         let path = dir.path().join("t.sqlite");
         let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
         conn.batch_execute("PRAGMA foreign_keys = ON;").unwrap();
-        conn.batch_execute(crate::testing::LEGACY_APP_SCHEMA)
-            .unwrap();
+        conn.batch_execute(super::super::LEGACY_APP_SCHEMA).unwrap();
         conn.batch_execute(
             "INSERT INTO accounts (dateCreated, did, publicKeyHex) VALUES
                 ('2024', 'did:example:a', '02aa'), ('2024', 'did:example:b', '02bb');

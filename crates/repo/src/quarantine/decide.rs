@@ -68,7 +68,7 @@ fn export_document(detail: &QuarantinedDetail) -> serde_json::Value {
 /// beside it first and is then linked into place, which fails rather than
 /// overwrite: a killed process never leaves a half-written file at `path`.
 fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use crate::files::{Folder, Protects, folder_of};
+    use crate::fs::{Folder, Protects, folder_of};
     let export_err = |source: io::Error| -> Error {
         Error::at(
             ErrorKind::ExportFailed,

@@ -1,14 +1,20 @@
 //! Quarantine decisions: every value idstore kept aside (an account row whose DID
 //! repeated another, a pointer value that named no account) can be listed, looked
-//! at, restored, or discarded after an export or on an explicit choice. Each decision
-//! runs in one immediate transaction and is recorded in `quarantine_decisions`.
+//! at (`read.rs`), restored, or discarded after an export or on an explicit choice
+//! (`decide.rs`).
+//!
+//! **Rule:** each decision runs in one immediate transaction with its record in
+//! `quarantine_decisions`; nothing is deleted before its export
+//! (owner-only, never overwriting a file) is on disk, and an export whose row stays
+//! (its deletion failed, its unit of work rolled back) is removed again. No secret
+//! value appears in a listing.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("demo.sqlite");
 //! # idstore_repo::testing::write_legacy_demo(&path)?;
-//! use idstore_domain::quarantine::QuarantineRef;
+//! use idstore_repo::domain::QuarantineRef;
 //! use idstore_repo::Database;
 //!
 //! let mut db = Database::open(&path)?;
@@ -74,11 +80,11 @@ fn utc<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error>
 /// material.
 pub(crate) fn remove_export(path: &Path) {
     if let (Ok(folder), Some(name)) = (
-        crate::files::Folder::open(crate::files::folder_of(path)),
+        crate::fs::Folder::open(crate::fs::folder_of(path)),
         path.file_name(),
     ) {
         let _ = folder.remove(name);
-        let _ = folder.sync(crate::files::Protects::Removal);
+        let _ = folder.sync(crate::fs::Protects::Removal);
     }
 }
 

@@ -103,7 +103,7 @@ pub(super) fn each_account_summary(
           WHERE ?1 IS NULL OR q.id = ?1
           ORDER BY q.id",
         // A file without the log (see `repair`) has no decisions yet: everything waits.
-        kept_aside = if crate::sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+        kept_aside = if crate::sql::table_exists(conn, crate::migrations::steps::DECISION_LOG)? {
             KEPT_ASIDE_BY_DECISION
         } else {
             "0"
@@ -244,7 +244,7 @@ fn quarantined_account_row(
 
 /// Refuses a decision on a file whose decision log is missing.
 pub(super) fn require_log(conn: &mut SqliteConnection) -> Result<(), Error> {
-    if crate::sql::table_exists(conn, crate::guard::DECISION_LOG)? {
+    if crate::sql::table_exists(conn, crate::migrations::steps::DECISION_LOG)? {
         Ok(())
     } else {
         Err(Error::new(

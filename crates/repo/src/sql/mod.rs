@@ -3,13 +3,17 @@
 //!
 //! | what | style | where |
 //! |---|---|---|
-//! | The store's reads and writes on a file at a version it serves | Diesel's query builder over the generated `table!` definitions (`idstore_schema`), so that the compiler checks every table, column and type against the schema | `store.rs`, `accounts.rs`, `quarantine/` |
-//! | Statements that must work on a file at any version (the migration runner's, the checks', the repairs', and the few the store shares with them) | plain SQL text, written here as a literal, every value bound (`?`), never formatted in; the hot ones through [`Fixed`], which Diesel keeps prepared | [`queries`], and this module for the catalogue |
+//! | The store's reads and writes on a file at a version it serves | Diesel's query builder over the generated `table!` definitions (`idstore_schema`), so that the compiler checks every table, column and type against the schema | `store/`, `quarantine/` |
+//! | Statements that must work on a file at any version (the migration runner's, the checks', the repairs', and the few the store shares with them) | plain SQL text, written here as a literal, every value bound (`?`), never formatted in; the hot ones through [`Fixed`], which Diesel keeps prepared (`prepared.rs`) | [`queries`], and this module for the catalogue |
 //! | The catalogue: `sqlite_master`, `pragma_*` table-valued functions, counts, integrity checks | plain SQL, values bound | this module |
-//! | A migration's own SQL | the `up.sql`/`down.sql` pairs, embedded at compile time, and the SQL the runner issues itself pinned to the version it runs on | `migrations/` (`pinned.rs`) |
-//! | SQL text read from a file (a stored definition, rows an older idstore kept as `INSERT` text) | never run: read as data by a tokenizer after SQLite's own | [`text`] |
+//! | A migration's own SQL | the `up.sql`/`down.sql` pairs, embedded at compile time, and the SQL the runner issues itself pinned to the version it runs on | `migrations/` (`runner_sql.rs`) |
+//! | SQL text read from a file (a stored definition, rows an older idstore kept as `INSERT` text) | never run: read as data by a tokenizer after SQLite's own (`tokens.rs`) | [`from_file`] |
+//! | idstore's own scripts, read for their statements and what they create | the same tokenizer | [`script`] |
 //!
-//! Three rules hold everywhere:
+//! Text a file stores is read as bytes and decoded in the file's own encoding
+//! (`decode.rs`): a value that is not UTF-8 is data to report, never a crash.
+//!
+//! **Rule:** three things hold everywhere:
 //! - a value goes in as a bound parameter, never into the text;
 //! - an identifier that is not a literal of the crate's own is quoted with
 //!   [`quote_ident`] (a table name read from `sqlite_master`, say), and one that
@@ -21,12 +25,17 @@
 //! with `format!` outside the places listed there.
 
 use diesel::prelude::*;
-use std::marker::PhantomData;
-
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+mod decode;
+pub(crate) mod from_file;
+mod prepared;
 pub(crate) mod queries;
-pub(crate) mod text;
+pub(crate) mod script;
+mod tokens;
+
+pub(crate) use decode::{Lossless, StoredText};
+pub(crate) use prepared::{Fixed, UpdateById};
 
 #[derive(QueryableByName)]
 struct Name {
@@ -50,6 +59,19 @@ pub(crate) fn journal_mode(conn: &mut SqliteConnection) -> QueryResult<String> {
     diesel::sql_query("PRAGMA journal_mode")
         .get_result::<Mode>(conn)
         .map(|m| m.journal_mode)
+}
+
+/// SQLite's `data_version` of the main database: it changes when another
+/// connection commits a change to the file, and only then.
+pub(crate) fn data_version(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = BigInt)]
+        data_version: i64,
+    }
+    diesel::sql_query("PRAGMA data_version")
+        .get_result::<Version>(conn)
+        .map(|v| v.data_version)
 }
 
 /// Whether the connection enforces foreign keys.
@@ -161,6 +183,24 @@ pub(crate) fn table_quick_check_problems(
         .map(problems)
 }
 
+#[derive(QueryableByName)]
+struct OptionalText {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
+    value: Option<Lossless>,
+}
+
+/// First row's `value` column of a query, as [`Lossless`] text; NULL and "no row"
+/// both read as `None`.
+pub(crate) fn optional_text(
+    conn: &mut SqliteConnection,
+    query: &str,
+) -> QueryResult<Option<String>> {
+    Ok(diesel::sql_query(query)
+        .get_result::<OptionalText>(conn)
+        .optional()?
+        .and_then(|r| r.value.map(|l| l.0)))
+}
+
 /// `name` as a quoted SQL identifier: whatever it holds, it names that one object.
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -266,254 +306,30 @@ pub(crate) fn count_rows_of(conn: &mut SqliteConnection, table: &str) -> QueryRe
         .map(|c| c.n)
 }
 
-/// `UPDATE <table> SET <changes> WHERE id = <id>`, which Diesel may keep prepared.
-///
-/// Diesel marks its own `UPDATE` statements unsafe to cache, so every call re-parses
-/// and re-plans them; on the hot write paths that alone costs more than the rest of
-/// the transaction (see BENCHMARKS.md). This statement is cached by its SQL text.
-pub(crate) struct UpdateById<C> {
-    table: &'static str,
-    changes: C,
-    id: i32,
+/// One `sqlite_master` entry.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub(crate) struct SchemaObject {
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub tbl_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub sql: Option<String>,
 }
 
-impl<C> UpdateById<C> {
-    /// Updates the row `id` of `table` with `changes` (an `AsChangeset` value).
-    pub(crate) fn new<T>(table: &'static str, changes: T, id: i32) -> Self
-    where
-        T: AsChangeset<Changeset = C>,
-    {
-        UpdateById {
-            table,
-            changes: changes.as_changeset(),
-            id,
-        }
-    }
-}
-
-impl<C> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for UpdateById<C>
-where
-    C: diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>,
-{
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
-    ) -> QueryResult<()> {
-        out.push_sql("UPDATE ");
-        out.push_identifier(self.table)?;
-        out.push_sql(" SET ");
-        self.changes.walk_ast(out.reborrow())?;
-        out.push_sql(" WHERE ");
-        out.push_identifier("id")?;
-        out.push_sql(" = ");
-        out.push_bind_param::<diesel::sql_types::Integer, _>(&self.id)?;
-        Ok(())
-    }
-}
-
-impl<C> diesel::query_builder::QueryId for UpdateById<C> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<C> RunQueryDsl<SqliteConnection> for UpdateById<C> {}
-
-/// A fixed statement with one nullable text parameter, `head ? tail`, typed as
-/// returning `ST`. Diesel keeps it prepared, cached by its SQL text (it re-prepares
-/// every `sql_query`), so hot paths can use plain SQL.
-pub(crate) struct Fixed<'a, ST> {
-    head: &'static str,
-    bind: Option<&'a str>,
-    tail: &'static str,
-    returns: PhantomData<ST>,
-}
-
-impl<'a, ST> Fixed<'a, ST> {
-    /// The statement `head ? tail` with `bind` as its parameter.
-    pub(crate) fn new(
-        head: &'static str,
-        bind: impl Into<Option<&'a str>>,
-        tail: &'static str,
-    ) -> Self {
-        Fixed {
-            head,
-            bind: bind.into(),
-            tail,
-            returns: PhantomData,
-        }
-    }
-}
-
-impl<ST> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for Fixed<'_, ST> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
-    ) -> QueryResult<()> {
-        out.push_sql(self.head);
-        out.push_bind_param::<Nullable<Text>, _>(&self.bind)?;
-        out.push_sql(self.tail);
-        Ok(())
-    }
-}
-
-impl<ST> diesel::query_builder::QueryId for Fixed<'_, ST> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<ST> diesel::query_builder::Query for Fixed<'_, ST> {
-    type SqlType = ST;
-}
-
-impl<ST> RunQueryDsl<SqliteConnection> for Fixed<'_, ST> {}
-
-/// Text as the file stores it, decoded in the file's own encoding: SQLite hands
-/// over a UTF-16 file's text converted to UTF-8, and a UTF-8 file's bytes as they
-/// are, so text that does not decode (bytes that are not UTF-8, a UTF-16 code unit
-/// without its pair) is kept as the bytes it is. Read with `sql_type = Binary`
-/// (never `CAST(… AS BLOB)`, which gives a UTF-16 file's bytes undecoded).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StoredText {
-    /// The text, decoded.
-    Text(String),
-    /// Bytes of a UTF-8 file that are not UTF-8, as stored.
-    Undecodable(Vec<u8>),
-    /// Code units of a UTF-16 file that do not pair up, as stored.
-    BadUtf16(Vec<u8>),
-}
-
-impl StoredText {
-    /// Why the text does not decode, in words with its first bytes shown; `None`
-    /// for text that decodes.
-    pub(crate) fn why_undecodable(&self) -> Option<String> {
-        let shown = |b: &[u8]| idstore_domain::display::lossless(&b[..b.len().min(64)]);
-        match self {
-            StoredText::Text(_) => None,
-            StoredText::Undecodable(b) => Some(format!(
-                "its text is not UTF-8 (a bad byte at {}: {})",
-                std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to()),
-                shown(b)
-            )),
-            StoredText::BadUtf16(b) => Some(format!(
-                "its text is not valid UTF-16, the file's encoding (a code unit without its pair: {})",
-                shown(b)
-            )),
-        }
-    }
-
-    /// The text for a person: undecodable bytes written `\x{..}` (see
-    /// [`idstore_domain::display::lossless`]).
-    pub(crate) fn lossless(self) -> String {
-        match self {
-            StoredText::Text(t) => t,
-            StoredText::Undecodable(b) | StoredText::BadUtf16(b) => {
-                idstore_domain::display::lossless(&b)
-            }
-        }
-    }
-}
-
-impl diesel::deserialize::FromSql<diesel::sql_types::Binary, diesel::sqlite::Sqlite>
-    for StoredText
-{
-    fn from_sql(
-        mut value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
-    ) -> diesel::deserialize::Result<Self> {
-        let text_value = value.value_type() == Some(diesel::sqlite::SqliteType::Text);
-        let raw = value.read_blob().to_vec();
-        if !text_value {
-            // A number (as its text) or a blob: UTF-8 or not, byte for byte.
-            return Ok(match String::from_utf8(raw) {
-                Ok(t) => StoredText::Text(t),
-                Err(e) => StoredText::Undecodable(e.into_bytes()),
-            });
-        }
-        let converted = value.read_text().to_owned();
-        Ok(if std::str::from_utf8(&raw) == Ok(converted.as_str()) {
-            // A UTF-8 file's valid text.
-            StoredText::Text(converted)
-        } else if String::from_utf8_lossy(&raw) == converted {
-            // A UTF-8 file's bytes that are not UTF-8 (SQLite converted nothing).
-            StoredText::Undecodable(raw)
-        } else if !converted.contains('\u{FFFD}') || utf16_decodes_to(&raw, &converted) {
-            // A UTF-16 file's text, which SQLite converted.
-            StoredText::Text(converted)
-        } else {
-            // A UTF-16 file's code units that do not pair up.
-            StoredText::BadUtf16(raw)
-        })
-    }
-}
-
-/// Whether `raw`, read as UTF-16 in either byte order, is exactly `text`.
-fn utf16_decodes_to(raw: &[u8], text: &str) -> bool {
-    if !raw.len().is_multiple_of(2) {
-        return false;
-    }
-    let units = |le: bool| {
-        raw.chunks_exact(2).map(move |c| {
-            if le {
-                u16::from_le_bytes([c[0], c[1]])
-            } else {
-                u16::from_be_bytes([c[0], c[1]])
-            }
-        })
-    };
-    [true, false].into_iter().any(|le| {
-        char::decode_utf16(units(le))
-            .collect::<Result<String, _>>()
-            .is_ok_and(|t| t == text)
-    })
-}
-
-impl diesel::Queryable<diesel::sql_types::Binary, diesel::sqlite::Sqlite> for StoredText {
-    type Row = StoredText;
-
-    fn build(row: StoredText) -> diesel::deserialize::Result<Self> {
-        Ok(row)
-    }
-}
-
-/// Text read from the file for a person or a report, whatever it holds: decoded in
-/// the file's encoding, any byte that does not decode written `\x{..}` (see
-/// [`StoredText`]). Read with `sql_type = Binary`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Lossless(pub String);
-
-impl diesel::deserialize::FromSql<diesel::sql_types::Binary, diesel::sqlite::Sqlite> for Lossless {
-    fn from_sql(
-        value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
-    ) -> diesel::deserialize::Result<Self> {
-        let stored: StoredText =
-            diesel::deserialize::FromSql::<diesel::sql_types::Binary, _>::from_sql(value)?;
-        Ok(Lossless(stored.lossless()))
-    }
-}
-
-impl diesel::Queryable<diesel::sql_types::Binary, diesel::sqlite::Sqlite> for Lossless {
-    type Row = Lossless;
-
-    fn build(row: Lossless) -> diesel::deserialize::Result<Self> {
-        Ok(row)
-    }
-}
-
-#[derive(QueryableByName)]
-struct OptionalText {
-    #[diesel(sql_type = Nullable<diesel::sql_types::Binary>)]
-    value: Option<Lossless>,
-}
-
-/// First row's `value` column of a query, as [`Lossless`] text; NULL and "no row"
-/// both read as `None`.
-pub(crate) fn optional_text(
+/// Every object of the main schema by name (SQLite's own autoindexes left out).
+pub(crate) fn schema_objects(
     conn: &mut SqliteConnection,
-    query: &str,
-) -> QueryResult<Option<String>> {
-    Ok(diesel::sql_query(query)
-        .get_result::<OptionalText>(conn)
-        .optional()?
-        .and_then(|r| r.value.map(|l| l.0)))
+) -> QueryResult<std::collections::BTreeMap<String, SchemaObject>> {
+    Ok(diesel::sql_query(
+        "SELECT type AS kind, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+    )
+    .load::<SchemaObject>(conn)?
+    .into_iter()
+    .map(|o| (o.name.clone(), o))
+    .collect())
 }
 
 /// Columns that hold clocks (when a row was quarantined, archived, updated or
@@ -574,4 +390,38 @@ pub(crate) fn table_rows(conn: &mut SqliteConnection, skip: &[&str]) -> QueryRes
         out.insert(table.name, (columns, rows));
     }
     Ok(out)
+}
+
+/// Every reader of SQL text run on `input`, for the fuzz target (through
+/// `fixtures::fuzz_sqltext`): none may panic, every token's span lies inside the
+/// input on character boundaries, and a definition accepted as one `CREATE` starts
+/// with `CREATE`.
+#[cfg(feature = "fixtures")]
+pub(crate) fn fuzz_text(input: &str) {
+    use from_file::{Kind, check_create, parse_inserts, trigger_event};
+    use script::{created_objects, statements};
+    use tokens::{tokenize, tokenize_spans};
+    if let Ok(spans) = tokenize_spans(input) {
+        for (token, r) in &spans {
+            assert!(
+                r.start <= r.end && r.end <= input.len(),
+                "{token:?} spans {r:?} of {} bytes",
+                input.len()
+            );
+            assert!(input.is_char_boundary(r.start) && input.is_char_boundary(r.end));
+        }
+    }
+    for kind in [Kind::Table, Kind::Index, Kind::Trigger] {
+        if check_create(input, kind, "t", Some("t")).is_ok() {
+            let toks = tokenize(input).expect("an accepted definition tokenizes");
+            assert!(
+                toks.first().is_some_and(|t| t.is_word("CREATE")),
+                "{input:?}"
+            );
+        }
+    }
+    let _ = trigger_event(input);
+    let _ = parse_inserts(input, "t");
+    let _ = created_objects(input);
+    let _ = statements(input);
 }

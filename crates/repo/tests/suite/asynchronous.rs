@@ -13,8 +13,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
 use idstore_repo::asynchronous::{AsyncDatabase, AsyncOptions};
+use idstore_repo::pool::{Pool, PoolOptions};
 use idstore_repo::testing::TestDatabase;
-use idstore_repo::{Database, Error, ErrorKind, OpenOptions, Pool, PoolOptions, SettingsScope};
+use idstore_repo::{Database, Error, ErrorKind, OpenOptions, SettingsScope};
 
 use crate::common::*;
 
@@ -351,7 +352,7 @@ async fn a_panic_comes_back_as_an_error_and_rolls_back() {
 async fn a_connection_a_call_left_in_a_transaction_is_not_lent_again() {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let test = TestDatabase::seeded().unwrap();
-    let pool = Pool::with_options(
+    let pool = Pool::open_with(
         test.path(),
         OpenOptions::new(),
         PoolOptions::new().max_size(1),
@@ -388,7 +389,7 @@ async fn a_connection_a_call_left_in_a_transaction_is_not_lent_again() {
 #[tokio::test(flavor = "current_thread")]
 async fn pooled_calls_run_in_parallel_on_the_pools_connections() {
     let test = TestDatabase::seeded().unwrap();
-    let pool = Pool::with_options(
+    let pool = Pool::open_with(
         test.path(),
         OpenOptions::new(),
         PoolOptions::new().max_size(2),

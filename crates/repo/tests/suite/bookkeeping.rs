@@ -17,9 +17,9 @@ use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Binary, Text};
-use idstore_repo::{
-    Database, ErrorKind, MigrateOptions, QuarantinedItem, RollbackOptions, RollbackTarget,
-};
+use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
+use idstore_repo::quarantine::QuarantinedItem;
+use idstore_repo::{Database, ErrorKind, MigrateOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tempfile::TempDir;
@@ -436,10 +436,9 @@ fn a_dropped_quarantine_table_is_reported_and_repaired() {
     let mut db = open(&path).unwrap();
     let problems = db.check().unwrap().problems;
     assert!(
-        problems.iter().any(
-            |p| p.kind == idstore_repo::ProblemKind::MissingQuarantineTable
-                && p.detail.contains("active_did_quarantine")
-        ),
+        problems.iter().any(|p| p.kind
+            == idstore_repo::health::ProblemKind::MissingQuarantineTable
+            && p.detail.contains("active_did_quarantine")),
         "{problems:?}"
     );
     let err = db.store().unwrap().quarantined_items().unwrap_err();
@@ -461,14 +460,14 @@ fn a_dropped_quarantine_table_is_reported_and_repaired() {
     assert!(
         fixed
             .iter()
-            .any(|p| p.kind == idstore_repo::ProblemKind::MissingQuarantineTable),
+            .any(|p| p.kind == idstore_repo::health::ProblemKind::MissingQuarantineTable),
         "{fixed:?}"
     );
     let problems = db.check().unwrap().problems;
     assert!(
         !problems
             .iter()
-            .any(|p| p.kind == idstore_repo::ProblemKind::MissingQuarantineTable),
+            .any(|p| p.kind == idstore_repo::health::ProblemKind::MissingQuarantineTable),
         "{problems:?}"
     );
     db.store().unwrap().quarantined_items().unwrap();

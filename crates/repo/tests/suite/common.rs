@@ -14,10 +14,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use idstore_repo::{
-    Database, Error, MigrateOptions, MigrationReport, MigrationStatus, RollbackOptions,
-    RollbackReport,
-};
+use idstore_repo::migrations::{MigrationReport, MigrationStatus, RollbackOptions, RollbackReport};
+use idstore_repo::{Database, Error, MigrateOptions};
 
 /// The migrations as the diesel CLI and diesel's harness run them.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -46,7 +44,7 @@ impl Raw for Database {
     }
 }
 
-impl Raw for idstore_repo::PooledDatabase {
+impl Raw for idstore_repo::pool::PooledDatabase {
     fn raw(&mut self) -> &mut SqliteConnection {
         idstore_repo::fixtures::raw_connection(self)
     }
@@ -240,7 +238,10 @@ pub fn whole_dump(conn: &mut impl Raw) -> (Vec<String>, BTreeMap<String, Vec<Str
 pub fn preview_migrate(path: &Path, to: &str) {
     let mut conn = raw(path);
     exec(&mut conn, "BEGIN;");
-    exec(&mut conn, idstore_repo::steps::all()[0].up_sql());
+    exec(
+        &mut conn,
+        idstore_repo::migrations::steps::all()[0].up_sql(),
+    );
     exec(
         &mut conn,
         "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (

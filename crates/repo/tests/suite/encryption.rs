@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use diesel::prelude::*;
 use idstore_domain::Did;
-use idstore_repo::CipherFormat;
-use idstore_repo::{
-    ConvertOptions, Database, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions,
-};
+use idstore_repo::encryption::CipherFormat;
+use idstore_repo::encryption::{ConvertOptions, Key};
+use idstore_repo::migrations::RollbackOptions;
+use idstore_repo::{Database, ErrorKind, MigrateOptions, OpenOptions};
 use tempfile::TempDir;
 
 const RAW_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
@@ -256,7 +256,7 @@ fn pooled_connections_are_keyed_like_single_ones() {
     let dir = TempDir::new().unwrap();
     let path = encrypted_legacy(dir.path(), "k");
     migrate(&mut keyed("k").open(&path).unwrap(), MigrateOptions::new()).unwrap();
-    let pool = idstore_repo::Pool::open(&path, keyed("k"), 2).unwrap();
+    let pool = idstore_repo::pool::Pool::open(&path, keyed("k"), 2).unwrap();
     let mut conns = [pool.get().unwrap(), pool.get().unwrap()];
     for conn in &mut conns {
         assert_eq!(
@@ -271,7 +271,7 @@ fn pooled_connections_are_keyed_like_single_ones() {
         );
     }
     assert_eq!(
-        idstore_repo::Pool::open(&path, keyed("wrong"), 1)
+        idstore_repo::pool::Pool::open(&path, keyed("wrong"), 1)
             .unwrap_err()
             .kind(),
         ErrorKind::WrongKey

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use idstore_domain::{Did, NewAccount};
-use idstore_repo::{
-    Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, RollbackOptions, RollbackTarget,
-    WhenLast,
-};
+use idstore_repo::encryption::Key;
+use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
+use idstore_repo::{Database, Error, ErrorKind, MigrateOptions, OpenOptions, WhenLast};
 
 use crate::common::*;
 
@@ -192,7 +191,7 @@ fn cases(dir: &Path) -> Vec<Case> {
         idstore_repo::Database::convert(
             &secret,
             &OpenOptions::new(),
-            &idstore_repo::ConvertOptions::new(key("the passphrase")),
+            &idstore_repo::encryption::ConvertOptions::new(key("the passphrase")),
         )
         .unwrap();
         let err = Database::open(&secret).map(drop).unwrap_err();
@@ -278,13 +277,13 @@ struct Shaped {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_error_keeps_its_cause_in_every_shape() {
     use idstore_repo::asynchronous::{AsyncDatabase, AsyncOptions};
-    use idstore_repo::{Pool, PoolOptions};
+    use idstore_repo::pool::{Pool, PoolOptions};
     let dir = tempfile::tempdir().unwrap();
     let path = migrated(dir.path(), "shapes.sqlite");
     let shown = path.display().to_string();
     let quick = || OpenOptions::new().busy_timeout(Duration::from_millis(50));
     let pool_of = |options: OpenOptions| {
-        Pool::with_options(&path, options, PoolOptions::new().max_size(1)).unwrap()
+        Pool::open_with(&path, options, PoolOptions::new().max_size(1)).unwrap()
     };
     let mut out: Vec<Shaped> = Vec::new();
     let mut saw = |shape, err: Error, kind, says: &[&str]| {

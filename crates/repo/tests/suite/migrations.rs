@@ -6,10 +6,10 @@ use crate::common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
-use idstore_repo::MigrationWarning;
-use idstore_repo::{
-    Database, ErrorKind, MigrateOptions, ProblemKind, RollbackOptions, RollbackTarget,
-};
+use idstore_repo::health::ProblemKind;
+use idstore_repo::migrations::MigrationWarning;
+use idstore_repo::migrations::{RollbackOptions, RollbackTarget};
+use idstore_repo::{Database, ErrorKind, MigrateOptions};
 use tempfile::TempDir;
 
 fn to(version: &str) -> MigrateOptions<'_> {
@@ -67,7 +67,6 @@ fn new_database_is_created_private_configured_and_fully_migrated() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("new.sqlite");
     let mut conn = open(&path).unwrap();
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -639,7 +638,7 @@ fn the_full_structure_check_validates_too() {
     let dir = TempDir::new().unwrap();
     let path = rich_legacy(&dir, &format!("'{DID_A}'"));
     let mut conn = open(&path).unwrap();
-    let options = MigrateOptions::new().integrity(idstore_repo::Integrity::Full);
+    let options = MigrateOptions::new().integrity(idstore_repo::migrations::Integrity::Full);
     let report = migrate(&mut conn, options.clone()).unwrap();
     assert_eq!(report.applied.len(), 3);
     assert_eq!(report.active_did.as_deref(), Some(DID_A));

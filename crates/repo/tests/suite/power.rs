@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use idstore_domain::quarantine::QuarantineRef;
 use idstore_domain::{Did, SettingsChange, SettingsField};
-use idstore_repo::{
-    ConvertOptions, Database, Discard, Key, MigrateOptions, OpenOptions, RollbackOptions,
-    Synchronous,
-};
+use idstore_repo::connection::Synchronous;
+use idstore_repo::encryption::{ConvertOptions, Key};
+use idstore_repo::migrations::RollbackOptions;
+use idstore_repo::quarantine::Discard;
+use idstore_repo::{Database, MigrateOptions, OpenOptions};
 use idstore_testkit::power::{self, CutState, Loss, Recording, Step};
 use tempfile::TempDir;
 

@@ -6,7 +6,9 @@
 use crate::common::*;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Nullable, Text};
-use idstore_repo::{MigrateOptions, ProblemKind, RollbackOptions};
+use idstore_repo::MigrateOptions;
+use idstore_repo::health::ProblemKind;
+use idstore_repo::migrations::RollbackOptions;
 use proptest::prelude::*;
 use tempfile::TempDir;
 
@@ -230,7 +232,7 @@ mod sqltext_fuzz {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
         fn arbitrary_text_panics_no_reader(text in "\\PC{0,200}") {
-            idstore_repo::fuzzing::sqltext(&text);
+            idstore_repo::fixtures::fuzz_sqltext(&text);
         }
 
         #[test]
@@ -246,7 +248,7 @@ mod sqltext_fuzz {
             let end = (at + len).min(s.len());
             let end = (end..=s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
             let text = format!("{}{insert}{}", &s[..at], &s[end..]);
-            idstore_repo::fuzzing::sqltext(&text);
+            idstore_repo::fixtures::fuzz_sqltext(&text);
         }
     }
 }

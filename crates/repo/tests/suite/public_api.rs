@@ -6,9 +6,11 @@
 use std::path::Path;
 
 use idstore_domain::{Did, NewAccount, Secret, SettingsChange, SettingsField};
+use idstore_repo::encryption::Key;
+use idstore_repo::migrations::RollbackOptions;
+use idstore_repo::pool::{Pool, PoolOptions};
 use idstore_repo::{
-    Database, Error, ErrorKind, Key, MigrateOptions, OpenOptions, Pool, PoolOptions,
-    RollbackOptions, SettingsScope, WhenLast,
+    Database, Error, ErrorKind, MigrateOptions, OpenOptions, SettingsScope, WhenLast,
 };
 
 const ALICE: &str = "did:ethr:0xAbCdEf0123456789aBcDeF0123456789AbCdEf01";
@@ -122,8 +124,9 @@ fn a_service_opens_migrates_serves_and_rolls_back() -> Result<(), Error> {
     }
 
     // Back to the transition step, and up again.
-    let report =
-        db.rollback(&RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(1)))?;
+    let report = db.rollback(
+        &RollbackOptions::new().target(idstore_repo::migrations::RollbackTarget::Steps(1)),
+    )?;
     assert_eq!(report.reverted.len(), 1);
     assert!(db.status()?.paused_at().is_some());
     assert_eq!(
@@ -156,7 +159,7 @@ fn a_pools_checkout_timeout_is_the_services_to_set() -> Result<(), Error> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pooled.sqlite");
     drop(start(&path, OpenOptions::new())?);
-    let pool = Pool::with_options(
+    let pool = Pool::open_with(
         &path,
         OpenOptions::new(),
         PoolOptions::new()
@@ -228,7 +231,7 @@ fn an_encrypted_file_is_served_with_its_key_and_refused_without() -> Result<(), 
     let mut db = start(&path, OpenOptions::new().key(Some(key()?)))?;
     assert_eq!(
         db.cipher_format(),
-        Some(idstore_repo::CipherFormat::Sqlcipher4)
+        Some(idstore_repo::encryption::CipherFormat::Sqlcipher4)
     );
     assert!(db.store()?.active_identity()?.active_did.is_none());
     drop(db);
@@ -299,7 +302,7 @@ fn the_test_helper_gives_a_seeded_database_and_removes_it() -> Result<(), Error>
     use idstore_repo::testing::{ALICE as SEEDED, BOB as OTHER, TestDatabase};
     let test = TestDatabase::seeded()?;
     let path = test.path().to_owned();
-    let pool = Pool::with_options(&path, OpenOptions::new(), PoolOptions::new().max_size(2))?;
+    let pool = Pool::open_with(&path, OpenOptions::new(), PoolOptions::new().max_size(2))?;
     let mut conn = pool.get()?;
     let mut store = conn.store()?;
     assert_eq!(
@@ -335,7 +338,7 @@ fn the_test_helper_gives_a_seeded_database_and_removes_it() -> Result<(), Error>
 /// service asks for another.
 #[test]
 fn serving_a_file_keeps_its_journal_mode_unless_asked() -> Result<(), Error> {
-    use idstore_repo::JournalMode;
+    use idstore_repo::connection::JournalMode;
     let header = |p: &Path| {
         let bytes = std::fs::read(p).unwrap();
         (bytes[18], bytes[19])
@@ -420,7 +423,7 @@ fn the_test_helper_copies_a_legacy_file_as_it_is_or_migrated() -> Result<(), Err
 /// Every public handle shows in `Debug` which file it serves, and never a key.
 #[tokio::test(flavor = "current_thread")]
 async fn every_public_handle_has_debug() -> Result<(), Error> {
-    use idstore_repo::AsyncDatabase;
+    use idstore_repo::asynchronous::AsyncDatabase;
     use idstore_repo::testing::TestDatabase;
     let test = TestDatabase::seeded()?;
     let shown = test.path().display().to_string();

@@ -9,9 +9,10 @@ use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 use idstore_domain::Did;
 use idstore_domain::quarantine::{QuarantineKind, QuarantineRef};
-use idstore_repo::{
-    DecisionKind, Discard, ErrorKind, ProblemKind, QuarantinedDetail, RollbackOptions, WhenLast,
-};
+use idstore_repo::health::ProblemKind;
+use idstore_repo::migrations::RollbackOptions;
+use idstore_repo::quarantine::{DecisionKind, Discard, QuarantinedDetail};
+use idstore_repo::{ErrorKind, WhenLast};
 use tempfile::TempDir;
 
 fn item(s: &str) -> QuarantineRef {
@@ -451,7 +452,7 @@ fn rollback_refuses_to_silently_undo_a_restore_and_keeps_discards() {
     // settings.activeDid).
     rollback(
         &mut conn,
-        &RollbackOptions::new().target(idstore_repo::RollbackTarget::Steps(1)),
+        &RollbackOptions::new().target(idstore_repo::migrations::RollbackTarget::Steps(1)),
     )
     .unwrap();
     let before = dump(&mut conn);

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::common::*;
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
-use idstore_repo::{Database, ErrorKind, MigrateOptions, ProblemKind, SettingsScope, WhenLast};
+use idstore_repo::health::ProblemKind;
+use idstore_repo::{Database, ErrorKind, MigrateOptions, SettingsScope, WhenLast};
 use tempfile::TempDir;
 
 fn did(s: &str) -> Did {

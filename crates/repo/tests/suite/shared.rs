@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::common::*;
-use idstore_repo::{MigrateOptions, OpenOptions, RollbackOptions};
+use idstore_repo::migrations::RollbackOptions;
+use idstore_repo::{MigrateOptions, OpenOptions};
 use tempfile::TempDir;
 
 /// Another program commits just as `migrate` (or `rollback`) starts: the run waits

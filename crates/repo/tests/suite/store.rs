@@ -9,8 +9,9 @@ use crate::common::*;
 use diesel::connection::InstrumentationEvent;
 use diesel::prelude::*;
 use idstore_domain::{Change, Did, NewAccount, Secret, Settings, SettingsChange, SettingsField};
+use idstore_repo::health::ProblemKind;
 use idstore_repo::{
-    Database, ErrorKind, MigrateOptions, OpenOptions, ProblemKind, SettingsScope, Store, WhenLast,
+    Database, ErrorKind, MigrateOptions, OpenOptions, SettingsScope, Store, WhenLast,
 };
 use tempfile::TempDir;
 
@@ -914,7 +915,7 @@ fn several_processes_writing_at_once_lose_nothing_and_see_no_lock_errors() {
 fn pooled_connections_are_configured_like_single_ones() {
     let dir = TempDir::new().unwrap();
     let path = db_with_accounts(&dir);
-    let pool = idstore_repo::Pool::open(&path, OpenOptions::new(), 4).unwrap();
+    let pool = idstore_repo::pool::Pool::open(&path, OpenOptions::new(), 4).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let pool = pool.clone();
@@ -942,7 +943,7 @@ fn pooled_connections_are_configured_like_single_ones() {
     }
     let legacy = legacy_file(dir.path(), "legacy.sqlite", true, "");
     assert_eq!(
-        idstore_repo::Pool::open(&legacy, OpenOptions::new(), 2)
+        idstore_repo::pool::Pool::open(&legacy, OpenOptions::new(), 2)
             .unwrap_err()
             .kind(),
         ErrorKind::NeedsMigration
@@ -991,7 +992,7 @@ fn a_second_connection_keeps_the_first_ones_locks() {
     // A file in WAL mode (the mode stays with the file).
     drop(
         OpenOptions::new()
-            .journal_mode(idstore_repo::JournalMode::Wal)
+            .journal_mode(idstore_repo::connection::JournalMode::Wal)
             .open(&path)
             .unwrap(),
     );
@@ -1024,7 +1025,7 @@ fn a_second_connection_keeps_the_first_ones_locks() {
     );
 
     let mut first = OpenOptions::new()
-        .journal_mode(idstore_repo::JournalMode::Wal)
+        .journal_mode(idstore_repo::connection::JournalMode::Wal)
         .open(&path)
         .unwrap();
     first.store().unwrap().accounts().unwrap().for_each(drop);
@@ -1109,7 +1110,6 @@ fn repair_turns_foreign_keys_back_on_when_it_fails() {
 }
 
 /// A backup path that is not UTF-8 names exactly that file: the copy is whole.
-#[cfg(unix)]
 #[test]
 fn a_backup_path_that_is_not_utf8_gets_a_whole_copy() {
     use std::os::unix::ffi::OsStrExt;
@@ -1152,7 +1152,7 @@ fn check_reports_a_bounded_sample_of_each_kind_and_check_each_streams_them_all()
             .iter()
             .filter(|p| p.kind == ProblemKind::OrphanOverride)
             .count(),
-        idstore_repo::HealthReport::SAMPLE_PER_KIND
+        idstore_repo::health::HealthReport::SAMPLE_PER_KIND
     );
     assert_eq!(report.omitted[&ProblemKind::OrphanOverride], 990);
     assert_eq!(report.total(), 1000);
@@ -1166,7 +1166,7 @@ fn check_reports_a_bounded_sample_of_each_kind_and_check_each_streams_them_all()
     let repaired = conn.repair().unwrap();
     assert_eq!(
         repaired.left.len(),
-        idstore_repo::HealthReport::SAMPLE_PER_KIND
+        idstore_repo::health::HealthReport::SAMPLE_PER_KIND
     );
     assert_eq!(repaired.left_omitted[&ProblemKind::OrphanOverride], 990);
 }

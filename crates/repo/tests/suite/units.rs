@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use idstore_domain::{Did, NewAccount, SettingsChange, SettingsField};
+use idstore_repo::pool::Pool;
 use idstore_repo::testing::TestDatabase;
-use idstore_repo::{Database, Error, ErrorKind, OpenOptions, Pool, SettingsScope};
+use idstore_repo::{Database, Error, ErrorKind, OpenOptions, SettingsScope};
 
 use crate::common::*;
 

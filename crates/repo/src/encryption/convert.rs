@@ -3,106 +3,17 @@
 //! row for row against the original, made durable, and renamed over it. A crash at
 //! any point leaves either the old file or the new one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
+use super::{CipherFormat, ConvertOptions, Converted};
 use crate::connection::{Handle, Settings};
 use crate::error::{Error, ErrorKind, io_cause, io_kind};
-use crate::files::{Protects, conversion_copy_name};
-use crate::key::{CipherFormat, Key};
-
-/// How [`Database::convert`](crate::Database::convert) rewrites a file: under which
-/// key (none: plain) and SQLCipher format, with or without a backup, and whether
-/// plaintext copies beside it are removed.
-///
-/// ```
-/// use idstore_repo::{ConvertOptions, Key};
-///
-/// let options = ConvertOptions::new(Some(Key::new("the passphrase").unwrap()))
-///     .backup_to("app.sqlite.before-encryption.sqlite")
-///     .remove_plaintext_copies(true);
-/// # let _ = options;
-/// ```
-#[non_exhaustive]
-#[derive(Debug, Clone, Default)]
-pub struct ConvertOptions {
-    new_key: Option<Key>,
-    sqlcipher_compatibility: Option<CipherFormat>,
-    backup_to: Option<PathBuf>,
-    remove_plaintext_copies: bool,
-}
-
-impl ConvertOptions {
-    /// A conversion to `new_key` (none: a plain file), the file's SQLCipher format
-    /// kept, no backup, plaintext copies left where they are.
-    pub fn new(new_key: Option<Key>) -> Self {
-        ConvertOptions {
-            new_key,
-            ..ConvertOptions::default()
-        }
-    }
-
-    /// The SQLCipher format to write. Without it, an encrypted file keeps its own
-    /// format and a plain one gets SQLCipher 4's.
-    pub fn sqlcipher_compatibility(mut self, format: CipherFormat) -> Self {
-        self.sqlcipher_compatibility = Some(format);
-        self
-    }
-
-    /// Writes a backup of the file as it is to `dest` (which must not exist) before
-    /// replacing it, never in plaintext when either side is encrypted: under the new
-    /// key and format when there is a new key, else (decrypting) under the current
-    /// key and format.
-    pub fn backup_to(mut self, dest: impl Into<PathBuf>) -> Self {
-        self.backup_to = Some(dest.into());
-        self
-    }
-
-    /// Once the file is encrypted, removes every plaintext copy of it beside it (its
-    /// earlier backups, a conversion's leftover copy): overwritten with zeros,
-    /// synced, then unlinked. On flash storage, copy-on-write filesystems and
-    /// snapshots the old blocks may survive: that cannot be guaranteed there.
-    pub fn remove_plaintext_copies(mut self, remove: bool) -> Self {
-        self.remove_plaintext_copies = remove;
-        self
-    }
-}
-
-/// What a conversion did.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Converted {
-    /// Tables copied (the app's own included).
-    pub tables: usize,
-    /// Rows copied, all tables together.
-    pub rows: u64,
-    /// Whether the file is encrypted now.
-    pub encrypted: bool,
-    /// The SQLCipher format the file has now (`None`: plain).
-    pub sqlcipher_format: Option<CipherFormat>,
-    /// The SQLCipher format it had (`None`: it was plain).
-    pub previous_format: Option<CipherFormat>,
-    /// The backup written, when one was asked for.
-    pub backup: Option<PathBuf>,
-    /// Whether the backup is encrypted (under the new key when the file is
-    /// encrypted now, else under the key it had).
-    pub backup_encrypted: bool,
-    /// Plaintext copies of the file beside it that were removed.
-    pub removed_copies: Vec<PathBuf>,
-    /// Plaintext copies of the file still beside it (its earlier backups, say):
-    /// anyone who can read them reads the data.
-    pub plaintext_copies: Vec<PathBuf>,
-    /// Names beside the file that look like plaintext copies but were not idstore's
-    /// to read or remove (a link, a FIFO, a file with other links, another user's),
-    /// each with why: nothing was written through them.
-    pub not_removed: Vec<(PathBuf, String)>,
-    /// The page size, when the conversion changed it (before, after): an encrypted
-    /// file has SQLCipher's page size, which its key alone must open.
-    pub page_size_changed: Option<(u32, u32)>,
-}
+use crate::fs::Protects;
+use crate::fs::leftovers::conversion_copy_name;
 
 /// SQLite's error in a conversion, as the crate's error.
 fn failed(source: diesel::result::Error) -> Error {
@@ -118,7 +29,7 @@ fn failed(source: diesel::result::Error) -> Error {
 fn attach(
     conn: &mut SqliteConnection,
     target: &str,
-    keying: Option<&crate::ffi::Keying>,
+    keying: Option<&crate::connection::ffi::Keying>,
 ) -> QueryResult<()> {
     let key_text = keying.map_or("", |k| k.key.as_text());
     diesel::sql_query("ATTACH DATABASE ? AS converted KEY ?")
@@ -164,15 +75,15 @@ pub(crate) fn convert(
     let file = &holder.file;
     let entry = file.entry.expect("an opened file exists");
     let path = file.path.clone();
-    let mut holders = crate::files::other_holders(&entry);
-    if crate::files::open_here(&entry) > 1 {
+    let mut holders = crate::fs::holders::other_holders(&entry);
+    if crate::fs::holders::open_here(&entry) > 1 {
         holders.push("another connection of this process".to_owned());
     }
     if !holders.is_empty() {
         return Err(in_use(&path, &holders.join(", ")));
     }
     // Before anything of the file is touched: the new file must get its owner back.
-    if !crate::files::may_give_to(entry.owner) {
+    if !crate::fs::may_give_to(entry.owner) {
         return Err(keep_owner(
             &path,
             &std::io::Error::from(std::io::ErrorKind::PermissionDenied),
@@ -202,21 +113,24 @@ pub(crate) fn convert(
     let result = (|| -> Result<Converted, Error> {
         lock.batch_execute("BEGIN IMMEDIATE").map_err(failed)?;
         let previous_format = settings.keying.as_ref().and_then(|k| k.compatibility);
-        let target = options.new_key.as_ref().map(|key| crate::ffi::Keying {
-            key: key.clone(),
-            compatibility: Some(
-                options
-                    .sqlcipher_compatibility
-                    .map(CipherFormat::version)
-                    .or(previous_format)
-                    .unwrap_or(4),
-            ),
-        });
+        let target = options
+            .new_key
+            .as_ref()
+            .map(|key| crate::connection::ffi::Keying {
+                key: key.clone(),
+                compatibility: Some(
+                    options
+                        .sqlcipher_compatibility
+                        .map(CipherFormat::version)
+                        .or(previous_format)
+                        .unwrap_or(4),
+                ),
+            });
         let copy_name = conversion_copy_name(&file.name);
         let done = export(file, &settings, &copy_name, target.as_ref(), wal).and_then(
             |(mut converted, copy)| {
                 converted.previous_format = previous_format.and_then(CipherFormat::from_version);
-                converted.sqlcipher_format = target
+                converted.cipher_format = target
                     .as_ref()
                     .and_then(|k| k.compatibility)
                     .and_then(CipherFormat::from_version);
@@ -253,9 +167,9 @@ pub(crate) fn convert(
         return result;
     }
     let mut converted = result?;
-    let copies = crate::files::plaintext_copies(&holder.file);
+    let copies = crate::fs::leftovers::plaintext_copies(&holder.file);
     drop(holder);
-    let db = crate::files::DbFile::locate(&path)?;
+    let db = crate::fs::DbFile::locate(&path)?;
     for copy in copies {
         if let Some(why) = &copy.untrusted {
             converted
@@ -267,12 +181,12 @@ pub(crate) fn convert(
             converted.plaintext_copies.push(copy.path);
             continue;
         }
-        match crate::files::wipe(&db.folder, &copy.name, db.owner()) {
+        match crate::fs::leftovers::wipe(&db.folder, &copy.name, db.owner()) {
             Ok(()) => converted.removed_copies.push(copy.path),
-            Err(crate::files::WipeError::Untrusted(why)) => converted
+            Err(crate::fs::leftovers::WipeError::Untrusted(why)) => converted
                 .not_removed
                 .push((copy.path, format!("not idstore's to touch: {why}"))),
-            Err(crate::files::WipeError::Io(error)) => {
+            Err(crate::fs::leftovers::WipeError::Io(error)) => {
                 return Err(Error::at(
                     io_kind(&error),
                     &copy.path,
@@ -297,7 +211,7 @@ pub(crate) fn convert(
 /// file `dest`, owner-only (the database owner's), and makes it durable; nothing is
 /// left of a failed copy.
 fn copy_backup(
-    file: &crate::files::DbFile,
+    file: &crate::fs::DbFile,
     source: &std::ffi::OsStr,
     dest: &Path,
 ) -> Result<(), Error> {
@@ -318,7 +232,7 @@ fn copy_backup(
         )
     };
     let (mut from, _) = file.folder.open_read(source).map_err(write_err)?;
-    crate::files::write_new(
+    crate::fs::write_new(
         dest,
         Some(file.owner()),
         Protects::BackupContent,
@@ -331,7 +245,7 @@ fn copy_backup(
 /// Removes a backup this conversion wrote, when the conversion failed after it.
 fn remove_backup(dest: &Path) {
     if let (Ok(folder), Some(name)) = (
-        crate::files::Folder::open(crate::files::folder_of(dest)),
+        crate::fs::Folder::open(crate::fs::folder_of(dest)),
         dest.file_name(),
     ) {
         let _ = folder.remove(name);
@@ -355,38 +269,19 @@ fn journal_mode(conn: &mut SqliteConnection, mode: &str) -> QueryResult<String> 
 
 /// Removes the copy and what SQLite may have kept beside it, idstore's own zeroed
 /// first (it may hold the data unencrypted), anything planted unlinked unwritten.
-fn remove_copy(file: &crate::files::DbFile, copy_name: &std::ffi::OsStr) {
+fn remove_copy(file: &crate::fs::DbFile, copy_name: &std::ffi::OsStr) {
     for suffix in ["-journal", "-wal", "-shm", ""] {
-        let name = crate::files::suffixed(copy_name, suffix);
+        let name = crate::fs::suffixed(copy_name, suffix);
         let Ok(Some(entry)) = file.folder.inspect(&name) else {
             continue;
         };
-        let leftover = crate::files::Leftover {
+        let leftover = crate::fs::leftovers::Leftover {
             path: file.folder.join(&name),
             untrusted: entry.untrusted_because(file.owner()),
             name,
         };
-        let _ = crate::files::remove_leftover(file, &leftover);
+        let _ = crate::fs::leftovers::remove_leftover(file, &leftover);
     }
-}
-
-/// Removes what an interrupted conversion left beside the database (see
-/// [`crate::files::remove_leftover`]); returns what was done to each name. The
-/// caller holds the database's write lock, which a running conversion holds
-/// throughout.
-pub(crate) fn remove_leftovers(
-    file: &crate::files::DbFile,
-) -> Vec<(
-    crate::files::Leftover,
-    std::io::Result<crate::files::Removed>,
-)> {
-    crate::files::leftovers(file)
-        .into_iter()
-        .map(|l| {
-            let done = crate::files::remove_leftover(file, &l);
-            (l, done)
-        })
-        .collect()
 }
 
 /// Copies every table into the new file `copy_name` beside the database under
@@ -394,17 +289,17 @@ pub(crate) fn remove_leftovers(
 /// lock holder's write lock does not stop its reads). Returns what was copied and
 /// the copy, open.
 fn export(
-    file: &crate::files::DbFile,
+    file: &crate::fs::DbFile,
     settings: &Settings,
     copy_name: &std::ffi::OsStr,
-    target_keying: Option<&crate::ffi::Keying>,
+    target_keying: Option<&crate::connection::ffi::Keying>,
     wal: bool,
-) -> Result<(Converted, crate::files::SeamFile), Error> {
+) -> Result<(Converted, crate::fs::SeamFile), Error> {
     remove_copy(file, copy_name); // a killed run's
     let copy_path = file.folder.join(copy_name);
     for name in [
         copy_name.to_owned(),
-        crate::files::suffixed(copy_name, "-journal"),
+        crate::fs::suffixed(copy_name, "-journal"),
     ] {
         if let Ok(Some(entry)) = file.folder.inspect(&name)
             && let Some(why) = entry.untrusted_because(file.owner())
@@ -576,7 +471,7 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
         tables: tables.len(),
         rows,
         encrypted: false,
-        sqlcipher_format: None,
+        cipher_format: None,
         previous_format: None,
         backup: None,
         backup_encrypted: false,
@@ -589,8 +484,8 @@ fn compare(conn: &mut SqliteConnection) -> Result<Converted, Error> {
 
 /// Makes the copy durable, renames it over the file, and makes the rename durable.
 fn install(
-    file: &crate::files::DbFile,
-    copy: crate::files::SeamFile,
+    file: &crate::fs::DbFile,
+    copy: crate::fs::SeamFile,
     copy_name: &std::ffi::OsStr,
 ) -> Result<(), Error> {
     let copy_path = file.folder.join(copy_name);

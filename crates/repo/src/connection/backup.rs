@@ -13,11 +13,11 @@ use std::path::Path;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
+use crate::connection::ffi::{Keying, RawDb};
 use crate::connection::{Settings, Synchronous};
 use crate::error::{Detail, Error, ErrorKind, human};
-use crate::ffi::{Keying, RawDb};
-use crate::files::{DbFile, Folder, Protects, folder_of};
-use crate::storage::{database_bytes, free_space};
+use crate::fs::storage::{database_bytes, free_space};
+use crate::fs::{DbFile, Folder, Protects, folder_of};
 
 /// The database a backup is taken of: its connection, that connection's handle,
 /// its file and key, and whether that connection holds a write transaction (the
@@ -64,8 +64,8 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
     let folder = Folder::open(folder_path).map_err(|e| Error::io(dest, e))?;
     // A new file has no side files: one there is someone else's, and SQLite would
     // read it as the copy's own journal or log when it opens the copy.
-    for suffix in crate::files::SIDE_SUFFIXES {
-        let side = crate::files::suffixed(name, suffix);
+    for suffix in crate::fs::SIDE_SUFFIXES {
+        let side = crate::fs::suffixed(name, suffix);
         if folder
             .inspect(&side)
             .map_err(|e| Error::io(dest, e))?
@@ -125,7 +125,8 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
             None
         };
         let source = reader.as_ref().map_or(from.raw, |(_, raw)| *raw);
-        crate::ffi::backup(source, to_raw).map_err(|(code, message)| (code_kind(code), message))?;
+        crate::connection::ffi::backup(source, to_raw)
+            .map_err(|(code, message)| (code_kind(code), message))?;
         drop(reader);
         drop(to);
         target
@@ -139,7 +140,7 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
             .map_err(|e| (crate::error::io_kind(&e), crate::error::io_cause(&e)))
     });
     synced.map_err(|(kind, what)| {
-        crate::files::remove_new(&folder, name);
+        crate::fs::remove_new(&folder, name);
         if kind == ErrorKind::DiskFull {
             no_room(dest, needed, free_space(folder_path))
         } else {

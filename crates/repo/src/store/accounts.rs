@@ -6,10 +6,10 @@ use idstore_domain::{Account, AccountInfo, Did, NewAccount, Secret};
 use idstore_schema::{accounts, active_identity, settings};
 use serde::Serialize;
 
+use super::Store;
 use crate::error::{Error, ErrorKind};
 use crate::sql::StoredText;
 use crate::sql::queries::{account_exists, parse_stored_did, unknown_account, write_pointer};
-use crate::store::Store;
 
 /// An account's row without its secrets, its text read as bytes: a value that is
 /// not UTF-8 is an error naming its row and column, never a bare decoding failure.

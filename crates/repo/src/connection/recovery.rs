@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 
 use diesel::prelude::*;
 
-use super::file::{has_side, hot_journal, wal_has_frames};
+use super::precheck::{has_side, hot_journal, wal_has_frames};
 use super::{Settings, configure, establish_detecting};
 use crate::error::{Error, ErrorKind};
-use crate::files::{DbFile, Protects, storage_is_read_only, suffixed};
+use crate::fs::storage::storage_is_read_only;
+use crate::fs::{DbFile, Protects, suffixed};
 
 /// How to open the file, and what preparing it did.
 pub(super) struct Plan {
@@ -93,7 +94,7 @@ pub(super) fn prepare(file: &DbFile, settings: &mut Settings) -> Result<Plan, Er
 /// users' programs are seen by root only): its log is then nobody's live log.
 fn unused_by_others(file: &DbFile) -> bool {
     file.entry
-        .is_none_or(|e| crate::files::other_holders(&e).is_empty())
+        .is_none_or(|e| crate::fs::holders::other_holders(&e).is_empty())
 }
 
 /// Keeps the file and its journal aside, rolls the journal back, and checks the

@@ -7,7 +7,7 @@ use idstore_domain::display::Shown;
 use idstore_domain::quarantine::QuarantineRef;
 use serde::Serialize;
 
-use crate::version::Version;
+use crate::migrations::version::Version;
 
 /// Something a migration did that a person should know about. Nothing reported here
 /// was lost: each names where the value is kept.

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use libsqlite3_sys as ffi;
 
-use crate::key::Key;
+use crate::encryption::key::Key;
 
 /// The key a connection is given as it opens, and the SQLCipher settings to use.
 /// (Without the `encryption` feature a keyed open is refused before SQLite opens.)
@@ -330,7 +330,7 @@ unsafe fn pragma_text(db: *mut ffi::sqlite3, sql: &std::ffi::CStr) -> Option<std
 /// or the call waiting is cancelled; reports once, on the first wait, that another
 /// program holds a lock.
 unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
-    if crate::cancel::cancelled() {
+    if crate::connection::transaction::cancelled() {
         // The call waiting was cancelled: it stops waiting, and rolls back.
         return 0;
     }
@@ -667,18 +667,9 @@ fn with_vfs_file<T>(
 
 /// The path as SQLite takes it: its bytes, NUL-terminated.
 fn path_c_string(path: &std::path::Path) -> std::io::Result<std::ffi::CString> {
-    #[cfg(unix)]
-    let bytes = {
-        use std::os::unix::ffi::OsStrExt;
-        path.as_os_str().as_bytes().to_vec()
-    };
-    #[cfg(not(unix))]
-    let bytes = path
-        .to_str()
-        .ok_or_else(|| std::io::Error::other("the path is not UTF-8"))?
-        .as_bytes()
-        .to_vec();
-    std::ffi::CString::new(bytes).map_err(|_| std::io::Error::other("the path holds a NUL byte"))
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("the path holds a NUL byte"))
 }
 
 /// Copies the whole database `from` (the main schema of a connection idstore
@@ -748,7 +739,7 @@ mod tests {
     #[test]
     fn a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first() {
         if idstore_testkit::alone(
-            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first",
+            "connection::ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_idstore_opens_first",
         ) {
             host_case("idstore");
         }
@@ -757,7 +748,7 @@ mod tests {
     #[test]
     fn a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first() {
         if idstore_testkit::alone(
-            "ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first",
+            "connection::ffi::tests::a_hosts_own_sqlite_state_is_left_alone_when_the_host_opens_first",
         ) {
             host_case("host");
         }

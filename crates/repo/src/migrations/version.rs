@@ -12,7 +12,7 @@ use std::fmt;
 /// shown escaped when it is not UTF-8.
 ///
 /// ```
-/// use idstore_repo::Version;
+/// use idstore_repo::migrations::Version;
 ///
 /// let v = Version::new("20261206000001");
 /// assert_eq!(v, "20261206000001");

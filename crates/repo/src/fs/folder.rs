@@ -1,7 +1,8 @@
 //! A folder opened once, and every name in it reached relative to that descriptor
 //! (`openat`, `unlinkat`, `renameat`, `linkat`): a name is never followed through a
 //! link, a file is checked on its open descriptor before a byte is written to it,
-//! and every step goes through the seam ([`super::seam`]).
+//! and every step goes through the seam ([`super::seam`]). Also scratch folders
+//! ([`WorkFolder`]): private, and gone when dropped.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -9,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::seam::{FileStep, Protects, note};
+use crate::error::Error;
 
 /// Who owns a file: the owner new side files are given when this process may give
 /// them away (root), and the owner a file beside a database must have to be written.
@@ -90,7 +92,6 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct Folder {
     path: PathBuf,
-    #[cfg(unix)]
     fd: std::os::fd::OwnedFd,
 }
 
@@ -106,28 +107,16 @@ pub(crate) struct SeamFile {
 impl Folder {
     /// Opens the folder at `path` (a real path: the caller resolved its links).
     pub fn open(path: &Path) -> io::Result<Folder> {
-        #[cfg(unix)]
-        {
-            use rustix::fs::{Mode, OFlags};
-            let fd = rustix::fs::open(
-                path,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            Ok(Folder {
-                path: path.to_owned(),
-                fd,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            if !std::fs::metadata(path)?.is_dir() {
-                return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
-            }
-            Ok(Folder {
-                path: path.to_owned(),
-            })
-        }
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Folder {
+            path: path.to_owned(),
+            fd,
+        })
     }
 
     /// The folder's path (for messages and the seam).
@@ -142,22 +131,11 @@ impl Folder {
 
     /// What `name` is, without following a link; `None` when there is no such name.
     pub fn inspect(&self, name: &OsStr) -> io::Result<Option<Entry>> {
-        #[cfg(unix)]
-        {
-            use rustix::fs::AtFlags;
-            match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => Ok(Some(entry_of(&st))),
-                Err(rustix::io::Errno::NOENT) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            match std::fs::symlink_metadata(self.join(name)) {
-                Ok(m) => Ok(Some(entry_of_metadata(&m))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            }
+        use rustix::fs::AtFlags;
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(entry_of(&st))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -167,7 +145,6 @@ impl Folder {
     /// database belongs to the database's owner.
     pub fn create_new(&self, name: &OsStr, owner: Option<Owner>) -> io::Result<SeamFile> {
         let path = self.join(name);
-        #[cfg(unix)]
         let file = {
             use rustix::fs::{Mode, OFlags};
             let fd = rustix::fs::openat(
@@ -195,17 +172,6 @@ impl Folder {
             }
             File::from(fd)
         };
-        #[cfg(not(unix))]
-        let file = {
-            let _ = owner;
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            note(|| FileStep::Create { path: path.clone() });
-            f
-        };
         Ok(SeamFile { file, path, at: 0 })
     }
 
@@ -215,103 +181,59 @@ impl Folder {
     /// the name is; nothing was written.
     pub fn open_own(&self, name: &OsStr, owner: Owner) -> Result<SeamFile, Untrusted> {
         let path = self.join(name);
-        #[cfg(unix)]
-        {
-            use rustix::fs::{Mode, OFlags};
-            let opened = rustix::fs::openat(
-                &self.fd,
-                name,
-                OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                Mode::empty(),
-            );
-            let fd = match opened {
-                Ok(fd) => fd,
-                // A symlink (O_NOFOLLOW), a directory, or a name that went away.
-                Err(e) => {
-                    return Err(match self.inspect(name) {
-                        Ok(Some(entry)) if entry.kind != EntryKind::Regular => Untrusted::Not {
-                            path,
-                            why: format!("it is {}", entry.kind.described()),
-                        },
-                        _ => Untrusted::Io {
-                            path,
-                            error: e.into(),
-                        },
-                    });
-                }
-            };
-            let st = rustix::fs::fstat(&fd).map_err(|e| Untrusted::Io {
-                path: path.clone(),
-                error: e.into(),
-            })?;
-            if let Some(why) = entry_of(&st).untrusted_because(owner) {
-                return Err(Untrusted::Not { path, why });
-            }
-            Ok(SeamFile {
-                file: File::from(fd),
-                path,
-                at: 0,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = owner;
-            match self.inspect(name) {
-                Ok(Some(e)) if e.kind == EntryKind::Regular => {}
-                Ok(Some(e)) => {
-                    return Err(Untrusted::Not {
+        use rustix::fs::{Mode, OFlags};
+        let opened = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let fd = match opened {
+            Ok(fd) => fd,
+            // A symlink (O_NOFOLLOW), a directory, or a name that went away.
+            Err(e) => {
+                return Err(match self.inspect(name) {
+                    Ok(Some(entry)) if entry.kind != EntryKind::Regular => Untrusted::Not {
                         path,
-                        why: format!("it is {}", e.kind.described()),
-                    });
-                }
-                Ok(None) => {
-                    return Err(Untrusted::Io {
+                        why: format!("it is {}", entry.kind.described()),
+                    },
+                    _ => Untrusted::Io {
                         path,
-                        error: io::ErrorKind::NotFound.into(),
-                    });
-                }
-                Err(error) => return Err(Untrusted::Io { path, error }),
+                        error: e.into(),
+                    },
+                });
             }
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|error| Untrusted::Io {
-                    path: path.clone(),
-                    error,
-                })?;
-            Ok(SeamFile { file, path, at: 0 })
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| Untrusted::Io {
+            path: path.clone(),
+            error: e.into(),
+        })?;
+        if let Some(why) = entry_of(&st).untrusted_because(owner) {
+            return Err(Untrusted::Not { path, why });
         }
+        Ok(SeamFile {
+            file: File::from(fd),
+            path,
+            at: 0,
+        })
     }
 
     /// Opens `name` to read, never through a link and never waiting on a FIFO.
     pub fn open_read(&self, name: &OsStr) -> io::Result<(File, Entry)> {
-        #[cfg(unix)]
-        {
-            use rustix::fs::{Mode, OFlags};
-            let fd = rustix::fs::openat(
-                &self.fd,
-                name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            let st = rustix::fs::fstat(&fd)?;
-            Ok((File::from(fd), entry_of(&st)))
-        }
-        #[cfg(not(unix))]
-        {
-            let file = File::open(self.join(name))?;
-            let entry = entry_of_metadata(&file.metadata()?);
-            Ok((file, entry))
-        }
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = rustix::fs::fstat(&fd)?;
+        Ok((File::from(fd), entry_of(&st)))
     }
 
     /// Removes the name `name` (a link itself, never what it points to).
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
-        #[cfg(unix)]
         rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty())?;
-        #[cfg(not(unix))]
-        std::fs::remove_file(self.join(name))?;
         note(|| FileStep::Remove {
             path: self.join(name),
         });
@@ -320,10 +242,7 @@ impl Folder {
 
     /// Renames `from` to `to` in this folder, replacing `to`.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        #[cfg(unix)]
         rustix::fs::renameat(&self.fd, from, &self.fd, to)?;
-        #[cfg(not(unix))]
-        std::fs::rename(self.join(from), self.join(to))?;
         note(|| FileStep::Rename {
             from: self.join(from),
             to: self.join(to),
@@ -334,10 +253,7 @@ impl Folder {
     /// Gives `from`'s file the second name `to` in this folder; fails, replacing
     /// nothing, when `to` exists.
     pub fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        #[cfg(unix)]
         rustix::fs::linkat(&self.fd, from, &self.fd, to, rustix::fs::AtFlags::empty())?;
-        #[cfg(not(unix))]
-        std::fs::hard_link(self.join(from), self.join(to))?;
         note(|| FileStep::Link {
             from: self.join(from),
             to: self.join(to),
@@ -347,7 +263,6 @@ impl Folder {
 
     /// Makes every create, rename, link and removal in this folder so far durable.
     pub fn sync(&self, protects: Protects) -> io::Result<()> {
-        #[cfg(unix)]
         rustix::fs::fsync(&self.fd)?;
         note(|| FileStep::SyncFolder {
             path: self.path.clone(),
@@ -365,20 +280,13 @@ impl Folder {
 
     /// Whether this process may create names in the folder.
     pub fn writable(&self) -> bool {
-        #[cfg(unix)]
-        {
-            rustix::fs::accessat(
-                &self.fd,
-                ".",
-                rustix::fs::Access::WRITE_OK,
-                rustix::fs::AtFlags::empty(),
-            )
-            .is_ok()
-        }
-        #[cfg(not(unix))]
-        {
-            true
-        }
+        rustix::fs::accessat(
+            &self.fd,
+            ".",
+            rustix::fs::Access::WRITE_OK,
+            rustix::fs::AtFlags::empty(),
+        )
+        .is_ok()
     }
 }
 
@@ -468,69 +376,39 @@ impl SeamFile {
 
     /// The file as its descriptor shows it.
     pub fn entry(&self) -> io::Result<Entry> {
-        #[cfg(unix)]
-        {
-            Ok(entry_of(&rustix::fs::fstat(&self.file)?))
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(entry_of_metadata(&self.file.metadata()?))
-        }
+        Ok(entry_of(&rustix::fs::fstat(&self.file)?))
     }
 
     /// Gives the file the owner, group and permission bits of `like`.
     pub fn take_owner_and_mode(&self, like: &Entry) -> io::Result<()> {
-        #[cfg(unix)]
-        {
-            let now = self.entry()?;
-            if now.owner != like.owner {
-                rustix::fs::fchown(
-                    &self.file,
-                    Some(rustix::fs::Uid::from_raw(like.owner.uid)),
-                    Some(rustix::fs::Gid::from_raw(like.owner.gid)),
-                )?;
-            }
-            rustix::fs::fchmod(
+        let now = self.entry()?;
+        if now.owner != like.owner {
+            rustix::fs::fchown(
                 &self.file,
-                rustix::fs::Mode::from_raw_mode((like.mode & 0o7777) as _),
+                Some(rustix::fs::Uid::from_raw(like.owner.uid)),
+                Some(rustix::fs::Gid::from_raw(like.owner.gid)),
             )?;
-            Ok(())
         }
-        #[cfg(not(unix))]
-        {
-            let _ = like;
-            Ok(())
-        }
+        rustix::fs::fchmod(
+            &self.file,
+            rustix::fs::Mode::from_raw_mode((like.mode & 0o7777) as _),
+        )?;
+        Ok(())
     }
 }
 
 /// Whether this process runs as root (and may give files away).
-#[cfg(unix)]
 pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// Whether this process runs as root (never, here).
-#[cfg(not(unix))]
-pub(crate) fn is_root() -> bool {
-    false
-}
-
 /// This process's effective user.
-#[cfg(unix)]
 pub(crate) fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// This process's effective user (unknown here).
-#[cfg(not(unix))]
-pub(crate) fn current_uid() -> u32 {
-    0
-}
-
 /// Whether this process may give a file to `owner`: root may; the owner may give
 /// it a group they belong to.
-#[cfg(unix)]
 pub(crate) fn may_give_to(owner: Owner) -> bool {
     if is_root() {
         return true;
@@ -543,13 +421,6 @@ pub(crate) fn may_give_to(owner: Owner) -> bool {
             .is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == owner.gid))
 }
 
-/// Whether this process may give a file to `owner` (owners are not kept here).
-#[cfg(not(unix))]
-pub(crate) fn may_give_to(_owner: Owner) -> bool {
-    true
-}
-
-#[cfg(unix)]
 fn entry_of(st: &rustix::fs::Stat) -> Entry {
     use rustix::fs::FileType;
     let kind = match FileType::from_raw_mode(st.st_mode) {
@@ -579,36 +450,40 @@ fn entry_of(st: &rustix::fs::Stat) -> Entry {
     }
 }
 
-#[cfg(not(unix))]
-fn entry_of_metadata(m: &std::fs::Metadata) -> Entry {
-    let t = m.file_type();
-    Entry {
-        kind: if t.is_file() {
-            EntryKind::Regular
-        } else if t.is_dir() {
-            EntryKind::Directory
-        } else if t.is_symlink() {
-            EntryKind::Symlink
-        } else {
-            EntryKind::Other
-        },
-        links: 1,
-        owner: Owner { uid: 0, gid: 0 },
-        mode: 0o600,
-        len: m.len(),
-        dev: 0,
-        ino: 0,
+/// The metadata of the file at `path` (following links), as an [`Entry`].
+pub(crate) fn entry_at(path: &Path) -> io::Result<Entry> {
+    Ok(entry_of(&rustix::fs::stat(path)?))
+}
+
+/// A new owner-only folder for scratch work (a `:memory:` database, a test
+/// database), removed with everything in it when dropped.
+#[derive(Debug)]
+pub(crate) struct WorkFolder(PathBuf);
+
+impl WorkFolder {
+    /// Creates it.
+    pub fn new(parent: &Path) -> Result<Self, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let path = parent.join(format!("idstore-scratch-{}-{stamp}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(WorkFolder(path))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
     }
 }
 
-/// The metadata of the file at `path` (following links), as an [`Entry`].
-pub(crate) fn entry_at(path: &Path) -> io::Result<Entry> {
-    #[cfg(unix)]
-    {
-        Ok(entry_of(&rustix::fs::stat(path)?))
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(entry_of_metadata(&std::fs::metadata(path)?))
+impl Drop for WorkFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

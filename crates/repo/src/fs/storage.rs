@@ -1,13 +1,14 @@
 //! The storage under a database: the room an operation needs and what is free,
-//! storage faults reported for what they are (a full disk, an I/O error: where, how
-//! much is free, what the operation needs), and backup copies.
+//! whether it is mounted read-only, and storage faults reported for what they are
+//! (a full disk, an I/O error: where, how much is free, what the operation needs,
+//! that nothing changed).
 
 use std::path::Path;
 
 use diesel::prelude::*;
 
+use super::folder_of;
 use crate::error::{Detail, Error, ErrorKind, human};
-use crate::files::folder_of;
 
 /// Gives a storage error (a full disk, an I/O error) met on the database at `path`
 /// that path and the free space beside it; any other error is returned as it was.
@@ -178,14 +179,13 @@ pub(crate) fn ensure_space(
 }
 
 /// Bytes available to this user on the filesystem holding `folder`.
-#[cfg(unix)]
 pub(crate) fn free_space(folder: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(folder).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-/// Bytes available to this user on the filesystem holding `folder` (unknown here).
-#[cfg(not(unix))]
-pub(crate) fn free_space(_folder: &Path) -> Option<u64> {
-    None
+/// Whether the filesystem holding `folder` is mounted read-only.
+pub(crate) fn storage_is_read_only(folder: &Path) -> bool {
+    rustix::fs::statvfs(folder)
+        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }

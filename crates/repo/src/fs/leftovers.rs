@@ -1,70 +1,13 @@
-//! Files beside a database, handled as names someone else may have planted: the
-//! database found once ([`DbFile`]), its folder opened once and every name reached
-//! relative to it ([`Folder`]), a file written only after its open descriptor shows
-//! it is idstore's own, and every step through one seam a test can record
-//! ([`seam`]). Also: conversion leftovers and plaintext copies, found and removed
-//! with the same care, who else has the file open, and what the storage allows.
+//! What an interrupted conversion left beside a database (its copy, which may hold
+//! the data unencrypted, and that copy's journal), and plaintext copies of an
+//! encrypted database (its backups): found by name without following anything,
+//! idstore's own wiped, a name someone planted unlinked unwritten.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-mod dbfile;
-mod folder;
-pub(crate) mod seam;
-
-pub(crate) use dbfile::{DbFile, SIDE_SUFFIXES};
-pub(crate) use folder::{
-    Entry, EntryKind, Folder, Owner, SeamFile, Untrusted, entry_at, is_root, may_give_to,
-};
-pub(crate) use seam::Protects;
-
-/// The folder a file is in (`.` for a bare name).
-pub(crate) fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// `name` with `suffix` appended.
-pub(crate) fn suffixed(name: &OsStr, suffix: &str) -> OsString {
-    let mut n = name.to_owned();
-    n.push(suffix);
-    n
-}
-
-/// Whether the filesystem holding `folder` is mounted read-only.
-#[cfg(unix)]
-pub(crate) fn storage_is_read_only(folder: &Path) -> bool {
-    rustix::fs::statvfs(folder)
-        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-}
-
-/// Whether the filesystem holding `folder` is mounted read-only (unknown here).
-#[cfg(not(unix))]
-pub(crate) fn storage_is_read_only(_folder: &Path) -> bool {
-    false
-}
-
-/// Removes a database this process created and is giving up on (a failed create,
-/// an incomplete copy), with whatever SQLite kept beside it: only names that are
-/// regular files of this process's user, so nothing planted there is touched.
-pub(crate) fn remove_new(folder: &Folder, name: &OsStr) {
-    let me = Owner {
-        uid: folder::current_uid(),
-        gid: 0,
-    };
-    for suffix in ["-journal", "-wal", "-shm", ""] {
-        let n = suffixed(name, suffix);
-        if let Ok(Some(entry)) = folder.inspect(&n)
-            && entry.kind == EntryKind::Regular
-            && (entry.owner.uid == me.uid || is_root())
-        {
-            let _ = folder.remove(&n);
-        }
-    }
-}
+use super::{DbFile, EntryKind, Folder, Owner, Protects, Untrusted, suffixed};
 
 /// The hidden name of the copy a conversion writes beside the database `name`: one
 /// name per file, naming no key (so a copy a killed run left behind is found).
@@ -250,101 +193,15 @@ fn starts_plain(folder: &Folder, name: &OsStr) -> bool {
         && &header == b"SQLite format 3\0"
 }
 
-/// The other processes that have the file `entry` describes open (Linux: their
-/// open file descriptors on the same device and inode, from `/proc`), each as
-/// `name (pid N)`. Processes of other users are seen only by root; elsewhere
-/// nothing can be told.
-#[cfg(target_os = "linux")]
-pub(crate) fn other_holders(entry: &Entry) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut holders = Vec::new();
-    for proc_entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let pid = proc_entry.file_name().to_string_lossy().into_owned();
-        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let holds = std::fs::read_dir(proc_entry.path().join("fd"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|fd| entry_at(&fd.path()).is_ok_and(|e| e.same_file(entry)));
-        if holds {
-            let name = std::fs::read_to_string(proc_entry.path().join("comm")).unwrap_or_default();
-            holders.push(format!("{} (pid {pid})", name.trim()));
-        }
-    }
-    holders
-}
-
-/// The other processes that have the file open (not known on this platform).
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn other_holders(_entry: &Entry) -> Vec<String> {
-    Vec::new()
-}
-
-/// How many idstore connections this process has open to each file (device,
-/// inode): another process is found through `/proc`, another connection of this
-/// one only here.
-static OPEN_HERE: std::sync::Mutex<Vec<((u64, u64), usize)>> = std::sync::Mutex::new(Vec::new());
-
-/// Counts one idstore connection of this process to the file `entry` describes,
-/// until the guard is dropped.
-pub(crate) fn register_open(entry: &Entry) -> OpenHere {
-    let id = (entry.dev, entry.ino);
-    let mut open = OPEN_HERE.lock().unwrap_or_else(|p| p.into_inner());
-    match open.iter_mut().find(|(k, _)| *k == id) {
-        Some((_, n)) => *n += 1,
-        None => open.push((id, 1)),
-    }
-    OpenHere(id)
-}
-
-/// How many idstore connections this process has open to the file `entry`
-/// describes.
-pub(crate) fn open_here(entry: &Entry) -> usize {
-    let open = OPEN_HERE.lock().unwrap_or_else(|p| p.into_inner());
-    open.iter()
-        .find(|(k, _)| *k == (entry.dev, entry.ino))
-        .map_or(0, |(_, n)| *n)
-}
-
-/// One connection counted by [`register_open`].
-#[derive(Debug)]
-pub(crate) struct OpenHere((u64, u64));
-
-impl Drop for OpenHere {
-    fn drop(&mut self) {
-        let mut open = OPEN_HERE.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = open.iter().position(|(k, _)| *k == self.0) {
-            open[i].1 -= 1;
-            if open[i].1 == 0 {
-                open.swap_remove(i);
-            }
-        }
-    }
-}
-
-/// Writes the new file `dest` (which must not exist; a link there counts as
-/// existing) with `fill`: owner-only, given to `owner` where this process may
-/// (root), its content synced (`content`), then its name (`name`). Nothing is left
-/// of a failed write.
-pub(crate) fn write_new(
-    dest: &Path,
-    owner: Option<Owner>,
-    content: Protects,
-    name: Protects,
-    fill: impl FnOnce(&mut SeamFile) -> io::Result<()>,
-) -> io::Result<()> {
-    let file_name = dest
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
-    let folder = Folder::open(folder_of(dest))?;
-    let mut file = folder.create_new(file_name, owner)?;
-    let written = fill(&mut file).and_then(|()| file.sync(content));
-    drop(file);
-    if let Err(e) = written {
-        let _ = folder.remove(file_name);
-        return Err(e);
-    }
-    folder.sync(name)
+/// Removes what an interrupted conversion left beside the database (see
+/// [`remove_leftover`]); returns what was done to each name. The caller holds the
+/// database's write lock, which a running conversion holds throughout.
+pub(crate) fn remove_leftovers(file: &DbFile) -> Vec<(Leftover, io::Result<Removed>)> {
+    leftovers(file)
+        .into_iter()
+        .map(|l| {
+            let done = remove_leftover(file, &l);
+            (l, done)
+        })
+        .collect()
 }

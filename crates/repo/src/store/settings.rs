@@ -1,20 +1,17 @@
-//! The typed repository: settings, the active identity and accounts, so no caller
-//! writes SQL and no caller can corrupt the active identity.
-//!
-//! Every write runs in one `BEGIN IMMEDIATE` transaction (validation and change
-//! together, so nothing is half-applied and no concurrent writer slips in between);
-//! the busy timeout absorbs ordinary contention.
+//! Settings: the master row, each identity's override row, and the two merged as
+//! the app shows them, read in one statement on the hot path; and the writes to
+//! each row, the active identity kept out of a per-account write.
 
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
-use idstore_domain::{ActiveIdentity, Did, Settings, SettingsChange};
-use idstore_schema::{active_identity, settings};
+use idstore_domain::{Did, Settings, SettingsChange};
+use idstore_schema::settings;
 use serde::Serialize;
 
-use crate::connection::Handle;
+use super::Store;
+use super::settings_rows::{SettingsChangeset, SettingsRow};
 use crate::error::{Error, ErrorKind};
-use crate::rows::{SettingsChangeset, SettingsRow};
 use crate::sql::UpdateById;
 use crate::sql::queries::{ensure_master_row, parse_stored_did, require_account, write_pointer};
 
@@ -33,7 +30,7 @@ struct AccountSettingsQuery<'a> {
 static ACCOUNT_SETTINGS_SQL: std::sync::LazyLock<(String, String)> =
     std::sync::LazyLock::new(|| {
         let columns = |alias: &str| {
-            crate::rows::SETTINGS_COLUMNS
+            super::settings_rows::SETTINGS_COLUMNS
                 .iter()
                 .map(|c| format!("{alias}.\"{c}\""))
                 .collect::<Vec<_>>()
@@ -81,54 +78,6 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AccountSet
 
 impl RunQueryDsl<SqliteConnection> for AccountSettingsQuery<'_> {}
 
-/// Refuses a database the repository cannot serve: one from a newer idstore, or one
-/// below the latest migration that is not stopped at a pause point (a legacy file
-/// not adopted yet, say).
-pub(crate) fn ensure_servable(conn: &mut SqliteConnection) -> Result<(), Error> {
-    if crate::migrations::up_to_date(conn)? {
-        return Ok(());
-    }
-    let st = crate::migrations::status(conn)?;
-    st.refuse_unknown()?;
-    if !st.servable() {
-        return Err(crate::migrations::needs_migration(&st.pending));
-    }
-    Ok(())
-}
-
-/// The repository API: settings, accounts, the active identity and quarantine
-/// decisions, so no caller writes SQL and no caller can corrupt the active
-/// identity. Get one from [`Database::store`](crate::Database::store), or for
-/// several calls in one transaction from
-/// [`Database::transaction`](crate::Database::transaction).
-///
-/// **Which row a settings write goes to.** The app keeps settings in two places:
-/// the master row, and a row of each identity's own that overrides it for that
-/// identity ([`SettingsScope::Merged`] reads the two together, as the app shows
-/// them).
-///
-/// | call | writes |
-/// |---|---|
-/// | [`save_settings`](Store::save_settings) | the master row (and `activeDid`, when the change has it, to `active_identity`) |
-/// | [`save_account_settings`](Store::save_account_settings)`(did, …)` | `did`'s own row |
-/// | [`save_active_account_settings`](Store::save_active_account_settings) | the active identity's own row |
-/// | [`set_active_did`](Store::set_active_did) | `active_identity` only |
-///
-/// A value in an identity's own row hides the master's for that identity: to
-/// change what one identity sees, write its own row; to change the default for
-/// every identity that has no value of its own, the master row.
-pub struct Store<'c> {
-    handle: &'c mut Handle,
-}
-
-impl std::fmt::Debug for Store<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.handle.path)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Which settings [`Store::settings`] reads.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +103,7 @@ pub enum SettingsScope<'a> {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let test = idstore_repo::testing::TestDatabase::seeded()?;
 /// # let mut db = test.open()?;
-/// use idstore_domain::SettingsChange;
+/// use idstore_repo::domain::SettingsChange;
 /// use idstore_repo::SettingsScope;
 ///
 /// let mut store = db.store()?;
@@ -183,87 +132,7 @@ pub struct SettingsView {
     pub has_override: bool,
 }
 
-impl<'c> Store<'c> {
-    pub(crate) fn over(handle: &'c mut Handle) -> Self {
-        Store { handle }
-    }
-
-    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.handle.conn
-    }
-
-    /// The connection, and what puts its errors in context, borrowed apart.
-    pub(crate) fn split(&mut self) -> (&mut SqliteConnection, crate::connection::ErrorContext<'_>) {
-        self.handle.split()
-    }
-
-    /// The quarantine exports of the unit of work this store runs in, if any.
-    pub(crate) fn unit_exports(&mut self) -> Option<&mut Vec<std::path::PathBuf>> {
-        self.handle.unit_exports.as_mut()
-    }
-
-    /// Runs a write in one immediate transaction (see [`Handle::write`]).
-    pub(crate) fn write<T>(
-        &mut self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let done = self.handle.write(f);
-        done.map_err(|e| self.explain(e))
-    }
-
-    /// An error of this store's file, in context (see [`Handle::context`]).
-    pub(crate) fn context(&self, e: Error) -> Error {
-        self.handle.context(e)
-    }
-
-    /// Runs a read in one read transaction.
-    pub(crate) fn read<T>(
-        &mut self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let done = crate::txn::read(&mut self.handle.conn, &self.handle.path, f);
-        done.map_err(|e| self.explain(e))
-    }
-
-    /// A read that failed on a stored value it could not decode, with the row and
-    /// column named (see [`crate::values::explain`]).
-    pub(crate) fn explain(&mut self, e: Error) -> Error {
-        let e = crate::values::explain(&mut self.handle.conn, e, &crate::values::READ_TABLES);
-        self.handle.context(e)
-    }
-
-    /// Runs a read-only query of your own: `f` gets the connection inside a read
-    /// transaction with `PRAGMA query_only` on, so a write it attempts fails
-    /// (`attempt to write a readonly database`) instead of bypassing the store's
-    /// rules. Writes go through the store's methods.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let path = dir.path().join("app.sqlite");
-    /// use idstore_repo::diesel::prelude::*;
-    /// use idstore_schema::settings;
-    ///
-    /// let mut db = idstore_repo::Database::open(&path)?;
-    /// db.migrate(&Default::default())?;
-    /// let mut store = db.store()?;
-    /// let rows: i64 = store.read_only(|conn| settings::table.count().get_result(conn))?;
-    /// assert_eq!(rows, 1);
-    /// let refused = store.read_only(|conn| diesel::delete(settings::table).execute(conn));
-    /// assert!(refused.is_err());
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// `query_only` is off again however `f` ends, a panic included: a panic is
-    /// caught, its read rolled back, and it comes back as
-    /// [`ErrorKind::Panicked`].
-    pub fn read_only<T>(
-        &mut self,
-        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
-    ) -> Result<T, Error> {
-        self.handle.read_query_only(f)
-    }
-
+impl Store<'_> {
     /// Settings as `scope` says: the master row, an identity's override row, or the
     /// two merged (each set override value wins over the master's), with the active
     /// identity.
@@ -361,37 +230,6 @@ impl<'c> Store<'c> {
         })
     }
 
-    /// The active identity pointer and when it last changed. A missing pointer row
-    /// reads as no active identity with no `last_updated`.
-    pub fn active_identity(&mut self) -> Result<ActiveIdentity, Error> {
-        let row: Option<(Option<String>, chrono::NaiveDateTime)> = match active_identity::table
-            .find(1)
-            .select((active_identity::activeDid, active_identity::lastUpdated))
-            .get_result(self.conn())
-            .optional()
-        {
-            Ok(row) => row,
-            Err(e) => return Err(self.explain(e.into())),
-        };
-        Ok(match row {
-            Some((did, at)) => ActiveIdentity {
-                active_did: parse_stored_did("the active identity", did)?,
-                last_updated: Some(at.and_utc()),
-            },
-            None => ActiveIdentity {
-                active_did: None,
-                last_updated: None,
-            },
-        })
-    }
-
-    /// Switches the active identity (`None` clears it). An unknown DID is a typed error
-    /// and changes nothing. The single row is upserted, so a file whose pointer row went
-    /// missing heals instead of ignoring the write.
-    pub fn set_active_did(&mut self, did: Option<&Did>) -> Result<(), Error> {
-        self.write(|conn| write_pointer(conn, did))
-    }
-
     /// Saves typed changes to the **master row** (`settings` row 1, created if
     /// missing): the value every identity sees unless its own row sets one. A change
     /// of the active identity inside it goes to `active_identity` in the same
@@ -463,9 +301,7 @@ impl<'c> Store<'c> {
             Ok(())
         })
     }
-}
 
-impl Store<'_> {
     /// Saves typed changes to **the active identity's own row** (its override row,
     /// created if missing), in one transaction with reading which identity is
     /// active; returns that identity. What the app shows it
@@ -479,7 +315,7 @@ impl Store<'_> {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test = idstore_repo::testing::TestDatabase::seeded()?;
     /// # let mut db = test.open()?;
-    /// use idstore_domain::SettingsChange;
+    /// use idstore_repo::domain::SettingsChange;
     /// use idstore_repo::SettingsScope;
     ///
     /// let change: SettingsChange = serde_json::from_str(r#"{"firstName": "Ada"}"#)?;
@@ -493,7 +329,7 @@ impl Store<'_> {
     /// ```
     pub fn save_active_account_settings(&mut self, change: &SettingsChange) -> Result<Did, Error> {
         let path = self.handle.path.clone();
-        crate::txn::immediate(&mut *self.handle, &path, |handle| {
+        crate::connection::transaction::immediate(&mut *self.handle, &path, |handle| {
             let mut store = Store::over(handle);
             let active = read_active(store.conn())?.ok_or_else(|| {
                 Error::new(

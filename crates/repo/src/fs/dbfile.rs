@@ -224,13 +224,6 @@ fn real_parts(path: &Path) -> Result<(PathBuf, OsString), Error> {
 }
 
 /// This process's effective group.
-#[cfg(unix)]
 fn current_gid() -> u32 {
     rustix::process::getegid().as_raw()
-}
-
-/// This process's effective group (unknown here).
-#[cfg(not(unix))]
-fn current_gid() -> u32 {
-    0
 }

@@ -12,9 +12,9 @@ use crate::error::{Error, ErrorKind};
 /// holding it is wiped when it is dropped.
 ///
 /// ```
-/// let key = idstore_repo::Key::new("correct horse battery staple").unwrap();
+/// let key = idstore_repo::encryption::Key::new("correct horse battery staple").unwrap();
 /// assert_eq!(format!("{key:?}"), "Key(passphrase, redacted)");
-/// assert!(idstore_repo::Key::new("").is_err(), "an empty key is no key");
+/// assert!(idstore_repo::encryption::Key::new("").is_err(), "an empty key is no key");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Key(Zeroizing<Vec<u8>>);

@@ -3,7 +3,7 @@
 //! beside the file, and nothing is synced.
 //!
 //! - Most files are copied byte for byte under SQLite's SHARED lock, taken as a
-//!   reader takes it ([`crate::ffi::with_shared_lock`]): no writer can change the
+//!   reader takes it ([`crate::connection::ffi::with_shared_lock`]): no writer can change the
 //!   file meanwhile, nor recover its journal. An interrupted write's journal (hot:
 //!   no writer holds RESERVED) is copied with it, and so is a write-ahead log no
 //!   program has open (no `-shm`), so the copy's first open recovers them as the
@@ -20,7 +20,7 @@ use diesel::connection::SimpleConnection;
 
 use crate::connection::{Settings, Synchronous, establish, establish_detecting};
 use crate::error::{Error, ErrorKind};
-use crate::files::{DbFile, EntryKind, Folder, folder_of, suffixed};
+use crate::fs::{DbFile, EntryKind, Folder, folder_of, suffixed};
 
 /// Copies the database at `path` into the new file `dest` (see the module's
 /// description), with `settings`' key and busy timeout.
@@ -91,7 +91,7 @@ fn locate(path: &Path) -> Result<DbFile, Error> {
 fn by_bytes(file: &DbFile, settings: &Settings, dest: &Path, with_log: bool) -> Result<(), Error> {
     let path = &file.path;
     let mut failed_at = path.to_owned();
-    let done = crate::ffi::with_shared_lock(path, settings.busy_timeout, |locked| {
+    let done = crate::connection::ffi::with_shared_lock(path, settings.busy_timeout, |locked| {
         let size = locked.size()?;
         let mut out = create_new(dest)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -190,7 +190,7 @@ fn by_backup(file: &DbFile, settings: &Settings, dest: &Path) -> Result<(), Erro
     // defensive mode every connection runs with.
     to.batch_execute("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")
         .map_err(|e| Error::from(e).in_file(dest))?;
-    let copied = crate::ffi::backup(from_raw, to_raw).map_err(|(_, message)| {
+    let copied = crate::connection::ffi::backup(from_raw, to_raw).map_err(|(_, message)| {
         Error::at(
             ErrorKind::BackupFailed,
             dest,

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
-use crate::files::DbFile;
+use crate::fs::DbFile;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -33,7 +33,7 @@ pub(crate) fn hot_journal(file: &DbFile) -> Option<PathBuf> {
         .is_ok_and(|n| n == 1 && first[0] != 0);
     // A journal is hot only while no writer holds the RESERVED lock: one that does
     // is in the middle of its transaction, and the journal is its live one.
-    let hot = hot && !crate::ffi::reserved_lock_held(&file.path).unwrap_or(true);
+    let hot = hot && !crate::connection::ffi::reserved_lock_held(&file.path).unwrap_or(true);
     hot.then(|| file.folder.join(&name))
 }
 
@@ -50,26 +50,18 @@ pub(crate) fn has_side(file: &DbFile, suffix: &str) -> bool {
 /// The system's refusal of reading (and, with `write`, writing) `path`, asked
 /// without opening it (closing a descriptor would drop this process's locks on it).
 pub(crate) fn access_error(path: &Path, write: bool) -> Option<io::Error> {
-    #[cfg(unix)]
-    {
-        let mut access = rustix::fs::Access::READ_OK;
-        if write {
-            access |= rustix::fs::Access::WRITE_OK;
-        }
-        rustix::fs::access(path, access).err().map(io::Error::from)
+    let mut access = rustix::fs::Access::READ_OK;
+    if write {
+        access |= rustix::fs::Access::WRITE_OK;
     }
-    #[cfg(not(unix))]
-    {
-        let _ = write;
-        std::fs::metadata(path).err()
-    }
+    rustix::fs::access(path, access).err().map(io::Error::from)
 }
 
 /// Reads the first bytes of the file into `buf`; returns how many there were
 /// (through SQLite's VFS, which takes no other connection's locks away: see
-/// [`crate::ffi::read_file_start`]).
+/// [`crate::connection::ffi::read_file_start`]).
 fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
-    crate::ffi::read_file_start(path, buf)
+    crate::connection::ffi::read_file_start(path, buf)
 }
 
 /// Checks the start of an existing file before SQLite opens it. A file opened with
@@ -160,7 +152,7 @@ pub(crate) fn no_encryption(path: &Path) -> Error {
 /// file of zeros, text or a repeated byte does not). Random noise passes too:
 /// without the key the two cannot be told apart.
 fn looks_encrypted(path: &Path, read: usize) -> bool {
-    let whole_pages = crate::files::entry_at(path).is_ok_and(|m| m.len >= 1024 && m.len % 512 == 0);
+    let whole_pages = crate::fs::entry_at(path).is_ok_and(|m| m.len >= 1024 && m.len % 512 == 0);
     if read < 16 || !whole_pages {
         return false;
     }
@@ -212,15 +204,10 @@ fn is_truncated(file: &DbFile, header: &[u8; 100]) -> bool {
 /// Percent-encodes a path for an SQLite `file:` URI, byte for byte, so any file
 /// name (with `?`, `#`, `%` or non-UTF-8 bytes) opens exactly that file.
 fn percent_encode_path(path: &Path) -> String {
-    #[cfg(unix)]
-    let bytes = {
-        use std::os::unix::ffi::OsStrExt;
-        path.as_os_str().as_bytes().to_vec()
-    };
-    #[cfg(not(unix))]
-    let bytes = path.to_string_lossy().replace('\\', "/").into_bytes();
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
     let mut out = String::with_capacity(bytes.len());
-    for b in bytes {
+    for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {

@@ -1,4 +1,5 @@
-//! The SQL the runner itself issues, each pinned to the schema version it runs on.
+//! The SQL the runner itself issues, each statement pinned to the schema version it
+//! runs on.
 //!
 //! The generated `table!` definitions describe only the latest schema; code that
 //! runs while a file is still below it must not use them (Rails and Django warn
@@ -11,6 +12,12 @@ pub(super) mod baseline {
     use diesel::prelude::*;
 
     use crate::sql;
+
+    /// The tables the legacy app creates (its `001_initial` and later additive
+    /// migrations), before the later `hasBackedUpSeed` column, with its own migration
+    /// bookkeeping and the tables idstore never touches. No rows.
+    #[cfg(any(test, feature = "testing"))]
+    pub const LEGACY_APP_SCHEMA: &str = include_str!("../../fixtures/legacy_app_schema.sql");
 
     /// The columns of the legacy `accounts` table, in order.
     pub const ACCOUNTS_COLUMNS: &[&str] = &[
@@ -221,7 +228,7 @@ pub(super) mod cleanup {
     /// are checked before they are recreated.)
     pub fn foreign_settings_objects(
         conn: &mut SqliteConnection,
-    ) -> QueryResult<Vec<super::super::adopt::SchemaObject>> {
+    ) -> QueryResult<Vec<crate::sql::SchemaObject>> {
         diesel::sql_query(
             "SELECT type AS kind, name, tbl_name, sql FROM sqlite_master
               WHERE tbl_name = 'settings' AND type IN ('index', 'trigger') AND sql IS NOT NULL
