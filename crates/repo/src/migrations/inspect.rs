@@ -268,9 +268,29 @@ pub(crate) struct Inspection {
     pub detail: Vec<String>,
 }
 
+/// Whether an inspection evaluates the next step's preflight itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Preflight {
+    /// Evaluated here, reading only: the plan refuses before anything is done.
+    Evaluate,
+    /// Left to the step, whose SQL opens with it: a refusal then rolls the run's
+    /// transaction back, and the caller asks again, evaluating, for its words.
+    LeftToTheStep,
+}
+
 impl Inspection {
-    /// Reads the file. Writes nothing (it works on a read-only connection).
+    /// Reads the file, evaluating the next step's preflight. Writes nothing (it
+    /// works on a read-only connection).
     pub fn read(conn: &mut SqliteConnection) -> Result<Self, Error> {
+        Self::read_with(conn, Preflight::Evaluate)
+    }
+
+    /// Reads the file, evaluating the next step's preflight or leaving it to the
+    /// step. Writes nothing.
+    pub(crate) fn read_with(
+        conn: &mut SqliteConnection,
+        preflight: Preflight,
+    ) -> Result<Self, Error> {
         let status = status(conn)?;
         if status.pending.is_empty() && status.preview.is_empty() {
             // Nothing to plan: opening an up-to-date file stays cheap.
@@ -300,7 +320,11 @@ impl Inspection {
         // The next step's own checks, as it will run them (before a brand-new file
         // has the legacy tables, the step creates them first and checks those).
         let refusals = match status.pending.first() {
-            Some(next) if legacy_tables && status.preview.is_empty() => {
+            Some(next)
+                if legacy_tables
+                    && status.preview.is_empty()
+                    && preflight == Preflight::Evaluate =>
+            {
                 let step = super::steps::step(next.as_str()).expect("a known step");
                 // The runner adds the app's late column itself, as the app's service
                 // runs the app's own step 003 before idstore's.

@@ -11,6 +11,7 @@ use diesel::sql_types::Text;
 
 use std::path::{Path, PathBuf};
 
+use super::inspect::Preflight;
 use super::plan::MigrationPlan;
 use super::{
     BASELINE_VERSION, BOOKKEEPING_TABLE, Version, inspect, preview, runner_sql, steps, verify,
@@ -193,7 +194,39 @@ pub(crate) fn migrate(
             ..Default::default()
         });
     }
-    let planned = Planned::make(&mut handle.conn, |conn| plan_migration(conn, to))?;
+    // With no backup to take first, the next step's preflight is left to the
+    // step's own SQL, which opens with it: evaluated here as well, it would run
+    // twice on every migration. A refusal then rolls the run back, and the plan,
+    // made again evaluating the preflight, gives it in the same words and
+    // before any other failure, as a plan that evaluated it would have.
+    let preflight = if options.backup.is_some() {
+        Preflight::Evaluate
+    } else {
+        Preflight::LeftToTheStep
+    };
+    let run = run_plan(handle, options, to, preflight);
+    match run {
+        Err(failure) if preflight == Preflight::LeftToTheStep => {
+            match plan_migration(&mut handle.conn, to) {
+                Err(refusal) if refusal.token().is_some() => Err(refusal),
+                _ => Err(failure),
+            }
+        }
+        run => run,
+    }
+}
+
+/// [`migrate`] past its quick check: the plan, the room, the backup, the run.
+fn run_plan(
+    handle: &mut Handle,
+    options: &MigrateOptions<'_>,
+    to: Option<&str>,
+    preflight: Preflight,
+) -> Result<MigrationReport, Error> {
+    let make = |conn: &mut SqliteConnection| {
+        MigrationPlan::decide(inspect::Inspection::read_with(conn, preflight)?, to)
+    };
+    let planned = Planned::make(&mut handle.conn, make)?;
     let plan = planned.plan();
     if plan.is_empty() {
         // Nothing to do: no write lock taken, nothing written, no switch to WAL.
@@ -236,7 +269,7 @@ pub(crate) fn migrate(
                         dest,
                     )?;
                 }
-                let mut plan = planned.under_lock(conn, |conn| plan_migration(conn, to))?;
+                let mut plan = planned.under_lock(conn, make)?;
                 if !plan.is_empty() {
                     plan.accounts = Some(inspect::AccountDigest::read(conn)?);
                 }

@@ -900,6 +900,47 @@ fn a_legacy_file_with_unknown_columns_is_refused() {
     assert_eq!(dump(&mut conn), original);
 }
 
+/// Without a backup to take first, the next step's preflight runs once, in the
+/// step's own SQL: its refusal still comes with the inspection's words, the same
+/// error as when the plan evaluates it (with a backup), and the file unchanged.
+#[test]
+fn a_refusal_left_to_the_step_says_what_the_plan_would_have_said() {
+    let dir = TempDir::new().unwrap();
+    let refusals = [
+        (
+            "ALTER TABLE accounts ADD COLUMN nickname TEXT;",
+            "unknown_columns",
+        ),
+        (
+            "CREATE TABLE accounts_quarantine (x TEXT);",
+            "name_collision",
+        ),
+        (
+            "CREATE TRIGGER app_touch AFTER UPDATE ON settings BEGIN SELECT 1; END;",
+            "foreign_objects",
+        ),
+    ];
+    for (i, (sql, token)) in refusals.into_iter().enumerate() {
+        let path = legacy_file(dir.path(), &format!("odd-{i}.sqlite"), true, sql);
+        let original = dump(&mut raw(&path));
+        let mut db = open(&path).unwrap();
+        let left = migrate(&mut db, all()).unwrap_err();
+        assert_eq!(left.token(), Some(token), "{left}");
+        let backup = dir.path().join(format!("odd-{i}.backup"));
+        let planned = migrate(&mut db, all().backup_to(&backup)).unwrap_err();
+        assert_eq!(
+            (left.kind(), left.to_string()),
+            (planned.kind(), planned.to_string())
+        );
+        assert!(
+            left.to_string().contains(" ("),
+            "the inspection's detail follows the step's words: {left}"
+        );
+        assert!(!backup.exists(), "a refused migration takes no backup");
+        assert_eq!(dump(&mut db), original);
+    }
+}
+
 #[test]
 fn status_reads_without_writing() {
     let dir = TempDir::new().unwrap();
