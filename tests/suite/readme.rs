@@ -519,12 +519,6 @@ fn links(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Pages linked from the README that other branches of issue 32 write
-/// (`ARCHITECTURE.md`: the layout; `CONTRIBUTING.md`: CI). Until they are merged a
-/// link to one may lead nowhere; once they exist, their anchors are checked as any
-/// page's. Remove this list when both are in.
-const WRITTEN_ELSEWHERE: &[&str] = &["ARCHITECTURE.md", "CONTRIBUTING.md"];
-
 #[test]
 fn docs_every_relative_link_leads_somewhere() {
     let pages = pages();
@@ -546,9 +540,7 @@ fn docs_every_relative_link_leads_somewhere() {
             };
             let full = root().join(&rel);
             if !full.exists() {
-                if !WRITTEN_ELSEWHERE.contains(&rel.to_str().unwrap_or("")) {
-                    broken.push(format!("{}:{n}: {target}: no such file", page.name));
-                }
+                broken.push(format!("{}:{n}: {target}: no such file", page.name));
                 continue;
             }
             if let (Some(fragment), true) = (fragment, rel.extension() == Some("md".as_ref())) {

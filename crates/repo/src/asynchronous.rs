@@ -122,8 +122,13 @@ struct Job {
     work: Work,
 }
 
-/// A call's closure, as queued.
-type Work = Box<dyn FnOnce(Result<&mut Database, Error>) + Send>;
+/// A call's closure, as queued: it runs the caller's closure and gives back how
+/// to deliver the answer, which the connection's thread does once the connection
+/// is settled (no transaction of the call left open, no lock held).
+type Work = Box<dyn FnOnce(Result<&mut Database, Error>) -> Deliver + Send>;
+
+/// Sends a call's answer to its future.
+type Deliver = Box<dyn FnOnce() + Send>;
 
 /// A call's state, shared by its future and the connection's thread.
 #[derive(Default)]
@@ -300,7 +305,9 @@ impl AsyncDatabase {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(db)))
                         .unwrap_or_else(|panic| Err(Error::panicked("the call's closure", panic)))
                 });
-                let _ = answer.send(done);
+                Box::new(move || {
+                    let _ = answer.send(done);
+                })
             }),
         };
         let shared = &self.shared;
@@ -386,30 +393,44 @@ fn serve(mut source: Source, jobs: &Mutex<Receiver<Job>>) {
         if job.ticket.cancelled() {
             continue;
         }
+        // The answer goes once the connection is settled: a caller that has it
+        // finds the file as the call left it, with no lock of the call's held.
         match &mut source {
             Source::Own(db) => {
-                run_job(db, job);
-                if !db.settle_after_call() && db.reopen().is_err() {
+                let deliver = run_job(db, job);
+                let usable = db.settle_after_call() || db.reopen().is_ok();
+                if let Some(deliver) = deliver {
+                    deliver();
+                }
+                if !usable {
                     return;
                 }
             }
             #[cfg(feature = "pool")]
             Source::Pool(pool) => match pool.get() {
                 // A connection a call broke is closed by the pool when it comes back.
-                Ok(mut db) => run_job(&mut db, job),
-                Err(e) => (job.work)(Err(e)),
+                Ok(mut db) => {
+                    let deliver = run_job(&mut db, job);
+                    drop(db);
+                    if let Some(deliver) = deliver {
+                        deliver();
+                    }
+                }
+                Err(e) => (job.work)(Err(e))(),
             },
         }
     }
 }
 
-/// Runs one call on `db`, interruptible while it runs.
-fn run_job(db: &mut Database, job: Job) {
+/// Runs one call on `db`, interruptible while it runs; its answer, to deliver, if
+/// it ran.
+fn run_job(db: &mut Database, job: Job) -> Option<Deliver> {
     let Job { ticket, work } = job;
     ticket.set_running(Some(db.raw()));
     // A drop between the check above and now found nothing running to interrupt.
-    if !ticket.cancelled() {
-        crate::connection::transaction::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)));
-    }
+    let deliver = (!ticket.cancelled()).then(|| {
+        crate::connection::transaction::cancellable(Arc::clone(&ticket.cancelled), || work(Ok(db)))
+    });
     ticket.set_running(None);
+    deliver
 }

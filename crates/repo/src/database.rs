@@ -593,6 +593,8 @@ impl Database {
     /// system tells). Needs the `encryption` feature.
     ///
     /// ```
+    /// # #[cfg(not(feature = "encryption"))] fn main() {}
+    /// # #[cfg(feature = "encryption")]
     /// # fn main() -> Result<(), idstore_repo::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("app.sqlite");

@@ -11,6 +11,8 @@
 //!   its own rows.
 //! - The busy handler: waits for another program's lock as `PRAGMA busy_timeout`
 //!   does, and reports through `tracing` once that it is waiting.
+//! - The progress handler: a statement of a cancelled call (an async handle's
+//!   call whose future was dropped) stops, whenever the cancellation came.
 //! - With the `encryption` feature, the key, straight from the [`Key`]'s own (wiped)
 //!   memory, so it never passes through SQL text, Diesel's statement strings or a log.
 //!
@@ -170,6 +172,15 @@ unsafe extern "C" fn on_open(
         if rc != ffi::SQLITE_OK {
             return rc;
         }
+        // SAFETY: as above; the handler takes no argument.
+        unsafe {
+            ffi::sqlite3_progress_handler(
+                db,
+                PROGRESS_STEPS,
+                Some(on_progress),
+                std::ptr::null_mut(),
+            )
+        };
         match &opening.keying {
             None => ffi::SQLITE_OK,
             #[cfg(feature = "encryption")]
@@ -356,6 +367,19 @@ unsafe extern "C" fn on_busy(timeout: *mut c_void, count: c_int) -> c_int {
     }
     std::thread::sleep(Duration::from_millis(delay));
     1
+}
+
+/// How many virtual-machine steps pass between two looks of [`on_progress`]: about
+/// a few microseconds of work, so a cancelled call stops at once and the look costs
+/// nothing measurable.
+const PROGRESS_STEPS: c_int = 1000;
+
+/// The progress handler: stops the statement running (`SQLITE_INTERRUPT`) once the
+/// call running it is cancelled. `sqlite3_interrupt` alone cannot be relied on: it
+/// is forgotten when it comes between two statements (the next statement to start
+/// clears it), so a call cancelled there would run its next statement to the end.
+unsafe extern "C" fn on_progress(_: *mut c_void) -> c_int {
+    c_int::from(crate::connection::transaction::cancelled())
 }
 
 /// How many of idstore's opens are under way: [`on_open`] is registered while

@@ -2,6 +2,8 @@
 //! legacy file through migrate and rollback, backups, conversions, pools, and no
 //! plaintext anywhere on disk.
 
+#![cfg(feature = "encryption")]
+
 use std::path::{Path, PathBuf};
 
 use crate::common::*;

@@ -2,6 +2,9 @@
 //! kind, names the file it is about, and says what to do next. (The storage faults,
 //! the pool's timeout and the quarantine's refusals have their own tests.)
 
+// The key errors are provoked only where the `encryption` feature is on.
+#![cfg_attr(not(feature = "encryption"), allow(unused_imports))]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -169,20 +172,20 @@ fn cases(dir: &Path) -> Vec<Case> {
     case(err, ErrorKind::Damaged, &damaged, "");
 
     // Keys.
-    let plain = migrated(dir, "plain.sqlite");
-    let err = OpenOptions::new()
-        .key(Some(Key::new("correct horse").unwrap()))
-        .open(&plain)
-        .map(drop)
-        .unwrap_err();
-    case(
-        err,
-        ErrorKind::NotEncrypted,
-        &plain,
-        "open it without a key",
-    );
     #[cfg(feature = "encryption")]
     {
+        let plain = migrated(dir, "plain.sqlite");
+        let err = OpenOptions::new()
+            .key(Some(Key::new("correct horse").unwrap()))
+            .open(&plain)
+            .map(drop)
+            .unwrap_err();
+        case(
+            err,
+            ErrorKind::NotEncrypted,
+            &plain,
+            "open it without a key",
+        );
         let secret = migrated(dir, "secret.sqlite");
         let key = |k: &str| Some(Key::new(k).unwrap());
         idstore_repo::Database::convert(

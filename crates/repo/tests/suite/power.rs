@@ -8,6 +8,11 @@
 //!
 //! CI tries every point just before and after a sync and a spread of write points;
 //! `IDSTORE_LONG=1` tries every write point.
+//!
+//! Its command variants include encrypted files (conversions, re-keys), so it runs
+//! wherever the `encryption` feature is on.
+
+#![cfg(feature = "encryption")]
 
 use std::path::{Path, PathBuf};
 

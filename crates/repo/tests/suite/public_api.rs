@@ -223,6 +223,7 @@ fn a_pool_serves_several_threads() -> Result<(), Error> {
 }
 
 #[test]
+#[cfg(feature = "encryption")]
 fn an_encrypted_file_is_served_with_its_key_and_refused_without() -> Result<(), Error> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret.sqlite");
