@@ -13,7 +13,8 @@
 //! - **Cancellation.** Dropping a call's future (a request cancelled, a timeout, a
 //!   `select!` that went the other way) before the call starts means it never
 //!   runs. Dropped while it runs, the statement running is interrupted
-//!   (`sqlite3_interrupt`), a wait for a lock ends, the transaction open is rolled
+//!   (`sqlite3_interrupt`, and SQLite's progress handler for one that starts after
+//!   the drop), a wait for a lock ends, the transaction open is rolled
 //!   back, and any transaction the closure begins or would commit after the drop
 //!   fails with [`ErrorKind::Cancelled`]; what the closure committed before the
 //!   drop stays (use [`AsyncDatabase::transaction`] for all or nothing). A drop
