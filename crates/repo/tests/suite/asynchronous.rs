@@ -52,15 +52,29 @@ fn account(did: &str) -> NewAccount {
     NewAccount::new(Did::parse(did).unwrap(), "02ab", "2024-03-01T12:00:00.000Z")
 }
 
-/// How many accounts the file holds, read by a connection of its own.
-fn accounts_in(test: &TestDatabase) -> usize {
+/// The DIDs of the file's accounts, read by a connection of its own.
+fn dids_in(test: &TestDatabase) -> Vec<String> {
     test.open()
         .unwrap()
         .store()
         .unwrap()
         .accounts()
         .unwrap()
-        .count()
+        .map(|a| a.unwrap().did.to_string())
+        .collect()
+}
+
+/// How many accounts the file holds, read by a connection of its own.
+fn accounts_in(test: &TestDatabase) -> usize {
+    dids_in(test).len()
+}
+
+/// A statement that never ends on its own: only an interruption stops it.
+fn endless(c: &mut diesel::SqliteConnection) -> QueryResult<usize> {
+    diesel::sql_query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+    )
+    .execute(c)
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -115,13 +129,7 @@ async fn a_running_call_dropped_is_interrupted_and_rolled_back() {
     let mut call = Box::pin(db.transaction(move |store| {
         store.add_account(&account(DID_A))?;
         started.send(()).unwrap();
-        // A statement that never ends on its own.
-        let endless = store.read_only(|c| {
-            diesel::sql_query(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
-            )
-            .execute(c)
-        });
+        let endless = store.read_only(endless);
         ended.send(endless.as_ref().unwrap_err().kind()).unwrap();
         endless.map(drop)
     }));
@@ -134,16 +142,7 @@ async fn a_running_call_dropped_is_interrupted_and_rolled_back() {
     db.run(|db| db.store()?.add_account(&account(DID_B)).map(drop))
         .await
         .unwrap();
-    let dids: Vec<String> = test
-        .open()
-        .unwrap()
-        .store()
-        .unwrap()
-        .accounts()
-        .unwrap()
-        .map(|a| a.unwrap().did.to_string())
-        .collect();
-    assert_eq!(dids, [DID_B]);
+    assert_eq!(dids_in(&test), [DID_B]);
 }
 
 /// Dropped between two statements of a call, when nothing runs to interrupt:
@@ -165,10 +164,7 @@ async fn a_call_dropped_between_two_statements_stops_at_the_next() {
             // library's own looks for a cancellation are behind.
             between.send(()).unwrap();
             go.recv().unwrap();
-            diesel::sql_query(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
-            )
-            .execute(c)
+            endless(c)
         });
         ended.send(endless.as_ref().unwrap_err().kind()).unwrap();
         endless.map(drop)
@@ -182,7 +178,7 @@ async fn a_call_dropped_between_two_statements_stops_at_the_next() {
     db.run(|db| db.store()?.add_account(&account(DID_B)).map(drop))
         .await
         .unwrap();
-    assert_eq!(accounts_in(&test), 1, "only the call after it wrote");
+    assert_eq!(dids_in(&test), [DID_B], "only the call after it wrote");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -209,16 +205,7 @@ async fn nothing_a_dropped_call_begins_afterwards_is_written() {
     go.send(()).unwrap();
     assert_eq!(outcome.recv().unwrap(), Some(ErrorKind::Cancelled));
     // What it committed before the drop stays; nothing after it.
-    let dids: Vec<String> = test
-        .open()
-        .unwrap()
-        .store()
-        .unwrap()
-        .accounts()
-        .unwrap()
-        .map(|a| a.unwrap().did.to_string())
-        .collect();
-    assert_eq!(dids, [DID_A]);
+    assert_eq!(dids_in(&test), [DID_A]);
     db.run(|db| db.store()?.add_account(&account(DID_B)).map(drop))
         .await
         .unwrap();
