@@ -732,8 +732,16 @@ struct Outcome {
 
 /// One contender's rounds: add two accounts of its own, remove one, switch the active
 /// identity, save the master row and its own override row. Panics on any error.
+///
+/// The busy timeout is a minute, not the default 5 s: on a loaded 2-core machine
+/// (CI builds beside the tests) one commit's sync can take seconds, and five
+/// contenders queue behind it. What is tested is that every wait ends in the write,
+/// never in a lock error or a lost write; a missing busy handler still fails at once.
 fn contend(db: &Path, id: u32, rounds: u32) -> Outcome {
-    let mut conn = Database::open(db).unwrap();
+    let mut conn = idstore_repo::OpenOptions::new()
+        .busy_timeout(Duration::from_secs(60))
+        .open(db)
+        .unwrap();
     let mut store = conn.store().unwrap();
     let shared = [
         Did::parse(DID_A).unwrap(),
