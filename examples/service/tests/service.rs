@@ -46,13 +46,27 @@ async fn dids(service: &Service, user: &str) -> Vec<String> {
         .collect()
 }
 
-/// Another program's write transaction on `path`, held until the sender is
-/// dropped or sent to.
-fn hold_write_lock(path: &std::path::Path) -> mpsc::Sender<()> {
+/// Another program's write transaction on `path`, held until released.
+struct Held {
+    release: mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl Held {
+    /// Ends the transaction and returns once it is rolled back and the lock gone
+    /// (a request sent after this never meets it, however slow the machine).
+    fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.join().unwrap();
+    }
+}
+
+/// Starts another program's write transaction on `path`; returns once it holds the lock.
+fn hold_write_lock(path: &std::path::Path) -> Held {
     let (release, wait) = mpsc::channel::<()>();
     let (held, locked) = mpsc::channel::<()>();
     let path = path.to_owned();
-    std::thread::spawn(move || {
+    let holder = std::thread::spawn(move || {
         let mut db = Database::open(&path).unwrap();
         db.transaction(|store| {
             store.set_active_did(None)?;
@@ -63,7 +77,7 @@ fn hold_write_lock(path: &std::path::Path) -> mpsc::Sender<()> {
         .unwrap_err();
     });
     locked.recv().unwrap();
-    release
+    Held { release, holder }
 }
 
 /// Point 1: Writes group into one transaction: an account added, then its settings
@@ -139,7 +153,7 @@ fn point_2_timed_out_requests_write_nothing_and_waiting_ones_hold_no_thread() {
         let service = Service::new(path.parent().unwrap()).busy_timeout(Duration::from_secs(3600));
         let service = Arc::new(service);
         let before = dids(&service, &user).await;
-        let release = hold_write_lock(test.path());
+        let held = hold_write_lock(test.path());
 
         // Ten clients give up after 0.3 s, while the lock is held.
         let mut requests = Vec::new();
@@ -185,7 +199,7 @@ fn point_2_timed_out_requests_write_nothing_and_waiting_ones_hold_no_thread() {
         assert_eq!(threads(), idle, "requests waiting, no more threads");
         // The waiting ones are served once the lock goes; the ones that gave up
         // never wrote.
-        release.send(()).unwrap();
+        held.release();
         for call in waiting {
             let (status, answer) = call.await;
             assert_eq!(status, 200, "{answer}");
@@ -283,12 +297,12 @@ async fn point_5_answers_hold_no_path_and_the_log_holds_the_cause() {
     let (service, user) = service_of(&test);
     let root = test.path().parent().unwrap().display().to_string();
     dids(&service, &user).await;
-    let release = hold_write_lock(test.path());
+    let held = hold_write_lock(test.path());
     let route = format!("/users/{user}/settings");
     let (status, locked) = service
         .handle("PATCH", &route, r#"{"firstName": "x"}"#)
         .await;
-    release.send(()).unwrap();
+    held.release();
     let kind = locked["error"]["kind"].as_str();
     assert_eq!((status, kind), (503, Some("locked")), "{locked}");
     let unknown =

@@ -748,8 +748,16 @@ fn a_database_that_needs_migrating_is_refused_by_the_repository() {
 
 /// One writer's loop: switch identities and save its own override row `n` times;
 /// returns the last value it saved (every save was acknowledged, or this panics).
+///
+/// It waits up to a minute for a lock, not the default 5 s: on a loaded 2-core
+/// machine (CI builds beside the tests) one commit's sync can take seconds, and
+/// the other writers queue behind it. What is tested is that every wait ends in
+/// the write; a missing busy handler still fails at once.
 fn writer_loop(path: &Path, id: usize, n: usize) -> String {
-    let mut conn = open(path).unwrap();
+    let mut conn = OpenOptions::new()
+        .busy_timeout(std::time::Duration::from_secs(60))
+        .open(path)
+        .unwrap();
     let mut store = conn.store().unwrap();
     let dids = [did(DID_A), did(DID_B), did(DID_C)];
     let mine = &dids[id % 3];
