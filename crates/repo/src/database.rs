@@ -564,9 +564,10 @@ impl Database {
 
     /// Whether the file at `path` looks encrypted, as far as can be told without its
     /// key: it exists, does not start with the SQLite header, and is made of whole
-    /// pages of random-looking bytes (random noise passes too).
+    /// pages of random-looking bytes (random noise passes too). A path that names
+    /// anything but a regular file (a FIFO, a device, a folder) is refused unopened.
     pub fn is_encrypted(path: &Path) -> Result<bool, Error> {
-        crate::connection::is_encrypted(path).map_err(|source| Error::io(path, source))
+        crate::connection::is_encrypted(path)
     }
 
     /// What an interrupted conversion left beside the file at `path` (a copy that

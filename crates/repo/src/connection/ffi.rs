@@ -22,8 +22,9 @@
 //! left registered, SQLCipher's log level put back as it was found.
 //!
 //! Also here: the connection's own handle kept for the calls Diesel does not offer
-//! ([`RawDb`]: the online backup API), and reading a file's first bytes through
-//! SQLite's VFS.
+//! ([`RawDb`]: the online backup API), reading a file's first bytes through
+//! SQLite's VFS, and the descriptor SQLite opened, read to check that it is the file
+//! idstore checked before (`descriptor_entry`).
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use libsqlite3_sys as ffi;
 
 use crate::encryption::key::Key;
+use crate::fs::{DbFile, Entry};
 
 /// The key a connection is given as it opens, and the SQLCipher settings to use.
 /// (Without the `encryption` feature a keyed open is refused before SQLite opens.)
@@ -81,6 +83,73 @@ impl RawDb {
         // promise); sqlite3_interrupt may be called from any thread.
         unsafe { ffi::sqlite3_interrupt(self.0.as_ptr()) }
     }
+
+    /// The file the connection's main database has open, as its descriptor tells
+    /// (see [`descriptor_entry`]); `None` when that cannot be read (no file open,
+    /// or a VFS other than SQLite's unix one).
+    pub(crate) fn main_file(self) -> Option<std::io::Result<Entry>> {
+        let db = self.0.as_ptr();
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        let mut vfs: *mut ffi::sqlite3_vfs = std::ptr::null_mut();
+        // SAFETY: the connection is open (see the type's promise); each call writes
+        // one pointer of the type given, valid while the connection stays open.
+        unsafe {
+            let asked = |op: c_int, out: *mut c_void| {
+                ffi::sqlite3_file_control(db, c"main".as_ptr(), op, out) == ffi::SQLITE_OK
+            };
+            if !asked(ffi::SQLITE_FCNTL_FILE_POINTER, (&raw mut file).cast())
+                || !asked(ffi::SQLITE_FCNTL_VFS_POINTER, (&raw mut vfs).cast())
+                || file.is_null()
+                || vfs.is_null()
+                || (*file).pMethods.is_null()
+            {
+                return None;
+            }
+            descriptor_entry(vfs, file)
+        }
+    }
+}
+
+/// The head of the file object of SQLite's unix VFSes (`struct unixFile` in
+/// os_unix.c, unchanged since SQLite 3.7, SQLCipher's included): its methods, its
+/// VFS, its inode record, then its descriptor.
+#[repr(C)]
+struct UnixFileHead {
+    methods: *const ffi::sqlite3_io_methods,
+    vfs: *const ffi::sqlite3_vfs,
+    inode: *const c_void,
+    fd: c_int,
+}
+
+/// What the descriptor of a file SQLite opened refers to (`fstat`), so that a name
+/// checked before SQLite opened it is verified on the descriptor SQLite uses: a
+/// name swapped between the check and the open is caught. `None` when `file` is not
+/// a unix VFS's (its layout unknown: the VFS's name does not start with `unix`, or
+/// the object's VFS field is not `vfs`).
+///
+/// # Safety
+///
+/// `file` is open (its methods set) and was opened by `vfs`, which is registered.
+unsafe fn descriptor_entry(
+    vfs: *const ffi::sqlite3_vfs,
+    file: *const ffi::sqlite3_file,
+) -> Option<std::io::Result<Entry>> {
+    // SAFETY: a registered VFS has a NUL-terminated name and its object size.
+    let (name, size) = unsafe { (std::ffi::CStr::from_ptr((*vfs).zName), (*vfs).szOsFile) };
+    let fits = usize::try_from(size).is_ok_and(|s| s >= std::mem::size_of::<UnixFileHead>());
+    if !name.to_bytes().starts_with(b"unix") || !fits {
+        return None;
+    }
+    // SAFETY: a unix VFS's file object starts with this head (the object is at
+    // least that large, 8-aligned); its VFS field, checked, confirms the layout.
+    let head = unsafe { &*file.cast::<UnixFileHead>() };
+    if !std::ptr::eq(head.vfs, vfs) || head.fd < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor stays open while `file` is (the caller's promise);
+    // it is only read here, never closed.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(head.fd) };
+    Some(crate::fs::entry_of_descriptor(fd))
 }
 
 thread_local! {
@@ -461,9 +530,9 @@ pub(crate) const IOERR_DIR_FSYNC: c_int = ffi::SQLITE_IOERR_DIR_FSYNC;
 /// under it). SQLite's VFS shares one record per file among the process's
 /// connections and defers a close while any of them holds a lock, so a read through
 /// it takes nothing away, and keeps no descriptor open afterwards.
-pub(crate) fn read_file_start(path: &std::path::Path, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_file_start(db: &DbFile, buf: &mut [u8]) -> std::io::Result<usize> {
     use std::io;
-    with_vfs_file(path, |file, methods| {
+    with_vfs_file(db, |file, methods| {
         let mut len: ffi::sqlite3_int64 = 0;
         // SAFETY: `file` is open with these methods (see `with_vfs_file`); the
         // buffer is `buf`, of the length passed.
@@ -492,8 +561,8 @@ pub(crate) fn read_file_start(path: &std::path::Path, buf: &mut [u8]) -> std::io
 /// database at `path`: a writer is in the middle of a transaction, so a journal
 /// beside the file is its live journal, not an interrupted write (SQLite's own test
 /// of a hot journal). Asked through SQLite's VFS, like [`read_file_start`].
-pub(crate) fn reserved_lock_held(path: &std::path::Path) -> std::io::Result<bool> {
-    with_vfs_file(path, |file, methods| {
+pub(crate) fn reserved_lock_held(db: &DbFile) -> std::io::Result<bool> {
+    with_vfs_file(db, |file, methods| {
         let mut held: c_int = 0;
         // SAFETY: `file` is open with these methods (see `with_vfs_file`).
         let rc = unsafe {
@@ -577,16 +646,16 @@ impl SharedLock<'_> {
     }
 }
 
-/// Runs `f` on the database at `path` while this process holds SQLite's SHARED
-/// lock on it (see [`SharedLock`]), waiting up to `timeout` for a writer to finish
+/// Runs `f` on the database `db` while this process holds SQLite's SHARED lock on
+/// it (see [`SharedLock`]), waiting up to `timeout` for a writer to finish
 /// (`WouldBlock` past it). Taken and released through SQLite's VFS, like
 /// [`read_file_start`], so no lock of another connection is dropped.
 pub(crate) fn with_shared_lock<T>(
-    path: &std::path::Path,
+    db: &DbFile,
     timeout: Duration,
     f: impl FnOnce(&SharedLock<'_>) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
-    with_vfs_file(path, |file, methods| {
+    with_vfs_file(db, |file, methods| {
         let Some(lock) = methods.xLock else {
             return Err(std::io::Error::other("SQLite's VFS cannot lock"));
         };
@@ -618,15 +687,16 @@ pub(crate) fn with_shared_lock<T>(
     })
 }
 
-/// Opens the file at `path` read-only through SQLite's default VFS, runs `f` on it,
-/// and closes it (a close SQLite defers while another connection of the process
-/// holds a lock on the file).
+/// Opens the database `db` read-only through SQLite's default VFS, checks on the
+/// descriptor SQLite opened that it is the file `db` found (a name replaced since
+/// is refused: [`DbFile::check_opened`]), runs `f` on it, and closes it (a close
+/// SQLite defers while another connection of the process holds a lock on the file).
 fn with_vfs_file<T>(
-    path: &std::path::Path,
+    db: &DbFile,
     f: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     use std::io;
-    let name = path_c_string(path)?;
+    let name = path_c_string(&db.path)?;
     // SAFETY: a null name asks for the default VFS (initializing SQLite if needed);
     // the pointer SQLite returns stays valid for the life of the process.
     let vfs = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
@@ -677,7 +747,9 @@ fn with_vfs_file<T>(
         // until xClose.
         unsafe {
             let methods = &*(*file).pMethods;
-            let done = f(file, methods);
+            let done = db
+                .check_opened(descriptor_entry(vfs, file))
+                .and_then(|()| f(file, methods));
             if let Some(close) = methods.xClose {
                 close(file);
             }

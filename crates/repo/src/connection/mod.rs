@@ -220,7 +220,9 @@ impl Handle {
         let opened = (|| {
             let plan = recovery::prepare(&file, &mut settings)?;
             let (mut conn, raw) = establish_detecting(&file.path, &mut settings, plan.immutable)?;
-            file.check_still_same()?;
+            // What SQLite opened is the file checked above, read on its descriptor.
+            file.check_opened(raw.main_file())
+                .map_err(|e| file.error(e))?;
             configure(&mut conn, raw, &file.path, &settings)?;
             if fresh != Fresh::No {
                 // The new file gets its first page now (an empty database, under its
@@ -361,4 +363,61 @@ fn refuse_read_only(file: &DbFile, mode: Option<u32>) -> Result<(), Error> {
         return Err(read_only(&file.path, ReadOnlyCause::FolderPermission));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! What SQLite opened is checked on the descriptor SQLite uses, not on the name
+    //! alone: a name swapped between idstore's check and SQLite's open is refused.
+
+    use super::*;
+    use crate::fs::entry_at;
+
+    /// Two database files, `a.sqlite` and `b.sqlite`, in `dir`.
+    fn two_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (a, b) = (dir.join("a.sqlite"), dir.join("b.sqlite"));
+        for path in [&a, &b] {
+            crate::Database::open(path).unwrap();
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn the_descriptor_sqlite_opened_is_read_as_the_file_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_files(dir.path());
+        let handle = Handle::open(&a, &Settings::default()).unwrap();
+        let opened = handle
+            .raw
+            .main_file()
+            .expect("SQLite's unix VFS: its descriptor can be read")
+            .unwrap();
+        assert!(opened.same_file(&entry_at(&a).unwrap()));
+        assert!(!opened.same_file(&entry_at(&b).unwrap()));
+    }
+
+    #[test]
+    fn a_name_replaced_after_its_check_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_files(dir.path());
+        let file = DbFile::locate(&a).unwrap();
+        // What the descriptor says wins over the name, which may have been put
+        // back by the time it is looked at again.
+        file.check_opened(Some(Ok(entry_at(&a).unwrap()))).unwrap();
+        let swapped = file
+            .check_opened(Some(Ok(entry_at(&b).unwrap())))
+            .unwrap_err();
+        let refused = file.error(swapped);
+        assert_eq!(refused.kind(), ErrorKind::CannotOpen, "{refused}");
+        assert!(refused.to_string().contains("was replaced"), "{refused}");
+        // Another file renamed over the name after it was checked: what SQLite then
+        // opens is refused before anything is read from it.
+        std::fs::rename(&b, &a).unwrap();
+        let mut start = [0u8; 16];
+        let read = ffi::read_file_start(&file, &mut start).unwrap_err();
+        assert_eq!(file.error(read).kind(), ErrorKind::CannotOpen);
+        assert_eq!(start, [0u8; 16], "nothing was read");
+        let lock = ffi::with_shared_lock(&file, Duration::ZERO, |_| Ok(())).unwrap_err();
+        assert_eq!(file.error(lock).kind(), ErrorKind::CannotOpen);
+    }
 }

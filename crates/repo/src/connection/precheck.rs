@@ -33,7 +33,7 @@ pub(crate) fn hot_journal(file: &DbFile) -> Option<PathBuf> {
         .is_ok_and(|n| n == 1 && first[0] != 0);
     // A journal is hot only while no writer holds the RESERVED lock: one that does
     // is in the middle of its transaction, and the journal is its live one.
-    let hot = hot && !crate::connection::ffi::reserved_lock_held(&file.path).unwrap_or(true);
+    let hot = hot && !crate::connection::ffi::reserved_lock_held(file).unwrap_or(true);
     hot.then(|| file.folder.join(&name))
 }
 
@@ -60,8 +60,8 @@ pub(crate) fn access_error(path: &Path, write: bool) -> Option<io::Error> {
 /// Reads the first bytes of the file into `buf`; returns how many there were
 /// (through SQLite's VFS, which takes no other connection's locks away: see
 /// [`crate::connection::ffi::read_file_start`]).
-fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
-    crate::connection::ffi::read_file_start(path, buf)
+fn read_header(file: &DbFile, buf: &mut [u8]) -> io::Result<usize> {
+    crate::connection::ffi::read_file_start(file, buf)
 }
 
 /// Checks the start of an existing file before SQLite opens it. A file opened with
@@ -70,7 +70,7 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 pub(super) fn check_header(file: &DbFile, keyed: bool) -> Result<(), Error> {
     let path = file.path.as_path();
     let mut header = [0u8; 100];
-    let read = read_header(path, &mut header).map_err(|source| Error::io(path, source))?;
+    let read = read_header(file, &mut header).map_err(|source| file.error(source))?;
     if read == 0 {
         return Err(Error::at(
             ErrorKind::NotADatabase,
@@ -99,7 +99,7 @@ pub(super) fn check_header(file: &DbFile, keyed: bool) -> Result<(), Error> {
         };
     }
     if !plain {
-        return Err(if !looks_encrypted(path, read) {
+        return Err(if !looks_encrypted(file, read) {
             Error::at(
                 ErrorKind::NotADatabase,
                 path,
@@ -151,13 +151,15 @@ pub(crate) fn no_encryption(path: &Path) -> Error {
 /// SQLCipher 3) that begin with a random salt and random-looking ciphertext (a
 /// file of zeros, text or a repeated byte does not). Random noise passes too:
 /// without the key the two cannot be told apart.
-fn looks_encrypted(path: &Path, read: usize) -> bool {
-    let whole_pages = crate::fs::entry_at(path).is_ok_and(|m| m.len >= 1024 && m.len % 512 == 0);
+fn looks_encrypted(file: &DbFile, read: usize) -> bool {
+    let whole_pages = file
+        .entry
+        .is_some_and(|m| m.len >= 1024 && m.len % 512 == 0);
     if read < 16 || !whole_pages {
         return false;
     }
     let mut start = [0u8; 1024];
-    let Ok(n) = read_header(path, &mut start) else {
+    let Ok(n) = read_header(file, &mut start) else {
         return false;
     };
     let mut seen = [false; 256];
@@ -170,10 +172,12 @@ fn looks_encrypted(path: &Path, read: usize) -> bool {
 
 /// Whether the file at `path` is encrypted, as far as can be told without its key:
 /// it exists, does not start with the SQLite header, and is made of whole pages.
-pub fn is_encrypted(path: &Path) -> io::Result<bool> {
+/// Anything but a regular file is refused before it is opened.
+pub fn is_encrypted(path: &Path) -> Result<bool, Error> {
+    let file = DbFile::locate(path)?;
     let mut header = [0u8; 100];
-    let read = read_header(path, &mut header)?;
-    Ok(!(read >= 16 && &header[..16] == SQLITE_HEADER) && looks_encrypted(path, read))
+    let read = read_header(&file, &mut header).map_err(|e| file.error(e))?;
+    Ok(!(read >= 16 && &header[..16] == SQLITE_HEADER) && looks_encrypted(&file, read))
 }
 
 /// Whether the file is shorter than the page count its header vouches for. SQLite

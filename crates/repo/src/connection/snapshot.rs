@@ -91,7 +91,7 @@ fn locate(path: &Path) -> Result<DbFile, Error> {
 fn by_bytes(file: &DbFile, settings: &Settings, dest: &Path, with_log: bool) -> Result<(), Error> {
     let path = &file.path;
     let mut failed_at = path.to_owned();
-    let done = crate::connection::ffi::with_shared_lock(path, settings.busy_timeout, |locked| {
+    let done = crate::connection::ffi::with_shared_lock(file, settings.busy_timeout, |locked| {
         let size = locked.size()?;
         let mut out = create_new(dest)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -133,6 +133,7 @@ fn by_bytes(file: &DbFile, settings: &Settings, dest: &Path, with_log: bool) -> 
                 settings.busy_timeout.as_millis()
             ),
         ),
+        _ if failed_at == *path => file.error(e),
         _ => Error::io(&failed_at, e),
     })
 }

@@ -115,23 +115,36 @@ impl DbFile {
         Ok(())
     }
 
-    /// Refuses to go on when the name no longer names the file found at first (it
-    /// was replaced meanwhile).
-    pub fn check_still_same(&self) -> Result<(), Error> {
-        let now = self
-            .folder
-            .inspect(&self.name)
-            .map_err(|e| Error::io(&self.path, e))?;
+    /// Refuses to go on when what SQLite opened is not the file found at first (its
+    /// name was replaced meanwhile). `opened` is what the descriptor SQLite opened
+    /// refers to; when that cannot be read (`None`), the name is looked at again.
+    pub fn check_opened(&self, opened: Option<io::Result<Entry>>) -> io::Result<()> {
+        let now = match opened {
+            Some(found) => Some(found?),
+            None => self.folder.inspect(&self.name)?,
+        };
         match (&self.entry, now) {
-            (Some(then), Some(now)) if then.same_file(&now) => Ok(()),
-            _ => Err(Error::at(
+            (Some(then), Some(now)) if now.kind == EntryKind::Regular && then.same_file(&now) => {
+                Ok(())
+            }
+            _ => Err(io::Error::other(Replaced)),
+        }
+    }
+
+    /// The error for `e`, met on this file: a name replaced after it was checked
+    /// ([`check_opened`](Self::check_opened)) is refused as such.
+    pub fn error(&self, e: io::Error) -> Error {
+        if e.get_ref().is_some_and(|inner| inner.is::<Replaced>()) {
+            Error::at(
                 ErrorKind::CannotOpen,
                 &self.path,
                 format!(
                     "{} was replaced by another file while it was being opened; nothing was changed: retry",
                     self.path.display()
                 ),
-            )),
+            )
+        } else {
+            Error::io(&self.path, e)
         }
     }
 
@@ -146,6 +159,18 @@ impl DbFile {
         matches!(self.folder.inspect(name), Ok(Some(_)))
     }
 }
+
+/// What SQLite opened is not the file found at first: its name was replaced.
+#[derive(Debug)]
+pub(crate) struct Replaced;
+
+impl std::fmt::Display for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the name was replaced by another file after it was checked")
+    }
+}
+
+impl std::error::Error for Replaced {}
 
 /// The refusal of a path that names something other than a regular file.
 fn refuse_non_file(path: &Path, kind: EntryKind) -> Result<(), Error> {

@@ -455,6 +455,11 @@ pub(crate) fn entry_at(path: &Path) -> io::Result<Entry> {
     Ok(entry_of(&rustix::fs::stat(path)?))
 }
 
+/// What the open descriptor `fd` refers to (`fstat`), as an [`Entry`].
+pub(crate) fn entry_of_descriptor(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Entry> {
+    Ok(entry_of(&rustix::fs::fstat(fd)?))
+}
+
 /// A new owner-only folder for scratch work (a `:memory:` database, a test
 /// database), removed with everything in it when dropped.
 #[derive(Debug)]

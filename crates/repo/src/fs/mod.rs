@@ -32,8 +32,8 @@ pub(crate) mod storage;
 
 pub(crate) use dbfile::{DbFile, SIDE_SUFFIXES};
 pub(crate) use folder::{
-    Entry, EntryKind, Folder, Owner, SeamFile, Untrusted, WorkFolder, entry_at, is_root,
-    may_give_to,
+    Entry, EntryKind, Folder, Owner, SeamFile, Untrusted, WorkFolder, entry_at,
+    entry_of_descriptor, is_root, may_give_to,
 };
 pub(crate) use seam::Protects;
 
