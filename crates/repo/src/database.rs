@@ -75,7 +75,8 @@ impl OpenOptions {
     /// survives a power cut, in both journal modes). A lower level makes ordinary
     /// writes cheaper and lets a power cut undo the last ones (see [`Synchronous`]);
     /// migrations, rollbacks, repairs and quarantine decisions always commit at
-    /// `Extra`.
+    /// `Extra` (a decision made inside a unit of work, [`Database::transaction`],
+    /// commits with the unit, at this level).
     pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
         self.settings.synchronous = synchronous;
         self
@@ -512,7 +513,8 @@ impl Database {
     /// ```
     pub fn repair(&mut self) -> Result<RepairReport, Error> {
         self.store()?;
-        crate::health::repair(&mut self.handle).map_err(|e| self.handle.context(e))
+        let done = self.handle.durably(crate::health::repair);
+        done.map_err(|e| self.handle.context(e))
     }
 
     /// Runs a read of your own, `f`, on the file whatever state it is in (a legacy

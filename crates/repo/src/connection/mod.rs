@@ -56,7 +56,8 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// folder after deleting the journal (the commit itself: a journal that comes back
 /// after a power cut would be rolled back). Lower levels trade that for speed, and
 /// apply to a service's ordinary writes only: migrations, rollbacks, repairs and
-/// quarantine decisions always commit at `Extra`.
+/// quarantine decisions always commit at `Extra` (a decision inside a unit of work
+/// commits with the unit).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Synchronous {

@@ -245,7 +245,7 @@ impl Store<'_> {
     /// - A pointer value becomes the active identity; refused unless it names an
     ///   account.
     pub fn restore_quarantined(&mut self, item: QuarantineRef) -> Result<Decision, Error> {
-        self.write(|conn| match restorable(conn, item)? {
+        self.write_durably(|conn| match restorable(conn, item)? {
             Restorable::Account(row) => {
                 let kept = restore_account(conn, &row)?;
                 record(
@@ -289,7 +289,7 @@ impl Store<'_> {
         how: Discard<'_>,
     ) -> Result<Decision, Error> {
         let mut exported: Option<&Path> = None;
-        let result = self.write(|conn| {
+        let result = self.write_durably(|conn| {
             let found = discardable(conn, item, how)?;
             let value = found.summary().value.clone();
             let decision = match how {

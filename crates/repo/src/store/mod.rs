@@ -97,6 +97,20 @@ impl<'c> Store<'c> {
         done.map_err(|e| self.explain(e))
     }
 
+    /// Runs a write that must survive a power cut once it returns (a quarantine
+    /// decision): committed at `synchronous = EXTRA` whatever the handle's setting
+    /// ([`Handle::durably`]). Inside a unit of work the unit's own commit decides.
+    pub(crate) fn write_durably<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if self.handle.unit_exports.is_some() {
+            return self.write(f);
+        }
+        let done = self.handle.durably(|handle| handle.write(f));
+        done.map_err(|e| self.explain(e))
+    }
+
     /// An error of this store's file, in context (see [`Handle::context`]).
     pub(crate) fn context(&self, e: Error) -> Error {
         self.handle.context(e)

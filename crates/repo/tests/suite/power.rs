@@ -588,6 +588,58 @@ fn the_harness_catches_a_commit_reported_before_its_sync() {
     );
 }
 
+/// A file whose `active_did_quarantine` table is gone: `repair` re-creates it.
+fn missing_quarantine_table(dir: &Path) -> PathBuf {
+    let path = migrated_demo(dir);
+    exec(&mut raw(&path), "DROP TABLE active_did_quarantine;");
+    path
+}
+
+/// A handle that asks for no sync at all.
+fn unsynced(db: &Path) -> Result<Database, idstore_repo::Error> {
+    OpenOptions::new().synchronous(Synchronous::Off).open(db)
+}
+
+/// Quarantine decisions and repairs are durable whatever the handle's setting:
+/// opened with `Synchronous::Off` (under which the same cut takes a settings write
+/// back: the test above), each is there after a power cut once it has returned.
+#[test]
+fn decisions_and_repairs_commit_durably_whatever_the_handles_setting() {
+    let of = |name: &str| variants().into_iter().find(|v| v.name == name).unwrap();
+    let mut restore = of("quarantine restore");
+    restore.run = |db, _| {
+        unsynced(db)?
+            .store()?
+            .restore_quarantined("account:4".parse::<QuarantineRef>().unwrap())
+            .map(drop)
+    };
+    let mut discard = of("quarantine discard with its export");
+    discard.run = |db, dir| {
+        let export = dir.join("export.json");
+        unsynced(db)?
+            .store()?
+            .discard_quarantined(
+                "account:4".parse::<QuarantineRef>().unwrap(),
+                Discard::Export(&export),
+            )
+            .map(drop)
+    };
+    let mut repair = of("settings set");
+    repair.name = "repair";
+    repair.setup = missing_quarantine_table;
+    repair.run = |db, _| {
+        let fixed = unsynced(db)?.repair()?.fixed;
+        assert!(!fixed.is_empty(), "the repair had something to do");
+        Ok(())
+    };
+    for v in [restore, discard, repair] {
+        let run = run_recorded(&v);
+        let end = run.recording.steps.len();
+        let t = replay(&v, &run, &[end], &|_| false);
+        assert!(t.lost.is_empty(), "{}: {t:?}", v.name);
+    }
+}
+
 /// Every step that needs a sync has one before the command returns: every file
 /// idstore renames into place or links was synced after its last write, and every
 /// create, rename, link and removal of idstore's own is followed by a sync of its
