@@ -67,5 +67,5 @@ pub fn observe_file_steps(observe: impl FnMut(&FileStep) + 'static) -> ObserverG
 /// breaks its promise (a token's span outside the input, a definition accepted as
 /// one `CREATE` that does not start with `CREATE`).
 pub fn fuzz_sqltext(input: &str) {
-    crate::sql::fuzz_text(input)
+    crate::sql::fuzz::every_reader(input)
 }

@@ -10,6 +10,10 @@
 //! | SQL text read from a file (a stored definition, rows an older idstore kept as `INSERT` text) | never run: read as data by a tokenizer after SQLite's own (`tokens.rs`) | [`from_file`] |
 //! | idstore's own scripts, read for their statements and what they create | the same tokenizer | [`script`] |
 //!
+//! The readers of SQL text (`tokens.rs`, [`from_file`], [`script`]) use nothing but
+//! each other and `std`, so the fuzz target compiles them alone (`fuzz.rs`, its entry
+//! point, is shared with the property tests).
+//!
 //! Text a file stores is read as bytes and decoded in the file's own encoding
 //! (`decode.rs`): a value that is not UTF-8 is data to report, never a crash.
 //!
@@ -29,6 +33,8 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 
 mod decode;
 pub(crate) mod from_file;
+#[cfg(feature = "fixtures")]
+pub(crate) mod fuzz;
 mod prepared;
 pub(crate) mod queries;
 pub(crate) mod script;
@@ -390,38 +396,4 @@ pub(crate) fn table_rows(conn: &mut SqliteConnection, skip: &[&str]) -> QueryRes
         out.insert(table.name, (columns, rows));
     }
     Ok(out)
-}
-
-/// Every reader of SQL text run on `input`, for the fuzz target (through
-/// `fixtures::fuzz_sqltext`): none may panic, every token's span lies inside the
-/// input on character boundaries, and a definition accepted as one `CREATE` starts
-/// with `CREATE`.
-#[cfg(feature = "fixtures")]
-pub(crate) fn fuzz_text(input: &str) {
-    use from_file::{Kind, check_create, parse_inserts, trigger_event};
-    use script::{created_objects, statements};
-    use tokens::{tokenize, tokenize_spans};
-    if let Ok(spans) = tokenize_spans(input) {
-        for (token, r) in &spans {
-            assert!(
-                r.start <= r.end && r.end <= input.len(),
-                "{token:?} spans {r:?} of {} bytes",
-                input.len()
-            );
-            assert!(input.is_char_boundary(r.start) && input.is_char_boundary(r.end));
-        }
-    }
-    for kind in [Kind::Table, Kind::Index, Kind::Trigger] {
-        if check_create(input, kind, "t", Some("t")).is_ok() {
-            let toks = tokenize(input).expect("an accepted definition tokenizes");
-            assert!(
-                toks.first().is_some_and(|t| t.is_word("CREATE")),
-                "{input:?}"
-            );
-        }
-    }
-    let _ = trigger_event(input);
-    let _ = parse_inserts(input, "t");
-    let _ = created_objects(input);
-    let _ = statements(input);
 }
