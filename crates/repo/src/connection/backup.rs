@@ -105,7 +105,7 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
             journal_mode: None,
             scratch: true,
         };
-        let (mut to, to_raw) = crate::connection::establish(dest, &settings, false)
+        let (mut to, to_raw) = crate::connection::establish(dest, None, &settings, false)
             .map_err(|e| (e.kind(), e.to_string()))?;
         // The copy is written once and synced once, by this module: no journal file
         // beside it (whose name could be planted). MEMORY, since OFF is a silent
@@ -118,8 +118,9 @@ pub(crate) fn backup_to(from: Source<'_>, dest: &Path) -> Result<(), Error> {
                 synchronous: Synchronous::Off,
                 ..settings.clone()
             };
-            let (conn, raw) = crate::connection::establish(&from.file.path, &reading, false)
-                .map_err(|e| (e.kind(), e.to_string()))?;
+            let (conn, raw) =
+                crate::connection::establish(&from.file.path, Some(from.file), &reading, false)
+                    .map_err(|e| (e.kind(), e.to_string()))?;
             Some((conn, raw))
         } else {
             None

@@ -12,16 +12,17 @@ use diesel::prelude::*;
 use super::Settings;
 use super::precheck::{access_error, sqlite_uri};
 use crate::error::{Error, ErrorKind};
+use crate::fs::DbFile;
 
 /// [`establish`], and for a key without a SQLCipher compatibility setting, tried as
 /// SQLCipher 4 (the default) and then as SQLCipher 3: the format found is kept in
 /// `settings`, so every later connection (and the backup) uses it.
 pub(crate) fn establish_detecting(
-    path: &Path,
+    file: &DbFile,
     settings: &mut Settings,
     immutable: bool,
 ) -> Result<(SqliteConnection, crate::connection::ffi::RawDb), Error> {
-    match establish(path, settings, immutable) {
+    match establish(&file.path, Some(file), settings, immutable) {
         Err(e) if e.kind() == ErrorKind::WrongKey => {
             let Some(keying) = settings
                 .keying
@@ -35,7 +36,7 @@ pub(crate) fn establish_detecting(
                 key: keying.key.clone(),
                 compatibility: Some(3),
             });
-            match establish(path, &older, immutable) {
+            match establish(&file.path, Some(file), &older, immutable) {
                 Ok(conn) => {
                     *settings = older;
                     Ok(conn)
@@ -60,8 +61,12 @@ pub(crate) fn establish_detecting(
 /// Opens the SQLite connection (keyed, when there is a key, with the busy handler
 /// and the defensive settings: see [`crate::connection::ffi`]), and tries the key before
 /// anything else reads the file.
+/// With `file` (the database found and checked before), what SQLite opened is
+/// checked on its descriptor to be that file before anything reads it
+/// ([`DbFile::check_opened`]); without, `path` is a new file of idstore's own.
 pub(crate) fn establish(
     path: &Path,
+    file: Option<&DbFile>,
     settings: &Settings,
     immutable: bool,
 ) -> Result<(SqliteConnection, crate::connection::ffi::RawDb), Error> {
@@ -96,6 +101,10 @@ pub(crate) fn establish(
             ),
         )
     })?;
+    if let Some(file) = file {
+        file.check_opened(raw.main_file())
+            .map_err(|e| file.error(e))?;
+    }
     if settings.keying.is_some() {
         check_key(&mut conn, path)?;
     }

@@ -124,7 +124,7 @@ struct UnixFileHead {
 /// What the descriptor of a file SQLite opened refers to (`fstat`), so that a name
 /// checked before SQLite opened it is verified on the descriptor SQLite uses: a
 /// name swapped between the check and the open is caught. `None` when `file` is not
-/// a unix VFS's (its layout unknown: the VFS's name does not start with `unix`, or
+/// a unix VFS's (its layout unknown: `vfs` is not one of SQLite's own unix VFSes, or
 /// the object's VFS field is not `vfs`).
 ///
 /// # Safety
@@ -134,10 +134,16 @@ unsafe fn descriptor_entry(
     vfs: *const ffi::sqlite3_vfs,
     file: *const ffi::sqlite3_file,
 ) -> Option<std::io::Result<Entry>> {
-    // SAFETY: a registered VFS has a NUL-terminated name and its object size.
-    let (name, size) = unsafe { (std::ffi::CStr::from_ptr((*vfs).zName), (*vfs).szOsFile) };
+    // SQLite's own unix VFSes, by their registered pointers (never by a name another
+    // VFS could also take).
+    let unix = [c"unix", c"unix-excl", c"unix-dotfile", c"unix-none"]
+        .iter()
+        // SAFETY: each name is NUL-terminated; SQLite returns a registered VFS or null.
+        .any(|name| std::ptr::eq(unsafe { ffi::sqlite3_vfs_find(name.as_ptr()) }, vfs));
+    // SAFETY: `vfs` is registered (the caller's promise): its object size is set.
+    let size = unsafe { (*vfs).szOsFile };
     let fits = usize::try_from(size).is_ok_and(|s| s >= std::mem::size_of::<UnixFileHead>());
-    if !name.to_bytes().starts_with(b"unix") || !fits {
+    if !unix || !fits {
         return None;
     }
     // SAFETY: a unix VFS's file object starts with this head (the object is at

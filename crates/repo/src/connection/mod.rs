@@ -205,8 +205,7 @@ impl Handle {
         Self::open_existing(file, settings, fresh).map_err(|failed| {
             let (e, file) = *failed;
             if fresh == Fresh::Created {
-                // Nothing of a file this call created is left behind.
-                crate::fs::remove_new(&file.folder, &file.name);
+                remove_created(&file);
             }
             e
         })
@@ -220,10 +219,8 @@ impl Handle {
         let mut settings = settings.clone();
         let opened = (|| {
             let plan = recovery::prepare(&file, &mut settings)?;
-            let (mut conn, raw) = establish_detecting(&file.path, &mut settings, plan.immutable)?;
             // What SQLite opened is the file checked above, read on its descriptor.
-            file.check_opened(raw.main_file())
-                .map_err(|e| file.error(e))?;
+            let (mut conn, raw) = establish_detecting(&file, &mut settings, plan.immutable)?;
             configure(&mut conn, raw, &file.path, &settings)?;
             if fresh != Fresh::No {
                 // The new file gets its first page now (an empty database, under its
@@ -366,6 +363,15 @@ fn refuse_read_only(file: &DbFile, mode: Option<u32>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Removes what an open created (the file and its side files), so that nothing of
+/// a failed open is left behind, as long as the name is still that file: one put
+/// there meanwhile is someone else's.
+fn remove_created(file: &DbFile) {
+    if file.check_opened(None).is_ok() {
+        crate::fs::remove_new(&file.folder, &file.name);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! What SQLite opened is checked on the descriptor SQLite uses, not on the name
@@ -420,5 +426,22 @@ mod tests {
         assert_eq!(start, [0u8; 16], "nothing was read");
         let lock = ffi::with_shared_lock(&file, Duration::ZERO, |_| Ok(())).unwrap_err();
         assert_eq!(file.error(lock).kind(), ErrorKind::CannotOpen);
+    }
+
+    #[test]
+    fn what_an_open_created_is_removed_only_while_the_name_is_still_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.sqlite");
+        let mut file = DbFile::locate(&path).unwrap();
+        std::fs::write(&path, b"made by this open").unwrap();
+        file.refresh().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::write(&theirs, b"someone else's").unwrap();
+        std::fs::rename(&theirs, &path).unwrap();
+        remove_created(&file);
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+        file.refresh().unwrap();
+        remove_created(&file);
+        assert!(!path.exists(), "the open's own file is removed");
     }
 }

@@ -128,7 +128,7 @@ fn recover_checked(
         ..settings.clone()
     };
     let problems = (|| -> Result<Vec<String>, Error> {
-        let (mut conn, raw) = establish_detecting(&file.path, &mut writable.clone(), false)?;
+        let (mut conn, raw) = establish_detecting(file, &mut writable.clone(), false)?;
         configure(&mut conn, raw, &file.path, &writable)?;
         Ok(sound(&mut conn)?)
     })();
@@ -237,7 +237,7 @@ fn check_frames(file: &DbFile, settings: &Settings) -> Result<(), Error> {
         ..settings.clone()
     };
     let checked = (|| -> Result<Vec<String>, Error> {
-        let (mut conn, raw) = establish_detecting(&file.path, &mut reading.clone(), false)?;
+        let (mut conn, raw) = establish_detecting(file, &mut reading.clone(), false)?;
         configure(&mut conn, raw, &file.path, &reading)?;
         Ok(sound(&mut conn)?)
     })();

@@ -177,7 +177,7 @@ fn by_backup(file: &DbFile, settings: &Settings, dest: &Path) -> Result<(), Erro
         journal_mode: None,
         ..settings.clone()
     };
-    let (mut from, from_raw) = establish_detecting(&file.path, &mut reading, false)?;
+    let (mut from, from_raw) = establish_detecting(file, &mut reading, false)?;
     from.batch_execute("BEGIN; SELECT count(*) FROM sqlite_master;")
         .map_err(|e| Error::from(e).in_file(&file.path))?;
     create_new(dest).map_err(|e| Error::io(dest, e))?;
@@ -186,7 +186,7 @@ fn by_backup(file: &DbFile, settings: &Settings, dest: &Path) -> Result<(), Erro
         scratch: true,
         ..reading
     };
-    let (mut to, to_raw) = establish(dest, &writing, false)?;
+    let (mut to, to_raw) = establish(dest, None, &writing, false)?;
     // No journal file beside the copy; MEMORY, since OFF is a no-op under the
     // defensive mode every connection runs with.
     to.batch_execute("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")
