@@ -19,6 +19,15 @@ use idstore_repo::{Database, Error, ErrorKind, OpenOptions, SettingsScope};
 
 use crate::common::*;
 
+/// A new, migrated test database and an async handle on it with default options.
+async fn opened() -> (TestDatabase, AsyncDatabase) {
+    let test = TestDatabase::new().unwrap();
+    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
+        .await
+        .unwrap();
+    (test, db)
+}
+
 /// Polls `fut` once, as a runtime first would: a call is queued then.
 fn poll_once<F: Future>(fut: &mut Pin<Box<F>>) -> Poll<F::Output> {
     fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
@@ -79,10 +88,7 @@ fn endless(c: &mut diesel::SqliteConnection) -> QueryResult<usize> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_call_dropped_before_it_starts_never_runs() {
-    let test = TestDatabase::new().unwrap();
-    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-        .await
-        .unwrap();
+    let (test, db) = opened().await;
     let Blocker {
         call: blocked,
         release,
@@ -120,10 +126,7 @@ async fn a_call_dropped_before_it_starts_never_runs() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_running_call_dropped_is_interrupted_and_rolled_back() {
-    let test = TestDatabase::new().unwrap();
-    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-        .await
-        .unwrap();
+    let (test, db) = opened().await;
     let (started, running) = mpsc::channel::<()>();
     let (ended, end) = mpsc::channel::<ErrorKind>();
     let mut call = Box::pin(db.transaction(move |store| {
@@ -150,10 +153,7 @@ async fn a_running_call_dropped_is_interrupted_and_rolled_back() {
 /// alone is forgotten there: the next statement to start clears it.)
 #[tokio::test(flavor = "current_thread")]
 async fn a_call_dropped_between_two_statements_stops_at_the_next() {
-    let test = TestDatabase::new().unwrap();
-    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-        .await
-        .unwrap();
+    let (test, db) = opened().await;
     let (between, reached) = mpsc::channel::<()>();
     let (dropped, go) = mpsc::channel::<()>();
     let (ended, end) = mpsc::channel::<ErrorKind>();
@@ -183,10 +183,7 @@ async fn a_call_dropped_between_two_statements_stops_at_the_next() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn nothing_a_dropped_call_begins_afterwards_is_written() {
-    let test = TestDatabase::new().unwrap();
-    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-        .await
-        .unwrap();
+    let (test, db) = opened().await;
     let (wrote, first_done) = mpsc::channel::<()>();
     let (go, resume) = mpsc::channel::<()>();
     let (second, outcome) = mpsc::channel::<Option<ErrorKind>>();
@@ -312,10 +309,7 @@ fn waiting_calls_hold_no_thread() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let test = TestDatabase::new().unwrap();
-        let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-            .await
-            .unwrap();
+        let (_test, db) = opened().await;
         let Blocker {
             call: blocked,
             release,
@@ -340,10 +334,7 @@ fn waiting_calls_hold_no_thread() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_panic_comes_back_as_an_error_and_rolls_back() {
-    let test = TestDatabase::new().unwrap();
-    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-        .await
-        .unwrap();
+    let (test, db) = opened().await;
     let err = db
         .transaction(|store| -> Result<(), Error> {
             store.add_account(&account(DID_A))?;
@@ -449,10 +440,7 @@ async fn pooled_calls_run_in_parallel_on_the_pools_connections() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn calls_run_off_the_runtime_and_their_errors_keep_their_kind() {
-    let test = TestDatabase::new().unwrap();
-    let db = AsyncDatabase::open(test.path(), OpenOptions::new())
-        .await
-        .unwrap();
+    let (test, db) = opened().await;
     // A current-thread runtime: work done on its one thread would block it; the
     // call runs on another.
     let here = std::thread::current().id();
